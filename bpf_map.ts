@@ -1,0 +1,747 @@
+/**
+ * {@linkcode BpfMap}: one eBPF map, reached through `bpf()` with every map
+ * command a libbpf user has, including the four batch commands of Linux 5.6.
+ *
+ * @module
+ */
+
+import { BatchError, BpfError } from "./errors.ts";
+import { cString, offHeapBytes } from "./ffi/backend.ts";
+import {
+  type BatchCommand,
+  BPF_EXIST,
+  BPF_F_LOCK,
+  BPF_F_RDONLY,
+  BPF_F_WRONLY,
+  BPF_MAP_CREATE,
+  BPF_MAP_DELETE_BATCH,
+  BPF_MAP_DELETE_ELEM,
+  BPF_MAP_FREEZE,
+  BPF_MAP_GET_FD_BY_ID,
+  BPF_MAP_GET_NEXT_KEY,
+  BPF_MAP_LOOKUP_AND_DELETE_BATCH,
+  BPF_MAP_LOOKUP_AND_DELETE_ELEM,
+  BPF_MAP_LOOKUP_BATCH,
+  BPF_MAP_LOOKUP_ELEM,
+  BPF_MAP_UPDATE_BATCH,
+  BPF_MAP_UPDATE_ELEM,
+  BPF_NOEXIST,
+  BPF_OBJ_GET,
+  BPF_OBJ_GET_INFO_BY_FD,
+  BPF_OBJ_PIN,
+  type ElementCommand,
+} from "./ffi/commands.ts";
+import { ENOENT } from "./ffi/errno.ts";
+import { type Kernel, liveKernel } from "./kernel.ts";
+import { type MapInfo, readMapInfo } from "./map_info.ts";
+import {
+  batchCursorSize,
+  isPerCpu,
+  type MapTypeName,
+  mapTypeName,
+  mapTypeNumber,
+} from "./map_types.ts";
+import { walkEntries, type WalkOptions } from "./map_walk.ts";
+import { perCpuSlotSize } from "./percpu.ts";
+import { checkBytes, checkExactBytes, checkFlags, checkInteger, describe } from "./validate.ts";
+
+/** What {@linkcode BpfMap.create} makes. */
+export interface MapSpec {
+  /** A type name such as `"hash"`, or a raw `enum bpf_map_type` number. */
+  type: MapTypeName | number;
+  /** Key size in bytes (0 for queue, stack and bloom_filter). */
+  keySize: number;
+  /** Value size in bytes, per CPU for per-CPU maps. */
+  valueSize: number;
+  maxEntries: number;
+  /** `map_flags`, e.g. `BPF_F_NO_PREALLOC | BPF_F_ZERO_SEED`. */
+  flags?: number;
+  /** At most 15 characters of `[A-Za-z0-9_.]`. */
+  name?: string;
+  /** For `array_of_maps` and `hash_of_maps`: a map of the kind the inner maps will be. */
+  innerMap?: BpfMap;
+  /** `map_extra`: the hash count of a bloom filter, for instance. */
+  mapExtra?: bigint;
+}
+
+/** Options of {@linkcode BpfMap.openPinned}. */
+export interface OpenPinnedOptions {
+  /** Open with `BPF_F_RDONLY`: updates fail with EPERM. */
+  readOnly?: boolean;
+  /** Open with `BPF_F_WRONLY`: lookups fail with EPERM. */
+  writeOnly?: boolean;
+}
+
+/** Options of {@linkcode BpfMap.lookupBatch} and {@linkcode BpfMap.lookupAndDeleteBatch}. */
+export interface BatchLookupOptions {
+  /** Where to resume: the `cursor` of the previous result; `null` or absent to start. */
+  cursor?: Uint8Array | null;
+  /** How many elements at most (a hash map returns whole buckets only, maybe fewer). */
+  count: number;
+  /** A buffer for at least `count * keySize` bytes of keys; allocated if absent. */
+  keys?: Uint8Array;
+  /** A buffer for at least `count * valueStride` bytes of values; allocated if absent. */
+  values?: Uint8Array;
+  /** 0 or `BPF_F_LOCK`. */
+  elemFlags?: number;
+}
+
+/** What a lookup batch returned. */
+export interface BatchResult {
+  /** Elements returned. */
+  count: number;
+  /** `count * keySize` bytes: a view of the keys buffer. */
+  keys: Uint8Array;
+  /** `count * valueStride` bytes: a view of the values buffer. */
+  values: Uint8Array;
+  /** Pass it back to continue; `null` once the map is exhausted (the kernel said ENOENT). */
+  cursor: Uint8Array | null;
+}
+
+/** Options of {@linkcode BpfMap.updateBatch} and {@linkcode BpfMap.deleteBatch}. */
+export interface BatchWriteOptions {
+  /** Elements to write; by default every key in `keys`. */
+  count?: number;
+  /** 0 or `BPF_F_LOCK` (BPF_NOEXIST and BPF_EXIST are EINVAL in batch calls). */
+  elemFlags?: number;
+  /** The attr's `flags` word. */
+  flags?: number;
+}
+
+const MAP_NAME = /^[A-Za-z0-9_.]{0,15}$/;
+const UPDATE_FLAGS = BPF_NOEXIST | BPF_EXIST | BPF_F_LOCK;
+const U64_MAX = (1n << 64n) - 1n;
+
+/** Closes the fd of a map that was dropped without `close()`. */
+const unclosed = new FinalizationRegistry<{ kernel: Kernel; fd: number }>(({ kernel, fd }) => {
+  kernel.close(fd);
+});
+
+/**
+ * An eBPF map, open by file descriptor.
+ *
+ * Keys and values are raw bytes, exactly as the kernel stores them. Values of
+ * per-CPU maps hold `valueStride` bytes: one 8-byte-aligned slot per possible
+ * CPU (see `splitPerCpu`/`joinPerCpu`).
+ *
+ * @example
+ * ```ts ignore
+ * import { BpfMap } from "./mod.ts";
+ * using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 8, maxEntries: 1024 });
+ * map.update(new Uint8Array([1, 0, 0, 0]), new Uint8Array(8).fill(7));
+ * console.log(map.lookup(new Uint8Array([1, 0, 0, 0]))); // Uint8Array(8) [7, 7, ...]
+ * ```
+ */
+export class BpfMap implements Disposable {
+  /** The kernel-wide map id. */
+  readonly id: number;
+  /** The map type number. */
+  readonly type: number;
+  /** The map type's name, e.g. `"hash"`. */
+  readonly typeName: string;
+  readonly keySize: number;
+  /** The value size the map was created with (per CPU, for per-CPU maps). */
+  readonly valueSize: number;
+  readonly maxEntries: number;
+  /** `map_flags`. */
+  readonly flags: number;
+  readonly name: string;
+  /**
+   * Bytes per element in values buffers: `valueSize`, or
+   * `roundUp(valueSize, 8) * possibleCpus()` for per-CPU maps.
+   */
+  readonly valueStride: number;
+
+  readonly #kernel: Kernel;
+  #fd: number;
+  // Off-heap scratch buffers, so that nothing the kernel sees lives on a moving heap.
+  readonly #key: Uint8Array | null;
+  readonly #keyAddress: number;
+  readonly #nextKey: Uint8Array | null;
+  readonly #nextKeyAddress: number;
+  readonly #value: Uint8Array;
+  readonly #valueAddress: number;
+  readonly #cursorIn: Uint8Array;
+  readonly #cursorOut: Uint8Array;
+
+  private constructor(kernel: Kernel, fd: number, info: MapInfo) {
+    this.#kernel = kernel;
+    this.#fd = fd;
+    this.id = info.id;
+    this.type = info.type;
+    this.typeName = info.typeName;
+    this.keySize = info.keySize;
+    this.valueSize = info.valueSize;
+    this.maxEntries = info.maxEntries;
+    this.flags = info.flags;
+    this.name = info.name;
+    this.valueStride = isPerCpu(info.type)
+      ? perCpuSlotSize(info.valueSize) * kernel.possibleCpus()
+      : info.valueSize;
+    this.#key = info.keySize > 0 ? offHeapBytes(info.keySize) : null;
+    this.#keyAddress = this.#key === null ? 0 : kernel.addressOf(this.#key);
+    this.#nextKey = info.keySize > 0 ? offHeapBytes(info.keySize) : null;
+    this.#nextKeyAddress = this.#nextKey === null ? 0 : kernel.addressOf(this.#nextKey);
+    this.#value = offHeapBytes(Math.max(this.valueStride, 1));
+    this.#valueAddress = kernel.addressOf(this.#value);
+    const cursorSize = Math.max(batchCursorSize(info.type, info.keySize), 1);
+    this.#cursorIn = offHeapBytes(cursorSize);
+    this.#cursorOut = offHeapBytes(cursorSize);
+    unclosed.register(this, { kernel, fd }, this);
+  }
+
+  /**
+   * Creates a map (`BPF_MAP_CREATE`).
+   *
+   * @throws {TypeError | RangeError} for a bad spec, before any syscall.
+   * @throws {BpfError} when the kernel refuses.
+   *
+   * @example
+   * ```ts ignore
+   * using counters = BpfMap.create({ type: "percpu_array", keySize: 4, valueSize: 8, maxEntries: 64 });
+   * ```
+   */
+  static create(spec: MapSpec, kernel: Kernel = liveKernel()): BpfMap {
+    if (spec === null || typeof spec !== "object") {
+      throw new TypeError(`spec must be an object, got ${describe(spec)}`);
+    }
+    const type = mapTypeNumber(spec.type, "spec.type");
+    const keySize = checkInteger(spec.keySize, "spec.keySize");
+    const valueSize = checkInteger(spec.valueSize, "spec.valueSize");
+    const maxEntries = checkInteger(spec.maxEntries, "spec.maxEntries");
+    const flags = checkInteger(spec.flags ?? 0, "spec.flags");
+    const name = spec.name ?? "";
+    if (typeof name !== "string" || !MAP_NAME.test(name)) {
+      throw new TypeError(
+        `spec.name: ${describe(name)} is not a map name (at most 15 of A-Z a-z 0-9 _ .)`,
+      );
+    }
+    const mapExtra = spec.mapExtra ?? 0n;
+    if (typeof mapExtra !== "bigint" || mapExtra < 0n || mapExtra > U64_MAX) {
+      throw new RangeError(`spec.mapExtra must be a u64 bigint, got ${describe(mapExtra)}`);
+    }
+    let innerMapFd = 0;
+    if (spec.innerMap !== undefined) {
+      if (!(spec.innerMap instanceof BpfMap)) {
+        throw new TypeError(`spec.innerMap must be a BpfMap, got ${describe(spec.innerMap)}`);
+      }
+      innerMapFd = spec.innerMap.#openFd("spec.innerMap");
+    }
+
+    const { fields } = BPF_MAP_CREATE;
+    const attr = kernel.attr(BPF_MAP_CREATE);
+    attr.clear();
+    attr.setU32(fields.map_type, type);
+    attr.setU32(fields.key_size, keySize);
+    attr.setU32(fields.value_size, valueSize);
+    attr.setU32(fields.max_entries, maxEntries);
+    attr.setU32(fields.map_flags, flags);
+    attr.setU32(fields.inner_map_fd, innerMapFd);
+    attr.setChars(fields.map_name, name);
+    attr.setBigU64(fields.map_extra, mapExtra);
+    const fd = kernel.callOrThrow(
+      attr,
+      `${mapTypeName(type)} map${name ? ` "${name}"` : ""} (key ${keySize}, value ${valueSize}, `
+        + `${maxEntries} entries, flags 0x${flags.toString(16)})`,
+    );
+    return BpfMap.#adopt(kernel, fd);
+  }
+
+  /**
+   * Opens a map pinned in bpffs (`BPF_OBJ_GET`).
+   *
+   * @example
+   * ```ts ignore
+   * using map = BpfMap.openPinned("/sys/fs/bpf/my_map", { readOnly: true });
+   * ```
+   */
+  static openPinned(
+    path: string,
+    opts: OpenPinnedOptions = {},
+    kernel: Kernel = liveKernel(),
+  ): BpfMap {
+    const pathname = checkPath(path);
+    if (opts.readOnly && opts.writeOnly) {
+      throw new RangeError("opts: readOnly and writeOnly exclude each other");
+    }
+    const { fields } = BPF_OBJ_GET;
+    const attr = kernel.attr(BPF_OBJ_GET);
+    attr.clear();
+    attr.setPointer(fields.pathname, pathname);
+    attr.setU32(
+      fields.file_flags,
+      opts.readOnly ? BPF_F_RDONLY : opts.writeOnly ? BPF_F_WRONLY : 0,
+    );
+    return BpfMap.#adopt(kernel, kernel.callOrThrow(attr, path));
+  }
+
+  /**
+   * Opens the map with a kernel-wide id (`BPF_MAP_GET_FD_BY_ID`).
+   *
+   * @example
+   * ```ts ignore
+   * for (const id of listMapIds()) console.log(BpfMap.fromId(id).name);
+   * ```
+   */
+  static fromId(id: number, kernel: Kernel = liveKernel()): BpfMap {
+    checkInteger(id, "id", 1);
+    const { fields } = BPF_MAP_GET_FD_BY_ID;
+    const attr = kernel.attr(BPF_MAP_GET_FD_BY_ID);
+    attr.clear();
+    attr.setU32(fields.map_id, id);
+    return BpfMap.#adopt(kernel, kernel.callOrThrow(attr, `map id ${id}`));
+  }
+
+  static #adopt(kernel: Kernel, fd: number): BpfMap {
+    const info = readMapInfo(kernel, fd);
+    if (typeof info === "number") {
+      kernel.close(fd);
+      throw new BpfError(BPF_OBJ_GET_INFO_BY_FD.name, -info, `fd ${fd}`);
+    }
+    return new BpfMap(kernel, fd, info);
+  }
+
+  /** The map's file descriptor; -1 once closed. */
+  get fd(): number {
+    return this.#fd;
+  }
+
+  /** Whether {@linkcode BpfMap.close} has run. */
+  get closed(): boolean {
+    return this.#fd < 0;
+  }
+
+  /**
+   * The value stored under `key` (`valueStride` bytes), or `undefined` if
+   * there is none. `flags` may be `BPF_F_LOCK`.
+   */
+  lookup(key: Uint8Array, flags = 0): Uint8Array | undefined {
+    this.#openFd("lookup");
+    this.#loadKey(key, "key");
+    checkFlags(flags, BPF_F_LOCK, "flags");
+    const result = this.#element(BPF_MAP_LOOKUP_ELEM, this.#key, this.#keyAddress, flags);
+    return this.#valueOrUndefined(BPF_MAP_LOOKUP_ELEM, result);
+  }
+
+  /**
+   * Stores `value` under `key`. `flags`: `BPF_ANY` (0), `BPF_NOEXIST` (1),
+   * `BPF_EXIST` (2), optionally with `BPF_F_LOCK` (4). For map-in-map types,
+   * `value` is the inner map's fd as a u32.
+   */
+  update(key: Uint8Array, value: Uint8Array, flags = 0): void {
+    this.#openFd("update");
+    this.#loadKey(key, "key");
+    this.#loadValue(value, "value");
+    checkFlags(flags, UPDATE_FLAGS, "flags");
+    this.#elementOrThrow(BPF_MAP_UPDATE_ELEM, this.#key, this.#keyAddress, flags);
+  }
+
+  /** Deletes `key`; `false` if it was not there. */
+  delete(key: Uint8Array): boolean {
+    this.#openFd("delete");
+    this.#loadKey(key, "key");
+    const result = this.#element(BPF_MAP_DELETE_ELEM, this.#key, this.#keyAddress, 0, false);
+    if (result === -ENOENT) return false;
+    if (result < 0) throw this.#error(BPF_MAP_DELETE_ELEM.name, result);
+    return true;
+  }
+
+  /** Removes `key` and returns its value, or `undefined` if it was not there (hash maps: Linux 5.14+). */
+  lookupAndDelete(key: Uint8Array): Uint8Array | undefined {
+    this.#openFd("lookupAndDelete");
+    this.#loadKey(key, "key");
+    const result = this.#element(BPF_MAP_LOOKUP_AND_DELETE_ELEM, this.#key, this.#keyAddress, 0);
+    return this.#valueOrUndefined(BPF_MAP_LOOKUP_AND_DELETE_ELEM, result);
+  }
+
+  /**
+   * The key after `key` in the kernel's order, the first key when `key` is
+   * absent, `undefined` after the last one.
+   */
+  nextKey(key?: Uint8Array): Uint8Array | undefined {
+    this.#openFd("nextKey");
+    if (key !== undefined) this.#loadKey(key, "key");
+    const { fields } = BPF_MAP_GET_NEXT_KEY;
+    const attr = this.#kernel.attr(BPF_MAP_GET_NEXT_KEY);
+    attr.setU32(fields.map_fd, this.#fd);
+    if (key === undefined) attr.setPointer(fields.key, null, 0);
+    else attr.setPointer(fields.key, this.#key, this.#keyAddress);
+    attr.setPointer(fields.value, this.#nextKey, this.#nextKeyAddress);
+    attr.setU64(fields.flags, 0);
+    const result = this.#kernel.call(attr);
+    if (result === -ENOENT) return undefined;
+    if (result < 0) throw this.#error(BPF_MAP_GET_NEXT_KEY.name, result);
+    return this.#nextKey === null ? new Uint8Array(0) : this.#nextKey.slice();
+  }
+
+  /** Adds `value` to a queue, stack or bloom filter. `flags` may be `BPF_EXIST` (queue/stack: overwrite the oldest when full). */
+  push(value: Uint8Array, flags = 0): void {
+    this.#openFd("push");
+    this.#keyless("push");
+    this.#loadValue(value, "value");
+    checkFlags(flags, UPDATE_FLAGS, "flags");
+    this.#elementOrThrow(BPF_MAP_UPDATE_ELEM, null, 0, flags);
+  }
+
+  /** Removes and returns the next value of a queue or stack, `undefined` when empty. */
+  pop(): Uint8Array | undefined {
+    this.#openFd("pop");
+    this.#keyless("pop");
+    const result = this.#element(BPF_MAP_LOOKUP_AND_DELETE_ELEM, null, 0, 0);
+    return this.#valueOrUndefined(BPF_MAP_LOOKUP_AND_DELETE_ELEM, result);
+  }
+
+  /** Returns the next value of a queue or stack without removing it, `undefined` when empty. */
+  peek(): Uint8Array | undefined {
+    this.#openFd("peek");
+    this.#keyless("peek");
+    const result = this.#element(BPF_MAP_LOOKUP_ELEM, null, 0, 0);
+    return this.#valueOrUndefined(BPF_MAP_LOOKUP_ELEM, result);
+  }
+
+  /** Whether a bloom filter may contain `value` (`false` means certainly not). */
+  contains(value: Uint8Array): boolean {
+    this.#openFd("contains");
+    this.#keyless("contains");
+    this.#loadValue(value, "value");
+    const result = this.#element(BPF_MAP_LOOKUP_ELEM, null, 0, 0);
+    if (result === -ENOENT) return false;
+    if (result < 0) throw this.#error(BPF_MAP_LOOKUP_ELEM.name, result);
+    return true;
+  }
+
+  /**
+   * Reads up to `count` elements from where `cursor` left off
+   * (`BPF_MAP_LOOKUP_BATCH`). A hash map returns whole buckets, so a result
+   * may hold fewer than `count` elements without the map being exhausted:
+   * only `cursor: null` ends a walk, and that last result may hold elements.
+   *
+   * @throws {BatchError} with code `ENOSPC` when `count` cannot hold the next
+   * hash bucket, or with the elements read so far on any other failure.
+   *
+   * @example
+   * ```ts ignore
+   * let cursor: Uint8Array | null = null;
+   * do {
+   *   const batch = map.lookupBatch({ cursor, count: 4096 });
+   *   handle(batch.keys, batch.values, batch.count);
+   *   cursor = batch.cursor;
+   * } while (cursor !== null);
+   * ```
+   */
+  lookupBatch(opts: BatchLookupOptions): BatchResult {
+    return this.#lookupBatch(BPF_MAP_LOOKUP_BATCH, opts);
+  }
+
+  /**
+   * Like {@linkcode BpfMap.lookupBatch}, deleting what it returns
+   * (`BPF_MAP_LOOKUP_AND_DELETE_BATCH`, hash maps only). On failure the
+   * thrown {@linkcode BatchError} carries every element already removed.
+   */
+  lookupAndDeleteBatch(opts: BatchLookupOptions): BatchResult {
+    return this.#lookupBatch(BPF_MAP_LOOKUP_AND_DELETE_BATCH, opts);
+  }
+
+  /**
+   * Writes `count` elements in one call (`BPF_MAP_UPDATE_BATCH`): keys
+   * packed back to back, values `valueStride` bytes each. Returns how many
+   * were written.
+   *
+   * @throws {BatchError} with `processed` when an element fails (E2BIG when
+   * full, ...): elements before it were written.
+   */
+  updateBatch(keys: Uint8Array, values: Uint8Array, opts: BatchWriteOptions = {}): number {
+    return this.#writeBatch(BPF_MAP_UPDATE_BATCH, keys, values, opts);
+  }
+
+  /**
+   * Deletes `count` keys in one call (`BPF_MAP_DELETE_BATCH`). Returns how
+   * many were deleted.
+   *
+   * @throws {BatchError} with `processed` when a key fails (ENOENT when
+   * missing): keys before it were deleted.
+   */
+  deleteBatch(keys: Uint8Array, opts: BatchWriteOptions = {}): number {
+    return this.#writeBatch(BPF_MAP_DELETE_BATCH, keys, null, opts);
+  }
+
+  /**
+   * Every element, by lookup batches of `batchSize` (grown on ENOSPC), or by
+   * `nextKey` + `lookup` where the map type or kernel has no batch lookup.
+   * Each yielded key and value is a view that stays valid.
+   *
+   * @example
+   * ```ts ignore
+   * for (const [key, value] of map.entries()) console.log(key, value);
+   * ```
+   */
+  entries(opts: WalkOptions = {}): IterableIterator<[Uint8Array, Uint8Array]> {
+    this.#openFd("entries");
+    return walkEntries(this, opts);
+  }
+
+  /** Every key, walked as {@linkcode BpfMap.entries} does. */
+  *keys(opts: WalkOptions = {}): IterableIterator<Uint8Array> {
+    for (const [key] of this.entries(opts)) yield key;
+  }
+
+  /** The kernel's current view of the map (`BPF_OBJ_GET_INFO_BY_FD`). */
+  info(): MapInfo {
+    const fd = this.#openFd("info");
+    const info = readMapInfo(this.#kernel, fd);
+    if (typeof info === "number") throw this.#error(BPF_OBJ_GET_INFO_BY_FD.name, info);
+    return info;
+  }
+
+  /** Pins the map in bpffs at `path` (`BPF_OBJ_PIN`). */
+  pin(path: string): void {
+    const fd = this.#openFd("pin");
+    const pathname = checkPath(path);
+    const { fields } = BPF_OBJ_PIN;
+    const attr = this.#kernel.attr(BPF_OBJ_PIN);
+    attr.clear();
+    attr.setPointer(fields.pathname, pathname);
+    attr.setU32(fields.bpf_fd, fd);
+    this.#kernel.callOrThrow(attr, `${this.#describe()} at ${path}`);
+  }
+
+  /** Makes the map read-only for user space from now on (`BPF_MAP_FREEZE`). */
+  freeze(): void {
+    const fd = this.#openFd("freeze");
+    const attr = this.#kernel.attr(BPF_MAP_FREEZE);
+    attr.setU32(BPF_MAP_FREEZE.fields.map_fd, fd);
+    this.#kernel.callOrThrow(attr, this.#describe());
+  }
+
+  /** Closes the map's fd. A second call does nothing. */
+  close(): void {
+    if (this.#fd < 0) return;
+    unclosed.unregister(this);
+    this.#kernel.close(this.#fd);
+    this.#fd = -1;
+  }
+
+  /** Closes the map at the end of a `using` block. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  #openFd(operation: string): number {
+    if (this.#fd < 0) {
+      throw new TypeError(`${operation}: ${this.#describe()} is closed`);
+    }
+    return this.#fd;
+  }
+
+  #describe(): string {
+    return `${this.typeName} map${this.name ? ` "${this.name}"` : ""} (id ${this.id})`;
+  }
+
+  #keyless(operation: string): void {
+    if (this.keySize !== 0) {
+      throw new TypeError(
+        `${operation}: needs a map without keys (queue, stack, bloom_filter); ${this.#describe()} has ${this.keySize}-byte keys`,
+      );
+    }
+  }
+
+  #loadKey(key: Uint8Array, argument: string): void {
+    checkExactBytes(key, this.keySize, argument);
+    if (this.#key !== null) this.#key.set(key);
+  }
+
+  #loadValue(value: Uint8Array, argument: string): void {
+    checkExactBytes(value, this.valueStride, argument);
+    this.#value.set(value);
+  }
+
+  #element(
+    command: ElementCommand,
+    key: Uint8Array | null,
+    keyAddress: number,
+    flags: number,
+    withValue = true,
+  ): number {
+    const { fields } = command;
+    const attr = this.#kernel.attr(command);
+    attr.setU32(fields.map_fd, this.#fd);
+    attr.setPointer(fields.key, key, keyAddress);
+    if (withValue) attr.setPointer(fields.value, this.#value, this.#valueAddress);
+    else attr.setPointer(fields.value, null, 0);
+    attr.setU64(fields.flags, flags);
+    return this.#kernel.call(attr);
+  }
+
+  #elementOrThrow(
+    command: ElementCommand,
+    key: Uint8Array | null,
+    keyAddress: number,
+    flags: number,
+  ) {
+    const result = this.#element(command, key, keyAddress, flags);
+    if (result < 0) throw this.#error(command.name, result);
+  }
+
+  #valueOrUndefined(command: ElementCommand, result: number): Uint8Array | undefined {
+    if (result === -ENOENT) return undefined;
+    if (result < 0) throw this.#error(command.name, result);
+    return this.#value.slice(0, this.valueStride);
+  }
+
+  #error(op: string, result: number): BpfError {
+    return new BpfError(op, -result, this.#describe());
+  }
+
+  #lookupBatch(command: BatchCommand, opts: BatchLookupOptions): BatchResult {
+    const operation = command === BPF_MAP_LOOKUP_BATCH ? "lookupBatch" : "lookupAndDeleteBatch";
+    const fd = this.#openFd(operation);
+    if (opts === null || typeof opts !== "object") {
+      throw new TypeError(`${operation}: options must be an object, got ${describe(opts)}`);
+    }
+    this.#batchable(operation);
+    const count = checkInteger(opts.count, "count", 1);
+    const keys = opts.keys === undefined
+      ? offHeapBytes(count * this.keySize)
+      : checkCapacity(opts.keys, count, this.keySize, "keys");
+    const values = opts.values === undefined
+      ? offHeapBytes(count * this.valueStride)
+      : checkCapacity(opts.values, count, this.valueStride, "values");
+    const elemFlags = checkElemFlags(opts.elemFlags ?? 0);
+    const cursor = opts.cursor ?? null;
+    if (cursor !== null) {
+      checkExactBytes(cursor, this.#cursorIn.byteLength, "cursor");
+      this.#cursorIn.set(cursor);
+    }
+
+    const { fields } = command;
+    const attr = this.#kernel.attr(command);
+    attr.setPointer(fields.in_batch, cursor === null ? null : this.#cursorIn);
+    attr.setPointer(fields.out_batch, this.#cursorOut);
+    attr.setPointer(fields.keys, keys);
+    attr.setPointer(fields.values, values);
+    attr.setU32(fields.count, count);
+    attr.setU32(fields.map_fd, fd);
+    attr.setU64(fields.elem_flags, elemFlags);
+    attr.setU64(fields.flags, 0);
+    const result = this.#kernel.call(attr);
+    const written = attr.getU32(fields.count);
+
+    if (result >= 0 || result === -ENOENT) {
+      return {
+        count: written,
+        keys: keys.subarray(0, written * this.keySize),
+        values: values.subarray(0, written * this.valueStride),
+        cursor: result === -ENOENT ? null : this.#cursorOut.slice(),
+      };
+    }
+    const processed = processedBeforeFailure(count, written);
+    throw new BatchError(command.name, -result, processed, {
+      keys: keys.subarray(0, processed * this.keySize),
+      values: values.subarray(0, processed * this.valueStride),
+    }, this.#describe());
+  }
+
+  #writeBatch(
+    command: BatchCommand,
+    keys: Uint8Array,
+    values: Uint8Array | null,
+    opts: BatchWriteOptions,
+  ): number {
+    const operation = command === BPF_MAP_UPDATE_BATCH ? "updateBatch" : "deleteBatch";
+    const fd = this.#openFd(operation);
+    if (opts === null || typeof opts !== "object") {
+      throw new TypeError(`${operation}: options must be an object, got ${describe(opts)}`);
+    }
+    this.#batchable(operation);
+    checkBytes(keys, "keys");
+    if (values !== null) checkBytes(values, "values");
+    let count: number;
+    if (opts.count === undefined) {
+      if (keys.byteLength === 0 || keys.byteLength % this.keySize !== 0) {
+        throw new RangeError(
+          `keys: ${keys.byteLength} bytes is not a positive multiple of the ${this.keySize}-byte key size`,
+        );
+      }
+      count = keys.byteLength / this.keySize;
+      if (values !== null && values.byteLength !== count * this.valueStride) {
+        throw new RangeError(
+          `values must be ${count} × ${this.valueStride} = ${
+            count * this.valueStride
+          } bytes for ${count} keys, got ${values.byteLength}`,
+        );
+      }
+    } else {
+      count = checkInteger(opts.count, "count", 1);
+      checkCapacity(keys, count, this.keySize, "keys");
+      if (values !== null) checkCapacity(values, count, this.valueStride, "values");
+    }
+    const elemFlags = checkElemFlags(opts.elemFlags ?? 0);
+    const flags = checkInteger(opts.flags ?? 0, "flags", 0, Number.MAX_SAFE_INTEGER);
+
+    const { fields } = command;
+    const attr = this.#kernel.attr(command);
+    attr.setPointer(fields.in_batch, null, 0);
+    attr.setPointer(fields.out_batch, null, 0);
+    attr.setPointer(fields.keys, keys);
+    attr.setPointer(fields.values, values);
+    attr.setU32(fields.count, count);
+    attr.setU32(fields.map_fd, fd);
+    attr.setU64(fields.elem_flags, elemFlags);
+    attr.setU64(fields.flags, flags);
+    const result = this.#kernel.call(attr);
+    const written = attr.getU32(fields.count);
+    if (result >= 0) return written;
+    throw new BatchError(
+      command.name,
+      -result,
+      processedBeforeFailure(count, written),
+      undefined,
+      this.#describe(),
+    );
+  }
+
+  #batchable(operation: string): void {
+    if (this.keySize === 0) {
+      throw new TypeError(`${operation}: ${this.#describe()} has no keys, so no batch operations`);
+    }
+  }
+}
+
+/**
+ * How many elements a failed batch handled. The kernel writes `count` back
+ * on every failure after its argument checks; a failure in those checks
+ * leaves our `count` in place, and no failing call can have handled all
+ * `count` elements, so an unchanged count means none.
+ */
+function processedBeforeFailure(requested: number, written: number): number {
+  return written === requested ? 0 : written;
+}
+
+function checkCapacity(buffer: unknown, count: number, size: number, argument: string): Uint8Array {
+  const bytes = checkBytes(buffer, argument);
+  if (bytes.byteLength < count * size) {
+    throw new RangeError(
+      `${argument} holds ${bytes.byteLength} bytes, too small for count ${count} × ${size} = ${
+        count * size
+      }`,
+    );
+  }
+  return bytes;
+}
+
+function checkElemFlags(value: unknown): number {
+  const flags = checkInteger(value, "elemFlags", 0, Number.MAX_SAFE_INTEGER);
+  if (flags !== 0 && flags !== BPF_F_LOCK) {
+    throw new RangeError(
+      `elemFlags must be 0 or BPF_F_LOCK (4), got ${flags}: batch calls take no BPF_NOEXIST or BPF_EXIST (the kernel answers EINVAL)`,
+    );
+  }
+  return flags;
+}
+
+function checkPath(path: unknown): Uint8Array {
+  if (typeof path !== "string" || path.length === 0 || path.includes("\0")) {
+    throw new TypeError(`path must be a non-empty string without NUL, got ${describe(path)}`);
+  }
+  return cString(path);
+}

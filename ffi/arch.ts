@@ -1,0 +1,95 @@
+/**
+ * The `bpf()` system call number of every Linux architecture, and the check
+ * that decides whether this process may issue it at all.
+ *
+ * @module
+ */
+
+/**
+ * `__NR_bpf` per Linux architecture, keyed by the kernel's own architecture
+ * names (what `uname -m` prints, folded to one name per ABI).
+ *
+ * @example
+ * ```ts
+ * import { BPF_SYSCALL_NUMBERS } from "./arch.ts";
+ * console.log(BPF_SYSCALL_NUMBERS.x86_64); // 321
+ * ```
+ */
+export const BPF_SYSCALL_NUMBERS: Readonly<Record<string, number>> = Object.freeze({
+  x86_64: 321,
+  i386: 357,
+  aarch64: 280,
+  arm: 386,
+  riscv64: 280,
+  loongarch64: 280,
+  s390x: 351,
+  ppc64: 361,
+  ppc64le: 361,
+  sparc: 349,
+  sparc64: 349,
+  mips: 4355,
+  mipsn32: 6319,
+  mips64: 5315,
+});
+
+/** Names Deno (`Deno.build.arch`) and Bun/Node (`process.arch`) give, mapped to the kernel's. */
+const RUNTIME_ARCH_ALIASES: Readonly<Record<string, string>> = {
+  x64: "x86_64",
+  x86_64: "x86_64",
+  ia32: "i386",
+  arm64: "aarch64",
+  aarch64: "aarch64",
+  arm: "arm",
+  riscv64: "riscv64",
+  loong64: "loongarch64",
+  loongarch64: "loongarch64",
+  s390x: "s390x",
+  ppc64: "ppc64le",
+  mips: "mips",
+  mips64: "mips64",
+};
+
+/** What the live backend needs to know about the machine before it issues any syscall. */
+export interface Platform {
+  /** `Deno.build.os` or `process.platform`, e.g. `"linux"`, `"darwin"`. */
+  os: string;
+  /** The runtime's architecture name, e.g. `"x86_64"` (Deno) or `"x64"` (Bun). */
+  arch: string;
+  /** Whether the CPU stores the least significant byte first. */
+  littleEndian: boolean;
+}
+
+/**
+ * The `bpf()` syscall number for a platform, or an `Error` that says why this
+ * platform cannot issue it: not Linux, a big-endian CPU (every attr is packed
+ * little-endian), or an architecture missing from {@linkcode BPF_SYSCALL_NUMBERS}.
+ *
+ * @example
+ * ```ts
+ * import { bpfSyscallNumber } from "./arch.ts";
+ * console.log(bpfSyscallNumber({ os: "linux", arch: "arm64", littleEndian: true })); // 280
+ * ```
+ */
+export function bpfSyscallNumber(platform: Platform): number {
+  if (platform.os !== "linux") {
+    throw new Error(
+      `bpfmap: live BPF needs Linux; this is ${platform.os}. Replay a recorded transcript instead.`,
+    );
+  }
+  if (!platform.littleEndian) {
+    throw new Error(
+      `bpfmap: live BPF is supported on little-endian CPUs only; ${platform.arch} is big-endian here.`,
+    );
+  }
+  const kernelArch = RUNTIME_ARCH_ALIASES[platform.arch] ?? platform.arch;
+  const number = BPF_SYSCALL_NUMBERS[kernelArch];
+  if (number === undefined) {
+    throw new Error(`bpfmap: no bpf() syscall number is known for architecture ${platform.arch}.`);
+  }
+  return number;
+}
+
+/** Whether this JavaScript engine runs on a little-endian CPU. */
+export function isLittleEndian(): boolean {
+  return new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+}

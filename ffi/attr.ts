@@ -1,0 +1,103 @@
+/**
+ * One command's `union bpf_attr`, packed in place: an off-heap buffer of
+ * exactly the command's size, written field by field through the layout in
+ * `commands.ts`, and the buffers its pointer fields lead to, kept referenced
+ * until the call has returned.
+ *
+ * @module
+ */
+
+import { addressOf, offHeapBytes, type SyscallBackend } from "./backend.ts";
+import type { Command, Field } from "./commands.ts";
+
+const TWO_TO_32 = 0x1_0000_0000;
+
+/**
+ * A reusable attr for one command. A system keeps one per command and every
+ * call sets all the fields it uses, so packing allocates nothing.
+ *
+ * @example
+ * ```ts ignore
+ * const attr = new Attr(BPF_MAP_FREEZE, backend);
+ * attr.setU32(BPF_MAP_FREEZE.fields.map_fd, fd);
+ * ```
+ */
+export class Attr<F extends string = string> {
+  /** The command this attr belongs to. */
+  readonly command: Command<F>;
+  /** The attr's bytes: exactly `command.size` long, off-heap. */
+  readonly bytes: Uint8Array;
+  /** The address of `bytes`. */
+  readonly address: number;
+  /** The buffer bound to each pointer field, by field name; `null` for a NULL pointer. */
+  readonly pointees: Map<string, Uint8Array | null> = new Map();
+  readonly #view: DataView;
+  readonly #backend: SyscallBackend;
+
+  constructor(command: Command<F>, backend: SyscallBackend) {
+    this.command = command;
+    this.#backend = backend;
+    this.bytes = offHeapBytes(command.size);
+    this.#view = new DataView(this.bytes.buffer);
+    this.address = addressOf(backend, this.bytes);
+  }
+
+  /** Writes a u32 or fd field. */
+  setU32(field: Field, value: number): void {
+    this.#view.setUint32(field.offset, value, true);
+  }
+
+  /** Reads a u32 or fd field (what the kernel wrote back, after a call). */
+  getU32(field: Field): number {
+    return this.#view.getUint32(field.offset, true);
+  }
+
+  /** Writes a u64 field from a safe integer, as two u32 halves (no BigInt per call). */
+  setU64(field: Field, value: number): void {
+    this.#view.setUint32(field.offset, value >>> 0, true);
+    this.#view.setUint32(field.offset + 4, Math.floor(value / TWO_TO_32), true);
+  }
+
+  /** Writes a u64 field from a bigint. */
+  setBigU64(field: Field, value: bigint): void {
+    this.#view.setBigUint64(field.offset, value, true);
+  }
+
+  /** Reads a u64 field. */
+  getBigU64(field: Field): bigint {
+    return this.#view.getBigUint64(field.offset, true);
+  }
+
+  /**
+   * Points a pointer field at `bytes` (or NULL), and keeps `bytes` referenced
+   * until {@linkcode Attr.release}. Pass `address` when the caller has it
+   * cached, to skip the lookup.
+   */
+  setPointer(
+    field: Field,
+    bytes: Uint8Array | null,
+    address: number = bytes === null ? 0 : addressOf(this.#backend, bytes),
+  ): void {
+    this.pointees.set(field.name, bytes);
+    this.setU64(field, address);
+  }
+
+  /** Writes a NUL-padded char array field; `text` must fit with its NUL. */
+  setChars(field: Field, text: string): void {
+    this.bytes.fill(0, field.offset, field.offset + field.size);
+    for (let i = 0; i < text.length; i++) {
+      this.bytes[field.offset + i] = text.charCodeAt(i);
+    }
+  }
+
+  /** Zeroes every field: for commands whose calls set only some of them. */
+  clear(): void {
+    this.bytes.fill(0);
+    this.pointees.clear();
+  }
+
+  /** Drops the references to pointed-to buffers once the call has returned. */
+  release(): void {
+    for (const name of this.pointees.keys()) this.pointees.set(name, null);
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * The contract every way of reaching the kernel fulfils: the Deno and Bun
+ * FFI backends now, the replay player later. Everything above it (maps,
+ * systems) is written against this interface only.
+ *
+ * @module
+ */
+
+import type { Attr } from "./attr.ts";
+
+/** A way to issue `bpf()` and the few libc calls bpfmap needs beside it. */
+export interface SyscallBackend {
+  /** Which runtime's FFI this is: `"deno"`, `"bun"`, or a stand-in's name. */
+  readonly runtime: string;
+  /**
+   * Issues `bpf(attr.command.number, attr, attr.command.size)`.
+   *
+   * @returns the kernel's non-negative result, or `-errno` on failure; errno
+   * is read from libc's thread-local `errno` immediately after the call.
+   */
+  bpf(attr: Attr): number;
+  /** `close(fd)`: 0, or `-errno`. */
+  close(fd: number): number;
+  /**
+   * The address of a buffer's first byte. The caller makes sure the buffer is
+   * off the engine's moving heap (see {@linkcode addressOf}).
+   */
+  baseAddress(buffer: ArrayBufferLike): number;
+  /** Reads a whole small text file (`/sys`, `/proc`) through libc, with no runtime permission. */
+  readTextFile(path: string): string;
+}
+
+const baseAddresses = new WeakMap<ArrayBufferLike, number>();
+
+/**
+ * The address of `bytes[0]`, safe to hand to the kernel while `bytes` stays
+ * referenced.
+ *
+ * Reading `bytes.buffer` first is what makes it safe: V8 keeps typed arrays of
+ * 64 bytes or less on its moving heap, and JavaScriptCore keeps small ones in
+ * a "fast" form; asking for the buffer moves their bytes into a fixed
+ * off-heap backing store for good, whose address never changes afterwards.
+ * Addresses are cached per `ArrayBuffer`.
+ *
+ * @example
+ * ```ts ignore
+ * const address = addressOf(backend, new Uint8Array(8));
+ * ```
+ */
+export function addressOf(backend: SyscallBackend, bytes: Uint8Array): number {
+  const buffer = bytes.buffer;
+  let base = baseAddresses.get(buffer);
+  if (base === undefined) {
+    base = backend.baseAddress(buffer);
+    baseAddresses.set(buffer, base);
+  }
+  return base + bytes.byteOffset;
+}
+
+/**
+ * A zero-filled buffer that owns an off-heap `ArrayBuffer`: what every buffer
+ * bpfmap itself hands the kernel is made with.
+ *
+ * @example
+ * ```ts
+ * import { offHeapBytes } from "./backend.ts";
+ * console.log(offHeapBytes(56).byteLength); // 56
+ * ```
+ */
+export function offHeapBytes(size: number): Uint8Array {
+  return new Uint8Array(new ArrayBuffer(size));
+}
+
+const encoder = new TextEncoder();
+
+/** A NUL-terminated UTF-8 copy of `text` in an off-heap buffer, for `const char *` arguments. */
+export function cString(text: string): Uint8Array {
+  const encoded = encoder.encode(text);
+  const bytes = offHeapBytes(encoded.byteLength + 1);
+  bytes.set(encoded);
+  return bytes;
+}

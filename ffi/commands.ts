@@ -1,0 +1,273 @@
+/**
+ * The kernel's command table: every `bpf()` command bpfmap issues, with the
+ * exact layout of its `union bpf_attr` member. This is the one place those
+ * layouts are written down; the live backends pack from it, and the recorder,
+ * player and pretty-printer read fields back through it.
+ *
+ * Offsets and sizes are the kernel's (`include/uapi/linux/bpf.h`), checked
+ * live against Linux 6.18; all fields are little-endian.
+ *
+ * @module
+ */
+
+/** How a field's bytes are read: plain integers, a file descriptor, a user pointer, or chars. */
+export type FieldKind = "u32" | "u64" | "fd" | "pointer" | "chars";
+
+/**
+ * Who reads and who writes a field (or, for a pointer, the memory it leads to):
+ * `"in"` the kernel reads it, `"out"` the kernel writes it, `"inout"` both.
+ */
+export type Direction = "in" | "out" | "inout";
+
+/** One field of a command's attr. */
+export interface Field {
+  /** The kernel's field name, e.g. `"in_batch"`. */
+  readonly name: string;
+  /** Byte offset inside the attr. */
+  readonly offset: number;
+  /** Byte size inside the attr (8 for every pointer). */
+  readonly size: number;
+  readonly kind: FieldKind;
+  /** For pointers: what the kernel does with the memory the pointer leads to. */
+  readonly direction: Direction;
+  /** For pointers: what the memory holds (`"key"`, `"values"`, `"cursor"`, `"path"`, ...). */
+  readonly pointee?: string;
+  /** For fds: whether 0 means "none" (inner_map_fd, btf_fd, path_fd). */
+  readonly optional?: boolean;
+}
+
+/** One `bpf()` command and its attr layout. */
+export interface Command<F extends string = string> {
+  /** The kernel's name, e.g. `"BPF_MAP_LOOKUP_BATCH"`. */
+  readonly name: string;
+  /** The `cmd` argument of `bpf()`. */
+  readonly number: number;
+  /** The attr size passed to `bpf()`: the end of the command's last field. */
+  readonly size: number;
+  /** What a non-negative return value is: a new file descriptor, or just 0. */
+  readonly result: "fd" | "zero";
+  /** Fields by name. */
+  readonly fields: { readonly [K in F]: Field };
+  /** Fields in offset order. */
+  readonly fieldList: readonly Field[];
+}
+
+type FieldShape = Omit<Field, "name">;
+
+const u32 = (offset: number, direction: Direction = "in"): FieldShape => ({
+  offset,
+  size: 4,
+  kind: "u32",
+  direction,
+});
+const u64 = (offset: number): FieldShape => ({ offset, size: 8, kind: "u64", direction: "in" });
+const fd = (offset: number, optional = false): FieldShape => ({
+  offset,
+  size: 4,
+  kind: "fd",
+  direction: "in",
+  optional,
+});
+const pointer = (offset: number, direction: Direction, pointee: string): FieldShape => ({
+  offset,
+  size: 8,
+  kind: "pointer",
+  direction,
+  pointee,
+});
+const chars = (offset: number, size: number): FieldShape => ({
+  offset,
+  size,
+  kind: "chars",
+  direction: "in",
+});
+
+function defineCommand<F extends string>(
+  name: string,
+  number: number,
+  result: "fd" | "zero",
+  shapes: { [K in F]: FieldShape },
+): Command<F> {
+  const fields = {} as { [K in F]: Field };
+  let size = 0;
+  for (const key of Object.keys(shapes) as F[]) {
+    const field = Object.freeze({ name: key, ...shapes[key] });
+    fields[key] = field;
+    size = Math.max(size, field.offset + field.size);
+  }
+  const fieldList = Object.freeze(
+    Object.values<Field>(fields).sort((a, b) => a.offset - b.offset),
+  );
+  return Object.freeze({ name, number, size, result, fields: Object.freeze(fields), fieldList });
+}
+
+/** `BPF_MAP_CREATE` (0): 80 bytes, up to `map_token_fd`. Returns the map's fd. */
+export const BPF_MAP_CREATE = defineCommand("BPF_MAP_CREATE", 0, "fd", {
+  map_type: u32(0),
+  key_size: u32(4),
+  value_size: u32(8),
+  max_entries: u32(12),
+  map_flags: u32(16),
+  inner_map_fd: fd(20, true),
+  numa_node: u32(24),
+  map_name: chars(28, 16),
+  map_ifindex: u32(44),
+  btf_fd: fd(48, true),
+  btf_key_type_id: u32(52),
+  btf_value_type_id: u32(56),
+  btf_vmlinux_value_type_id: u32(60),
+  map_extra: u64(64),
+  value_type_btf_obj_fd: fd(72, true),
+  map_token_fd: fd(76, true),
+});
+
+function elementCommand(name: string, number: number, key: Direction, value: Direction) {
+  return defineCommand(name, number, "zero", {
+    map_fd: fd(0),
+    key: pointer(8, key, "key"),
+    value: pointer(16, value, name === "BPF_MAP_GET_NEXT_KEY" ? "next_key" : "value"),
+    flags: u64(24),
+  });
+}
+
+/**
+ * `BPF_MAP_LOOKUP_ELEM` (1): 32 bytes. The value is written by the kernel,
+ * except on a bloom filter, where it is the value to test: hence `"inout"`.
+ */
+export const BPF_MAP_LOOKUP_ELEM = elementCommand("BPF_MAP_LOOKUP_ELEM", 1, "in", "inout");
+/** `BPF_MAP_UPDATE_ELEM` (2): 32 bytes. */
+export const BPF_MAP_UPDATE_ELEM = elementCommand("BPF_MAP_UPDATE_ELEM", 2, "in", "in");
+/** `BPF_MAP_DELETE_ELEM` (3): 32 bytes; `value` and `flags` unused. */
+export const BPF_MAP_DELETE_ELEM = elementCommand("BPF_MAP_DELETE_ELEM", 3, "in", "in");
+/** `BPF_MAP_GET_NEXT_KEY` (4): 32 bytes; the value slot is `next_key`. */
+export const BPF_MAP_GET_NEXT_KEY = elementCommand("BPF_MAP_GET_NEXT_KEY", 4, "in", "out");
+/** `BPF_MAP_LOOKUP_AND_DELETE_ELEM` (21): 32 bytes. */
+export const BPF_MAP_LOOKUP_AND_DELETE_ELEM = elementCommand(
+  "BPF_MAP_LOOKUP_AND_DELETE_ELEM",
+  21,
+  "in",
+  "out",
+);
+
+function objectPathCommand(name: string, number: number, result: "fd" | "zero") {
+  return defineCommand(name, number, result, {
+    pathname: pointer(0, "in", "path"),
+    bpf_fd: fd(8, true),
+    file_flags: u32(12),
+    path_fd: fd(16, true),
+  });
+}
+
+/** `BPF_OBJ_PIN` (6): 20 bytes. */
+export const BPF_OBJ_PIN = objectPathCommand("BPF_OBJ_PIN", 6, "zero");
+/** `BPF_OBJ_GET` (7): 20 bytes. Returns the pinned object's fd. */
+export const BPF_OBJ_GET = objectPathCommand("BPF_OBJ_GET", 7, "fd");
+
+/** `BPF_MAP_GET_NEXT_ID` (12): 12 bytes; the kernel writes `next_id`. */
+export const BPF_MAP_GET_NEXT_ID = defineCommand("BPF_MAP_GET_NEXT_ID", 12, "zero", {
+  start_id: u32(0),
+  next_id: u32(4, "out"),
+  open_flags: u32(8),
+});
+
+/** `BPF_MAP_GET_FD_BY_ID` (14): 12 bytes. Returns a new fd for the map. */
+export const BPF_MAP_GET_FD_BY_ID = defineCommand("BPF_MAP_GET_FD_BY_ID", 14, "fd", {
+  map_id: u32(0),
+  next_id: u32(4),
+  open_flags: u32(8),
+});
+
+/** `BPF_OBJ_GET_INFO_BY_FD` (15): 16 bytes; the kernel writes back `info_len`. */
+export const BPF_OBJ_GET_INFO_BY_FD = defineCommand("BPF_OBJ_GET_INFO_BY_FD", 15, "zero", {
+  bpf_fd: fd(0),
+  info_len: u32(4, "inout"),
+  info: pointer(8, "out", "map_info"),
+});
+
+/** `BPF_MAP_FREEZE` (22): 4 bytes. */
+export const BPF_MAP_FREEZE = defineCommand("BPF_MAP_FREEZE", 22, "zero", { map_fd: fd(0) });
+
+function batchCommand(name: string, number: number, keys: Direction, values: Direction) {
+  return defineCommand(name, number, "zero", {
+    in_batch: pointer(0, "in", "cursor"),
+    out_batch: pointer(8, "out", "cursor"),
+    keys: pointer(16, keys, "keys"),
+    values: pointer(24, values, "values"),
+    count: u32(32, "inout"),
+    map_fd: fd(36),
+    elem_flags: u64(40),
+    flags: u64(48),
+  });
+}
+
+/** `BPF_MAP_LOOKUP_BATCH` (24): 56 bytes; the kernel writes back `count`, even on failure. */
+export const BPF_MAP_LOOKUP_BATCH = batchCommand("BPF_MAP_LOOKUP_BATCH", 24, "out", "out");
+/** `BPF_MAP_LOOKUP_AND_DELETE_BATCH` (25): 56 bytes. */
+export const BPF_MAP_LOOKUP_AND_DELETE_BATCH = batchCommand(
+  "BPF_MAP_LOOKUP_AND_DELETE_BATCH",
+  25,
+  "out",
+  "out",
+);
+/** `BPF_MAP_UPDATE_BATCH` (26): 56 bytes; cursors unused. */
+export const BPF_MAP_UPDATE_BATCH = batchCommand("BPF_MAP_UPDATE_BATCH", 26, "in", "in");
+/** `BPF_MAP_DELETE_BATCH` (27): 56 bytes; cursors and values unused. */
+export const BPF_MAP_DELETE_BATCH = batchCommand("BPF_MAP_DELETE_BATCH", 27, "in", "in");
+
+/** The attr of every element command. */
+export type ElementCommand = typeof BPF_MAP_LOOKUP_ELEM;
+/** The attr of every batch command. */
+export type BatchCommand = typeof BPF_MAP_LOOKUP_BATCH;
+
+/**
+ * Every command bpfmap issues, by number: what a transcript reader or a
+ * pretty-printer looks a recorded call up in.
+ *
+ * @example
+ * ```ts
+ * import { COMMANDS } from "./commands.ts";
+ * console.log(COMMANDS.get(24)?.name, COMMANDS.get(24)?.size); // BPF_MAP_LOOKUP_BATCH 56
+ * ```
+ */
+export const COMMANDS: ReadonlyMap<number, Command> = new Map<number, Command>(
+  [
+    BPF_MAP_CREATE,
+    BPF_MAP_LOOKUP_ELEM,
+    BPF_MAP_UPDATE_ELEM,
+    BPF_MAP_DELETE_ELEM,
+    BPF_MAP_GET_NEXT_KEY,
+    BPF_OBJ_PIN,
+    BPF_OBJ_GET,
+    BPF_MAP_GET_NEXT_ID,
+    BPF_MAP_GET_FD_BY_ID,
+    BPF_OBJ_GET_INFO_BY_FD,
+    BPF_MAP_LOOKUP_AND_DELETE_ELEM,
+    BPF_MAP_FREEZE,
+    BPF_MAP_LOOKUP_BATCH,
+    BPF_MAP_LOOKUP_AND_DELETE_BATCH,
+    BPF_MAP_UPDATE_BATCH,
+    BPF_MAP_DELETE_BATCH,
+  ].map((command): [number, Command] => [command.number, command as Command]),
+);
+
+/** Element flags of update and lookup calls. */
+export const BPF_ANY = 0;
+/** Create a new element only: EEXIST if the key is there. Not allowed in batch calls. */
+export const BPF_NOEXIST = 1;
+/** Update an existing element only: ENOENT if the key is missing. Not allowed in batch calls. */
+export const BPF_EXIST = 2;
+/** Take the value's `struct bpf_spin_lock` while copying. */
+export const BPF_F_LOCK = 4;
+
+/** `map_flags` / `file_flags` / `open_flags`: read-only access from user space. */
+export const BPF_F_RDONLY = 1 << 3;
+/** `map_flags` / `file_flags` / `open_flags`: write-only access from user space. */
+export const BPF_F_WRONLY = 1 << 4;
+/** `map_flags`: elements are allocated on demand, not preallocated (hash maps). */
+export const BPF_F_NO_PREALLOC = 1 << 0;
+/** `map_flags`: a zero hash seed, so element order is the same on every run (tests only). */
+export const BPF_F_ZERO_SEED = 1 << 6;
+/** `map_flags`: BPF programs may only read the map. */
+export const BPF_F_RDONLY_PROG = 1 << 7;
+/** `map_flags`: BPF programs may only write the map. */
+export const BPF_F_WRONLY_PROG = 1 << 8;

@@ -1,0 +1,70 @@
+/**
+ * What both FFI backends share about the C library: its file names, how to
+ * load the first that exists, and whole-file reads over raw `open`/`read`.
+ *
+ * @module
+ */
+
+import { cString, offHeapBytes } from "./backend.ts";
+
+/** Candidate file names of the C library: glibc, then musl. */
+export const LIBC_NAMES: readonly string[] = ["libc.so.6", "libc.so", "libc.musl-x86_64.so.1"];
+
+/** `O_RDONLY | O_CLOEXEC`. */
+export const O_RDONLY_CLOEXEC = 0o2000000;
+
+/**
+ * Opens the first C library in {@linkcode LIBC_NAMES} that `dlopen` accepts.
+ *
+ * @example
+ * ```ts ignore
+ * const libc = loadLibc((name) => Deno.dlopen(name, symbols).symbols);
+ * ```
+ */
+export function loadLibc<T>(dlopen: (name: string) => T): T {
+  const failures: string[] = [];
+  for (const name of LIBC_NAMES) {
+    try {
+      return dlopen(name);
+    } catch (error) {
+      failures.push(`${name}: ${(error as Error).message}`);
+    }
+  }
+  throw new Error(`bpfmap: cannot load the C library (${failures.join("; ")})`);
+}
+
+/** The raw libc calls {@linkcode readWholeFile} needs, each returning -1 on failure. */
+export interface FileCalls {
+  open(path: Uint8Array, flags: number): number;
+  read(fd: number, chunk: Uint8Array): number;
+  close(fd: number): number;
+  errno(): number;
+}
+
+/**
+ * Reads a small file (`/sys`, `/proc`) through libc, so bpfmap needs no
+ * runtime permission beyond FFI. Errors name the path and errno.
+ */
+export function readWholeFile(path: string, calls: FileCalls): string {
+  const fd = calls.open(cString(path), O_RDONLY_CLOEXEC);
+  if (fd < 0) throw new Error(`bpfmap: cannot open ${path} (errno ${calls.errno()})`);
+  const chunks: Uint8Array[] = [];
+  try {
+    for (;;) {
+      const chunk = offHeapBytes(4096);
+      const n = calls.read(fd, chunk);
+      if (n < 0) throw new Error(`bpfmap: cannot read ${path} (errno ${calls.errno()})`);
+      if (n === 0) break;
+      chunks.push(chunk.subarray(0, n));
+    }
+  } finally {
+    calls.close(fd);
+  }
+  const whole = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    whole.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return new TextDecoder().decode(whole);
+}

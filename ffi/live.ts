@@ -1,0 +1,59 @@
+/**
+ * The single entry point to live BPF: finds out which runtime this is and
+ * opens that runtime's FFI backend, touching no other runtime's API. It
+ * refuses, before any syscall, on a platform where `bpf()` cannot be issued.
+ *
+ * @module
+ */
+
+import { bpfSyscallNumber, isLittleEndian, type Platform } from "./arch.ts";
+import type { SyscallBackend } from "./backend.ts";
+import { openBunBackend } from "./bun_backend.ts";
+import { openDenoBackend } from "./deno_backend.ts";
+
+/** The JavaScript runtime this module is running in. */
+export type Runtime = "deno" | "bun" | "other";
+
+interface RuntimeGlobals {
+  Deno?: { build?: { os: string; arch: string }; dlopen?: unknown };
+  Bun?: unknown;
+  process?: { platform: string; arch: string };
+}
+
+/** Which runtime this is: Deno if `Deno.dlopen` exists, Bun if `Bun` does. */
+export function detectRuntime(): Runtime {
+  const globals = globalThis as RuntimeGlobals;
+  if (typeof globals.Deno?.dlopen === "function") return "deno";
+  if (globals.Bun !== undefined) return "bun";
+  return "other";
+}
+
+/** The OS, architecture and byte order this process runs on, read without any permission. */
+export function currentPlatform(): Platform {
+  const globals = globalThis as RuntimeGlobals;
+  const build = globals.Deno?.build;
+  const os = build?.os ?? globals.process?.platform ?? "unknown";
+  const arch = build?.arch ?? globals.process?.arch ?? "unknown";
+  return { os, arch, littleEndian: isLittleEndian() };
+}
+
+/**
+ * Opens the live backend of the running runtime.
+ *
+ * @throws {Error} on a non-Linux OS, a big-endian CPU, an unknown
+ * architecture, a runtime without FFI, or when libc cannot be loaded; no
+ * syscall has been issued then.
+ *
+ * @example
+ * ```ts ignore
+ * const backend = openLiveBackend();
+ * console.log(backend.runtime); // "deno" or "bun"
+ * ```
+ */
+export function openLiveBackend(): SyscallBackend {
+  const syscallNumber = bpfSyscallNumber(currentPlatform());
+  const runtime = detectRuntime();
+  if (runtime === "deno") return openDenoBackend(syscallNumber);
+  if (runtime === "bun") return openBunBackend(syscallNumber);
+  throw new Error("bpfmap: live BPF needs Deno (with --allow-ffi) or Bun.");
+}

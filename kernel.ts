@@ -1,0 +1,97 @@
+/**
+ * The kernel as bpfmap's maps see it: one backend, one reusable attr per
+ * command, and the one method through which every `bpf()` call passes. A
+ * recorder or player stands in by bringing another backend.
+ *
+ * @module
+ */
+
+import { BpfError } from "./errors.ts";
+import { Attr } from "./ffi/attr.ts";
+import { addressOf, type SyscallBackend } from "./ffi/backend.ts";
+import type { Command } from "./ffi/commands.ts";
+import { openLiveBackend } from "./ffi/live.ts";
+import { countCpuList } from "./percpu.ts";
+
+/** Where the kernel lists the CPUs a per-CPU value has a slot for. */
+export const POSSIBLE_CPUS_PATH = "/sys/devices/system/cpu/possible";
+
+/**
+ * A backend with its attrs. Calls are synchronous and JavaScript runs one at
+ * a time per thread, so one attr per command serves every map.
+ *
+ * @example
+ * ```ts ignore
+ * const kernel = liveKernel();
+ * const attr = kernel.attr(BPF_MAP_FREEZE);
+ * attr.setU32(BPF_MAP_FREEZE.fields.map_fd, fd);
+ * const result = kernel.call(attr); // 0, or -errno
+ * ```
+ */
+export class Kernel {
+  /** How calls reach the kernel. */
+  readonly backend: SyscallBackend;
+  readonly #attrs = new Map<Command, Attr>();
+  #possibleCpus: number | undefined;
+
+  constructor(backend: SyscallBackend) {
+    this.backend = backend;
+  }
+
+  /** The attr of `command`, with whatever the previous call left in it. */
+  attr<F extends string>(command: Command<F>): Attr<F> {
+    let attr = this.#attrs.get(command);
+    if (attr === undefined) {
+      attr = new Attr(command, this.backend);
+      this.#attrs.set(command, attr);
+    }
+    return attr as Attr<F>;
+  }
+
+  /**
+   * Issues the call `attr` describes. Returns the kernel's result, or
+   * `-errno`; the pointed-to buffers are released once the call is over.
+   */
+  call(attr: Attr): number {
+    try {
+      return this.backend.bpf(attr);
+    } finally {
+      attr.release();
+    }
+  }
+
+  /** Like {@linkcode Kernel.call}, but a failure becomes a {@linkcode BpfError}. */
+  callOrThrow(attr: Attr, detail?: string): number {
+    const result = this.call(attr);
+    if (result < 0) throw new BpfError(attr.command.name, -result, detail);
+    return result;
+  }
+
+  /** The address of `bytes[0]` for this backend (see `addressOf`). */
+  addressOf(bytes: Uint8Array): number {
+    return addressOf(this.backend, bytes);
+  }
+
+  /** Closes a file descriptor the kernel handed out; 0 or `-errno`. */
+  close(fd: number): number {
+    return this.backend.close(fd);
+  }
+
+  /** How many CPUs may ever be online: the number of slots in a per-CPU value. Read once. */
+  possibleCpus(): number {
+    this.#possibleCpus ??= countCpuList(this.backend.readTextFile(POSSIBLE_CPUS_PATH));
+    return this.#possibleCpus;
+  }
+}
+
+let live: Kernel | undefined;
+
+/**
+ * The process's live kernel, opened on first use.
+ *
+ * @throws {Error} where live BPF is impossible (see `openLiveBackend`).
+ */
+export function liveKernel(): Kernel {
+  live ??= new Kernel(openLiveBackend());
+  return live;
+}

@@ -1,0 +1,53 @@
+/**
+ * Enumerating every map on the system.
+ *
+ * @module
+ */
+
+import { BpfError } from "./errors.ts";
+import { BPF_MAP_GET_NEXT_ID } from "./ffi/commands.ts";
+import { ENOENT } from "./ffi/errno.ts";
+import { type Kernel, liveKernel } from "./kernel.ts";
+
+/**
+ * The ids of every map on the system, ascending (`BPF_MAP_GET_NEXT_ID`).
+ * Needs CAP_SYS_ADMIN.
+ *
+ * @example
+ * ```ts ignore
+ * import { BpfMap, listMapIds } from "./mod.ts";
+ * for (const id of listMapIds()) {
+ *   using map = BpfMap.fromId(id);
+ *   console.log(id, map.typeName, map.name);
+ * }
+ * ```
+ */
+export function listMapIds(kernel: Kernel = liveKernel()): number[] {
+  const { fields } = BPF_MAP_GET_NEXT_ID;
+  const attr = kernel.attr(BPF_MAP_GET_NEXT_ID);
+  const ids: number[] = [];
+  let id = 0;
+  for (;;) {
+    attr.clear();
+    attr.setU32(fields.start_id, id);
+    const result = kernel.call(attr);
+    if (result === -ENOENT) return ids;
+    if (result < 0) throw new BpfError(BPF_MAP_GET_NEXT_ID.name, -result, `after id ${id}`);
+    id = attr.getU32(fields.next_id);
+    ids.push(id);
+  }
+}
+
+/**
+ * How many CPUs may ever be online on this system: the number of slots in a
+ * per-CPU map's value.
+ *
+ * @example
+ * ```ts ignore
+ * import { possibleCpus } from "./mod.ts";
+ * console.log(possibleCpus()); // 2
+ * ```
+ */
+export function possibleCpus(kernel: Kernel = liveKernel()): number {
+  return kernel.possibleCpus();
+}

@@ -1,0 +1,51 @@
+/**
+ * bpfmap: Linux eBPF maps from Deno and Bun, through the `bpf()` system call.
+ *
+ * Every map command a libbpf user has, including the batch commands of
+ * Linux 5.6, on raw bytes exactly as the kernel stores them. Run Deno with
+ * `--allow-ffi`; the kernel wants root or CAP_BPF.
+ *
+ * @example
+ * ```ts ignore
+ * import { BpfMap } from "./mod.ts";
+ *
+ * using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 8, maxEntries: 1 << 16 });
+ * const keys = new Uint8Array(new Uint32Array([1, 2, 3]).buffer);
+ * const values = new Uint8Array(new BigUint64Array([10n, 20n, 30n]).buffer);
+ * map.updateBatch(keys, values);
+ * for (const [key, value] of map.entries()) console.log(key, value);
+ * ```
+ *
+ * @module
+ */
+
+export { BpfMap } from "./bpf_map.ts";
+export type {
+  BatchLookupOptions,
+  BatchResult,
+  BatchWriteOptions,
+  MapSpec,
+  OpenPinnedOptions,
+} from "./bpf_map.ts";
+export { BatchError, BpfError } from "./errors.ts";
+export {
+  BPF_ANY,
+  BPF_EXIST,
+  BPF_F_LOCK,
+  BPF_F_NO_PREALLOC,
+  BPF_F_RDONLY,
+  BPF_F_RDONLY_PROG,
+  BPF_F_WRONLY,
+  BPF_F_WRONLY_PROG,
+  BPF_F_ZERO_SEED,
+  BPF_NOEXIST,
+} from "./ffi/commands.ts";
+export { errnoName } from "./ffi/errno.ts";
+export { Kernel } from "./kernel.ts";
+export { listMapIds, possibleCpus } from "./map_ids.ts";
+export type { MapInfo } from "./map_info.ts";
+export { isPerCpu, MAP_TYPES, mapTypeName } from "./map_types.ts";
+export type { MapTypeName } from "./map_types.ts";
+export { DEFAULT_BATCH_SIZE } from "./map_walk.ts";
+export type { WalkOptions } from "./map_walk.ts";
+export { joinPerCpu, perCpuSlotSize, splitPerCpu } from "./percpu.ts";

@@ -1,0 +1,83 @@
+/**
+ * Per-CPU values. A per-CPU map's value, in single-element and batch calls
+ * alike, is one slot per possible CPU, each slot `valueSize` rounded up to 8
+ * bytes; the padding reads back as zero.
+ *
+ * @module
+ */
+
+/** `valueSize` rounded up to a multiple of 8: the size of one CPU's slot. */
+export function perCpuSlotSize(valueSize: number): number {
+  return Math.ceil(valueSize / 8) * 8;
+}
+
+/**
+ * Views of each CPU's value inside one element's per-CPU value (no copy).
+ *
+ * @example
+ * ```ts
+ * import { splitPerCpu } from "./percpu.ts";
+ * const stride = new Uint8Array(16); // 2 CPUs, valueSize 4
+ * stride[8] = 7;
+ * console.log(splitPerCpu(stride, 4).map((v) => v[0])); // [0, 7]
+ * ```
+ */
+export function splitPerCpu(value: Uint8Array, valueSize: number): Uint8Array[] {
+  const slot = perCpuSlotSize(valueSize);
+  if (valueSize <= 0 || value.byteLength % slot !== 0) {
+    throw new RangeError(
+      `value: ${value.byteLength} bytes is not a whole number of ${slot}-byte per-CPU slots`,
+    );
+  }
+  const values: Uint8Array[] = [];
+  for (let offset = 0; offset < value.byteLength; offset += slot) {
+    values.push(value.subarray(offset, offset + valueSize));
+  }
+  return values;
+}
+
+/**
+ * One element's per-CPU value from each CPU's value, padding each slot to 8
+ * bytes, ready for `update`. Pass one value per possible CPU.
+ *
+ * @example
+ * ```ts
+ * import { joinPerCpu } from "./percpu.ts";
+ * const value = joinPerCpu([new Uint8Array([1, 0, 0, 0]), new Uint8Array([2, 0, 0, 0])], 4);
+ * console.log(value.byteLength); // 16
+ * ```
+ */
+export function joinPerCpu(values: readonly Uint8Array[], valueSize: number): Uint8Array {
+  const slot = perCpuSlotSize(valueSize);
+  const joined = new Uint8Array(new ArrayBuffer(slot * values.length));
+  values.forEach((value, cpu) => {
+    if (value.byteLength !== valueSize) {
+      throw new RangeError(`values[${cpu}] must be ${valueSize} bytes, got ${value.byteLength}`);
+    }
+    joined.set(value, cpu * slot);
+  });
+  return joined;
+}
+
+/**
+ * Parses a CPU list such as `/sys/devices/system/cpu/possible` holds
+ * (`"0-1"`, `"0,2-5"`) and counts the CPUs in it.
+ *
+ * @example
+ * ```ts
+ * import { countCpuList } from "./percpu.ts";
+ * console.log(countCpuList("0,2-5\n")); // 5
+ * ```
+ */
+export function countCpuList(list: string): number {
+  let count = 0;
+  for (const part of list.trim().split(",")) {
+    const match = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
+    if (match === null) throw new Error(`bpfmap: cannot parse CPU list ${JSON.stringify(list)}`);
+    const first = Number(match[1]);
+    const last = match[2] === undefined ? first : Number(match[2]);
+    if (last < first) throw new Error(`bpfmap: cannot parse CPU list ${JSON.stringify(list)}`);
+    count += last - first + 1;
+  }
+  return count;
+}
