@@ -1,0 +1,272 @@
+// The semantics of tools/testing/selftests/bpf/map_tests/htab_map_batch_ops.c,
+// for hash and percpu_hash, plus the edge cases of kernel-map-commands.md.
+
+import assert from "node:assert/strict";
+import { describe } from "node:test";
+import {
+  BatchError,
+  BPF_F_ZERO_SEED,
+  BpfMap,
+  joinPerCpu,
+  possibleCpus,
+  splitPerCpu,
+} from "../mod.ts";
+import { i32, readU32, readU32s, u32 } from "./helpers/bytes.ts";
+import { liveTest, throwsBpf } from "./helpers/live.ts";
+
+const MAX_ENTRIES = 10;
+
+/** Keys 1..10; value of key k is k + 1 (per CPU: k + 1 + cpu), as the selftest fills them. */
+function fill(map: BpfMap, perCpu: boolean): void {
+  const keys = i32(...Array.from({ length: MAX_ENTRIES }, (_, i) => i + 1));
+  const values = perCpu
+    ? concat(
+      Array.from({ length: MAX_ENTRIES }, (_, i) =>
+        joinPerCpu(Array.from({ length: possibleCpus() }, (_, cpu) => i32(i + 2 + cpu)), 4)),
+    )
+    : i32(...Array.from({ length: MAX_ENTRIES }, (_, i) => i + 2));
+  assert.equal(map.updateBatch(keys, values), MAX_ENTRIES);
+}
+
+/** Every key 1..10 present once, each with its value. */
+function verify(keys: Uint8Array, values: Uint8Array, map: BpfMap, perCpu: boolean): void {
+  const seen = readU32s(keys);
+  assert.deepEqual([...seen].sort((a, b) => a - b), Array.from({ length: MAX_ENTRIES }, (_, i) => i + 1));
+  seen.forEach((key, i) => {
+    const value = values.subarray(i * map.valueStride, (i + 1) * map.valueStride);
+    if (perCpu) {
+      splitPerCpu(value, 4).forEach((slot, cpu) => assert.equal(readU32(slot), key + 1 + cpu));
+    } else {
+      assert.equal(readU32(value), key + 1);
+    }
+  });
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.byteLength;
+  }
+  return out;
+}
+
+type Walk = "lookupBatch" | "lookupAndDeleteBatch";
+
+/**
+ * The selftest's loop: `count` starts at `step` and is in/out (each call asks
+ * for what the previous one returned), into consecutive slices of one buffer.
+ * Returns `undefined` when the kernel answered ENOSPC (the step is skipped).
+ */
+function walkInSteps(map: BpfMap, op: Walk, step: number) {
+  // Room for twice the elements: the C test hands the kernel `keys + total` with
+  // any count, relying on it to fill no more than exist; bpfmap checks capacity.
+  const keys = new Uint8Array(2 * MAX_ENTRIES * 4);
+  const values = new Uint8Array(2 * MAX_ENTRIES * map.valueStride);
+  let total = 0;
+  let count = step;
+  let cursor: Uint8Array | null = null;
+  for (;;) {
+    let result;
+    try {
+      result = map[op]({
+        cursor,
+        count,
+        keys: keys.subarray(total * 4),
+        values: values.subarray(total * map.valueStride),
+      });
+    } catch (error) {
+      if (error instanceof BatchError && error.code === "ENOSPC") {
+        assert.equal(error.processed, 0);
+        return undefined;
+      }
+      throw error;
+    }
+    total += result.count;
+    if (result.cursor === null) break;
+    assert.ok(total <= MAX_ENTRIES);
+    assert.ok(result.count > 0 && result.count <= count, `count ${result.count} for ${count}`);
+    count = result.count;
+    cursor = result.cursor;
+  }
+  return {
+    total,
+    keys: keys.subarray(0, total * 4),
+    values: values.subarray(0, total * map.valueStride),
+  };
+}
+
+describe("hash batch ops, as the kernel's selftest runs them", () => {
+  for (const type of ["hash", "percpu_hash"] as const) {
+    const perCpu = type === "percpu_hash";
+    liveTest(type, () => {
+      using map = BpfMap.create({ type, keySize: 4, valueSize: 4, maxEntries: MAX_ENTRIES, name: "hash_map" });
+
+      // 1: lookup-and-delete on an empty map: the walk ends at once with nothing.
+      const empty = map.lookupAndDeleteBatch({ count: MAX_ENTRIES });
+      assert.deepEqual([empty.count, empty.cursor], [0, null]);
+
+      fill(map, perCpu);
+      // 2: count 0 is refused before the syscall (the kernel would return 0).
+      assert.throws(() => map.lookupAndDeleteBatch({ count: 0 }), RangeError);
+
+      // 3: count = max_entries takes every element and ends the walk.
+      const all = map.lookupAndDeleteBatch({ count: MAX_ENTRIES });
+      assert.equal(all.count, MAX_ENTRIES);
+      verify(all.keys, all.values, map, perCpu);
+      assert.equal(map.nextKey(), undefined);
+
+      // 4: in steps of 1..9: lookup, delete in chunks, lookup-and-delete.
+      let succeeded = 0;
+      for (let step = 1; step < MAX_ENTRIES; step++) {
+        fill(map, perCpu);
+        const looked = walkInSteps(map, "lookupBatch", step);
+        if (looked === undefined) continue;
+        assert.equal(looked.total, MAX_ENTRIES, `lookup with step ${step}`);
+        verify(looked.keys, looked.values, map, perCpu);
+
+        let deleted = 0;
+        while (deleted < MAX_ENTRIES) {
+          const count = Math.min(step, MAX_ENTRIES - deleted);
+          deleted += map.deleteBatch(looked.keys.subarray(deleted * 4, (deleted + count) * 4));
+        }
+        assert.equal(deleted, MAX_ENTRIES);
+        assert.equal(map.nextKey(), undefined);
+
+        fill(map, perCpu);
+        const drained = walkInSteps(map, "lookupAndDeleteBatch", step);
+        if (drained === undefined) continue;
+        assert.equal(drained.total, MAX_ENTRIES, `lookup-and-delete with step ${step}`);
+        verify(drained.keys, drained.values, map, perCpu);
+        assert.equal(map.nextKey(), undefined);
+        succeeded++;
+      }
+      assert.ok(succeeded > 0);
+    });
+  }
+});
+
+describe("hash batch edge cases", () => {
+  liveTest("ENOSPC when count cannot hold the next bucket: count 0, nothing deleted", () => {
+    // Two buckets and a zero hash seed: find a key that shares key 1's bucket.
+    using map = BpfMap.create({
+      type: "hash",
+      keySize: 4,
+      valueSize: 4,
+      maxEntries: 2,
+      flags: BPF_F_ZERO_SEED,
+    });
+    map.update(u32(1), u32(1));
+    let error: unknown;
+    for (let other = 2; other < 100 && error === undefined; other++) {
+      map.update(u32(other), u32(other));
+      try {
+        map.lookupAndDeleteBatch({ count: 1 });
+        map.delete(u32(other));
+        map.update(u32(1), u32(1));
+      } catch (e) {
+        error = e;
+      }
+    }
+    assert.ok(error instanceof BatchError, `no bucket collision found: ${String(error)}`);
+    assert.deepEqual([error.code, error.op, error.processed], [
+      "ENOSPC",
+      "BPF_MAP_LOOKUP_AND_DELETE_BATCH",
+      0,
+    ]);
+    assert.equal(error.keys?.byteLength, 0);
+    assert.equal([...map.keys({ via: "nextKey" })].length, 2, "ENOSPC deleted nothing");
+    const whole = map.lookupAndDeleteBatch({ count: 2 });
+    assert.equal(whole.count, 2, "a count that holds the bucket takes it whole");
+    assert.equal(map.nextKey(), undefined);
+  });
+
+  liveTest("the last batch ends with ENOENT and still carries elements (count may equal the request)", () => {
+    using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 8 });
+    map.updateBatch(u32(1, 2, 3), u32(10, 20, 30));
+    const result = map.lookupBatch({ count: 8 });
+    assert.equal(result.count, 3);
+    assert.equal(result.cursor, null);
+    assert.deepEqual(readU32s(result.keys).sort(), [1, 2, 3]);
+    const exact = map.lookupBatch({ count: 3 });
+    assert.ok(exact.count <= 3);
+  });
+
+  liveTest("a cursor past the last bucket: ENOENT with count 0", () => {
+    using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 8 });
+    map.update(u32(1), u32(1));
+    const result = map.lookupBatch({ cursor: u32(1 << 20), count: 8 });
+    assert.deepEqual([result.count, result.cursor], [0, null]);
+  });
+
+  liveTest("a partial update batch reports how many elements it wrote (E2BIG when full)", () => {
+    using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 4 });
+    map.updateBatch(u32(1, 2), u32(1, 2));
+    let error: unknown;
+    try {
+      map.updateBatch(u32(3, 4, 5, 6), u32(3, 4, 5, 6));
+    } catch (e) {
+      error = e;
+    }
+    assert.ok(error instanceof BatchError, String(error));
+    assert.equal(error.code, "E2BIG");
+    assert.equal(error.op, "BPF_MAP_UPDATE_BATCH");
+    assert.equal(error.processed, 2);
+    assert.deepEqual([...map.keys()].map((k) => readU32(k)).sort(), [1, 2, 3, 4]);
+  });
+
+  liveTest("a partial delete batch stops at the first missing key (ENOENT) with its index", () => {
+    using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 8 });
+    map.updateBatch(u32(1, 2, 3), u32(1, 2, 3));
+    let error: unknown;
+    try {
+      map.deleteBatch(u32(1, 2, 99, 3));
+    } catch (e) {
+      error = e;
+    }
+    assert.ok(error instanceof BatchError);
+    assert.deepEqual([error.code, error.processed], ["ENOENT", 2]);
+    assert.deepEqual([...map.keys()].map((k) => readU32(k)), [3]);
+  });
+
+  liveTest("count in the options writes only the first count elements", () => {
+    using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 8 });
+    assert.equal(map.updateBatch(u32(1, 2, 3), u32(1, 2, 3), { count: 2 }), 2);
+    assert.equal(map.lookup(u32(3)), undefined);
+    assert.equal(map.deleteBatch(u32(1, 2, 3), { count: 1 }), 1);
+    assert.deepEqual([...map.keys()].map((k) => readU32(k)), [2]);
+  });
+
+  liveTest("elemFlags BPF_F_LOCK on a map without a spin lock: EINVAL, processed 0", () => {
+    using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 8 });
+    map.update(u32(1), u32(1));
+    let error: unknown;
+    try {
+      map.lookupBatch({ count: 4, elemFlags: 4 });
+    } catch (e) {
+      error = e;
+    }
+    assert.ok(error instanceof BatchError);
+    assert.deepEqual([error.code, error.processed], ["EINVAL", 0]);
+    throwsBpf(() => map.updateBatch(u32(2), u32(2), { elemFlags: 4 }), "EINVAL");
+  });
+
+  liveTest("lru_hash and lru_percpu_hash walk and drain by batches too", () => {
+    for (const type of ["lru_hash", "lru_percpu_hash"] as const) {
+      using map = BpfMap.create({ type, keySize: 4, valueSize: 8, maxEntries: 128 });
+      const keys = u32(...Array.from({ length: 50 }, (_, i) => i));
+      map.updateBatch(keys, new Uint8Array(50 * map.valueStride).fill(1));
+      assert.equal([...map.entries({ batchSize: 7 })].length, 50);
+      let drained = 0;
+      let cursor: Uint8Array | null = null;
+      do {
+        const result = map.lookupAndDeleteBatch({ cursor, count: 16 });
+        drained += result.count;
+        cursor = result.cursor;
+      } while (cursor !== null);
+      assert.equal(drained, 50);
+      assert.equal(map.nextKey(), undefined);
+    }
+  });
+});

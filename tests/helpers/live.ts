@@ -1,0 +1,89 @@
+/**
+ * `liveTest`: a `node:test` test that needs the real kernel. Where live BPF
+ * is unavailable it is skipped, except with `CI=true` on Linux, where it
+ * fails: CI must never pass on skipped live tests.
+ *
+ * @module
+ */
+
+import { test } from "node:test";
+import process from "node:process";
+import { BpfError, BpfMap } from "../../mod.ts";
+import { Kernel, liveKernel } from "../../kernel.ts";
+import type { SyscallBackend } from "../../ffi/backend.ts";
+
+function probeLive(): string | undefined {
+  try {
+    using _map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
+/** Why live BPF cannot run here, or `undefined` when it can. */
+export const liveUnavailable: string | undefined = probeLive();
+
+/** Whether this run must not skip live tests. */
+export const mustRunLive = process.env.CI === "true" && process.platform === "linux";
+
+/** Registers a test that talks to the real kernel. */
+export function liveTest(name: string, fn: () => void | Promise<void>): void {
+  if (liveUnavailable === undefined) {
+    test(name, fn);
+  } else if (mustRunLive) {
+    test(name, () => {
+      throw new Error(`live BPF is unavailable in CI on Linux: ${liveUnavailable}`);
+    });
+  } else {
+    test(name, { skip: `live BPF unavailable: ${liveUnavailable}` }, fn);
+  }
+}
+
+/**
+ * A kernel on the live backend that counts the `bpf()` calls it passes on:
+ * how tests prove that bad input is refused before any syscall.
+ */
+export function countingKernel(): { kernel: Kernel; calls: () => number } {
+  const live = liveKernel().backend;
+  let calls = 0;
+  const counting: SyscallBackend = {
+    runtime: live.runtime,
+    bpf(attr) {
+      calls++;
+      return live.bpf(attr);
+    },
+    close: (fd) => live.close(fd),
+    baseAddress: (buffer) => live.baseAddress(buffer),
+    readTextFile: (path) => live.readTextFile(path),
+  };
+  return { kernel: new Kernel(counting), calls: () => calls };
+}
+
+/** Runs the garbage collector where the runtime exposes it (`--expose-gc`, `Bun.gc`). */
+export function collectGarbage(): void {
+  const globals = globalThis as { gc?: () => void; Bun?: { gc(force: boolean): void } };
+  if (globals.Bun !== undefined) globals.Bun.gc(true);
+  else if (globals.gc !== undefined) globals.gc();
+}
+
+/** Whether {@linkcode collectGarbage} really collects here. */
+export const canCollectGarbage: boolean =
+  (globalThis as { Bun?: unknown }).Bun !== undefined ||
+  typeof (globalThis as { gc?: unknown }).gc === "function";
+
+/** Asserts `fn` throws a `BpfError` with this code (and op, if given). */
+export function throwsBpf(fn: () => unknown, code: string, op?: string): void {
+  let thrown: unknown;
+  try {
+    fn();
+  } catch (error) {
+    thrown = error;
+  }
+  if (!(thrown instanceof BpfError)) {
+    throw new Error(`expected a BpfError ${code}, got ${thrown === undefined ? "no error" : String(thrown)}`);
+  }
+  if (thrown.code !== code || (op !== undefined && thrown.op !== op)) {
+    throw new Error(`expected BpfError ${op ?? ""} ${code}, got ${thrown.op} ${thrown.code}: ${thrown.message}`);
+  }
+}
