@@ -41,23 +41,29 @@ export function liveTest(name: string, fn: () => void | Promise<void>): void {
 }
 
 /**
- * A kernel on the live backend that counts the `bpf()` calls it passes on:
- * how tests prove that bad input is refused before any syscall.
+ * A kernel on the live backend that tallies the `bpf()` calls it passes on:
+ * by command name, by `"NAME errno"` for failures, and in all. This is how
+ * tests prove that bad input is refused before any syscall.
  */
-export function countingKernel(): { kernel: Kernel; calls: () => number } {
+export function tallyingKernel(): { kernel: Kernel; tally: Map<string, number>; calls(): number } {
   const live = liveKernel().backend;
+  const tally = new Map<string, number>();
   let calls = 0;
-  const counting: SyscallBackend = {
+  const tallying: SyscallBackend = {
     runtime: live.runtime,
     bpf(attr) {
       calls++;
-      return live.bpf(attr);
+      const result = live.bpf(attr);
+      const name = attr.command.name;
+      tally.set(name, (tally.get(name) ?? 0) + 1);
+      if (result < 0) tally.set(`${name} ${-result}`, (tally.get(`${name} ${-result}`) ?? 0) + 1);
+      return result;
     },
     close: (fd) => live.close(fd),
     baseAddress: (buffer) => live.baseAddress(buffer),
     readTextFile: (path) => live.readTextFile(path),
   };
-  return { kernel: new Kernel(counting), calls: () => calls };
+  return { kernel: new Kernel(tallying), tally, calls: () => calls };
 }
 
 /** Runs the garbage collector where the runtime exposes it (`--expose-gc`, `Bun.gc`). */

@@ -1,0 +1,27 @@
+// A concurrent writer for tests: opens map `id` and, until `rounds` rounds are
+// done, inserts keys [first, first + span) and deletes them again, one by one.
+// Prints "ready" once the map is open and "done N" at the end.
+
+import process from "node:process";
+import { BpfMap } from "../../mod.ts";
+
+const [id, first, span, rounds] = process.argv.slice(-4).map(Number);
+using map = BpfMap.fromId(id);
+const key = new Uint8Array(4);
+const view = new DataView(key.buffer);
+const value = new Uint8Array(map.valueStride).fill(0x5a);
+console.log("ready");
+let writes = 0;
+for (let round = 0; round < rounds; round++) {
+  for (let i = 0; i < span; i++) {
+    view.setUint32(0, first + i, true);
+    map.update(key, value);
+    writes++;
+  }
+  for (let i = 0; i < span; i++) {
+    view.setUint32(0, first + i, true);
+    map.delete(key);
+    writes++;
+  }
+}
+console.log(`done ${writes}`);
