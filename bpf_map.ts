@@ -43,6 +43,7 @@ import {
 } from "./map_types.ts";
 import { walkEntries, type WalkOptions } from "./map_walk.ts";
 import { perCpuSlotSize } from "./percpu.ts";
+import { copyOut } from "./result_slab.ts";
 import { checkBytes, checkExactBytes, checkFlags, checkInteger, describe } from "./validate.ts";
 
 /** What {@linkcode BpfMap.create} makes. */
@@ -160,6 +161,7 @@ export class BpfMap implements Disposable {
   readonly #nextKey: Uint8Array | null;
   readonly #nextKeyAddress: number;
   readonly #value: Uint8Array;
+  readonly #valueView: Uint8Array;
   readonly #valueAddress: number;
   readonly #cursorIn: Uint8Array;
   readonly #cursorOut: Uint8Array;
@@ -183,6 +185,7 @@ export class BpfMap implements Disposable {
     this.#nextKey = info.keySize > 0 ? offHeapBytes(info.keySize) : null;
     this.#nextKeyAddress = this.#nextKey === null ? 0 : kernel.addressOf(this.#nextKey);
     this.#value = offHeapBytes(Math.max(this.valueStride, 1));
+    this.#valueView = this.#value.subarray(0, this.valueStride);
     this.#valueAddress = kernel.addressOf(this.#value);
     const cursorSize = Math.max(batchCursorSize(info.type, info.keySize), 1);
     this.#cursorIn = offHeapBytes(cursorSize);
@@ -371,7 +374,7 @@ export class BpfMap implements Disposable {
     const result = this.#kernel.call(attr);
     if (result === -ENOENT) return undefined;
     if (result < 0) throw this.#error(BPF_MAP_GET_NEXT_KEY.name, result);
-    return this.#nextKey === null ? new Uint8Array(0) : this.#nextKey.slice();
+    return copyOut(this.#nextKey ?? new Uint8Array(0));
   }
 
   /** Adds `value` to a queue, stack or bloom filter. `flags` may be `BPF_EXIST` (queue/stack: overwrite the oldest when full). */
@@ -585,7 +588,7 @@ export class BpfMap implements Disposable {
   #valueOrUndefined(command: ElementCommand, result: number): Uint8Array | undefined {
     if (result === -ENOENT) return undefined;
     if (result < 0) throw this.#error(command.name, result);
-    return this.#value.slice(0, this.valueStride);
+    return copyOut(this.#valueView);
   }
 
   #error(op: string, result: number): BpfError {
@@ -631,7 +634,7 @@ export class BpfMap implements Disposable {
         count: written,
         keys: keys.subarray(0, written * this.keySize),
         values: values.subarray(0, written * this.valueStride),
-        cursor: result === -ENOENT ? null : this.#cursorOut.slice(),
+        cursor: result === -ENOENT ? null : copyOut(this.#cursorOut),
       };
     }
     const processed = processedBeforeFailure(count, written);

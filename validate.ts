@@ -5,24 +5,35 @@
  * @module
  */
 
-/** Asserts `value` is a `Uint8Array` that is not detached. */
+/**
+ * Asserts `value` is a `Uint8Array`. A detached one has no bytes, which the
+ * length checks below catch; its `.buffer` is only read then, for the message
+ * (reading `.buffer` moves a small array off V8's heap: not for the hot path).
+ */
 export function checkBytes(value: unknown, argument: string): Uint8Array {
   if (!(value instanceof Uint8Array)) {
     throw new TypeError(`${argument} must be a Uint8Array, got ${describe(value)}`);
   }
-  if ((value.buffer as ArrayBufferLike & { detached?: boolean }).detached === true) {
-    throw new TypeError(`${argument} is a view of a detached ArrayBuffer`);
-  }
+  if (value.byteLength === 0) checkAttached(value, argument);
   return value;
 }
 
 /** Asserts `value` is a `Uint8Array` of exactly `length` bytes. */
 export function checkExactBytes(value: unknown, length: number, argument: string): Uint8Array {
-  const bytes = checkBytes(value, argument);
-  if (bytes.byteLength !== length) {
-    throw new RangeError(`${argument} must be ${length} bytes, got ${bytes.byteLength}`);
+  if (!(value instanceof Uint8Array)) {
+    throw new TypeError(`${argument} must be a Uint8Array, got ${describe(value)}`);
   }
-  return bytes;
+  if (value.byteLength !== length) {
+    checkAttached(value, argument);
+    throw new RangeError(`${argument} must be ${length} bytes, got ${value.byteLength}`);
+  }
+  return value;
+}
+
+function checkAttached(bytes: Uint8Array, argument: string): void {
+  if ((bytes.buffer as ArrayBufferLike & { detached?: boolean }).detached === true) {
+    throw new TypeError(`${argument} is a view of a detached ArrayBuffer`);
+  }
 }
 
 /** Asserts `value` is an integer in `[min, max]`. */

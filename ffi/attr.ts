@@ -29,8 +29,8 @@ export class Attr<F extends string = string> {
   readonly bytes: Uint8Array;
   /** The address of `bytes`. */
   readonly address: number;
-  /** The buffer bound to each pointer field, by field name; `null` for a NULL pointer. */
-  readonly pointees: Map<string, Uint8Array | null> = new Map();
+  /** The buffer bound to each pointer field, by the field's `slot`; `null` for NULL. */
+  readonly pointees: (Uint8Array | null)[];
   readonly #view: DataView;
   readonly #backend: SyscallBackend;
 
@@ -40,6 +40,7 @@ export class Attr<F extends string = string> {
     this.bytes = offHeapBytes(command.size);
     this.#view = new DataView(this.bytes.buffer);
     this.address = addressOf(backend, this.bytes);
+    this.pointees = command.fieldList.filter((field) => field.kind === "pointer").map(() => null);
   }
 
   /** Writes a u32 or fd field. */
@@ -78,7 +79,7 @@ export class Attr<F extends string = string> {
     bytes: Uint8Array | null,
     address: number = bytes === null ? 0 : addressOf(this.#backend, bytes),
   ): void {
-    this.pointees.set(field.name, bytes);
+    this.pointees[field.slot!] = bytes;
     this.setU64(field, address);
   }
 
@@ -90,14 +91,19 @@ export class Attr<F extends string = string> {
     }
   }
 
+  /** The buffer a pointer field leads to in the call being made, or `null`. */
+  pointee(field: Field): Uint8Array | null {
+    return this.pointees[field.slot!];
+  }
+
   /** Zeroes every field: for commands whose calls set only some of them. */
   clear(): void {
     this.bytes.fill(0);
-    this.pointees.clear();
+    this.release();
   }
 
   /** Drops the references to pointed-to buffers once the call has returned. */
   release(): void {
-    for (const name of this.pointees.keys()) this.pointees.set(name, null);
+    this.pointees.fill(null);
   }
 }

@@ -34,6 +34,8 @@ export interface Field {
   readonly pointee?: string;
   /** For fds: whether 0 means "none" (inner_map_fd, btf_fd, path_fd). */
   readonly optional?: boolean;
+  /** For pointers: the field's index among its command's pointer fields. */
+  readonly slot?: number;
 }
 
 /** One `bpf()` command and its attr layout. */
@@ -52,7 +54,7 @@ export interface Command<F extends string = string> {
   readonly fieldList: readonly Field[];
 }
 
-type FieldShape = Omit<Field, "name">;
+type FieldShape = Omit<Field, "name" | "slot">;
 
 const u32 = (offset: number, direction: Direction = "in"): FieldShape => ({
   offset,
@@ -90,8 +92,14 @@ function defineCommand<F extends string>(
 ): Command<F> {
   const fields = {} as { [K in F]: Field };
   let size = 0;
+  let slot = 0;
   for (const key of Object.keys(shapes) as F[]) {
-    const field = Object.freeze({ name: key, ...shapes[key] });
+    const shape = shapes[key];
+    const field = Object.freeze({
+      name: key,
+      ...shape,
+      ...(shape.kind === "pointer" ? { slot: slot++ } : {}),
+    });
     fields[key] = field;
     size = Math.max(size, field.offset + field.size);
   }

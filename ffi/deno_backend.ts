@@ -32,9 +32,14 @@ interface LibcSymbols {
 }
 
 const LIBC_SYMBOLS = {
-  // syscall(long number, ...): every argument passed as a full 64-bit register.
+  // syscall(long number, ...). The number, cmd and size go as i32: V8's fast
+  // calls take i32 at C speed but convert i64 ~350 ns slower per call
+  // (measured here). The kernel reads all three as 32-bit: the syscall number
+  // is dispatched as an int, and SYSCALL_DEFINE3(bpf, int cmd, ..., unsigned
+  // int size) casts its register arguments down (__SC_CAST), so the upper
+  // halves of the registers never matter. The attr goes as a full pointer.
   // The result is `long`; bpf() results fit in its low 32 bits, read as i32.
-  syscall: { parameters: ["i64", "i64", "buffer", "i64"], result: "i32" },
+  syscall: { parameters: ["i32", "i32", "buffer", "i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
   close: { parameters: ["i32"], result: "i32" },
   open: { parameters: ["buffer", "i32"], result: "i32" },

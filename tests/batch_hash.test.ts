@@ -21,8 +21,11 @@ function fill(map: BpfMap, perCpu: boolean): void {
   const keys = i32(...Array.from({ length: MAX_ENTRIES }, (_, i) => i + 1));
   const values = perCpu
     ? concat(
-      Array.from({ length: MAX_ENTRIES }, (_, i) =>
-        joinPerCpu(Array.from({ length: possibleCpus() }, (_, cpu) => i32(i + 2 + cpu)), 4)),
+      Array.from(
+        { length: MAX_ENTRIES },
+        (_, i) =>
+          joinPerCpu(Array.from({ length: possibleCpus() }, (_, cpu) => i32(i + 2 + cpu)), 4),
+      ),
     )
     : i32(...Array.from({ length: MAX_ENTRIES }, (_, i) => i + 2));
   assert.equal(map.updateBatch(keys, values), MAX_ENTRIES);
@@ -31,7 +34,10 @@ function fill(map: BpfMap, perCpu: boolean): void {
 /** Every key 1..10 present once, each with its value. */
 function verify(keys: Uint8Array, values: Uint8Array, map: BpfMap, perCpu: boolean): void {
   const seen = readU32s(keys);
-  assert.deepEqual([...seen].sort((a, b) => a - b), Array.from({ length: MAX_ENTRIES }, (_, i) => i + 1));
+  assert.deepEqual(
+    [...seen].sort((a, b) => a - b),
+    Array.from({ length: MAX_ENTRIES }, (_, i) => i + 1),
+  );
   seen.forEach((key, i) => {
     const value = values.subarray(i * map.valueStride, (i + 1) * map.valueStride);
     if (perCpu) {
@@ -101,7 +107,13 @@ describe("hash batch ops, as the kernel's selftest runs them", () => {
   for (const type of ["hash", "percpu_hash"] as const) {
     const perCpu = type === "percpu_hash";
     liveTest(type, () => {
-      using map = BpfMap.create({ type, keySize: 4, valueSize: 4, maxEntries: MAX_ENTRIES, name: "hash_map" });
+      using map = BpfMap.create({
+        type,
+        keySize: 4,
+        valueSize: 4,
+        maxEntries: MAX_ENTRIES,
+        name: "hash_map",
+      });
 
       // 1: lookup-and-delete on an empty map: the walk ends at once with nothing.
       const empty = map.lookupAndDeleteBatch({ count: MAX_ENTRIES });
@@ -182,16 +194,19 @@ describe("hash batch edge cases", () => {
     assert.equal(map.nextKey(), undefined);
   });
 
-  liveTest("the last batch ends with ENOENT and still carries elements (count may equal the request)", () => {
-    using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 8 });
-    map.updateBatch(u32(1, 2, 3), u32(10, 20, 30));
-    const result = map.lookupBatch({ count: 8 });
-    assert.equal(result.count, 3);
-    assert.equal(result.cursor, null);
-    assert.deepEqual(readU32s(result.keys).sort(), [1, 2, 3]);
-    const exact = map.lookupBatch({ count: 3 });
-    assert.ok(exact.count <= 3);
-  });
+  liveTest(
+    "the last batch ends with ENOENT and still carries elements (count may equal the request)",
+    () => {
+      using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 8 });
+      map.updateBatch(u32(1, 2, 3), u32(10, 20, 30));
+      const result = map.lookupBatch({ count: 8 });
+      assert.equal(result.count, 3);
+      assert.equal(result.cursor, null);
+      assert.deepEqual(readU32s(result.keys).sort(), [1, 2, 3]);
+      const exact = map.lookupBatch({ count: 3 });
+      assert.ok(exact.count <= 3);
+    },
+  );
 
   liveTest("a cursor past the last bucket: ENOENT with count 0", () => {
     using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 8 });

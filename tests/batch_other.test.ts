@@ -3,7 +3,14 @@
 
 import assert from "node:assert/strict";
 import { describe } from "node:test";
-import { BatchError, BPF_F_NO_PREALLOC, BpfMap, joinPerCpu, possibleCpus, splitPerCpu } from "../mod.ts";
+import {
+  BatchError,
+  BPF_F_NO_PREALLOC,
+  BpfMap,
+  joinPerCpu,
+  possibleCpus,
+  splitPerCpu,
+} from "../mod.ts";
 import { readI64s, readU32, readU32s, u32, u64 } from "./helpers/bytes.ts";
 import { liveTest, throwsBpf } from "./helpers/live.ts";
 
@@ -13,11 +20,22 @@ describe("array batch ops", () => {
   for (const type of ["array", "percpu_array"] as const) {
     const perCpu = type === "percpu_array";
     liveTest(`${type}: lookup in steps of 1..9 returns every index with its value`, () => {
-      using map = BpfMap.create({ type, keySize: 4, valueSize: 8, maxEntries: MAX_ENTRIES, name: "array_map" });
+      using map = BpfMap.create({
+        type,
+        keySize: 4,
+        valueSize: 8,
+        maxEntries: MAX_ENTRIES,
+        name: "array_map",
+      });
       const cpus = possibleCpus();
       const keys = u32(...Array.from({ length: MAX_ENTRIES }, (_, i) => i));
       const values = perCpu
-        ? u64(...Array.from({ length: MAX_ENTRIES * cpus }, (_, n) => Math.floor(n / cpus) + 1 + (n % cpus)))
+        ? u64(
+          ...Array.from(
+            { length: MAX_ENTRIES * cpus },
+            (_, n) => Math.floor(n / cpus) + 1 + (n % cpus),
+          ),
+        )
         : u64(...Array.from({ length: MAX_ENTRIES }, (_, i) => i + 1));
       for (let step = 1; step < MAX_ENTRIES; step++) {
         assert.equal(map.updateBatch(keys, values), MAX_ENTRIES);
@@ -38,7 +56,11 @@ describe("array batch ops", () => {
           total += result.count;
           if (result.cursor === null) break;
           assert.equal(result.count, count, "arrays fill the whole request until the end");
-          assert.equal(readU32(result.cursor), readU32(result.keys, result.count - 1), "cursor = last key");
+          assert.equal(
+            readU32(result.cursor),
+            readU32(result.keys, result.count - 1),
+            "cursor = last key",
+          );
           count = result.count;
           cursor = result.cursor;
         }
@@ -49,8 +71,11 @@ describe("array batch ops", () => {
         assert.deepEqual(seen, Array.from({ length: MAX_ENTRIES }, (_, i) => i));
         seen.forEach((key, i) => {
           const value = outValues.subarray(i * map.valueStride, (i + 1) * map.valueStride);
-          if (perCpu) splitPerCpu(value, 8).forEach((slot, cpu) => assert.deepEqual(readI64s(slot), [key + 1 + cpu]));
-          else assert.deepEqual(readI64s(value), [key + 1]);
+          if (perCpu) {
+            splitPerCpu(value, 8).forEach((slot, cpu) =>
+              assert.deepEqual(readI64s(slot), [key + 1 + cpu])
+            );
+          } else assert.deepEqual(readI64s(value), [key + 1]);
         });
       }
     });
@@ -71,21 +96,28 @@ describe("array batch ops", () => {
       "BPF_MAP_DELETE_BATCH",
       0,
     ]);
-    throwsBpf(() => map.lookupAndDeleteBatch({ count: 4 }), "ENOTSUPP", "BPF_MAP_LOOKUP_AND_DELETE_BATCH");
+    throwsBpf(
+      () => map.lookupAndDeleteBatch({ count: 4 }),
+      "ENOTSUPP",
+      "BPF_MAP_LOOKUP_AND_DELETE_BATCH",
+    );
   });
 
-  liveTest("array: an index past max_entries stops an update batch with E2BIG at its position", () => {
-    using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 4 });
-    let error: unknown;
-    try {
-      map.updateBatch(u32(0, 1, 2, 7, 3), u32(10, 11, 12, 17, 13));
-    } catch (e) {
-      error = e;
-    }
-    assert.ok(error instanceof BatchError);
-    assert.deepEqual([error.code, error.processed], ["E2BIG", 3]);
-    assert.deepEqual(readU32s(map.lookupBatch({ count: 4 }).values), [10, 11, 12, 0]);
-  });
+  liveTest(
+    "array: an index past max_entries stops an update batch with E2BIG at its position",
+    () => {
+      using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 4 });
+      let error: unknown;
+      try {
+        map.updateBatch(u32(0, 1, 2, 7, 3), u32(10, 11, 12, 17, 13));
+      } catch (e) {
+        error = e;
+      }
+      assert.ok(error instanceof BatchError);
+      assert.deepEqual([error.code, error.processed], ["E2BIG", 3]);
+      assert.deepEqual(readU32s(map.lookupBatch({ count: 4 }).values), [10, 11, 12, 0]);
+    },
+  );
 
   liveTest("array: a cursor at or past max_entries restarts at index 0", () => {
     using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 4 });
@@ -118,7 +150,9 @@ describe("lpm_trie batch ops", () => {
           assert.equal(readU32(result.values, i), key[7], "value = last octet");
           found.push(key.join("."));
         }
-        if (result.cursor !== null) assert.equal(result.cursor.byteLength, 8, "cursor = a whole key");
+        if (result.cursor !== null) {
+          assert.equal(result.cursor.byteLength, 8, "cursor = a whole key");
+        }
         cursor = result.cursor;
       } while (cursor !== null);
       assert.equal(new Set(found).size, count);
@@ -137,8 +171,10 @@ describe("map-in-map batch ops", () => {
   for (const type of ["array_of_maps", "hash_of_maps"] as const) {
     liveTest(`${type}: update by inner fds, lookup returns inner ids`, () => {
       const innerCount = 6;
-      const inners = Array.from({ length: innerCount }, () =>
-        BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 }));
+      const inners = Array.from(
+        { length: innerCount },
+        () => BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 }),
+      );
       try {
         using outer = BpfMap.create({
           type,
@@ -160,7 +196,9 @@ describe("map-in-map batch ops", () => {
               result = outer.lookupBatch({ cursor, count });
             } catch (error) {
               // A hash bucket larger than count: grow, as entries() does.
-              assert.ok(error instanceof BatchError && error.code === "ENOSPC" && type === "hash_of_maps");
+              assert.ok(
+                error instanceof BatchError && error.code === "ENOSPC" && type === "hash_of_maps",
+              );
               count *= 2;
               continue;
             }
@@ -197,6 +235,9 @@ liveTest("per-CPU batch values are valueStride bytes per element", () => {
   const result = map.lookupBatch({ count: 4 });
   assert.equal(result.values.byteLength, 2 * map.valueStride);
   readU32s(result.keys).forEach((key, i) => {
-    assert.deepEqual(result.values.subarray(i * map.valueStride, (i + 1) * map.valueStride), value(key));
+    assert.deepEqual(
+      result.values.subarray(i * map.valueStride, (i + 1) * map.valueStride),
+      value(key),
+    );
   });
 });

@@ -26,7 +26,13 @@ const HASH_TYPES = ["hash", "percpu_hash", "lru_hash", "lru_percpu_hash"] as con
 describe("hash family: update, lookup, delete, lookupAndDelete, nextKey", () => {
   for (const type of HASH_TYPES) {
     liveTest(type, () => {
-      using map = BpfMap.create({ type, keySize: 4, valueSize: 4, maxEntries: 16, name: type.slice(0, 15) });
+      using map = BpfMap.create({
+        type,
+        keySize: 4,
+        valueSize: 4,
+        maxEntries: 16,
+        name: type.slice(0, 15),
+      });
       const perCpu = type.includes("percpu");
       const cpus = possibleCpus();
       assert.equal(map.typeName, type);
@@ -104,7 +110,9 @@ describe("arrays", () => {
       throwsBpf(() => map.delete(u32(1)), "EINVAL", "BPF_MAP_DELETE_ELEM");
       throwsBpf(() => map.lookupAndDelete(u32(1)), "ENOTSUPP");
       const keys: number[] = [];
-      for (let key = map.nextKey(); key !== undefined; key = map.nextKey(key)) keys.push(readU32(key));
+      for (let key = map.nextKey(); key !== undefined; key = map.nextKey(key)) {
+        keys.push(readU32(key));
+      }
       assert.deepEqual(keys, [0, 1, 2, 3]);
     });
   }
@@ -243,16 +251,19 @@ describe("map objects: info, ids, freeze, access modes", () => {
     throwsBpf(() => BpfMap.fromId(0x7fff_fff0), "ENOENT", "BPF_MAP_GET_FD_BY_ID");
   });
 
-  liveTest("freeze(): no more user-space writes, reads still work, a second freeze is EPERM", () => {
-    using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 4 });
-    map.update(u32(1), u32(1));
-    map.freeze();
-    throwsBpf(() => map.update(u32(1), u32(2)), "EPERM");
-    throwsBpf(() => map.delete(u32(1)), "EPERM");
-    throwsBpf(() => map.updateBatch(u32(2), u32(2)), "EPERM");
-    assert.deepEqual(map.lookup(u32(1)), u32(1));
-    throwsBpf(() => map.freeze(), "EPERM", "BPF_MAP_FREEZE");
-  });
+  liveTest(
+    "freeze(): no more user-space writes, reads still work, a second freeze is EPERM",
+    () => {
+      using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 4 });
+      map.update(u32(1), u32(1));
+      map.freeze();
+      throwsBpf(() => map.update(u32(1), u32(2)), "EPERM");
+      throwsBpf(() => map.delete(u32(1)), "EPERM");
+      throwsBpf(() => map.updateBatch(u32(2), u32(2)), "EPERM");
+      assert.deepEqual(map.lookup(u32(1)), u32(1));
+      throwsBpf(() => map.freeze(), "EPERM", "BPF_MAP_FREEZE");
+    },
+  );
 
   liveTest("BPF_F_WRONLY maps refuse lookups, BPF_F_RDONLY maps refuse updates", () => {
     using writeOnly = BpfMap.create({
@@ -289,18 +300,30 @@ describe("map objects: info, ids, freeze, access modes", () => {
     assert.equal(error.code, "EINVAL");
     assert.equal(error.errno, 22);
     assert.match(error.message, /BPF_MAP_CREATE failed: EINVAL .*hash map \(key 0, value 4/);
-    throwsBpf(() => BpfMap.create({ type: 9999, keySize: 4, valueSize: 4, maxEntries: 1 }), "EINVAL");
+    throwsBpf(
+      () => BpfMap.create({ type: 9999, keySize: 4, valueSize: 4, maxEntries: 1 }),
+      "EINVAL",
+    );
   });
 
   liveTest("close() is idempotent; use after close is a TypeError naming the map", () => {
-    const map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1, name: "closing" });
+    const map = BpfMap.create({
+      type: "array",
+      keySize: 4,
+      valueSize: 4,
+      maxEntries: 1,
+      name: "closing",
+    });
     const fd = map.fd;
     assert.ok(fd > 2);
     map.close();
     map.close();
     assert.equal(map.fd, -1);
     assert.equal(map.closed, true);
-    assert.throws(() => map.lookup(u32(0)), { name: "TypeError", message: /lookup: .*"closing".* is closed/ });
+    assert.throws(() => map.lookup(u32(0)), {
+      name: "TypeError",
+      message: /lookup: .*"closing".* is closed/,
+    });
     assert.throws(() => map.lookupBatch({ count: 1 }), TypeError);
     assert.throws(() => [...map.entries()], TypeError);
   });
@@ -315,19 +338,22 @@ describe("map objects: info, ids, freeze, access modes", () => {
     assert.equal(leaked.closed, true);
   });
 
-  liveTest("per-CPU values: joinPerCpu pads with zeros; the kernel keeps all 8 bytes of a slot", () => {
-    using map = BpfMap.create({ type: "percpu_hash", keySize: 4, valueSize: 4, maxEntries: 2 });
-    const cpus = possibleCpus();
-    map.update(u32(1), joinPerCpu(Array.from({ length: cpus }, () => u32(0xffff_ffff)), 4));
-    const back = map.lookup(u32(1))!;
-    for (let cpu = 0; cpu < cpus; cpu++) {
-      assert.deepEqual([...back.subarray(cpu * 8, cpu * 8 + 4)], [255, 255, 255, 255]);
-      assert.deepEqual([...back.subarray(cpu * 8 + 4, cpu * 8 + 8)], [0, 0, 0, 0]);
-    }
-    // Measured on 6.18: update and lookup copy round_up(valueSize, 8) bytes per CPU,
-    // so bytes written into the padding come back.
-    const full = new Uint8Array(map.valueStride).fill(0xff);
-    map.update(u32(2), full);
-    assert.deepEqual(map.lookup(u32(2)), full);
-  });
+  liveTest(
+    "per-CPU values: joinPerCpu pads with zeros; the kernel keeps all 8 bytes of a slot",
+    () => {
+      using map = BpfMap.create({ type: "percpu_hash", keySize: 4, valueSize: 4, maxEntries: 2 });
+      const cpus = possibleCpus();
+      map.update(u32(1), joinPerCpu(Array.from({ length: cpus }, () => u32(0xffff_ffff)), 4));
+      const back = map.lookup(u32(1))!;
+      for (let cpu = 0; cpu < cpus; cpu++) {
+        assert.deepEqual([...back.subarray(cpu * 8, cpu * 8 + 4)], [255, 255, 255, 255]);
+        assert.deepEqual([...back.subarray(cpu * 8 + 4, cpu * 8 + 8)], [0, 0, 0, 0]);
+      }
+      // Measured on 6.18: update and lookup copy round_up(valueSize, 8) bytes per CPU,
+      // so bytes written into the padding come back.
+      const full = new Uint8Array(map.valueStride).fill(0xff);
+      map.update(u32(2), full);
+      assert.deepEqual(map.lookup(u32(2)), full);
+    },
+  );
 });

@@ -4,8 +4,8 @@
 import assert from "node:assert/strict";
 import { describe } from "node:test";
 import { fileURLToPath } from "node:url";
-import { BPF_F_ZERO_SEED, BpfMap } from "../mod.ts";
 import { BPF_MAP_GET_NEXT_KEY, BPF_MAP_LOOKUP_BATCH } from "../ffi/commands.ts";
+import { BPF_F_ZERO_SEED, BpfMap } from "../mod.ts";
 import { readU32, readU32s, u32, u64 } from "./helpers/bytes.ts";
 import { exited, spawnReady } from "./helpers/child.ts";
 import { liveTest, tallyingKernel } from "./helpers/live.ts";
@@ -26,11 +26,17 @@ describe("entries() and keys()", () => {
     const keys = entries.map(([key]) => readU32(key));
     assert.equal(new Set(keys).size, 3000);
     for (const [key, value] of entries) {
-      assert.equal(Number(new DataView(value.buffer, value.byteOffset, 8).getBigUint64(0, true)), readU32(key) * 3);
+      assert.equal(
+        Number(new DataView(value.buffer, value.byteOffset, 8).getBigUint64(0, true)),
+        readU32(key) * 3,
+      );
     }
     assert.ok((tally.get(BPF_MAP_LOOKUP_BATCH.name) ?? 0) >= 3000 / 256);
     assert.equal(tally.get(BPF_MAP_GET_NEXT_KEY.name), undefined, "no per-element calls");
-    assert.deepEqual([...map.keys({ batchSize: 1000 })].map((k) => readU32(k)).sort((a, b) => a - b), [...keys].sort((a, b) => a - b));
+    assert.deepEqual(
+      [...map.keys({ batchSize: 1000 })].map((k) => readU32(k)).sort((a, b) => a - b),
+      [...keys].sort((a, b) => a - b),
+    );
   });
 
   liveTest("ENOSPC grows the batch: batchSize 1 still walks a map with shared buckets", () => {
@@ -75,7 +81,17 @@ describe("entries() and keys()", () => {
 
   liveTest("arrays, per-CPU arrays and LPM tries walk in key order", () => {
     using array = BpfMap.create({ type: "percpu_array", keySize: 4, valueSize: 4, maxEntries: 9 });
-    assert.deepEqual([...array.keys({ batchSize: 4 })].map((k) => readU32(k)), [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    assert.deepEqual([...array.keys({ batchSize: 4 })].map((k) => readU32(k)), [
+      0,
+      1,
+      2,
+      3,
+      4,
+      5,
+      6,
+      7,
+      8,
+    ]);
     assert.equal([...array.entries()][0][1].byteLength, array.valueStride);
   });
 
@@ -87,29 +103,32 @@ describe("entries() and keys()", () => {
   });
 });
 
-liveTest("a concurrent writer process never makes entries() repeat or lose a stable key", async () => {
-  using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 8, maxEntries: 4096 });
-  const stable = 1000;
-  fillHash(map, stable);
-  const writer = fileURLToPath(new URL("./helpers/writer.ts", import.meta.url));
-  const child = await spawnReady(writer, [String(map.id), "100000", "1500", "40"]);
-  let walks = 0;
-  let sawChurn = false;
-  try {
-    while (child.exitCode === null && walks < 2000) {
-      const keys = [...map.keys({ batchSize: 128 })].map((k) => readU32(k));
-      assert.equal(new Set(keys).size, keys.length, `walk ${walks}: a key came twice`);
-      const stableSeen = keys.filter((k) => k < stable).length;
-      assert.equal(stableSeen, stable, `walk ${walks}: a stable key went missing`);
-      if (keys.length > stable) sawChurn = true;
-      walks++;
-      await new Promise((resolve) => setTimeout(resolve, 0));
+liveTest(
+  "a concurrent writer process never makes entries() repeat or lose a stable key",
+  async () => {
+    using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 8, maxEntries: 4096 });
+    const stable = 1000;
+    fillHash(map, stable);
+    const writer = fileURLToPath(new URL("./helpers/writer.ts", import.meta.url));
+    const child = await spawnReady(writer, [String(map.id), "100000", "1500", "40"]);
+    let walks = 0;
+    let sawChurn = false;
+    try {
+      while (child.exitCode === null && walks < 2000) {
+        const keys = [...map.keys({ batchSize: 128 })].map((k) => readU32(k));
+        assert.equal(new Set(keys).size, keys.length, `walk ${walks}: a key came twice`);
+        const stableSeen = keys.filter((k) => k < stable).length;
+        assert.equal(stableSeen, stable, `walk ${walks}: a stable key went missing`);
+        if (keys.length > stable) sawChurn = true;
+        walks++;
+        await new Promise((resolve) => setTimeout(resolve, 0));
+      }
+    } finally {
+      if (child.exitCode === null) child.kill();
     }
-  } finally {
-    if (child.exitCode === null) child.kill();
-  }
-  assert.equal(await exited(child), 0);
-  assert.ok(walks >= 5, `only ${walks} walks overlapped the writer`);
-  assert.ok(sawChurn, "no walk saw the writer's keys");
-  assert.deepEqual(readU32s(u32(7)), [7]);
-});
+    assert.equal(await exited(child), 0);
+    assert.ok(walks >= 5, `only ${walks} walks overlapped the writer`);
+    assert.ok(sawChurn, "no walk saw the writer's keys");
+    assert.deepEqual(readU32s(u32(7)), [7]);
+  },
+);

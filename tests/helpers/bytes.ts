@@ -28,13 +28,19 @@ export function readU32s(bytes: Uint8Array): number[] {
 /** Reads every u64 of `bytes` as numbers. */
 export function readU64s(bytes: Uint8Array): number[] {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return Array.from({ length: bytes.byteLength / 8 }, (_, i) => Number(view.getBigUint64(i * 8, true)));
+  return Array.from(
+    { length: bytes.byteLength / 8 },
+    (_, i) => Number(view.getBigUint64(i * 8, true)),
+  );
 }
 
 /** Reads every i64 of `bytes` as numbers. */
 export function readI64s(bytes: Uint8Array): number[] {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return Array.from({ length: bytes.byteLength / 8 }, (_, i) => Number(view.getBigInt64(i * 8, true)));
+  return Array.from(
+    { length: bytes.byteLength / 8 },
+    (_, i) => Number(view.getBigInt64(i * 8, true)),
+  );
 }
 
 /** Reads one u32. */

@@ -11,7 +11,14 @@ import { detectRuntime } from "../../ffi/live.ts";
 /** The command line that runs `script` with the current runtime and FFI allowed. */
 export function runtimeCommand(script: string, args: string[]): [string, string[]] {
   if (detectRuntime() === "deno") {
-    return [process.execPath, ["run", "--allow-ffi", "--allow-read", "--allow-env", script, ...args]];
+    return [process.execPath, [
+      "run",
+      "--allow-ffi",
+      "--allow-read",
+      "--allow-env",
+      script,
+      ...args,
+    ]];
   }
   return [process.execPath, [script, ...args]];
 }

@@ -6,11 +6,11 @@
  * @module
  */
 
-import { test } from "node:test";
 import process from "node:process";
-import { BpfError, BpfMap } from "../../mod.ts";
-import { Kernel, liveKernel } from "../../kernel.ts";
+import { test } from "node:test";
 import type { SyscallBackend } from "../../ffi/backend.ts";
+import { Kernel, liveKernel } from "../../kernel.ts";
+import { BpfError, BpfMap } from "../../mod.ts";
 
 function probeLive(): string | undefined {
   try {
@@ -74,9 +74,8 @@ export function collectGarbage(): void {
 }
 
 /** Whether {@linkcode collectGarbage} really collects here. */
-export const canCollectGarbage: boolean =
-  (globalThis as { Bun?: unknown }).Bun !== undefined ||
-  typeof (globalThis as { gc?: unknown }).gc === "function";
+export const canCollectGarbage: boolean = (globalThis as { Bun?: unknown }).Bun !== undefined
+  || typeof (globalThis as { gc?: unknown }).gc === "function";
 
 /** Asserts `fn` throws a `BpfError` with this code (and op, if given). */
 export function throwsBpf(fn: () => unknown, code: string, op?: string): void {
@@ -87,9 +86,13 @@ export function throwsBpf(fn: () => unknown, code: string, op?: string): void {
     thrown = error;
   }
   if (!(thrown instanceof BpfError)) {
-    throw new Error(`expected a BpfError ${code}, got ${thrown === undefined ? "no error" : String(thrown)}`);
+    throw new Error(
+      `expected a BpfError ${code}, got ${thrown === undefined ? "no error" : String(thrown)}`,
+    );
   }
   if (thrown.code !== code || (op !== undefined && thrown.op !== op)) {
-    throw new Error(`expected BpfError ${op ?? ""} ${code}, got ${thrown.op} ${thrown.code}: ${thrown.message}`);
+    throw new Error(
+      `expected BpfError ${op ?? ""} ${code}, got ${thrown.op} ${thrown.code}: ${thrown.message}`,
+    );
   }
 }

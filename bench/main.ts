@@ -1,0 +1,174 @@
+// bpfmap's benchmark: a 1,000,000-entry hash map (u32 key, u64 value), five
+// phases, best of 3 runs each, against the same phases in C with libbpf run
+// as a child process of this one. Prints seconds, the TS/C ratio and the
+// target per phase, and the peak RSS of both processes.
+//
+//   deno task bench      bun run bench      (root or CAP_BPF; Linux)
+
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { detectRuntime } from "../ffi/live.ts";
+import { liveKernel } from "../kernel.ts";
+import { BpfMap } from "../mod.ts";
+
+const ENTRIES = Number(process.env.BPFMAP_BENCH_ENTRIES ?? 1_000_000);
+const BATCH = 4096;
+const RUNS = Number(process.env.BPFMAP_BENCH_RUNS ?? 3);
+
+type Phase = "updateBatch" | "lookupBatch" | "nextKeyLookup" | "deleteBatch" | "updateElem";
+const PHASES: [Phase, string, number][] = [
+  ["updateBatch", `updateBatch (${BATCH} per call)`, 1.10],
+  ["lookupBatch", `lookupBatch dump (${BATCH} per call)`, 1.10],
+  ["nextKeyLookup", "nextKey + lookup dump", 1.25],
+  ["deleteBatch", `deleteBatch (${BATCH} per call)`, 1.10],
+  ["updateElem", "update per element", 1.25],
+];
+
+function buildC(): string {
+  const root = dirname(dirname(fileURLToPath(import.meta.url)));
+  const binary = `${root}/.build/bench_libbpf`;
+  if (!existsSync("/usr/include/bpf/bpf.h")) {
+    console.error("bench: installing libbpf-dev (Debian) for the C side...");
+    execFileSync("sh", ["-c", "apt-get update -qq && apt-get install -y -qq libbpf-dev"], {
+      stdio: ["ignore", "ignore", "inherit"],
+    });
+  }
+  mkdirSync(`${root}/.build`, { recursive: true });
+  execFileSync("cc", ["-O2", "-o", binary, `${root}/bench/bench_libbpf.c`, "-lbpf"], {
+    stdio: "inherit",
+  });
+  return binary;
+}
+
+function runTypeScript(): Record<Phase, number> & { checksum: number } {
+  const best = {
+    updateBatch: Infinity,
+    lookupBatch: Infinity,
+    nextKeyLookup: Infinity,
+    deleteBatch: Infinity,
+    updateElem: Infinity,
+  };
+  const keys = new Uint32Array(ENTRIES);
+  const values = new BigUint64Array(ENTRIES);
+  for (let i = 0; i < ENTRIES; i++) {
+    keys[i] = i;
+    values[i] = BigInt(i) * 3n;
+  }
+  const keyBytes = new Uint8Array(keys.buffer);
+  const valueBytes = new Uint8Array(values.buffer);
+  const outKeys = new Uint8Array(BATCH * 4);
+  const outValues = new Uint8Array(BATCH * 8);
+  const outValueWords = new Uint32Array(outValues.buffer);
+  const key = new Uint8Array(new ArrayBuffer(4));
+  const value = new Uint8Array(new ArrayBuffer(8));
+  const keyView = new DataView(key.buffer);
+  const valueView = new DataView(value.buffer);
+  // A u64 read as two u32 halves: plain number arithmetic, as cheap as C's;
+  // every sum here stays below 2^53.
+  let checksum = 0;
+
+  for (let run = 0; run < RUNS; run++) {
+    using map = BpfMap.create({
+      type: "hash",
+      keySize: 4,
+      valueSize: 8,
+      maxEntries: ENTRIES,
+      name: "bench_ts",
+    });
+    let t = performance.now();
+    for (let done = 0; done < ENTRIES;) {
+      const count = Math.min(BATCH, ENTRIES - done);
+      done += map.updateBatch(
+        keyBytes.subarray(done * 4, (done + count) * 4),
+        valueBytes.subarray(done * 8, (done + count) * 8),
+      );
+    }
+    best.updateBatch = Math.min(best.updateBatch, performance.now() - t);
+
+    t = performance.now();
+    let total = 0;
+    let cursor: Uint8Array | null = null;
+    do {
+      const batch = map.lookupBatch({ cursor, count: BATCH, keys: outKeys, values: outValues });
+      for (let i = 0; i < batch.count; i++) {
+        checksum += outValueWords[2 * i] + outValueWords[2 * i + 1] * 0x1_0000_0000;
+      }
+      total += batch.count;
+      cursor = batch.cursor;
+    } while (cursor !== null);
+    best.lookupBatch = Math.min(best.lookupBatch, performance.now() - t);
+    if (total !== ENTRIES) throw new Error(`lookupBatch dump saw ${total} elements`);
+
+    t = performance.now();
+    total = 0;
+    for (let k = map.nextKey(); k !== undefined; k = map.nextKey(k)) {
+      const v = map.lookup(k)!;
+      checksum += (v[0] | (v[1] << 8) | (v[2] << 16) | (v[3] << 24)) >>> 0;
+      checksum += ((v[4] | (v[5] << 8) | (v[6] << 16) | (v[7] << 24)) >>> 0) * 0x1_0000_0000;
+      total++;
+    }
+    best.nextKeyLookup = Math.min(best.nextKeyLookup, performance.now() - t);
+    if (total !== ENTRIES) throw new Error(`nextKey dump saw ${total} elements`);
+
+    t = performance.now();
+    for (let done = 0; done < ENTRIES;) {
+      const count = Math.min(BATCH, ENTRIES - done);
+      done += map.deleteBatch(keyBytes.subarray(done * 4, (done + count) * 4));
+    }
+    best.deleteBatch = Math.min(best.deleteBatch, performance.now() - t);
+
+    t = performance.now();
+    for (let i = 0; i < ENTRIES; i++) {
+      keyView.setUint32(0, i, true);
+      valueView.setBigUint64(0, values[i], true);
+      map.update(key, value);
+    }
+    best.updateElem = Math.min(best.updateElem, performance.now() - t);
+  }
+  for (const phase of Object.keys(best) as Phase[]) best[phase] /= 1000;
+  return { ...best, checksum };
+}
+
+function peakRssKiB(): number {
+  const status = liveKernel().backend.readTextFile("/proc/self/status");
+  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN);
+}
+
+const runtime = detectRuntime();
+const binary = buildC();
+console.log(
+  `bpfmap bench: ${ENTRIES} entries, hash u32 -> u64, best of ${RUNS} runs, ${runtime} vs C (libbpf)`,
+);
+const c = JSON.parse(
+  execFileSync(binary, [String(ENTRIES), String(BATCH), String(RUNS)], { encoding: "utf8" }),
+);
+const ts = runTypeScript();
+if (c.checksum !== ts.checksum) {
+  throw new Error(`checksums differ: C ${c.checksum}, TS ${ts.checksum}`);
+}
+
+const rows = PHASES.map(([phase, label, target]) => {
+  const ratio = ts[phase] / c[phase];
+  return [
+    label,
+    c[phase].toFixed(3),
+    ts[phase].toFixed(3),
+    ratio.toFixed(2) + "x",
+    `<= ${target.toFixed(2)}x`,
+    ratio <= target ? "met" : "MISSED",
+  ];
+});
+const header = ["phase", "C s", `${runtime} s`, "TS/C", "target", ""];
+const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+const line = (cells: string[]) =>
+  cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join("  ");
+console.log(line(header));
+for (const row of rows) console.log(line(row));
+console.log(
+  `peak RSS: C ${(c.peakRssKiB / 1024).toFixed(1)} MiB, ${runtime} ${
+    (peakRssKiB() / 1024).toFixed(1)
+  } MiB`,
+);
