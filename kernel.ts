@@ -53,11 +53,9 @@ export class Kernel {
    * `-errno`; the pointed-to buffers are released once the call is over.
    */
   call(attr: Attr): number {
-    try {
-      return this.backend.bpf(attr);
-    } finally {
-      attr.release();
-    }
+    const result = this.backend.bpf(attr);
+    attr.release();
+    return result;
   }
 
   /** Like {@linkcode Kernel.call}, but a failure becomes a {@linkcode BpfError}. */

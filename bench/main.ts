@@ -19,11 +19,12 @@ const BATCH = 4096;
 const RUNS = Number(process.env.BPFMAP_BENCH_RUNS ?? 3);
 
 type Phase = "updateBatch" | "lookupBatch" | "nextKeyLookup" | "deleteBatch" | "updateElem";
-const PHASES: [Phase, string, number][] = [
+/** Phases with the issue's targets (TS/C at most); deleteBatch has none. */
+const PHASES: [Phase, string, number | undefined][] = [
   ["updateBatch", `updateBatch (${BATCH} per call)`, 1.10],
   ["lookupBatch", `lookupBatch dump (${BATCH} per call)`, 1.10],
   ["nextKeyLookup", "nextKey + lookup dump", 1.25],
-  ["deleteBatch", `deleteBatch (${BATCH} per call)`, 1.10],
+  ["deleteBatch", `deleteBatch (${BATCH} per call)`, undefined],
   ["updateElem", "update per element", 1.25],
 ];
 
@@ -157,8 +158,8 @@ const rows = PHASES.map(([phase, label, target]) => {
     c[phase].toFixed(3),
     ts[phase].toFixed(3),
     ratio.toFixed(2) + "x",
-    `<= ${target.toFixed(2)}x`,
-    ratio <= target ? "met" : "MISSED",
+    target === undefined ? "-" : `<= ${target.toFixed(2)}x`,
+    target === undefined ? "" : ratio <= target ? "met" : "MISSED",
   ];
 });
 const header = ["phase", "C s", `${runtime} s`, "TS/C", "target", ""];

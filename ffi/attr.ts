@@ -104,6 +104,6 @@ export class Attr<F extends string = string> {
 
   /** Drops the references to pointed-to buffers once the call has returned. */
   release(): void {
-    this.pointees.fill(null);
+    for (let slot = 0; slot < this.pointees.length; slot++) this.pointees[slot] = null;
   }
 }

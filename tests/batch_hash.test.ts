@@ -12,7 +12,7 @@ import {
   splitPerCpu,
 } from "../mod.ts";
 import { i32, readU32, readU32s, u32 } from "./helpers/bytes.ts";
-import { liveTest, throwsBpf } from "./helpers/live.ts";
+import { liveTest, thrown, throwsBpf } from "./helpers/live.ts";
 
 const MAX_ENTRIES = 10;
 
@@ -218,12 +218,7 @@ describe("hash batch edge cases", () => {
   liveTest("a partial update batch reports how many elements it wrote (E2BIG when full)", () => {
     using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 4 });
     map.updateBatch(u32(1, 2), u32(1, 2));
-    let error: unknown;
-    try {
-      map.updateBatch(u32(3, 4, 5, 6), u32(3, 4, 5, 6));
-    } catch (e) {
-      error = e;
-    }
+    const error = thrown(() => map.updateBatch(u32(3, 4, 5, 6), u32(3, 4, 5, 6)));
     assert.ok(error instanceof BatchError, String(error));
     assert.equal(error.code, "E2BIG");
     assert.equal(error.op, "BPF_MAP_UPDATE_BATCH");
@@ -234,12 +229,7 @@ describe("hash batch edge cases", () => {
   liveTest("a partial delete batch stops at the first missing key (ENOENT) with its index", () => {
     using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 8 });
     map.updateBatch(u32(1, 2, 3), u32(1, 2, 3));
-    let error: unknown;
-    try {
-      map.deleteBatch(u32(1, 2, 99, 3));
-    } catch (e) {
-      error = e;
-    }
+    const error = thrown(() => map.deleteBatch(u32(1, 2, 99, 3)));
     assert.ok(error instanceof BatchError);
     assert.deepEqual([error.code, error.processed], ["ENOENT", 2]);
     assert.deepEqual([...map.keys()].map((k) => readU32(k)), [3]);
@@ -256,12 +246,7 @@ describe("hash batch edge cases", () => {
   liveTest("elemFlags BPF_F_LOCK on a map without a spin lock: EINVAL, processed 0", () => {
     using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 8 });
     map.update(u32(1), u32(1));
-    let error: unknown;
-    try {
-      map.lookupBatch({ count: 4, elemFlags: 4 });
-    } catch (e) {
-      error = e;
-    }
+    const error = thrown(() => map.lookupBatch({ count: 4, elemFlags: 4 }));
     assert.ok(error instanceof BatchError);
     assert.deepEqual([error.code, error.processed], ["EINVAL", 0]);
     throwsBpf(() => map.updateBatch(u32(2), u32(2), { elemFlags: 4 }), "EINVAL");

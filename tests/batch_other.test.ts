@@ -12,7 +12,7 @@ import {
   splitPerCpu,
 } from "../mod.ts";
 import { readI64s, readU32, readU32s, u32, u64 } from "./helpers/bytes.ts";
-import { liveTest, throwsBpf } from "./helpers/live.ts";
+import { liveTest, thrown, throwsBpf } from "./helpers/live.ts";
 
 const MAX_ENTRIES = 10;
 
@@ -83,12 +83,7 @@ describe("array batch ops", () => {
 
   liveTest("array: delete and lookup-and-delete batches answer ENOTSUPP (524)", () => {
     using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 4 });
-    let error: unknown;
-    try {
-      map.deleteBatch(u32(0, 1));
-    } catch (e) {
-      error = e;
-    }
+    const error = thrown(() => map.deleteBatch(u32(0, 1)));
     assert.ok(error instanceof BatchError);
     assert.deepEqual([error.errno, error.code, error.op, error.processed], [
       524,
@@ -107,12 +102,7 @@ describe("array batch ops", () => {
     "array: an index past max_entries stops an update batch with E2BIG at its position",
     () => {
       using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 4 });
-      let error: unknown;
-      try {
-        map.updateBatch(u32(0, 1, 2, 7, 3), u32(10, 11, 12, 17, 13));
-      } catch (e) {
-        error = e;
-      }
+      const error = thrown(() => map.updateBatch(u32(0, 1, 2, 7, 3), u32(10, 11, 12, 17, 13)));
       assert.ok(error instanceof BatchError);
       assert.deepEqual([error.code, error.processed], ["E2BIG", 3]);
       assert.deepEqual(readU32s(map.lookupBatch({ count: 4 }).values), [10, 11, 12, 0]);

@@ -19,7 +19,7 @@ import {
   splitPerCpu,
 } from "../mod.ts";
 import { readU32, u32, u64 } from "./helpers/bytes.ts";
-import { liveTest, throwsBpf } from "./helpers/live.ts";
+import { liveTest, thrown, throwsBpf } from "./helpers/live.ts";
 
 const HASH_TYPES = ["hash", "percpu_hash", "lru_hash", "lru_percpu_hash"] as const;
 
@@ -288,13 +288,9 @@ describe("map objects: info, ids, freeze, access modes", () => {
   });
 
   liveTest("the kernel refuses a bad spec with BPF_MAP_CREATE's errno", () => {
-    const error = (() => {
-      try {
-        BpfMap.create({ type: "hash", keySize: 0, valueSize: 4, maxEntries: 4 });
-      } catch (error) {
-        return error;
-      }
-    })();
+    const error = thrown(() =>
+      BpfMap.create({ type: "hash", keySize: 0, valueSize: 4, maxEntries: 4 })
+    );
     assert.ok(error instanceof BpfError);
     assert.equal(error.op, "BPF_MAP_CREATE");
     assert.equal(error.code, "EINVAL");

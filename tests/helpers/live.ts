@@ -77,22 +77,27 @@ export function collectGarbage(): void {
 export const canCollectGarbage: boolean = (globalThis as { Bun?: unknown }).Bun !== undefined
   || typeof (globalThis as { gc?: unknown }).gc === "function";
 
-/** Asserts `fn` throws a `BpfError` with this code (and op, if given). */
-export function throwsBpf(fn: () => unknown, code: string, op?: string): void {
-  let thrown: unknown;
+/** What `fn` throws, or `undefined` if it returns. */
+export function thrown(fn: () => unknown): unknown {
   try {
     fn();
   } catch (error) {
-    thrown = error;
+    return error;
   }
-  if (!(thrown instanceof BpfError)) {
+  return undefined;
+}
+
+/** Asserts `fn` throws a `BpfError` with this code (and op, if given). */
+export function throwsBpf(fn: () => unknown, code: string, op?: string): void {
+  const error = thrown(fn);
+  if (!(error instanceof BpfError)) {
     throw new Error(
-      `expected a BpfError ${code}, got ${thrown === undefined ? "no error" : String(thrown)}`,
+      `expected a BpfError ${code}, got ${error === undefined ? "no error" : String(error)}`,
     );
   }
-  if (thrown.code !== code || (op !== undefined && thrown.op !== op)) {
+  if (error.code !== code || (op !== undefined && error.op !== op)) {
     throw new Error(
-      `expected BpfError ${op ?? ""} ${code}, got ${thrown.op} ${thrown.code}: ${thrown.message}`,
+      `expected BpfError ${op ?? ""} ${code}, got ${error.op} ${error.code}: ${error.message}`,
     );
   }
 }
