@@ -1,0 +1,43 @@
+// A second opinion on attr packing: strace shows the size every bpf() call
+// passed, and it must be the command table's size for each command (56 for
+// the batch commands). Also proves the calls the command table names are the
+// ones the kernel saw.
+
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { COMMANDS } from "../ffi/commands.ts";
+import { runtimeCommand } from "./helpers/child.ts";
+import { liveTest } from "./helpers/live.ts";
+
+liveTest("strace sees every command with exactly its table size", () => {
+  const dir = mkdtempSync(join(tmpdir(), "bpfmap-strace-"));
+  const bpffs = join(dir, "bpffs");
+  execFileSync("mkdir", [bpffs]);
+  execFileSync("mount", ["-t", "bpf", "bpf", bpffs]);
+  try {
+    const script = fileURLToPath(new URL("./helpers/every_command.ts", import.meta.url));
+    const [command, args] = runtimeCommand(script, [bpffs]);
+    const log = join(dir, "strace.log");
+    const out = execFileSync("strace", ["-f", "-e", "trace=bpf", "-o", log, command, ...args], {
+      encoding: "utf8",
+    });
+    assert.match(out, /done/);
+    const seen = new Map<string, Set<number>>();
+    for (const line of readFileSync(log, "utf8").split("\n")) {
+      const match = /bpf\((BPF_\w+), .*, (\d+)\) += /.exec(line);
+      if (match === null) continue;
+      if (!seen.has(match[1])) seen.set(match[1], new Set());
+      seen.get(match[1])!.add(Number(match[2]));
+    }
+    for (const cmd of COMMANDS.values()) {
+      assert.deepEqual([...(seen.get(cmd.name) ?? [])], [cmd.size], `${cmd.name} as strace saw it`);
+    }
+  } finally {
+    execFileSync("umount", [bpffs]);
+    rmSync(dir, { recursive: true });
+  }
+});
