@@ -126,11 +126,14 @@ const unclosed = new FinalizationRegistry<{ kernel: Kernel; fd: number }>(({ ker
  * CPU (see `splitPerCpu`/`joinPerCpu`).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { BpfMap } from "./mod.ts";
+ *
  * using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 8, maxEntries: 1024 });
  * map.update(new Uint8Array([1, 0, 0, 0]), new Uint8Array(8).fill(7));
- * console.log(map.lookup(new Uint8Array([1, 0, 0, 0]))); // Uint8Array(8) [7, 7, ...]
+ * assert.deepEqual(map.lookup(new Uint8Array([1, 0, 0, 0])), new Uint8Array(8).fill(7));
+ * assert.equal(map.lookup(new Uint8Array([2, 0, 0, 0])), undefined);
  * ```
  */
 export class BpfMap implements Disposable {
@@ -200,8 +203,12 @@ export class BpfMap implements Disposable {
    * @throws {BpfError} when the kernel refuses.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { BpfMap, possibleCpus } from "./mod.ts";
+   *
    * using counters = BpfMap.create({ type: "percpu_array", keySize: 4, valueSize: 8, maxEntries: 64 });
+   * assert.equal(counters.valueStride, 8 * possibleCpus());
    * ```
    */
   static create(spec: MapSpec, kernel: Kernel = liveKernel()): BpfMap {
@@ -254,8 +261,16 @@ export class BpfMap implements Disposable {
    * Opens a map pinned in bpffs (`BPF_OBJ_GET`).
    *
    * @example
-   * ```ts ignore
-   * using map = BpfMap.openPinned("/sys/fs/bpf/my_map", { readOnly: true });
+   * ```ts
+   * import { BpfMap } from "./mod.ts";
+   *
+   * const path = "/sys/fs/bpf/my_map"; // on a mounted bpffs
+   * try {
+   *   using map = BpfMap.openPinned(path, { readOnly: true });
+   *   console.log(map.typeName, map.name);
+   * } catch (error) {
+   *   console.log(`${path}: ${(error as Error).message}`); // BpfError ENOENT when nothing is pinned there
+   * }
    * ```
    */
   static openPinned(
@@ -282,8 +297,13 @@ export class BpfMap implements Disposable {
    * Opens the map with a kernel-wide id (`BPF_MAP_GET_FD_BY_ID`).
    *
    * @example
-   * ```ts ignore
-   * for (const id of listMapIds()) console.log(BpfMap.fromId(id).name);
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { BpfMap } from "./mod.ts";
+   *
+   * using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });
+   * using again = BpfMap.fromId(map.id);
+   * assert.equal(again.id, map.id);
    * ```
    */
   static fromId(id: number, kernel: Kernel = liveKernel()): BpfMap {
@@ -423,13 +443,21 @@ export class BpfMap implements Disposable {
    * hash bucket, or with the elements read so far on any other failure.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { BpfMap } from "./mod.ts";
+   *
+   * using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 100 });
+   * const keys = new Uint8Array(new Uint32Array([1, 2, 3]).buffer);
+   * map.updateBatch(keys, keys);
+   * let seen = 0;
    * let cursor: Uint8Array | null = null;
    * do {
-   *   const batch = map.lookupBatch({ cursor, count: 4096 });
-   *   handle(batch.keys, batch.values, batch.count);
+   *   const batch = map.lookupBatch({ cursor, count: 2 });
+   *   seen += batch.count; // batch.keys and batch.values hold batch.count elements
    *   cursor = batch.cursor;
    * } while (cursor !== null);
+   * assert.equal(seen, 3);
    * ```
    */
   lookupBatch(opts: BatchLookupOptions): BatchResult {
@@ -474,8 +502,13 @@ export class BpfMap implements Disposable {
    * Each yielded key and value is a view that stays valid.
    *
    * @example
-   * ```ts ignore
-   * for (const [key, value] of map.entries()) console.log(key, value);
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { BpfMap } from "./mod.ts";
+   *
+   * using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 3 });
+   * const keys = [...map.entries()].map(([key]) => key[0]);
+   * assert.deepEqual(keys, [0, 1, 2]);
    * ```
    */
   entries(opts: WalkOptions = {}): IterableIterator<[Uint8Array, Uint8Array]> {

@@ -10,13 +10,13 @@ import { errnoDescription, errnoName } from "./ffi/errno.ts";
  * A `bpf()` call the kernel failed, with its errno.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { BpfError, BpfMap } from "./mod.ts";
- * try {
- *   BpfMap.fromId(0x7fff_ffff);
- * } catch (error) {
- *   if (error instanceof BpfError && error.code === "ENOENT") console.log("no such map");
- * }
+ *
+ * assert.throws(() => BpfMap.fromId(0x7fff_fff0), (error) => {
+ *   return error instanceof BpfError && error.code === "ENOENT" && error.op === "BPF_MAP_GET_FD_BY_ID";
+ * });
  * ```
  */
 export class BpfError extends Error {
@@ -44,12 +44,15 @@ export class BpfError extends Error {
  * lookup-and-delete batch removed is lost.
  *
  * @example
- * ```ts ignore
- * try {
- *   map.updateBatch(keys, values);
- * } catch (error) {
- *   if (error instanceof BatchError) console.log(`${error.processed} elements written`);
- * }
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BatchError, BpfMap } from "./mod.ts";
+ *
+ * using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 2 });
+ * const three = new Uint8Array(new Uint32Array([1, 2, 3]).buffer);
+ * assert.throws(() => map.updateBatch(three, three), (error) => {
+ *   return error instanceof BatchError && error.code === "E2BIG" && error.processed === 2;
+ * });
  * ```
  */
 export class BatchError extends BpfError {

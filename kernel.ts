@@ -21,11 +21,19 @@ export const POSSIBLE_CPUS_PATH = "/sys/devices/system/cpu/possible";
  * a time per thread, so one attr per command serves every map.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BpfMap } from "./mod.ts";
+ * import { BPF_MAP_FREEZE } from "./ffi/commands.ts";
+ * import { liveKernel } from "./kernel.ts";
+ *
+ * using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });
  * const kernel = liveKernel();
  * const attr = kernel.attr(BPF_MAP_FREEZE);
- * attr.setU32(BPF_MAP_FREEZE.fields.map_fd, fd);
- * const result = kernel.call(attr); // 0, or -errno
+ * attr.setU32(BPF_MAP_FREEZE.fields.map_fd, map.fd);
+ * assert.equal(kernel.call(attr), 0);
+ * attr.setU32(BPF_MAP_FREEZE.fields.map_fd, map.fd);
+ * assert.equal(kernel.call(attr), -1); // -EPERM: frozen already
  * ```
  */
 export class Kernel {

@@ -36,8 +36,13 @@ const withoutBatchLookup = new WeakSet<BpfMap>();
  * buffer of their own batch, so they stay valid after the walk moves on.
  *
  * @example
- * ```ts ignore
- * const all = [...walkEntries(map, { batchSize: 512 })];
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BpfMap } from "./mod.ts";
+ * import { walkEntries } from "./map_walk.ts";
+ *
+ * using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1000 });
+ * assert.equal([...walkEntries(map, { batchSize: 512 })].length, 1000);
  * ```
  */
 export function* walkEntries(

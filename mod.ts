@@ -6,7 +6,7 @@
  * `--allow-ffi`; the kernel wants root or CAP_BPF.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { BpfMap } from "./mod.ts";
  *
  * using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 8, maxEntries: 1 << 16 });

@@ -17,9 +17,16 @@ const TWO_TO_32 = 0x1_0000_0000;
  * call sets all the fields it uses, so packing allocates nothing.
  *
  * @example
- * ```ts ignore
- * const attr = new Attr(BPF_MAP_FREEZE, backend);
- * attr.setU32(BPF_MAP_FREEZE.fields.map_fd, fd);
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Attr } from "./attr.ts";
+ * import { BPF_MAP_LOOKUP_BATCH } from "./commands.ts";
+ * import { liveKernel } from "../kernel.ts";
+ *
+ * const attr = new Attr(BPF_MAP_LOOKUP_BATCH, liveKernel().backend);
+ * attr.setU32(BPF_MAP_LOOKUP_BATCH.fields.count, 4096);
+ * assert.equal(attr.bytes.byteLength, 56);
+ * assert.equal(attr.getU32(BPF_MAP_LOOKUP_BATCH.fields.count), 4096);
  * ```
  */
 export class Attr<F extends string = string> {

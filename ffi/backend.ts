@@ -43,8 +43,14 @@ const baseAddresses = new WeakMap<ArrayBufferLike, number>();
  * Addresses are cached per `ArrayBuffer`.
  *
  * @example
- * ```ts ignore
- * const address = addressOf(backend, new Uint8Array(8));
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { addressOf } from "./backend.ts";
+ * import { liveKernel } from "../kernel.ts";
+ *
+ * const bytes = new Uint8Array(16);
+ * const backend = liveKernel().backend;
+ * assert.equal(addressOf(backend, bytes.subarray(8)), addressOf(backend, bytes) + 8);
  * ```
  */
 export function addressOf(backend: SyscallBackend, bytes: Uint8Array): number {

@@ -43,7 +43,10 @@ const LIBC_SYMBOLS = {
  *
  * @example
  * ```ts ignore
- * const backend = openBunBackend(321);
+ * // Bun only (doc tests run under Deno):
+ * import { openBunBackend } from "./bun_backend.ts";
+ * const backend = openBunBackend(321); // x86_64; see arch.ts for the others
+ * console.log(backend.readTextFile("/sys/devices/system/cpu/possible"));
  * ```
  */
 export function openBunBackend(syscallNumber: number): SyscallBackend {

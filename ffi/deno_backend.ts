@@ -50,8 +50,12 @@ const LIBC_SYMBOLS = {
  * Opens the Deno backend. Needs `--allow-ffi`; loads libc once.
  *
  * @example
- * ```ts ignore
- * const backend = openDenoBackend(321);
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openDenoBackend } from "./deno_backend.ts";
+ *
+ * const backend = openDenoBackend(321); // x86_64; see arch.ts for the others
+ * assert.match(backend.readTextFile("/sys/devices/system/cpu/possible"), /^\d/);
  * ```
  */
 export function openDenoBackend(syscallNumber: number): SyscallBackend {

@@ -17,8 +17,11 @@ export const O_RDONLY_CLOEXEC = 0o2000000;
  * Opens the first C library in {@linkcode LIBC_NAMES} that `dlopen` accepts.
  *
  * @example
- * ```ts ignore
- * const libc = loadLibc((name) => Deno.dlopen(name, symbols).symbols);
+ * ```ts
+ * import { loadLibc } from "./libc.ts";
+ *
+ * const libc = loadLibc((name) => Deno.dlopen(name, { getpid: { parameters: [], result: "i32" } }).symbols);
+ * console.log(libc.getpid());
  * ```
  */
 export function loadLibc<T>(dlopen: (name: string) => T): T {

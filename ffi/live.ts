@@ -45,7 +45,9 @@ export function currentPlatform(): Platform {
  * syscall has been issued then.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { openLiveBackend } from "./live.ts";
+ *
  * const backend = openLiveBackend();
  * console.log(backend.runtime); // "deno" or "bun"
  * ```

@@ -20,9 +20,9 @@ tsc -p tsconfig.json
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 
-step "tests: Deno"
-deno test --allow-ffi --allow-read --allow-write --allow-env --allow-run --v8-flags=--expose-gc \
-  tests/ 2>&1 | tee "$logs/deno.log"
+step "tests: Deno (with every JSDoc example, run as a doc test)"
+deno test --doc --allow-ffi --allow-read --allow-write --allow-env --allow-run --v8-flags=--expose-gc \
+  tests/ ./*.ts ffi/*.ts 2>&1 | tee "$logs/deno.log"
 
 step "tests: Bun"
 bun test --timeout 120000 tests/ 2>&1 | tee "$logs/bun.log"
