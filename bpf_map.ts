@@ -29,6 +29,7 @@ import {
   BPF_OBJ_GET,
   BPF_OBJ_GET_INFO_BY_FD,
   BPF_OBJ_PIN,
+  type Direction,
   type ElementCommand,
 } from "./ffi/commands.ts";
 import { ENOENT } from "./ffi/errno.ts";
@@ -193,7 +194,7 @@ export class BpfMap implements Disposable {
     const cursorSize = Math.max(batchCursorSize(info.type, info.keySize), 1);
     this.#cursorIn = offHeapBytes(cursorSize);
     this.#cursorOut = offHeapBytes(cursorSize);
-    unclosed.register(this, { kernel, fd }, this);
+    if (kernel.closesLeakedFds) unclosed.register(this, { kernel, fd }, this);
   }
 
   /**
@@ -363,7 +364,7 @@ export class BpfMap implements Disposable {
   delete(key: Uint8Array): boolean {
     this.#openFd("delete");
     this.#loadKey(key, "key");
-    const result = this.#element(BPF_MAP_DELETE_ELEM, this.#key, this.#keyAddress, 0, false);
+    const result = this.#element(BPF_MAP_DELETE_ELEM, this.#key, this.#keyAddress, 0, "none");
     if (result === -ENOENT) return false;
     if (result < 0) throw this.#error(BPF_MAP_DELETE_ELEM.name, result);
     return true;
@@ -427,7 +428,7 @@ export class BpfMap implements Disposable {
     this.#openFd("contains");
     this.#keyless("contains");
     this.#loadValue(value, "value");
-    const result = this.#element(BPF_MAP_LOOKUP_ELEM, null, 0, 0);
+    const result = this.#element(BPF_MAP_LOOKUP_ELEM, null, 0, 0, "in");
     if (result === -ENOENT) return false;
     if (result < 0) throw this.#error(BPF_MAP_LOOKUP_ELEM.name, result);
     return true;
@@ -596,14 +597,14 @@ export class BpfMap implements Disposable {
     key: Uint8Array | null,
     keyAddress: number,
     flags: number,
-    withValue = true,
+    value: "none" | Direction = command.fields.value.direction,
   ): number {
     const { fields } = command;
     const attr = this.#kernel.attr(command);
     attr.setU32(fields.map_fd, this.#fd);
     attr.setPointer(fields.key, key, keyAddress);
-    if (withValue) attr.setPointer(fields.value, this.#value, this.#valueAddress);
-    else attr.setPointer(fields.value, null, 0);
+    if (value === "none") attr.setPointer(fields.value, null, 0);
+    else attr.setPointer(fields.value, this.#valueView, this.#valueAddress, value);
     attr.setU64(fields.flags, flags);
     return this.#kernel.call(attr);
   }
@@ -653,8 +654,9 @@ export class BpfMap implements Disposable {
     const attr = this.#kernel.attr(command);
     attr.setPointer(fields.in_batch, cursor === null ? null : this.#cursorIn);
     attr.setPointer(fields.out_batch, this.#cursorOut);
-    attr.setPointer(fields.keys, keys);
-    attr.setPointer(fields.values, values);
+    // Exactly `count` elements: what the kernel may touch, and what a recorder captures.
+    attr.setPointer(fields.keys, keys.subarray(0, count * this.keySize));
+    attr.setPointer(fields.values, values.subarray(0, count * this.valueStride));
     attr.setU32(fields.count, count);
     attr.setU32(fields.map_fd, fd);
     attr.setU64(fields.elem_flags, elemFlags);
@@ -718,8 +720,12 @@ export class BpfMap implements Disposable {
     const attr = this.#kernel.attr(command);
     attr.setPointer(fields.in_batch, null, 0);
     attr.setPointer(fields.out_batch, null, 0);
-    attr.setPointer(fields.keys, keys);
-    attr.setPointer(fields.values, values);
+    // Exactly `count` elements: what the kernel reads, and what a recorder captures.
+    attr.setPointer(fields.keys, keys.subarray(0, count * this.keySize));
+    attr.setPointer(
+      fields.values,
+      values === null ? null : values.subarray(0, count * this.valueStride),
+    );
     attr.setU32(fields.count, count);
     attr.setU32(fields.map_fd, fd);
     attr.setU64(fields.elem_flags, elemFlags);

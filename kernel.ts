@@ -39,11 +39,18 @@ export const POSSIBLE_CPUS_PATH = "/sys/devices/system/cpu/possible";
 export class Kernel {
   /** How calls reach the kernel. */
   readonly backend: SyscallBackend;
+  /**
+   * Whether a map dropped without `close()` has its fd closed when collected.
+   * Off for recording and replaying kernels: a close at a moment the garbage
+   * collector chooses would make a transcript differ from run to run.
+   */
+  readonly closesLeakedFds: boolean;
   readonly #attrs = new Map<Command, Attr>();
   #possibleCpus: number | undefined;
 
-  constructor(backend: SyscallBackend) {
+  constructor(backend: SyscallBackend, opts: { closesLeakedFds?: boolean } = {}) {
     this.backend = backend;
+    this.closesLeakedFds = opts.closesLeakedFds ?? true;
   }
 
   /** The attr of `command`, with whatever the previous call left in it. */

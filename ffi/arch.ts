@@ -81,12 +81,16 @@ export function bpfSyscallNumber(platform: Platform): number {
       `bpfmap: live BPF is supported on little-endian CPUs only; ${platform.arch} is big-endian here.`,
     );
   }
-  const kernelArch = RUNTIME_ARCH_ALIASES[platform.arch] ?? platform.arch;
-  const number = BPF_SYSCALL_NUMBERS[kernelArch];
+  const number = BPF_SYSCALL_NUMBERS[kernelArch(platform.arch)];
   if (number === undefined) {
     throw new Error(`bpfmap: no bpf() syscall number is known for architecture ${platform.arch}.`);
   }
   return number;
+}
+
+/** The kernel's name of a runtime's architecture name (`"x64"` → `"x86_64"`). */
+export function kernelArch(arch: string): string {
+  return RUNTIME_ARCH_ALIASES[arch] ?? arch;
 }
 
 /** Whether this JavaScript engine runs on a little-endian CPU. */

@@ -8,7 +8,7 @@
  */
 
 import { addressOf, offHeapBytes, type SyscallBackend } from "./backend.ts";
-import type { Command, Field } from "./commands.ts";
+import type { Command, Direction, Field } from "./commands.ts";
 
 const TWO_TO_32 = 0x1_0000_0000;
 
@@ -38,6 +38,8 @@ export class Attr<F extends string = string> {
   readonly address: number;
   /** The buffer bound to each pointer field, by the field's `slot`; `null` for NULL. */
   readonly pointees: (Uint8Array | null)[];
+  /** Each pointer field's direction in the call being made (the layout's unless overridden). */
+  readonly directions: Direction[];
   readonly #view: DataView;
   readonly #backend: SyscallBackend;
 
@@ -47,7 +49,9 @@ export class Attr<F extends string = string> {
     this.bytes = offHeapBytes(command.size);
     this.#view = new DataView(this.bytes.buffer);
     this.address = addressOf(backend, this.bytes);
-    this.pointees = command.fieldList.filter((field) => field.kind === "pointer").map(() => null);
+    const pointers = command.fieldList.filter((field) => field.kind === "pointer");
+    this.pointees = pointers.map(() => null);
+    this.directions = pointers.map((field) => field.direction);
   }
 
   /** Writes a u32 or fd field. */
@@ -79,14 +83,17 @@ export class Attr<F extends string = string> {
   /**
    * Points a pointer field at `bytes` (or NULL), and keeps `bytes` referenced
    * until {@linkcode Attr.release}. Pass `address` when the caller has it
-   * cached, to skip the lookup.
+   * cached, to skip the lookup, and `direction` where this call's kernel use
+   * differs from the layout's (a bloom filter's lookup reads its value).
    */
   setPointer(
     field: Field,
     bytes: Uint8Array | null,
     address: number = bytes === null ? 0 : addressOf(this.#backend, bytes),
+    direction: Direction = field.direction,
   ): void {
     this.pointees[field.slot!] = bytes;
+    this.directions[field.slot!] = direction;
     this.setU64(field, address);
   }
 

@@ -30,7 +30,8 @@ export interface SyscallBackend {
   readTextFile(path: string): string;
 }
 
-const baseAddresses = new WeakMap<ArrayBufferLike, number>();
+/** Base addresses by buffer, per backend: a stand-in's addresses must never reach a live one. */
+const baseAddresses = new WeakMap<SyscallBackend, WeakMap<ArrayBufferLike, number>>();
 
 /**
  * The address of `bytes[0]`, safe to hand to the kernel while `bytes` stays
@@ -40,7 +41,7 @@ const baseAddresses = new WeakMap<ArrayBufferLike, number>();
  * 64 bytes or less on its moving heap, and JavaScriptCore keeps small ones in
  * a "fast" form; asking for the buffer moves their bytes into a fixed
  * off-heap backing store for good, whose address never changes afterwards.
- * Addresses are cached per `ArrayBuffer`.
+ * Addresses are cached per backend and `ArrayBuffer`.
  *
  * @example
  * ```ts
@@ -55,10 +56,15 @@ const baseAddresses = new WeakMap<ArrayBufferLike, number>();
  */
 export function addressOf(backend: SyscallBackend, bytes: Uint8Array): number {
   const buffer = bytes.buffer;
-  let base = baseAddresses.get(buffer);
+  let cache = baseAddresses.get(backend);
+  if (cache === undefined) {
+    cache = new WeakMap();
+    baseAddresses.set(backend, cache);
+  }
+  let base = cache.get(buffer);
   if (base === undefined) {
     base = backend.baseAddress(buffer);
-    baseAddresses.set(buffer, base);
+    cache.set(buffer, base);
   }
   return base + bytes.byteOffset;
 }

@@ -32,6 +32,12 @@ export interface Field {
   readonly direction: Direction;
   /** For pointers: what the memory holds (`"key"`, `"values"`, `"cursor"`, `"path"`, ...). */
   readonly pointee?: string;
+  /**
+   * For pointers to `count` packed elements (batch keys and values): the
+   * bound buffer holds exactly the `count` the call passes, and an `"out"`
+   * pointee is written for the `count` the kernel writes back.
+   */
+  readonly counted?: boolean;
   /** For fds: whether 0 means "none" (inner_map_fd, btf_fd, path_fd). */
   readonly optional?: boolean;
   /** For pointers: the field's index among its command's pointer fields. */
@@ -70,12 +76,18 @@ const fd = (offset: number, optional = false): FieldShape => ({
   direction: "in",
   optional,
 });
-const pointer = (offset: number, direction: Direction, pointee: string): FieldShape => ({
+const pointer = (
+  offset: number,
+  direction: Direction,
+  pointee: string,
+  counted = false,
+): FieldShape => ({
   offset,
   size: 8,
   kind: "pointer",
   direction,
   pointee,
+  ...(counted ? { counted } : {}),
 });
 const chars = (offset: number, size: number): FieldShape => ({
   offset,
@@ -139,10 +151,11 @@ function elementCommand(name: string, number: number, key: Direction, value: Dir
 }
 
 /**
- * `BPF_MAP_LOOKUP_ELEM` (1): 32 bytes. The value is written by the kernel,
- * except on a bloom filter, where it is the value to test: hence `"inout"`.
+ * `BPF_MAP_LOOKUP_ELEM` (1): 32 bytes. The kernel writes the value, except on
+ * a bloom filter, where it reads the value to test: that call binds it with
+ * direction `"in"` (see `Attr.setPointer`).
  */
-export const BPF_MAP_LOOKUP_ELEM = elementCommand("BPF_MAP_LOOKUP_ELEM", 1, "in", "inout");
+export const BPF_MAP_LOOKUP_ELEM = elementCommand("BPF_MAP_LOOKUP_ELEM", 1, "in", "out");
 /** `BPF_MAP_UPDATE_ELEM` (2): 32 bytes. */
 export const BPF_MAP_UPDATE_ELEM = elementCommand("BPF_MAP_UPDATE_ELEM", 2, "in", "in");
 /** `BPF_MAP_DELETE_ELEM` (3): 32 bytes; `value` and `flags` unused. */
@@ -199,8 +212,8 @@ function batchCommand(name: string, number: number, keys: Direction, values: Dir
   return defineCommand(name, number, "zero", {
     in_batch: pointer(0, "in", "cursor"),
     out_batch: pointer(8, "out", "cursor"),
-    keys: pointer(16, keys, "keys"),
-    values: pointer(24, values, "values"),
+    keys: pointer(16, keys, "keys", true),
+    values: pointer(24, values, "values", true),
     count: u32(32, "inout"),
     map_fd: fd(36),
     elem_flags: u64(40),

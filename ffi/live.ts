@@ -11,6 +11,23 @@ import type { SyscallBackend } from "./backend.ts";
 import { openBunBackend } from "./bun_backend.ts";
 import { openDenoBackend } from "./deno_backend.ts";
 
+/** Set to `1` to make any attempt to open the live backend throw (replay-only test runs). */
+export const FORBID_LIVE_ENV = "BPFMAP_FORBID_LIVE";
+
+/** An environment variable, or `undefined` where it is unset or may not be read (Deno without --allow-env). */
+export function readEnv(name: string): string | undefined {
+  try {
+    const globals = globalThis as RuntimeGlobals & {
+      process?: { env: Record<string, string | undefined> };
+    };
+    const deno = globalThis as { Deno?: { env?: { get(name: string): string | undefined } } };
+    if (deno.Deno?.env !== undefined) return deno.Deno.env.get(name);
+    return globals.process?.env[name];
+  } catch {
+    return undefined;
+  }
+}
+
 /** The JavaScript runtime this module is running in. */
 export type Runtime = "deno" | "bun" | "other";
 
@@ -53,6 +70,11 @@ export function currentPlatform(): Platform {
  * ```
  */
 export function openLiveBackend(): SyscallBackend {
+  if (readEnv(FORBID_LIVE_ENV) === "1") {
+    throw new Error(
+      `bpfmap: live BPF is forbidden here (${FORBID_LIVE_ENV}=1): a replay must not load FFI.`,
+    );
+  }
   const syscallNumber = bpfSyscallNumber(currentPlatform());
   const runtime = detectRuntime();
   if (runtime === "deno") return openDenoBackend(syscallNumber);

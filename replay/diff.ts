@@ -1,0 +1,201 @@
+/**
+ * What differs between a recorded call and the one the code made, in words a
+ * person reads in seconds: field by field, and for batch buffers element by
+ * element, as hex.
+ *
+ * @module
+ */
+
+import { COMMANDS, type Field } from "../ffi/commands.ts";
+import {
+  type CallEntry,
+  type CloseEntry,
+  decodeBytes,
+  encodeBytes,
+  type Entry,
+  type FieldRecord,
+  isCall,
+  type RegionRecord,
+  type ScalarInOut,
+} from "./transcript.ts";
+
+/** How many differing elements of one buffer a diff lists. */
+const MAX_ELEMENTS_LISTED = 5;
+
+const FIELDS_BY_COMMAND = new Map<string, Map<string, Field>>(
+  [...COMMANDS.values()].map((c) => [c.name, new Map(c.fieldList.map((f) => [f.name, f]))]),
+);
+
+/** A one-line description of an entry, e.g. `BPF_MAP_LOOKUP_BATCH` or `close(handle 2)`. */
+export function describeEntry(entry: Entry | undefined): string {
+  if (entry === undefined) return "nothing (the transcript ended)";
+  return isCall(entry) ? entry.call : `close(handle ${entry.close})`;
+}
+
+/**
+ * The differences between the call the transcript expects and the one made.
+ * `scope` `"inputs"` compares what the code passed (the player's question);
+ * `"all"` also compares what the kernel answered (the verifier's).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { diffEntries } from "./diff.ts";
+ *
+ * const expected = { call: "BPF_MAP_FREEZE", attr: { map_fd: 1 } };
+ * const actual = { call: "BPF_MAP_FREEZE", attr: { map_fd: 2 } };
+ * assert.deepEqual(diffEntries(expected, actual, "inputs"), ["map_fd: expected handle 1, got handle 2"]);
+ * ```
+ */
+export function diffEntries(expected: Entry, actual: Entry, scope: "inputs" | "all"): string[] {
+  if (isCall(expected) !== isCall(actual)) {
+    return [`expected ${describeEntry(expected)}, got ${describeEntry(actual)}`];
+  }
+  if (!isCall(expected) || !isCall(actual)) {
+    const want = expected as CloseEntry;
+    const got = actual as CloseEntry;
+    const lines: string[] = [];
+    if (want.close !== got.close) {
+      lines.push(`expected close(handle ${want.close}), got close(handle ${got.close})`);
+    }
+    if (scope === "all" && want.errno !== got.errno) {
+      lines.push(`close errno: expected ${want.errno ?? "none"}, got ${got.errno ?? "none"}`);
+    }
+    return lines;
+  }
+  if (expected.call !== actual.call) {
+    return [`expected ${expected.call}, got ${actual.call}`];
+  }
+  const fields = FIELDS_BY_COMMAND.get(expected.call) ?? new Map<string, Field>();
+  const lines: string[] = [];
+  const names = new Set([...Object.keys(expected.attr), ...Object.keys(actual.attr)]);
+  for (const name of names) {
+    lines.push(
+      ...diffField(name, fields.get(name), expected.attr[name], actual.attr[name], expected, scope),
+    );
+  }
+  if (scope === "all") {
+    const want = resultText(expected);
+    const got = resultText(actual);
+    if (want !== got) lines.push(`result: expected ${want}, got ${got}`);
+  }
+  return lines;
+}
+
+function resultText(entry: CallEntry): string {
+  if (entry.errno !== undefined) return entry.errno;
+  if (typeof entry.result === "object") return `fd handle ${entry.result.fd}`;
+  return String(entry.result ?? 0);
+}
+
+function diffField(
+  name: string,
+  field: Field | undefined,
+  want: FieldRecord | undefined,
+  got: FieldRecord | undefined,
+  expected: CallEntry,
+  scope: "inputs" | "all",
+): string[] {
+  if (isRegion(want) || isRegion(got)) {
+    if (!isRegion(want) || !isRegion(got)) {
+      return [`${name}: expected ${regionText(want)}, got ${regionText(got)}`];
+    }
+    const lines: string[] = [];
+    if (want.size !== got.size) lines.push(`${name}: expected ${want.size} bytes, got ${got.size}`);
+    const sides: ("in" | "out")[] = scope === "all" ? ["in", "out"] : ["in"];
+    for (const side of sides) {
+      if (want[side] === got[side]) continue;
+      const elementSize = field?.counted === true ? countedElementSize(want, expected) : 0;
+      const label = side === "in" ? name : `${name} (kernel wrote)`;
+      lines.push(...diffBytes(label, want[side], got[side], elementSize));
+    }
+    return lines;
+  }
+  if (isInOut(want) || isInOut(got)) {
+    const lines: string[] = [];
+    const w = want as ScalarInOut | undefined;
+    const g = got as ScalarInOut | undefined;
+    if (w?.in !== g?.in) lines.push(`${name}: expected ${w?.in}, got ${g?.in}`);
+    if (scope === "all" && w?.out !== g?.out) {
+      lines.push(`${name} (kernel wrote): expected ${w?.out}, got ${g?.out}`);
+    }
+    return lines;
+  }
+  if (want === got) return [];
+  const show = (value: FieldRecord | undefined) =>
+    field?.kind === "fd" && typeof value === "number" && value !== 0
+      ? `handle ${value}`
+      : JSON.stringify(value);
+  return [`${name}: expected ${show(want)}, got ${show(got)}`];
+}
+
+function countedElementSize(region: RegionRecord, entry: CallEntry): number {
+  const count = entry.attr.count as ScalarInOut | undefined;
+  return count !== undefined && count.in > 0 ? region.size / count.in : 0;
+}
+
+/** Differences of two encoded byte strings: per element when `elementSize` > 0. */
+function diffBytes(
+  label: string,
+  want: string | undefined,
+  got: string | undefined,
+  elementSize: number,
+): string[] {
+  if (want === undefined || got === undefined) {
+    return [
+      `${label}: expected ${want === undefined ? "nothing" : "bytes"}, got ${
+        got === undefined ? "nothing" : "bytes"
+      }`,
+    ];
+  }
+  const a = decodeBytes(want);
+  const b = decodeBytes(got);
+  if (elementSize > 0) {
+    const lines: string[] = [];
+    const elements = Math.max(a.byteLength, b.byteLength) / elementSize;
+    let differing = 0;
+    for (let i = 0; i < elements; i++) {
+      const x = a.subarray(i * elementSize, (i + 1) * elementSize);
+      const y = b.subarray(i * elementSize, (i + 1) * elementSize);
+      if (encodeHex(x) === encodeHex(y)) continue;
+      differing++;
+      if (differing <= MAX_ELEMENTS_LISTED) {
+        lines.push(
+          `${label}[${i}]: expected ${encodeHex(x) || "(none)"}, got ${encodeHex(y) || "(none)"}`,
+        );
+      }
+    }
+    if (differing > MAX_ELEMENTS_LISTED) {
+      lines.push(
+        `${label}: ${differing} of ${elements} elements differ (first ${MAX_ELEMENTS_LISTED} shown)`,
+      );
+    }
+    return lines;
+  }
+  let first = 0;
+  while (first < Math.min(a.byteLength, b.byteLength) && a[first] === b[first]) first++;
+  const window = (bytes: Uint8Array) => encodeHex(bytes.subarray(first, first + 16)) || "(end)";
+  return [
+    `${label}: differs at byte ${first} of ${a.byteLength}: expected ${window(a)}…, got ${
+      window(b)
+    }…`,
+  ];
+}
+
+function encodeHex(bytes: Uint8Array): string {
+  return encodeBytes(bytes.subarray(0, 64));
+}
+
+function isRegion(value: FieldRecord | undefined): value is RegionRecord {
+  return typeof value === "object" && value !== null && "size" in value;
+}
+
+function isInOut(value: FieldRecord | undefined): boolean {
+  return typeof value === "object" && value !== null && "in" in value && !("size" in value);
+}
+
+function regionText(value: FieldRecord | undefined): string {
+  if (value === null) return "NULL";
+  if (isRegion(value)) return `${value.size} bytes`;
+  return JSON.stringify(value);
+}

@@ -1,0 +1,110 @@
+/**
+ * Stable names for what differs from run to run: file descriptors become
+ * handles (1, 2, ... in the order the kernel hands them out) and map ids
+ * become virtual ids (1, 2, ... in the order the kernel reports them), so
+ * that recording the same test twice gives the same transcript.
+ *
+ * @module
+ */
+
+/** The kernel's map types whose values are fds going in and ids coming out. */
+const MAP_IN_MAP_TYPES = new Set([12, 13]);
+
+/** How one side of a run names fds and ids. */
+export abstract class Identities {
+  readonly #mapTypes = new Map<number, number>();
+
+  /** The handle of an fd the code passed, or `"foreign"` for one bpfmap never got from the kernel. */
+  abstract handleOf(fd: number): number | "foreign";
+  /** The id as the transcript writes it, for an id the code passed. */
+  abstract idIn(id: number): number;
+  /** The id as the transcript writes it, for an id the kernel returned. */
+  abstract idOut(id: number): number;
+
+  /** Remembers what type of map a handle is, as the calls reveal it. */
+  learnMapType(handle: number, type: number): void {
+    this.#mapTypes.set(handle, type);
+  }
+
+  /** Whether the map behind a handle stores inner maps (fds in, ids out). */
+  holdsMaps(handle: number | "foreign"): boolean {
+    return handle !== "foreign" && MAP_IN_MAP_TYPES.has(this.#mapTypes.get(handle) ?? -1);
+  }
+}
+
+/**
+ * The live side of a recording or verifying run: real fds and ids, mapped to
+ * handles and virtual ids as the kernel hands them out.
+ */
+export class LiveIdentities extends Identities {
+  readonly #handles = new Map<number, number>();
+  readonly #ids = new Map<number, number>();
+  #nextHandle = 1;
+
+  /** Gives an fd the kernel returned the next handle. */
+  newHandle(fd: number): number {
+    const handle = this.#nextHandle++;
+    this.#handles.set(fd, handle);
+    return handle;
+  }
+
+  /** Forgets a closed fd; returns its handle. */
+  closed(fd: number): number | "foreign" {
+    const handle = this.handleOf(fd);
+    this.#handles.delete(fd);
+    return handle;
+  }
+
+  handleOf(fd: number): number | "foreign" {
+    return this.#handles.get(fd) ?? "foreign";
+  }
+
+  idIn(id: number): number {
+    // An id the kernel never reported (a literal in the code) stays as it is.
+    return this.#ids.get(id) ?? id;
+  }
+
+  idOut(id: number): number {
+    if (id === 0) return 0;
+    let virtual = this.#ids.get(id);
+    if (virtual === undefined) {
+      virtual = this.#ids.size + 1;
+      this.#ids.set(id, virtual);
+    }
+    return virtual;
+  }
+}
+
+/** The fd the player hands out for a handle: far above what a test opens for itself. */
+export const REPLAY_FD_BASE = 1000;
+
+/** The replay side: fds are `REPLAY_FD_BASE + handle`, ids are already virtual. */
+export class ReplayIdentities extends Identities {
+  readonly #open = new Set<number>();
+
+  /** The fd to give the code for a handle the transcript returned. */
+  fdFor(handle: number): number {
+    this.#open.add(handle);
+    return REPLAY_FD_BASE + handle;
+  }
+
+  /** Forgets a closed fd; returns its handle. */
+  closed(fd: number): number | "foreign" {
+    const handle = this.handleOf(fd);
+    if (handle !== "foreign") this.#open.delete(handle);
+    return handle;
+  }
+
+  handleOf(fd: number): number | "foreign" {
+    const handle = fd - REPLAY_FD_BASE;
+    return this.#open.has(handle) ? handle : "foreign";
+  }
+
+  idIn(id: number): number {
+    return id;
+  }
+
+  idOut(id: number): number {
+    return id;
+  }
+}

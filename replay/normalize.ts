@@ -1,0 +1,222 @@
+/**
+ * Turning a call, as the attr and its buffers hold it, into a transcript
+ * entry, and writing a recorded call's outputs back into a caller's attr.
+ * The recorder, the player and the verifier all go through here, so what is
+ * recorded, what is matched and what is replayed cannot drift apart.
+ *
+ * @module
+ */
+
+import type { Attr } from "../ffi/attr.ts";
+import { BPF_MAP_CREATE, BPF_OBJ_GET_INFO_BY_FD, type Field } from "../ffi/commands.ts";
+import { ENOENT, errnoName } from "../ffi/errno.ts";
+import type { Identities } from "./identities.ts";
+import {
+  type CallEntry,
+  decodeBytes,
+  encodeBytes,
+  type FieldRecord,
+  type RegionRecord,
+  type ScalarInOut,
+} from "./transcript.ts";
+
+const TWO_TO_32 = 0x1_0000_0000;
+/** Fields that carry map ids. */
+const ID_FIELDS = new Set(["map_id", "start_id", "next_id"]);
+/** Fields whose regions hold map values (fds in, ids out, for map-in-map types). */
+const VALUE_FIELDS = new Set(["value", "values"]);
+/** Offset of `id` in `struct bpf_map_info`. */
+const INFO_ID_OFFSET = 4;
+
+/**
+ * What the code asks of the kernel: every field as it goes in (scalars,
+ * handles, the bytes of regions the kernel reads). `out` parts are absent.
+ */
+export function inputEntry(attr: Attr, ids: Identities): CallEntry {
+  const command = attr.command;
+  const record: Record<string, FieldRecord> = {};
+  const mapHandle = "map_fd" in command.fields
+    ? ids.handleOf(attr.getU32((command.fields as Record<string, Field>).map_fd))
+    : "foreign";
+  for (const field of command.fieldList) {
+    record[field.name] = inputField(attr, field, ids, mapHandle);
+  }
+  return { call: command.name, attr: record };
+}
+
+function inputField(
+  attr: Attr,
+  field: Field,
+  ids: Identities,
+  mapHandle: number | "foreign",
+): FieldRecord {
+  switch (field.kind) {
+    case "fd": {
+      const fd = attr.getU32(field);
+      if (fd === 0 && field.optional) return 0;
+      return ids.handleOf(fd);
+    }
+    case "u32": {
+      const value = attr.getU32(field);
+      const shown = ID_FIELDS.has(field.name) ? ids.idIn(value) : value;
+      return field.direction === "in" ? shown : { in: shown, out: 0 };
+    }
+    case "u64": {
+      const value = attr.getBigU64(field);
+      return value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : String(value);
+    }
+    case "chars": {
+      const bytes = attr.bytes.subarray(field.offset, field.offset + field.size);
+      const end = bytes.indexOf(0);
+      return String.fromCharCode(...(end === -1 ? bytes : bytes.subarray(0, end)));
+    }
+    case "pointer": {
+      const bytes = attr.pointees[field.slot!];
+      if (bytes === null) return null;
+      const region: RegionRecord = { size: bytes.byteLength };
+      if (attr.directions[field.slot!] !== "out") {
+        let input = bytes;
+        if (VALUE_FIELDS.has(field.name) && ids.holdsMaps(mapHandle)) {
+          input = mapU32s(bytes, (fd) => {
+            const handle = ids.handleOf(fd);
+            return handle === "foreign" ? 0xffff_ffff : handle;
+          });
+        }
+        region.in = encodeBytes(input);
+      }
+      return region;
+    }
+  }
+}
+
+/**
+ * Completes an input entry with what the kernel answered: scalars and
+ * regions it wrote, the result (a new fd becomes a handle through
+ * `newHandle`) or the errno.
+ */
+export function completeEntry(
+  entry: CallEntry,
+  attr: Attr,
+  result: number,
+  ids: Identities,
+  newHandle: (fd: number) => number,
+): CallEntry {
+  const command = attr.command;
+  if (result < 0) {
+    entry.errno = errnoName(-result);
+  } else {
+    entry.result = command.result === "fd" ? { fd: newHandle(result) } : result;
+  }
+  const mapHandle = typeof entry.attr.map_fd === "number" ? entry.attr.map_fd : "foreign";
+  // Scalars first: a batch's written extent depends on the count the kernel wrote back.
+  for (const field of command.fieldList) {
+    if (field.kind === "u32" && field.direction !== "in") {
+      const value = attr.getU32(field);
+      (entry.attr[field.name] as ScalarInOut).out = ID_FIELDS.has(field.name)
+        ? ids.idOut(value)
+        : value;
+    }
+  }
+  for (const field of command.fieldList) {
+    const recorded = entry.attr[field.name];
+    if (field.kind !== "pointer" || recorded === null) continue;
+    const direction = attr.directions[field.slot!];
+    if (direction === "in" || (result < 0 && !writesOnFailure(attr))) continue;
+    const bytes = attr.pointees[field.slot!]!;
+    let written = bytes.subarray(0, writtenExtent(attr, field, entry, result));
+    if (VALUE_FIELDS.has(field.name) && ids.holdsMaps(mapHandle)) {
+      written = mapU32s(written, (id) => ids.idOut(id));
+    }
+    if (command === BPF_OBJ_GET_INFO_BY_FD && written.byteLength >= INFO_ID_OFFSET + 4) {
+      written = mapU32s(written, (id) => ids.idOut(id), INFO_ID_OFFSET, 1);
+    }
+    (recorded as RegionRecord).out = encodeBytes(written);
+  }
+  learn(entry, ids);
+  return entry;
+}
+
+/**
+ * Writes a recorded call's outputs into the caller's attr and buffers,
+ * exactly as the kernel did; returns the result (or `-errno`), with fds
+ * from `fdFor`.
+ */
+export function applyOutputs(
+  entry: CallEntry,
+  attr: Attr,
+  errnoOf: (name: string) => number,
+  fdFor: (handle: number) => number,
+): number {
+  for (const field of attr.command.fieldList) {
+    const recorded = entry.attr[field.name];
+    if (field.kind === "u32" && field.direction !== "in") {
+      attr.setU32(field, (recorded as ScalarInOut).out);
+    } else if (field.kind === "pointer" && recorded !== null && recorded !== undefined) {
+      const out = (recorded as RegionRecord).out;
+      const target = attr.pointees[field.slot!];
+      if (out !== undefined && target !== null) target.set(decodeBytes(out));
+    }
+  }
+  return entryResult(entry, errnoOf, fdFor);
+}
+
+/** The result a recorded call returns: an fd from `fdFor`, 0, or `-errno`. */
+export function entryResult(
+  entry: CallEntry,
+  errnoOf: (name: string) => number,
+  fdFor: (handle: number) => number,
+): number {
+  if (entry.errno !== undefined) return -errnoOf(entry.errno);
+  if (typeof entry.result === "object") return fdFor(entry.result.fd);
+  return entry.result ?? 0;
+}
+
+/** Teaches `ids` the map types a completed entry reveals. */
+export function learn(entry: CallEntry, ids: Identities): void {
+  if (entry.call === BPF_MAP_CREATE.name && typeof entry.result === "object") {
+    ids.learnMapType(entry.result.fd, entry.attr.map_type as number);
+  } else if (entry.call === BPF_OBJ_GET_INFO_BY_FD.name && entry.errno === undefined) {
+    const info = entry.attr.info as RegionRecord | null;
+    const handle = entry.attr.bpf_fd;
+    if (info?.out !== undefined && typeof handle === "number") {
+      const bytes = decodeBytes(info.out);
+      if (bytes.byteLength >= 4) ids.learnMapType(handle, bytes[0] | (bytes[1] << 8));
+    }
+  }
+}
+
+/**
+ * How many bytes of an output region the kernel wrote: for counted batch
+ * buffers, the elements of the count it wrote back; otherwise all of it.
+ */
+function writtenExtent(attr: Attr, field: Field, entry: CallEntry, result: number): number {
+  const bytes = attr.pointees[field.slot!]!;
+  if (field.counted !== true) return bytes.byteLength;
+  const count = entry.attr.count as ScalarInOut;
+  // A count the kernel left as it was, on a failure other than the end of a
+  // walk, means it failed before touching any element (see bpf_map.ts).
+  if (count.in === 0 || (result < 0 && result !== -ENOENT && count.out === count.in)) return 0;
+  const elementSize = bytes.byteLength / count.in;
+  return Math.min(count.out, count.in) * elementSize;
+}
+
+/** Batch calls write keys, values and the cursor even when they fail (ENOENT ends a walk). */
+function writesOnFailure(attr: Attr): boolean {
+  return "count" in attr.command.fields;
+}
+
+/** A copy of `bytes` with each u32 (from `first`, `count` of them, default all) mapped. */
+function mapU32s(
+  bytes: Uint8Array,
+  map: (value: number) => number,
+  first = 0,
+  count = Infinity,
+): Uint8Array {
+  const copy = bytes.slice();
+  const view = new DataView(copy.buffer);
+  const end = Math.min(copy.byteLength, first + count * 4);
+  for (let offset = first; offset + 4 <= end; offset += 4) {
+    view.setUint32(offset, map(view.getUint32(offset, true)) % TWO_TO_32, true);
+  }
+  return copy;
+}

@@ -1,0 +1,93 @@
+/**
+ * The recorder: a backend that passes every call to the live kernel and
+ * writes down, in transcript form, what went in and what came out.
+ *
+ * @module
+ */
+
+import type { Attr } from "../ffi/attr.ts";
+import type { SyscallBackend } from "../ffi/backend.ts";
+import { errnoName } from "../ffi/errno.ts";
+import { LiveIdentities } from "./identities.ts";
+import { completeEntry, inputEntry } from "./normalize.ts";
+import {
+  type Entry,
+  type Transcript,
+  TRANSCRIPT_FORMAT,
+  TRANSCRIPT_VERSION,
+  type TranscriptHost,
+} from "./transcript.ts";
+
+/**
+ * Records every call made through it. `transcript()` gives what was recorded.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BpfMap } from "../mod.ts";
+ * import { Kernel, liveKernel } from "../kernel.ts";
+ * import { RecordingBackend } from "./recorder.ts";
+ *
+ * const recorder = new RecordingBackend(liveKernel().backend);
+ * {
+ *   using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 }, new Kernel(recorder));
+ *   map.lookup(new Uint8Array(4));
+ * }
+ * assert.deepEqual(recorder.entries.map((e) => "call" in e ? e.call : "close"), [
+ *   "BPF_MAP_CREATE", "BPF_OBJ_GET_INFO_BY_FD", "BPF_MAP_LOOKUP_ELEM", "close",
+ * ]);
+ * ```
+ */
+export class RecordingBackend implements SyscallBackend {
+  readonly runtime: string;
+  /** The calls recorded so far, in order. */
+  readonly entries: Entry[] = [];
+  /** The files read so far, by path. */
+  readonly files: Record<string, string> = {};
+  readonly #live: SyscallBackend;
+  readonly #ids = new LiveIdentities();
+
+  constructor(live: SyscallBackend) {
+    this.#live = live;
+    this.runtime = live.runtime;
+  }
+
+  bpf(attr: Attr): number {
+    const entry = inputEntry(attr, this.#ids);
+    const result = this.#live.bpf(attr);
+    completeEntry(entry, attr, result, this.#ids, (fd) => this.#ids.newHandle(fd));
+    this.entries.push(entry);
+    return result;
+  }
+
+  close(fd: number): number {
+    const handle = this.#ids.closed(fd);
+    const result = this.#live.close(fd);
+    this.entries.push(
+      result < 0 ? { close: handle, errno: errnoName(-result) } : { close: handle },
+    );
+    return result;
+  }
+
+  baseAddress(buffer: ArrayBufferLike): number {
+    return this.#live.baseAddress(buffer);
+  }
+
+  readTextFile(path: string): string {
+    const text = this.#live.readTextFile(path);
+    this.files[path] = text;
+    return text;
+  }
+
+  /** The transcript of everything recorded, for a host described by `host`. */
+  transcript(host: TranscriptHost): Transcript {
+    const files = Object.fromEntries(Object.entries(this.files).sort(([a], [b]) => a < b ? -1 : 1));
+    return {
+      format: TRANSCRIPT_FORMAT,
+      version: TRANSCRIPT_VERSION,
+      host,
+      files,
+      entries: this.entries,
+    };
+  }
+}

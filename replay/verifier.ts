@@ -1,0 +1,64 @@
+/**
+ * The verifier: records a live run and compares it, call by call, with a
+ * transcript recorded earlier, collecting every difference (kernel drift,
+ * stale fixtures) instead of stopping at the first.
+ *
+ * @module
+ */
+
+import type { Attr } from "../ffi/attr.ts";
+import type { SyscallBackend } from "../ffi/backend.ts";
+import { describeEntry, diffEntries } from "./diff.ts";
+import { RecordingBackend } from "./recorder.ts";
+import type { Transcript } from "./transcript.ts";
+
+/** Runs live, like the recorder, and compares each call with the transcript's. */
+export class VerifyingBackend extends RecordingBackend {
+  /** Every difference found so far, one line each, prefixed by the call. */
+  readonly differences: string[] = [];
+  readonly #expected: Transcript;
+
+  constructor(live: SyscallBackend, expected: Transcript) {
+    super(live);
+    this.#expected = expected;
+  }
+
+  override bpf(attr: Attr): number {
+    const result = super.bpf(attr);
+    this.#compareLast();
+    return result;
+  }
+
+  override close(fd: number): number {
+    const result = super.close(fd);
+    this.#compareLast();
+    return result;
+  }
+
+  /** Every difference, including calls one side made and the other did not. */
+  finish(): string[] {
+    const made = this.entries.length;
+    const recorded = this.#expected.entries.length;
+    if (recorded > made) {
+      this.differences.push(
+        `the transcript holds ${recorded - made} more call(s), from #${made} (${
+          describeEntry(this.#expected.entries[made])
+        })`,
+      );
+    }
+    return this.differences;
+  }
+
+  #compareLast(): void {
+    const index = this.entries.length - 1;
+    const actual = this.entries[index];
+    const expected = this.#expected.entries[index];
+    if (expected === undefined) {
+      this.differences.push(`call #${index} (${describeEntry(actual)}): not in the transcript`);
+      return;
+    }
+    for (const line of diffEntries(expected, actual, "all")) {
+      this.differences.push(`call #${index} (${describeEntry(actual)}): ${line}`);
+    }
+  }
+}

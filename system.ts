@@ -1,0 +1,251 @@
+/**
+ * `openSystem()`: the root every map hangs off. A live system talks to the
+ * kernel; a recording one also writes down every call into a transcript; a
+ * replaying one answers from a transcript with no FFI at all; a verifying
+ * one runs live and compares every call with the transcript.
+ *
+ * @module
+ */
+
+import { appendFileSync, existsSync } from "node:fs";
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { BpfMap, type MapSpec, type OpenPinnedOptions } from "./bpf_map.ts";
+import { kernelArch } from "./ffi/arch.ts";
+import type { SyscallBackend } from "./ffi/backend.ts";
+import { currentPlatform, openLiveBackend, readEnv } from "./ffi/live.ts";
+import { Kernel, POSSIBLE_CPUS_PATH } from "./kernel.ts";
+import { listMapIds } from "./map_ids.ts";
+import { countCpuList } from "./percpu.ts";
+import { ReplayBackend } from "./replay/player.ts";
+import { RecordingBackend } from "./replay/recorder.ts";
+import { parseTranscript, serializeTranscript, type TranscriptHost } from "./replay/transcript.ts";
+import { VerifyingBackend } from "./replay/verifier.ts";
+
+/** How a system reaches the kernel. `"auto"` replays a transcript that exists and records one that does not. */
+export type TranscriptMode = "live" | "record" | "replay" | "verify" | "auto";
+
+/** Options of {@linkcode openSystem}. */
+export interface SystemOptions {
+  /** The transcript file to record into, replay or verify against. */
+  transcript?: string;
+  /** Default: `"auto"` with a transcript, `"live"` without. */
+  mode?: TranscriptMode;
+}
+
+/** Overrides the mode of every system of a run: `live`, `record`, `replay` or `verify`. */
+export const TRANSCRIPT_ENV = "BPFMAP_TRANSCRIPT";
+/** If set, the path of a file every opened transcript's path is appended to (for unused-fixture reports). */
+export const FIXTURE_LOG_ENV = "BPFMAP_FIXTURE_LOG";
+/** Where verify mode writes the live run's transcript, for a look when it differs. */
+export const VERIFY_COPY_DIR = join(tmpdir(), "bpfmap-verify");
+
+const OSRELEASE_PATH = "/proc/sys/kernel/osrelease";
+
+/** A live run differed from the transcript it was verified against. */
+export class TranscriptMismatchError extends Error {
+  /** Every difference, one per line. */
+  readonly differences: string[];
+
+  constructor(transcript: string, copy: string, differences: string[]) {
+    super(
+      `${transcript}: the live run differs from the transcript in ${differences.length} place(s) `
+        + `(its own transcript: ${copy}):\n` + differences.map((line) => `  - ${line}`).join("\n"),
+    );
+    this.name = "TranscriptMismatchError";
+    this.differences = differences;
+  }
+}
+
+/**
+ * The root of every map: all a map does goes through its system's kernel.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openSystem } from "./mod.ts";
+ *
+ * await using system = await openSystem();
+ * const map = system.createMap({ type: "array", keySize: 4, valueSize: 4, maxEntries: 4 });
+ * assert.equal(map.lookup(new Uint8Array(4))?.byteLength, 4);
+ * ```
+ */
+export class BpfSystem implements AsyncDisposable {
+  /** What this system does: never `"auto"`, which resolves to replay or record. */
+  readonly mode: "live" | "record" | "replay" | "verify";
+  /** The kernel its maps use. */
+  readonly kernel: Kernel;
+  /** The transcript path, if any. */
+  readonly transcript: string | undefined;
+  readonly #maps: BpfMap[] = [];
+  readonly #host: TranscriptHost | undefined;
+  #closed = false;
+
+  constructor(
+    mode: "live" | "record" | "replay" | "verify",
+    backend: SyscallBackend,
+    transcript?: string,
+    host?: TranscriptHost,
+  ) {
+    this.mode = mode;
+    this.kernel = new Kernel(backend, { closesLeakedFds: mode === "live" });
+    this.transcript = transcript;
+    this.#host = host;
+  }
+
+  /** Creates a map (see `BpfMap.create`). */
+  createMap(spec: MapSpec): BpfMap {
+    return this.#track(BpfMap.create(spec, this.kernel));
+  }
+
+  /** Opens a pinned map (see `BpfMap.openPinned`). */
+  openPinned(path: string, opts?: OpenPinnedOptions): BpfMap {
+    return this.#track(BpfMap.openPinned(path, opts, this.kernel));
+  }
+
+  /** Opens a map by id (see `BpfMap.fromId`). */
+  mapFromId(id: number): BpfMap {
+    return this.#track(BpfMap.fromId(id, this.kernel));
+  }
+
+  /** Every map id on the system (see `listMapIds`). */
+  listMapIds(): number[] {
+    return listMapIds(this.kernel);
+  }
+
+  /** The possible CPUs of the system (of the recording host, in replay). */
+  possibleCpus(): number {
+    return this.kernel.possibleCpus();
+  }
+
+  /**
+   * Closes the maps still open, in the order they were opened, then: record
+   * writes the transcript (atomically); replay fails if calls were left
+   * unplayed; verify fails with every difference from the transcript.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const map of this.#maps) map.close();
+    const backend = this.kernel.backend;
+    if (backend instanceof VerifyingBackend) {
+      const differences = backend.finish();
+      const copy = join(VERIFY_COPY_DIR, this.transcript!.replace(/^\//, ""));
+      await writeAtomically(copy, serializeTranscript(backend.transcript(this.#host!)));
+      if (differences.length > 0) {
+        throw new TranscriptMismatchError(this.transcript!, copy, differences);
+      }
+    } else if (backend instanceof RecordingBackend) {
+      await writeAtomically(this.transcript!, serializeTranscript(backend.transcript(this.#host!)));
+    } else if (backend instanceof ReplayBackend) {
+      backend.finish();
+    }
+  }
+
+  /** Closes the system at the end of an `await using` block. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #track(map: BpfMap): BpfMap {
+    this.#maps.push(map);
+    return map;
+  }
+}
+
+/**
+ * Opens a system. With a transcript and mode `"auto"` (the default when a
+ * transcript is given), it replays the transcript if the file exists, and
+ * records it if not and live BPF is available. `BPFMAP_TRANSCRIPT` overrides
+ * the mode for a whole run.
+ *
+ * @example
+ * ```ts
+ * import { openSystem } from "./mod.ts";
+ *
+ * const system = await openSystem({ mode: "live" });
+ * console.log(system.mode, system.possibleCpus());
+ * await system.close();
+ * ```
+ */
+export async function openSystem(opts: SystemOptions = {}): Promise<BpfSystem> {
+  const transcript = opts.transcript === undefined ? undefined : resolve(opts.transcript);
+  const mode = chooseMode(opts, transcript);
+  if (mode === "live") return new BpfSystem("live", openLiveBackend());
+  const path = transcript!;
+  const log = readEnv(FIXTURE_LOG_ENV);
+  if (log) appendFileSync(log, path + "\n");
+  if (mode === "replay") {
+    const parsed = parseTranscript(await readTranscriptFile(path), path);
+    return new BpfSystem("replay", new ReplayBackend(parsed, path), path, parsed.host);
+  }
+  const live = openLiveBackend();
+  const host = liveHost(live);
+  if (mode === "verify") {
+    const parsed = parseTranscript(await readTranscriptFile(path), path);
+    const verifier = new VerifyingBackend(live, parsed);
+    verifier.readTextFile(POSSIBLE_CPUS_PATH);
+    return new BpfSystem("verify", verifier, path, host);
+  }
+  const recorder = new RecordingBackend(live);
+  recorder.readTextFile(POSSIBLE_CPUS_PATH);
+  return new BpfSystem("record", recorder, path, host);
+}
+
+function chooseMode(
+  opts: SystemOptions,
+  transcript: string | undefined,
+): "live" | "record" | "replay" | "verify" {
+  const forced = readEnv(TRANSCRIPT_ENV);
+  if (
+    forced !== undefined && forced !== ""
+    && !["live", "record", "replay", "verify"].includes(forced)
+  ) {
+    throw new TypeError(`${TRANSCRIPT_ENV}=${forced}: expected live, record, replay or verify`);
+  }
+  const mode = (forced || opts.mode) ?? (transcript === undefined ? "live" : "auto");
+  if (!["live", "record", "replay", "verify", "auto"].includes(mode)) {
+    throw new TypeError(
+      `opts.mode: ${JSON.stringify(mode)} is not live, record, replay, verify or auto`,
+    );
+  }
+  if (mode === "live") return "live";
+  if (transcript === undefined) throw new TypeError(`mode ${mode} needs opts.transcript`);
+  if (mode !== "auto") return mode as "record" | "replay" | "verify";
+  if (existsSync(transcript)) return "replay";
+  try {
+    openLiveBackend();
+  } catch (error) {
+    throw new Error(
+      `bpfmap: no transcript at ${transcript}, and live BPF is unavailable to record one: ${
+        (error as Error).message
+      }`,
+    );
+  }
+  return "record";
+}
+
+function liveHost(live: SyscallBackend): TranscriptHost {
+  return {
+    arch: kernelArch(currentPlatform().arch),
+    kernel: live.readTextFile(OSRELEASE_PATH).trim(),
+    possibleCpus: countCpuList(live.readTextFile(POSSIBLE_CPUS_PATH)),
+  };
+}
+
+async function readTranscriptFile(path: string): Promise<string> {
+  try {
+    return await readFile(path, "utf8");
+  } catch (error) {
+    throw new Error(`bpfmap: cannot read transcript ${path}: ${(error as Error).message}`);
+  }
+}
+
+/** Writes a file through a temporary one and a rename: a crash never leaves half a transcript. */
+async function writeAtomically(path: string, text: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const temporary = `${path}.${Date.now()}.${Math.random().toString(36).slice(2)}.tmp`;
+  await writeFile(temporary, text);
+  await rename(temporary, path);
+}
