@@ -34,7 +34,7 @@ export interface SystemOptions {
   mode?: TranscriptMode;
 }
 
-/** Overrides the mode of every system of a run: `live`, `record`, `replay` or `verify`. */
+/** Overrides the mode of every system of a run that has a transcript: `live`, `record`, `replay` or `verify`. */
 export const TRANSCRIPT_ENV = "BPFMAP_TRANSCRIPT";
 /** If set, the path of a file every opened transcript's path is appended to (for unused-fixture reports). */
 export const FIXTURE_LOG_ENV = "BPFMAP_FIXTURE_LOG";
@@ -204,7 +204,8 @@ function chooseMode(
   ) {
     throw new TypeError(`${TRANSCRIPT_ENV}=${forced}: expected live, record, replay or verify`);
   }
-  const mode = (forced || opts.mode) ?? (transcript === undefined ? "live" : "auto");
+  // The override is for systems that have a transcript; one without stays live.
+  const mode = transcript === undefined ? opts.mode ?? "live" : (forced || opts.mode) ?? "auto";
   if (!["live", "record", "replay", "verify", "auto"].includes(mode)) {
     throw new TypeError(
       `opts.mode: ${JSON.stringify(mode)} is not live, record, replay, verify or auto`,

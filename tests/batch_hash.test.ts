@@ -3,16 +3,12 @@
 
 import assert from "node:assert/strict";
 import { describe } from "node:test";
-import {
-  BatchError,
-  BPF_F_ZERO_SEED,
-  BpfMap,
-  joinPerCpu,
-  possibleCpus,
-  splitPerCpu,
-} from "../mod.ts";
+import { BatchError, BPF_F_ZERO_SEED, BpfMap, joinPerCpu, splitPerCpu } from "../mod.ts";
 import { i32, readU32, readU32s, u32 } from "./helpers/bytes.ts";
 import { liveTest, thrown, throwsBpf } from "./helpers/live.ts";
+import { transcriptTests } from "./helpers/transcript.ts";
+
+const transcriptTest = transcriptTests(import.meta.url);
 
 const MAX_ENTRIES = 10;
 
@@ -24,7 +20,7 @@ function fill(map: BpfMap, perCpu: boolean): void {
       Array.from(
         { length: MAX_ENTRIES },
         (_, i) =>
-          joinPerCpu(Array.from({ length: possibleCpus() }, (_, cpu) => i32(i + 2 + cpu)), 4),
+          joinPerCpu(Array.from({ length: map.valueStride / 8 }, (_, cpu) => i32(i + 2 + cpu)), 4),
       ),
     )
     : i32(...Array.from({ length: MAX_ENTRIES }, (_, i) => i + 2));
@@ -106,9 +102,10 @@ function walkInSteps(map: BpfMap, op: Walk, step: number) {
 describe("hash batch ops, as the kernel's selftest runs them", () => {
   for (const type of ["hash", "percpu_hash"] as const) {
     const perCpu = type === "percpu_hash";
-    liveTest(type, () => {
-      using map = BpfMap.create({
+    transcriptTest(type, (sys) => {
+      using map = sys.createMap({
         type,
+        flags: BPF_F_ZERO_SEED,
         keySize: 4,
         valueSize: 4,
         maxEntries: MAX_ENTRIES,
@@ -160,44 +157,53 @@ describe("hash batch ops, as the kernel's selftest runs them", () => {
 });
 
 describe("hash batch edge cases", () => {
-  liveTest("ENOSPC when count cannot hold the next bucket: count 0, nothing deleted", () => {
-    // Two buckets and a zero hash seed: find a key that shares key 1's bucket.
-    using map = BpfMap.create({
-      type: "hash",
-      keySize: 4,
-      valueSize: 4,
-      maxEntries: 2,
-      flags: BPF_F_ZERO_SEED,
-    });
-    map.update(u32(1), u32(1));
-    let error: unknown;
-    for (let other = 2; other < 100 && error === undefined; other++) {
-      map.update(u32(other), u32(other));
-      try {
-        map.lookupAndDeleteBatch({ count: 1 });
-        map.delete(u32(other));
-        map.update(u32(1), u32(1));
-      } catch (e) {
-        error = e;
+  transcriptTest(
+    "ENOSPC when count cannot hold the next bucket: count 0, nothing deleted",
+    (sys) => {
+      // Two buckets and a zero hash seed: find a key that shares key 1's bucket.
+      using map = sys.createMap({
+        type: "hash",
+        keySize: 4,
+        valueSize: 4,
+        maxEntries: 2,
+        flags: BPF_F_ZERO_SEED,
+      });
+      map.update(u32(1), u32(1));
+      let error: unknown;
+      for (let other = 2; other < 100 && error === undefined; other++) {
+        map.update(u32(other), u32(other));
+        try {
+          map.lookupAndDeleteBatch({ count: 1 });
+          map.delete(u32(other));
+          map.update(u32(1), u32(1));
+        } catch (e) {
+          error = e;
+        }
       }
-    }
-    assert.ok(error instanceof BatchError, `no bucket collision found: ${String(error)}`);
-    assert.deepEqual([error.code, error.op, error.processed], [
-      "ENOSPC",
-      "BPF_MAP_LOOKUP_AND_DELETE_BATCH",
-      0,
-    ]);
-    assert.equal(error.keys?.byteLength, 0);
-    assert.equal([...map.keys({ via: "nextKey" })].length, 2, "ENOSPC deleted nothing");
-    const whole = map.lookupAndDeleteBatch({ count: 2 });
-    assert.equal(whole.count, 2, "a count that holds the bucket takes it whole");
-    assert.equal(map.nextKey(), undefined);
-  });
+      assert.ok(error instanceof BatchError, `no bucket collision found: ${String(error)}`);
+      assert.deepEqual([error.code, error.op, error.processed], [
+        "ENOSPC",
+        "BPF_MAP_LOOKUP_AND_DELETE_BATCH",
+        0,
+      ]);
+      assert.equal(error.keys?.byteLength, 0);
+      assert.equal([...map.keys({ via: "nextKey" })].length, 2, "ENOSPC deleted nothing");
+      const whole = map.lookupAndDeleteBatch({ count: 2 });
+      assert.equal(whole.count, 2, "a count that holds the bucket takes it whole");
+      assert.equal(map.nextKey(), undefined);
+    },
+  );
 
-  liveTest(
+  transcriptTest(
     "the last batch ends with ENOENT and still carries elements (count may equal the request)",
-    () => {
-      using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 8 });
+    (sys) => {
+      using map = sys.createMap({
+        type: "hash",
+        flags: BPF_F_ZERO_SEED,
+        keySize: 4,
+        valueSize: 4,
+        maxEntries: 8,
+      });
       map.updateBatch(u32(1, 2, 3), u32(10, 20, 30));
       const result = map.lookupBatch({ count: 8 });
       assert.equal(result.count, 3);
@@ -208,49 +214,88 @@ describe("hash batch edge cases", () => {
     },
   );
 
-  liveTest("a cursor past the last bucket: ENOENT with count 0", () => {
-    using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 8 });
+  transcriptTest("a cursor past the last bucket: ENOENT with count 0", (sys) => {
+    using map = sys.createMap({
+      type: "hash",
+      flags: BPF_F_ZERO_SEED,
+      keySize: 4,
+      valueSize: 4,
+      maxEntries: 8,
+    });
     map.update(u32(1), u32(1));
     const result = map.lookupBatch({ cursor: u32(1 << 20), count: 8 });
     assert.deepEqual([result.count, result.cursor], [0, null]);
   });
 
-  liveTest("a partial update batch reports how many elements it wrote (E2BIG when full)", () => {
-    using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 4 });
-    map.updateBatch(u32(1, 2), u32(1, 2));
-    const error = thrown(() => map.updateBatch(u32(3, 4, 5, 6), u32(3, 4, 5, 6)));
-    assert.ok(error instanceof BatchError, String(error));
-    assert.equal(error.code, "E2BIG");
-    assert.equal(error.op, "BPF_MAP_UPDATE_BATCH");
-    assert.equal(error.processed, 2);
-    assert.deepEqual([...map.keys()].map((k) => readU32(k)).sort(), [1, 2, 3, 4]);
-  });
+  transcriptTest(
+    "a partial update batch reports how many elements it wrote (E2BIG when full)",
+    (sys) => {
+      using map = sys.createMap({
+        type: "hash",
+        flags: BPF_F_ZERO_SEED,
+        keySize: 4,
+        valueSize: 4,
+        maxEntries: 4,
+      });
+      map.updateBatch(u32(1, 2), u32(1, 2));
+      const error = thrown(() => map.updateBatch(u32(3, 4, 5, 6), u32(3, 4, 5, 6)));
+      assert.ok(error instanceof BatchError, String(error));
+      assert.equal(error.code, "E2BIG");
+      assert.equal(error.op, "BPF_MAP_UPDATE_BATCH");
+      assert.equal(error.processed, 2);
+      assert.deepEqual([...map.keys()].map((k) => readU32(k)).sort(), [1, 2, 3, 4]);
+    },
+  );
 
-  liveTest("a partial delete batch stops at the first missing key (ENOENT) with its index", () => {
-    using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 8 });
-    map.updateBatch(u32(1, 2, 3), u32(1, 2, 3));
-    const error = thrown(() => map.deleteBatch(u32(1, 2, 99, 3)));
-    assert.ok(error instanceof BatchError);
-    assert.deepEqual([error.code, error.processed], ["ENOENT", 2]);
-    assert.deepEqual([...map.keys()].map((k) => readU32(k)), [3]);
-  });
+  transcriptTest(
+    "a partial delete batch stops at the first missing key (ENOENT) with its index",
+    (sys) => {
+      using map = sys.createMap({
+        type: "hash",
+        flags: BPF_F_ZERO_SEED,
+        keySize: 4,
+        valueSize: 4,
+        maxEntries: 8,
+      });
+      map.updateBatch(u32(1, 2, 3), u32(1, 2, 3));
+      const error = thrown(() => map.deleteBatch(u32(1, 2, 99, 3)));
+      assert.ok(error instanceof BatchError);
+      assert.deepEqual([error.code, error.processed], ["ENOENT", 2]);
+      assert.deepEqual([...map.keys()].map((k) => readU32(k)), [3]);
+    },
+  );
 
-  liveTest("count in the options writes only the first count elements", () => {
-    using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 8 });
+  transcriptTest("count in the options writes only the first count elements", (sys) => {
+    using map = sys.createMap({
+      type: "hash",
+      flags: BPF_F_ZERO_SEED,
+      keySize: 4,
+      valueSize: 4,
+      maxEntries: 8,
+    });
     assert.equal(map.updateBatch(u32(1, 2, 3), u32(1, 2, 3), { count: 2 }), 2);
     assert.equal(map.lookup(u32(3)), undefined);
     assert.equal(map.deleteBatch(u32(1, 2, 3), { count: 1 }), 1);
     assert.deepEqual([...map.keys()].map((k) => readU32(k)), [2]);
   });
 
-  liveTest("elemFlags BPF_F_LOCK on a map without a spin lock: EINVAL, processed 0", () => {
-    using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 8 });
-    map.update(u32(1), u32(1));
-    const error = thrown(() => map.lookupBatch({ count: 4, elemFlags: 4 }));
-    assert.ok(error instanceof BatchError);
-    assert.deepEqual([error.code, error.processed], ["EINVAL", 0]);
-    throwsBpf(() => map.updateBatch(u32(2), u32(2), { elemFlags: 4 }), "EINVAL");
-  });
+  transcriptTest(
+    "elemFlags BPF_F_LOCK on a map without a spin lock: EINVAL, processed 0",
+    (sys) => {
+      using map = sys.createMap({
+        type: "hash",
+        flags: BPF_F_ZERO_SEED,
+        keySize: 4,
+        valueSize: 4,
+        maxEntries: 8,
+      });
+      map.update(u32(1), u32(1));
+      const error = thrown(() => map.lookupBatch({ count: 4, elemFlags: 4 }));
+      assert.ok(error instanceof BatchError);
+      assert.deepEqual([error.code, error.processed], ["EINVAL", 0]);
+      throwsBpf(() => map.updateBatch(u32(2), u32(2), { elemFlags: 4 }), "EINVAL");
+    },
+  );
 
   liveTest("lru_hash and lru_percpu_hash walk and drain by batches too", () => {
     for (const type of ["lru_hash", "lru_percpu_hash"] as const) {

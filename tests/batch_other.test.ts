@@ -6,28 +6,31 @@ import { describe } from "node:test";
 import {
   BatchError,
   BPF_F_NO_PREALLOC,
+  BPF_F_ZERO_SEED,
   BpfMap,
   joinPerCpu,
-  possibleCpus,
   splitPerCpu,
 } from "../mod.ts";
 import { readI64s, readU32, readU32s, u32, u64 } from "./helpers/bytes.ts";
 import { liveTest, thrown, throwsBpf } from "./helpers/live.ts";
+import { transcriptTests } from "./helpers/transcript.ts";
+
+const transcriptTest = transcriptTests(import.meta.url);
 
 const MAX_ENTRIES = 10;
 
 describe("array batch ops", () => {
   for (const type of ["array", "percpu_array"] as const) {
     const perCpu = type === "percpu_array";
-    liveTest(`${type}: lookup in steps of 1..9 returns every index with its value`, () => {
-      using map = BpfMap.create({
+    transcriptTest(`${type}: lookup in steps of 1..9 returns every index with its value`, (sys) => {
+      using map = sys.createMap({
         type,
         keySize: 4,
         valueSize: 8,
         maxEntries: MAX_ENTRIES,
         name: "array_map",
       });
-      const cpus = possibleCpus();
+      const cpus = sys.possibleCpus();
       const keys = u32(...Array.from({ length: MAX_ENTRIES }, (_, i) => i));
       const values = perCpu
         ? u64(
@@ -81,8 +84,8 @@ describe("array batch ops", () => {
     });
   }
 
-  liveTest("array: delete and lookup-and-delete batches answer ENOTSUPP (524)", () => {
-    using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 4 });
+  transcriptTest("array: delete and lookup-and-delete batches answer ENOTSUPP (524)", (sys) => {
+    using map = sys.createMap({ type: "array", keySize: 4, valueSize: 4, maxEntries: 4 });
     const error = thrown(() => map.deleteBatch(u32(0, 1)));
     assert.ok(error instanceof BatchError);
     assert.deepEqual([error.errno, error.code, error.op, error.processed], [
@@ -98,10 +101,10 @@ describe("array batch ops", () => {
     );
   });
 
-  liveTest(
+  transcriptTest(
     "array: an index past max_entries stops an update batch with E2BIG at its position",
-    () => {
-      using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 4 });
+    (sys) => {
+      using map = sys.createMap({ type: "array", keySize: 4, valueSize: 4, maxEntries: 4 });
       const error = thrown(() => map.updateBatch(u32(0, 1, 2, 7, 3), u32(10, 11, 12, 17, 13)));
       assert.ok(error instanceof BatchError);
       assert.deepEqual([error.code, error.processed], ["E2BIG", 3]);
@@ -109,17 +112,17 @@ describe("array batch ops", () => {
     },
   );
 
-  liveTest("array: a cursor at or past max_entries restarts at index 0", () => {
-    using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 4 });
+  transcriptTest("array: a cursor at or past max_entries restarts at index 0", (sys) => {
+    using map = sys.createMap({ type: "array", keySize: 4, valueSize: 4, maxEntries: 4 });
     const result = map.lookupBatch({ cursor: u32(100), count: 2 });
     assert.deepEqual(readU32s(result.keys), [0, 1]);
   });
 });
 
 describe("lpm_trie batch ops", () => {
-  liveTest("/32 prefixes: update, lookup in steps, delete in chunks", () => {
+  transcriptTest("/32 prefixes: update, lookup in steps, delete in chunks", (sys) => {
     const count = 10;
-    using map = BpfMap.create({
+    using map = sys.createMap({
       type: "lpm_trie",
       keySize: 8,
       valueSize: 4,
@@ -159,15 +162,16 @@ describe("lpm_trie batch ops", () => {
 
 describe("map-in-map batch ops", () => {
   for (const type of ["array_of_maps", "hash_of_maps"] as const) {
-    liveTest(`${type}: update by inner fds, lookup returns inner ids`, () => {
+    transcriptTest(`${type}: update by inner fds, lookup returns inner ids`, (sys) => {
       const innerCount = 6;
       const inners = Array.from(
         { length: innerCount },
-        () => BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 }),
+        () => sys.createMap({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 }),
       );
       try {
-        using outer = BpfMap.create({
+        using outer = sys.createMap({
           type,
+          flags: type === "hash_of_maps" ? BPF_F_ZERO_SEED : 0,
           keySize: 4,
           valueSize: 4,
           maxEntries: innerCount,
@@ -215,9 +219,15 @@ describe("map-in-map batch ops", () => {
   }
 });
 
-liveTest("per-CPU batch values are valueStride bytes per element", () => {
-  using map = BpfMap.create({ type: "percpu_hash", keySize: 4, valueSize: 12, maxEntries: 4 });
-  const cpus = possibleCpus();
+transcriptTest("per-CPU batch values are valueStride bytes per element", (sys) => {
+  using map = sys.createMap({
+    type: "percpu_hash",
+    flags: BPF_F_ZERO_SEED,
+    keySize: 4,
+    valueSize: 12,
+    maxEntries: 4,
+  });
+  const cpus = sys.possibleCpus();
   assert.equal(map.valueStride, 16 * cpus);
   const value = (n: number) => joinPerCpu(Array.from({ length: cpus }, (_, c) => u32(n, c, 7)), 12);
   map.updateBatch(u32(1, 2), new Uint8Array([...value(1), ...value(2)]));

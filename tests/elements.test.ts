@@ -9,6 +9,7 @@ import {
   BPF_F_NO_PREALLOC,
   BPF_F_RDONLY,
   BPF_F_WRONLY,
+  BPF_F_ZERO_SEED,
   BPF_NOEXIST,
   BpfError,
   BpfMap,
@@ -20,21 +21,25 @@ import {
 } from "../mod.ts";
 import { readU32, u32, u64 } from "./helpers/bytes.ts";
 import { liveTest, thrown, throwsBpf } from "./helpers/live.ts";
+import { transcriptTests } from "./helpers/transcript.ts";
+
+const transcriptTest = transcriptTests(import.meta.url);
 
 const HASH_TYPES = ["hash", "percpu_hash", "lru_hash", "lru_percpu_hash"] as const;
 
 describe("hash family: update, lookup, delete, lookupAndDelete, nextKey", () => {
   for (const type of HASH_TYPES) {
-    liveTest(type, () => {
-      using map = BpfMap.create({
+    transcriptTest(type, (sys) => {
+      using map = sys.createMap({
         type,
+        flags: BPF_F_ZERO_SEED,
         keySize: 4,
         valueSize: 4,
         maxEntries: 16,
         name: type.slice(0, 15),
       });
       const perCpu = type.includes("percpu");
-      const cpus = possibleCpus();
+      const cpus = sys.possibleCpus();
       assert.equal(map.typeName, type);
       assert.equal(map.type, MAP_TYPES[type]);
       assert.equal(map.valueStride, perCpu ? 8 * cpus : 4);
@@ -80,8 +85,8 @@ describe("hash family: update, lookup, delete, lookupAndDelete, nextKey", () => 
     assert.ok([...lru.keys()].length <= 64);
   });
 
-  liveTest("BPF_F_NO_PREALLOC hash works the same", () => {
-    using map = BpfMap.create({
+  transcriptTest("BPF_F_NO_PREALLOC hash works the same", (sys) => {
+    using map = sys.createMap({
       type: "hash",
       keySize: 8,
       valueSize: 16,
@@ -96,10 +101,10 @@ describe("hash family: update, lookup, delete, lookupAndDelete, nextKey", () => 
 
 describe("arrays", () => {
   for (const type of ["array", "percpu_array"] as const) {
-    liveTest(type, () => {
-      using map = BpfMap.create({ type, keySize: 4, valueSize: 8, maxEntries: 4 });
+    transcriptTest(type, (sys) => {
+      using map = sys.createMap({ type, keySize: 4, valueSize: 8, maxEntries: 4 });
       const stride = map.valueStride;
-      assert.equal(stride, type === "array" ? 8 : 8 * possibleCpus());
+      assert.equal(stride, type === "array" ? 8 : 8 * sys.possibleCpus());
       assert.deepEqual(map.lookup(u32(3)), new Uint8Array(stride), "arrays start zeroed");
       assert.equal(map.lookup(u32(4)), undefined, "past the end: ENOENT");
       const value = new Uint8Array(stride).fill(0xab);
@@ -117,16 +122,16 @@ describe("arrays", () => {
     });
   }
 
-  liveTest("lookup with BPF_F_LOCK on a map without a spin lock: EINVAL", () => {
-    using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 8, maxEntries: 1 });
+  transcriptTest("lookup with BPF_F_LOCK on a map without a spin lock: EINVAL", (sys) => {
+    using map = sys.createMap({ type: "array", keySize: 4, valueSize: 8, maxEntries: 1 });
     throwsBpf(() => map.lookup(u32(0), BPF_F_LOCK), "EINVAL");
   });
 });
 
-liveTest("lpm_trie: longest-prefix match, delete, nextKey", () => {
+transcriptTest("lpm_trie: longest-prefix match, delete, nextKey", (sys) => {
   const key = (prefix: number, a: number, b: number, c: number, d: number) =>
     new Uint8Array([prefix, 0, 0, 0, a, b, c, d]);
-  using map = BpfMap.create({
+  using map = sys.createMap({
     type: "lpm_trie",
     keySize: 8,
     valueSize: 4,
@@ -145,10 +150,10 @@ liveTest("lpm_trie: longest-prefix match, delete, nextKey", () => {
 
 describe("map-in-map: update takes an inner fd, lookup returns the inner id", () => {
   for (const type of ["hash_of_maps", "array_of_maps"] as const) {
-    liveTest(type, () => {
-      using template = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });
-      using inner = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });
-      using outer = BpfMap.create({
+    transcriptTest(type, (sys) => {
+      using template = sys.createMap({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });
+      using inner = sys.createMap({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });
+      using outer = sys.createMap({
         type,
         keySize: 4,
         valueSize: 4,
@@ -157,7 +162,7 @@ describe("map-in-map: update takes an inner fd, lookup returns the inner id", ()
       });
       outer.update(u32(1), u32(inner.fd));
       assert.equal(readU32(outer.lookup(u32(1))), inner.id);
-      using opened = BpfMap.fromId(readU32(outer.lookup(u32(1))));
+      using opened = sys.mapFromId(readU32(outer.lookup(u32(1))));
       assert.equal(opened.id, inner.id);
       if (type === "hash_of_maps") assert.equal(outer.delete(u32(1)), true);
     });
@@ -165,8 +170,8 @@ describe("map-in-map: update takes an inner fd, lookup returns the inner id", ()
 });
 
 describe("queue, stack, bloom_filter: push, pop, peek, contains", () => {
-  liveTest("queue is FIFO; BPF_EXIST overwrites the oldest when full", () => {
-    using queue = BpfMap.create({ type: "queue", keySize: 0, valueSize: 4, maxEntries: 2 });
+  transcriptTest("queue is FIFO; BPF_EXIST overwrites the oldest when full", (sys) => {
+    using queue = sys.createMap({ type: "queue", keySize: 0, valueSize: 4, maxEntries: 2 });
     assert.equal(queue.peek(), undefined);
     assert.equal(queue.pop(), undefined);
     queue.push(u32(1));
@@ -177,8 +182,8 @@ describe("queue, stack, bloom_filter: push, pop, peek, contains", () => {
     assert.deepEqual([queue.pop(), queue.pop(), queue.pop()], [u32(2), u32(3), undefined]);
   });
 
-  liveTest("stack is LIFO", () => {
-    using stack = BpfMap.create({ type: "stack", keySize: 0, valueSize: 8, maxEntries: 4 });
+  transcriptTest("stack is LIFO", (sys) => {
+    using stack = sys.createMap({ type: "stack", keySize: 0, valueSize: 8, maxEntries: 4 });
     for (const n of [1, 2, 3]) stack.push(u64(n));
     assert.deepEqual(stack.peek(), u64(3));
     assert.deepEqual([stack.pop(), stack.pop(), stack.pop(), stack.pop()], [
@@ -189,9 +194,10 @@ describe("queue, stack, bloom_filter: push, pop, peek, contains", () => {
     ]);
   });
 
-  liveTest("bloom_filter: pushed values are contained, others (almost surely) not", () => {
-    using bloom = BpfMap.create({
+  transcriptTest("bloom_filter: pushed values are contained, others (almost surely) not", (sys) => {
+    using bloom = sys.createMap({
       type: "bloom_filter",
+      flags: BPF_F_ZERO_SEED,
       keySize: 0,
       valueSize: 4,
       maxEntries: 1000,
@@ -206,9 +212,15 @@ describe("queue, stack, bloom_filter: push, pop, peek, contains", () => {
     throwsBpf(() => bloom.pop(), "ENOTSUPP");
   });
 
-  liveTest("keyed operations refuse keyless maps and the other way round", () => {
-    using queue = BpfMap.create({ type: "queue", keySize: 0, valueSize: 4, maxEntries: 2 });
-    using hash = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 2 });
+  transcriptTest("keyed operations refuse keyless maps and the other way round", (sys) => {
+    using queue = sys.createMap({ type: "queue", keySize: 0, valueSize: 4, maxEntries: 2 });
+    using hash = sys.createMap({
+      type: "hash",
+      keySize: 4,
+      valueSize: 4,
+      maxEntries: 2,
+      flags: BPF_F_ZERO_SEED,
+    });
     assert.throws(() => hash.push(u32(1)), TypeError);
     assert.throws(() => hash.pop(), TypeError);
     assert.throws(() => queue.lookupBatch({ count: 1 }), TypeError);
@@ -217,8 +229,8 @@ describe("queue, stack, bloom_filter: push, pop, peek, contains", () => {
 });
 
 describe("map objects: info, ids, freeze, access modes", () => {
-  liveTest("info() and the map's fields agree with the spec", () => {
-    using map = BpfMap.create({
+  transcriptTest("info() and the map's fields agree with the spec", (sys) => {
+    using map = sys.createMap({
       type: "hash",
       keySize: 12,
       valueSize: 20,
@@ -251,10 +263,10 @@ describe("map objects: info, ids, freeze, access modes", () => {
     throwsBpf(() => BpfMap.fromId(0x7fff_fff0), "ENOENT", "BPF_MAP_GET_FD_BY_ID");
   });
 
-  liveTest(
+  transcriptTest(
     "freeze(): no more user-space writes, reads still work, a second freeze is EPERM",
-    () => {
-      using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 4 });
+    (sys) => {
+      using map = sys.createMap({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 4 });
       map.update(u32(1), u32(1));
       map.freeze();
       throwsBpf(() => map.update(u32(1), u32(2)), "EPERM");
@@ -265,8 +277,8 @@ describe("map objects: info, ids, freeze, access modes", () => {
     },
   );
 
-  liveTest("BPF_F_WRONLY maps refuse lookups, BPF_F_RDONLY maps refuse updates", () => {
-    using writeOnly = BpfMap.create({
+  transcriptTest("BPF_F_WRONLY maps refuse lookups, BPF_F_RDONLY maps refuse updates", (sys) => {
+    using writeOnly = sys.createMap({
       type: "hash",
       keySize: 4,
       valueSize: 4,
@@ -276,7 +288,7 @@ describe("map objects: info, ids, freeze, access modes", () => {
     writeOnly.update(u32(1), u32(1));
     throwsBpf(() => writeOnly.lookup(u32(1)), "EPERM");
     throwsBpf(() => writeOnly.lookupBatch({ count: 4 }), "EPERM");
-    using readOnly = BpfMap.create({
+    using readOnly = sys.createMap({
       type: "array",
       keySize: 4,
       valueSize: 4,
@@ -287,9 +299,9 @@ describe("map objects: info, ids, freeze, access modes", () => {
     assert.deepEqual(readOnly.lookup(u32(1)), u32(0));
   });
 
-  liveTest("the kernel refuses a bad spec with BPF_MAP_CREATE's errno", () => {
+  transcriptTest("the kernel refuses a bad spec with BPF_MAP_CREATE's errno", (sys) => {
     const error = thrown(() =>
-      BpfMap.create({ type: "hash", keySize: 0, valueSize: 4, maxEntries: 4 })
+      sys.createMap({ type: "hash", keySize: 0, valueSize: 4, maxEntries: 4 })
     );
     assert.ok(error instanceof BpfError);
     assert.equal(error.op, "BPF_MAP_CREATE");
@@ -297,13 +309,13 @@ describe("map objects: info, ids, freeze, access modes", () => {
     assert.equal(error.errno, 22);
     assert.match(error.message, /BPF_MAP_CREATE failed: EINVAL .*hash map \(key 0, value 4/);
     throwsBpf(
-      () => BpfMap.create({ type: 9999, keySize: 4, valueSize: 4, maxEntries: 1 }),
+      () => sys.createMap({ type: 9999, keySize: 4, valueSize: 4, maxEntries: 1 }),
       "EINVAL",
     );
   });
 
-  liveTest("close() is idempotent; use after close is a TypeError naming the map", () => {
-    const map = BpfMap.create({
+  transcriptTest("close() is idempotent; use after close is a TypeError naming the map", (sys) => {
+    const map = sys.createMap({
       type: "array",
       keySize: 4,
       valueSize: 4,
@@ -324,21 +336,21 @@ describe("map objects: info, ids, freeze, access modes", () => {
     assert.throws(() => [...map.entries()], TypeError);
   });
 
-  liveTest("`using` closes the map at the end of the block", () => {
+  transcriptTest("`using` closes the map at the end of the block", (sys) => {
     let leaked: BpfMap;
     {
-      using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });
+      using map = sys.createMap({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });
       leaked = map;
       assert.equal(map.closed, false);
     }
     assert.equal(leaked.closed, true);
   });
 
-  liveTest(
+  transcriptTest(
     "per-CPU values: joinPerCpu pads with zeros; the kernel keeps all 8 bytes of a slot",
-    () => {
-      using map = BpfMap.create({ type: "percpu_hash", keySize: 4, valueSize: 4, maxEntries: 2 });
-      const cpus = possibleCpus();
+    (sys) => {
+      using map = sys.createMap({ type: "percpu_hash", keySize: 4, valueSize: 4, maxEntries: 2 });
+      const cpus = sys.possibleCpus();
       map.update(u32(1), joinPerCpu(Array.from({ length: cpus }, () => u32(0xffff_ffff)), 4));
       const back = map.lookup(u32(1))!;
       for (let cpu = 0; cpu < cpus; cpu++) {

@@ -9,8 +9,9 @@
 import process from "node:process";
 import { test } from "node:test";
 import type { SyscallBackend } from "../../ffi/backend.ts";
+import { readEnv } from "../../ffi/live.ts";
 import { Kernel, liveKernel } from "../../kernel.ts";
-import { BpfError, BpfMap } from "../../mod.ts";
+import { BpfError, BpfMap, TRANSCRIPT_ENV } from "../../mod.ts";
 
 function probeLive(): string | undefined {
   try {
@@ -21,15 +22,22 @@ function probeLive(): string | undefined {
   }
 }
 
-/** Why live BPF cannot run here, or `undefined` when it can. */
-export const liveUnavailable: string | undefined = probeLive();
+/** Whether this run replays transcripts only (`BPFMAP_TRANSCRIPT=replay`): live-only tests sit it out. */
+export const replayRun = readEnv(TRANSCRIPT_ENV) === "replay";
 
-/** Whether this run must not skip live tests. */
-export const mustRunLive = process.env.CI === "true" && process.platform === "linux";
+/** Why live BPF cannot run here, or `undefined` when it can. A replay run does not even try. */
+export const liveUnavailable: string | undefined = replayRun
+  ? "this run replays transcripts"
+  : probeLive();
+
+/** Whether this run must not skip live tests: CI on Linux, except its replay-only pass. */
+export const mustRunLive = process.env.CI === "true" && process.platform === "linux" && !replayRun;
 
 /** Registers a test that talks to the real kernel. */
 export function liveTest(name: string, fn: () => void | Promise<void>): void {
-  if (liveUnavailable === undefined) {
+  if (replayRun) {
+    test(name, { skip: "live-only test: this run replays transcripts" }, fn);
+  } else if (liveUnavailable === undefined) {
     test(name, fn);
   } else if (mustRunLive) {
     test(name, () => {

@@ -1,0 +1,60 @@
+/**
+ * `transcriptTests(import.meta.url)` gives a test file its `transcriptTest`:
+ * a `node:test` test that runs on a system opened on
+ * `fixtures/<test file>/<test name>.json` in auto mode, so that the same
+ * assertions run live on Linux (recording the transcript the first time,
+ * verifying it when `BPFMAP_TRANSCRIPT=verify`) and replay anywhere else.
+ *
+ * @module
+ */
+
+import { basename, dirname, join } from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { type BpfSystem, openSystem } from "../../mod.ts";
+
+/** The fixtures folder at the repository's root. */
+export const FIXTURES = join(dirname(dirname(dirname(fileURLToPath(import.meta.url)))), "fixtures");
+
+/** A test name as a file name: lower case, words joined by `_`. */
+export function fixtureName(name: string): string {
+  return name.toLowerCase().replace(/[^a-z0-9]+/g, "_").replace(/^_|_$/g, "").slice(0, 80);
+}
+
+/** The transcript path of test `name` in the test file at `moduleUrl`. */
+export function fixturePath(moduleUrl: string, name: string): string {
+  return join(FIXTURES, basename(fileURLToPath(moduleUrl)), `${fixtureName(name)}.json`);
+}
+
+/**
+ * The `transcriptTest` of one test file.
+ *
+ * @example
+ * ```ts ignore
+ * const transcriptTest = transcriptTests(import.meta.url);
+ * transcriptTest("queues are FIFO", (system) => {
+ *   using queue = system.createMap({ type: "queue", keySize: 0, valueSize: 4, maxEntries: 2 });
+ * });
+ * ```
+ */
+export function transcriptTests(
+  moduleUrl: string,
+): (name: string, fn: (system: BpfSystem) => void | Promise<void>) => void {
+  const seen = new Set<string>();
+  return (name, fn) => {
+    const path = fixturePath(moduleUrl, name);
+    if (seen.has(path)) throw new Error(`two transcript tests share the fixture ${path}`);
+    seen.add(path);
+    test(name, async () => {
+      const system = await openSystem({ transcript: path, mode: "auto" });
+      try {
+        await fn(system);
+      } catch (error) {
+        // The test's own failure matters more than an incomplete transcript.
+        await system.close().catch(() => {});
+        throw error;
+      }
+      await system.close();
+    });
+  };
+}
