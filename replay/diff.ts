@@ -19,6 +19,9 @@ import {
   type ScalarInOut,
 } from "./transcript.ts";
 
+/** Regions up to this size are shown whole in a diff. */
+const SMALL_REGION = 32;
+
 /** How many differing elements of one buffer a diff lists. */
 const MAX_ELEMENTS_LISTED = 5;
 
@@ -174,6 +177,12 @@ function diffBytes(
   }
   let first = 0;
   while (first < Math.min(a.byteLength, b.byteLength) && a[first] === b[first]) first++;
+  if (a.byteLength <= SMALL_REGION && b.byteLength <= SMALL_REGION) {
+    const whole = (bytes: Uint8Array) => encodeHex(bytes) || "(empty)";
+    return [
+      `${label}: expected ${whole(a)}, got ${whole(b)} (first difference at byte ${first})`,
+    ];
+  }
   const window = (bytes: Uint8Array) => encodeHex(bytes.subarray(first, first + 16)) || "(end)";
   return [
     `${label}: differs at byte ${first} of ${a.byteLength}: expected ${window(a)}…, got ${

@@ -1,0 +1,349 @@
+// The replay layer itself: what a divergence says, strict order, corrupt
+// transcripts (these replay committed fixtures, so they run everywhere), and,
+// live, what recording and verifying write.
+
+import assert from "node:assert/strict";
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import {
+  BPF_F_ZERO_SEED,
+  BpfError,
+  type BpfSystem,
+  openSystem,
+  ReplayDivergenceError,
+  TRANSCRIPT_ENV,
+  TranscriptError,
+  TranscriptMismatchError,
+} from "../mod.ts";
+import { decodeBytes, parseTranscript, type RegionRecord } from "../replay/transcript.ts";
+import { u32, u64 } from "./helpers/bytes.ts";
+import { liveTest, thrown } from "./helpers/live.ts";
+import { fixturePath, transcriptTests } from "./helpers/transcript.ts";
+
+const transcriptTest = transcriptTests(import.meta.url);
+const SAMPLE = "a sample session: create, update batch, lookups, a failed update";
+const samplePath = fixturePath(import.meta.url, SAMPLE);
+
+/** The session the sample fixture holds; `change` alters one step to make it diverge. */
+function sampleSession(
+  system: BpfSystem,
+  change: "none" | "key" | "flags" | "stop early" = "none",
+): void {
+  const map = system.createMap({
+    type: "hash",
+    keySize: 4,
+    valueSize: 8,
+    maxEntries: 16,
+    flags: BPF_F_ZERO_SEED,
+    name: "sample",
+  });
+  map.updateBatch(u32(1, 2, change === "key" ? 7 : 3, 4), u64(10, 20, 30, 40));
+  assert.deepEqual(map.lookup(u32(2)), u64(20));
+  if (change === "stop early") return;
+  const failed = thrown(() => map.update(u32(1), u64(11), change === "flags" ? 2 : 1));
+  if (!(failed instanceof BpfError)) {
+    throw failed ?? new Error("update of an existing key with BPF_NOEXIST passed");
+  }
+  assert.equal(failed.code, "EEXIST");
+  assert.equal([...map.keys()].length, 4);
+}
+
+/** Runs `fn` with an environment variable removed (the run's mode override must not apply). */
+async function withoutEnv<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  const env =
+    (globalThis as { process?: { env: Record<string, string | undefined> } }).process!.env;
+  const saved = env[name];
+  delete env[name];
+  try {
+    return await fn();
+  } finally {
+    if (saved !== undefined) env[name] = saved;
+  }
+}
+
+/** Replays the sample fixture (or `path`) with a changed session; returns what was thrown. */
+async function replayChanged(
+  change: Parameters<typeof sampleSession>[1],
+  path = samplePath,
+): Promise<unknown> {
+  return await withoutEnv(TRANSCRIPT_ENV, async () => {
+    const system = await openSystem({ transcript: path, mode: "replay" });
+    try {
+      sampleSession(system, change);
+      await system.close();
+    } catch (error) {
+      await system.close().catch(() => {});
+      return error;
+    }
+    return undefined;
+  });
+}
+
+transcriptTest(SAMPLE, (system) => sampleSession(system));
+
+test("a changed batch key: the divergence names the call and the element, in hex", async () => {
+  const error = await replayChanged("key");
+  assert.ok(error instanceof ReplayDivergenceError, String(error));
+  assert.equal(error.transcript, samplePath);
+  assert.equal(error.index, 2);
+  assert.equal(error.command, "BPF_MAP_UPDATE_BATCH");
+  assert.deepEqual(error.differences, ["keys[2]: expected 03000000, got 07000000"]);
+  assert.equal(
+    error.message,
+    `${samplePath}: call #2 (BPF_MAP_UPDATE_BATCH) diverged from the transcript:\n`
+      + "  - keys[2]: expected 03000000, got 07000000",
+  );
+});
+
+test("a changed flag: the divergence names the field", async () => {
+  const error = await replayChanged("flags");
+  assert.ok(error instanceof ReplayDivergenceError);
+  assert.deepEqual([error.index, error.command, error.differences], [
+    4,
+    "BPF_MAP_UPDATE_ELEM",
+    ["flags: expected 1, got 2"],
+  ]);
+});
+
+test("stopping early diverges at the first call not made (here: the map's close)", async () => {
+  const error = await replayChanged("stop early");
+  assert.ok(error instanceof ReplayDivergenceError);
+  assert.deepEqual([error.index, error.differences], [4, [
+    "expected BPF_MAP_UPDATE_ELEM, got close(handle 1)",
+  ]]);
+});
+
+test("recorded calls never made, and calls past the end, are divergences", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "bpfmap-order-"));
+  const text = readFileSync(samplePath, "utf8");
+  try {
+    const longer = join(dir, "longer.json");
+    writeFileSync(
+      longer,
+      text.replace(
+        "  {\"close\":1}\n]}",
+        "  {\"close\":1},\n  {\"call\":\"BPF_MAP_FREEZE\",\"attr\":{\"map_fd\":1},\"result\":0}\n]}",
+      ),
+    );
+    const unplayed = await replayChanged("none", longer);
+    assert.ok(unplayed instanceof ReplayDivergenceError, String(unplayed));
+    assert.match(
+      unplayed.message,
+      /1 recorded call\(s\) were never made; the first is BPF_MAP_FREEZE/,
+    );
+    const shorter = join(dir, "shorter.json");
+    writeFileSync(shorter, text.replace(",\n  {\"close\":1}\n]}", "\n]}"));
+    const past = await replayChanged("none", shorter);
+    assert.ok(past instanceof ReplayDivergenceError, String(past));
+    assert.match(
+      past.message,
+      /the transcript ends after \d+ call\(s\), but the code made close\(handle 1\)/,
+    );
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+test("the sample replays cleanly", async () => {
+  assert.equal(await replayChanged("none"), undefined);
+});
+
+test("corrupt transcripts are refused with the path and the reason", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "bpfmap-corrupt-"));
+  const text = readFileSync(samplePath, "utf8");
+  const write = (name: string, content: string) => {
+    writeFileSync(join(dir, name), content);
+    return join(dir, name);
+  };
+  try {
+    const cases: [string, string, RegExp][] = [
+      ["truncated.json", text.slice(0, text.length / 2), /truncated\.json: not a transcript/],
+      ["empty.json", "", /not a transcript/],
+      [
+        "version.json",
+        text.replace("\"version\":1", "\"version\":99"),
+        /transcript version 99; this bpfmap reads version 1/,
+      ],
+      ["format.json", text.replace("bpfmap-transcript", "pcap"), /not a bpfmap-transcript file/],
+      [
+        "entry.json",
+        text.replace("{\"call\":\"BPF_MAP_LOOKUP_ELEM\"", "{\"cal\":\"BPF_MAP_LOOKUP_ELEM\""),
+        /entry 3 is neither a call nor a close/,
+      ],
+    ];
+    for (const [name, content, message] of cases) {
+      const path = write(name, content);
+      await withoutEnv(TRANSCRIPT_ENV, async () => {
+        await assert.rejects(openSystem({ transcript: path, mode: "replay" }), (error: Error) => {
+          return error instanceof TranscriptError && message.test(error.message);
+        }, name);
+      });
+    }
+    // Reordered entries and flipped bytes parse, and diverge at the call they changed.
+    const lines = text.split("\n");
+    const [a, b] = [
+      lines.findIndex((l) => l.includes("UPDATE_BATCH")),
+      lines.findIndex((l) => l.includes("LOOKUP_ELEM")),
+    ];
+    [lines[a], lines[b]] = [lines[b].replace(/,?$/, ","), lines[a].replace(/,?$/, ",")];
+    const reordered = await replayChanged("none", write("reordered.json", lines.join("\n")));
+    assert.ok(reordered instanceof ReplayDivergenceError);
+    assert.match(
+      reordered.message,
+      /call #2 \(BPF_MAP_UPDATE_BATCH\).*\n  - expected BPF_MAP_LOOKUP_ELEM, got BPF_MAP_UPDATE_BATCH/,
+    );
+    const flipped = await replayChanged(
+      "none",
+      write("flipped.json", text.replace("\"in\":\"02000000\"", "\"in\":\"02000001\"")),
+    );
+    assert.ok(flipped instanceof ReplayDivergenceError);
+    assert.match(
+      flipped.message,
+      /call #3 \(BPF_MAP_LOOKUP_ELEM\).*\n  - key: expected 02000001, got 02000000 \(first difference at byte 3\)/,
+    );
+    await withoutEnv(TRANSCRIPT_ENV, async () => {
+      await assert.rejects(
+        openSystem({ transcript: join(dir, "absent.json"), mode: "replay" }),
+        /cannot read transcript .*absent\.json/,
+      );
+    });
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+test("replay serves the recording host's possible CPUs", async () => {
+  const transcript = parseTranscript(readFileSync(samplePath, "utf8"), samplePath);
+  await withoutEnv(TRANSCRIPT_ENV, async () => {
+    await using system = await openSystem({ transcript: samplePath, mode: "replay" });
+    assert.equal(system.mode, "replay");
+    assert.equal(system.possibleCpus(), transcript.host.possibleCpus);
+    sampleSession(system);
+  });
+});
+
+liveTest(
+  "record writes atomically and re-recording a deterministic session is byte-identical",
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), "bpfmap-record-"));
+    try {
+      const path = join(dir, "nested", "session.json");
+      for (const name of ["first", "second"]) {
+        await withoutEnv(TRANSCRIPT_ENV, async () => {
+          const system = await openSystem({ transcript: path, mode: "auto" });
+          assert.equal(system.mode, name === "first" ? "record" : "replay");
+          sampleSession(system);
+          await system.close();
+        });
+      }
+      const recorded = readFileSync(path, "utf8");
+      await withoutEnv(TRANSCRIPT_ENV, async () => {
+        const system = await openSystem({ transcript: path, mode: "record" });
+        sampleSession(system);
+        await system.close();
+      });
+      assert.equal(readFileSync(path, "utf8"), recorded);
+      assert.deepEqual(
+        readdirSync(join(dir, "nested")),
+        ["session.json"],
+        "no temporary file left",
+      );
+      assert.equal(
+        recorded,
+        readFileSync(samplePath, "utf8"),
+        "and identical to the committed fixture",
+      );
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  },
+);
+
+liveTest("verify runs live and reports every difference, not just the first", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "bpfmap-verify-"));
+  const path = join(dir, "session.json");
+  const original = readFileSync(samplePath, "utf8");
+  try {
+    // The fixture, edited as if the kernel had answered differently twice.
+    writeFileSync(
+      path,
+      original.replace("\"out\":\"1400000000000000\"", "\"out\":\"1500000000000000\"").replace(
+        "\"errno\":\"EEXIST\"",
+        "\"errno\":\"EPERM\"",
+      ),
+    );
+    let error: unknown;
+    await withoutEnv(TRANSCRIPT_ENV, async () => {
+      const system = await openSystem({ transcript: path, mode: "verify" });
+      assert.equal(system.mode, "verify");
+      sampleSession(system);
+      error = await system.close().then(() => undefined, (e) => e);
+    });
+    assert.ok(error instanceof TranscriptMismatchError, String(error));
+    assert.deepEqual(error.differences, [
+      "call #3 (BPF_MAP_LOOKUP_ELEM): value (kernel wrote): expected 1500000000000000, got 1400000000000000 (first difference at byte 0)",
+      "call #4 (BPF_MAP_UPDATE_ELEM): result: expected EPERM, got EEXIST",
+    ]);
+    const copy = /its own transcript: (.*)\):/.exec(error.message)?.[1];
+    assert.ok(copy !== undefined && existsSync(copy));
+    assert.equal(readFileSync(copy, "utf8"), original);
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+liveTest(
+  "a 100,000-entry dump's transcript is at most 1.5x the bytes the kernel moved",
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), "bpfmap-size-"));
+    const path = join(dir, "dump.json");
+    const entries = 100_000;
+    try {
+      await withoutEnv(TRANSCRIPT_ENV, async () => {
+        await using system = await openSystem({ transcript: path, mode: "record" });
+        using map = system.createMap({
+          type: "hash",
+          keySize: 4,
+          valueSize: 8,
+          maxEntries: entries,
+          flags: BPF_F_ZERO_SEED,
+        });
+        const keys = new Uint32Array(entries).map((_, i) => i);
+        map.updateBatch(new Uint8Array(keys.buffer), new Uint8Array(entries * 8).fill(1));
+        assert.equal([...map.entries({ batchSize: 4096 })].length, entries);
+      });
+      const transcript = parseTranscript(readFileSync(path, "utf8"), path);
+      let moved = 0;
+      for (const entry of transcript.entries) {
+        if (!("call" in entry)) continue;
+        for (const field of Object.values(entry.attr)) {
+          const region = field as RegionRecord | null;
+          if (region === null || typeof region !== "object" || !("size" in region)) continue;
+          if (region.in !== undefined) moved += decodeBytes(region.in).byteLength;
+          if (region.out !== undefined) moved += decodeBytes(region.out).byteLength;
+        }
+      }
+      const size = statSync(path).size;
+      assert.ok(moved >= entries * 12 * 2, `moved ${moved}`);
+      assert.ok(
+        size <= 1.5 * moved,
+        `transcript ${size} bytes for ${moved} moved: ${(size / moved).toFixed(2)}x`,
+      );
+      console.log(
+        `dump transcript: ${size} bytes for ${moved} bytes moved (${(size / moved).toFixed(2)}x)`,
+      );
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  },
+);
