@@ -97,11 +97,7 @@ const BASE64 = "base64:";
  * ```
  */
 export function encodeBytes(bytes: Uint8Array): string {
-  if (bytes.byteLength <= HEX_LIMIT) {
-    let hex = "";
-    for (let i = 0; i < bytes.byteLength; i++) hex += HEX[bytes[i]];
-    return hex;
-  }
+  if (bytes.byteLength <= HEX_LIMIT) return toHex(bytes);
   return BASE64 + toBase64(bytes);
 }
 
@@ -111,23 +107,47 @@ export function decodeBytes(text: string): Uint8Array {
   if (text.length % 2 !== 0 || !/^[0-9a-f]*$/.test(text)) {
     throw new TypeError(`not hex bytes: ${text.slice(0, 40)}`);
   }
+  return fromHex(text);
+}
+
+/** ES2026's native codecs (Deno 2.9 and Bun 1.4 have them), where the engine has them. */
+const native = Uint8Array as unknown as {
+  fromBase64?: (text: string) => Uint8Array;
+  fromHex?: (text: string) => Uint8Array;
+  prototype: { toBase64?: () => string; toHex?: () => string };
+};
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
+function toHex(bytes: Uint8Array): string {
+  if (native.prototype.toHex !== undefined) {
+    return (bytes as unknown as { toHex(): string }).toHex();
+  }
+  let hex = "";
+  for (let i = 0; i < bytes.byteLength; i++) hex += HEX[bytes[i]];
+  return hex;
+}
+
+function fromHex(text: string): Uint8Array {
+  if (native.fromHex !== undefined) return native.fromHex(text);
   const bytes = new Uint8Array(text.length / 2);
   for (let i = 0; i < bytes.byteLength; i++) bytes[i] = parseInt(text.slice(2 * i, 2 * i + 2), 16);
   return bytes;
 }
 
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
-
 function toBase64(bytes: Uint8Array): string {
+  if (native.prototype.toBase64 !== undefined) {
+    return (bytes as unknown as { toBase64(): string }).toBase64();
+  }
   let binary = "";
-  const chunk = 0x8000;
-  for (let i = 0; i < bytes.byteLength; i += chunk) {
-    binary += String.fromCharCode(...bytes.subarray(i, i + chunk));
+  for (let i = 0; i < bytes.byteLength; i += 0x8000) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
   }
   return btoa(binary);
 }
 
 function fromBase64(text: string): Uint8Array {
+  if (native.fromBase64 !== undefined) return native.fromBase64(text);
   const binary = atob(text);
   const bytes = new Uint8Array(binary.length);
   for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);

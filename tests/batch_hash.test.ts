@@ -3,7 +3,14 @@
 
 import assert from "node:assert/strict";
 import { describe } from "node:test";
-import { BatchError, BPF_F_ZERO_SEED, BpfMap, joinPerCpu, splitPerCpu } from "../mod.ts";
+import {
+  BatchError,
+  BPF_F_ZERO_SEED,
+  BpfMap,
+  type BpfSystem,
+  joinPerCpu,
+  splitPerCpu,
+} from "../mod.ts";
 import { i32, readU32, readU32s, u32 } from "./helpers/bytes.ts";
 import { liveTest, thrown, throwsBpf } from "./helpers/live.ts";
 import { transcriptTests } from "./helpers/transcript.ts";
@@ -52,6 +59,17 @@ function concat(parts: Uint8Array[]): Uint8Array {
     offset += part.byteLength;
   }
   return out;
+}
+
+/** A deterministic hash map of u32 keys and values, as most tests here use. */
+function u32Hash(system: BpfSystem, maxEntries: number): BpfMap {
+  return system.createMap({
+    type: "hash",
+    flags: BPF_F_ZERO_SEED,
+    keySize: 4,
+    valueSize: 4,
+    maxEntries,
+  });
 }
 
 type Walk = "lookupBatch" | "lookupAndDeleteBatch";
@@ -197,13 +215,7 @@ describe("hash batch edge cases", () => {
   transcriptTest(
     "the last batch ends with ENOENT and still carries elements (count may equal the request)",
     (sys) => {
-      using map = sys.createMap({
-        type: "hash",
-        flags: BPF_F_ZERO_SEED,
-        keySize: 4,
-        valueSize: 4,
-        maxEntries: 8,
-      });
+      using map = u32Hash(sys, 8);
       map.updateBatch(u32(1, 2, 3), u32(10, 20, 30));
       const result = map.lookupBatch({ count: 8 });
       assert.equal(result.count, 3);
@@ -215,13 +227,7 @@ describe("hash batch edge cases", () => {
   );
 
   transcriptTest("a cursor past the last bucket: ENOENT with count 0", (sys) => {
-    using map = sys.createMap({
-      type: "hash",
-      flags: BPF_F_ZERO_SEED,
-      keySize: 4,
-      valueSize: 4,
-      maxEntries: 8,
-    });
+    using map = u32Hash(sys, 8);
     map.update(u32(1), u32(1));
     const result = map.lookupBatch({ cursor: u32(1 << 20), count: 8 });
     assert.deepEqual([result.count, result.cursor], [0, null]);
@@ -230,13 +236,7 @@ describe("hash batch edge cases", () => {
   transcriptTest(
     "a partial update batch reports how many elements it wrote (E2BIG when full)",
     (sys) => {
-      using map = sys.createMap({
-        type: "hash",
-        flags: BPF_F_ZERO_SEED,
-        keySize: 4,
-        valueSize: 4,
-        maxEntries: 4,
-      });
+      using map = u32Hash(sys, 4);
       map.updateBatch(u32(1, 2), u32(1, 2));
       const error = thrown(() => map.updateBatch(u32(3, 4, 5, 6), u32(3, 4, 5, 6)));
       assert.ok(error instanceof BatchError, String(error));
@@ -250,13 +250,7 @@ describe("hash batch edge cases", () => {
   transcriptTest(
     "a partial delete batch stops at the first missing key (ENOENT) with its index",
     (sys) => {
-      using map = sys.createMap({
-        type: "hash",
-        flags: BPF_F_ZERO_SEED,
-        keySize: 4,
-        valueSize: 4,
-        maxEntries: 8,
-      });
+      using map = u32Hash(sys, 8);
       map.updateBatch(u32(1, 2, 3), u32(1, 2, 3));
       const error = thrown(() => map.deleteBatch(u32(1, 2, 99, 3)));
       assert.ok(error instanceof BatchError);
@@ -266,13 +260,7 @@ describe("hash batch edge cases", () => {
   );
 
   transcriptTest("count in the options writes only the first count elements", (sys) => {
-    using map = sys.createMap({
-      type: "hash",
-      flags: BPF_F_ZERO_SEED,
-      keySize: 4,
-      valueSize: 4,
-      maxEntries: 8,
-    });
+    using map = u32Hash(sys, 8);
     assert.equal(map.updateBatch(u32(1, 2, 3), u32(1, 2, 3), { count: 2 }), 2);
     assert.equal(map.lookup(u32(3)), undefined);
     assert.equal(map.deleteBatch(u32(1, 2, 3), { count: 1 }), 1);
@@ -282,13 +270,7 @@ describe("hash batch edge cases", () => {
   transcriptTest(
     "elemFlags BPF_F_LOCK on a map without a spin lock: EINVAL, processed 0",
     (sys) => {
-      using map = sys.createMap({
-        type: "hash",
-        flags: BPF_F_ZERO_SEED,
-        keySize: 4,
-        valueSize: 4,
-        maxEntries: 8,
-      });
+      using map = u32Hash(sys, 8);
       map.update(u32(1), u32(1));
       const error = thrown(() => map.lookupBatch({ count: 4, elemFlags: 4 }));
       assert.ok(error instanceof BatchError);
