@@ -5,6 +5,9 @@ import assert from "node:assert/strict";
 import { BpfMap } from "../mod.ts";
 import { u32 } from "./helpers/bytes.ts";
 import { liveTest, tallyingKernel } from "./helpers/live.ts";
+import { transcriptTests } from "./helpers/transcript.ts";
+
+const transcriptTest = transcriptTests(import.meta.url);
 
 type Misuse = [
   name: string,
@@ -13,8 +16,8 @@ type Misuse = [
   message: RegExp,
 ];
 
-liveTest("misuses are refused before any syscall", () => {
-  const { kernel, calls } = tallyingKernel();
+transcriptTest("misuses are refused before any syscall", (sys) => {
+  const { kernel, calls } = tallyingKernel(sys.kernel.backend);
   using hash = BpfMap.create({ type: "hash", keySize: 4, valueSize: 8, maxEntries: 8 }, kernel);
   using percpu = BpfMap.create(
     { type: "percpu_hash", keySize: 4, valueSize: 4, maxEntries: 8 },

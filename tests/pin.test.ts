@@ -1,36 +1,50 @@
-// Pinning in bpffs and opening pinned maps, on a bpffs this test mounts itself.
+// Pinning in bpffs and opening pinned maps, on a bpffs this test mounts
+// itself at a fixed path (a transcript records the paths). Replay runs mount
+// nothing: the player answers for the kernel.
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { after, before, describe } from "node:test";
-import { BpfMap } from "../mod.ts";
 import { readU32, u32 } from "./helpers/bytes.ts";
-import { liveTest, liveUnavailable, throwsBpf } from "./helpers/live.ts";
+import { replayRun, throwsBpf } from "./helpers/live.ts";
+import { transcriptTests } from "./helpers/transcript.ts";
+
+const transcriptTest = transcriptTests(import.meta.url);
+const BPFFS = "/tmp/bpfmap-test-bpffs";
+const PLAIN = "/tmp/bpfmap-test-plain";
+
+function mounted(path: string): boolean {
+  return readFileSync("/proc/self/mounts", "utf8").split("\n").some((line) =>
+    line.split(" ")[1] === path
+  );
+}
 
 describe("pin and openPinned", () => {
-  let bpffs = "";
-  let plainDir = "";
+  let mountedHere = false;
   before(() => {
-    if (liveUnavailable !== undefined) return;
-    bpffs = mkdtempSync(join(tmpdir(), "bpfmap-bpffs-"));
-    plainDir = mkdtempSync(join(tmpdir(), "bpfmap-plain-"));
-    execFileSync("mount", ["-t", "bpf", "bpf", bpffs]);
-  });
-  after(() => {
-    if (bpffs !== "") {
-      execFileSync("umount", [bpffs]);
-      rmSync(bpffs, { recursive: true });
-      rmSync(plainDir, { recursive: true });
+    if (replayRun) return;
+    mkdirSync(BPFFS, { recursive: true });
+    mkdirSync(PLAIN, { recursive: true });
+    if (!mounted(BPFFS)) {
+      execFileSync("mount", ["-t", "bpf", "bpf", BPFFS]);
+      mountedHere = true;
     }
   });
+  after(() => {
+    if (mountedHere) {
+      execFileSync("umount", [BPFFS]);
+      rmSync(BPFFS, { recursive: true, force: true });
+    }
+    if (!replayRun) rmSync(PLAIN, { recursive: true, force: true });
+  });
+  const unpin = (path: string) => rmSync(path, { force: true });
 
-  liveTest("a pinned map outlives its fd and opens again, read-write by default", () => {
-    const path = join(bpffs, "counts");
+  transcriptTest("a pinned map outlives its fd and opens again, read-write by default", (sys) => {
+    const path = `${BPFFS}/counts`;
+    unpin(path);
     const id = (() => {
-      using map = BpfMap.create({
+      using map = sys.createMap({
         type: "hash",
         keySize: 4,
         valueSize: 4,
@@ -41,35 +55,37 @@ describe("pin and openPinned", () => {
       map.pin(path);
       return map.id;
     })();
-    using again = BpfMap.openPinned(path);
+    using again = sys.openPinned(path);
     assert.equal(again.id, id);
     assert.equal(again.name, "counts");
     assert.equal(readU32(again.lookup(u32(1))), 100);
     again.update(u32(2), u32(200));
-    rmSync(path);
+    unpin(path);
   });
 
-  liveTest("readOnly opens refuse updates, writeOnly opens refuse lookups (EPERM)", () => {
-    const path = join(bpffs, "modes");
-    using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 2 });
+  transcriptTest("readOnly opens refuse updates, writeOnly opens refuse lookups (EPERM)", (sys) => {
+    const path = `${BPFFS}/modes`;
+    unpin(path);
+    using map = sys.createMap({ type: "array", keySize: 4, valueSize: 4, maxEntries: 2 });
     map.pin(path);
-    using readOnly = BpfMap.openPinned(path, { readOnly: true });
+    using readOnly = sys.openPinned(path, { readOnly: true });
     assert.deepEqual(readOnly.lookup(u32(0)), u32(0));
     throwsBpf(() => readOnly.update(u32(0), u32(1)), "EPERM", "BPF_MAP_UPDATE_ELEM");
-    using writeOnly = BpfMap.openPinned(path, { writeOnly: true });
+    using writeOnly = sys.openPinned(path, { writeOnly: true });
     writeOnly.update(u32(0), u32(9));
     throwsBpf(() => writeOnly.lookup(u32(0)), "EPERM", "BPF_MAP_LOOKUP_ELEM");
     assert.equal(readU32(map.lookup(u32(0))), 9);
-    rmSync(path);
+    unpin(path);
   });
 
-  liveTest("pinning twice is EEXIST, outside bpffs EPERM, a missing pin ENOENT", () => {
-    const path = join(bpffs, "twice");
-    using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });
+  transcriptTest("pinning twice is EEXIST, outside bpffs EPERM, a missing pin ENOENT", (sys) => {
+    const path = `${BPFFS}/twice`;
+    unpin(path);
+    using map = sys.createMap({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });
     map.pin(path);
     throwsBpf(() => map.pin(path), "EEXIST", "BPF_OBJ_PIN");
-    throwsBpf(() => map.pin(join(plainDir, "map")), "EPERM", "BPF_OBJ_PIN");
-    throwsBpf(() => BpfMap.openPinned(join(bpffs, "absent")), "ENOENT", "BPF_OBJ_GET");
-    rmSync(path);
+    throwsBpf(() => map.pin(`${PLAIN}/map`), "EPERM", "BPF_OBJ_PIN");
+    throwsBpf(() => sys.openPinned(`${BPFFS}/absent`), "ENOENT", "BPF_OBJ_GET");
+    unpin(path);
   });
 });

@@ -9,6 +9,9 @@ import { BPF_F_ZERO_SEED, BpfMap } from "../mod.ts";
 import { readU32, readU32s, u32, u64 } from "./helpers/bytes.ts";
 import { exited, spawnReady } from "./helpers/child.ts";
 import { liveTest, tallyingKernel } from "./helpers/live.ts";
+import { transcriptTests } from "./helpers/transcript.ts";
+
+const transcriptTest = transcriptTests(import.meta.url);
 
 function fillHash(map: BpfMap, n: number): void {
   const keys = u32(...Array.from({ length: n }, (_, i) => i));
@@ -16,9 +19,15 @@ function fillHash(map: BpfMap, n: number): void {
 }
 
 describe("entries() and keys()", () => {
-  liveTest("a batch walk yields every element once, with views that stay valid", () => {
-    const { kernel, tally } = tallyingKernel();
-    using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 8, maxEntries: 5000 }, kernel);
+  transcriptTest("a batch walk yields every element once, with views that stay valid", (sys) => {
+    const { kernel, tally } = tallyingKernel(sys.kernel.backend);
+    using map = BpfMap.create({
+      type: "hash",
+      flags: BPF_F_ZERO_SEED,
+      keySize: 4,
+      valueSize: 8,
+      maxEntries: 5000,
+    }, kernel);
     fillHash(map, 3000);
     tally.clear();
     const entries = [...map.entries({ batchSize: 256 })];
@@ -39,24 +48,33 @@ describe("entries() and keys()", () => {
     );
   });
 
-  liveTest("ENOSPC grows the batch: batchSize 1 still walks a map with shared buckets", () => {
-    const { kernel, tally } = tallyingKernel();
+  transcriptTest(
+    "ENOSPC grows the batch: batchSize 1 still walks a map with shared buckets",
+    (sys) => {
+      const { kernel, tally } = tallyingKernel(sys.kernel.backend);
+      using map = BpfMap.create({
+        type: "hash",
+        keySize: 4,
+        valueSize: 8,
+        maxEntries: 64,
+        flags: BPF_F_ZERO_SEED,
+      }, kernel);
+      fillHash(map, 64);
+      const keys = [...map.keys({ batchSize: 1 })].map((k) => readU32(k));
+      assert.deepEqual(keys.sort((a, b) => a - b), Array.from({ length: 64 }, (_, i) => i));
+      assert.ok((tally.get(`${BPF_MAP_LOOKUP_BATCH.name} 28`) ?? 0) > 0, "the walk met ENOSPC");
+    },
+  );
+
+  transcriptTest("via: 'nextKey' forces the per-element walk, with the same result", (sys) => {
+    const { kernel, tally } = tallyingKernel(sys.kernel.backend);
     using map = BpfMap.create({
       type: "hash",
+      flags: BPF_F_ZERO_SEED,
       keySize: 4,
       valueSize: 8,
-      maxEntries: 64,
-      flags: BPF_F_ZERO_SEED,
+      maxEntries: 100,
     }, kernel);
-    fillHash(map, 64);
-    const keys = [...map.keys({ batchSize: 1 })].map((k) => readU32(k));
-    assert.deepEqual(keys.sort((a, b) => a - b), Array.from({ length: 64 }, (_, i) => i));
-    assert.ok((tally.get(`${BPF_MAP_LOOKUP_BATCH.name} 28`) ?? 0) > 0, "the walk met ENOSPC");
-  });
-
-  liveTest("via: 'nextKey' forces the per-element walk, with the same result", () => {
-    const { kernel, tally } = tallyingKernel();
-    using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 8, maxEntries: 100 }, kernel);
     fillHash(map, 40);
     tally.clear();
     const forced = [...map.entries({ via: "nextKey" })];
@@ -68,19 +86,25 @@ describe("entries() and keys()", () => {
     assert.deepEqual(sortByKey(forced), sortByKey(batched));
   });
 
-  liveTest("auto falls back to nextKey when the map type answers ENOTSUPP (devmap), once", () => {
-    const { kernel, tally } = tallyingKernel();
-    using map = BpfMap.create({ type: "devmap", keySize: 4, valueSize: 4, maxEntries: 4 }, kernel);
-    map.update(u32(2), u32(1)); // ifindex 1: loopback
-    assert.deepEqual([...map.entries()].map(([k, v]) => [readU32(k), readU32(v)]), [[2, 1]]);
-    assert.equal(tally.get(BPF_MAP_LOOKUP_BATCH.name), 1);
-    [...map.entries()];
-    assert.equal(tally.get(BPF_MAP_LOOKUP_BATCH.name), 1, "the fallback is remembered per map");
-    assert.throws(() => [...map.entries({ via: "batch" })], { code: "ENOTSUPP" });
-  });
+  transcriptTest(
+    "auto falls back to nextKey when the map type answers ENOTSUPP (devmap), once",
+    (sys) => {
+      const { kernel, tally } = tallyingKernel(sys.kernel.backend);
+      using map = BpfMap.create(
+        { type: "devmap", keySize: 4, valueSize: 4, maxEntries: 4 },
+        kernel,
+      );
+      map.update(u32(2), u32(1)); // ifindex 1: loopback
+      assert.deepEqual([...map.entries()].map(([k, v]) => [readU32(k), readU32(v)]), [[2, 1]]);
+      assert.equal(tally.get(BPF_MAP_LOOKUP_BATCH.name), 1);
+      [...map.entries()];
+      assert.equal(tally.get(BPF_MAP_LOOKUP_BATCH.name), 1, "the fallback is remembered per map");
+      assert.throws(() => [...map.entries({ via: "batch" })], { code: "ENOTSUPP" });
+    },
+  );
 
-  liveTest("arrays, per-CPU arrays and LPM tries walk in key order", () => {
-    using array = BpfMap.create({ type: "percpu_array", keySize: 4, valueSize: 4, maxEntries: 9 });
+  transcriptTest("arrays, per-CPU arrays and LPM tries walk in key order", (sys) => {
+    using array = sys.createMap({ type: "percpu_array", keySize: 4, valueSize: 4, maxEntries: 9 });
     assert.deepEqual([...array.keys({ batchSize: 4 })].map((k) => readU32(k)), [
       0,
       1,
@@ -95,8 +119,8 @@ describe("entries() and keys()", () => {
     assert.equal([...array.entries()][0][1].byteLength, array.valueStride);
   });
 
-  liveTest("bad walk options are refused", () => {
-    using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 8, maxEntries: 4 });
+  transcriptTest("bad walk options are refused", (sys) => {
+    using map = sys.createMap({ type: "hash", keySize: 4, valueSize: 8, maxEntries: 4 });
     assert.throws(() => [...map.entries({ batchSize: 0 })], RangeError);
     assert.throws(() => [...map.entries({ batchSize: 1.5 })], RangeError);
     assert.throws(() => [...map.entries({ via: "sideways" as "auto" })], TypeError);

@@ -49,12 +49,14 @@ export function liveTest(name: string, fn: () => void | Promise<void>): void {
 }
 
 /**
- * A kernel on the live backend that tallies the `bpf()` calls it passes on:
- * by command name, by `"NAME errno"` for failures, and in all. This is how
- * tests prove that bad input is refused before any syscall.
+ * A kernel that tallies the `bpf()` calls it passes on to `backend` (the live
+ * one by default, or a system's recorder or player): by command name, by
+ * `"NAME errno"` for failures, and in all. This is how tests prove that bad
+ * input is refused before any syscall, or how a walk made its calls.
  */
-export function tallyingKernel(): { kernel: Kernel; tally: Map<string, number>; calls(): number } {
-  const live = liveKernel().backend;
+export function tallyingKernel(
+  live: SyscallBackend = liveKernel().backend,
+): { kernel: Kernel; tally: Map<string, number>; calls(): number } {
   const tally = new Map<string, number>();
   let calls = 0;
   const tallying: SyscallBackend = {
@@ -71,7 +73,8 @@ export function tallyingKernel(): { kernel: Kernel; tally: Map<string, number>; 
     baseAddress: (buffer) => live.baseAddress(buffer),
     readTextFile: (path) => live.readTextFile(path),
   };
-  return { kernel: new Kernel(tallying), tally, calls: () => calls };
+  // Tests close their maps: a close chosen by the garbage collector would upset a transcript.
+  return { kernel: new Kernel(tallying, { closesLeakedFds: false }), tally, calls: () => calls };
 }
 
 /** Runs the garbage collector where the runtime exposes it (`--expose-gc`, `Bun.gc`). */
