@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { after, before, describe } from "node:test";
 import { readU32, u32 } from "./helpers/bytes.ts";
 import { replayRun, throwsBpf } from "./helpers/live.ts";
@@ -14,10 +14,14 @@ const transcriptTest = transcriptTests(import.meta.url);
 const BPFFS = "/tmp/bpfmap-test-bpffs";
 const PLAIN = "/tmp/bpfmap-test-plain";
 
+/** Whether `path` is a mount point (Deno wants --allow-all for /proc/self/mounts; mountpoint does not). */
 function mounted(path: string): boolean {
-  return readFileSync("/proc/self/mounts", "utf8").split("\n").some((line) =>
-    line.split(" ")[1] === path
-  );
+  try {
+    execFileSync("mountpoint", ["-q", path]);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 describe("pin and openPinned", () => {
