@@ -530,6 +530,14 @@ export class BpfMap implements Disposable {
     return info;
   }
 
+  /**
+   * The kernel's fdinfo of the map's fd: `memlock` (bytes charged), `frozen`
+   * (`"1"` once frozen), `map_type`, `max_entries`, ... as strings.
+   */
+  fdInfo(): Record<string, string> {
+    return this.#kernel.backend.fdInfo(this.#openFd("fdInfo"));
+  }
+
   /** Pins the map in bpffs at `path` (`BPF_OBJ_PIN`). */
   pin(path: string): void {
     const fd = this.#openFd("pin");

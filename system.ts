@@ -38,8 +38,14 @@ export interface SystemOptions {
 export const TRANSCRIPT_ENV = "BPFMAP_TRANSCRIPT";
 /** If set, the path of a file every opened transcript's path is appended to (for unused-fixture reports). */
 export const FIXTURE_LOG_ENV = "BPFMAP_FIXTURE_LOG";
-/** Where verify mode writes the live run's transcript, for a look when it differs. */
-export const VERIFY_COPY_DIR = join(tmpdir(), "bpfmap-verify");
+/**
+ * Where verify mode writes the live run's transcript, for a look when it
+ * differs. A function: `tmpdir()` reads the environment, which Deno allows
+ * only with --allow-env, and importing bpfmap must need nothing but FFI.
+ */
+export function verifyCopyDir(): string {
+  return join(tmpdir(), "bpfmap-verify");
+}
 
 const OSRELEASE_PATH = "/proc/sys/kernel/osrelease";
 
@@ -131,7 +137,7 @@ export class BpfSystem implements AsyncDisposable {
     const backend = this.kernel.backend;
     if (backend instanceof VerifyingBackend) {
       const differences = backend.finish();
-      const copy = join(VERIFY_COPY_DIR, this.transcript!.replace(/^\//, ""));
+      const copy = join(verifyCopyDir(), this.transcript!.replace(/^\//, ""));
       await writeAtomically(copy, serializeTranscript(backend.transcript(this.#host!)));
       if (differences.length > 0) {
         throw new TranscriptMismatchError(this.transcript!, copy, differences);

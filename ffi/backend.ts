@@ -28,6 +28,21 @@ export interface SyscallBackend {
   baseAddress(buffer: ArrayBufferLike): number;
   /** Reads a whole small text file (`/sys`, `/proc`) through libc, with no runtime permission. */
   readTextFile(path: string): string;
+  /**
+   * The kernel's `/proc/self/fdinfo/FD` of a map, as `key -> value`
+   * (`memlock`, `frozen`, `map_type`, ...).
+   */
+  fdInfo(fd: number): Record<string, string>;
+}
+
+/** Parses the `key:\tvalue` lines of an fdinfo file. */
+export function parseFdInfo(text: string): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (const line of text.split("\n")) {
+    const colon = line.indexOf(":");
+    if (colon > 0) fields[line.slice(0, colon)] = line.slice(colon + 1).trim();
+  }
+  return fields;
 }
 
 /** Base addresses by buffer, per backend: a stand-in's addresses must never reach a live one. */

@@ -11,7 +11,7 @@
  */
 
 import type { Attr } from "./attr.ts";
-import type { SyscallBackend } from "./backend.ts";
+import { parseFdInfo, type SyscallBackend } from "./backend.ts";
 import { loadLibc, readWholeFile } from "./libc.ts";
 
 /** The slice of `bun:ffi` this backend uses. */
@@ -72,6 +72,9 @@ export function openBunBackend(syscallNumber: number): SyscallBackend {
     baseAddress(buffer: ArrayBufferLike): number {
       if (buffer.byteLength === 0) return 0;
       return ffi.ptr(buffer);
+    },
+    fdInfo(fd: number): Record<string, string> {
+      return parseFdInfo(this.readTextFile(`/proc/self/fdinfo/${fd}`));
     },
     readTextFile(path: string): string {
       return readWholeFile(path, {

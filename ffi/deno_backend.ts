@@ -10,7 +10,7 @@
  */
 
 import type { Attr } from "./attr.ts";
-import type { SyscallBackend } from "./backend.ts";
+import { parseFdInfo, type SyscallBackend } from "./backend.ts";
 import { loadLibc, readWholeFile } from "./libc.ts";
 
 /** The slice of Deno's FFI API this backend uses (typed here, so Bun's type check passes too). */
@@ -81,6 +81,9 @@ export function openDenoBackend(syscallNumber: number): SyscallBackend {
     baseAddress(buffer: ArrayBufferLike): number {
       if (buffer.byteLength === 0) return 0;
       return Number(deno.UnsafePointer.value(deno.UnsafePointer.of(buffer)));
+    },
+    fdInfo(fd: number): Record<string, string> {
+      return parseFdInfo(this.readTextFile(`/proc/self/fdinfo/${fd}`));
     },
     readTextFile(path: string): string {
       return readWholeFile(path, {

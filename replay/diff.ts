@@ -32,7 +32,13 @@ const FIELDS_BY_COMMAND = new Map<string, Map<string, Field>>(
 /** A one-line description of an entry, e.g. `BPF_MAP_LOOKUP_BATCH` or `close(handle 2)`. */
 export function describeEntry(entry: Entry | undefined): string {
   if (entry === undefined) return "nothing (the transcript ended)";
-  return isCall(entry) ? entry.call : `close(handle ${entry.close})`;
+  if (isCall(entry)) return entry.call;
+  if ("fdinfo" in entry) return `fdinfo(handle ${entry.fdinfo})`;
+  return `close(handle ${entry.close})`;
+}
+
+function kindOf(entry: Entry): "call" | "close" | "fdinfo" {
+  return "call" in entry ? "call" : "fdinfo" in entry ? "fdinfo" : "close";
 }
 
 /**
@@ -51,8 +57,22 @@ export function describeEntry(entry: Entry | undefined): string {
  * ```
  */
 export function diffEntries(expected: Entry, actual: Entry, scope: "inputs" | "all"): string[] {
-  if (isCall(expected) !== isCall(actual)) {
+  if (kindOf(expected) !== kindOf(actual)) {
     return [`expected ${describeEntry(expected)}, got ${describeEntry(actual)}`];
+  }
+  if ("fdinfo" in expected && "fdinfo" in actual) {
+    const lines: string[] = [];
+    if (expected.fdinfo !== actual.fdinfo) {
+      lines.push(`expected fdinfo(handle ${expected.fdinfo}), got fdinfo(handle ${actual.fdinfo})`);
+    }
+    if (scope === "all") {
+      for (const key of new Set([...Object.keys(expected.fields), ...Object.keys(actual.fields)])) {
+        if (expected.fields[key] !== actual.fields[key]) {
+          lines.push(`fdinfo ${key}: expected ${expected.fields[key]}, got ${actual.fields[key]}`);
+        }
+      }
+    }
+    return lines;
   }
   if (!isCall(expected) || !isCall(actual)) {
     const want = expected as CloseEntry;

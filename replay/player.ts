@@ -11,7 +11,13 @@ import { errnoNumber } from "../ffi/errno.ts";
 import { describeEntry, diffEntries } from "./diff.ts";
 import { ReplayIdentities } from "./identities.ts";
 import { applyOutputs, inputEntry, learn } from "./normalize.ts";
-import { type CloseEntry, type Entry, isCall, type Transcript } from "./transcript.ts";
+import {
+  type CloseEntry,
+  type Entry,
+  type FdInfoEntry,
+  isCall,
+  type Transcript,
+} from "./transcript.ts";
 
 /**
  * The code under test asked the kernel something the transcript does not
@@ -81,6 +87,15 @@ export class ReplayBackend implements SyscallBackend {
     this.#next++;
     const errno = (expected as CloseEntry).errno;
     return errno === undefined ? 0 : -errnoOf(errno);
+  }
+
+  fdInfo(fd: number): Record<string, string> {
+    const actual: FdInfoEntry = { fdinfo: this.#ids.handleOf(fd), fields: {} };
+    const expected = this.#expect(actual);
+    const differences = diffEntries(expected, actual, "inputs");
+    if (differences.length > 0) throw this.#diverged(actual, differences);
+    this.#next++;
+    return { ...(expected as FdInfoEntry).fields };
   }
 
   baseAddress(): number {

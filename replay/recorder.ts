@@ -19,6 +19,23 @@ import {
 } from "./transcript.ts";
 
 /**
+ * The fdinfo fields a transcript keeps: those that describe the map and do
+ * not change from run to run (not `pos`, `mnt_id`, `ino` or `map_id`).
+ */
+export const STABLE_FDINFO_FIELDS: readonly string[] = [
+  "map_type",
+  "key_size",
+  "value_size",
+  "max_entries",
+  "map_flags",
+  "map_extra",
+  "memlock",
+  "frozen",
+  "owner_prog_type",
+  "owner_jited",
+];
+
+/**
  * Records every call made through it. `transcript()` gives what was recorded.
  *
  * @example
@@ -71,6 +88,14 @@ export class RecordingBackend implements SyscallBackend {
 
   baseAddress(buffer: ArrayBufferLike): number {
     return this.#live.baseAddress(buffer);
+  }
+
+  fdInfo(fd: number): Record<string, string> {
+    const fields = this.#live.fdInfo(fd);
+    const stable: Record<string, string> = {};
+    for (const key of STABLE_FDINFO_FIELDS) if (key in fields) stable[key] = fields[key];
+    this.entries.push({ fdinfo: this.#ids.handleOf(fd), fields: stable });
+    return stable;
   }
 
   readTextFile(path: string): string {

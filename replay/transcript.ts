@@ -60,8 +60,14 @@ export interface CloseEntry {
   errno?: string;
 }
 
+/** One read of a map's fdinfo: only the fields that do not change from run to run. */
+export interface FdInfoEntry {
+  fdinfo: number | "foreign";
+  fields: Record<string, string>;
+}
+
 /** What the transcript holds in call order. */
-export type Entry = CallEntry | CloseEntry;
+export type Entry = CallEntry | CloseEntry | FdInfoEntry;
 
 /** A whole transcript. */
 export interface Transcript {
@@ -201,8 +207,9 @@ export function parseTranscript(text: string, path: string): Transcript {
   t.entries.forEach((entry, index) => {
     const ok = entry !== null && typeof entry === "object"
       && (("call" in entry && typeof entry.call === "string" && typeof entry.attr === "object")
-        || ("close" in entry && (typeof entry.close === "number" || entry.close === "foreign")));
-    if (!ok) throw new TranscriptError(path, `entry ${index} is neither a call nor a close`);
+        || ("close" in entry && (typeof entry.close === "number" || entry.close === "foreign"))
+        || ("fdinfo" in entry && typeof entry.fields === "object" && entry.fields !== null));
+    if (!ok) throw new TranscriptError(path, `entry ${index} is not a call, a close or an fdinfo`);
   });
   return t as Transcript;
 }

@@ -35,6 +35,12 @@ export class VerifyingBackend extends RecordingBackend {
     return result;
   }
 
+  override fdInfo(fd: number): Record<string, string> {
+    const fields = super.fdInfo(fd);
+    this.#compareLast();
+    return fields;
+  }
+
   /** Every difference, including calls one side made and the other did not. */
   finish(): string[] {
     const made = this.entries.length;

@@ -178,7 +178,7 @@ test("corrupt transcripts are refused with the path and the reason", async () =>
       [
         "entry.json",
         text.replace("{\"call\":\"BPF_MAP_LOOKUP_ELEM\"", "{\"cal\":\"BPF_MAP_LOOKUP_ELEM\""),
-        /entry 3 is neither a call nor a close/,
+        /entry 3 is not a call, a close or an fdinfo/,
       ],
     ];
     for (const [name, content, message] of cases) {

@@ -72,6 +72,7 @@ export function tallyingKernel(
     close: (fd) => live.close(fd),
     baseAddress: (buffer) => live.baseAddress(buffer),
     readTextFile: (path) => live.readTextFile(path),
+    fdInfo: (fd) => live.fdInfo(fd),
   };
   // Tests close their maps: a close chosen by the garbage collector would upset a transcript.
   return { kernel: new Kernel(tallying, { closesLeakedFds: false }), tally, calls: () => calls };

@@ -1,0 +1,145 @@
+/**
+ * Command-line words as bpftool reads them: keywords may be abbreviated to
+ * any prefix (`map dum`, `pin` for `pinned`), a MAP is `id N`, `pinned PATH`
+ * or `name NAME`, and BYTES are `0x01 2 010` (C's strtoul, base 0) or, after
+ * `hex`, bare hex pairs.
+ *
+ * @module
+ */
+
+/** Bad usage: exit code 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/** An operation that failed: exit code 1. */
+export class CommandError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "CommandError";
+  }
+}
+
+/** Whether `token` is a non-empty prefix of `word`, as bpftool's `is_prefix`. */
+export function isPrefix(token: string | undefined, word: string): boolean {
+  return token !== undefined && token.length > 0 && word.startsWith(token);
+}
+
+/** A cursor over the words of a command line. */
+export class Args {
+  readonly #words: string[];
+  #next = 0;
+
+  constructor(words: string[]) {
+    this.#words = words;
+  }
+
+  /** The next word, not taken. */
+  peek(): string | undefined {
+    return this.#words[this.#next];
+  }
+
+  /** Takes the next word; `what` names it in the error when there is none. */
+  take(what: string): string {
+    const word = this.#words[this.#next];
+    if (word === undefined) throw new UsageError(`expected ${what}`);
+    this.#next++;
+    return word;
+  }
+
+  /** How many words are left. */
+  get left(): number {
+    return this.#words.length - this.#next;
+  }
+
+  /** Fails if words are left over. */
+  end(): void {
+    if (this.left > 0) throw new UsageError(`unexpected argument: ${this.peek()}`);
+  }
+}
+
+/** Which map a command line names. */
+export type MapRef =
+  | { kind: "id"; id: number }
+  | { kind: "pinned"; path: string }
+  | { kind: "name"; name: string };
+
+/** Takes `id N`, `pinned PATH` or `name NAME`. */
+export function takeMapRef(args: Args): MapRef {
+  const word = args.take("MAP (id N, pinned PATH or name NAME)");
+  if (isPrefix(word, "id")) {
+    const text = args.take("a map id after 'id'");
+    const id = parseUnsigned(text, "map id");
+    if (id === 0) throw new UsageError(`invalid map id: ${text}`);
+    return { kind: "id", id };
+  }
+  if (isPrefix(word, "pinned")) return { kind: "pinned", path: args.take("a path after 'pinned'") };
+  if (isPrefix(word, "name")) return { kind: "name", name: args.take("a map name after 'name'") };
+  throw new UsageError(`expected 'id', 'pinned' or 'name', got: '${word}'`);
+}
+
+/** Parses an unsigned 32-bit integer in C's notation (`12`, `0x1f`, `017`). */
+export function parseUnsigned(text: string, what: string): number {
+  const value = parseCNumber(text, 0);
+  if (value === undefined || value > 0xffff_ffff) {
+    throw new UsageError(`can't parse ${what}: ${JSON.stringify(text)}`);
+  }
+  return value;
+}
+
+/**
+ * Takes `size` bytes for `what` (`key`, `value`): decimal, `0x` hex or `0`
+ * octal tokens, or bare hex pairs after `hex`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Args, takeBytes } from "./args.ts";
+ *
+ * assert.deepEqual(takeBytes(new Args(["0x01", "2", "010", "255"]), 4, "key"), new Uint8Array([1, 2, 8, 255]));
+ * assert.deepEqual(takeBytes(new Args(["hex", "0a", "ff"]), 2, "value"), new Uint8Array([10, 255]));
+ * ```
+ */
+export function takeBytes(args: Args, size: number, what: string): Uint8Array {
+  let base: 0 | 16 = 0;
+  if (isPrefix(args.peek(), "hex")) {
+    args.take("hex");
+    base = 16;
+  }
+  const bytes = new Uint8Array(size);
+  for (let i = 0; i < size; i++) {
+    const token = args.peek();
+    if (token === undefined || (base === 0 && /^[a-z]/i.test(token) && !/^0x/i.test(token))) {
+      throw new UsageError(
+        `${what}: expected ${size} byte${size === 1 ? "" : "s"}, got ${i}`
+          + (token === undefined ? "" : ` (before '${token}')`),
+      );
+    }
+    const value = parseCNumber(token, base);
+    if (value === undefined || value > 0xff) {
+      throw new UsageError(
+        `${what}: can't parse byte ${i + 1} of ${size}: '${token}' `
+          + `(bytes are 0-255: decimal, 0x hex, 0 octal, or pairs of hex digits after 'hex')`,
+      );
+    }
+    args.take("byte");
+    bytes[i] = value;
+  }
+  return bytes;
+}
+
+/** C's strtoul on a whole token: base 0 (0x hex, 0 octal, decimal) or 16. */
+function parseCNumber(text: string, base: 0 | 16): number | undefined {
+  if (base === 16) {
+    return /^(0x)?[0-9a-f]+$/i.test(text)
+      ? parseInt(text.replace(/^0x/i, ""), 16)
+      : undefined;
+  }
+  if (/^0x[0-9a-f]+$/i.test(text)) return parseInt(text.slice(2), 16);
+  if (/^0[0-7]*$/.test(text)) return parseInt(text, 8);
+  if (/^[1-9][0-9]*$/.test(text)) return Number(text);
+  return undefined;
+}

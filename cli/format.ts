@@ -1,0 +1,186 @@
+/**
+ * How bpftool prints maps and their elements, plain and as JSON (for maps
+ * without BTF): `map show`, the entries of `map dump` and `map lookup`, and
+ * lookup errors inside a dump.
+ *
+ * @module
+ */
+
+import type { BpfMap } from "../bpf_map.ts";
+import { errnoDescription } from "../ffi/errno.ts";
+import { isPerCpu } from "../map_types.ts";
+import { perCpuSlotSize } from "../percpu.ts";
+import type { JsonWriter } from "./json_writer.ts";
+import type { Output } from "./output.ts";
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
+/** What a map's element printers need to know. */
+export interface MapShape {
+  type: number;
+  keySize: number;
+  valueSize: number;
+  cpus: number;
+}
+
+/** The shape of an open map. */
+export function shapeOf(map: BpfMap, cpus: number): MapShape {
+  return { type: map.type, keySize: map.keySize, valueSize: map.valueSize, cpus };
+}
+
+/**
+ * Bytes as bpftool's `fprint_hex` prints them: `0a 00 ...`, two spaces after
+ * every 8th byte, a new line after every 16th.
+ */
+export function plainHex(bytes: Uint8Array, start: number, end: number): string {
+  let text = "";
+  for (let i = start; i < end; i++) {
+    const n = i - start;
+    if (n > 0) text += n % 16 === 0 ? "\n" : n % 8 === 0 ? "  " : " ";
+    text += HEX[bytes[i]];
+  }
+  return text;
+}
+
+/** One element as bpftool's `print_entry_plain` prints it. */
+export function plainEntry(
+  out: Output,
+  shape: MapShape,
+  keys: Uint8Array,
+  keyAt: number,
+  values: Uint8Array,
+  valueAt: number,
+): void {
+  const { keySize, valueSize } = shape;
+  if (!isPerCpu(shape.type)) {
+    const breakNames = keySize > 16 || valueSize > 16;
+    const singleLine = keySize + valueSize <= 24 && !breakNames;
+    let text = "";
+    if (keySize > 0) {
+      text += (breakNames ? "key:\n" : "key: ") + plainHex(keys, keyAt, keyAt + keySize)
+        + (singleLine ? "  " : "\n");
+    }
+    if (valueSize > 0) {
+      text += (breakNames ? "value:\n" : "value: ")
+        + plainHex(values, valueAt, valueAt + valueSize);
+    }
+    out.write(text + "\n");
+    return;
+  }
+  const slot = perCpuSlotSize(valueSize);
+  let text = keySize > 0 ? "key:\n" + plainHex(keys, keyAt, keyAt + keySize) + "\n" : "";
+  if (valueSize > 0) {
+    for (let cpu = 0; cpu < shape.cpus; cpu++) {
+      const at = valueAt + cpu * slot;
+      text += `value (CPU ${String(cpu).padStart(2, "0")}):${valueSize > 16 ? "\n" : " "}`
+        + plainHex(values, at, at + valueSize) + "\n";
+    }
+  }
+  out.write(text);
+}
+
+/** One element as bpftool's `print_entry_json` writes it (no BTF). */
+export function jsonEntry(
+  json: JsonWriter,
+  shape: MapShape,
+  keys: Uint8Array,
+  keyAt: number,
+  values: Uint8Array,
+  valueAt: number,
+): void {
+  json.startObject();
+  json.name("key");
+  json.hexArray(keys, keyAt, keyAt + shape.keySize);
+  if (!isPerCpu(shape.type)) {
+    json.name("value");
+    json.hexArray(values, valueAt, valueAt + shape.valueSize);
+  } else {
+    const slot = perCpuSlotSize(shape.valueSize);
+    json.name("values");
+    json.startArray();
+    for (let cpu = 0; cpu < shape.cpus; cpu++) {
+      json.startObject();
+      json.rawField("cpu", cpu);
+      json.name("value");
+      json.hexArray(values, valueAt + cpu * slot, valueAt + cpu * slot + shape.valueSize);
+      json.endObject();
+    }
+    json.endArray();
+  }
+  json.endObject();
+}
+
+/** A failed lookup inside a dump, as bpftool's `print_entry_error` prints it. */
+export function errorEntry(
+  out: Output,
+  json: JsonWriter | undefined,
+  shape: MapShape,
+  key: Uint8Array,
+  errno: number,
+): void {
+  const mapOfMapsOrProgs = shape.type === 12 || shape.type === 13 || shape.type === 3;
+  if (mapOfMapsOrProgs && errno === 2) return;
+  if (json !== undefined) {
+    json.startObject();
+    json.name("key");
+    json.hexArray(key, 0, shape.keySize);
+    json.name("value");
+    json.startObject();
+    json.stringField("error", errnoDescription(errno));
+    json.endObject();
+    json.endObject();
+    return;
+  }
+  const message = errno === 2
+    ? "<no entry>"
+    : errno === 28 && shape.type === 20
+    ? "<cannot read>"
+    : errnoDescription(errno);
+  const breakNames = shape.keySize > 16 || message.length > 16;
+  const singleLine = shape.keySize + message.length <= 24 && !breakNames;
+  out.write(
+    (breakNames ? "key:\n" : "key: ") + plainHex(key, 0, shape.keySize) + (singleLine ? "  " : "\n")
+      + (breakNames ? "value:\n" : "value: ") + message + "\n",
+  );
+}
+
+/** The header line bpftool prints for a map in `show` and multi-map `dump`. */
+export function plainHeader(map: BpfMap): string {
+  return `${map.id}: ${map.typeName}  ${map.name ? `name ${map.name}  ` : ""}flags 0x${
+    map.flags.toString(16)
+  }\n`;
+}
+
+/** The header members bpftool writes for a map in JSON. */
+export function jsonHeader(json: JsonWriter, map: BpfMap): void {
+  json.rawField("id", map.id);
+  json.stringField("type", map.typeName);
+  if (map.name) json.stringField("name", map.name);
+  json.rawField("flags", map.flags | 0);
+}
+
+/** `map show` of one map, as bpftool's `show_map_close_plain`/`_json`. */
+export function showMap(out: Output, json: JsonWriter | undefined, map: BpfMap): void {
+  const fdinfo = map.fdInfo();
+  const frozen = Number(fdinfo.frozen ?? 0);
+  const btfId = map.info().btfId;
+  if (json !== undefined) {
+    json.startObject();
+    jsonHeader(json, map);
+    json.rawField("bytes_key", map.keySize);
+    json.rawField("bytes_value", map.valueSize);
+    json.rawField("max_entries", map.maxEntries);
+    if (fdinfo.memlock !== undefined) json.rawField("bytes_memlock", Number(fdinfo.memlock));
+    json.rawField("frozen", frozen);
+    if (btfId) json.rawField("btf_id", btfId);
+    json.endObject();
+    return;
+  }
+  let text = plainHeader(map)
+    + `\tkey ${map.keySize}B  value ${map.valueSize}B  max_entries ${map.maxEntries}`;
+  if (fdinfo.memlock !== undefined) text += `  memlock ${fdinfo.memlock}B`;
+  if (btfId || frozen) text += "\n\t";
+  if (btfId) text += `btf_id ${btfId}`;
+  if (frozen) text += `${btfId ? "  " : ""}frozen`;
+  out.write(text + "\n");
+}

@@ -1,0 +1,170 @@
+/**
+ * A streaming JSON writer that writes byte for byte what bpftool's
+ * `json_writer` writes, compact (`-j`) or pretty (`-p`): commas after
+ * members, a new line and four spaces per level before every name and every
+ * closing bracket of a non-empty collection, and none between array values.
+ *
+ * @module
+ */
+
+import type { Output } from "./output.ts";
+
+/** `"0x0a"` for every byte: how bpftool prints bytes in JSON. */
+const HEX_JSON = Array.from({ length: 256 }, (_, i) => `"0x${i.toString(16).padStart(2, "0")}"`);
+
+/**
+ * Writes JSON to an {@linkcode Output} as bpftool does.
+ *
+ * @example
+ * ```ts
+ * import { JsonWriter } from "./json_writer.ts";
+ * import { Output } from "./output.ts";
+ *
+ * const json = new JsonWriter(new Output(1), false);
+ * json.startObject();
+ * json.name("key");
+ * json.hexArray(new Uint8Array([1, 0]), 0, 2);
+ * json.endObject();
+ * json.finish(); // {"key":["0x01","0x00"]}
+ * ```
+ */
+export class JsonWriter {
+  readonly out: Output;
+  readonly pretty: boolean;
+  #depth = 0;
+  #separate = false;
+
+  constructor(out: Output, pretty: boolean) {
+    this.out = out;
+    this.pretty = pretty;
+  }
+
+  /** Starts an object: `{`. */
+  startObject(): void {
+    this.#begin("{");
+  }
+
+  /** Ends an object: `}`. */
+  endObject(): void {
+    this.#end("}");
+  }
+
+  /** Starts an array: `[`. */
+  startArray(): void {
+    this.#begin("[");
+  }
+
+  /** Ends an array: `]`. */
+  endArray(): void {
+    this.#end("]");
+  }
+
+  /** A member's name; its value follows. */
+  name(name: string): void {
+    this.#comma();
+    this.#newLine();
+    this.#separate = false;
+    this.out.write(quote(name) + (this.pretty ? ": " : ":"));
+  }
+
+  /** A value written as is: a number, `null`, `true`. */
+  raw(value: string): void {
+    this.#comma();
+    this.out.write(value);
+  }
+
+  /** A string value. */
+  string(value: string): void {
+    this.#comma();
+    this.out.write(quote(value));
+  }
+
+  /** `"name": value` with a raw value. */
+  rawField(name: string, value: string | number): void {
+    this.name(name);
+    this.raw(String(value));
+  }
+
+  /** `"name": "value"`. */
+  stringField(name: string, value: string): void {
+    this.name(name);
+    this.string(value);
+  }
+
+  /** `bytes[start..end]` as an array of `"0x.."` strings, as bpftool's `print_hex_data_json`. */
+  hexArray(bytes: Uint8Array, start: number, end: number): void {
+    this.#comma();
+    if (end <= start) {
+      this.out.write("[]");
+      this.#separate = true;
+      return;
+    }
+    let text = "[" + HEX_JSON[bytes[start]];
+    for (let i = start + 1; i < end; i++) text += "," + HEX_JSON[bytes[i]];
+    if (this.pretty) text += "\n" + "    ".repeat(this.#depth);
+    this.out.write(text + "]");
+    this.#separate = true;
+  }
+
+  /** Ends the document with a new line, as bpftool's `jsonw_destroy`. */
+  finish(): void {
+    this.out.write("\n");
+  }
+
+  #begin(bracket: string): void {
+    this.#comma();
+    this.out.write(bracket);
+    this.#depth++;
+    this.#separate = false;
+  }
+
+  #end(bracket: string): void {
+    this.#depth--;
+    if (this.#separate) this.#newLine();
+    this.out.write(bracket);
+    this.#separate = true;
+  }
+
+  #comma(): void {
+    if (this.#separate) this.out.write(",");
+    this.#separate = true;
+  }
+
+  #newLine(): void {
+    if (this.pretty) this.out.write("\n" + "    ".repeat(this.#depth));
+  }
+}
+
+/** A JSON string as bpftool's `jsonw_puts` writes it (C escapes; a backslash comes out as `\n`, as there). */
+function quote(text: string): string {
+  let quoted = "\"";
+  for (const char of text) {
+    switch (char) {
+      case "\t":
+        quoted += "\\t";
+        break;
+      case "\n":
+      case "\\":
+        quoted += "\\n";
+        break;
+      case "\r":
+        quoted += "\\r";
+        break;
+      case "\f":
+        quoted += "\\f";
+        break;
+      case "\b":
+        quoted += "\\b";
+        break;
+      case "\"":
+        quoted += "\\\"";
+        break;
+      case "'":
+        quoted += "\\'";
+        break;
+      default:
+        quoted += char;
+    }
+  }
+  return quoted + "\"";
+}

@@ -1,0 +1,467 @@
+/**
+ * `bpfmap map ...`: bpftool's map commands on bpfmap's systems, with dumps
+ * made of lookup batches.
+ *
+ * @module
+ */
+
+import { isatty } from "node:tty";
+import type { BpfMap } from "../bpf_map.ts";
+import { BpfError } from "../errors.ts";
+import { BPF_ANY, BPF_EXIST, BPF_NOEXIST } from "../ffi/commands.ts";
+import { EINVAL, ENOENT, ENOSPC, ENOTSUPP, errnoDescription } from "../ffi/errno.ts";
+import { isPerCpu, mapTypeNumber } from "../map_types.ts";
+import { perCpuSlotSize } from "../percpu.ts";
+import type { BpfSystem } from "../system.ts";
+import {
+  Args,
+  CommandError,
+  isPrefix,
+  type MapRef,
+  parseUnsigned,
+  takeBytes,
+  takeMapRef,
+  UsageError,
+} from "./args.ts";
+import {
+  errorEntry,
+  jsonEntry,
+  jsonHeader,
+  type MapShape,
+  plainEntry,
+  plainHeader,
+  plainHex,
+  shapeOf,
+  showMap,
+} from "./format.ts";
+import type { JsonWriter } from "./json_writer.ts";
+import type { Output } from "./output.ts";
+
+/** What every map command works with. */
+export interface CliContext {
+  system: BpfSystem;
+  out: Output;
+  err: Output;
+  /** Set with `-j`/`-p`. */
+  json?: JsonWriter;
+  /** Elements per lookup batch of a dump. */
+  batchSize: number;
+}
+
+/** The usage text of `bpfmap map`. */
+export const MAP_USAGE = `Usage: bpfmap [OPTIONS] map { show | list }   [MAP]
+       bpfmap [OPTIONS] map create     FILE type TYPE key KEY_SIZE value VALUE_SIZE \\
+                                  entries MAX_ENTRIES name NAME [flags FLAGS] [inner_map MAP]
+       bpfmap [OPTIONS] map dump       MAP [--batch N]
+       bpfmap [OPTIONS] map update     MAP [key DATA] [value VALUE] [UPDATE_FLAGS]
+       bpfmap [OPTIONS] map lookup     MAP [key DATA]
+       bpfmap [OPTIONS] map getnext    MAP [key DATA]
+       bpfmap [OPTIONS] map delete     MAP  key DATA
+       bpfmap [OPTIONS] map pin        MAP  FILE
+       bpfmap [OPTIONS] map freeze     MAP
+       bpfmap [OPTIONS] map help
+
+       MAP := { id MAP_ID | pinned FILE | name MAP_NAME }
+       DATA := { [hex] BYTES }
+       VALUE := { DATA | MAP (map-in-map values) }
+       UPDATE_FLAGS := { any | exist | noexist }
+       OPTIONS := { -j | --json } [{ -p | --pretty }] | --batch N | --record FILE | --replay FILE
+`;
+
+/** Runs `map SUBCOMMAND ...`. */
+export function runMapCommand(ctx: CliContext, args: Args): void {
+  const command = args.take("a map command (show, dump, lookup, update, ...)");
+  const table: [string, (ctx: CliContext, args: Args) => void][] = [
+    ["show", show],
+    ["list", show],
+    ["dump", dump],
+    ["lookup", lookup],
+    ["update", update],
+    ["delete", remove],
+    ["getnext", getNext],
+    ["create", create],
+    ["pin", pin],
+    ["freeze", freeze],
+    ["help", help],
+  ];
+  const found = table.find(([name]) => isPrefix(command, name));
+  if (found === undefined) throw new UsageError(`unknown map command '${command}'\n\n${MAP_USAGE}`);
+  found[1](ctx, args);
+}
+
+function help(ctx: CliContext, args: Args): void {
+  args.end();
+  if (ctx.json) ctx.json.raw("null");
+  else ctx.out.write(MAP_USAGE);
+}
+
+/** Opens the maps a MAP names: one for `id` and `pinned`, every match for `name`. */
+function openMaps(ctx: CliContext, ref: MapRef, many: boolean): BpfMap[] {
+  try {
+    if (ref.kind === "id") return [ctx.system.mapFromId(ref.id)];
+    if (ref.kind === "pinned") return [ctx.system.openPinned(ref.path)];
+  } catch (error) {
+    if (error instanceof BpfError && error.code === "ENOENT") {
+      throw new CommandError(
+        ref.kind === "id"
+          ? `id ${ref.id}: no such map`
+          : `pinned ${(ref as { path: string }).path}: no such pinned object`,
+      );
+    }
+    throw error;
+  }
+  const maps: BpfMap[] = [];
+  for (const id of ctx.system.listMapIds()) {
+    let map: BpfMap;
+    try {
+      map = ctx.system.mapFromId(id);
+    } catch (error) {
+      if (error instanceof BpfError && error.code === "ENOENT") continue; // gone meanwhile
+      throw error;
+    }
+    if (map.name === ref.name) maps.push(map);
+    else map.close();
+  }
+  if (maps.length === 0) throw new CommandError(`name ${ref.name}: no such map`);
+  if (maps.length > 1 && !many) {
+    for (const map of maps) map.close();
+    throw new CommandError(
+      `name ${ref.name}: ${maps.length} maps have this name; use id or pinned`,
+    );
+  }
+  return maps;
+}
+
+function openOne(ctx: CliContext, args: Args): BpfMap {
+  return openMaps(ctx, takeMapRef(args), false)[0];
+}
+
+function show(ctx: CliContext, args: Args): void {
+  const { out, json } = ctx;
+  if (args.left === 0) {
+    json?.startArray();
+    for (const id of ctx.system.listMapIds()) {
+      let map: BpfMap;
+      try {
+        map = ctx.system.mapFromId(id);
+      } catch (error) {
+        if (error instanceof BpfError && error.code === "ENOENT") continue;
+        throw error;
+      }
+      showMap(out, json, map);
+      map.close();
+    }
+    json?.endArray();
+    return;
+  }
+  const maps = openMaps(ctx, takeMapRef(args), true);
+  args.end();
+  if (json && maps.length > 1) json.startArray();
+  for (const map of maps) {
+    showMap(out, json, map);
+    map.close();
+  }
+  if (json && maps.length > 1) json.endArray();
+}
+
+function dump(ctx: CliContext, args: Args): void {
+  const maps = openMaps(ctx, takeMapRef(args), true);
+  args.end();
+  const { json, out } = ctx;
+  const many = maps.length > 1;
+  if (json && many) json.startArray();
+  maps.forEach((map, i) => {
+    dumpMap(ctx, map, many);
+    if (!json && many && i !== maps.length - 1) out.write("\n");
+    map.close();
+  });
+  if (json && many) json.endArray();
+}
+
+/** Dumps one map: lookup batches where the kernel has them for the type, else nextKey + lookup. */
+function dumpMap(ctx: CliContext, map: BpfMap, withHeader: boolean): void {
+  const { json, out } = ctx;
+  const shape = shapeOf(map, ctx.system.possibleCpus());
+  if (json) {
+    if (withHeader) {
+      json.startObject();
+      jsonHeader(json, map);
+      json.name("elements");
+    }
+    json.startArray();
+  } else if (withHeader) {
+    out.write(plainHeader(map));
+  }
+  const progress = new Progress(ctx.err);
+  const found = map.keySize === 0 ? 0 : dumpByBatches(ctx, map, shape, progress);
+  progress.done();
+  if (json) {
+    json.endArray();
+    if (withHeader) json.endObject();
+  } else {
+    out.write(`Found ${found} element${found !== 1 ? "s" : ""}\n`);
+  }
+}
+
+function dumpByBatches(ctx: CliContext, map: BpfMap, shape: MapShape, progress: Progress): number {
+  const { json, out } = ctx;
+  let size = ctx.batchSize;
+  let keys = new Uint8Array(size * map.keySize);
+  let values = new Uint8Array(size * map.valueStride);
+  let cursor: Uint8Array | null = null;
+  let found = 0;
+  for (let first = true;; first = false) {
+    let batch;
+    try {
+      batch = map.lookupBatch({ cursor, count: size, keys, values });
+    } catch (error) {
+      if (!(error instanceof BpfError)) throw error;
+      if (error.errno === ENOSPC && size < 1 << 24) {
+        // A hash bucket larger than the batch: grow, and ask again from the same cursor.
+        size *= 2;
+        keys = new Uint8Array(size * map.keySize);
+        values = new Uint8Array(size * map.valueStride);
+        first = !found;
+        continue;
+      }
+      if (first && (error.errno === EINVAL || error.errno === ENOTSUPP)) {
+        return dumpByKeys(ctx, map, shape, progress);
+      }
+      throw error;
+    }
+    const stride = map.valueStride;
+    for (let i = 0; i < batch.count; i++) {
+      if (json) jsonEntry(json, shape, keys, i * shape.keySize, values, i * stride);
+      else plainEntry(out, shape, keys, i * shape.keySize, values, i * stride);
+    }
+    found += batch.count;
+    progress.update(found);
+    if (batch.cursor === null) return found;
+    cursor = batch.cursor;
+  }
+}
+
+/** bpftool's own walk, for map types without batch lookup: failed lookups print as errors. */
+function dumpByKeys(ctx: CliContext, map: BpfMap, shape: MapShape, progress: Progress): number {
+  const { json, out } = ctx;
+  let found = 0;
+  for (let key = map.nextKey(); key !== undefined; key = map.nextKey(key)) {
+    let value: Uint8Array | undefined;
+    let errno = ENOENT;
+    try {
+      value = map.lookup(key);
+    } catch (error) {
+      if (!(error instanceof BpfError)) throw error;
+      errno = error.errno;
+    }
+    if (value === undefined) {
+      errorEntry(out, json, shape, key, errno);
+      continue;
+    }
+    if (json) jsonEntry(json, shape, key, 0, value, 0);
+    else plainEntry(out, shape, key, 0, value, 0);
+    progress.update(++found);
+  }
+  return found;
+}
+
+function takeKey(args: Args, map: BpfMap): Uint8Array {
+  const word = args.take("'key'");
+  if (!isPrefix(word, "key")) throw new UsageError(`expected 'key', got: '${word}'`);
+  return takeBytes(args, map.keySize, "key");
+}
+
+function lookup(ctx: CliContext, args: Args): void {
+  using map = openOne(ctx, args);
+  const key = map.keySize > 0 ? takeKey(args, map) : new Uint8Array(0);
+  args.end();
+  const value = map.keySize > 0 ? map.lookup(key) : map.peek();
+  if (value === undefined) {
+    if (ctx.json) ctx.json.raw("null");
+    else ctx.out.write(`key:\n${plainHex(key, 0, key.byteLength)}\n\nNot found\n`);
+    throw new CommandError("");
+  }
+  printElement(ctx, map, key, value);
+}
+
+function printElement(ctx: CliContext, map: BpfMap, key: Uint8Array, value: Uint8Array): void {
+  const shape = shapeOf(map, ctx.system.possibleCpus());
+  if (ctx.json) jsonEntry(ctx.json, shape, key, 0, value, 0);
+  else plainEntry(ctx.out, shape, key, 0, value, 0);
+}
+
+function update(ctx: CliContext, args: Args): void {
+  using map = openOne(ctx, args);
+  let key: Uint8Array | undefined = map.keySize === 0 ? new Uint8Array(0) : undefined;
+  let value: Uint8Array | undefined;
+  let flags: number | undefined;
+  let inner: BpfMap | undefined;
+  try {
+    while (args.left > 0) {
+      const word = args.take("key, value or a flag");
+      if (isPrefix(word, "key") && key === undefined) {
+        key = takeBytes(args, map.keySize, "key");
+      } else if (isPrefix(word, "value") && value === undefined) {
+        if (map.type === 12 || map.type === 13) {
+          inner = openOne(ctx, args);
+          value = new Uint8Array(new Uint32Array([inner.fd]).buffer);
+        } else {
+          value = perCpuValue(
+            map,
+            takeBytes(args, map.valueSize, "value"),
+            ctx.system.possibleCpus(),
+          );
+        }
+      } else if (
+        flags === undefined && ["any", "noexist", "exist"].some((f) => isPrefix(word, f))
+      ) {
+        flags = isPrefix(word, "any")
+          ? BPF_ANY
+          : isPrefix(word, "noexist")
+          ? BPF_NOEXIST
+          : BPF_EXIST;
+      } else {
+        throw new UsageError(
+          `unexpected argument: '${word}' (expected key, value, any, noexist or exist)`,
+        );
+      }
+    }
+    if (key === undefined) throw new UsageError("did not find key");
+    if (value === undefined) throw new UsageError("did not find value");
+    if (map.keySize === 0) map.push(value, flags ?? BPF_ANY);
+    else map.update(key, value, flags ?? BPF_ANY);
+  } finally {
+    inner?.close();
+  }
+  ctx.json?.raw("null");
+}
+
+/** A per-CPU map's value from one CPU's bytes, copied to every CPU, as bpftool does. */
+function perCpuValue(map: BpfMap, bytes: Uint8Array, cpus: number): Uint8Array {
+  if (!isPerCpu(map.type)) return bytes;
+  const slot = perCpuSlotSize(map.valueSize);
+  const value = new Uint8Array(slot * cpus);
+  for (let cpu = 0; cpu < cpus; cpu++) value.set(bytes, cpu * slot);
+  return value;
+}
+
+function remove(ctx: CliContext, args: Args): void {
+  using map = openOne(ctx, args);
+  const key = takeKey(args, map);
+  args.end();
+  if (!map.delete(key)) throw new CommandError(`delete failed: ${errnoDescription(ENOENT)}`);
+  ctx.json?.raw("null");
+}
+
+function getNext(ctx: CliContext, args: Args): void {
+  using map = openOne(ctx, args);
+  const key = args.left > 0 ? takeKey(args, map) : undefined;
+  args.end();
+  const next = map.nextKey(key);
+  if (next === undefined) throw new CommandError(`can't get next key: ${errnoDescription(ENOENT)}`);
+  const { json, out } = ctx;
+  if (json) {
+    json.startObject();
+    if (key) {
+      json.name("key");
+      json.hexArray(key, 0, key.byteLength);
+    } else {
+      json.rawField("key", "null");
+    }
+    json.name("next_key");
+    json.hexArray(next, 0, next.byteLength);
+    json.endObject();
+  } else {
+    out.write(
+      (key ? `key:\n${plainHex(key, 0, key.byteLength)}\n` : "key: None\n")
+        + `next key:\n${plainHex(next, 0, next.byteLength)}\n`,
+    );
+  }
+}
+
+function create(ctx: CliContext, args: Args): void {
+  const path = args.take("FILE to pin the new map at");
+  let type: number | undefined;
+  let keySize = 0;
+  let valueSize = 0;
+  let maxEntries = 0;
+  let flags = 0;
+  let name: string | undefined;
+  let inner: BpfMap | undefined;
+  try {
+    while (args.left > 0) {
+      const word = args.take("an attribute");
+      if (isPrefix(word, "type")) type = mapTypeNumber(args.take("TYPE"), "type");
+      else if (isPrefix(word, "key")) keySize = parseUnsigned(args.take("KEY_SIZE"), "key size");
+      else if (isPrefix(word, "value")) {
+        valueSize = parseUnsigned(args.take("VALUE_SIZE"), "value size");
+      } else if (isPrefix(word, "entries")) {
+        maxEntries = parseUnsigned(args.take("MAX_ENTRIES"), "max entries");
+      } else if (isPrefix(word, "name")) name = args.take("NAME");
+      else if (isPrefix(word, "flags")) flags = parseUnsigned(args.take("FLAGS"), "flags");
+      else if (isPrefix(word, "inner_map")) inner = openOne(ctx, args);
+      else throw new UsageError(`unknown arg ${word}`);
+    }
+    if (type === undefined) throw new UsageError("map type not specified");
+    if (name === undefined) throw new UsageError("map name not specified");
+    using map = ctx.system.createMap({
+      type,
+      keySize,
+      valueSize,
+      maxEntries,
+      flags,
+      name,
+      innerMap: inner,
+    });
+    map.pin(path);
+  } catch (error) {
+    if (error instanceof TypeError || error instanceof RangeError) {
+      throw new UsageError(error.message);
+    }
+    throw error;
+  } finally {
+    inner?.close();
+  }
+  ctx.json?.raw("null");
+}
+
+function pin(ctx: CliContext, args: Args): void {
+  using map = openOne(ctx, args);
+  const path = args.take("FILE");
+  args.end();
+  map.pin(path);
+  ctx.json?.raw("null");
+}
+
+function freeze(ctx: CliContext, args: Args): void {
+  using map = openOne(ctx, args);
+  args.end();
+  map.freeze();
+  ctx.json?.raw("null");
+}
+
+/** A progress line on stderr, for dumps that run longer than a second on a terminal. */
+class Progress {
+  readonly #err: Output;
+  readonly #enabled: boolean;
+  readonly #started = performance.now();
+  #shown = false;
+
+  constructor(err: Output) {
+    this.#err = err;
+    this.#enabled = isatty(err.fd);
+  }
+
+  update(elements: number): void {
+    if (!this.#enabled || performance.now() - this.#started < 1000) return;
+    this.#err.write(`\rdumped ${elements} elements…`);
+    this.#err.flush();
+    this.#shown = true;
+  }
+
+  done(): void {
+    if (!this.#shown) return;
+    this.#err.write("\r\x1b[K");
+    this.#err.flush();
+  }
+}
