@@ -55,28 +55,32 @@ export function plainEntry(
   if (!isPerCpu(shape.type)) {
     const breakNames = keySize > 16 || valueSize > 16;
     const singleLine = keySize + valueSize <= 24 && !breakNames;
-    let text = "";
     if (keySize > 0) {
-      text += (breakNames ? "key:\n" : "key: ") + plainHex(keys, keyAt, keyAt + keySize)
-        + (singleLine ? "  " : "\n");
+      out.write(breakNames ? "key:\n" : "key: ");
+      out.plainHex(keys, keyAt, keyAt + keySize);
+      out.write(singleLine ? "  " : "\n");
     }
     if (valueSize > 0) {
-      text += (breakNames ? "value:\n" : "value: ")
-        + plainHex(values, valueAt, valueAt + valueSize);
+      out.write(breakNames ? "value:\n" : "value: ");
+      out.plainHex(values, valueAt, valueAt + valueSize);
     }
-    out.write(text + "\n");
+    out.write("\n");
     return;
   }
   const slot = perCpuSlotSize(valueSize);
-  let text = keySize > 0 ? "key:\n" + plainHex(keys, keyAt, keyAt + keySize) + "\n" : "";
+  if (keySize > 0) {
+    out.write("key:\n");
+    out.plainHex(keys, keyAt, keyAt + keySize);
+    out.write("\n");
+  }
   if (valueSize > 0) {
     for (let cpu = 0; cpu < shape.cpus; cpu++) {
       const at = valueAt + cpu * slot;
-      text += `value (CPU ${String(cpu).padStart(2, "0")}):${valueSize > 16 ? "\n" : " "}`
-        + plainHex(values, at, at + valueSize) + "\n";
+      out.write(`value (CPU ${String(cpu).padStart(2, "0")}):${valueSize > 16 ? "\n" : " "}`);
+      out.plainHex(values, at, at + valueSize);
+      out.write("\n");
     }
   }
-  out.write(text);
 }
 
 /** One element as bpftool's `print_entry_json` writes it (no BTF). */
@@ -88,13 +92,14 @@ export function jsonEntry(
   values: Uint8Array,
   valueAt: number,
 ): void {
+  if (!isPerCpu(shape.type)) {
+    json.keyValue(keys, keyAt, shape.keySize, values, valueAt, shape.valueSize);
+    return;
+  }
   json.startObject();
   json.name("key");
   json.hexArray(keys, keyAt, keyAt + shape.keySize);
-  if (!isPerCpu(shape.type)) {
-    json.name("value");
-    json.hexArray(values, valueAt, valueAt + shape.valueSize);
-  } else {
+  {
     const slot = perCpuSlotSize(shape.valueSize);
     json.name("values");
     json.startArray();

@@ -9,9 +9,6 @@
 
 import type { Output } from "./output.ts";
 
-/** `"0x0a"` for every byte: how bpftool prints bytes in JSON. */
-const HEX_JSON = Array.from({ length: 256 }, (_, i) => `"0x${i.toString(16).padStart(2, "0")}"`);
-
 /**
  * Writes JSON to an {@linkcode Output} as bpftool does.
  *
@@ -94,15 +91,42 @@ export class JsonWriter {
   /** `bytes[start..end]` as an array of `"0x.."` strings, as bpftool's `print_hex_data_json`. */
   hexArray(bytes: Uint8Array, start: number, end: number): void {
     this.#comma();
-    if (end <= start) {
-      this.out.write("[]");
-      this.#separate = true;
+    this.out.write("[");
+    this.out.jsonHex(bytes, start, end);
+    // A non-empty array ends on a new line, as every non-empty collection.
+    if (end > start && this.pretty) this.out.write("\n" + "    ".repeat(this.#depth));
+    this.out.write("]");
+    this.#separate = true;
+  }
+
+  /**
+   * `{"key":[...],"value":[...]}` in one go: what the calls startObject,
+   * name, hexArray, name, hexArray, endObject write in compact mode (the hot
+   * path of a dump). Pretty mode takes those calls.
+   */
+  keyValue(
+    keys: Uint8Array,
+    keyAt: number,
+    keySize: number,
+    values: Uint8Array,
+    valueAt: number,
+    valueSize: number,
+  ): void {
+    if (this.pretty) {
+      this.startObject();
+      this.name("key");
+      this.hexArray(keys, keyAt, keyAt + keySize);
+      this.name("value");
+      this.hexArray(values, valueAt, valueAt + valueSize);
+      this.endObject();
       return;
     }
-    let text = "[" + HEX_JSON[bytes[start]];
-    for (let i = start + 1; i < end; i++) text += "," + HEX_JSON[bytes[i]];
-    if (this.pretty) text += "\n" + "    ".repeat(this.#depth);
-    this.out.write(text + "]");
+    this.#comma();
+    this.out.write("{\"key\":[");
+    this.out.jsonHex(keys, keyAt, keyAt + keySize);
+    this.out.write("],\"value\":[");
+    this.out.jsonHex(values, valueAt, valueAt + valueSize);
+    this.out.write("]}");
     this.#separate = true;
   }
 
