@@ -32,6 +32,11 @@ export interface SystemOptions {
   transcript?: string;
   /** Default: `"auto"` with a transcript, `"live"` without. */
   mode?: TranscriptMode;
+  /**
+   * Whether `BPFMAP_TRANSCRIPT` may override `mode` (default true). A command
+   * line that says `--record` or `--replay` means it, whatever the environment.
+   */
+  modeFromEnvironment?: boolean;
 }
 
 /** Overrides the mode of every system of a run that has a transcript: `live`, `record`, `replay` or `verify`. */
@@ -203,7 +208,7 @@ function chooseMode(
   opts: SystemOptions,
   transcript: string | undefined,
 ): "live" | "record" | "replay" | "verify" {
-  const forced = readEnv(TRANSCRIPT_ENV);
+  const forced = opts.modeFromEnvironment === false ? undefined : readEnv(TRANSCRIPT_ENV);
   if (
     forced !== undefined && forced !== ""
     && !["live", "record", "replay", "verify"].includes(forced)

@@ -103,10 +103,10 @@ export async function main(argv: string[]): Promise<number> {
     }
     const system = await openSystem(
       options.record !== undefined
-        ? { transcript: options.record, mode: "record" }
+        ? { transcript: options.record, mode: "record", modeFromEnvironment: false }
         : options.replay !== undefined
-        ? { transcript: options.replay, mode: "replay" }
-        : { mode: "live" },
+        ? { transcript: options.replay, mode: "replay", modeFromEnvironment: false }
+        : { mode: "live", modeFromEnvironment: false },
     );
     const ctx: CliContext = { system, out, err, json, batchSize: options.batch };
     try {
@@ -147,8 +147,9 @@ function explain(error: unknown): string {
     return error.message;
   }
   const message = (error as Error).message ?? String(error);
-  if (/ffi|dlopen|NotCapable|Requires/i.test(message)) {
-    return `${message}\nbpfmap needs FFI: run Deno with --allow-ffi (deno run --allow-ffi cli/main.ts)`;
+  if (/Requires ffi access/.test(message)) {
+    return "bpfmap needs FFI to reach the kernel: run Deno with --allow-ffi "
+      + "(deno run --allow-ffi cli/main.ts ...), as root or with CAP_BPF";
   }
   return message;
 }

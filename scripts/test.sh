@@ -17,6 +17,17 @@ logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 touch "$logs/used"
 
+step "setup: bpftool (Debian), the reference the CLI tests compare with"
+if ! command -v bpftool >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y -qq bpftool >/dev/null 2>&1 ||
+      { apt-get update -qq && apt-get install -y -qq bpftool >/dev/null; }
+  else
+    echo "bpftool is missing and cannot be installed here: the CLI comparison tests will say so"
+  fi
+fi
+command -v bpftool && bpftool version | head -n 1 || true
+
 step "format (dprint check)"
 dprint check
 

@@ -58,35 +58,20 @@ function sampleSession(
   assert.equal([...map.keys()].length, 4);
 }
 
-/** Runs `fn` with an environment variable removed (the run's mode override must not apply). */
-async function withoutEnv<T>(name: string, fn: () => Promise<T>): Promise<T> {
-  const env =
-    (globalThis as { process?: { env: Record<string, string | undefined> } }).process!.env;
-  const saved = env[name];
-  delete env[name];
-  try {
-    return await fn();
-  } finally {
-    if (saved !== undefined) env[name] = saved;
-  }
-}
-
 /** Replays the sample fixture (or `path`) with a changed session; returns what was thrown. */
 async function replayChanged(
   change: Parameters<typeof sampleSession>[1],
   path = samplePath,
 ): Promise<unknown> {
-  return await withoutEnv(TRANSCRIPT_ENV, async () => {
-    const system = await openSystem({ transcript: path, mode: "replay" });
-    try {
-      sampleSession(system, change);
-      await system.close();
-    } catch (error) {
-      await system.close().catch(() => {});
-      return error;
-    }
-    return undefined;
-  });
+  const system = await openSystem({ transcript: path, mode: "replay", modeFromEnvironment: false });
+  try {
+    sampleSession(system, change);
+    await system.close();
+  } catch (error) {
+    await system.close().catch(() => {});
+    return error;
+  }
+  return undefined;
 }
 
 transcriptTest(SAMPLE, (system) => sampleSession(system));
@@ -183,11 +168,13 @@ test("corrupt transcripts are refused with the path and the reason", async () =>
     ];
     for (const [name, content, message] of cases) {
       const path = write(name, content);
-      await withoutEnv(TRANSCRIPT_ENV, async () => {
-        await assert.rejects(openSystem({ transcript: path, mode: "replay" }), (error: Error) => {
+      await assert.rejects(
+        openSystem({ transcript: path, mode: "replay", modeFromEnvironment: false }),
+        (error: Error) => {
           return error instanceof TranscriptError && message.test(error.message);
-        }, name);
-      });
+        },
+        name,
+      );
     }
     // Reordered entries and flipped bytes parse, and diverge at the call they changed.
     const lines = text.split("\n");
@@ -211,12 +198,14 @@ test("corrupt transcripts are refused with the path and the reason", async () =>
       flipped.message,
       /call #3 \(BPF_MAP_LOOKUP_ELEM\).*\n  - key: expected 02000001, got 02000000 \(first difference at byte 3\)/,
     );
-    await withoutEnv(TRANSCRIPT_ENV, async () => {
-      await assert.rejects(
-        openSystem({ transcript: join(dir, "absent.json"), mode: "replay" }),
-        /cannot read transcript .*absent\.json/,
-      );
-    });
+    await assert.rejects(
+      openSystem({
+        transcript: join(dir, "absent.json"),
+        mode: "replay",
+        modeFromEnvironment: false,
+      }),
+      /cannot read transcript .*absent\.json/,
+    );
   } finally {
     rmSync(dir, { recursive: true });
   }
@@ -224,12 +213,14 @@ test("corrupt transcripts are refused with the path and the reason", async () =>
 
 test("replay serves the recording host's possible CPUs", async () => {
   const transcript = parseTranscript(readFileSync(samplePath, "utf8"), samplePath);
-  await withoutEnv(TRANSCRIPT_ENV, async () => {
-    await using system = await openSystem({ transcript: samplePath, mode: "replay" });
-    assert.equal(system.mode, "replay");
-    assert.equal(system.possibleCpus(), transcript.host.possibleCpus);
-    sampleSession(system);
+  await using system = await openSystem({
+    transcript: samplePath,
+    mode: "replay",
+    modeFromEnvironment: false,
   });
+  assert.equal(system.mode, "replay");
+  assert.equal(system.possibleCpus(), transcript.host.possibleCpus);
+  sampleSession(system);
 });
 
 liveTest(
@@ -239,19 +230,23 @@ liveTest(
     try {
       const path = join(dir, "nested", "session.json");
       for (const name of ["first", "second"]) {
-        await withoutEnv(TRANSCRIPT_ENV, async () => {
-          const system = await openSystem({ transcript: path, mode: "auto" });
-          assert.equal(system.mode, name === "first" ? "record" : "replay");
-          sampleSession(system);
-          await system.close();
+        const system = await openSystem({
+          transcript: path,
+          mode: "auto",
+          modeFromEnvironment: false,
         });
-      }
-      const recorded = readFileSync(path, "utf8");
-      await withoutEnv(TRANSCRIPT_ENV, async () => {
-        const system = await openSystem({ transcript: path, mode: "record" });
+        assert.equal(system.mode, name === "first" ? "record" : "replay");
         sampleSession(system);
         await system.close();
+      }
+      const recorded = readFileSync(path, "utf8");
+      const system = await openSystem({
+        transcript: path,
+        mode: "record",
+        modeFromEnvironment: false,
       });
+      sampleSession(system);
+      await system.close();
       assert.equal(readFileSync(path, "utf8"), recorded);
       assert.deepEqual(
         readdirSync(join(dir, "nested")),
@@ -283,12 +278,14 @@ liveTest("verify runs live and reports every difference, not just the first", as
       ),
     );
     let error: unknown;
-    await withoutEnv(TRANSCRIPT_ENV, async () => {
-      const system = await openSystem({ transcript: path, mode: "verify" });
-      assert.equal(system.mode, "verify");
-      sampleSession(system);
-      error = await system.close().then(() => undefined, (e) => e);
+    const system = await openSystem({
+      transcript: path,
+      mode: "verify",
+      modeFromEnvironment: false,
     });
+    assert.equal(system.mode, "verify");
+    sampleSession(system);
+    error = await system.close().then(() => undefined, (e) => e);
     assert.ok(error instanceof TranscriptMismatchError, String(error));
     assert.deepEqual(error.differences, [
       "call #3 (BPF_MAP_LOOKUP_ELEM): value (kernel wrote): expected 1500000000000000, got 1400000000000000 (first difference at byte 0)",
@@ -309,19 +306,21 @@ liveTest(
     const path = join(dir, "dump.json");
     const entries = 100_000;
     try {
-      await withoutEnv(TRANSCRIPT_ENV, async () => {
-        await using system = await openSystem({ transcript: path, mode: "record" });
-        using map = system.createMap({
-          type: "hash",
-          keySize: 4,
-          valueSize: 8,
-          maxEntries: entries,
-          flags: BPF_F_ZERO_SEED,
-        });
-        const keys = new Uint32Array(entries).map((_, i) => i);
-        map.updateBatch(new Uint8Array(keys.buffer), new Uint8Array(entries * 8).fill(1));
-        assert.equal([...map.entries({ batchSize: 4096 })].length, entries);
+      await using system = await openSystem({
+        transcript: path,
+        mode: "record",
+        modeFromEnvironment: false,
       });
+      using map = system.createMap({
+        type: "hash",
+        keySize: 4,
+        valueSize: 8,
+        maxEntries: entries,
+        flags: BPF_F_ZERO_SEED,
+      });
+      const keys = new Uint32Array(entries).map((_, i) => i);
+      map.updateBatch(new Uint8Array(keys.buffer), new Uint8Array(entries * 8).fill(1));
+      assert.equal([...map.entries({ batchSize: 4096 })].length, entries);
       const transcript = parseTranscript(readFileSync(path, "utf8"), path);
       let moved = 0;
       for (const entry of transcript.entries) {

@@ -1,0 +1,447 @@
+// The bpfmap command in a child process of the same runtime, against real
+// pinned maps: every output compared with bpftool's for the same map, the
+// write commands checked through bpftool, errors and exit codes; and CLI runs
+// recorded as transcripts with bpftool's output beside them, so that they
+// replay with no BPF (Deno without --allow-ffi, Bun with live BPF forbidden).
+
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { detectRuntime, readEnv } from "../ffi/live.ts";
+import { BPF_F_ZERO_SEED, BpfMap, TRANSCRIPT_ENV } from "../mod.ts";
+import { joinPerCpu } from "../percpu.ts";
+import { u32, u64 } from "./helpers/bytes.ts";
+import { liveTest, liveUnavailable, mustRunLive, replayRun } from "./helpers/live.ts";
+import { fixtureName, FIXTURES } from "./helpers/transcript.ts";
+
+const CLI = fileURLToPath(new URL("../cli/main.ts", import.meta.url));
+const BPFFS = "/tmp/bpfmap-cli-bpffs";
+const mode = readEnv(TRANSCRIPT_ENV);
+const hasBpftool = !replayRun && spawnSync("bpftool", ["version"]).status === 0;
+
+interface Run {
+  stdout: string;
+  stderr: string;
+  status: number | null;
+}
+
+/** Runs bpfmap in a child of this runtime; `ffi: false` runs it as a replay-only machine would. */
+function bpfmap(args: string[], ffi = true): Run {
+  const deno = detectRuntime() === "deno";
+  // Deno hands a deno child spawned from node:child_process its parent's permissions:
+  // "no FFI" must be said with --deny-ffi.
+  const permissions = ffi
+    ? ["--allow-ffi", "--allow-read", "--allow-write"]
+    : ["--allow-read", "--deny-ffi"];
+  const command = deno ? ["run", ...permissions, CLI, ...args] : [CLI, ...args];
+  const env: Record<string, string | undefined> = { ...process.env };
+  // The test run's mode override is for this process's systems, not for the command's.
+  delete env[TRANSCRIPT_ENV];
+  delete env.BPFMAP_FIXTURE_LOG;
+  if (!ffi) env.BPFMAP_FORBID_LIVE = "1";
+  const run = spawnSync(process.execPath, command, { encoding: "utf8", env, maxBuffer: 1 << 28 });
+  return { stdout: run.stdout, stderr: run.stderr, status: run.status };
+}
+
+function bpftool(args: string[]): Run {
+  const run = spawnSync("bpftool", args, { encoding: "utf8", maxBuffer: 1 << 28 });
+  return { stdout: run.stdout, stderr: run.stderr, status: run.status };
+}
+
+/** A test that needs bpftool beside the kernel. */
+function bpftoolTest(name: string, fn: () => void): void {
+  if (!hasBpftool && !replayRun && liveUnavailable === undefined) {
+    if (mustRunLive) {
+      test(name, () => assert.fail("bpftool is not installed (apt-get install bpftool)"));
+    } else test(name, { skip: "bpftool is not installed" }, fn);
+    return;
+  }
+  liveTest(name, fn);
+}
+
+/** The maps every test here reads, pinned under BPFFS; deterministic contents and order. */
+function createMaps(): void {
+  const pin = (name: string, map: BpfMap) => {
+    map.pin(`${BPFFS}/${name}`);
+    map.close();
+  };
+  const hash = BpfMap.create({
+    type: "hash",
+    keySize: 4,
+    valueSize: 8,
+    maxEntries: 64,
+    flags: BPF_F_ZERO_SEED,
+    name: "cli_hash",
+  });
+  hash.updateBatch(u32(1, 2, 3, 40, 500), u64(10, 20, 30, 0x4040, 5000));
+  pin("hash", hash);
+  const percpu = BpfMap.create({
+    type: "percpu_array",
+    keySize: 4,
+    valueSize: 4,
+    maxEntries: 3,
+    name: "cli_percpu",
+  });
+  const cpus = percpu.valueStride / 8;
+  percpu.update(u32(1), joinPerCpu(Array.from({ length: cpus }, (_, cpu) => u32(7 + cpu)), 4));
+  pin("percpu", percpu);
+  const wide = BpfMap.create({
+    type: "hash",
+    keySize: 20,
+    valueSize: 40,
+    maxEntries: 4,
+    flags: BPF_F_ZERO_SEED,
+    name: "cli_wide",
+  });
+  wide.update(
+    Uint8Array.from({ length: 20 }, (_, i) => i + 1),
+    Uint8Array.from({ length: 40 }, (_, i) => i + 1),
+  );
+  pin("wide", wide);
+  const queue = BpfMap.create({
+    type: "queue",
+    keySize: 0,
+    valueSize: 4,
+    maxEntries: 4,
+    name: "cli_queue",
+  });
+  queue.push(u32(5));
+  pin("queue", queue);
+  const frozen = BpfMap.create({
+    type: "array",
+    keySize: 4,
+    valueSize: 2,
+    maxEntries: 2,
+    name: "cli_frozen",
+  });
+  frozen.update(u32(1), new Uint8Array([0xbe, 0xef]));
+  frozen.freeze();
+  pin("frozen", frozen);
+  const devmap = BpfMap.create({
+    type: "devmap",
+    keySize: 4,
+    valueSize: 4,
+    maxEntries: 3,
+    name: "cli_devmap",
+  });
+  devmap.update(u32(1), u32(1));
+  pin("devmap", devmap);
+}
+
+describe("bpfmap map", () => {
+  let mounted = false;
+  before(() => {
+    if (replayRun || liveUnavailable !== undefined) return;
+    rmSync(BPFFS, { recursive: true, force: true });
+    mkdirSync(BPFFS, { recursive: true });
+    execFileSync("mount", ["-t", "bpf", "bpf", BPFFS]);
+    mounted = true;
+    createMaps();
+  });
+  after(() => {
+    if (!mounted) return;
+    execFileSync("umount", [BPFFS]);
+    rmSync(BPFFS, { recursive: true, force: true });
+  });
+
+  const READS = [
+    "map show pinned BPFFS/hash",
+    "map show pinned BPFFS/frozen",
+    "map dump pinned BPFFS/hash",
+    "map dump pinned BPFFS/percpu",
+    "map dump pinned BPFFS/wide",
+    "map dump pinned BPFFS/frozen",
+    "map dump pinned BPFFS/devmap",
+    "map dump name cli_hash",
+    "map lookup pinned BPFFS/hash key 2 0 0 0",
+    "map lookup pinned BPFFS/hash key hex 28 00 00 00",
+    "map lookup pinned BPFFS/percpu key 1 0 0 0",
+    "map lookup pinned BPFFS/wide key 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20",
+    "map getnext pinned BPFFS/hash",
+    "map getnext pinned BPFFS/hash key 0x28 0 0 0",
+    "map list",
+  ];
+  for (const read of READS) {
+    for (const format of [[], ["-j"], ["-p"]]) {
+      const args = [...format, ...read.replaceAll("BPFFS", BPFFS).split(" ")];
+      bpftoolTest(`same output as bpftool: ${args.join(" ").replace(BPFFS, "…")}`, () => {
+        const expected = bpftool(args);
+        const actual = bpfmap(args);
+        assert.equal(expected.status, 0, expected.stderr);
+        assert.equal(actual.stderr, "");
+        assert.equal(actual.status, 0);
+        assert.equal(actual.stdout, expected.stdout);
+      });
+    }
+  }
+
+  bpftoolTest("update, delete, create, pin and freeze act as bpftool's, as bpftool sees it", () => {
+    const hash = `${BPFFS}/hash`;
+    assert.deepEqual(
+      bpfmap([
+        "map",
+        "update",
+        "pinned",
+        hash,
+        "key",
+        "9",
+        "0",
+        "0",
+        "0",
+        "value",
+        "hex",
+        "01",
+        "02",
+        "0",
+        "0",
+        "0",
+        "0",
+        "0",
+        "0",
+        "noexist",
+      ]),
+      {
+        stdout: "",
+        stderr: "",
+        status: 0,
+      },
+    );
+    assert.equal(
+      bpftool(["-j", "map", "lookup", "pinned", hash, "key", "9", "0", "0", "0"]).stdout,
+      "{\"key\":[\"0x09\",\"0x00\",\"0x00\",\"0x00\"],\"value\":[\"0x01\",\"0x02\",\"0x00\",\"0x00\",\"0x00\",\"0x00\",\"0x00\",\"0x00\"]}\n",
+    );
+    const exists = bpfmap([
+      "map",
+      "update",
+      "pinned",
+      hash,
+      "key",
+      "9",
+      "0",
+      "0",
+      "0",
+      "value",
+      "0",
+      "0",
+      "0",
+      "0",
+      "0",
+      "0",
+      "0",
+      "0",
+      "noexist",
+    ]);
+    assert.equal(exists.status, 1);
+    assert.match(exists.stderr, /^Error: BPF_MAP_UPDATE_ELEM failed: EEXIST \(File exists\)/);
+    assert.equal(
+      bpfmap(["-j", "map", "delete", "pinned", hash, "key", "9", "0", "0", "0"]).stdout,
+      "null\n",
+    );
+    assert.equal(bpftool(["map", "lookup", "pinned", hash, "key", "9", "0", "0", "0"]).status, 254);
+    const created = `${BPFFS}/created`;
+    assert.equal(
+      bpfmap([
+        "-j",
+        "map",
+        "create",
+        created,
+        "type",
+        "lru_hash",
+        "key",
+        "8",
+        "value",
+        "16",
+        "entries",
+        "32",
+        "name",
+        "made_here",
+        "flags",
+        "0",
+      ]).stdout,
+      "null\n",
+    );
+    const shown = JSON.parse(bpftool(["-j", "map", "show", "pinned", created]).stdout);
+    assert.deepEqual([
+      shown.type,
+      shown.name,
+      shown.bytes_key,
+      shown.bytes_value,
+      shown.max_entries,
+    ], ["lru_hash", "made_here", 8, 16, 32]);
+    assert.equal(bpfmap(["map", "pin", "pinned", created, `${BPFFS}/again`]).status, 0);
+    assert.equal(
+      JSON.parse(bpftool(["-j", "map", "show", "pinned", `${BPFFS}/again`]).stdout).id,
+      shown.id,
+    );
+    assert.equal(bpfmap(["map", "freeze", "pinned", created]).status, 0);
+    assert.equal(JSON.parse(bpftool(["-j", "map", "show", "pinned", created]).stdout).frozen, 1);
+    assert.equal(
+      bpfmap(["map", "show", "pinned", created]).stdout,
+      bpftool(["map", "show", "pinned", created]).stdout,
+    );
+    const percpu = `${BPFFS}/percpu`;
+    assert.equal(
+      bpfmap([
+        "map",
+        "update",
+        "pinned",
+        percpu,
+        "key",
+        "2",
+        "0",
+        "0",
+        "0",
+        "value",
+        "3",
+        "0",
+        "0",
+        "0",
+      ]).status,
+      0,
+    );
+    assert.equal(
+      bpfmap(["map", "lookup", "pinned", percpu, "key", "2", "0", "0", "0"]).stdout,
+      bpftool(["map", "lookup", "pinned", percpu, "key", "2", "0", "0", "0"]).stdout,
+    );
+    rmSync(created);
+    rmSync(`${BPFFS}/again`);
+  });
+
+  liveTest("errors say what to do; exit codes are 0 ok, 1 failed, 2 usage", () => {
+    const cases: [string[], number, RegExp][] = [
+      [["map", "show", "id", "99999999"], 1, /^Error: id 99999999: no such map\n$/],
+      [["map", "dump", "name", "no_such_map_x"], 1, /^Error: name no_such_map_x: no such map\n$/],
+      [
+        ["map", "dump", "pinned", `${BPFFS}/absent`],
+        1,
+        /^Error: pinned .*\/absent: no such pinned object\n$/,
+      ],
+      [
+        ["map", "lookup", "pinned", `${BPFFS}/hash`, "key", "1", "0", "0"],
+        2,
+        /^Error: key: expected 4 bytes, got 3\n$/,
+      ],
+      [
+        ["map", "lookup", "pinned", `${BPFFS}/hash`, "key", "1", "0x1zz", "0", "0"],
+        2,
+        /^Error: key: can't parse byte 2 of 4: '0x1zz'/,
+      ],
+      [
+        ["map", "lookup", "pinned", `${BPFFS}/hash`, "key", "1", "300", "0", "0"],
+        2,
+        /can't parse byte 2 of 4: '300' \(bytes are 0-255/,
+      ],
+      [
+        ["map", "update", "pinned", `${BPFFS}/hash`, "key", "1", "0", "0", "0", "value", "1"],
+        2,
+        /^Error: value: expected 8 bytes, got 1\n$/,
+      ],
+      [["map", "frobnicate"], 2, /^Error: unknown map command 'frobnicate'/],
+      [["prog", "show"], 2, /^Error: unknown object 'prog'/],
+      [["--frob", "map", "list"], 2, /^Error: unknown option --frob\n$/],
+      [["map", "lookup", "pinned", `${BPFFS}/hash`, "key", "77", "0", "0", "0"], 1, /^$/],
+    ];
+    for (const [args, status, stderr] of cases) {
+      const run = bpfmap(args);
+      assert.equal(run.status, status, `${args.join(" ")}: ${run.stderr}`);
+      assert.match(run.stderr, stderr, args.join(" "));
+    }
+    assert.equal(
+      bpfmap(["-j", "map", "show", "id", "99999999"]).stdout,
+      "{\"error\":\"id 99999999: no such map\"}\n",
+    );
+    if (detectRuntime() === "deno") {
+      const run = spawnSync(process.execPath, ["run", "--deny-ffi", CLI, "map", "list"], {
+        encoding: "utf8",
+      });
+      assert.equal(run.status, 1);
+      assert.equal(
+        run.stderr,
+        "Error: bpfmap needs FFI to reach the kernel: run Deno with --allow-ffi "
+          + "(deno run --allow-ffi cli/main.ts ...), as root or with CAP_BPF\n",
+      );
+    }
+  });
+
+  liveTest("--record then --replay reproduces a dump with no BPF", () => {
+    const dir = mkdtempSync(join(tmpdir(), "bpfmap-cli-"));
+    try {
+      const transcript = join(dir, "dump.json");
+      const live = bpfmap(["-j", "--record", transcript, "map", "dump", "pinned", `${BPFFS}/hash`]);
+      assert.equal(live.status, 0, live.stderr);
+      const replayed = bpfmap([
+        "-j",
+        "--replay",
+        transcript,
+        "map",
+        "dump",
+        "pinned",
+        `${BPFFS}/hash`,
+      ], false);
+      assert.equal(replayed.stderr, "");
+      assert.equal(replayed.stdout, live.stdout);
+      const diverged = bpfmap([
+        "-j",
+        "--replay",
+        transcript,
+        "map",
+        "dump",
+        "pinned",
+        `${BPFFS}/other`,
+      ], false);
+      assert.equal(diverged.status, 1);
+      assert.match(diverged.stdout, /diverged from the transcript/);
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+
+  // Recorded CLI runs: the transcript and bpftool's output, replayed in every pass.
+  const RECORDED: [string, string][] = [
+    ["dump hash json", "-j map dump pinned BPFFS/hash"],
+    ["dump percpu pretty", "-p map dump pinned BPFFS/percpu"],
+    ["dump wide plain", "map dump pinned BPFFS/wide"],
+    ["dump devmap json", "-j map dump pinned BPFFS/devmap"],
+    ["lookup hash plain", "map lookup pinned BPFFS/hash key 3 0 0 0"],
+    ["getnext hash json", "-j map getnext pinned BPFFS/hash key 2 0 0 0"],
+  ];
+  for (const [name, line] of RECORDED) {
+    const args = line.replaceAll("BPFFS", BPFFS).split(" ");
+    const transcript = join(FIXTURES, "cli.test.ts", `${fixtureName(name)}.json`);
+    const expectedPath = transcript.replace(/\.json$/, ".out");
+    test(`recorded run: bpfmap ${line.replace("BPFFS", "…")}`, () => {
+      if (replayRun || (mode === undefined && existsSync(transcript))) {
+        const replayed = bpfmap(["--replay", transcript, ...args], false);
+        assert.equal(replayed.stderr, "");
+        assert.equal(replayed.stdout, readFileSync(expectedPath, "utf8"));
+        return;
+      }
+      if (liveUnavailable !== undefined || !hasBpftool) {
+        if (mustRunLive) assert.fail(`cannot record: ${liveUnavailable ?? "no bpftool"}`);
+        return;
+      }
+      const expected = bpftool(args).stdout;
+      const target = mode === "verify"
+        ? join(mkdtempSync(join(tmpdir(), "bpfmap-cli-")), "run.json")
+        : transcript;
+      mkdirSync(join(FIXTURES, "cli.test.ts"), { recursive: true });
+      const live = bpfmap(["--record", target, ...args]);
+      assert.equal(live.stdout, expected, "bpfmap and bpftool differ");
+      if (mode === "verify") {
+        assert.equal(
+          readFileSync(target, "utf8"),
+          readFileSync(transcript, "utf8"),
+          "the transcript changed",
+        );
+        assert.equal(readFileSync(expectedPath, "utf8"), expected, "bpftool's output changed");
+      } else {
+        writeFileSync(expectedPath, expected);
+      }
+    });
+  }
+});
