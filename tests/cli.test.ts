@@ -42,7 +42,6 @@ function bpfmap(args: string[], ffi = true): Run {
   const env: Record<string, string | undefined> = { ...process.env };
   // The test run's mode override is for this process's systems, not for the command's.
   delete env[TRANSCRIPT_ENV];
-  delete env.BPFMAP_FIXTURE_LOG;
   if (!ffi) env.BPFMAP_FORBID_LIVE = "1";
   const run = spawnSync(process.execPath, command, { encoding: "utf8", env, maxBuffer: 1 << 28 });
   return { stdout: run.stdout, stderr: run.stderr, status: run.status };

@@ -306,21 +306,24 @@ liveTest(
     const path = join(dir, "dump.json");
     const entries = 100_000;
     try {
-      await using system = await openSystem({
-        transcript: path,
-        mode: "record",
-        modeFromEnvironment: false,
-      });
-      using map = system.createMap({
-        type: "hash",
-        keySize: 4,
-        valueSize: 8,
-        maxEntries: entries,
-        flags: BPF_F_ZERO_SEED,
-      });
-      const keys = new Uint32Array(entries).map((_, i) => i);
-      map.updateBatch(new Uint8Array(keys.buffer), new Uint8Array(entries * 8).fill(1));
-      assert.equal([...map.entries({ batchSize: 4096 })].length, entries);
+      {
+        // The block ends the system: it writes the transcript then.
+        await using system = await openSystem({
+          transcript: path,
+          mode: "record",
+          modeFromEnvironment: false,
+        });
+        using map = system.createMap({
+          type: "hash",
+          keySize: 4,
+          valueSize: 8,
+          maxEntries: entries,
+          flags: BPF_F_ZERO_SEED,
+        });
+        const keys = new Uint32Array(entries).map((_, i) => i);
+        map.updateBatch(new Uint8Array(keys.buffer), new Uint8Array(entries * 8).fill(1));
+        assert.equal([...map.entries({ batchSize: 4096 })].length, entries);
+      }
       const transcript = parseTranscript(readFileSync(path, "utf8"), path);
       let moved = 0;
       for (const entry of transcript.entries) {
