@@ -1,7 +1,9 @@
 // bpfmap's benchmark: a 1,000,000-entry hash map (u32 key, u64 value), five
 // phases, best of 3 runs each, against the same phases in C with libbpf run
 // as a child process of this one. Prints seconds, the TS/C ratio and the
-// target per phase, and the peak RSS of both processes.
+// target per phase, and the peak RSS of both processes; then the replay of a
+// recorded dump against the live one; then the bpfmap command's JSON dump
+// against bpftool's (bench/cli_dump.ts).
 //
 //   deno task bench      bun run bench      (root or CAP_BPF; Linux)
 
@@ -15,6 +17,7 @@ import { fileURLToPath } from "node:url";
 import { detectRuntime } from "../ffi/live.ts";
 import { liveKernel } from "../kernel.ts";
 import { BpfMap, type BpfSystem, openSystem } from "../mod.ts";
+import { benchCliDump } from "./cli_dump.ts";
 
 const ENTRIES = Number(process.env.BPFMAP_BENCH_ENTRIES ?? 1_000_000);
 const BATCH = 4096;
@@ -254,3 +257,5 @@ console.log(
     + `whole replay with parsing and the fill ${replay.whole.toFixed(3)} s; `
     + `transcript ${(replay.bytes / 2 ** 20).toFixed(1)} MiB`,
 );
+
+benchCliDump(ENTRIES);

@@ -1,8 +1,13 @@
 // The README's first command: create a hash map, fill it with one
-// updateBatch, dump it with lookupBatch, and print what the kernel returned.
+// updateBatch, dump it with lookupBatch; then, while it is open, show it to
+// the bpfmap command: `bpfmap map list` and a dump of it.
 //
-//   deno run --allow-ffi cli/demo.ts      bun cli/demo.ts
+//   deno run --allow-ffi --allow-run --allow-env cli/demo.ts      bun cli/demo.ts
 
+import { spawnSync } from "node:child_process";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { detectRuntime } from "../ffi/live.ts";
 import { BpfMap, possibleCpus } from "../mod.ts";
 
 const ENTRIES = 100_000;
@@ -49,5 +54,18 @@ console.log(
     (performance.now() - started).toFixed(1)
   } ms; sum of values ${sum}`,
 );
-const first = map.nextKey()!;
-console.log(`first key in kernel order: ${new DataView(first.buffer).getUint32(0, true)}`);
+
+/** Runs the bpfmap command with this runtime, as `bpfmap ARGS` would. */
+function bpfmap(args: string[]): string {
+  const cli = fileURLToPath(new URL("./main.ts", import.meta.url));
+  const argv = detectRuntime() === "deno" ? ["run", "--allow-ffi", cli, ...args] : [cli, ...args];
+  const run = spawnSync(process.execPath, argv, { encoding: "utf8", maxBuffer: 1 << 28 });
+  if (run.status !== 0) throw new Error(`bpfmap ${args.join(" ")}: ${run.stderr}`);
+  return run.stdout;
+}
+
+console.log("\n$ bpfmap map list");
+process.stdout.write(bpfmap(["map", "list"]));
+console.log(`\n$ bpfmap map dump id ${map.id}    (first 3 lines and the last)`);
+const dump = bpfmap(["map", "dump", "id", String(map.id)]).trimEnd().split("\n");
+console.log([...dump.slice(0, 3), "...", dump.at(-1)].join("\n"));
