@@ -13,8 +13,6 @@ import { perCpuSlotSize } from "../percpu.ts";
 import type { JsonWriter } from "./json_writer.ts";
 import type { Output } from "./output.ts";
 
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
-
 /** What a map's element printers need to know. */
 export interface MapShape {
   type: number;
@@ -26,20 +24,6 @@ export interface MapShape {
 /** The shape of an open map. */
 export function shapeOf(map: BpfMap, cpus: number): MapShape {
   return { type: map.type, keySize: map.keySize, valueSize: map.valueSize, cpus };
-}
-
-/**
- * Bytes as bpftool's `fprint_hex` prints them: `0a 00 ...`, two spaces after
- * every 8th byte, a new line after every 16th.
- */
-export function plainHex(bytes: Uint8Array, start: number, end: number): string {
-  let text = "";
-  for (let i = start; i < end; i++) {
-    const n = i - start;
-    if (n > 0) text += n % 16 === 0 ? "\n" : n % 8 === 0 ? "  " : " ";
-    text += HEX[bytes[i]];
-  }
-  return text;
 }
 
 /** One element as bpftool's `print_entry_plain` prints it. */
@@ -143,10 +127,9 @@ export function errorEntry(
     : errnoDescription(errno);
   const breakNames = shape.keySize > 16 || message.length > 16;
   const singleLine = shape.keySize + message.length <= 24 && !breakNames;
-  out.write(
-    (breakNames ? "key:\n" : "key: ") + plainHex(key, 0, shape.keySize) + (singleLine ? "  " : "\n")
-      + (breakNames ? "value:\n" : "value: ") + message + "\n",
-  );
+  out.write(breakNames ? "key:\n" : "key: ");
+  out.plainHex(key, 0, shape.keySize);
+  out.write((singleLine ? "  " : "\n") + (breakNames ? "value:\n" : "value: ") + message + "\n");
 }
 
 /** The header line bpftool prints for a map in `show` and multi-map `dump`. */

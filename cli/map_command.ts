@@ -30,7 +30,6 @@ import {
   type MapShape,
   plainEntry,
   plainHeader,
-  plainHex,
   shapeOf,
   showMap,
 } from "./format.ts";
@@ -278,7 +277,11 @@ function lookup(ctx: CliContext, args: Args): void {
   const value = map.keySize > 0 ? map.lookup(key) : map.peek();
   if (value === undefined) {
     if (ctx.json) ctx.json.raw("null");
-    else ctx.out.write(`key:\n${plainHex(key, 0, key.byteLength)}\n\nNot found\n`);
+    else {
+      ctx.out.write("key:\n");
+      ctx.out.plainHex(key, 0, key.byteLength);
+      ctx.out.write("\n\nNot found\n");
+    }
     throw new CommandError("");
   }
   printElement(ctx, map, key, value);
@@ -372,10 +375,16 @@ function getNext(ctx: CliContext, args: Args): void {
     json.hexArray(next, 0, next.byteLength);
     json.endObject();
   } else {
-    out.write(
-      (key ? `key:\n${plainHex(key, 0, key.byteLength)}\n` : "key: None\n")
-        + `next key:\n${plainHex(next, 0, next.byteLength)}\n`,
-    );
+    if (key) {
+      out.write("key:\n");
+      out.plainHex(key, 0, key.byteLength);
+      out.write("\n");
+    } else {
+      out.write("key: None\n");
+    }
+    out.write("next key:\n");
+    out.plainHex(next, 0, next.byteLength);
+    out.write("\n");
   }
 }
 

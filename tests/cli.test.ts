@@ -52,6 +52,11 @@ function bpftool(args: string[]): Run {
   return { stdout: run.stdout, stderr: run.stderr, status: run.status };
 }
 
+/** A command line's words: `cmd(\`map dump pinned ${path}\`)`. */
+function cmd(line: string): string[] {
+  return line.split(" ");
+}
+
 /** A test that needs bpftool beside the kernel. */
 function bpftoolTest(name: string, fn: () => void): void {
   if (!hasBpftool && !replayRun && liveUnavailable === undefined) {
@@ -148,23 +153,9 @@ describe("bpfmap map", () => {
     rmSync(BPFFS, { recursive: true, force: true });
   });
 
-  const READS = [
-    "map show pinned BPFFS/hash",
-    "map show pinned BPFFS/frozen",
-    "map dump pinned BPFFS/hash",
-    "map dump pinned BPFFS/percpu",
-    "map dump pinned BPFFS/wide",
-    "map dump pinned BPFFS/frozen",
-    "map dump pinned BPFFS/devmap",
-    "map dump name cli_hash",
-    "map lookup pinned BPFFS/hash key 2 0 0 0",
-    "map lookup pinned BPFFS/hash key hex 28 00 00 00",
-    "map lookup pinned BPFFS/percpu key 1 0 0 0",
-    "map lookup pinned BPFFS/wide key 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20",
-    "map getnext pinned BPFFS/hash",
-    "map getnext pinned BPFFS/hash key 0x28 0 0 0",
-    "map list",
-  ];
+  const READS = cmd(
+    `map show pinned BPFFS/hash map show pinned BPFFS/frozen map dump pinned BPFFS/hash map dump pinned BPFFS/percpu map dump pinned BPFFS/wide map dump pinned BPFFS/frozen map dump pinned BPFFS/devmap map dump name cli_hash map lookup pinned BPFFS/hash key 2 0 0 0 map lookup pinned BPFFS/hash key hex 28 00 00 00 map lookup pinned BPFFS/percpu key 1 0 0 0 map lookup pinned BPFFS/wide key 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 map getnext pinned BPFFS/hash map getnext pinned BPFFS/hash key 0x28 0 0 0 map list`,
+  );
   for (const read of READS) {
     for (const format of [[], ["-j"], ["-p"]]) {
       const args = [...format, ...read.replaceAll("BPFFS", BPFFS).split(" ")];
@@ -182,28 +173,7 @@ describe("bpfmap map", () => {
   bpftoolTest("update, delete, create, pin and freeze act as bpftool's, as bpftool sees it", () => {
     const hash = `${BPFFS}/hash`;
     assert.deepEqual(
-      bpfmap([
-        "map",
-        "update",
-        "pinned",
-        hash,
-        "key",
-        "9",
-        "0",
-        "0",
-        "0",
-        "value",
-        "hex",
-        "01",
-        "02",
-        "0",
-        "0",
-        "0",
-        "0",
-        "0",
-        "0",
-        "noexist",
-      ]),
+      bpfmap(cmd(`map update pinned ${hash} key 9 0 0 0 value hex 01 02 0 0 0 0 0 0 noexist`)),
       {
         stdout: "",
         stderr: "",
@@ -214,27 +184,9 @@ describe("bpfmap map", () => {
       bpftool(["-j", "map", "lookup", "pinned", hash, "key", "9", "0", "0", "0"]).stdout,
       "{\"key\":[\"0x09\",\"0x00\",\"0x00\",\"0x00\"],\"value\":[\"0x01\",\"0x02\",\"0x00\",\"0x00\",\"0x00\",\"0x00\",\"0x00\",\"0x00\"]}\n",
     );
-    const exists = bpfmap([
-      "map",
-      "update",
-      "pinned",
-      hash,
-      "key",
-      "9",
-      "0",
-      "0",
-      "0",
-      "value",
-      "0",
-      "0",
-      "0",
-      "0",
-      "0",
-      "0",
-      "0",
-      "0",
-      "noexist",
-    ]);
+    const exists = bpfmap(
+      cmd(`map update pinned ${hash} key 9 0 0 0 value 0 0 0 0 0 0 0 0 noexist`),
+    );
     assert.equal(exists.status, 1);
     assert.match(exists.stderr, /^Error: BPF_MAP_UPDATE_ELEM failed: EEXIST \(File exists\)/);
     assert.equal(
@@ -244,24 +196,11 @@ describe("bpfmap map", () => {
     assert.equal(bpftool(["map", "lookup", "pinned", hash, "key", "9", "0", "0", "0"]).status, 254);
     const created = `${BPFFS}/created`;
     assert.equal(
-      bpfmap([
-        "-j",
-        "map",
-        "create",
-        created,
-        "type",
-        "lru_hash",
-        "key",
-        "8",
-        "value",
-        "16",
-        "entries",
-        "32",
-        "name",
-        "made_here",
-        "flags",
-        "0",
-      ]).stdout,
+      bpfmap(
+        cmd(
+          `-j map create ${created} type lru_hash key 8 value 16 entries 32 name made_here flags 0`,
+        ),
+      ).stdout,
       "null\n",
     );
     const shown = JSON.parse(bpftool(["-j", "map", "show", "pinned", created]).stdout);
@@ -285,22 +224,7 @@ describe("bpfmap map", () => {
     );
     const percpu = `${BPFFS}/percpu`;
     assert.equal(
-      bpfmap([
-        "map",
-        "update",
-        "pinned",
-        percpu,
-        "key",
-        "2",
-        "0",
-        "0",
-        "0",
-        "value",
-        "3",
-        "0",
-        "0",
-        "0",
-      ]).status,
+      bpfmap(cmd(`map update pinned ${percpu} key 2 0 0 0 value 3 0 0 0`)).status,
       0,
     );
     assert.equal(
