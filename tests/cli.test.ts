@@ -153,9 +153,23 @@ describe("bpfmap map", () => {
     rmSync(BPFFS, { recursive: true, force: true });
   });
 
-  const READS = cmd(
-    `map show pinned BPFFS/hash map show pinned BPFFS/frozen map dump pinned BPFFS/hash map dump pinned BPFFS/percpu map dump pinned BPFFS/wide map dump pinned BPFFS/frozen map dump pinned BPFFS/devmap map dump name cli_hash map lookup pinned BPFFS/hash key 2 0 0 0 map lookup pinned BPFFS/hash key hex 28 00 00 00 map lookup pinned BPFFS/percpu key 1 0 0 0 map lookup pinned BPFFS/wide key 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 map getnext pinned BPFFS/hash map getnext pinned BPFFS/hash key 0x28 0 0 0 map list`,
-  );
+  const READS = [
+    "map show pinned BPFFS/hash",
+    "map show pinned BPFFS/frozen",
+    "map dump pinned BPFFS/hash",
+    "map dump pinned BPFFS/percpu",
+    "map dump pinned BPFFS/wide",
+    "map dump pinned BPFFS/frozen",
+    "map dump pinned BPFFS/devmap",
+    "map dump name cli_hash",
+    "map lookup pinned BPFFS/hash key 2 0 0 0",
+    "map lookup pinned BPFFS/hash key hex 28 00 00 00",
+    "map lookup pinned BPFFS/percpu key 1 0 0 0",
+    "map lookup pinned BPFFS/wide key 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20",
+    "map getnext pinned BPFFS/hash",
+    "map getnext pinned BPFFS/hash key 0x28 0 0 0",
+    "map list",
+  ];
   for (const read of READS) {
     for (const format of [[], ["-j"], ["-p"]]) {
       const args = [...format, ...read.replaceAll("BPFFS", BPFFS).split(" ")];
