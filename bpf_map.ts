@@ -184,16 +184,24 @@ export class BpfMap implements Disposable {
     this.valueStride = isPerCpu(info.type)
       ? perCpuSlotSize(info.valueSize) * kernel.possibleCpus()
       : info.valueSize;
-    this.#key = info.keySize > 0 ? offHeapBytes(info.keySize) : null;
+    // One off-heap arena for every scratch buffer: one allocation per map, one page for the kernel.
+    const cursorSize = Math.max(batchCursorSize(info.type, info.keySize), 1);
+    const carve = arenaOf([
+      info.keySize,
+      info.keySize,
+      Math.max(this.valueStride, 1),
+      cursorSize,
+      cursorSize,
+    ]);
+    this.#key = info.keySize > 0 ? carve[0] : null;
     this.#keyAddress = this.#key === null ? 0 : kernel.addressOf(this.#key);
-    this.#nextKey = info.keySize > 0 ? offHeapBytes(info.keySize) : null;
+    this.#nextKey = info.keySize > 0 ? carve[1] : null;
     this.#nextKeyAddress = this.#nextKey === null ? 0 : kernel.addressOf(this.#nextKey);
-    this.#value = offHeapBytes(Math.max(this.valueStride, 1));
+    this.#value = carve[2];
     this.#valueView = this.#value.subarray(0, this.valueStride);
     this.#valueAddress = kernel.addressOf(this.#value);
-    const cursorSize = Math.max(batchCursorSize(info.type, info.keySize), 1);
-    this.#cursorIn = offHeapBytes(cursorSize);
-    this.#cursorOut = offHeapBytes(cursorSize);
+    this.#cursorIn = carve[3];
+    this.#cursorOut = carve[4];
     if (kernel.closesLeakedFds) unclosed.register(this, { kernel, fd }, this);
   }
 
@@ -755,6 +763,18 @@ export class BpfMap implements Disposable {
       throw new TypeError(`${operation}: ${this.#describe()} has no keys, so no batch operations`);
     }
   }
+}
+
+/** Views of `sizes` bytes each, 8-byte aligned, carved from one off-heap buffer. */
+function arenaOf(sizes: number[]): Uint8Array[] {
+  const offsets: number[] = [];
+  let total = 0;
+  for (const size of sizes) {
+    offsets.push(total);
+    total += Math.ceil(size / 8) * 8;
+  }
+  const arena = offHeapBytes(total);
+  return sizes.map((size, i) => arena.subarray(offsets[i], offsets[i] + size));
 }
 
 /**

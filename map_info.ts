@@ -43,13 +43,20 @@ export const MAP_INFO_SIZE = 104;
 
 const decoder = new TextDecoder();
 
+/** One info buffer per kernel: calls are synchronous and the info is decoded at once. */
+const infoBuffers = new WeakMap<Kernel, Uint8Array>();
+
 /**
  * Asks the kernel about the map behind `fd`.
  *
  * @returns the info, or `-errno` if the kernel refused.
  */
 export function readMapInfo(kernel: Kernel, fd: number): MapInfo | number {
-  const info = offHeapBytes(MAP_INFO_SIZE);
+  let info = infoBuffers.get(kernel);
+  if (info === undefined) {
+    info = offHeapBytes(MAP_INFO_SIZE);
+    infoBuffers.set(kernel, info);
+  }
   const { fields } = BPF_OBJ_GET_INFO_BY_FD;
   const attr = kernel.attr(BPF_OBJ_GET_INFO_BY_FD);
   attr.setU32(fields.bpf_fd, fd);
