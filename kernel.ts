@@ -9,9 +9,13 @@
 import { BpfError } from "./errors.ts";
 import { Attr } from "./ffi/attr.ts";
 import { addressOf, type SyscallBackend } from "./ffi/backend.ts";
-import type { Command } from "./ffi/commands.ts";
+import type { Command, Field } from "./ffi/commands.ts";
+import { EINTR } from "./ffi/errno.ts";
 import { openLiveBackend } from "./ffi/live.ts";
 import { countCpuList } from "./percpu.ts";
+
+/** How many times an interrupted call is asked again before EINTR is reported. */
+export const MAX_EINTR_RETRIES = 16;
 
 /** Where the kernel lists the CPUs a per-CPU value has a slot for. */
 export const POSSIBLE_CPUS_PATH = "/sys/devices/system/cpu/possible";
@@ -68,8 +72,24 @@ export class Kernel {
    * `-errno`; the pointed-to buffers are released once the call is over.
    */
   call(attr: Attr): number {
-    const result = this.backend.bpf(attr);
+    let result = this.backend.bpf(attr);
+    if (result === -EINTR) result = this.#retryInterrupted(attr, result);
     attr.release();
+    return result;
+  }
+
+  /**
+   * A signal interrupted the call: ask again, as cilium/ebpf's `BPF()`
+   * wrapper does, but only while the kernel provably did nothing (a batch
+   * call whose count was written back has done part of its work).
+   */
+  #retryInterrupted(attr: Attr, result: number): number {
+    const count = (attr.command.fields as Record<string, Field | undefined>).count;
+    const requested = count === undefined ? 0 : attr.getU32(count);
+    for (let tries = 1; result === -EINTR && tries <= MAX_EINTR_RETRIES; tries++) {
+      if (count !== undefined && attr.getU32(count) !== requested) break;
+      result = this.backend.bpf(attr);
+    }
     return result;
   }
 

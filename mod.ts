@@ -50,6 +50,7 @@ export { DEFAULT_BATCH_SIZE } from "./map_walk.ts";
 export type { WalkOptions } from "./map_walk.ts";
 export { joinPerCpu, perCpuSlotSize, splitPerCpu } from "./percpu.ts";
 export { ReplayDivergenceError } from "./replay/player.ts";
+export type { ReplayFault } from "./replay/player.ts";
 export { TranscriptError } from "./replay/transcript.ts";
 export { BpfSystem, openSystem, TRANSCRIPT_ENV, TranscriptMismatchError } from "./system.ts";
 export type { SystemOptions, TranscriptMode } from "./system.ts";

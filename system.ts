@@ -18,7 +18,7 @@ import { currentPlatform, openLiveBackend, readEnv } from "./ffi/live.ts";
 import { Kernel, POSSIBLE_CPUS_PATH } from "./kernel.ts";
 import { listMapIds } from "./map_ids.ts";
 import { countCpuList } from "./percpu.ts";
-import { ReplayBackend } from "./replay/player.ts";
+import { ReplayBackend, type ReplayFault } from "./replay/player.ts";
 import { RecordingBackend } from "./replay/recorder.ts";
 import { parseTranscript, serializeTranscript, type TranscriptHost } from "./replay/transcript.ts";
 import { VerifyingBackend } from "./replay/verifier.ts";
@@ -37,6 +37,8 @@ export interface SystemOptions {
    * line that says `--record` or `--replay` means it, whatever the environment.
    */
   modeFromEnvironment?: boolean;
+  /** Replay only: calls to fail with an errno, deterministically (fault injection). */
+  faults?: readonly ReplayFault[];
 }
 
 /** Overrides the mode of every system of a run that has a transcript: `live`, `record`, `replay` or `verify`. */
@@ -183,13 +185,16 @@ export class BpfSystem implements AsyncDisposable {
 export async function openSystem(opts: SystemOptions = {}): Promise<BpfSystem> {
   const transcript = opts.transcript === undefined ? undefined : resolve(opts.transcript);
   const mode = chooseMode(opts, transcript);
+  if (opts.faults !== undefined && opts.faults.length > 0 && mode !== "replay") {
+    throw new TypeError(`opts.faults: faults are injected by the player; mode ${mode} has none`);
+  }
   if (mode === "live") return new BpfSystem("live", openLiveBackend());
   const path = transcript!;
   const log = readEnv(FIXTURE_LOG_ENV);
   if (log) appendFileSync(log, path + "\n");
   if (mode === "replay") {
     const parsed = parseTranscript(await readTranscriptFile(path), path);
-    return new BpfSystem("replay", new ReplayBackend(parsed, path), path, parsed.host);
+    return new BpfSystem("replay", new ReplayBackend(parsed, path, opts.faults), path, parsed.host);
   }
   const live = openLiveBackend();
   const host = liveHost(live);

@@ -192,6 +192,8 @@ export function errnoDescription(errno: number): string {
   return DESCRIPTIONS.get(errno) ?? `Unknown error ${errno}`;
 }
 
+/** `EINTR`: a signal interrupted the call. */
+export const EINTR = 4;
 /** `ENOENT`: no such element, or the end of a walk. */
 export const ENOENT = 2;
 /** `EINVAL`: bad attr, or a command this kernel does not know. */
