@@ -6,8 +6,13 @@
 // every element removed before the fault.
 
 import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { test } from "node:test";
+import { mkdirSync, rmSync } from "node:fs";
+import { after, before, test } from "node:test";
+import type { SyscallBackend } from "../ffi/backend.ts";
+import { Kernel, liveKernel } from "../kernel.ts";
+import { listMapIds } from "../map_ids.ts";
 import {
   BatchError,
   BPF_F_ZERO_SEED,
@@ -18,6 +23,7 @@ import {
 } from "../mod.ts";
 import { isCall, parseTranscript } from "../replay/transcript.ts";
 import { readU32, readU32s, u32, u64 } from "./helpers/bytes.ts";
+import { liveTest, liveUnavailable, replayRun } from "./helpers/live.ts";
 import { fixturePath, transcriptTests } from "./helpers/transcript.ts";
 
 const transcriptTest = transcriptTests(import.meta.url);
@@ -82,6 +88,17 @@ const SCENARIOS: Record<string, Scenario> = {
     map.updateBatch(keysOf(32), valuesOf(32));
     for (const [key] of map.entries({ batchSize: 16 })) seen.push(readU32(key));
   },
+  "pinning": (system, seen) => {
+    rmSync(`${BPFFS}/pinned`, { force: true });
+    {
+      using map = system.createMap({ type: "array", keySize: 4, valueSize: 4, maxEntries: 2 });
+      map.update(u32(1), u32(5));
+      map.pin(`${BPFFS}/pinned`);
+    }
+    using again = system.openPinned(`${BPFFS}/pinned`, { readOnly: true });
+    seen.push(readU32(again.lookup(u32(1))));
+    rmSync(`${BPFFS}/pinned`, { force: true });
+  },
   "map objects": (system, seen) => {
     using map = system.createMap({
       type: "array",
@@ -97,6 +114,22 @@ const SCENARIOS: Record<string, Scenario> = {
     seen.push(again.fdInfo().frozen);
   },
 };
+
+const BPFFS = "/tmp/bpfmap-faults-bpffs";
+let mountedHere = false;
+before(() => {
+  if (replayRun || liveUnavailable !== undefined) return;
+  mkdirSync(BPFFS, { recursive: true });
+  if (spawnSync("mountpoint", ["-q", BPFFS]).status !== 0) {
+    execFileSync("mount", ["-t", "bpf", "bpf", BPFFS]);
+    mountedHere = true;
+  }
+});
+after(() => {
+  if (!mountedHere) return;
+  execFileSync("umount", [BPFFS]);
+  rmSync(BPFFS, { recursive: true, force: true });
+});
 
 for (const [name, scenario] of Object.entries(SCENARIOS)) {
   transcriptTest(name, (system) => scenario(system, []));
@@ -164,4 +197,34 @@ test("every operation, a fault at every call: EINTR retried, other errnos report
       Object.keys(SCENARIOS).length
     } scenarios`,
   );
+});
+
+/** The live backend, failing the `call`-th bpf() call with `errno` (for system-wide state no fixture can hold). */
+function faultingKernel(call: number, errno: number): Kernel {
+  const live = liveKernel().backend;
+  let calls = 0;
+  const backend: SyscallBackend = {
+    runtime: live.runtime,
+    bpf: (attr) => (calls++ === call ? -errno : live.bpf(attr)),
+    close: (fd) => live.close(fd),
+    baseAddress: (buffer) => live.baseAddress(buffer),
+    readTextFile: (path) => live.readTextFile(path),
+    fdInfo: (fd) => live.fdInfo(fd),
+  };
+  return new Kernel(backend, { closesLeakedFds: false });
+}
+
+liveTest("listMapIds under a fault at every call: EINTR retried, other errnos reported", () => {
+  const ids = listMapIds();
+  for (let call = 0; call <= ids.length; call++) {
+    assert.deepEqual(listMapIds(faultingKernel(call, 4)), listMapIds(), `EINTR at call ${call}`);
+    for (
+      const [code, errno] of [["EAGAIN", 11], ["ENOMEM", 12], ["EFAULT", 14], ["EPERM", 1]] as const
+    ) {
+      assert.throws(() => listMapIds(faultingKernel(call, errno)), (error) => {
+        return error instanceof BpfError && error.code === code
+          && error.op === "BPF_MAP_GET_NEXT_ID";
+      }, `${code} at call ${call}`);
+    }
+  }
 });
