@@ -5,6 +5,7 @@
  * @module
  */
 
+import { perCpu, TypedMap, type TypedSpec } from "./codec/typed_map.ts";
 import { BatchError, BpfError } from "./errors.ts";
 import { cString, offHeapBytes } from "./ffi/backend.ts";
 import {
@@ -544,6 +545,28 @@ export class BpfMap implements Disposable {
    */
   fdInfo(): Record<string, string> {
     return this.#kernel.backend.fdInfo(this.#openFd("fdInfo"));
+  }
+
+  /**
+   * This map seen through codecs (see `codec/`): `get`, `set`, `entries()`,
+   * `setMany`, `drain()`, zero-copy `batches()`.
+   *
+   * @throws {TypeError} if a codec's size is not the map's; per-CPU maps take
+   * {@linkcode BpfMap.typedPerCpu}.
+   */
+  typed<K, V>(spec: TypedSpec<K, V>): TypedMap<K, V> {
+    this.#openFd("typed");
+    return new TypedMap(this, spec);
+  }
+
+  /** A per-CPU map seen through codecs: each value is an array of one value per possible CPU. */
+  typedPerCpu<K, V>(spec: TypedSpec<K, V>): TypedMap<K, V[]> {
+    this.#openFd("typedPerCpu");
+    if (!isPerCpu(this.type)) {
+      throw new TypeError(`typedPerCpu: ${this.#describe()} is not per-CPU`);
+    }
+    const cpus = this.valueStride / perCpuSlotSize(this.valueSize);
+    return new TypedMap(this, { key: spec.key, value: perCpu(spec.value, cpus) });
   }
 
   /** Pins the map in bpffs at `path` (`BPF_OBJ_PIN`). */

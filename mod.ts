@@ -27,6 +27,9 @@ export type {
   MapSpec,
   OpenPinnedOptions,
 } from "./bpf_map.ts";
+export * from "./codec/codec.ts";
+export { maxPerCpu, perCpu, specOf, sumPerCpu, TypedBatch, TypedMap } from "./codec/typed_map.ts";
+export type { TypedMapSpec, TypedSpec } from "./codec/typed_map.ts";
 export { BatchError, BpfError } from "./errors.ts";
 export {
   BPF_ANY,

@@ -1,0 +1,365 @@
+/**
+ * Codecs: how a JavaScript value is laid out in a key or value, with C's
+ * sizes and natural alignment, so that a `struct` here has the same size and
+ * offsets gcc gives the same C struct on x86_64 and aarch64.
+ *
+ * @module
+ */
+
+/** The typed arrays a fixed-width number codec can view a buffer as, without copying. */
+export type NumberArray =
+  | Uint8Array
+  | Int8Array
+  | Uint16Array
+  | Int16Array
+  | Uint32Array
+  | Int32Array
+  | BigUint64Array
+  | BigInt64Array
+  | Float32Array
+  | Float64Array;
+
+/** How to read and write one `T` at an offset of a buffer. */
+export interface Codec<T> {
+  /** A name for messages, e.g. `"u32"`, `"struct { a: u32; b: u8 }"`. */
+  readonly name: string;
+  /** Bytes, as C's `sizeof`. */
+  readonly size: number;
+  /** Alignment, as C's `_Alignof`. */
+  readonly align: number;
+  read(view: DataView, offset: number): T;
+  write(view: DataView, offset: number, value: T): void;
+  /** For little-endian numbers: the typed array that views a run of them in place. */
+  readonly array?: {
+    new(buffer: ArrayBufferLike, byteOffset: number, length: number): NumberArray;
+  };
+}
+
+function number<T>(
+  name: string,
+  size: number,
+  read: (view: DataView, offset: number) => T,
+  write: (view: DataView, offset: number, value: T) => void,
+  array?: Codec<T>["array"],
+): Codec<T> {
+  return Object.freeze({ name, size, align: size, read, write, array });
+}
+
+/** Unsigned 8-bit. */
+export const u8: Codec<number> = number(
+  "u8",
+  1,
+  (v, o) => v.getUint8(o),
+  (v, o, x) => v.setUint8(o, x),
+  Uint8Array,
+);
+/** Unsigned 16-bit, little-endian. */
+export const u16: Codec<number> = number(
+  "u16",
+  2,
+  (v, o) => v.getUint16(o, true),
+  (v, o, x) => v.setUint16(o, x, true),
+  Uint16Array,
+);
+/** Unsigned 32-bit, little-endian. */
+export const u32: Codec<number> = number(
+  "u32",
+  4,
+  (v, o) => v.getUint32(o, true),
+  (v, o, x) => v.setUint32(o, x, true),
+  Uint32Array,
+);
+/** Unsigned 64-bit, little-endian, as a bigint. */
+export const u64: Codec<bigint> = number(
+  "u64",
+  8,
+  (v, o) => v.getBigUint64(o, true),
+  (v, o, x) => v.setBigUint64(o, x, true),
+  BigUint64Array,
+);
+/** Signed 8-bit. */
+export const i8: Codec<number> = number(
+  "i8",
+  1,
+  (v, o) => v.getInt8(o),
+  (v, o, x) => v.setInt8(o, x),
+  Int8Array,
+);
+/** Signed 16-bit, little-endian. */
+export const i16: Codec<number> = number(
+  "i16",
+  2,
+  (v, o) => v.getInt16(o, true),
+  (v, o, x) => v.setInt16(o, x, true),
+  Int16Array,
+);
+/** Signed 32-bit, little-endian. */
+export const i32: Codec<number> = number(
+  "i32",
+  4,
+  (v, o) => v.getInt32(o, true),
+  (v, o, x) => v.setInt32(o, x, true),
+  Int32Array,
+);
+/** Signed 64-bit, little-endian, as a bigint. */
+export const i64: Codec<bigint> = number(
+  "i64",
+  8,
+  (v, o) => v.getBigInt64(o, true),
+  (v, o, x) => v.setBigInt64(o, x, true),
+  BigInt64Array,
+);
+/** IEEE 754 single. */
+export const f32: Codec<number> = number(
+  "f32",
+  4,
+  (v, o) => v.getFloat32(o, true),
+  (v, o, x) => v.setFloat32(o, x, true),
+  Float32Array,
+);
+/** IEEE 754 double. */
+export const f64: Codec<number> = number(
+  "f64",
+  8,
+  (v, o) => v.getFloat64(o, true),
+  (v, o, x) => v.setFloat64(o, x, true),
+  Float64Array,
+);
+/** C `bool`: one byte, 0 or 1. */
+export const bool: Codec<boolean> = number(
+  "bool",
+  1,
+  (v, o) => v.getUint8(o) !== 0,
+  (v, o, x) => v.setUint8(o, x ? 1 : 0),
+);
+/** Unsigned 16-bit in network order (big-endian), as ports are. */
+export const u16be: Codec<number> = number(
+  "u16be",
+  2,
+  (v, o) => v.getUint16(o),
+  (v, o, x) => v.setUint16(o, x),
+);
+/** Unsigned 32-bit in network order (big-endian). */
+export const u32be: Codec<number> = number(
+  "u32be",
+  4,
+  (v, o) => v.getUint32(o),
+  (v, o, x) => v.setUint32(o, x),
+);
+/** Unsigned 64-bit in network order (big-endian). */
+export const u64be: Codec<bigint> = number(
+  "u64be",
+  8,
+  (v, o) => v.getBigUint64(o),
+  (v, o, x) => v.setBigUint64(o, x),
+);
+
+/**
+ * `size` raw bytes (C `unsigned char[size]`), copied out on read.
+ *
+ * @example
+ * ```ts
+ * import { bytes } from "./codec.ts";
+ * console.log(bytes(6).size); // 6: a MAC address
+ * ```
+ */
+export function bytes(size: number): Codec<Uint8Array> {
+  return Object.freeze({
+    name: `u8[${size}]`,
+    size,
+    align: 1,
+    read: (view: DataView, offset: number) =>
+      new Uint8Array(view.buffer, view.byteOffset + offset, size).slice(),
+    write: (view: DataView, offset: number, value: Uint8Array) => {
+      if (value.byteLength !== size) {
+        throw new RangeError(`u8[${size}]: got ${value.byteLength} bytes`);
+      }
+      new Uint8Array(view.buffer, view.byteOffset + offset, size).set(value);
+    },
+  });
+}
+
+/**
+ * `length` values of one codec back to back (C `T[length]`).
+ *
+ * @example
+ * ```ts
+ * import { array, u16 } from "./codec.ts";
+ * console.log(array(u16, 3).size); // 6
+ * ```
+ */
+export function array<T>(of: Codec<T>, length: number): Codec<T[]> {
+  return Object.freeze({
+    name: `${of.name}[${length}]`,
+    size: of.size * length,
+    align: of.align,
+    read: (view: DataView, offset: number) =>
+      Array.from({ length }, (_, i) => of.read(view, offset + i * of.size)),
+    write: (view: DataView, offset: number, value: T[]) => {
+      if (value.length !== length) {
+        throw new RangeError(`${of.name}[${length}]: got ${value.length} values`);
+      }
+      value.forEach((item, i) => of.write(view, offset + i * of.size, item));
+    },
+  });
+}
+
+/** The JavaScript value a struct's fields make. */
+export type StructValue<F extends Record<string, Codec<unknown>>> = {
+  [K in keyof F]: F[K] extends Codec<infer T> ? T : never;
+};
+
+/** A struct codec, with the offset of every field. */
+export interface StructCodec<F extends Record<string, Codec<unknown>>>
+  extends Codec<StructValue<F>>
+{
+  /** Each field's offset, as C's `offsetof`. */
+  readonly offsets: { readonly [K in keyof F]: number };
+}
+
+/**
+ * A C struct: fields in order, each at the next offset its alignment allows,
+ * the whole padded to its largest alignment (or packed, with `packed: true`,
+ * as `__attribute__((packed))`).
+ *
+ * @example
+ * ```ts
+ * import { struct, u8, u32, u64 } from "./codec.ts";
+ * const flow = struct({ proto: u8, port: u32, bytes: u64 });
+ * console.log(flow.size, flow.offsets); // 16 { proto: 0, port: 4, bytes: 8 }
+ * ```
+ */
+export function struct<F extends Record<string, Codec<unknown>>>(
+  fields: F,
+  opts: { packed?: boolean } = {},
+): StructCodec<F> {
+  const offsets = {} as { [K in keyof F]: number };
+  let size = 0;
+  let align = 1;
+  for (const name of Object.keys(fields) as (keyof F)[]) {
+    const field = fields[name];
+    const fieldAlign = opts.packed ? 1 : field.align;
+    size = Math.ceil(size / fieldAlign) * fieldAlign;
+    offsets[name] = size;
+    size += field.size;
+    align = Math.max(align, fieldAlign);
+  }
+  size = Math.ceil(size / align) * align;
+  const names = Object.keys(fields) as (keyof F)[];
+  return Object.freeze({
+    name: `struct { ${names.map((n) => `${String(n)}: ${fields[n].name}`).join("; ")} }`,
+    size,
+    align,
+    offsets: Object.freeze(offsets),
+    read: (view: DataView, offset: number) => {
+      const value = {} as StructValue<F>;
+      for (const name of names) {
+        value[name] = fields[name].read(view, offset + offsets[name]) as StructValue<
+          F
+        >[typeof name];
+      }
+      return value;
+    },
+    write: (view: DataView, offset: number, value: StructValue<F>) => {
+      new Uint8Array(view.buffer, view.byteOffset + offset, size).fill(0); // padding is zero
+      for (const name of names) fields[name].write(view, offset + offsets[name], value[name]);
+    },
+  });
+}
+
+/**
+ * An IPv4 address (4 bytes, network order) as `"10.0.0.1"`.
+ *
+ * @example
+ * ```ts
+ * import { decode, encode, ipv4 } from "./codec.ts";
+ * console.log(encode(ipv4, "10.1.2.3"), decode(ipv4, encode(ipv4, "10.1.2.3")));
+ * ```
+ */
+export const ipv4: Codec<string> = Object.freeze({
+  name: "ipv4",
+  size: 4,
+  align: 1,
+  read: (view: DataView, offset: number) =>
+    [0, 1, 2, 3].map((i) => view.getUint8(offset + i)).join("."),
+  write: (view: DataView, offset: number, value: string) => {
+    const parts = value.split(".");
+    if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) {
+      throw new TypeError(`ipv4: ${JSON.stringify(value)} is not an IPv4 address`);
+    }
+    parts.forEach((p, i) => view.setUint8(offset + i, Number(p)));
+  },
+});
+
+/** An IPv6 address (16 bytes, network order) as text; written in RFC 5952's short form. */
+export const ipv6: Codec<string> = Object.freeze({
+  name: "ipv6",
+  size: 16,
+  align: 1,
+  read: (view: DataView, offset: number) => {
+    const groups = Array.from({ length: 8 }, (_, i) => view.getUint16(offset + 2 * i));
+    let best = { at: -1, length: 1 };
+    for (let i = 0; i < 8;) {
+      let j = i;
+      while (j < 8 && groups[j] === 0) j++;
+      if (j - i > best.length) best = { at: i, length: j - i };
+      i = j === i ? i + 1 : j;
+    }
+    const text = groups.map((g) => g.toString(16));
+    if (best.at < 0) return text.join(":");
+    return `${text.slice(0, best.at).join(":")}::${text.slice(best.at + best.length).join(":")}`;
+  },
+  write: (view: DataView, offset: number, value: string) => {
+    const halves = value.split("::");
+    const parse = (part: string) => (part === "" ? [] : part.split(":"));
+    const head = parse(halves[0]);
+    const tail = halves.length === 2 ? parse(halves[1]) : [];
+    const zeros = 8 - head.length - tail.length;
+    const groups = [...head, ...(halves.length === 2 ? Array(zeros).fill("0") : []), ...tail];
+    if (
+      halves.length > 2 || groups.length !== 8 || (halves.length === 2 && zeros < 1)
+      || groups.some((g) => !/^[0-9a-f]{1,4}$/i.test(g))
+    ) {
+      throw new TypeError(`ipv6: ${JSON.stringify(value)} is not an IPv6 address`);
+    }
+    groups.forEach((g, i) => view.setUint16(offset + 2 * i, parseInt(g, 16)));
+  },
+});
+
+/**
+ * An LPM trie key: `struct { __u32 prefixlen; data }` with the data right
+ * after the prefix length, as `struct bpf_lpm_trie_key_u8`.
+ *
+ * @example
+ * ```ts
+ * import { encode, ipv4, lpmKey } from "./codec.ts";
+ * console.log(encode(lpmKey(ipv4), { prefixlen: 24, data: "10.1.2.0" })); // 8 bytes
+ * ```
+ */
+export function lpmKey<T>(data: Codec<T>): Codec<{ prefixlen: number; data: T }> {
+  return Object.freeze({
+    name: `lpm_key<${data.name}>`,
+    size: 4 + data.size,
+    align: 4,
+    read: (view: DataView, offset: number) => ({
+      prefixlen: view.getUint32(offset, true),
+      data: data.read(view, offset + 4),
+    }),
+    write: (view: DataView, offset: number, value: { prefixlen: number; data: T }) => {
+      view.setUint32(offset, value.prefixlen, true);
+      data.write(view, offset + 4, value.data);
+    },
+  });
+}
+
+/** One value as a new byte buffer. */
+export function encode<T>(codec: Codec<T>, value: T): Uint8Array {
+  const out = new Uint8Array(codec.size);
+  codec.write(new DataView(out.buffer), 0, value);
+  return out;
+}
+
+/** One value read from `bytes` (at `offset`). */
+export function decode<T>(codec: Codec<T>, bytes: Uint8Array, offset = 0): T {
+  return codec.read(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), offset);
+}

@@ -1,0 +1,364 @@
+/**
+ * Typed access to a map through codecs: `get`, `set`, `entries()` and the
+ * batch forms speak JavaScript values; `batches()` hands out zero-copy views
+ * of the very buffers the kernel filled.
+ *
+ * @module
+ */
+
+import type { BpfMap, MapSpec } from "../bpf_map.ts";
+import { BatchError, BpfError } from "../errors.ts";
+import { isPerCpu } from "../map_types.ts";
+import { perCpuSlotSize } from "../percpu.ts";
+import { type Codec, type NumberArray } from "./codec.ts";
+
+/** The codecs of a typed map's keys and values. */
+export interface TypedSpec<K, V> {
+  key: Codec<K>;
+  value: Codec<V>;
+}
+
+/**
+ * A per-CPU value as an array of one value per possible CPU, each in a slot
+ * of `roundUp(size, 8)` bytes, as the kernel lays them out.
+ */
+export function perCpu<V>(value: Codec<V>, cpus: number): Codec<V[]> {
+  const slot = perCpuSlotSize(value.size);
+  return Object.freeze({
+    element: value,
+    name: `percpu<${value.name}>[${cpus}]`,
+    size: slot * cpus,
+    align: 8,
+    read: (view: DataView, offset: number) =>
+      Array.from({ length: cpus }, (_, cpu) => value.read(view, offset + cpu * slot)),
+    write: (view: DataView, offset: number, values: V[]) => {
+      if (values.length !== cpus) {
+        throw new RangeError(`${cpus} per-CPU values expected, got ${values.length}`);
+      }
+      new Uint8Array(view.buffer, view.byteOffset + offset, slot * cpus).fill(0);
+      values.forEach((v, cpu) => value.write(view, offset + cpu * slot, v));
+    },
+  });
+}
+
+const viewOf = (bytes: Uint8Array) =>
+  new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+
+/** One lookup batch of a typed map: zero-copy, valid until the next batch replaces it. */
+export class TypedBatch<K, V> {
+  /** Elements in this batch. */
+  readonly count: number;
+  /** The keys as the kernel wrote them: `count * keySize` bytes. */
+  readonly keyBytes: Uint8Array;
+  /** The values as the kernel wrote them: `count * valueStride` bytes. */
+  readonly valueBytes: Uint8Array;
+  readonly #spec: TypedSpec<K, V>;
+
+  constructor(count: number, keyBytes: Uint8Array, valueBytes: Uint8Array, spec: TypedSpec<K, V>) {
+    this.count = count;
+    this.keyBytes = keyBytes;
+    this.valueBytes = valueBytes;
+    this.#spec = spec;
+  }
+
+  /** The `i`-th key, decoded. */
+  key(i: number): K {
+    return this.#spec.key.read(viewOf(this.keyBytes), i * this.#spec.key.size);
+  }
+
+  /** The `i`-th value, decoded. */
+  value(i: number): V {
+    return this.#spec.value.read(viewOf(this.valueBytes), i * this.#spec.value.size);
+  }
+
+  /** The keys as a typed array over the kernel's buffer (fixed-width little-endian key codecs). */
+  keyArray(): NumberArray {
+    return arrayView(this.#spec.key, this.keyBytes, "key");
+  }
+
+  /**
+   * The values as a typed array over the kernel's buffer. For per-CPU maps,
+   * the slots of every CPU, element after element (see `sumPerCpu`).
+   */
+  valueArray(): NumberArray {
+    return arrayView(this.#spec.value, this.valueBytes, "value");
+  }
+}
+
+function arrayView(codec: Codec<unknown>, bytes: Uint8Array, what: string): NumberArray {
+  const base = (codec as { element?: Codec<unknown> }).element ?? codec;
+  const Array = base.array;
+  if (Array === undefined) {
+    throw new TypeError(`${what} codec ${codec.name} has no typed-array view`);
+  }
+  const width = (Array as unknown as { BYTES_PER_ELEMENT: number }).BYTES_PER_ELEMENT;
+  return new Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / width);
+}
+
+/**
+ * A map seen through codecs.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BpfMap } from "../mod.ts";
+ * import { u32, u64 } from "./codec.ts";
+ *
+ * using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 8, maxEntries: 64 });
+ * const counts = map.typed({ key: u32, value: u64 });
+ * counts.set(80, 1n);
+ * counts.setMany([[443, 2n], [22, 3n]]);
+ * assert.equal(counts.get(443), 2n);
+ * assert.deepEqual(new Map(counts.entries()), new Map([[80, 1n], [443, 2n], [22, 3n]]));
+ * ```
+ */
+export class TypedMap<K, V> {
+  /** The raw map. */
+  readonly map: BpfMap;
+  readonly key: Codec<K>;
+  /** The value codec as the kernel sees it (per CPU: all CPUs' slots). */
+  readonly value: Codec<V>;
+
+  constructor(map: BpfMap, spec: TypedSpec<K, V>) {
+    if (spec.key.size !== map.keySize) {
+      throw new TypeError(
+        `key codec ${spec.key.name} is ${spec.key.size} bytes; the map's keys are ${map.keySize}`,
+      );
+    }
+    if (spec.value.size !== map.valueStride) {
+      throw new TypeError(
+        `value codec ${spec.value.name} is ${spec.value.size} bytes; the map's values are ${map.valueStride}`
+          + (isPerCpu(map.type) ? " (per-CPU: use typedPerCpu)" : ""),
+      );
+    }
+    this.map = map;
+    this.key = spec.key;
+    this.value = spec.value;
+  }
+
+  #encodeKey(key: K): Uint8Array {
+    const bytes = new Uint8Array(this.key.size);
+    this.key.write(viewOf(bytes), 0, key);
+    return bytes;
+  }
+
+  #decodeValue(bytes: Uint8Array | undefined): V | undefined {
+    return bytes === undefined ? undefined : this.value.read(viewOf(bytes), 0);
+  }
+
+  /** The value under `key`, or `undefined`. */
+  get(key: K): V | undefined {
+    return this.#decodeValue(this.map.lookup(this.#encodeKey(key)));
+  }
+
+  /** Whether `key` is present. */
+  has(key: K): boolean {
+    return this.map.lookup(this.#encodeKey(key)) !== undefined;
+  }
+
+  /** Stores `value` under `key` (`flags`: BPF_ANY, BPF_NOEXIST, BPF_EXIST). */
+  set(key: K, value: V, flags = 0): this {
+    const bytes = new Uint8Array(this.value.size);
+    this.value.write(viewOf(bytes), 0, value);
+    this.map.update(this.#encodeKey(key), bytes, flags);
+    return this;
+  }
+
+  /** Deletes `key`; `false` if it was not there. */
+  delete(key: K): boolean {
+    return this.map.delete(this.#encodeKey(key));
+  }
+
+  /** Every `[key, value]`, by lookup batches. */
+  *entries(opts: { batchSize?: number } = {}): IterableIterator<[K, V]> {
+    for (const batch of this.batches({ size: opts.batchSize })) {
+      for (let i = 0; i < batch.count; i++) yield [batch.key(i), batch.value(i)];
+    }
+  }
+
+  /** Every key. */
+  *keys(opts: { batchSize?: number } = {}): IterableIterator<K> {
+    for (const [key] of this.entries(opts)) yield key;
+  }
+
+  /** Every value. */
+  *values(opts: { batchSize?: number } = {}): IterableIterator<V> {
+    for (const [, value] of this.entries(opts)) yield value;
+  }
+
+  /** The values of `keys` (the kernel has no batch lookup by key: one call each). */
+  getMany(keys: Iterable<K>): (V | undefined)[] {
+    return [...keys].map((key) => this.get(key));
+  }
+
+  /** Stores every `[key, value]` in one `BPF_MAP_UPDATE_BATCH` where the type has it; returns the count. */
+  setMany(entries: Iterable<[K, V]>): number {
+    const list = [...entries];
+    if (list.length === 0) return 0;
+    const keys = new Uint8Array(list.length * this.key.size);
+    const values = new Uint8Array(list.length * this.value.size);
+    const keyView = viewOf(keys);
+    const valueView = viewOf(values);
+    list.forEach(([key, value], i) => {
+      this.key.write(keyView, i * this.key.size, key);
+      this.value.write(valueView, i * this.value.size, value);
+    });
+    try {
+      return this.map.updateBatch(keys, values);
+    } catch (error) {
+      if (!unsupported(error)) throw error;
+      list.forEach(([key, value]) => this.set(key, value));
+      return list.length;
+    }
+  }
+
+  /** Deletes every present key of `keys` (by `BPF_MAP_DELETE_BATCH` where the type has it); returns how many were. */
+  deleteMany(keys: Iterable<K>): number {
+    let list = [...keys];
+    let deleted = 0;
+    while (list.length > 0) {
+      const bytes = new Uint8Array(list.length * this.key.size);
+      list.forEach((key, i) => this.key.write(viewOf(bytes), i * this.key.size, key));
+      try {
+        return deleted + this.map.deleteBatch(bytes);
+      } catch (error) {
+        if (error instanceof BatchError && error.code === "ENOENT") {
+          // Keys before the missing one are gone; skip it and go on.
+          deleted += error.processed;
+          list = list.slice(error.processed + 1);
+          continue;
+        }
+        if (!unsupported(error)) throw error;
+        return deleted + list.filter((key) => this.delete(key)).length;
+      }
+    }
+    return deleted;
+  }
+
+  /** Removes and returns every element, by lookup-and-delete batches (hash maps). */
+  drain(opts: { batchSize?: number } = {}): [K, V][] {
+    const drained: [K, V][] = [];
+    let count = opts.batchSize ?? 4096;
+    let cursor: Uint8Array | null = null;
+    for (;;) {
+      let batch;
+      try {
+        batch = this.map.lookupAndDeleteBatch({ cursor, count });
+      } catch (error) {
+        if (error instanceof BpfError && error.code === "ENOSPC") {
+          count *= 2;
+          continue;
+        }
+        throw error;
+      }
+      const view = new TypedBatch(batch.count, batch.keys, batch.values, this);
+      for (let i = 0; i < view.count; i++) drained.push([view.key(i), view.value(i)]);
+      if (batch.cursor === null) return drained;
+      cursor = batch.cursor;
+    }
+  }
+
+  /**
+   * The map's elements in lookup batches of `size`, as zero-copy views: the
+   * same two buffers are filled again for every batch, so a batch is valid
+   * until the next one is asked for. Copy what must outlive it.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { BpfMap } from "../mod.ts";
+   * import { u32, u64 } from "./codec.ts";
+   *
+   * using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 8, maxEntries: 1000 });
+   * const typed = map.typed({ key: u32, value: u64 });
+   * typed.setMany(Array.from({ length: 1000 }, (_, i): [number, bigint] => [i, BigInt(i)]));
+   * let sum = 0n;
+   * for (const batch of typed.batches({ size: 256 })) {
+   *   for (const value of batch.valueArray() as BigUint64Array) sum += value;
+   * }
+   * assert.equal(sum, 499500n);
+   * ```
+   */
+  *batches(opts: { size?: number } = {}): Generator<TypedBatch<K, V>, void, undefined> {
+    let size = opts.size ?? 4096;
+    let keys = new Uint8Array(size * this.key.size);
+    let values = new Uint8Array(size * this.value.size);
+    let cursor: Uint8Array | null = null;
+    for (;;) {
+      let batch;
+      try {
+        batch = this.map.lookupBatch({ cursor, count: size, keys, values });
+      } catch (error) {
+        if (error instanceof BpfError && error.code === "ENOSPC") {
+          size *= 2;
+          keys = new Uint8Array(size * this.key.size);
+          values = new Uint8Array(size * this.value.size);
+          continue;
+        }
+        throw error;
+      }
+      if (batch.count > 0) yield new TypedBatch(batch.count, batch.keys, batch.values, this);
+      if (batch.cursor === null) return;
+      cursor = batch.cursor;
+    }
+  }
+}
+
+/** Whether the kernel or map type has no such batch command (EINVAL before 5.6, ENOTSUPP for the type). */
+function unsupported(error: unknown): boolean {
+  return error instanceof BpfError && (error.code === "ENOTSUPP" || error.code === "EINVAL")
+    && (!(error instanceof BatchError) || error.processed === 0);
+}
+
+/** A map spec whose key and value sizes come from codecs. */
+export interface TypedMapSpec<K, V> extends Omit<MapSpec, "keySize" | "valueSize"> {
+  key: Codec<K>;
+  value: Codec<V>;
+}
+
+/** The plain spec of a typed spec: sizes from the codecs. */
+export function specOf<K, V>(spec: TypedMapSpec<K, V>): MapSpec {
+  const { key, value, ...rest } = spec;
+  return { ...rest, keySize: key.size, valueSize: value.size };
+}
+
+/**
+ * Sums one element's per-CPU counters in a per-CPU batch view, allocating
+ * nothing: `values` is `TypedBatch.valueArray()`, `valueSize` the map's
+ * value size per CPU.
+ *
+ * @example
+ * ```ts
+ * import { sumPerCpu } from "./typed_map.ts";
+ * const values = new BigUint64Array([1n, 2n, 10n, 20n]); // 2 elements x 2 CPUs, u64 each
+ * console.log(sumPerCpu(values, 1, 2, 8)); // 30n
+ * ```
+ */
+export function sumPerCpu<T extends NumberArray>(
+  values: T,
+  element: number,
+  cpus: number,
+  valueSize: number,
+): T extends BigUint64Array | BigInt64Array ? bigint : number {
+  const slot = perCpuSlotSize(valueSize) / values.BYTES_PER_ELEMENT;
+  const first = element * slot * cpus;
+  let sum = (typeof values[0] === "bigint" ? 0n : 0) as never as number;
+  for (let cpu = 0; cpu < cpus; cpu++) sum += values[first + cpu * slot] as number;
+  return sum as never;
+}
+
+/** The largest of one element's per-CPU values in a per-CPU batch view, allocating nothing. */
+export function maxPerCpu<T extends NumberArray>(
+  values: T,
+  element: number,
+  cpus: number,
+  valueSize: number,
+): T extends BigUint64Array | BigInt64Array ? bigint : number {
+  const slot = perCpuSlotSize(valueSize) / values.BYTES_PER_ELEMENT;
+  const first = element * slot * cpus;
+  let max = values[first] as number;
+  for (let cpu = 1; cpu < cpus; cpu++) {
+    if ((values[first + cpu * slot] as number) > max) max = values[first + cpu * slot] as number;
+  }
+  return max as never;
+}
