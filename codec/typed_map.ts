@@ -322,6 +322,12 @@ export function specOf<K, V>(spec: TypedMapSpec<K, V>): MapSpec {
   return { ...rest, keySize: key.size, valueSize: value.size };
 }
 
+/** Where an element's first CPU slot is in a per-CPU batch view, and how far apart the slots are, in array elements. */
+function perCpuSlots(values: NumberArray, element: number, cpus: number, valueSize: number) {
+  const slot = perCpuSlotSize(valueSize) / values.BYTES_PER_ELEMENT;
+  return { first: element * slot * cpus, slot };
+}
+
 /**
  * Sums one element's per-CPU counters in a per-CPU batch view, allocating
  * nothing: `values` is `TypedBatch.valueArray()`, `valueSize` the map's
@@ -340,8 +346,7 @@ export function sumPerCpu<T extends NumberArray>(
   cpus: number,
   valueSize: number,
 ): T extends BigUint64Array | BigInt64Array ? bigint : number {
-  const slot = perCpuSlotSize(valueSize) / values.BYTES_PER_ELEMENT;
-  const first = element * slot * cpus;
+  const { first, slot } = perCpuSlots(values, element, cpus, valueSize);
   let sum = (typeof values[0] === "bigint" ? 0n : 0) as never as number;
   for (let cpu = 0; cpu < cpus; cpu++) sum += values[first + cpu * slot] as number;
   return sum as never;
@@ -354,8 +359,7 @@ export function maxPerCpu<T extends NumberArray>(
   cpus: number,
   valueSize: number,
 ): T extends BigUint64Array | BigInt64Array ? bigint : number {
-  const slot = perCpuSlotSize(valueSize) / values.BYTES_PER_ELEMENT;
-  const first = element * slot * cpus;
+  const { first, slot } = perCpuSlots(values, element, cpus, valueSize);
   let max = values[first] as number;
   for (let cpu = 1; cpu < cpus; cpu++) {
     if ((values[first + cpu * slot] as number) > max) max = values[first + cpu * slot] as number;
