@@ -1,8 +1,10 @@
 // A Worker that inserts the keys first .. first+count-1 into map `id`, each
-// once, retrying a key that finds the map full; replies { inserted }. It
-// loads bpfmap afresh on its own thread, with its own libc errno location.
+// once, retrying a key that finds the map full; replies { inserted, full }.
+// It loads bpfmap afresh on its own thread, with its own libc errno location,
+// so every E2BIG it retries was read from this thread's errno.
 
-import { BpfError, BpfMap } from "../../mod.ts";
+import { BpfMap } from "../../mod.ts";
+import { insertKeys } from "./insert_keys.ts";
 
 interface WorkerScope {
   onmessage: ((event: { data: { id: number; first: number; count: number } }) => void) | null;
@@ -12,23 +14,5 @@ interface WorkerScope {
 const scope = globalThis as unknown as WorkerScope;
 scope.onmessage = ({ data }) => {
   using map = BpfMap.fromId(data.id);
-  const key = new Uint8Array(4);
-  const view = new DataView(key.buffer);
-  const value = new Uint8Array(map.valueStride).fill(0x22);
-  let inserted = 0;
-  let full = 0;
-  for (let i = 0; i < data.count; i++) {
-    view.setUint32(0, data.first + i, true);
-    for (;;) {
-      try {
-        map.update(key, value);
-        inserted++;
-        break;
-      } catch (error) {
-        if (!(error instanceof BpfError && error.code === "E2BIG")) throw error;
-        full++; // errno read on this thread: E2BIG, exactly
-      }
-    }
-  }
-  scope.postMessage({ inserted, full });
+  scope.postMessage(insertKeys(map, data.first, data.count, 0x22));
 };

@@ -4,25 +4,10 @@
 // fits. Prints "ready" once the map is open and, at the end, "inserted N".
 
 import process from "node:process";
-import { BpfError, BpfMap } from "../../mod.ts";
+import { BpfMap } from "../../mod.ts";
+import { insertKeys } from "./insert_keys.ts";
 
 const [id, first, count] = process.argv.slice(-3).map(Number);
 using map = BpfMap.fromId(id);
-const key = new Uint8Array(4);
-const view = new DataView(key.buffer);
-const value = new Uint8Array(map.valueStride).fill(0x11);
 console.log("ready");
-let inserted = 0;
-for (let i = 0; i < count; i++) {
-  view.setUint32(0, first + i, true);
-  for (;;) {
-    try {
-      map.update(key, value);
-      inserted++;
-      break;
-    } catch (error) {
-      if (!(error instanceof BpfError && error.code === "E2BIG")) throw error;
-    }
-  }
-}
-console.log(`inserted ${inserted}`);
+console.log(`inserted ${insertKeys(map, first, count, 0x11).inserted}`);

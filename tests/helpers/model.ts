@@ -32,6 +32,18 @@ const errno = (
   processed?: number,
 ) => (processed === undefined ? { errno: code } : { errno: code, processed });
 
+/**
+ * A batch update as the kernel applies it: element after element with
+ * BPF_ANY, stopping at the first error with the index it stopped at.
+ */
+function updateInOrder(model: Model, keys: Uint8Array[], values: Uint8Array[]): Answer {
+  for (let i = 0; i < keys.length; i++) {
+    const answer = model.update(keys[i], values[i], 0);
+    if (answer !== null) return errno((answer as { errno: string }).errno, i);
+  }
+  return keys.length;
+}
+
 /** hash, percpu_hash, lru_hash (the fuzzer keeps LRU maps far from full, so nothing is evicted). */
 export class HashModel implements Model {
   readonly ordered = false;
@@ -70,11 +82,7 @@ export class HashModel implements Model {
   }
 
   updateBatch(keys: Uint8Array[], values: Uint8Array[]): Answer {
-    for (let i = 0; i < keys.length; i++) {
-      const answer = this.update(keys[i], values[i], 0);
-      if (answer !== null) return errno((answer as { errno: string }).errno, i);
-    }
-    return keys.length;
+    return updateInOrder(this, keys, values);
   }
 
   deleteBatch(keys: Uint8Array[]): Answer {
@@ -130,11 +138,7 @@ export class ArrayModel implements Model {
   }
 
   updateBatch(keys: Uint8Array[], values: Uint8Array[]): Answer {
-    for (let i = 0; i < keys.length; i++) {
-      const answer = this.update(keys[i], values[i], 0);
-      if (answer !== null) return errno((answer as { errno: string }).errno, i);
-    }
-    return keys.length;
+    return updateInOrder(this, keys, values);
   }
 
   deleteBatch(): Answer {
@@ -217,11 +221,7 @@ export class LpmModel implements Model {
   }
 
   updateBatch(keys: Uint8Array[], values: Uint8Array[]): Answer {
-    for (let i = 0; i < keys.length; i++) {
-      const answer = this.update(keys[i], values[i], 0);
-      if (answer !== null) return errno((answer as { errno: string }).errno, i);
-    }
-    return keys.length;
+    return updateInOrder(this, keys, values);
   }
 
   deleteBatch(keys: Uint8Array[]): Answer {
