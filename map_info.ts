@@ -5,7 +5,7 @@
  */
 
 import { offHeapBytes } from "./ffi/backend.ts";
-import { BPF_OBJ_GET_INFO_BY_FD } from "./ffi/commands.ts";
+import { BPF_MAP_INFO, BPF_OBJ_GET_INFO_BY_FD } from "./ffi/commands.ts";
 import type { Kernel } from "./kernel.ts";
 import { mapTypeName } from "./map_types.ts";
 
@@ -39,7 +39,7 @@ export interface MapInfo {
 }
 
 /** The size of `struct bpf_map_info` this module reads. */
-export const MAP_INFO_SIZE = 104;
+export const MAP_INFO_SIZE = BPF_MAP_INFO.size;
 
 const decoder = new TextDecoder();
 
@@ -57,11 +57,14 @@ export function readMapInfo(kernel: Kernel, fd: number): MapInfo | number {
     info = offHeapBytes(MAP_INFO_SIZE);
     infoBuffers.set(kernel, info);
   }
+  // The kernel starts from the caller's struct (some fields are inputs) and
+  // leaves what does not apply as it was: a previous map's btf_id, say.
+  info.fill(0);
   const { fields } = BPF_OBJ_GET_INFO_BY_FD;
   const attr = kernel.attr(BPF_OBJ_GET_INFO_BY_FD);
   attr.setU32(fields.bpf_fd, fd);
   attr.setU32(fields.info_len, MAP_INFO_SIZE);
-  attr.setPointer(fields.info, info);
+  attr.setPointer(fields.info, info, undefined, "out", BPF_MAP_INFO);
   const result = kernel.call(attr);
   if (result < 0) return result;
   return decodeMapInfo(info);

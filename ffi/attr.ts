@@ -8,7 +8,14 @@
  */
 
 import { addressOf, offHeapBytes, type SyscallBackend } from "./backend.ts";
-import type { Command, Direction, Field } from "./commands.ts";
+import type { Command, Direction, Field, Layout } from "./commands.ts";
+
+/** A buffer whose address sits inside a struct another pointer field leads to. */
+export interface NestedPointer {
+  /** The pointer field of the struct's layout. */
+  readonly field: Field;
+  readonly bytes: Uint8Array;
+}
 
 const TWO_TO_32 = 0x1_0000_0000;
 
@@ -40,6 +47,10 @@ export class Attr<F extends string = string> {
   readonly pointees: (Uint8Array | null)[];
   /** Each pointer field's direction in the call being made (the layout's unless overridden). */
   readonly directions: Direction[];
+  /** The struct layout each pointer field leads to in this call, if it has one (info structs). */
+  readonly layouts: (Layout | null)[];
+  /** Buffers bound to pointers inside each pointer field's struct, by slot. */
+  readonly nested: NestedPointer[][];
   readonly #view: DataView;
   readonly #backend: SyscallBackend;
 
@@ -52,6 +63,8 @@ export class Attr<F extends string = string> {
     const pointers = command.fieldList.filter((field) => field.kind === "pointer");
     this.pointees = pointers.map(() => null);
     this.directions = pointers.map((field) => field.direction);
+    this.layouts = pointers.map(() => null);
+    this.nested = pointers.map(() => []);
   }
 
   /** Writes a u32 or fd field. */
@@ -91,10 +104,27 @@ export class Attr<F extends string = string> {
     bytes: Uint8Array | null,
     address: number = bytes === null ? 0 : addressOf(this.#backend, bytes),
     direction: Direction = field.direction,
+    layout: Layout | null = null,
   ): void {
     this.pointees[field.slot!] = bytes;
     this.directions[field.slot!] = direction;
+    this.layouts[field.slot!] = layout;
     this.setU64(field, address);
+  }
+
+  /**
+   * Points `nested`, a pointer field of the struct `field` leads to (see
+   * `setPointer`'s `layout`), at `bytes`, kept referenced until
+   * {@linkcode Attr.release} like the attr's own pointees.
+   */
+  setNestedPointer(field: Field, nested: Field, bytes: Uint8Array): void {
+    const struct = this.pointees[field.slot!];
+    if (struct === null || this.layouts[field.slot!] === null) {
+      throw new Error(`${field.name}: bind the struct with its layout first`);
+    }
+    new DataView(struct.buffer, struct.byteOffset, struct.byteLength)
+      .setBigUint64(nested.offset, BigInt(addressOf(this.#backend, bytes)), true);
+    this.nested[field.slot!].push({ field: nested, bytes });
   }
 
   /** Writes a NUL-padded char array field; `text` must fit with its NUL. */
@@ -118,6 +148,10 @@ export class Attr<F extends string = string> {
 
   /** Drops the references to pointed-to buffers once the call has returned. */
   release(): void {
-    for (let slot = 0; slot < this.pointees.length; slot++) this.pointees[slot] = null;
+    for (let slot = 0; slot < this.pointees.length; slot++) {
+      this.pointees[slot] = null;
+      this.layouts[slot] = null;
+      if (this.nested[slot].length > 0) this.nested[slot] = [];
+    }
   }
 }

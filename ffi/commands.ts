@@ -38,10 +38,20 @@ export interface Field {
    * pointee is written for the `count` the kernel writes back.
    */
   readonly counted?: boolean;
+  /**
+   * For pointers to text the kernel writes (a verifier log): the u32 field
+   * that says how many bytes it wrote, and that it writes them on failure too.
+   */
+  readonly extent?: string;
   /** For fds: whether 0 means "none" (inner_map_fd, btf_fd, path_fd). */
   readonly optional?: boolean;
   /** For pointers: the field's index among its command's pointer fields. */
   readonly slot?: number;
+  /**
+   * For u32 fields holding an object id: which kind (ids differ from run to
+   * run, so transcripts rename them).
+   */
+  readonly id?: "map" | "btf";
 }
 
 /** One `bpf()` command and its attr layout. */
@@ -67,6 +77,10 @@ const u32 = (offset: number, direction: Direction = "in"): FieldShape => ({
   size: 4,
   kind: "u32",
   direction,
+});
+const id = (offset: number, kind: "map" | "btf", direction: Direction = "in"): FieldShape => ({
+  ...u32(offset, direction),
+  id: kind,
 });
 const u64 = (offset: number): FieldShape => ({ offset, size: 8, kind: "u64", direction: "in" });
 const fd = (offset: number, optional = false): FieldShape => ({
@@ -96,12 +110,40 @@ const chars = (offset: number, size: number): FieldShape => ({
   direction: "in",
 });
 
+/**
+ * A struct that a pointer field leads to and that holds pointers or ids of
+ * its own (`struct bpf_map_info`, `struct bpf_btf_info`): the recorder
+ * follows its pointers, leaves their addresses out, and renames its ids.
+ */
+export interface Layout<F extends string = string> {
+  /** The C struct's name. */
+  readonly name: string;
+  /** `sizeof` the struct. */
+  readonly size: number;
+  readonly fields: { readonly [K in F]: Field };
+  readonly fieldList: readonly Field[];
+}
+
+function defineLayout<F extends string>(
+  name: string,
+  size: number,
+  shapes: { [K in F]: FieldShape },
+): Layout<F> {
+  const { fields, fieldList, size: end } = defineFields(shapes);
+  return Object.freeze({ name, size: Math.max(size, end), fields, fieldList });
+}
+
 function defineCommand<F extends string>(
   name: string,
   number: number,
   result: "fd" | "zero",
   shapes: { [K in F]: FieldShape },
 ): Command<F> {
+  const { fields, fieldList, size } = defineFields(shapes);
+  return Object.freeze({ name, number, size, result, fields, fieldList });
+}
+
+function defineFields<F extends string>(shapes: { [K in F]: FieldShape }) {
   const fields = {} as { [K in F]: Field };
   let size = 0;
   let slot = 0;
@@ -118,7 +160,7 @@ function defineCommand<F extends string>(
   const fieldList = Object.freeze(
     Object.values<Field>(fields).sort((a, b) => a.offset - b.offset),
   );
-  return Object.freeze({ name, number, size, result, fields: Object.freeze(fields), fieldList });
+  return { fields: Object.freeze(fields), fieldList, size };
 }
 
 /** `BPF_MAP_CREATE` (0): 80 bytes, up to `map_token_fd`. Returns the map's fd. */
@@ -186,23 +228,84 @@ export const BPF_OBJ_GET = objectPathCommand("BPF_OBJ_GET", 7, "fd");
 
 /** `BPF_MAP_GET_NEXT_ID` (12): 12 bytes; the kernel writes `next_id`. */
 export const BPF_MAP_GET_NEXT_ID = defineCommand("BPF_MAP_GET_NEXT_ID", 12, "zero", {
-  start_id: u32(0),
-  next_id: u32(4, "out"),
+  start_id: id(0, "map"),
+  next_id: id(4, "map", "out"),
   open_flags: u32(8),
 });
 
 /** `BPF_MAP_GET_FD_BY_ID` (14): 12 bytes. Returns a new fd for the map. */
 export const BPF_MAP_GET_FD_BY_ID = defineCommand("BPF_MAP_GET_FD_BY_ID", 14, "fd", {
-  map_id: u32(0),
+  map_id: id(0, "map"),
   next_id: u32(4),
   open_flags: u32(8),
 });
 
-/** `BPF_OBJ_GET_INFO_BY_FD` (15): 16 bytes; the kernel writes back `info_len`. */
+/**
+ * `BPF_OBJ_GET_INFO_BY_FD` (15): 16 bytes; the kernel writes back `info_len`
+ * and the info, a {@linkcode BPF_MAP_INFO} or {@linkcode BPF_BTF_INFO} (the
+ * call binds `info` with its layout).
+ */
 export const BPF_OBJ_GET_INFO_BY_FD = defineCommand("BPF_OBJ_GET_INFO_BY_FD", 15, "zero", {
   bpf_fd: fd(0),
   info_len: u32(4, "inout"),
-  info: pointer(8, "out", "map_info"),
+  info: pointer(8, "out", "info"),
+});
+
+/** `struct bpf_map_info`: 104 bytes; `hash` is a pointer bpfmap leaves NULL. */
+export const BPF_MAP_INFO = defineLayout("bpf_map_info", 104, {
+  type: u32(0),
+  id: id(4, "map"),
+  key_size: u32(8),
+  value_size: u32(12),
+  max_entries: u32(16),
+  map_flags: u32(20),
+  name: chars(24, 16),
+  ifindex: u32(40),
+  btf_vmlinux_value_type_id: u32(44),
+  netns_dev: u64(48),
+  netns_ino: u64(56),
+  btf_id: id(64, "btf"),
+  btf_key_type_id: u32(68),
+  btf_value_type_id: u32(72),
+  btf_vmlinux_id: id(76, "btf"),
+  map_extra: u64(80),
+  hash: pointer(88, "out", "hash"),
+  hash_size: u32(96),
+});
+
+/**
+ * `struct bpf_btf_info`: 32 bytes. The kernel reads `btf`/`btf_size` and
+ * `name`/`name_len` (where to copy the blob and the name, and how much
+ * room there is) and writes the sizes it needed back.
+ */
+export const BPF_BTF_INFO = defineLayout("bpf_btf_info", 32, {
+  btf: pointer(0, "out", "btf"),
+  btf_size: u32(8, "inout"),
+  id: id(12, "btf", "out"),
+  name: pointer(16, "out", "name"),
+  name_len: u32(24, "inout"),
+  kernel_btf: u32(28, "out"),
+});
+
+/**
+ * `BPF_BTF_LOAD` (18): 32 bytes, up to `btf_log_true_size`. Returns the BTF
+ * object's fd. The kernel writes its verifier log into `btf_log_buf` and the
+ * log size it needed into `btf_log_true_size`.
+ */
+export const BPF_BTF_LOAD = defineCommand("BPF_BTF_LOAD", 18, "fd", {
+  btf: pointer(0, "in", "btf"),
+  btf_log_buf: { ...pointer(8, "out", "log"), extent: "btf_log_true_size" },
+  btf_size: u32(16),
+  btf_log_size: u32(20),
+  btf_log_level: u32(24),
+  btf_log_true_size: u32(28, "out"),
+});
+
+/** `BPF_BTF_GET_FD_BY_ID` (19): 12 bytes. Returns a new fd for the BTF object. */
+export const BPF_BTF_GET_FD_BY_ID = defineCommand("BPF_BTF_GET_FD_BY_ID", 19, "fd", {
+  btf_id: id(0, "btf"),
+  next_id: u32(4),
+  open_flags: u32(8),
 });
 
 /** `BPF_MAP_FREEZE` (22): 4 bytes. */
@@ -262,6 +365,8 @@ export const COMMANDS: ReadonlyMap<number, Command> = new Map<number, Command>(
     BPF_MAP_GET_NEXT_ID,
     BPF_MAP_GET_FD_BY_ID,
     BPF_OBJ_GET_INFO_BY_FD,
+    BPF_BTF_LOAD,
+    BPF_BTF_GET_FD_BY_ID,
     BPF_MAP_LOOKUP_AND_DELETE_ELEM,
     BPF_MAP_FREEZE,
     BPF_MAP_LOOKUP_BATCH,

@@ -132,6 +132,17 @@ function diffField(
       const label = side === "in" ? name : `${name} (kernel wrote)`;
       lines.push(...diffBytes(label, want[side], got[side], elementSize));
     }
+    const nested = new Set([
+      ...Object.keys(want.pointers ?? {}),
+      ...Object.keys(got.pointers ?? {}),
+    ]);
+    for (const inner of nested) {
+      const w = want.pointers?.[inner];
+      const g = got.pointers?.[inner];
+      lines.push(
+        ...diffField(`${name}.${inner}`, undefined, w ?? null, g ?? null, expected, scope),
+      );
+    }
     return lines;
   }
   if (isInOut(want) || isInOut(got)) {

@@ -1,11 +1,14 @@
 /**
  * Stable names for what differs from run to run: file descriptors become
- * handles (1, 2, ... in the order the kernel hands them out) and map ids
- * become virtual ids (1, 2, ... in the order the kernel reports them), so
- * that recording the same test twice gives the same transcript.
+ * handles (1, 2, ... in the order the kernel hands them out) and map and BTF
+ * ids become virtual ids (1, 2, ... per kind, in the order the kernel reports
+ * them), so that recording the same test twice gives the same transcript.
  *
  * @module
  */
+
+/** The kinds of kernel object ids a transcript renames (each kind has its own id space). */
+export type IdKind = "map" | "btf";
 
 /** The kernel's map types whose values are fds going in and ids coming out. */
 const MAP_IN_MAP_TYPES = new Set([12, 13]);
@@ -17,9 +20,9 @@ export abstract class Identities {
   /** The handle of an fd the code passed, or `"foreign"` for one bpfmap never got from the kernel. */
   abstract handleOf(fd: number): number | "foreign";
   /** The id as the transcript writes it, for an id the code passed. */
-  abstract idIn(id: number): number;
+  abstract idIn(id: number, kind: IdKind): number;
   /** The id as the transcript writes it, for an id the kernel returned. */
-  abstract idOut(id: number): number;
+  abstract idOut(id: number, kind: IdKind): number;
 
   /** Remembers what type of map a handle is, as the calls reveal it. */
   learnMapType(handle: number, type: number): void {
@@ -38,7 +41,7 @@ export abstract class Identities {
  */
 export class LiveIdentities extends Identities {
   readonly #handles = new Map<number, number>();
-  readonly #ids = new Map<number, number>();
+  readonly #ids: Record<IdKind, Map<number, number>> = { map: new Map(), btf: new Map() };
   #nextHandle = 1;
 
   /** Gives an fd the kernel returned the next handle. */
@@ -59,17 +62,18 @@ export class LiveIdentities extends Identities {
     return this.#handles.get(fd) ?? "foreign";
   }
 
-  idIn(id: number): number {
+  idIn(id: number, kind: IdKind): number {
     // An id the kernel never reported (a literal in the code) stays as it is.
-    return this.#ids.get(id) ?? id;
+    return this.#ids[kind].get(id) ?? id;
   }
 
-  idOut(id: number): number {
+  idOut(id: number, kind: IdKind): number {
     if (id === 0) return 0;
-    let virtual = this.#ids.get(id);
+    const ids = this.#ids[kind];
+    let virtual = ids.get(id);
     if (virtual === undefined) {
-      virtual = this.#ids.size + 1;
-      this.#ids.set(id, virtual);
+      virtual = ids.size + 1;
+      ids.set(id, virtual);
     }
     return virtual;
   }

@@ -8,7 +8,12 @@
  */
 
 import type { Attr } from "../ffi/attr.ts";
-import { BPF_MAP_CREATE, BPF_OBJ_GET_INFO_BY_FD, type Field } from "../ffi/commands.ts";
+import {
+  BPF_MAP_CREATE,
+  BPF_OBJ_GET_INFO_BY_FD,
+  type Field,
+  type Layout,
+} from "../ffi/commands.ts";
 import { ENOENT, errnoName } from "../ffi/errno.ts";
 import type { Identities } from "./identities.ts";
 import {
@@ -21,12 +26,8 @@ import {
 } from "./transcript.ts";
 
 const TWO_TO_32 = 0x1_0000_0000;
-/** Fields that carry map ids. */
-const ID_FIELDS = new Set(["map_id", "start_id", "next_id"]);
 /** Fields whose regions hold map values (fds in, ids out, for map-in-map types). */
 const VALUE_FIELDS = new Set(["value", "values"]);
-/** Offset of `id` in `struct bpf_map_info`. */
-const INFO_ID_OFFSET = 4;
 
 /**
  * What the code asks of the kernel: every field as it goes in (scalars,
@@ -58,7 +59,7 @@ function inputField(
     }
     case "u32": {
       const value = attr.getU32(field);
-      const shown = ID_FIELDS.has(field.name) ? ids.idIn(value) : value;
+      const shown = field.id !== undefined ? ids.idIn(value, field.id) : value;
       return field.direction === "in" ? shown : { in: shown, out: 0 };
     }
     case "u64": {
@@ -74,6 +75,7 @@ function inputField(
       const bytes = attr.pointees[field.slot!];
       if (bytes === null) return null;
       const region: RegionRecord = { size: bytes.byteLength };
+      const layout = attr.layouts[field.slot!];
       if (attr.directions[field.slot!] !== "out") {
         let input = bytes;
         if (VALUE_FIELDS.has(field.name) && ids.holdsMaps(mapHandle)) {
@@ -82,7 +84,14 @@ function inputField(
             return handle === "foreign" ? 0xffff_ffff : handle;
           });
         }
+        if (layout !== null) input = renameStruct(input, layout, (id, kind) => ids.idIn(id, kind));
         region.in = encodeBytes(input);
+      }
+      for (const nested of attr.nested[field.slot!]) {
+        region.pointers ??= {};
+        region.pointers[nested.field.name] = nested.field.direction === "out"
+          ? { size: nested.bytes.byteLength }
+          : { size: nested.bytes.byteLength, in: encodeBytes(nested.bytes) };
       }
       return region;
     }
@@ -112,8 +121,8 @@ export function completeEntry(
   for (const field of command.fieldList) {
     if (field.kind === "u32" && field.direction !== "in") {
       const value = attr.getU32(field);
-      (entry.attr[field.name] as ScalarInOut).out = ID_FIELDS.has(field.name)
-        ? ids.idOut(value)
+      (entry.attr[field.name] as ScalarInOut).out = field.id !== undefined
+        ? ids.idOut(value, field.id)
         : value;
     }
   }
@@ -121,16 +130,18 @@ export function completeEntry(
     const recorded = entry.attr[field.name];
     if (field.kind !== "pointer" || recorded === null) continue;
     const direction = attr.directions[field.slot!];
-    if (direction === "in" || (result < 0 && !writesOnFailure(attr))) continue;
+    if (direction === "in" || (result < 0 && !writesOnFailure(attr, field))) continue;
     const bytes = attr.pointees[field.slot!]!;
     let written = bytes.subarray(0, writtenExtent(attr, field, entry, result));
     if (VALUE_FIELDS.has(field.name) && ids.holdsMaps(mapHandle)) {
-      written = mapU32s(written, (id) => ids.idOut(id));
+      written = mapU32s(written, (id) => ids.idOut(id, "map"));
     }
-    if (command === BPF_OBJ_GET_INFO_BY_FD && written.byteLength >= INFO_ID_OFFSET + 4) {
-      written = mapU32s(written, (id) => ids.idOut(id), INFO_ID_OFFSET, 1);
-    }
+    const layout = attr.layouts[field.slot!];
+    if (layout !== null) written = renameStruct(written, layout, (id, kind) => ids.idOut(id, kind));
     (recorded as RegionRecord).out = encodeBytes(written);
+    for (const nested of attr.nested[field.slot!]) {
+      (recorded as RegionRecord).pointers![nested.field.name].out = encodeBytes(nested.bytes);
+    }
   }
   learn(entry, ids);
   return entry;
@@ -152,9 +163,22 @@ export function applyOutputs(
     if (field.kind === "u32" && field.direction !== "in") {
       attr.setU32(field, (recorded as ScalarInOut).out);
     } else if (field.kind === "pointer" && recorded !== null && recorded !== undefined) {
-      const out = (recorded as RegionRecord).out;
+      const region = recorded as RegionRecord;
       const target = attr.pointees[field.slot!];
-      if (out !== undefined && target !== null) target.set(decodeBytes(out));
+      if (region.out === undefined || target === null) continue;
+      const layout = attr.layouts[field.slot!];
+      // The recording left addresses out of the struct: keep the caller's own.
+      const addresses = layout === null ? [] : pointerFields(layout, target.byteLength)
+        .map((nested) => target.slice(nested.offset, nested.offset + 8));
+      target.set(decodeBytes(region.out));
+      if (layout !== null) {
+        pointerFields(layout, target.byteLength)
+          .forEach((nested, i) => target.set(addresses[i], nested.offset));
+      }
+      for (const nested of attr.nested[field.slot!]) {
+        const out = region.pointers?.[nested.field.name]?.out;
+        if (out !== undefined) nested.bytes.set(decodeBytes(out));
+      }
     }
   }
   return entryResult(entry, errnoOf, fdFor);
@@ -191,6 +215,9 @@ export function learn(entry: CallEntry, ids: Identities): void {
  */
 function writtenExtent(attr: Attr, field: Field, entry: CallEntry, result: number): number {
   const bytes = attr.pointees[field.slot!]!;
+  if (field.extent !== undefined) {
+    return Math.min(bytes.byteLength, (entry.attr[field.extent] as ScalarInOut).out);
+  }
   if (field.counted !== true) return bytes.byteLength;
   const count = entry.attr.count as ScalarInOut;
   // A count the kernel left as it was, on a failure other than the end of a
@@ -200,22 +227,46 @@ function writtenExtent(attr: Attr, field: Field, entry: CallEntry, result: numbe
   return Math.min(count.out, count.in) * elementSize;
 }
 
-/** Batch calls write keys, values and the cursor even when they fail (ENOENT ends a walk). */
-function writesOnFailure(attr: Attr): boolean {
-  return "count" in attr.command.fields;
+/**
+ * Batch calls write keys, values and the cursor even when they fail (ENOENT
+ * ends a walk); a verifier log is written whatever the outcome.
+ */
+function writesOnFailure(attr: Attr, field: Field): boolean {
+  return "count" in attr.command.fields || field.extent !== undefined;
 }
 
-/** A copy of `bytes` with each u32 (from `first`, `count` of them, default all) mapped. */
-function mapU32s(
+/** The pointer fields of a struct layout that lie within `size` bytes. */
+function pointerFields(layout: Layout, size: number): Field[] {
+  return layout.fieldList.filter((f) => f.kind === "pointer" && f.offset + 8 <= size);
+}
+
+/**
+ * A copy of a struct's bytes as a transcript shows them: its ids renamed
+ * (map and BTF ids) and its pointers, addresses that differ from run to run,
+ * zeroed.
+ */
+function renameStruct(
   bytes: Uint8Array,
-  map: (value: number) => number,
-  first = 0,
-  count = Infinity,
+  layout: Layout,
+  rename: (id: number, kind: "map" | "btf") => number,
 ): Uint8Array {
   const copy = bytes.slice();
   const view = new DataView(copy.buffer);
-  const end = Math.min(copy.byteLength, first + count * 4);
-  for (let offset = first; offset + 4 <= end; offset += 4) {
+  for (const field of layout.fieldList) {
+    if (field.offset + field.size > copy.byteLength) continue;
+    if (field.kind === "pointer") copy.fill(0, field.offset, field.offset + 8);
+    else if (field.id !== undefined) {
+      view.setUint32(field.offset, rename(view.getUint32(field.offset, true), field.id), true);
+    }
+  }
+  return copy;
+}
+
+/** A copy of `bytes` with each u32 mapped. */
+function mapU32s(bytes: Uint8Array, map: (value: number) => number): Uint8Array {
+  const copy = bytes.slice();
+  const view = new DataView(copy.buffer);
+  for (let offset = 0; offset + 4 <= copy.byteLength; offset += 4) {
     view.setUint32(offset, map(view.getUint32(offset, true)) % TWO_TO_32, true);
   }
   return copy;

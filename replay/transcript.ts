@@ -33,6 +33,8 @@ export interface RegionRecord {
   size: number;
   in?: string;
   out?: string;
+  /** Regions that pointers inside this one lead to (`bpf_btf_info.btf`), by field name. */
+  pointers?: Record<string, RegionRecord>;
 }
 
 /** A scalar the kernel writes back (`count`, `next_id`, `info_len`). */

@@ -1,7 +1,9 @@
 // The command table against the kernel's own header: gcc computes offsetof and
 // sizeof for every field the installed <linux/bpf.h> has. Fields newer than
-// that header (value_type_btf_obj_fd, map_token_fd, path_fd) are checked
-// against kernel-map-commands.md's table instead.
+// that header (value_type_btf_obj_fd, map_token_fd, path_fd, btf_log_true_size,
+// bpf_map_info's btf_vmlinux_id and hash) are checked against
+// kernel-map-commands.md's table instead. bpf_map_info and bpf_btf_info, the
+// structs OBJ_GET_INFO_BY_FD fills, are checked the same way.
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -9,7 +11,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { COMMANDS } from "../ffi/commands.ts";
+import { BPF_BTF_INFO, BPF_MAP_INFO, COMMANDS } from "../ffi/commands.ts";
 import { MAP_INFO_SIZE } from "../map_info.ts";
 
 const HEADER = "/usr/include/linux/bpf.h";
@@ -52,6 +54,21 @@ test("every attr field sits where <linux/bpf.h> puts it", {
         + `sizeof(((union bpf_attr *)0)->${path}));\n`;
     }
   }
+  // The info structs a pointer leads to, checked against their own declarations.
+  for (const layout of [BPF_MAP_INFO, BPF_BTF_INFO]) {
+    const body = new RegExp(`struct ${layout.name} \\{([\\s\\S]*?)\\n\\}`).exec(header)![1];
+    for (const field of layout.fieldList) {
+      const name = `${layout.name}.${field.name}`;
+      if (!new RegExp(`\\b${field.name}(\\[\\w+\\])?;`).test(body)) {
+        newer.push(name);
+        continue;
+      }
+      checked.push(name);
+      program +=
+        `  printf("%s %zu %zu\\n", "${name}", offsetof(struct ${layout.name}, ${field.name}), `
+        + `sizeof(((struct ${layout.name} *)0)->${field.name}));\n`;
+    }
+  }
   program += `  printf("bpf_map_info %zu\\n", sizeof(struct bpf_map_info));\n  return 0;\n}\n`;
   const dir = mkdtempSync(join(tmpdir(), "bpfmap-layout-"));
   try {
@@ -62,11 +79,12 @@ test("every attr field sits where <linux/bpf.h> puts it", {
       const [name, ...numbers] = line.split(" ");
       return [name, numbers.map(Number)];
     }));
-    for (const command of COMMANDS.values()) {
-      for (const field of command.fieldList) {
-        const c = fromC.get(`${command.name}.${field.name}`);
+    const structs = [...COMMANDS.values(), BPF_MAP_INFO, BPF_BTF_INFO];
+    for (const struct of structs) {
+      for (const field of struct.fieldList) {
+        const c = fromC.get(`${struct.name}.${field.name}`);
         if (c !== undefined) {
-          assert.deepEqual([field.offset, field.size], c, `${command.name}.${field.name}`);
+          assert.deepEqual([field.offset, field.size], c, `${struct.name}.${field.name}`);
         }
       }
     }
@@ -76,10 +94,14 @@ test("every attr field sits where <linux/bpf.h> puts it", {
   }
   assert.ok(checked.length >= 50, `${checked.length} fields checked`);
   assert.deepEqual(newer.sort(), [
+    "BPF_BTF_LOAD.btf_log_true_size",
     "BPF_MAP_CREATE.map_token_fd",
     "BPF_MAP_CREATE.value_type_btf_obj_fd",
     "BPF_OBJ_GET.path_fd",
     "BPF_OBJ_PIN.path_fd",
+    "bpf_map_info.btf_vmlinux_id",
+    "bpf_map_info.hash",
+    "bpf_map_info.hash_size",
   ]);
 });
 
@@ -96,6 +118,8 @@ test("attr sizes: 56 for the batch commands, each command's own size for the res
     BPF_MAP_GET_NEXT_ID: 12,
     BPF_MAP_GET_FD_BY_ID: 12,
     BPF_OBJ_GET_INFO_BY_FD: 16,
+    BPF_BTF_LOAD: 32,
+    BPF_BTF_GET_FD_BY_ID: 12,
     BPF_MAP_LOOKUP_AND_DELETE_ELEM: 32,
     BPF_MAP_FREEZE: 4,
     BPF_MAP_LOOKUP_BATCH: 56,
