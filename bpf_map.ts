@@ -5,6 +5,9 @@
  * @module
  */
 
+import { Btf } from "./btf/btf.ts";
+import { codecOfType, type MapTypes } from "./btf/codec.ts";
+import { bytes } from "./codec/codec.ts";
 import { perCpu, TypedMap, type TypedSpec } from "./codec/typed_map.ts";
 import { BatchError, BpfError } from "./errors.ts";
 import { cString, offHeapBytes } from "./ffi/backend.ts";
@@ -65,7 +68,29 @@ export interface MapSpec {
   innerMap?: BpfMap;
   /** `map_extra`: the hash count of a bloom filter, for instance. */
   mapExtra?: bigint;
+  /**
+   * The key and value types, as BTF: a loaded {@linkcode Btf} with the two
+   * type ids, or types to load for the occasion (see `btfOfCodecs`). Needed
+   * for a value holding a `struct bpf_spin_lock` (`BPF_F_LOCK`), and what
+   * lets `bpftool` and `bpfmap map dump` print values field by field.
+   */
+  btf?: MapBtf;
 }
+
+/** Where a map's key and value types are described (see {@linkcode BpfMap.btf}). */
+export interface MapBtfIds {
+  /** The id of the map's BTF object (`BPF_BTF_GET_FD_BY_ID`), 0 if none. */
+  readonly btfId: number;
+  /** The key's type id in it, 0 if none. */
+  readonly keyTypeId: number;
+  /** The value's type id in it, 0 if none. */
+  readonly valueTypeId: number;
+  /** For struct_ops maps: the value's type id in the kernel's own BTF. */
+  readonly vmlinuxValueTypeId: number;
+}
+
+/** The BTF of a map being created. */
+export type MapBtf = MapTypes | { btf: Btf; keyTypeId: number; valueTypeId: number };
 
 /** Options of {@linkcode BpfMap.openPinned}. */
 export interface OpenPinnedOptions {
@@ -157,6 +182,8 @@ export class BpfMap implements Disposable {
    * `roundUp(valueSize, 8) * possibleCpus()` for per-CPU maps.
    */
   readonly valueStride: number;
+  /** The map's BTF object and the type ids of its keys and values in it; all 0 for a map without BTF. */
+  readonly btfIds: MapBtfIds;
 
   readonly #kernel: Kernel;
   #fd: number;
@@ -182,6 +209,12 @@ export class BpfMap implements Disposable {
     this.maxEntries = info.maxEntries;
     this.flags = info.flags;
     this.name = info.name;
+    this.btfIds = Object.freeze({
+      btfId: info.btfId,
+      keyTypeId: info.btfKeyTypeId,
+      valueTypeId: info.btfValueTypeId,
+      vmlinuxValueTypeId: info.btfVmlinuxValueTypeId,
+    });
     this.valueStride = isPerCpu(info.type)
       ? perCpuSlotSize(info.valueSize) * kernel.possibleCpus()
       : info.valueSize;
@@ -240,6 +273,7 @@ export class BpfMap implements Disposable {
     if (typeof mapExtra !== "bigint" || mapExtra < 0n || mapExtra > U64_MAX) {
       throw new RangeError(`spec.mapExtra must be a u64 bigint, got ${describe(mapExtra)}`);
     }
+    const btf = checkMapBtf(spec.btf);
     let innerMapFd = 0;
     if (spec.innerMap !== undefined) {
       if (!(spec.innerMap instanceof BpfMap)) {
@@ -248,9 +282,20 @@ export class BpfMap implements Disposable {
       innerMapFd = spec.innerMap.#openFd("spec.innerMap");
     }
 
+    // BTF given as types is loaded for the call only: the map keeps its own reference.
+    using loaded = btf !== undefined && "types" in btf
+      ? Btf.load(btf.types, {}, kernel)
+      : undefined;
+    const btfObject = loaded ?? (btf !== undefined && "btf" in btf ? btf.btf : undefined);
     const { fields } = BPF_MAP_CREATE;
     const attr = kernel.attr(BPF_MAP_CREATE);
     attr.clear();
+    if (btf !== undefined && btfObject !== undefined) {
+      if (btfObject.fd < 0) throw new TypeError("spec.btf.btf is closed");
+      attr.setU32(fields.btf_fd, btfObject.fd);
+      attr.setU32(fields.btf_key_type_id, btf.keyTypeId);
+      attr.setU32(fields.btf_value_type_id, btf.valueTypeId);
+    }
     attr.setU32(fields.map_type, type);
     attr.setU32(fields.key_size, keySize);
     attr.setU32(fields.value_size, valueSize);
@@ -554,19 +599,56 @@ export class BpfMap implements Disposable {
    * @throws {TypeError} if a codec's size is not the map's; per-CPU maps take
    * {@linkcode BpfMap.typedPerCpu}.
    */
-  typed<K, V>(spec: TypedSpec<K, V>): TypedMap<K, V> {
+  typed<K, V>(spec: TypedSpec<K, V>): TypedMap<K, V>;
+  /**
+   * This map seen through codecs built from its BTF (the types the program
+   * that created it described): field names included. A map without a BTF
+   * key type gets raw-byte keys.
+   *
+   * @throws {TypeError} if the map has no BTF value type.
+   */
+  typed(): TypedMap<unknown, unknown>;
+  typed<K, V>(spec?: TypedSpec<K, V>): TypedMap<K, V> | TypedMap<unknown, unknown> {
     this.#openFd("typed");
-    return new TypedMap(this, spec);
+    return new TypedMap(this, spec ?? this.#btfSpec("typed"));
+  }
+
+  /**
+   * The BTF object holding the map's key and value types
+   * (`BPF_BTF_GET_FD_BY_ID` on `info().btfId`), or `undefined` for a map
+   * created without BTF. Close it when done.
+   */
+  btf(): Btf | undefined {
+    this.#openFd("btf");
+    const { btfId } = this.btfIds;
+    return btfId === 0 ? undefined : Btf.fromId(btfId, this.#kernel);
+  }
+
+  /** Key and value codecs from the map's BTF. */
+  #btfSpec(op: string): TypedSpec<unknown, unknown> {
+    const { keyTypeId, valueTypeId } = this.btfIds;
+    if (valueTypeId === 0) {
+      throw new TypeError(`${op}: ${this.#describe()} has no BTF value type; pass codecs`);
+    }
+    using btf = this.btf()!;
+    return {
+      key: keyTypeId === 0 ? bytes(this.keySize) : codecOfType(btf.types, keyTypeId),
+      value: codecOfType(btf.types, valueTypeId),
+    };
   }
 
   /** A per-CPU map seen through codecs: each value is an array of one value per possible CPU. */
-  typedPerCpu<K, V>(spec: TypedSpec<K, V>): TypedMap<K, V[]> {
+  typedPerCpu<K, V>(spec: TypedSpec<K, V>): TypedMap<K, V[]>;
+  /** A per-CPU map seen through codecs built from its BTF (see {@linkcode BpfMap.typed}). */
+  typedPerCpu(): TypedMap<unknown, unknown[]>;
+  typedPerCpu<K, V>(spec?: TypedSpec<K, V>): TypedMap<K, V[]> | TypedMap<unknown, unknown[]> {
     this.#openFd("typedPerCpu");
     if (!isPerCpu(this.type)) {
       throw new TypeError(`typedPerCpu: ${this.#describe()} is not per-CPU`);
     }
+    const { key, value } = spec ?? this.#btfSpec("typedPerCpu");
     const cpus = this.valueStride / perCpuSlotSize(this.valueSize);
-    return new TypedMap(this, { key: spec.key, value: perCpu(spec.value, cpus) });
+    return new TypedMap(this, { key, value: perCpu(value, cpus) });
   }
 
   /** Pins the map in bpffs at `path` (`BPF_OBJ_PIN`). */
@@ -830,6 +912,21 @@ function checkElemFlags(value: unknown): number {
     );
   }
   return flags;
+}
+
+function checkMapBtf(btf: MapBtf | undefined): MapBtf | undefined {
+  if (btf === undefined) return undefined;
+  if (btf === null || typeof btf !== "object" || !("types" in btf || "btf" in btf)) {
+    throw new TypeError(
+      `spec.btf must be { types, keyTypeId, valueTypeId } or { btf, ... }, got ${describe(btf)}`,
+    );
+  }
+  if ("btf" in btf && !(btf.btf instanceof Btf)) {
+    throw new TypeError(`spec.btf.btf must be a Btf, got ${describe(btf.btf)}`);
+  }
+  checkInteger(btf.keyTypeId, "spec.btf.keyTypeId");
+  checkInteger(btf.valueTypeId, "spec.btf.valueTypeId", 1);
+  return btf;
 }
 
 function checkPath(path: unknown): Uint8Array {

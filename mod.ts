@@ -24,9 +24,17 @@ export type {
   BatchLookupOptions,
   BatchResult,
   BatchWriteOptions,
+  MapBtf,
+  MapBtfIds,
   MapSpec,
   OpenPinnedOptions,
 } from "./bpf_map.ts";
+export { Btf, BTF_LOG_SIZE } from "./btf/btf.ts";
+export type { BtfInfo, BtfLoadOptions } from "./btf/btf.ts";
+export { btfOfCodecs, codecOfType } from "./btf/codec.ts";
+export type { MapTypes } from "./btf/codec.ts";
+export { BtfFormatError, encodeBtf, parseBtf } from "./btf/types.ts";
+export type { BtfEnumValue, BtfKind, BtfMember, BtfType, IntEncoding } from "./btf/types.ts";
 export * from "./codec/codec.ts";
 export { maxPerCpu, perCpu, specOf, sumPerCpu, TypedBatch, TypedMap } from "./codec/typed_map.ts";
 export type { TypedMapSpec, TypedSpec } from "./codec/typed_map.ts";

@@ -12,6 +12,8 @@ import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { BpfMap, type MapSpec, type OpenPinnedOptions } from "./bpf_map.ts";
+import { Btf, type BtfLoadOptions } from "./btf/btf.ts";
+import type { BtfType } from "./btf/types.ts";
 import { kernelArch } from "./ffi/arch.ts";
 import type { SyscallBackend } from "./ffi/backend.ts";
 import { currentPlatform, openLiveBackend, readEnv } from "./ffi/live.ts";
@@ -92,6 +94,7 @@ export class BpfSystem implements AsyncDisposable {
   /** The transcript path, if any. */
   readonly transcript: string | undefined;
   readonly #maps: BpfMap[] = [];
+  readonly #btfs: Btf[] = [];
   readonly #host: TranscriptHost | undefined;
   #closed = false;
 
@@ -122,6 +125,16 @@ export class BpfSystem implements AsyncDisposable {
     return this.#track(BpfMap.fromId(id, this.kernel));
   }
 
+  /** Loads BTF types (see `Btf.load`); closed with the system if still open. */
+  loadBtf(types: readonly BtfType[] | Uint8Array, opts?: BtfLoadOptions): Btf {
+    return this.#trackBtf(Btf.load(types, opts, this.kernel));
+  }
+
+  /** Opens a BTF object by id (see `Btf.fromId`); closed with the system if still open. */
+  btfFromId(id: number): Btf {
+    return this.#trackBtf(Btf.fromId(id, this.kernel));
+  }
+
   /** Every map id on the system (see `listMapIds`). */
   listMapIds(): number[] {
     return listMapIds(this.kernel);
@@ -141,6 +154,7 @@ export class BpfSystem implements AsyncDisposable {
     if (this.#closed) return;
     this.#closed = true;
     for (const map of this.#maps) map.close();
+    for (const btf of this.#btfs) btf.close();
     const backend = this.kernel.backend;
     if (backend instanceof VerifyingBackend) {
       const differences = backend.finish();
@@ -164,6 +178,11 @@ export class BpfSystem implements AsyncDisposable {
   #track(map: BpfMap): BpfMap {
     this.#maps.push(map);
     return map;
+  }
+
+  #trackBtf(btf: Btf): Btf {
+    this.#btfs.push(btf);
+    return btf;
   }
 }
 

@@ -33,7 +33,36 @@ export interface Codec<T> {
   readonly array?: {
     new(buffer: ArrayBufferLike, byteOffset: number, length: number): NumberArray;
   };
+  /** What the codec is in C terms: what `btf/` describes to the kernel as BTF. */
+  readonly shape?: CodecShape;
 }
+
+/** A member of a struct or union codec. */
+export interface CodecMember {
+  readonly name: string;
+  readonly codec: Codec<unknown>;
+  /** Byte offset, as `offsetof`. */
+  readonly offset: number;
+}
+
+/**
+ * A codec's C type: an integer (with BTF's encoding), a float, an array, a
+ * struct or union, or a typedef naming another codec (`__be32`).
+ */
+export type CodecShape =
+  | {
+    readonly kind: "int";
+    readonly name: string;
+    readonly encoding: "unsigned" | "signed" | "char" | "bool";
+  }
+  | { readonly kind: "float"; readonly name: string }
+  | { readonly kind: "array"; readonly of: Codec<unknown>; readonly length: number }
+  | {
+    readonly kind: "struct" | "union";
+    readonly name: string;
+    readonly members: readonly CodecMember[];
+  }
+  | { readonly kind: "typedef"; readonly name: string; readonly of: Codec<unknown> };
 
 function number<T>(
   name: string,
@@ -41,9 +70,19 @@ function number<T>(
   read: (view: DataView, offset: number) => T,
   write: (view: DataView, offset: number, value: T) => void,
   array?: Codec<T>["array"],
+  shape?: CodecShape,
 ): Codec<T> {
-  return Object.freeze({ name, size, align: size, read, write, array });
+  return Object.freeze({ name, size, align: size, read, write, array, shape });
 }
+
+const int = (
+  name: string,
+  encoding: "unsigned" | "signed" | "char" | "bool" = "unsigned",
+): CodecShape => ({
+  kind: "int",
+  name,
+  encoding,
+});
 
 /** Unsigned 8-bit. */
 export const u8: Codec<number> = number(
@@ -52,6 +91,7 @@ export const u8: Codec<number> = number(
   (v, o) => v.getUint8(o),
   (v, o, x) => v.setUint8(o, x),
   Uint8Array,
+  int("unsigned char"),
 );
 /** Unsigned 16-bit, little-endian. */
 export const u16: Codec<number> = number(
@@ -60,6 +100,7 @@ export const u16: Codec<number> = number(
   (v, o) => v.getUint16(o, true),
   (v, o, x) => v.setUint16(o, x, true),
   Uint16Array,
+  int("unsigned short"),
 );
 /** Unsigned 32-bit, little-endian. */
 export const u32: Codec<number> = number(
@@ -68,6 +109,7 @@ export const u32: Codec<number> = number(
   (v, o) => v.getUint32(o, true),
   (v, o, x) => v.setUint32(o, x, true),
   Uint32Array,
+  int("unsigned int"),
 );
 /** Unsigned 64-bit, little-endian, as a bigint. */
 export const u64: Codec<bigint> = number(
@@ -76,6 +118,7 @@ export const u64: Codec<bigint> = number(
   (v, o) => v.getBigUint64(o, true),
   (v, o, x) => v.setBigUint64(o, x, true),
   BigUint64Array,
+  int("unsigned long long"),
 );
 /** Signed 8-bit. */
 export const i8: Codec<number> = number(
@@ -84,6 +127,7 @@ export const i8: Codec<number> = number(
   (v, o) => v.getInt8(o),
   (v, o, x) => v.setInt8(o, x),
   Int8Array,
+  int("signed char", "signed"),
 );
 /** Signed 16-bit, little-endian. */
 export const i16: Codec<number> = number(
@@ -92,6 +136,7 @@ export const i16: Codec<number> = number(
   (v, o) => v.getInt16(o, true),
   (v, o, x) => v.setInt16(o, x, true),
   Int16Array,
+  int("short", "signed"),
 );
 /** Signed 32-bit, little-endian. */
 export const i32: Codec<number> = number(
@@ -100,6 +145,7 @@ export const i32: Codec<number> = number(
   (v, o) => v.getInt32(o, true),
   (v, o, x) => v.setInt32(o, x, true),
   Int32Array,
+  int("int", "signed"),
 );
 /** Signed 64-bit, little-endian, as a bigint. */
 export const i64: Codec<bigint> = number(
@@ -108,6 +154,7 @@ export const i64: Codec<bigint> = number(
   (v, o) => v.getBigInt64(o, true),
   (v, o, x) => v.setBigInt64(o, x, true),
   BigInt64Array,
+  int("long long", "signed"),
 );
 /** IEEE 754 single. */
 export const f32: Codec<number> = number(
@@ -116,6 +163,7 @@ export const f32: Codec<number> = number(
   (v, o) => v.getFloat32(o, true),
   (v, o, x) => v.setFloat32(o, x, true),
   Float32Array,
+  { kind: "float", name: "float" },
 );
 /** IEEE 754 double. */
 export const f64: Codec<number> = number(
@@ -124,6 +172,7 @@ export const f64: Codec<number> = number(
   (v, o) => v.getFloat64(o, true),
   (v, o, x) => v.setFloat64(o, x, true),
   Float64Array,
+  { kind: "float", name: "double" },
 );
 /** C `bool`: one byte, 0 or 1. */
 export const bool: Codec<boolean> = number(
@@ -131,6 +180,8 @@ export const bool: Codec<boolean> = number(
   1,
   (v, o) => v.getUint8(o) !== 0,
   (v, o, x) => v.setUint8(o, x ? 1 : 0),
+  undefined,
+  int("_Bool", "bool"),
 );
 /** Unsigned 16-bit in network order (big-endian), as ports are. */
 export const u16be: Codec<number> = number(
@@ -138,6 +189,8 @@ export const u16be: Codec<number> = number(
   2,
   (v, o) => v.getUint16(o),
   (v, o, x) => v.setUint16(o, x),
+  undefined,
+  { kind: "typedef", name: "__be16", of: u16 },
 );
 /** Unsigned 32-bit in network order (big-endian). */
 export const u32be: Codec<number> = number(
@@ -145,6 +198,8 @@ export const u32be: Codec<number> = number(
   4,
   (v, o) => v.getUint32(o),
   (v, o, x) => v.setUint32(o, x),
+  undefined,
+  { kind: "typedef", name: "__be32", of: u32 },
 );
 /** Unsigned 64-bit in network order (big-endian). */
 export const u64be: Codec<bigint> = number(
@@ -152,6 +207,8 @@ export const u64be: Codec<bigint> = number(
   8,
   (v, o) => v.getBigUint64(o),
   (v, o, x) => v.setBigUint64(o, x),
+  undefined,
+  { kind: "typedef", name: "__be64", of: u64 },
 );
 
 /**
@@ -168,6 +225,7 @@ export function bytes(size: number): Codec<Uint8Array> {
     name: `u8[${size}]`,
     size,
     align: 1,
+    shape: { kind: "array" as const, of: u8, length: size },
     read: (view: DataView, offset: number) =>
       new Uint8Array(view.buffer, view.byteOffset + offset, size).slice(),
     write: (view: DataView, offset: number, value: Uint8Array) => {
@@ -193,6 +251,7 @@ export function array<T>(of: Codec<T>, length: number): Codec<T[]> {
     name: `${of.name}[${length}]`,
     size: of.size * length,
     align: of.align,
+    shape: { kind: "array" as const, of, length },
     read: (view: DataView, offset: number) =>
       Array.from({ length }, (_, i) => of.read(view, offset + i * of.size)),
     write: (view: DataView, offset: number, value: T[]) => {
@@ -205,9 +264,12 @@ export function array<T>(of: Codec<T>, length: number): Codec<T[]> {
 }
 
 /** The JavaScript value a struct's fields make. */
-export type StructValue<F extends Record<string, Codec<unknown>>> = {
-  [K in keyof F]: F[K] extends Codec<infer T> ? T : never;
-};
+export type StructValue<F extends Record<string, Codec<unknown>>> =
+  & {
+    [K in keyof F as F[K] extends Codec<undefined> ? never : K]: F[K] extends Codec<infer T> ? T
+      : never;
+  }
+  & { [K in keyof F as F[K] extends Codec<undefined> ? K : never]?: undefined };
 
 /** A struct codec, with the offset of every field. */
 export interface StructCodec<F extends Record<string, Codec<unknown>>>
@@ -231,7 +293,7 @@ export interface StructCodec<F extends Record<string, Codec<unknown>>>
  */
 export function struct<F extends Record<string, Codec<unknown>>>(
   fields: F,
-  opts: { packed?: boolean } = {},
+  opts: { packed?: boolean; name?: string } = {},
 ): StructCodec<F> {
   const offsets = {} as { [K in keyof F]: number };
   let size = 0;
@@ -245,27 +307,134 @@ export function struct<F extends Record<string, Codec<unknown>>>(
     align = Math.max(align, fieldAlign);
   }
   size = Math.ceil(size / align) * align;
-  const names = Object.keys(fields) as (keyof F)[];
+  const members = (Object.keys(fields) as (keyof F & string)[]).map((name) => ({
+    name,
+    codec: fields[name],
+    offset: offsets[name],
+  }));
+  const codec = structAt(opts.name ?? "", members, size, align);
+  return Object.freeze({ ...codec, offsets: Object.freeze(offsets) }) as unknown as StructCodec<F>;
+}
+
+/**
+ * A struct (or union) with its members at given offsets: what a C type
+ * described elsewhere (BTF) lays out. Bytes no member covers are written as
+ * zero; a union writes the members its value has.
+ *
+ * @example
+ * ```ts
+ * import { decode, structAt, u16, u32 } from "./codec.ts";
+ * const pair = structAt("pair", [{ name: "a", codec: u16, offset: 0 }, { name: "b", codec: u32, offset: 4 }], 8, 4);
+ * console.log(decode(pair, new Uint8Array([1, 0, 0, 0, 2, 0, 0, 0]))); // { a: 1, b: 2 }
+ * ```
+ */
+export function structAt(
+  name: string,
+  members: readonly CodecMember[],
+  size: number,
+  align: number,
+  opts: { union?: boolean } = {},
+): Codec<Record<string, unknown>> {
+  const union = opts.union === true;
+  const label = members.map((m) => `${m.name}: ${m.codec.name}`).join("; ");
   return Object.freeze({
-    name: `struct { ${names.map((n) => `${String(n)}: ${fields[n].name}`).join("; ")} }`,
+    name: `${union ? "union" : "struct"}${name ? ` ${name}` : ""} { ${label} }`,
     size,
     align,
-    offsets: Object.freeze(offsets),
+    shape: { kind: union ? ("union" as const) : ("struct" as const), name, members },
     read: (view: DataView, offset: number) => {
-      const value = {} as StructValue<F>;
-      for (const name of names) {
-        value[name] = fields[name].read(view, offset + offsets[name]) as StructValue<
-          F
-        >[typeof name];
+      const value: Record<string, unknown> = {};
+      for (const member of members) {
+        const field = member.codec.read(view, offset + member.offset);
+        if (field !== undefined) value[member.name] = field;
       }
       return value;
     },
-    write: (view: DataView, offset: number, value: StructValue<F>) => {
+    write: (view: DataView, offset: number, value: Record<string, unknown>) => {
+      if (value === null || typeof value !== "object") {
+        throw new TypeError(`${name || "struct"}: expected an object, got ${typeof value}`);
+      }
       new Uint8Array(view.buffer, view.byteOffset + offset, size).fill(0); // padding is zero
-      for (const name of names) fields[name].write(view, offset + offsets[name], value[name]);
+      for (const member of members) {
+        if (union && !(member.name in value)) continue;
+        member.codec.write(view, offset + member.offset, value[member.name]);
+      }
     },
   });
 }
+
+/**
+ * `struct bpf_spin_lock`: the lock the kernel takes for `BPF_F_LOCK` lookups
+ * and updates. It reads as `undefined` (the kernel hands it back zeroed) and
+ * the kernel never copies it from user space, so a value may leave it out.
+ *
+ * @example
+ * ```ts
+ * import { spinLock, struct, u64 } from "./codec.ts";
+ * const counter = struct({ lock: spinLock, packets: u64, bytes: u64 });
+ * console.log(counter.size); // 24
+ * ```
+ */
+export const spinLock: Codec<undefined> = Object.freeze({
+  name: "bpf_spin_lock",
+  size: 4,
+  align: 4,
+  shape: {
+    kind: "struct" as const,
+    name: "bpf_spin_lock",
+    members: [{ name: "val", codec: u32, offset: 0 }],
+  },
+  read: () => undefined,
+  write: (view: DataView, offset: number) => view.setUint32(offset, 0, true),
+});
+
+/**
+ * A `char[size]` holding NUL-terminated text (a task's `comm`, an interface
+ * name), read up to the first NUL, written NUL-padded.
+ *
+ * @example
+ * ```ts
+ * import { chars, decode, encode } from "./codec.ts";
+ * console.log(decode(chars(16), encode(chars(16), "nginx"))); // nginx
+ * ```
+ */
+export function chars(size: number): Codec<string> {
+  return Object.freeze({
+    name: `char[${size}]`,
+    size,
+    align: 1,
+    shape: { kind: "array" as const, of: char, length: size },
+    read: (view: DataView, offset: number) => {
+      const bytes = new Uint8Array(view.buffer, view.byteOffset + offset, size);
+      const end = bytes.indexOf(0);
+      return textDecoder.decode(end === -1 ? bytes : bytes.subarray(0, end));
+    },
+    write: (view: DataView, offset: number, value: string) => {
+      const bytes = new Uint8Array(view.buffer, view.byteOffset + offset, size);
+      const text = textEncoder.encode(value);
+      if (text.byteLength > size) {
+        throw new RangeError(
+          `char[${size}]: ${JSON.stringify(value)} takes ${text.byteLength} bytes`,
+        );
+      }
+      bytes.fill(0);
+      bytes.set(text);
+    },
+  });
+}
+
+const textDecoder = new TextDecoder();
+const textEncoder = new TextEncoder();
+
+/** C `char`, as a number (signed on x86_64). */
+export const char: Codec<number> = number(
+  "char",
+  1,
+  (v, o) => v.getInt8(o),
+  (v, o, x) => v.setInt8(o, x),
+  Int8Array,
+  int("char", "char"),
+);
 
 /**
  * An IPv4 address (4 bytes, network order) as `"10.0.0.1"`.
@@ -280,6 +449,7 @@ export const ipv4: Codec<string> = Object.freeze({
   name: "ipv4",
   size: 4,
   align: 1,
+  shape: { kind: "array" as const, of: u8, length: 4 },
   read: (view: DataView, offset: number) =>
     [0, 1, 2, 3].map((i) => view.getUint8(offset + i)).join("."),
   write: (view: DataView, offset: number, value: string) => {
@@ -296,6 +466,7 @@ export const ipv6: Codec<string> = Object.freeze({
   name: "ipv6",
   size: 16,
   align: 1,
+  shape: { kind: "array" as const, of: u8, length: 16 },
   read: (view: DataView, offset: number) => {
     const groups = Array.from({ length: 8 }, (_, i) => view.getUint16(offset + 2 * i));
     let best = { at: -1, length: 1 };
@@ -341,6 +512,15 @@ export function lpmKey<T>(data: Codec<T>): Codec<{ prefixlen: number; data: T }>
     name: `lpm_key<${data.name}>`,
     size: 4 + data.size,
     align: 4,
+    shape: {
+      kind: "struct" as const,
+      name: "",
+      members: [{ name: "prefixlen", codec: u32, offset: 0 }, {
+        name: "data",
+        codec: data,
+        offset: 4,
+      }],
+    },
     read: (view: DataView, offset: number) => ({
       prefixlen: view.getUint32(offset, true),
       data: data.read(view, offset + 4),

@@ -7,6 +7,7 @@
  */
 
 import type { BpfMap, MapSpec } from "../bpf_map.ts";
+import { btfOfCodecs } from "../btf/codec.ts";
 import { BatchError, BpfError } from "../errors.ts";
 import { isPerCpu } from "../map_types.ts";
 import { perCpuSlotSize } from "../percpu.ts";
@@ -146,9 +147,9 @@ export class TypedMap<K, V> {
     return bytes === undefined ? undefined : this.value.read(viewOf(bytes), 0);
   }
 
-  /** The value under `key`, or `undefined`. */
-  get(key: K): V | undefined {
-    return this.#decodeValue(this.map.lookup(this.#encodeKey(key)));
+  /** The value under `key`, or `undefined`. `flags`: `BPF_F_LOCK` to read under the value's spin lock. */
+  get(key: K, flags = 0): V | undefined {
+    return this.#decodeValue(this.map.lookup(this.#encodeKey(key), flags));
   }
 
   /** Whether `key` is present. */
@@ -156,7 +157,7 @@ export class TypedMap<K, V> {
     return this.map.lookup(this.#encodeKey(key)) !== undefined;
   }
 
-  /** Stores `value` under `key` (`flags`: BPF_ANY, BPF_NOEXIST, BPF_EXIST). */
+  /** Stores `value` under `key` (`flags`: BPF_ANY, BPF_NOEXIST, BPF_EXIST, each may add BPF_F_LOCK). */
   set(key: K, value: V, flags = 0): this {
     const bytes = new Uint8Array(this.value.size);
     this.value.write(viewOf(bytes), 0, value);
@@ -169,9 +170,9 @@ export class TypedMap<K, V> {
     return this.map.delete(this.#encodeKey(key));
   }
 
-  /** Every `[key, value]`, by lookup batches. */
-  *entries(opts: { batchSize?: number } = {}): IterableIterator<[K, V]> {
-    for (const batch of this.batches({ size: opts.batchSize })) {
+  /** Every `[key, value]`, by lookup batches (`elemFlags`: `BPF_F_LOCK` to copy each value under its lock). */
+  *entries(opts: { batchSize?: number; elemFlags?: number } = {}): IterableIterator<[K, V]> {
+    for (const batch of this.batches({ size: opts.batchSize, elemFlags: opts.elemFlags })) {
       for (let i = 0; i < batch.count; i++) yield [batch.key(i), batch.value(i)];
     }
   }
@@ -192,7 +193,7 @@ export class TypedMap<K, V> {
   }
 
   /** Stores every `[key, value]` in one `BPF_MAP_UPDATE_BATCH` where the type has it; returns the count. */
-  setMany(entries: Iterable<[K, V]>): number {
+  setMany(entries: Iterable<[K, V]>, opts: { elemFlags?: number } = {}): number {
     const list = [...entries];
     if (list.length === 0) return 0;
     const keys = new Uint8Array(list.length * this.key.size);
@@ -204,10 +205,10 @@ export class TypedMap<K, V> {
       this.value.write(valueView, i * this.value.size, value);
     });
     try {
-      return this.map.updateBatch(keys, values);
+      return this.map.updateBatch(keys, values, { elemFlags: opts.elemFlags });
     } catch (error) {
       if (!unsupported(error)) throw error;
-      list.forEach(([key, value]) => this.set(key, value));
+      list.forEach(([key, value]) => this.set(key, value, opts.elemFlags));
       return list.length;
     }
   }
@@ -279,7 +280,9 @@ export class TypedMap<K, V> {
    * assert.equal(sum, 499500n);
    * ```
    */
-  *batches(opts: { size?: number } = {}): Generator<TypedBatch<K, V>, void, undefined> {
+  *batches(
+    opts: { size?: number; elemFlags?: number } = {},
+  ): Generator<TypedBatch<K, V>, void, undefined> {
     let size = opts.size ?? 4096;
     let keys = new Uint8Array(size * this.key.size);
     let values = new Uint8Array(size * this.value.size);
@@ -287,7 +290,13 @@ export class TypedMap<K, V> {
     for (;;) {
       let batch;
       try {
-        batch = this.map.lookupBatch({ cursor, count: size, keys, values });
+        batch = this.map.lookupBatch({
+          cursor,
+          count: size,
+          keys,
+          values,
+          elemFlags: opts.elemFlags,
+        });
       } catch (error) {
         if (error instanceof BpfError && error.code === "ENOSPC") {
           size *= 2;
@@ -311,15 +320,38 @@ function unsupported(error: unknown): boolean {
 }
 
 /** A map spec whose key and value sizes come from codecs. */
-export interface TypedMapSpec<K, V> extends Omit<MapSpec, "keySize" | "valueSize"> {
+export interface TypedMapSpec<K, V> extends Omit<MapSpec, "keySize" | "valueSize" | "btf"> {
   key: Codec<K>;
   value: Codec<V>;
+  /**
+   * Describe the codecs to the kernel as BTF, as cilium/ebpf does for a
+   * spec with types: needed for a value with a `spinLock` (`BPF_F_LOCK`),
+   * and what makes `bpftool map dump` print fields by name.
+   */
+  btf?: boolean;
 }
 
-/** The plain spec of a typed spec: sizes from the codecs. */
+/**
+ * The plain spec of a typed spec: sizes from the codecs, and their BTF with
+ * `btf: true`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BPF_F_LOCK, BpfMap, spinLock, specOf, struct, u32, u64 } from "../mod.ts";
+ *
+ * const value = struct({ lock: spinLock, packets: u64 });
+ * using map = BpfMap.create(specOf({ type: "hash", key: u32, value, maxEntries: 16, btf: true }));
+ * const counters = map.typed({ key: u32, value });
+ * counters.set(1, { packets: 5n }, BPF_F_LOCK);
+ * assert.deepEqual(counters.get(1, BPF_F_LOCK), { packets: 5n });
+ * ```
+ */
 export function specOf<K, V>(spec: TypedMapSpec<K, V>): MapSpec {
-  const { key, value, ...rest } = spec;
-  return { ...rest, keySize: key.size, valueSize: value.size };
+  const { key, value, btf, ...rest } = spec;
+  const plain: MapSpec = { ...rest, keySize: key.size, valueSize: value.size };
+  if (btf === true) plain.btf = btfOfCodecs(key.size === 0 ? null : key, value);
+  return plain;
 }
 
 /** Where an element's first CPU slot is in a per-CPU batch view, and how far apart the slots are, in array elements. */

@@ -2,7 +2,7 @@
 // process from outside (strace). Argument: a directory on a mounted bpffs.
 
 import process from "node:process";
-import { BpfMap, listMapIds } from "../../mod.ts";
+import { BpfMap, Btf, listMapIds, specOf, spinLock, struct, u32 as u32Codec } from "../../mod.ts";
 
 const bpffs = process.argv.at(-1)!;
 const u32 = (...values: number[]) => new Uint8Array(new Uint32Array(values).buffer);
@@ -28,5 +28,14 @@ const u32 = (...values: number[]) => new Uint8Array(new Uint32Array(values).buff
   using byId = BpfMap.fromId(pinned.id);
   listMapIds();
   byId.freeze();
+}
+{
+  // BTF_LOAD, then BTF_GET_FD_BY_ID and OBJ_GET_INFO_BY_FD with a bpf_btf_info.
+  const value = struct({ lock: spinLock, count: u32Codec });
+  using locked = BpfMap.create(
+    specOf({ type: "array", key: u32Codec, value, maxEntries: 1, btf: true }),
+  );
+  using btf = locked.btf()!;
+  Btf.fromId(btf.id).close();
 }
 console.log("done");

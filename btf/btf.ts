@@ -1,0 +1,230 @@
+/**
+ * BTF objects in the kernel: loading types (`BPF_BTF_LOAD`), opening the BTF
+ * of a map another program created (`BPF_BTF_GET_FD_BY_ID`) and reading its
+ * types back (`BPF_OBJ_GET_INFO_BY_FD` with a `struct bpf_btf_info`).
+ *
+ * @module
+ */
+
+import { BpfError } from "../errors.ts";
+import { offHeapBytes } from "../ffi/backend.ts";
+import {
+  BPF_BTF_GET_FD_BY_ID,
+  BPF_BTF_INFO,
+  BPF_BTF_LOAD,
+  BPF_OBJ_GET_INFO_BY_FD,
+} from "../ffi/commands.ts";
+import { type Kernel, liveKernel } from "../kernel.ts";
+import { checkInteger, describe } from "../validate.ts";
+import { type BtfKind, type BtfType, encodeBtf, parseBtf } from "./types.ts";
+
+/** How much of the kernel's BTF verifier log a failed load reports. */
+export const BTF_LOG_SIZE = 64 * 1024;
+/** Room for a BTF object's name (the kernel's names are short: "vmlinux", module names). */
+const NAME_SIZE = 64;
+const decoder = new TextDecoder();
+
+/** Options of {@linkcode Btf.load}. */
+export interface BtfLoadOptions {
+  /**
+   * 0 (the default) loads without a log and, on failure, loads again with
+   * log level 1 to put the kernel's reason in the error, as libbpf does.
+   */
+  logLevel?: number;
+}
+
+/**
+ * A BTF object the kernel holds: an fd, its id, and its types.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Btf } from "./btf.ts";
+ *
+ * using btf = Btf.load([
+ *   { kind: "int", name: "unsigned int", size: 4, bits: 32, bitOffset: 0, encoding: "unsigned" },
+ * ]);
+ * using again = Btf.fromId(btf.id);
+ * assert.deepEqual(again.types, btf.types);
+ * ```
+ */
+export class Btf {
+  /** The types, index 0 being `void`. */
+  readonly types: readonly BtfType[];
+  /** The kernel-wide BTF id. */
+  readonly id: number;
+  /** The object's name (empty for BTF a program loaded; `"vmlinux"` for the kernel's). */
+  readonly name: string;
+  readonly #kernel: Kernel;
+  #fd: number;
+
+  private constructor(kernel: Kernel, fd: number, info: BtfInfo) {
+    this.#kernel = kernel;
+    this.#fd = fd;
+    this.id = info.id;
+    this.name = info.name;
+    this.types = Object.freeze(parseBtf(info.blob));
+  }
+
+  /**
+   * Loads types (ids from 1, in order) or a whole BTF blob into the kernel
+   * (`BPF_BTF_LOAD`).
+   *
+   * @throws {BpfError} with the kernel's verifier log when it refuses them.
+   */
+  static load(
+    types: readonly BtfType[] | Uint8Array,
+    opts: BtfLoadOptions = {},
+    kernel: Kernel = liveKernel(),
+  ): Btf {
+    const blob = types instanceof Uint8Array ? types : encodeBtf(checkTypes(types));
+    const logLevel = checkInteger(opts.logLevel ?? 0, "opts.logLevel", 0, 7);
+    const fd = loadBlob(kernel, blob, logLevel);
+    if (typeof fd === "number") return Btf.#adopt(kernel, fd);
+    let { detail } = fd;
+    if (logLevel === 0) {
+      // Again with a log, for the kernel's reason; the errno stays the first
+      // call's (a log too small for its text turns any failure into ENOSPC).
+      const logged = loadBlob(kernel, blob, 1);
+      if (typeof logged === "number") kernel.close(logged);
+      else detail = logged.detail;
+    }
+    throw new BpfError(BPF_BTF_LOAD.name, fd.errno, detail);
+  }
+
+  /**
+   * Opens the BTF object with this id (`BPF_BTF_GET_FD_BY_ID`): the types
+   * of a map whose `info().btfId` it is.
+   */
+  static fromId(id: number, kernel: Kernel = liveKernel()): Btf {
+    checkInteger(id, "id", 1);
+    const { fields } = BPF_BTF_GET_FD_BY_ID;
+    const attr = kernel.attr(BPF_BTF_GET_FD_BY_ID);
+    attr.clear();
+    attr.setU32(fields.btf_id, id);
+    return Btf.#adopt(kernel, kernel.callOrThrow(attr, `BTF id ${id}`));
+  }
+
+  static #adopt(kernel: Kernel, fd: number): Btf {
+    try {
+      return new Btf(kernel, fd, readBtfInfo(kernel, fd));
+    } catch (error) {
+      kernel.close(fd);
+      throw error;
+    }
+  }
+
+  /** The BTF object's file descriptor; -1 once closed. */
+  get fd(): number {
+    return this.#fd;
+  }
+
+  /**
+   * The id of the first type named `name` (of `kind`, if given).
+   *
+   * @throws {RangeError} if there is none.
+   */
+  typeId(name: string, kind?: BtfKind): number {
+    const id = this.types.findIndex((t) =>
+      t.name === name && (kind === undefined || t.kind === kind)
+    );
+    if (id < 1) {
+      throw new RangeError(`no BTF type named ${JSON.stringify(name)}${kind ? ` (${kind})` : ""}`);
+    }
+    return id;
+  }
+
+  /** Closes the fd; the kernel frees the object once no map holds it. Idempotent. */
+  close(): void {
+    if (this.#fd < 0) return;
+    const fd = this.#fd;
+    this.#fd = -1;
+    this.#kernel.close(fd);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+function checkTypes(types: readonly BtfType[]): readonly BtfType[] {
+  if (!Array.isArray(types)) throw new TypeError(`types must be an array, got ${describe(types)}`);
+  return types;
+}
+
+/** One `BPF_BTF_LOAD`: the fd, or the errno and what to say (with the log when one was asked for). */
+function loadBlob(
+  kernel: Kernel,
+  blob: Uint8Array,
+  logLevel: number,
+): number | { errno: number; detail: string } {
+  const { fields } = BPF_BTF_LOAD;
+  const bytes = offHeapBytes(blob.byteLength);
+  bytes.set(blob);
+  const log = logLevel > 0 ? offHeapBytes(BTF_LOG_SIZE) : null;
+  const attr = kernel.attr(BPF_BTF_LOAD);
+  attr.clear();
+  attr.setPointer(fields.btf, bytes);
+  attr.setU32(fields.btf_size, bytes.byteLength);
+  attr.setPointer(fields.btf_log_buf, log);
+  attr.setU32(fields.btf_log_size, log === null ? 0 : log.byteLength);
+  attr.setU32(fields.btf_log_level, logLevel);
+  const result = kernel.call(attr);
+  if (result >= 0) return result;
+  let detail = `${blob.byteLength} bytes of BTF`;
+  if (log !== null) {
+    const end = log.indexOf(0);
+    const text = decoder.decode(log.subarray(0, end === -1 ? log.byteLength : end)).trim();
+    if (text) detail += `; the kernel's log:\n${text.split("\n").slice(-40).join("\n")}`;
+  }
+  return { errno: -result, detail };
+}
+
+/** What `struct bpf_btf_info` says of a BTF object, with its blob. */
+export interface BtfInfo {
+  id: number;
+  name: string;
+  /** Whether this is the kernel's own BTF (vmlinux or a module). */
+  kernelBtf: boolean;
+  /** The raw BTF. */
+  blob: Uint8Array;
+}
+
+/**
+ * Reads a BTF object's info and blob: once to learn the blob's size, once
+ * with room for it (`bpf_btf_info.btf` is a pointer inside the info).
+ */
+export function readBtfInfo(kernel: Kernel, fd: number): BtfInfo {
+  const info = offHeapBytes(BPF_BTF_INFO.size);
+  const view = new DataView(info.buffer);
+  const { btf_size, id, name_len, kernel_btf } = BPF_BTF_INFO.fields;
+  const call = (blob: Uint8Array | null, name: Uint8Array | null) => {
+    info.fill(0);
+    const { fields } = BPF_OBJ_GET_INFO_BY_FD;
+    const attr = kernel.attr(BPF_OBJ_GET_INFO_BY_FD);
+    attr.clear();
+    attr.setU32(fields.bpf_fd, fd);
+    attr.setU32(fields.info_len, info.byteLength);
+    attr.setPointer(fields.info, info, undefined, "inout", BPF_BTF_INFO);
+    if (blob !== null) {
+      attr.setNestedPointer(fields.info, BPF_BTF_INFO.fields.btf, blob);
+      view.setUint32(btf_size.offset, blob.byteLength, true);
+    }
+    if (name !== null) {
+      attr.setNestedPointer(fields.info, BPF_BTF_INFO.fields.name, name);
+      view.setUint32(name_len.offset, name.byteLength, true);
+    }
+    kernel.callOrThrow(attr, `BTF info of fd ${fd}`);
+  };
+  call(null, null);
+  const blob = offHeapBytes(view.getUint32(btf_size.offset, true));
+  const name = offHeapBytes(NAME_SIZE);
+  call(blob, name);
+  const nameEnd = name.indexOf(0);
+  return {
+    id: view.getUint32(id.offset, true),
+    name: decoder.decode(name.subarray(0, nameEnd === -1 ? name.byteLength : nameEnd)),
+    kernelBtf: view.getUint32(kernel_btf.offset, true) !== 0,
+    blob,
+  };
+}

@@ -1,0 +1,311 @@
+/**
+ * Codecs and BTF, both ways: describing a map's key and value codecs as BTF
+ * types (to create a map with a `struct bpf_spin_lock` value, or one that
+ * `bpftool` prints with field names), and building codecs from the BTF of a
+ * map another program created.
+ *
+ * @module
+ */
+
+import {
+  bool,
+  char,
+  chars,
+  type Codec,
+  f32,
+  f64,
+  i16,
+  i32,
+  i64,
+  i8,
+  spinLock,
+  structAt,
+  u16,
+  u16be,
+  u32,
+  u32be,
+  u64,
+  u64be,
+  u8,
+} from "../codec/codec.ts";
+import {
+  BtfFormatError,
+  type BtfMember,
+  type BtfType,
+  resolveType,
+  sizeOfType,
+  typeAt,
+} from "./types.ts";
+
+/** BTF types for a key and a value, and the ids of the two in them. */
+export interface MapTypes {
+  /** Types with ids from 1, in order. */
+  types: BtfType[];
+  /** 0 when the map has no key type (queue, stack, bloom filter). */
+  keyTypeId: number;
+  valueTypeId: number;
+}
+
+/**
+ * Describes codecs as BTF types: each codec (and each it is made of) once.
+ *
+ * @throws {TypeError} for a codec with no C shape (a hand-made one).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { spinLock, struct, u32, u64 } from "../codec/codec.ts";
+ * import { btfOfCodecs } from "./codec.ts";
+ *
+ * const { types, keyTypeId, valueTypeId } = btfOfCodecs(u32, struct({ lock: spinLock, hits: u64 }));
+ * assert.equal(types[keyTypeId - 1].name, "unsigned int");
+ * assert.equal(types[valueTypeId - 1].kind, "struct");
+ * ```
+ */
+export function btfOfCodecs(key: Codec<unknown> | null, value: Codec<unknown>): MapTypes {
+  const types: BtfType[] = [];
+  const ids = new Map<Codec<unknown>, number>();
+  let indexType = 0;
+  const add = (type: BtfType) => types.push(type);
+  const describe = (codec: Codec<unknown>): number => {
+    const known = ids.get(codec);
+    if (known !== undefined) return known;
+    const shape = codec.shape;
+    if (shape === undefined) {
+      throw new TypeError(`codec ${codec.name} has no C shape to describe as BTF`);
+    }
+    let type: BtfType;
+    switch (shape.kind) {
+      case "int":
+        type = {
+          kind: "int",
+          name: shape.name,
+          size: codec.size,
+          bits: codec.size * 8,
+          bitOffset: 0,
+          encoding: shape.encoding,
+        };
+        break;
+      case "float":
+        type = { kind: "float", name: shape.name, size: codec.size };
+        break;
+      case "typedef":
+        type = { kind: "typedef", name: shape.name, type: describe(shape.of) };
+        break;
+      case "array": {
+        const element = describe(shape.of);
+        if (indexType === 0) {
+          indexType = describe(u32);
+        }
+        type = { kind: "array", name: "", type: element, indexType, length: shape.length };
+        break;
+      }
+      case "struct":
+      case "union":
+        type = {
+          kind: shape.kind,
+          name: shape.name,
+          size: codec.size,
+          members: shape.members.map((member): BtfMember => ({
+            name: member.name,
+            type: describe(member.codec),
+            bitOffset: member.offset * 8,
+            bitSize: 0,
+          })),
+        };
+        break;
+    }
+    const id = add(type);
+    ids.set(codec, id);
+    return id;
+  };
+  const keyTypeId = key === null || key.size === 0 ? 0 : describe(key);
+  const valueTypeId = describe(value);
+  return { types, keyTypeId, valueTypeId };
+}
+
+const BIG_ENDIAN: Record<string, Codec<unknown>> = { __be16: u16be, __be32: u32be, __be64: u64be };
+const INTS: Record<string, Codec<unknown>> = {
+  "unsigned1": u8,
+  "unsigned2": u16,
+  "unsigned4": u32,
+  "unsigned8": u64,
+  "signed1": i8,
+  "signed2": i16,
+  "signed4": i32,
+  "signed8": i64,
+  "char1": char,
+  "bool1": bool,
+};
+
+/**
+ * A codec for the BTF type `id`: numbers for ints up to 32 bits, bigints for
+ * 64-bit ints, enum64s, pointers and bitfields wider than 32 bits, strings
+ * for `char` arrays, objects for structs and unions (a `bpf_spin_lock`
+ * member reads as absent), `__be16/32/64` typedefs in network order.
+ *
+ * @throws {BtfFormatError} for a type no value can have (void, functions).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decode } from "../codec/codec.ts";
+ * import { codecOfType } from "./codec.ts";
+ * import type { BtfType } from "./types.ts";
+ *
+ * const types: BtfType[] = [
+ *   { kind: "void", name: "" },
+ *   { kind: "int", name: "int", size: 4, bits: 32, bitOffset: 0, encoding: "signed" },
+ *   { kind: "struct", name: "pair", size: 8, members: [
+ *     { name: "a", type: 1, bitOffset: 0, bitSize: 0 },
+ *     { name: "b", type: 1, bitOffset: 32, bitSize: 0 },
+ *   ] },
+ * ];
+ * assert.deepEqual(decode(codecOfType(types, 2), new Uint8Array([1, 0, 0, 0, 255, 255, 255, 255])), { a: 1, b: -1 });
+ * ```
+ */
+export function codecOfType(types: readonly BtfType[], id: number): Codec<unknown> {
+  const seen = typeAt(types, id);
+  if (seen.kind === "typedef" && BIG_ENDIAN[seen.name] !== undefined) return BIG_ENDIAN[seen.name];
+  if (
+    seen.kind === "typedef" || seen.kind === "const" || seen.kind === "volatile"
+    || seen.kind === "restrict" || seen.kind === "type_tag"
+  ) {
+    return codecOfType(types, seen.type);
+  }
+  const type = seen;
+  switch (type.kind) {
+    case "int": {
+      if (type.bitOffset !== 0 || type.bits !== type.size * 8) {
+        return bitfield(type.bitOffset, type.bits, type.encoding === "signed", type.size);
+      }
+      const codec = INTS[`${type.encoding}${type.size}`] ?? INTS[`unsigned${type.size}`];
+      if (codec === undefined) return bigInt(type.size, type.encoding === "signed");
+      return codec;
+    }
+    case "ptr":
+      return u64;
+    case "float":
+      if (type.size === 4) return f32;
+      if (type.size === 8) return f64;
+      throw new BtfFormatError(`float ${type.name} of ${type.size} bytes`);
+    case "enum":
+    case "enum64": {
+      const size = type.size;
+      if (type.kind === "enum" && size <= 4) {
+        return INTS[`${type.signed ? "signed" : "unsigned"}${size}`];
+      }
+      return bigInt(size, type.signed);
+    }
+    case "array": {
+      const element = typeAt(types, resolveType(types, type.type));
+      if (
+        element.kind === "int" && element.size === 1
+        && (element.encoding === "char" || element.name === "char")
+      ) {
+        return chars(type.length);
+      }
+      const of = codecOfType(types, type.type);
+      const size = sizeOfType(types, type.type);
+      return arrayOf(of, size, type.length);
+    }
+    case "struct":
+    case "union": {
+      if (type.kind === "struct" && type.name === "bpf_spin_lock") return spinLock;
+      const members = type.members.map((member) => {
+        const byte = Math.floor(member.bitOffset / 8);
+        const bit = member.bitOffset % 8;
+        let codec: Codec<unknown>;
+        if (member.bitSize !== 0 || bit !== 0) {
+          const target = typeAt(types, resolveType(types, member.type));
+          const signed = (target.kind === "int" && target.encoding === "signed")
+            || ((target.kind === "enum" || target.kind === "enum64") && target.signed);
+          const bits = member.bitSize !== 0 ? member.bitSize : sizeOfType(types, member.type) * 8;
+          codec = bitfield(bit, bits, signed, Math.ceil((bit + bits) / 8));
+        } else {
+          codec = codecOfType(types, member.type);
+        }
+        return { name: member.name, codec, offset: byte };
+      });
+      return structAt(type.name, members, type.size, alignOf(types, id), {
+        union: type.kind === "union",
+      });
+    }
+    default:
+      throw new BtfFormatError(`type ${id} is a ${type.kind}: no value has that type`);
+  }
+}
+
+/** The alignment of a type, as C gives it (a struct's largest member's). */
+function alignOf(types: readonly BtfType[], id: number): number {
+  const type = typeAt(types, resolveType(types, id));
+  switch (type.kind) {
+    case "struct":
+    case "union":
+      return type.members.reduce((a, m) => Math.max(a, alignOf(types, m.type)), 1);
+    case "array":
+      return alignOf(types, type.type);
+    case "ptr":
+      return 8;
+    default:
+      return Math.min(8, Math.max(1, sizeOfType(types, id)));
+  }
+}
+
+/** `length` elements of `size` bytes each (BTF gives the size; the codec's own may differ for bitfields). */
+function arrayOf(of: Codec<unknown>, size: number, length: number): Codec<unknown[]> {
+  return Object.freeze({
+    name: `${of.name}[${length}]`,
+    size: size * length,
+    align: of.align,
+    read: (view: DataView, offset: number) =>
+      Array.from({ length }, (_, i) => of.read(view, offset + i * size)),
+    write: (view: DataView, offset: number, value: unknown[]) => {
+      if (!Array.isArray(value) || value.length !== length) {
+        throw new RangeError(`${of.name}[${length}]: expected ${length} values`);
+      }
+      value.forEach((item, i) => of.write(view, offset + i * size, item));
+    },
+  });
+}
+
+/** An integer of any byte width as a bigint, little-endian. */
+function bigInt(size: number, signed: boolean): Codec<bigint> {
+  return bitfield(0, size * 8, signed, size) as Codec<bigint>;
+}
+
+/**
+ * `bits` bits starting `bit` bits into `bytes` little-endian bytes: a number
+ * up to 32 bits, a bigint beyond. Writes keep the neighbouring bits.
+ */
+function bitfield(
+  bit: number,
+  bits: number,
+  signed: boolean,
+  bytes: number,
+): Codec<number | bigint> {
+  const mask = (1n << BigInt(bits)) - 1n;
+  const load = (view: DataView, offset: number) => {
+    let word = 0n;
+    for (let i = bytes - 1; i >= 0; i--) word = (word << 8n) | BigInt(view.getUint8(offset + i));
+    return word;
+  };
+  return Object.freeze({
+    name: `${signed ? "i" : "u"}${bits}${bit || bits % 8 ? `:${bit}` : ""}`,
+    size: bytes,
+    align: 1,
+    read: (view: DataView, offset: number) => {
+      const raw = (load(view, offset) >> BigInt(bit)) & mask;
+      const value = signed ? BigInt.asIntN(bits, raw) : raw;
+      return bits <= 32 ? Number(value) : value;
+    },
+    write: (view: DataView, offset: number, value: number | bigint) => {
+      const field = BigInt.asUintN(bits, BigInt(value)) << BigInt(bit);
+      let word = (load(view, offset) & ~(mask << BigInt(bit))) | field;
+      for (let i = 0; i < bytes; i++) {
+        view.setUint8(offset + i, Number(word & 0xffn));
+        word >>= 8n;
+      }
+    },
+  });
+}

@@ -1,0 +1,288 @@
+// BTF: loading types and reading them back by id, the kernel's log when it
+// refuses them, maps created with BTF from codecs or raw types, codecs built
+// from a map's BTF, BPF_F_LOCK on spin-locked values (alone, in batches, and
+// contended by two processes), and misuse refused before any syscall.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import {
+  array,
+  BPF_F_LOCK,
+  BPF_F_ZERO_SEED,
+  BpfError,
+  BpfMap,
+  Btf,
+  BtfFormatError,
+  btfOfCodecs,
+  type BtfType,
+  bytes,
+  chars,
+  codecOfType,
+  decode,
+  encode,
+  encodeBtf,
+  i16,
+  i64,
+  ipv4,
+  lpmKey,
+  parseBtf,
+  specOf,
+  spinLock,
+  struct,
+  u16be,
+  u32,
+  u64,
+} from "../mod.ts";
+import { RICH_KEY, RICH_TYPES, RICH_VALUE, richValue } from "./helpers/btf_types.ts";
+import { exited, spawnReady } from "./helpers/child.ts";
+import { liveTest, tallyingKernel, thrown, throwsBpf } from "./helpers/live.ts";
+import { contend, LOCKED_VALUE, stopContention } from "./helpers/lock_contention.ts";
+import { transcriptTests } from "./helpers/transcript.ts";
+
+const transcriptTest = transcriptTests(import.meta.url);
+
+const FLOW = struct({
+  name: chars(8),
+  addr: ipv4,
+  port: u16be,
+  deltas: array(i16, 3),
+  total: u64,
+  signed: i64,
+  raw: bytes(3),
+}, { name: "flow" });
+
+test("BTF encodes and parses back to the same types", () => {
+  const blob = encodeBtf(RICH_TYPES);
+  assert.deepEqual(parseBtf(blob).slice(1), RICH_TYPES);
+  assert.throws(() => parseBtf(new Uint8Array(30)), BtfFormatError);
+  assert.throws(() => parseBtf(blob.subarray(0, blob.byteLength - 10)), /overrun/);
+});
+
+transcriptTest("types load into the kernel and read back by id", (system) => {
+  const btf = system.loadBtf(RICH_TYPES);
+  assert.ok(btf.id > 0 && btf.fd > 0);
+  assert.equal(btf.name, "");
+  assert.deepEqual(btf.types.slice(1), RICH_TYPES);
+  const again = system.btfFromId(btf.id);
+  assert.equal(again.id, btf.id);
+  assert.deepEqual(again.types, btf.types);
+  assert.equal(again.typeId("value", "struct"), RICH_VALUE);
+  assert.throws(() => again.typeId("nothing"), /no BTF type named "nothing"/);
+  btf.close();
+  again.close();
+  assert.equal(again.fd, -1);
+});
+
+transcriptTest("a refused BTF reports the kernel's errno and its log", (system) => {
+  const bad: BtfType[] = [
+    {
+      kind: "struct",
+      name: "broken",
+      size: 4,
+      members: [{ name: "v", type: 9, bitOffset: 0, bitSize: 0 }],
+    },
+  ];
+  const error = thrown(() => system.loadBtf(bad));
+  assert.ok(error instanceof BpfError);
+  assert.equal(error.code, "EINVAL");
+  assert.equal(error.op, "BPF_BTF_LOAD");
+  assert.match(
+    error.message,
+    /the kernel's log:\n[\s\S]*STRUCT broken size=4 vlen=1[\s\S]*Invalid member/,
+  );
+});
+
+transcriptTest("a map created from codecs has their BTF, and typed() reads it back", (system) => {
+  const key = lpmKey(ipv4);
+  using map = system.createMap(
+    specOf({
+      type: "lpm_trie",
+      key,
+      value: FLOW,
+      maxEntries: 8,
+      flags: 1,
+      btf: true,
+      name: "flows",
+    }),
+  );
+  assert.ok(map.btfIds.btfId > 0);
+  const value = {
+    name: "eth0",
+    addr: "10.1.2.3",
+    port: 443,
+    deltas: [-1, 2, -3],
+    total: 1n << 60n,
+    signed: -5n,
+    raw: new Uint8Array([1, 2, 3]),
+  };
+  map.typed({ key, value: FLOW }).set({ prefixlen: 24, data: "10.1.2.0" }, value);
+  const auto = map.typed();
+  const [[readKey, readValue]] = [...auto.entries()];
+  // ipv4 is u8[4] in C: BTF gives it back as numbers; the rest round-trips.
+  assert.deepEqual(readKey, { prefixlen: 24, data: [10, 1, 2, 0] });
+  assert.deepEqual(readValue, { ...value, addr: [10, 1, 2, 3], raw: [1, 2, 3] });
+  const btf = map.btf()!;
+  assert.equal(btf.types[map.btfIds.valueTypeId].name, "flow");
+  btf.close();
+  using plain = system.createMap({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 1 });
+  assert.equal(plain.btf(), undefined);
+  assert.throws(() => plain.typed(), /has no BTF value type; pass codecs/);
+});
+
+transcriptTest("a map created from raw BTF types decodes every field", (system) => {
+  using map = system.createMap({
+    type: "array",
+    keySize: 4,
+    valueSize: 96,
+    maxEntries: 2,
+    btf: { types: RICH_TYPES, keyTypeId: RICH_KEY, valueTypeId: RICH_VALUE },
+  });
+  map.update(encode(u32, 1), richValue(3));
+  const typed = map.typed();
+  assert.deepEqual(typed.get(1), {
+    id: 3,
+    name: "eth3",
+    flag: true,
+    c1: 68,
+    c2: 7,
+    port: 446,
+    a: 3,
+    b: -1,
+    color: 1,
+    other: 7,
+    pair: { x: -3, y: 6 },
+    hits: 12345678901234567890n,
+    p: 0xdeadbeefn * 3n,
+    u: { i: 0x41424344, c: "DCBA" },
+    arr: [-5, 6],
+    neg: -27n,
+    big: (2n << 64n) + 3n,
+  });
+  // Writing through BTF-built codecs gives the kernel the same bytes back (bitfields included).
+  typed.set(0, typed.get(1)!);
+  assert.deepEqual(map.lookup(encode(u32, 0)), richValue(3));
+});
+
+test("codecs described as BTF give back codecs with the same layout", () => {
+  const { types, keyTypeId, valueTypeId } = btfOfCodecs(u32, FLOW);
+  const all = parseBtf(encodeBtf(types));
+  assert.equal(codecOfType(all, keyTypeId), u32);
+  const codec = codecOfType(all, valueTypeId);
+  assert.equal(codec.size, FLOW.size);
+  const value = {
+    name: "lo",
+    addr: "127.0.0.1",
+    port: 53,
+    deltas: [1, 2, 3],
+    total: 7n,
+    signed: -1n,
+    raw: new Uint8Array(3),
+  };
+  assert.deepEqual(encode(codec, decode(codec, encode(FLOW, value))), encode(FLOW, value));
+  assert.equal((all[valueTypeId] as { name: string }).name, "flow");
+  // __be16 survives as a typedef, so the codec reads network order.
+  assert.equal(codecOfType(all, all.findIndex((t) => t.name === "__be16")), u16be);
+  assert.throws(
+    () => btfOfCodecs(u32, { name: "x", size: 1, align: 1, read: () => 0, write() {} }),
+    /no C shape/,
+  );
+});
+
+transcriptTest(
+  "BPF_F_LOCK reads and writes a spin-locked value, one by one and in batches",
+  (system) => {
+    const value = struct({ lock: spinLock, packets: u64, bytes: u64 });
+    using map = system.createMap(
+      specOf({ type: "hash", key: u32, value, maxEntries: 8, flags: BPF_F_ZERO_SEED, btf: true }),
+    );
+    const typed = map.typed({ key: u32, value });
+    typed.set(1, { packets: 1n, bytes: 100n }, BPF_F_LOCK);
+    assert.deepEqual(typed.get(1, BPF_F_LOCK), { packets: 1n, bytes: 100n });
+    // The kernel never copies the lock word from user space, and hands it back zeroed.
+    const raw = new Uint8Array(24).fill(0xff);
+    map.update(encode(u32, 2), raw, BPF_F_LOCK);
+    assert.deepEqual(
+      map.lookup(encode(u32, 2), BPF_F_LOCK),
+      new Uint8Array([0, 0, 0, 0, ...raw.subarray(4)]),
+    );
+    assert.equal(
+      typed.setMany([[3, { packets: 3n, bytes: 300n }], [4, { packets: 4n, bytes: 400n }]], {
+        elemFlags: BPF_F_LOCK,
+      }),
+      2,
+    );
+    const read = new Map(typed.entries({ elemFlags: BPF_F_LOCK }));
+    assert.deepEqual(read.get(4), { packets: 4n, bytes: 400n });
+    assert.equal(read.size, 4);
+    // A map whose value has no spin lock refuses the flag; one that has a lock cannot be frozen.
+    using plain = system.createMap({ type: "hash", keySize: 4, valueSize: 8, maxEntries: 1 });
+    throwsBpf(() => plain.update(encode(u32, 1), new Uint8Array(8), BPF_F_LOCK), "EINVAL");
+    throwsBpf(() => map.freeze(), "ENOTSUPP", "BPF_MAP_FREEZE");
+  },
+);
+
+transcriptTest("BTF misuse is refused before any syscall", (system) => {
+  const { kernel, calls } = tallyingKernel(system.kernel.backend);
+  const cases: [() => unknown, RegExp][] = [
+    [() => Btf.load("int" as never, {}, kernel), /types must be an array/],
+    [() => Btf.load([], { logLevel: 9 }, kernel), /opts.logLevel/],
+    [() => Btf.fromId(0, kernel), /id/],
+    [() => Btf.load([{ kind: "void", name: "" }], {}, kernel), /void is type 0/],
+    [
+      () =>
+        BpfMap.create(
+          { type: "hash", keySize: 4, valueSize: 4, maxEntries: 1, btf: {} as never },
+          kernel,
+        ),
+      /spec.btf must be/,
+    ],
+    [
+      () =>
+        BpfMap.create({
+          type: "hash",
+          keySize: 4,
+          valueSize: 4,
+          maxEntries: 1,
+          btf: { types: [], keyTypeId: 0, valueTypeId: 0 },
+        }, kernel),
+      /spec.btf.valueTypeId/,
+    ],
+    [
+      () =>
+        BpfMap.create({
+          type: "hash",
+          keySize: 4,
+          valueSize: 4,
+          maxEntries: 1,
+          btf: { btf: 3 } as never,
+        }, kernel),
+      /spec.btf.btf must be a Btf/,
+    ],
+  ];
+  for (const [fn, message] of cases) assert.throws(fn, message);
+  assert.equal(calls(), 0);
+});
+
+liveTest("BPF_F_LOCK keeps a value whole while two processes write and read it", async () => {
+  const torn: Record<string, number> = {};
+  for (const locked of [true, false]) {
+    // An array map copies values in place: without the lock, a read can see half a write.
+    using map = BpfMap.create(
+      specOf({ type: "array", key: u32, value: LOCKED_VALUE, maxEntries: 2, btf: true }),
+    );
+    const script = new URL("./helpers/lock_writer.ts", import.meta.url).pathname;
+    const child = await spawnReady(script, [String(map.id), "2", locked ? "locked" : "unlocked"]);
+    let output = "";
+    child.stdout!.on("data", (chunk) => (output += String(chunk)));
+    const mine = contend(map, 1, { locked, untilMs: 1000 });
+    stopContention(map);
+    assert.equal(await exited(child), 0);
+    const theirs = JSON.parse(output.trim().split("\n").at(-1)!);
+    // Both sides really contended: each read the other's writes.
+    assert.ok(mine.sawOther > 0 && theirs.sawOther > 0, JSON.stringify({ mine, theirs }));
+    torn[locked ? "locked" : "unlocked"] = mine.torn + theirs.torn;
+    if (locked) assert.equal(mine.torn + theirs.torn, 0, JSON.stringify({ mine, theirs }));
+  }
+  // The test can see tearing: without BPF_F_LOCK it does.
+  assert.ok(torn.unlocked > 0, `no torn read without the lock: ${JSON.stringify(torn)}`);
+});
