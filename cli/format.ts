@@ -1,6 +1,6 @@
 /**
- * How bpftool prints maps and their elements, plain and as JSON (for maps
- * without BTF): `map show`, the entries of `map dump` and `map lookup`, and
+ * How bpftool prints maps and their elements, plain and as JSON (values of
+ * maps with BTF go through `btf_format.ts`): `map show`, the entries of `map dump` and `map lookup`, and
  * lookup errors inside a dump.
  *
  * @module
@@ -10,6 +10,7 @@ import type { BpfMap } from "../bpf_map.ts";
 import { errnoDescription } from "../ffi/errno.ts";
 import { isPerCpu } from "../map_types.ts";
 import { perCpuSlotSize } from "../percpu.ts";
+import type { BtfFormatter } from "./btf_format.ts";
 import type { JsonWriter } from "./json_writer.ts";
 import type { Output } from "./output.ts";
 
@@ -67,7 +68,7 @@ export function plainEntry(
   }
 }
 
-/** One element as bpftool's `print_entry_json` writes it (no BTF). */
+/** One element as bpftool's `print_entry_json` writes it, with `"formatted"` values for a map with BTF. */
 export function jsonEntry(
   json: JsonWriter,
   shape: MapShape,
@@ -75,15 +76,19 @@ export function jsonEntry(
   keyAt: number,
   values: Uint8Array,
   valueAt: number,
+  formatter?: BtfFormatter,
 ): void {
-  if (!isPerCpu(shape.type)) {
+  if (!isPerCpu(shape.type) && formatter === undefined) {
     json.keyValue(keys, keyAt, shape.keySize, values, valueAt, shape.valueSize);
     return;
   }
   json.startObject();
   json.name("key");
   json.hexArray(keys, keyAt, keyAt + shape.keySize);
-  {
+  if (!isPerCpu(shape.type)) {
+    json.name("value");
+    json.hexArray(values, valueAt, valueAt + shape.valueSize);
+  } else {
     const slot = perCpuSlotSize(shape.valueSize);
     json.name("values");
     json.startArray();
@@ -95,6 +100,10 @@ export function jsonEntry(
       json.endObject();
     }
     json.endArray();
+  }
+  if (formatter !== undefined) {
+    json.name("formatted");
+    formatter.entry(json, keys, keyAt, values, valueAt);
   }
   json.endObject();
 }

@@ -23,6 +23,7 @@ import {
   takeMapRef,
   UsageError,
 } from "./args.ts";
+import { BtfFormatter } from "./btf_format.ts";
 import {
   errorEntry,
   jsonEntry,
@@ -33,7 +34,7 @@ import {
   shapeOf,
   showMap,
 } from "./format.ts";
-import type { JsonWriter } from "./json_writer.ts";
+import { JsonWriter } from "./json_writer.ts";
 import type { Output } from "./output.ts";
 
 /** What every map command works with. */
@@ -166,21 +167,53 @@ function show(ctx: CliContext, args: Args): void {
 function dump(ctx: CliContext, args: Args): void {
   const maps = openMaps(ctx, takeMapRef(args), true);
   args.end();
-  const { json, out } = ctx;
+  const { out } = ctx;
+  // Like bpftool: when every map has BTF, a plain dump is pretty JSON of formatted values.
+  const plainBtf = !ctx.json && maps.every((map) => map.btfIds.btfId !== 0);
+  const json = ctx.json ?? (plainBtf ? new JsonWriter(out, true) : undefined);
   const many = maps.length > 1;
   if (json && many) json.startArray();
   maps.forEach((map, i) => {
-    dumpMap(ctx, map, many);
+    dumpMap({ ...ctx, json }, map, many, plainBtf);
     if (!json && many && i !== maps.length - 1) out.write("\n");
     map.close();
   });
   if (json && many) json.endArray();
+  if (plainBtf) json!.finish();
+}
+
+/**
+ * Prints elements of a map with BTF through it (bpftool's `get_map_kv_btf`:
+ * only for a BTF value type), else as hex.
+ */
+function formatterOf(ctx: CliContext, map: BpfMap, plainText: boolean): BtfFormatter | undefined {
+  if (map.btfIds.valueTypeId === 0) return undefined;
+  using btf = map.btf()!;
+  return new BtfFormatter(btf.types, map, ctx.system.possibleCpus(), plainText);
+}
+
+/** One element, as bpftool prints it in a dump or a lookup. */
+function printEntry(
+  ctx: CliContext,
+  shape: MapShape,
+  formatter: BtfFormatter | undefined,
+  plainBtf: boolean,
+  keys: Uint8Array,
+  keyAt: number,
+  values: Uint8Array,
+  valueAt: number,
+): void {
+  const { json, out } = ctx;
+  if (json && plainBtf && formatter) formatter.entry(json, keys, keyAt, values, valueAt);
+  else if (json && !plainBtf) jsonEntry(json, shape, keys, keyAt, values, valueAt, formatter);
+  else plainEntry(out, shape, keys, keyAt, values, valueAt);
 }
 
 /** Dumps one map: lookup batches where the kernel has them for the type, else nextKey + lookup. */
-function dumpMap(ctx: CliContext, map: BpfMap, withHeader: boolean): void {
+function dumpMap(ctx: CliContext, map: BpfMap, withHeader: boolean, plainBtf: boolean): void {
   const { json, out } = ctx;
   const shape = shapeOf(map, ctx.system.possibleCpus());
+  const formatter = json ? formatterOf(ctx, map, plainBtf) : undefined;
   if (json) {
     if (withHeader) {
       json.startObject();
@@ -192,7 +225,9 @@ function dumpMap(ctx: CliContext, map: BpfMap, withHeader: boolean): void {
     out.write(plainHeader(map));
   }
   const progress = new Progress(ctx.err);
-  const found = map.keySize === 0 ? 0 : dumpByBatches(ctx, map, shape, progress);
+  const print = (keys: Uint8Array, keyAt: number, values: Uint8Array, valueAt: number) =>
+    printEntry(ctx, shape, formatter, plainBtf, keys, keyAt, values, valueAt);
+  const found = map.keySize === 0 ? 0 : dumpByBatches(ctx, map, print, progress, plainBtf);
   progress.done();
   if (json) {
     json.endArray();
@@ -202,8 +237,16 @@ function dumpMap(ctx: CliContext, map: BpfMap, withHeader: boolean): void {
   }
 }
 
-function dumpByBatches(ctx: CliContext, map: BpfMap, shape: MapShape, progress: Progress): number {
-  const { json, out } = ctx;
+/** Prints the element at `keyAt` / `valueAt` of a dump's buffers. */
+type EntryPrinter = (keys: Uint8Array, keyAt: number, values: Uint8Array, valueAt: number) => void;
+
+function dumpByBatches(
+  ctx: CliContext,
+  map: BpfMap,
+  print: EntryPrinter,
+  progress: Progress,
+  plainBtf: boolean,
+): number {
   let size = ctx.batchSize;
   let keys = new Uint8Array(size * map.keySize);
   let values = new Uint8Array(size * map.valueStride);
@@ -224,15 +267,12 @@ function dumpByBatches(ctx: CliContext, map: BpfMap, shape: MapShape, progress: 
         continue;
       }
       if (first && (error.errno === EINVAL || error.errno === ENOTSUPP)) {
-        return dumpByKeys(ctx, map, shape, progress);
+        return dumpByKeys(ctx, map, print, progress, plainBtf);
       }
       throw error;
     }
     const stride = map.valueStride;
-    for (let i = 0; i < batch.count; i++) {
-      if (json) jsonEntry(json, shape, keys, i * shape.keySize, values, i * stride);
-      else plainEntry(out, shape, keys, i * shape.keySize, values, i * stride);
-    }
+    for (let i = 0; i < batch.count; i++) print(keys, i * map.keySize, values, i * stride);
     found += batch.count;
     progress.update(found);
     if (batch.cursor === null) return found;
@@ -241,8 +281,15 @@ function dumpByBatches(ctx: CliContext, map: BpfMap, shape: MapShape, progress: 
 }
 
 /** bpftool's own walk, for map types without batch lookup: failed lookups print as errors. */
-function dumpByKeys(ctx: CliContext, map: BpfMap, shape: MapShape, progress: Progress): number {
+function dumpByKeys(
+  ctx: CliContext,
+  map: BpfMap,
+  print: EntryPrinter,
+  progress: Progress,
+  plainBtf: boolean,
+): number {
   const { json, out } = ctx;
+  const shape = shapeOf(map, ctx.system.possibleCpus());
   let found = 0;
   for (let key = map.nextKey(); key !== undefined; key = map.nextKey(key)) {
     let value: Uint8Array | undefined;
@@ -254,11 +301,10 @@ function dumpByKeys(ctx: CliContext, map: BpfMap, shape: MapShape, progress: Pro
       errno = error.errno;
     }
     if (value === undefined) {
-      errorEntry(out, json, shape, key, errno);
+      errorEntry(out, plainBtf ? undefined : json, shape, key, errno);
       continue;
     }
-    if (json) jsonEntry(json, shape, key, 0, value, 0);
-    else plainEntry(out, shape, key, 0, value, 0);
+    print(key, 0, value, 0);
     progress.update(++found);
   }
   return found;
@@ -289,8 +335,15 @@ function lookup(ctx: CliContext, args: Args): void {
 
 function printElement(ctx: CliContext, map: BpfMap, key: Uint8Array, value: Uint8Array): void {
   const shape = shapeOf(map, ctx.system.possibleCpus());
-  if (ctx.json) jsonEntry(ctx.json, shape, key, 0, value, 0);
-  else plainEntry(ctx.out, shape, key, 0, value, 0);
+  const formatter = formatterOf(ctx, map, !ctx.json);
+  if (ctx.json || formatter === undefined) {
+    printEntry(ctx, shape, formatter, false, key, 0, value, 0);
+    return;
+  }
+  // bpftool prints a BTF map's element as pretty JSON of its own.
+  const json = new JsonWriter(ctx.out, true);
+  formatter.entry(json, key, 0, value, 0);
+  json.finish();
 }
 
 function update(ctx: CliContext, args: Args): void {
