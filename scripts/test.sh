@@ -32,14 +32,15 @@ step "format (dprint check)"
 dprint check
 
 step "types: Deno (deno check)"
-deno check mod.ts tests/ bench/ cli/
+deno check mod.ts tests/ bench/ cli/ btf/
 
 step "types: Bun (tsc with bun-types)"
 tsc -p tsconfig.json
 
 step "1/4 Deno, live, transcripts verified against fixtures/ (and every JSDoc example)"
 BPFMAP_TRANSCRIPT=verify deno test --doc --allow-ffi --allow-read --allow-write --allow-env \
-  --allow-run --v8-flags=--expose-gc tests/ ./*.ts ffi/*.ts replay/*.ts codec/*.ts 2>&1 | tee "$logs/deno-live.log"
+  --allow-run --v8-flags=--expose-gc tests/ ./*.ts ffi/*.ts replay/*.ts codec/*.ts btf/*.ts \
+  cli/btf_format.ts 2>&1 | tee "$logs/deno-live.log"
 
 step "2/4 Bun, live, transcripts verified against fixtures/"
 BPFMAP_TRANSCRIPT=verify bun test --timeout 120000 tests/ 2>&1 | tee "$logs/bun-live.log"
