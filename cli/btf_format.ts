@@ -72,7 +72,7 @@ export class BtfFormatter {
         json.name("key");
         if (!this.#dump(json, keys, btfIds.keyTypeId, keyAt, 0)) break ok;
       }
-      const valueType = btfIds.vmlinuxValueTypeId || btfIds.valueTypeId;
+      const valueType = btfIds.valueTypeId;
       if (!isPerCpu(type)) {
         json.name("value");
         this.#dump(json, values, valueType, valueAt, 0);

@@ -187,7 +187,8 @@ function dump(ctx: CliContext, args: Args): void {
  * only for a BTF value type), else as hex.
  */
 function formatterOf(ctx: CliContext, map: BpfMap, plainText: boolean): BtfFormatter | undefined {
-  if (map.btfIds.valueTypeId === 0) return undefined;
+  // A struct_ops map's value type is in the kernel's own BTF, which bpfmap does not read: hex.
+  if (map.btfIds.valueTypeId === 0 || map.btfIds.vmlinuxValueTypeId !== 0) return undefined;
   using btf = map.btf()!;
   return new BtfFormatter(btf.types, map, ctx.system.possibleCpus(), plainText);
 }
