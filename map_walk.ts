@@ -1,12 +1,15 @@
 /**
  * Walking every element of a map: by lookup batches where the kernel has
- * them for the map type, by `nextKey` + `lookup` where it has not.
+ * them for the map type, by `nextKey` + `lookup` where it has not. One walk
+ * serves `BpfMap.entries()`, a typed map's zero-copy `batches()` and the
+ * `bpfmap map dump` command.
  *
  * @module
  */
 
-import type { BpfMap } from "./bpf_map.ts";
-import { BpfError } from "./errors.ts";
+import type { BatchLookupOptions, BatchResult, BpfMap } from "./bpf_map.ts";
+import { BatchError, BpfError } from "./errors.ts";
+import { offHeapBytes } from "./ffi/backend.ts";
 import { EINVAL, ENOSPC, ENOTSUPP } from "./ffi/errno.ts";
 
 /** Options of `BpfMap.entries()` and `BpfMap.keys()`. */
@@ -20,6 +23,18 @@ export interface WalkOptions {
    * per-element walk only.
    */
   via?: "auto" | "batch" | "nextKey";
+  /** 0, or `BPF_F_LOCK` to copy each value under its spin lock. */
+  elemFlags?: number;
+}
+
+/** Options of {@linkcode walkBatches}. */
+export interface BatchWalkOptions extends WalkOptions {
+  /**
+   * `true`: one pair of buffers is filled again for every batch, so a batch
+   * is valid until the next one is asked for (zero-copy readers). `false`
+   * (default): every batch has buffers of its own, so its views stay valid.
+   */
+  reuse?: boolean;
 }
 
 /** The default number of elements per lookup batch of a walk. */
@@ -30,6 +45,20 @@ const MAX_GROWTH_STEPS = 24;
 
 /** Maps whose type or kernel answered a batch lookup with "not supported". */
 const withoutBatchLookup = new WeakSet<BpfMap>();
+/** Maps whose type or kernel answered a lookup-and-delete batch with "not supported". */
+const withoutBatchDrain = new WeakSet<BpfMap>();
+/** Maps without single-element lookup-and-delete (arrays, LPM tries; hash maps before 5.14). */
+const withoutLookupAndDelete = new WeakSet<BpfMap>();
+
+/**
+ * Whether a failed call means "this kernel or map type has no such
+ * command" (EINVAL from kernels before it, ENOTSUPP from types without it),
+ * rather than a batch that failed part-way through.
+ */
+export function isUnsupported(error: unknown): error is BpfError {
+  return error instanceof BpfError && (error.errno === ENOTSUPP || error.errno === EINVAL)
+    && (!(error instanceof BatchError) || error.processed === 0);
+}
 
 /**
  * Yields every `[key, value]` of `map`. Keys and values are views into a
@@ -49,50 +78,244 @@ export function* walkEntries(
   map: BpfMap,
   opts: WalkOptions,
 ): Generator<[Uint8Array, Uint8Array], void, undefined> {
-  const via = opts.via ?? "auto";
-  if (via !== "auto" && via !== "batch" && via !== "nextKey") {
-    throw new TypeError(`opts.via must be "auto", "batch" or "nextKey", got ${String(via)}`);
-  }
-  let batchSize = opts.batchSize ?? DEFAULT_BATCH_SIZE;
-  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 0xffff_ffff) {
-    throw new RangeError(`opts.batchSize must be a positive integer, got ${String(batchSize)}`);
-  }
-  if (via === "nextKey" || (via === "auto" && withoutBatchLookup.has(map))) {
-    yield* walkByNextKey(map);
-    return;
-  }
-
-  let cursor: Uint8Array | null = null;
-  let first = true;
-  let growth = 0;
-  for (;;) {
-    let batch;
-    try {
-      batch = map.lookupBatch({ cursor, count: batchSize });
-    } catch (error) {
-      if (!(error instanceof BpfError)) throw error;
-      if (error.errno === ENOSPC && growth < MAX_GROWTH_STEPS) {
-        batchSize *= 2;
-        growth++;
-        continue;
-      }
-      if (first && via === "auto" && (error.errno === EINVAL || error.errno === ENOTSUPP)) {
-        withoutBatchLookup.add(map);
-        yield* walkByNextKey(map);
-        return;
-      }
-      throw error;
-    }
-    first = false;
-    const { keySize, valueStride } = map;
+  const { keySize, valueStride } = map;
+  for (const batch of walkBatches(map, { ...opts, reuse: false })) {
     for (let i = 0; i < batch.count; i++) {
       yield [
         batch.keys.subarray(i * keySize, (i + 1) * keySize),
         batch.values.subarray(i * valueStride, (i + 1) * valueStride),
       ];
     }
+  }
+}
+
+/**
+ * Yields the map's elements batch by batch, on every map type: lookup
+ * batches where the kernel has them, else batches filled by `nextKey` +
+ * `lookup` (see {@linkcode WalkOptions.via}). Every batch holds at least one
+ * element. A batch's `cursor` is not for the caller: the walk resumes by
+ * itself.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BpfMap } from "./mod.ts";
+ * import { walkBatches } from "./map_walk.ts";
+ *
+ * // A devmap has no batch lookup: the walk fills its batches key by key.
+ * using map = BpfMap.create({ type: "devmap", keySize: 4, valueSize: 4, maxEntries: 8 });
+ * map.update(new Uint8Array([3, 0, 0, 0]), new Uint8Array([1, 0, 0, 0]));
+ * const counts = [...walkBatches(map, { batchSize: 4, reuse: true })].map((b) => b.count);
+ * assert.deepEqual(counts, [1]);
+ * ```
+ */
+export function* walkBatches(
+  map: BpfMap,
+  opts: BatchWalkOptions,
+): Generator<BatchResult, void, undefined> {
+  const via = opts.via ?? "auto";
+  if (via !== "auto" && via !== "batch" && via !== "nextKey") {
+    throw new TypeError(`opts.via must be "auto", "batch" or "nextKey", got ${String(via)}`);
+  }
+  const batchSize = checkBatchSize(opts.batchSize ?? DEFAULT_BATCH_SIZE);
+  if (via === "nextKey" || (via === "auto" && withoutBatchLookup.has(map))) {
+    yield* batchesByNextKey(map, batchSize, opts);
+    return;
+  }
+  const batches = lookupBatches(map, { ...opts, batchSize });
+  for (let first = true;; first = false) {
+    let next;
+    try {
+      next = batches.next();
+    } catch (error) {
+      if (first && via === "auto" && isUnsupported(error)) {
+        withoutBatchLookup.add(map);
+        yield* batchesByNextKey(map, batchSize, opts);
+        return;
+      }
+      throw error;
+    }
+    if (next.done) return;
+    yield next.value;
+  }
+}
+
+/**
+ * Yields the map's lookup batches (`BPF_MAP_LOOKUP_BATCH`, or
+ * `BPF_MAP_LOOKUP_AND_DELETE_BATCH` with `andDelete`) from the first to the
+ * last, resuming from each batch's cursor. When a hash bucket does not fit
+ * (ENOSPC), the batch doubles and the same cursor is asked again, at most 24
+ * times. A call that fails part-way yields the elements it returned, then
+ * throws: nothing a lookup-and-delete removed is lost. Every error, the
+ * first call's ENOTSUPP included, reaches the caller: {@linkcode walkBatches}
+ * and {@linkcode drainBatches} are the walks that fall back.
+ */
+export function* lookupBatches(
+  map: BpfMap,
+  opts: BatchWalkOptions & { andDelete?: boolean },
+): Generator<BatchResult, void, undefined> {
+  let size = checkBatchSize(opts.batchSize ?? DEFAULT_BATCH_SIZE);
+  const buffers = () =>
+    opts.reuse
+      ? { keys: offHeapBytes(size * map.keySize), values: offHeapBytes(size * map.valueStride) }
+      : {};
+  let reused = buffers();
+  let cursor: Uint8Array | null = null;
+  let growth = 0;
+  for (;;) {
+    let batch;
+    try {
+      const batchOpts: BatchLookupOptions = {
+        cursor,
+        count: size,
+        elemFlags: opts.elemFlags,
+        ...reused,
+      };
+      batch = opts.andDelete ? map.lookupAndDeleteBatch(batchOpts) : map.lookupBatch(batchOpts);
+    } catch (error) {
+      if (error instanceof BpfError && error.errno === ENOSPC && growth < MAX_GROWTH_STEPS) {
+        size *= 2;
+        growth++;
+        reused = buffers();
+        continue;
+      }
+      if (error instanceof BatchError && error.processed > 0 && error.keys && error.values) {
+        yield { count: error.processed, keys: error.keys, values: error.values, cursor: null };
+      }
+      throw error;
+    }
+    if (batch.count > 0) yield batch;
     if (batch.cursor === null) return;
     cursor = batch.cursor;
+  }
+}
+
+/**
+ * Removes every element of `map` and yields what it removed, batch by batch
+ * in buffers of their own: lookup-and-delete batches where the map type has
+ * them (the hash family), else one element at a time: `pop` for queues and
+ * stacks, and for keyed types the first key's lookup-and-delete (or lookup,
+ * then delete, where the type has no lookup-and-delete). A failure yields
+ * what was removed before it, then throws. The per-element path stops after
+ * `maxEntries` elements, so that a writer racing it cannot keep it going;
+ * elements added while a drain runs may stay.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BpfMap } from "./mod.ts";
+ * import { drainBatches } from "./map_walk.ts";
+ *
+ * using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 16 });
+ * const keys = new Uint8Array(new Uint32Array([1, 2, 3]).buffer);
+ * map.updateBatch(keys, keys);
+ * const removed = [...drainBatches(map, {})].reduce((sum, batch) => sum + batch.count, 0);
+ * assert.equal(removed, 3);
+ * assert.equal(map.nextKey(), undefined);
+ * ```
+ */
+export function* drainBatches(
+  map: BpfMap,
+  opts: { batchSize?: number },
+): Generator<BatchResult, void, undefined> {
+  const batchSize = checkBatchSize(opts.batchSize ?? DEFAULT_BATCH_SIZE);
+  if (map.keySize !== 0 && !withoutBatchDrain.has(map)) {
+    const batches = lookupBatches(map, { batchSize, andDelete: true });
+    for (let first = true;; first = false) {
+      let next;
+      try {
+        next = batches.next();
+      } catch (error) {
+        if (!first || !isUnsupported(error)) throw error;
+        withoutBatchDrain.add(map);
+        break;
+      }
+      if (next.done) return;
+      yield next.value;
+    }
+  }
+  yield* batchesOf(map, batchSize, false, removeOneByOne(map));
+}
+
+/** Batches of up to `batchSize` elements, filled by the per-element walk: for types without lookup batches. */
+function batchesByNextKey(
+  map: BpfMap,
+  batchSize: number,
+  opts: BatchWalkOptions,
+): Generator<BatchResult, void, undefined> {
+  return batchesOf(map, batchSize, opts.reuse ?? false, walkByNextKey(map, opts.elemFlags ?? 0));
+}
+
+/**
+ * `elements` gathered into batches of up to `batchSize`, shaped as lookup
+ * batches are. If `elements` throws, the batch gathered so far is yielded
+ * first.
+ */
+function* batchesOf(
+  map: BpfMap,
+  batchSize: number,
+  reuse: boolean,
+  elements: Iterable<[Uint8Array, Uint8Array]>,
+): Generator<BatchResult, void, undefined> {
+  const { keySize, valueStride } = map;
+  const allocate = () => ({
+    keys: offHeapBytes(batchSize * keySize),
+    values: offHeapBytes(batchSize * valueStride),
+  });
+  let buffers = allocate();
+  let count = 0;
+  const batch = (): BatchResult => ({
+    count,
+    keys: buffers.keys.subarray(0, count * keySize),
+    values: buffers.values.subarray(0, count * valueStride),
+    cursor: null,
+  });
+  try {
+    for (const [key, value] of elements) {
+      buffers.keys.set(key, count * keySize);
+      buffers.values.set(value, count * valueStride);
+      if (++count < batchSize) continue;
+      yield batch();
+      count = 0;
+      if (!reuse) buffers = allocate();
+    }
+  } catch (error) {
+    if (count > 0) yield batch();
+    throw error;
+  }
+  if (count > 0) yield batch();
+}
+
+/**
+ * Removes elements one call at a time (see {@linkcode drainBatches}),
+ * yielding each: at most `maxEntries` calls' worth, raced ones included.
+ */
+function* removeOneByOne(map: BpfMap): Generator<[Uint8Array, Uint8Array], void, undefined> {
+  const noKey = new Uint8Array(0);
+  for (let step = 0; step < map.maxEntries; step++) {
+    if (map.keySize === 0) {
+      const value = map.pop();
+      if (value === undefined) return;
+      yield [noKey, value];
+      continue;
+    }
+    const key = map.nextKey();
+    if (key === undefined) return;
+    let value: Uint8Array | undefined;
+    if (!withoutLookupAndDelete.has(map)) {
+      try {
+        value = map.lookupAndDelete(key);
+      } catch (error) {
+        if (!isUnsupported(error)) throw error;
+        withoutLookupAndDelete.add(map);
+      }
+    }
+    if (withoutLookupAndDelete.has(map)) {
+      value = map.lookup(key);
+      // Deleted by someone else in between: theirs, not ours.
+      if (value !== undefined && !map.delete(key)) value = undefined;
+    }
+    if (value !== undefined) yield [key, value];
   }
 }
 
@@ -101,7 +324,10 @@ export function* walkEntries(
  * first key, so the walk stops with an error after `maxEntries` steps rather
  * than loop; a key deleted between `nextKey` and `lookup` is skipped.
  */
-function* walkByNextKey(map: BpfMap): Generator<[Uint8Array, Uint8Array], void, undefined> {
+function* walkByNextKey(
+  map: BpfMap,
+  elemFlags: number,
+): Generator<[Uint8Array, Uint8Array], void, undefined> {
   let key = map.nextKey();
   for (let steps = 0; key !== undefined; steps++) {
     if (steps >= map.maxEntries) {
@@ -109,8 +335,15 @@ function* walkByNextKey(map: BpfMap): Generator<[Uint8Array, Uint8Array], void, 
         `bpfmap: walk of map id ${map.id} aborted after ${steps} keys: the map changed under it`,
       );
     }
-    const value = map.lookup(key);
+    const value = map.lookup(key, elemFlags);
     if (value !== undefined) yield [key, value];
     key = map.nextKey(key);
   }
+}
+
+function checkBatchSize(batchSize: number): number {
+  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 0xffff_ffff) {
+    throw new RangeError(`opts.batchSize must be a positive integer, got ${String(batchSize)}`);
+  }
+  return batchSize;
 }

@@ -9,8 +9,9 @@ import { isatty } from "node:tty";
 import type { BpfMap } from "../bpf_map.ts";
 import { BpfError } from "../errors.ts";
 import { BPF_ANY, BPF_EXIST, BPF_NOEXIST } from "../ffi/commands.ts";
-import { EINVAL, ENOENT, ENOSPC, ENOTSUPP, errnoDescription } from "../ffi/errno.ts";
+import { ENOENT, errnoDescription } from "../ffi/errno.ts";
 import { isPerCpu, mapTypeNumber } from "../map_types.ts";
+import { isUnsupported, lookupBatches } from "../map_walk.ts";
 import { perCpuSlotSize } from "../percpu.ts";
 import type { BpfSystem } from "../system.ts";
 import {
@@ -248,36 +249,23 @@ function dumpByBatches(
   progress: Progress,
   plainBtf: boolean,
 ): number {
-  let size = ctx.batchSize;
-  let keys = new Uint8Array(size * map.keySize);
-  let values = new Uint8Array(size * map.valueStride);
-  let cursor: Uint8Array | null = null;
+  const batches = lookupBatches(map, { batchSize: ctx.batchSize, reuse: true });
   let found = 0;
-  for (let first = true;; first = false) {
-    let batch;
+  for (;;) {
+    let next;
     try {
-      batch = map.lookupBatch({ cursor, count: size, keys, values });
+      next = batches.next();
     } catch (error) {
-      if (!(error instanceof BpfError)) throw error;
-      if (error.errno === ENOSPC && size < 1 << 24) {
-        // A hash bucket larger than the batch: grow, and ask again from the same cursor.
-        size *= 2;
-        keys = new Uint8Array(size * map.keySize);
-        values = new Uint8Array(size * map.valueStride);
-        first = !found;
-        continue;
-      }
-      if (first && (error.errno === EINVAL || error.errno === ENOTSUPP)) {
+      if (found === 0 && isUnsupported(error)) {
         return dumpByKeys(ctx, map, print, progress, plainBtf);
       }
       throw error;
     }
-    const stride = map.valueStride;
-    for (let i = 0; i < batch.count; i++) print(keys, i * map.keySize, values, i * stride);
-    found += batch.count;
+    if (next.done) return found;
+    const { count, keys, values } = next.value;
+    for (let i = 0; i < count; i++) print(keys, i * map.keySize, values, i * map.valueStride);
+    found += count;
     progress.update(found);
-    if (batch.cursor === null) return found;
-    cursor = batch.cursor;
   }
 }
 
