@@ -7,7 +7,7 @@
 
 import { Btf } from "./btf/btf.ts";
 import { codecOfType, type MapTypes } from "./btf/codec.ts";
-import { bytes } from "./codec/codec.ts";
+import { bytes, type Codec, noKey } from "./codec/codec.ts";
 import { perCpu, TypedMap, type TypedSpec } from "./codec/typed_map.ts";
 import { BatchError, BpfError } from "./errors.ts";
 import { cString, offHeapBytes } from "./ffi/backend.ts";
@@ -594,12 +594,15 @@ export class BpfMap implements Disposable {
 
   /**
    * This map seen through codecs (see `codec/`): `get`, `set`, `entries()`,
-   * `setMany`, `drain()`, zero-copy `batches()`.
+   * `setMany`, `drain()`, zero-copy `batches()`; `push`, `pop`, `peek` and
+   * `contains` for maps without keys, whose spec may leave `key` out.
    *
    * @throws {TypeError} if a codec's size is not the map's; per-CPU maps take
    * {@linkcode BpfMap.typedPerCpu}.
    */
   typed<K, V>(spec: TypedSpec<K, V>): TypedMap<K, V>;
+  /** A queue, stack or bloom filter seen through its value codec. */
+  typed<V>(spec: { value: Codec<V> }): TypedMap<undefined, V>;
   /**
    * This map seen through codecs built from its BTF (the types the program
    * that created it described): field names included. A map without a BTF
@@ -608,11 +611,10 @@ export class BpfMap implements Disposable {
    * @throws {TypeError} if the map has no BTF value type.
    */
   typed(): TypedMap<unknown, unknown>;
-  typed<K, V>(spec?: TypedSpec<K, V>): TypedMap<K, V> | TypedMap<unknown, unknown> {
+  typed<K, V>(spec?: Partial<TypedSpec<K, V>>): TypedMap<unknown, unknown> {
     this.#openFd("typed");
-    return new TypedMap(this, spec ?? this.#btfSpec("typed"));
+    return new TypedMap(this, this.#spec("typed", spec));
   }
-
   /**
    * The BTF object holding the map's key and value types
    * (`BPF_BTF_GET_FD_BY_ID` on `info().btfId`), or `undefined` for a map
@@ -624,6 +626,20 @@ export class BpfMap implements Disposable {
     return btfId === 0 ? undefined : Btf.fromId(btfId, this.#kernel);
   }
 
+  /** The codecs of a typed view: the caller's (`noKey` where a keyless map's spec has none), or the BTF's. */
+  #spec(op: string, spec: Partial<TypedSpec<unknown, unknown>> | undefined) {
+    if (spec === undefined) return this.#btfSpec(op);
+    if (spec === null || typeof spec !== "object" || spec.value === undefined) {
+      throw new TypeError(`${op}: spec must be { key, value }, got ${describe(spec)}`);
+    }
+    if (spec.key === undefined && this.keySize !== 0) {
+      throw new TypeError(
+        `${op}: spec.key is missing; ${this.#describe()} has ${this.keySize}-byte keys`,
+      );
+    }
+    return { key: spec.key ?? noKey, value: spec.value };
+  }
+
   /** Key and value codecs from the map's BTF. */
   #btfSpec(op: string): TypedSpec<unknown, unknown> {
     const { keyTypeId, valueTypeId } = this.btfIds;
@@ -631,8 +647,9 @@ export class BpfMap implements Disposable {
       throw new TypeError(`${op}: ${this.#describe()} has no BTF value type; pass codecs`);
     }
     using btf = this.btf()!;
+    const key = this.keySize === 0 ? noKey : bytes(this.keySize);
     return {
-      key: keyTypeId === 0 ? bytes(this.keySize) : codecOfType(btf.types, keyTypeId),
+      key: keyTypeId === 0 ? key : codecOfType(btf.types, keyTypeId),
       value: codecOfType(btf.types, valueTypeId),
     };
   }
@@ -641,12 +658,12 @@ export class BpfMap implements Disposable {
   typedPerCpu<K, V>(spec: TypedSpec<K, V>): TypedMap<K, V[]>;
   /** A per-CPU map seen through codecs built from its BTF (see {@linkcode BpfMap.typed}). */
   typedPerCpu(): TypedMap<unknown, unknown[]>;
-  typedPerCpu<K, V>(spec?: TypedSpec<K, V>): TypedMap<K, V[]> | TypedMap<unknown, unknown[]> {
+  typedPerCpu<K, V>(spec?: TypedSpec<K, V>): TypedMap<unknown, unknown[]> {
     this.#openFd("typedPerCpu");
     if (!isPerCpu(this.type)) {
       throw new TypeError(`typedPerCpu: ${this.#describe()} is not per-CPU`);
     }
-    const { key, value } = spec ?? this.#btfSpec("typedPerCpu");
+    const { key, value } = this.#spec("typedPerCpu", spec);
     const cpus = this.valueStride / perCpuSlotSize(this.valueSize);
     return new TypedMap(this, { key, value: perCpu(value, cpus) });
   }

@@ -364,6 +364,29 @@ export function structAt(
 }
 
 /**
+ * The key of a map that has none (queue, stack, bloom filter): zero bytes,
+ * read as `undefined`. `map.typed({ value })` on such a map uses it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BpfMap, noKey, u32 } from "../mod.ts";
+ *
+ * using queue = BpfMap.create({ type: "queue", keySize: 0, valueSize: 4, maxEntries: 8 });
+ * const jobs = queue.typed({ key: noKey, value: u32 });
+ * jobs.push(7);
+ * assert.equal(jobs.pop(), 7);
+ * ```
+ */
+export const noKey: Codec<undefined> = Object.freeze({
+  name: "none",
+  size: 0,
+  align: 1,
+  read: () => undefined,
+  write: () => {},
+});
+
+/**
  * `struct bpf_spin_lock`: the lock the kernel takes for `BPF_F_LOCK` lookups
  * and updates. It reads as `undefined` (the kernel hands it back zeroed) and
  * the kernel never copies it from user space, so a value may leave it out.

@@ -6,15 +6,17 @@
  * @module
  */
 
-import type { BpfMap, MapSpec } from "../bpf_map.ts";
+import type { BatchResult, BpfMap, MapSpec } from "../bpf_map.ts";
 import { btfOfCodecs } from "../btf/codec.ts";
 import { BatchError, BpfError } from "../errors.ts";
 import { isPerCpu } from "../map_types.ts";
+import { drainBatches, isUnsupported, walkBatches, type WalkOptions } from "../map_walk.ts";
 import { perCpuSlotSize } from "../percpu.ts";
 import { type Codec, type NumberArray } from "./codec.ts";
 
 /** The codecs of a typed map's keys and values. */
 export interface TypedSpec<K, V> {
+  /** The key codec; `noKey` for queues, stacks and bloom filters. */
   key: Codec<K>;
   value: Codec<V>;
 }
@@ -157,11 +159,15 @@ export class TypedMap<K, V> {
     return this.map.lookup(this.#encodeKey(key)) !== undefined;
   }
 
-  /** Stores `value` under `key` (`flags`: BPF_ANY, BPF_NOEXIST, BPF_EXIST, each may add BPF_F_LOCK). */
-  set(key: K, value: V, flags = 0): this {
+  #encodeValue(value: V): Uint8Array {
     const bytes = new Uint8Array(this.value.size);
     this.value.write(viewOf(bytes), 0, value);
-    this.map.update(this.#encodeKey(key), bytes, flags);
+    return bytes;
+  }
+
+  /** Stores `value` under `key` (`flags`: BPF_ANY, BPF_NOEXIST, BPF_EXIST, each may add BPF_F_LOCK). */
+  set(key: K, value: V, flags = 0): this {
+    this.map.update(this.#encodeKey(key), this.#encodeValue(value), flags);
     return this;
   }
 
@@ -170,20 +176,25 @@ export class TypedMap<K, V> {
     return this.map.delete(this.#encodeKey(key));
   }
 
-  /** Every `[key, value]`, by lookup batches (`elemFlags`: `BPF_F_LOCK` to copy each value under its lock). */
-  *entries(opts: { batchSize?: number; elemFlags?: number } = {}): IterableIterator<[K, V]> {
-    for (const batch of this.batches({ size: opts.batchSize, elemFlags: opts.elemFlags })) {
+  /**
+   * Every `[key, value]`: by lookup batches, or by `nextKey` + `lookup` on
+   * map types without them, as `BpfMap.entries()` walks (`elemFlags`:
+   * `BPF_F_LOCK` to copy each value under its lock).
+   */
+  *entries(opts: WalkOptions = {}): IterableIterator<[K, V]> {
+    const { batchSize: size, ...rest } = opts;
+    for (const batch of this.batches({ size, ...rest })) {
       for (let i = 0; i < batch.count; i++) yield [batch.key(i), batch.value(i)];
     }
   }
 
   /** Every key. */
-  *keys(opts: { batchSize?: number } = {}): IterableIterator<K> {
+  *keys(opts: WalkOptions = {}): IterableIterator<K> {
     for (const [key] of this.entries(opts)) yield key;
   }
 
   /** Every value. */
-  *values(opts: { batchSize?: number } = {}): IterableIterator<V> {
+  *values(opts: WalkOptions = {}): IterableIterator<V> {
     for (const [, value] of this.entries(opts)) yield value;
   }
 
@@ -207,7 +218,7 @@ export class TypedMap<K, V> {
     try {
       return this.map.updateBatch(keys, values, { elemFlags: opts.elemFlags });
     } catch (error) {
-      if (!unsupported(error)) throw error;
+      if (!isUnsupported(error)) throw error;
       list.forEach(([key, value]) => this.set(key, value, opts.elemFlags));
       return list.length;
     }
@@ -229,40 +240,68 @@ export class TypedMap<K, V> {
           list = list.slice(error.processed + 1);
           continue;
         }
-        if (!unsupported(error)) throw error;
+        if (!isUnsupported(error)) throw error;
         return deleted + list.filter((key) => this.delete(key)).length;
       }
     }
     return deleted;
   }
 
-  /** Removes and returns every element, by lookup-and-delete batches (hash maps). */
+  /**
+   * Removes and returns every element: by lookup-and-delete batches (hash
+   * maps), else one by one (`pop` for queues and stacks; lookup and delete
+   * for LPM tries and the like). See `drainBatches` in `map_walk.ts`.
+   *
+   * @throws {BatchError} when a call fails: `processed` counts every element
+   * the drain removed before it, and `keys` / `values` hold their bytes.
+   */
   drain(opts: { batchSize?: number } = {}): [K, V][] {
+    const removed: BatchResult[] = [];
+    try {
+      for (const batch of drainBatches(this.map, opts)) removed.push(batch);
+    } catch (error) {
+      if (!(error instanceof BpfError)) throw error;
+      const count = removed.reduce((sum, batch) => sum + batch.count, 0);
+      throw new BatchError(error.op, error.errno, count, {
+        keys: concat(removed.map((batch) => batch.keys)),
+        values: concat(removed.map((batch) => batch.values)),
+      }, `drain of map id ${this.map.id} removed ${count} element(s) before: ${error.message}`);
+    }
     const drained: [K, V][] = [];
-    let count = opts.batchSize ?? 4096;
-    let cursor: Uint8Array | null = null;
-    for (;;) {
-      let batch;
-      try {
-        batch = this.map.lookupAndDeleteBatch({ cursor, count });
-      } catch (error) {
-        if (error instanceof BpfError && error.code === "ENOSPC") {
-          count *= 2;
-          continue;
-        }
-        throw error;
-      }
+    for (const batch of removed) {
       const view = new TypedBatch(batch.count, batch.keys, batch.values, this);
       for (let i = 0; i < view.count; i++) drained.push([view.key(i), view.value(i)]);
-      if (batch.cursor === null) return drained;
-      cursor = batch.cursor;
     }
+    return drained;
+  }
+
+  /** Adds `value` to a queue, stack or bloom filter (`flags`: `BPF_EXIST` overwrites a full queue's oldest). */
+  push(value: V, flags = 0): void {
+    this.map.push(this.#encodeValue(value), flags);
+  }
+
+  /** Removes and returns the next value of a queue or stack, `undefined` when empty. */
+  pop(): V | undefined {
+    return this.#decodeValue(this.map.pop());
+  }
+
+  /** The next value of a queue or stack, left in place; `undefined` when empty. */
+  peek(): V | undefined {
+    return this.#decodeValue(this.map.peek());
+  }
+
+  /** Whether a bloom filter may hold `value` (`false`: certainly not). */
+  contains(value: V): boolean {
+    return this.map.contains(this.#encodeValue(value));
   }
 
   /**
-   * The map's elements in lookup batches of `size`, as zero-copy views: the
+   * The map's elements in batches of up to `size`, as zero-copy views: the
    * same two buffers are filled again for every batch, so a batch is valid
-   * until the next one is asked for. Copy what must outlive it.
+   * until the next one is asked for. Copy what must outlive it. Lookup
+   * batches fill them where the map type has them; elsewhere (devmap,
+   * cpumap, ...) `nextKey` + `lookup` fill them, so every keyed type gives
+   * the same views (`via` chooses, as for `entries()`).
    *
    * @example
    * ```ts
@@ -281,42 +320,23 @@ export class TypedMap<K, V> {
    * ```
    */
   *batches(
-    opts: { size?: number; elemFlags?: number } = {},
+    opts: Omit<WalkOptions, "batchSize"> & { size?: number } = {},
   ): Generator<TypedBatch<K, V>, void, undefined> {
-    let size = opts.size ?? 4096;
-    let keys = new Uint8Array(size * this.key.size);
-    let values = new Uint8Array(size * this.value.size);
-    let cursor: Uint8Array | null = null;
-    for (;;) {
-      let batch;
-      try {
-        batch = this.map.lookupBatch({
-          cursor,
-          count: size,
-          keys,
-          values,
-          elemFlags: opts.elemFlags,
-        });
-      } catch (error) {
-        if (error instanceof BpfError && error.code === "ENOSPC") {
-          size *= 2;
-          keys = new Uint8Array(size * this.key.size);
-          values = new Uint8Array(size * this.value.size);
-          continue;
-        }
-        throw error;
-      }
-      if (batch.count > 0) yield new TypedBatch(batch.count, batch.keys, batch.values, this);
-      if (batch.cursor === null) return;
-      cursor = batch.cursor;
+    const { size: batchSize, ...rest } = opts;
+    for (const batch of walkBatches(this.map, { ...rest, batchSize, reuse: true })) {
+      yield new TypedBatch(batch.count, batch.keys, batch.values, this);
     }
   }
 }
 
-/** Whether the kernel or map type has no such batch command (EINVAL before 5.6, ENOTSUPP for the type). */
-function unsupported(error: unknown): boolean {
-  return error instanceof BpfError && (error.code === "ENOTSUPP" || error.code === "EINVAL")
-    && (!(error instanceof BatchError) || error.processed === 0);
+function concat(parts: Uint8Array[]): Uint8Array {
+  const all = new Uint8Array(parts.reduce((sum, part) => sum + part.byteLength, 0));
+  let offset = 0;
+  for (const part of parts) {
+    all.set(part, offset);
+    offset += part.byteLength;
+  }
+  return all;
 }
 
 /** A map spec whose key and value sizes come from codecs. */
