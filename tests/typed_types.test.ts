@@ -13,6 +13,7 @@ import {
   BPF_EXIST,
   BPF_F_NO_PREALLOC,
   BPF_F_ZERO_SEED,
+  BpfError,
   BpfMap,
   ipv4,
   lpmKey,
@@ -210,6 +211,52 @@ describe("typed maps on every map type", () => {
     assert.equal(seen.contains("10.0.0.2"), false);
     throwsBpf(() => seen.pop(), "ENOTSUPP");
   });
+
+  transcriptTest(
+    "types holding other kernel objects: typed calls get the kernel's answers",
+    (sys) => {
+      // An fd number no process here has open: the same bytes live, in every runtime and in replay.
+      const closedFd = 999_999;
+      const answer = (fn: () => unknown) => {
+        try {
+          return fn();
+        } catch (error) {
+          if (error instanceof BpfError) return error.code;
+          throw error;
+        }
+      };
+      // get(0), entries(), set(0, a closed fd), delete(0), drain().
+      const KERNEL_ANSWERS = [
+        ["prog_array", undefined, [], "EBADF", false, []],
+        ["perf_event_array", "ENOTSUPP", "ENOTSUPP", "EBADF", false, "ENOTSUPP"],
+        ["cgroup_array", "ENOTSUPP", "ENOTSUPP", "EBADF", false, "ENOTSUPP"],
+        ["sockmap", "ENOSPC", "ENOSPC", "EBADF", "EINVAL", "ENOSPC"],
+        ["sockhash", "ENOSPC", [], "EBADF", false, []],
+        ["xskmap", "EOPNOTSUPP", "EOPNOTSUPP", "EBADF", true, "EOPNOTSUPP"],
+        ["reuseport_sockarray", undefined, [], "EBADF", false, []],
+      ] as const;
+      for (const [type, ...expected] of KERNEL_ANSWERS) {
+        const wide = type === "reuseport_sockarray";
+        using map = sys.createMap({ type, keySize: 4, valueSize: wide ? 8 : 4, maxEntries: 2 });
+        const typed = map.typed<number, number | bigint>({ key: u32, value: wide ? u64 : u32 });
+        const got = [
+          answer(() => typed.get(0)),
+          answer(() => [...typed.entries()]),
+          answer(() => typed.set(0, wide ? BigInt(closedFd) : closedFd) && "set"),
+          answer(() => typed.delete(0)),
+          answer(() => typed.drain()),
+        ];
+        assert.deepEqual(got, expected.map((e) => (Array.isArray(e) ? [...e] : e)), type);
+      }
+      using ringbuf = sys.createMap({
+        type: "ringbuf",
+        keySize: 0,
+        valueSize: 0,
+        maxEntries: 4096,
+      });
+      assert.throws(() => ringbuf.typed({ value: u32 }), /the map's values are 0/);
+    },
+  );
 
   transcriptTest("a keyed map's typed view needs a key codec", (sys) => {
     using map = sys.createMap({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 1 });
