@@ -21,6 +21,7 @@ import {
 } from "../mod.ts";
 import { readU32, u32, u64 } from "./helpers/bytes.ts";
 import { liveTest, thrown, throwsBpf } from "./helpers/live.ts";
+import { createMapInMap } from "./helpers/map_in_map.ts";
 import { transcriptTests } from "./helpers/transcript.ts";
 
 const transcriptTest = transcriptTests(import.meta.url);
@@ -151,15 +152,8 @@ transcriptTest("lpm_trie: longest-prefix match, delete, nextKey", (sys) => {
 describe("map-in-map: update takes an inner fd, lookup returns the inner id", () => {
   for (const type of ["hash_of_maps", "array_of_maps"] as const) {
     transcriptTest(type, (sys) => {
-      using template = sys.createMap({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });
-      using inner = sys.createMap({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });
-      using outer = sys.createMap({
-        type,
-        keySize: 4,
-        valueSize: 4,
-        maxEntries: 4,
-        innerMap: template,
-      });
+      using maps = createMapInMap(sys, type);
+      const { inner, outer } = maps;
       outer.update(u32(1), u32(inner.fd));
       assert.equal(readU32(outer.lookup(u32(1))), inner.id);
       using opened = sys.mapFromId(readU32(outer.lookup(u32(1))));

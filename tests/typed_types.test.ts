@@ -23,6 +23,7 @@ import {
   u64,
 } from "../mod.ts";
 import { tallyingKernel, thrown, throwsBpf } from "./helpers/live.ts";
+import { createMapInMap } from "./helpers/map_in_map.ts";
 import { transcriptTests } from "./helpers/transcript.ts";
 
 const transcriptTest = transcriptTests(import.meta.url);
@@ -126,16 +127,8 @@ describe("typed maps on every map type", () => {
 
   for (const type of ["hash_of_maps", "array_of_maps"] as const) {
     transcriptTest(`${type}: inner map fds in, inner map ids out`, (sys) => {
-      using template = sys.createMap({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });
-      using inner = sys.createMap({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });
-      using outer = sys.createMap({
-        type,
-        keySize: 4,
-        valueSize: 4,
-        maxEntries: 2,
-        innerMap: template,
-        flags: type === "hash_of_maps" ? BPF_F_ZERO_SEED : 0,
-      });
+      using created = createMapInMap(sys, type);
+      const { inner, outer } = created;
       const maps = outer.typed({ key: u32, value: u32 });
       maps.set(1, inner.fd);
       assert.equal(maps.get(1), inner.id);
