@@ -216,15 +216,16 @@ export function parseBtf(blob: Uint8Array): BtfType[] {
         for (let i = 0; i < vlen; i++) {
           const valueName = name(u32());
           const low = u32();
+          // kind_flag set: a signed enum (libbpf's btf__add_enum64(..., is_signed)).
           const value = kind === "enum"
-            ? BigInt(kindFlag ? low : low | 0)
+            ? BigInt(kindFlag ? low | 0 : low)
             : (BigInt(u32()) << 32n) | BigInt(low);
           values.push({
             name: valueName,
             value: kind === "enum64" && kindFlag ? BigInt.asIntN(64, value) : value,
           });
         }
-        types.push({ kind, name: typeName, size: sizeOrType, signed: !kindFlag, values });
+        types.push({ kind, name: typeName, size: sizeOrType, signed: kindFlag, values });
         break;
       }
       case "fwd":
@@ -348,7 +349,7 @@ export function encodeBtf(types: readonly BtfType[]): Uint8Array {
       }
       case "enum":
       case "enum64":
-        head(type.name, type.kind, type.values.length, !type.signed, type.size);
+        head(type.name, type.kind, type.values.length, type.signed, type.size);
         for (const { name, value } of type.values) {
           const bits = BigInt.asUintN(64, value);
           words.push(strings.offsetOf(name), Number(bits & 0xffff_ffffn));

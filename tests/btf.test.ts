@@ -22,6 +22,7 @@ import {
   encode,
   encodeBtf,
   i16,
+  i32,
   i64,
   ipv4,
   lpmKey,
@@ -56,6 +57,25 @@ test("BTF encodes and parses back to the same types", () => {
   assert.deepEqual(parseBtf(blob).slice(1), RICH_TYPES);
   assert.throws(() => parseBtf(new Uint8Array(30)), BtfFormatError);
   assert.throws(() => parseBtf(blob.subarray(0, blob.byteLength - 10)), /overrun/);
+});
+
+test("an enum's kind_flag means signed, as libbpf and the kernel read it", () => {
+  const enumOf = (signed: boolean): BtfType => ({
+    kind: "enum",
+    name: signed ? "s" : "u",
+    size: 4,
+    signed,
+    values: [{ name: signed ? "MINUS_ONE" : "ALL_ONES", value: signed ? -1n : 0xffff_ffffn }],
+  });
+  for (const signed of [true, false]) {
+    const blob = encodeBtf([enumOf(signed)]);
+    // struct btf_type { name_off; info; size } right after the 24-byte header: bit 31 of info.
+    const info = new DataView(blob.buffer, blob.byteOffset).getUint32(24 + 4, true);
+    assert.equal(info >>> 31, signed ? 1 : 0);
+    const types = parseBtf(blob);
+    assert.deepEqual(types[1], enumOf(signed));
+    assert.equal(codecOfType(types, 1), signed ? i32 : u32);
+  }
 });
 
 transcriptTest("types load into the kernel and read back by id", (system) => {
