@@ -17,16 +17,19 @@ logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 touch "$logs/used"
 
-step "setup: bpftool (Debian), the reference the CLI tests compare with"
-if ! command -v bpftool >/dev/null 2>&1; then
+step "setup: bpftool (the CLI tests' reference), clang and libbpf-dev (a BPF object with clang's BTF), from Debian"
+if ! command -v bpftool >/dev/null 2>&1 || ! command -v clang >/dev/null 2>&1 ||
+  [ ! -e /usr/include/bpf/bpf_helpers.h ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    apt-get install -y -qq bpftool >/dev/null 2>&1 ||
-      { apt-get update -qq && apt-get install -y -qq bpftool >/dev/null; }
+    packages=(bpftool clang libbpf-dev)
+    apt-get install -y -qq "${packages[@]}" >/dev/null 2>&1 ||
+      { apt-get update -qq && apt-get install -y -qq "${packages[@]}" >/dev/null; }
   else
-    echo "bpftool is missing and cannot be installed here: the CLI comparison tests will say so"
+    echo "bpftool, clang or libbpf-dev is missing and cannot be installed here: the tests that need them will say so"
   fi
 fi
 command -v bpftool && bpftool version | head -n 1 || true
+command -v clang && clang --version | head -n 1 || true
 
 step "format (dprint check)"
 dprint check

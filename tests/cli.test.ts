@@ -28,6 +28,7 @@ import {
 import { joinPerCpu } from "../percpu.ts";
 import { RICH_KEY, RICH_TYPES, RICH_VALUE, richValue } from "./helpers/btf_types.ts";
 import { u32, u64 } from "./helpers/bytes.ts";
+import { clangUnavailable, loadClangObject } from "./helpers/clang_object.ts";
 import { liveTest, liveUnavailable, mustRunLive, replayRun } from "./helpers/live.ts";
 import { fixtureName, FIXTURES, withoutKernelRelease } from "./helpers/transcript.ts";
 
@@ -79,11 +80,21 @@ function cmd(line: string): string[] {
 }
 
 /** A test that needs bpftool beside the kernel. */
-function bpftoolTest(name: string, fn: () => void): void {
-  if (!hasBpftool && !replayRun && liveUnavailable === undefined) {
-    if (mustRunLive) {
-      test(name, () => assert.fail("bpftool is not installed (apt-get install bpftool)"));
-    } else test(name, { skip: "bpftool is not installed" }, fn);
+/** Why the maps a clang-built program created cannot be made here (see clang_object.ts). */
+const clangMissing = hasBpftool ? clangUnavailable() : undefined;
+
+/** What a live comparison with bpftool lacks here: bpftool, or (`needsClang`) the clang-built maps. */
+function missingTool(needsClang: boolean): string | undefined {
+  if (replayRun || liveUnavailable !== undefined) return undefined;
+  if (!hasBpftool) return "bpftool is not installed (apt-get install bpftool)";
+  return needsClang ? clangMissing : undefined;
+}
+
+function bpftoolTest(name: string, fn: () => void, needsClang = false): void {
+  const missing = missingTool(needsClang);
+  if (missing !== undefined) {
+    if (mustRunLive) test(name, () => assert.fail(missing));
+    else test(name, { skip: missing }, fn);
     return;
   }
   liveTest(name, fn);
@@ -196,6 +207,8 @@ function createMaps(): void {
   );
   locked.typed({ key: u32Codec, value: lockValue }).set(1, { packets: 9n, name: "lo" }, BPF_F_LOCK);
   pin("lock", locked);
+  // Maps a clang-built program created, with clang's BTF.
+  if (clangMissing === undefined) loadClangObject(`${BPFFS}/clang`);
 }
 
 describe("bpfmap map", () => {
@@ -239,7 +252,13 @@ describe("bpfmap map", () => {
     "map getnext pinned BPFFS/hash key 0x28 0 0 0",
     "map list",
   ];
-  for (const read of READS) {
+  const CLANG_READS = [
+    "map dump pinned BPFFS/clang/maps/flows",
+    "map dump pinned BPFFS/clang/maps/policies",
+    "map dump pinned BPFFS/clang/maps/counters",
+    "map lookup pinned BPFFS/clang/maps/flows key 10 0 0 1 0 80 6 0",
+  ];
+  for (const read of [...READS, ...CLANG_READS]) {
     for (const format of [[], ["-j"], ["-p"]]) {
       const args = [...format, ...read.replaceAll("BPFFS", BPFFS).split(" ")];
       bpftoolTest(`same output as bpftool: ${args.join(" ").replace(BPFFS, "…")}`, () => {
@@ -256,7 +275,7 @@ describe("bpfmap map", () => {
           return;
         }
         assert.equal(actual.stdout, expected.stdout);
-      });
+      }, CLANG_READS.includes(read));
     }
   }
 
@@ -424,6 +443,8 @@ describe("bpfmap map", () => {
     ["getnext hash json", "-j map getnext pinned BPFFS/hash key 2 0 0 0"],
     ["dump btf plain", "map dump pinned BPFFS/btf"],
     ["dump btf percpu json", "-j map dump pinned BPFFS/btf_percpu"],
+    ["dump clang btf json", "-j map dump pinned BPFFS/clang/maps/policies"],
+    ["dump clang btf locked plain", "map dump pinned BPFFS/clang/maps/flows"],
   ];
   for (const [name, line] of RECORDED) {
     const args = line.replaceAll("BPFFS", BPFFS).split(" ");
@@ -436,8 +457,9 @@ describe("bpfmap map", () => {
         assert.equal(replayed.stdout, readFileSync(expectedPath, "utf8"));
         return;
       }
-      if (liveUnavailable !== undefined || !hasBpftool) {
-        if (mustRunLive) assert.fail(`cannot record: ${liveUnavailable ?? "no bpftool"}`);
+      const missing = liveUnavailable ?? missingTool(line.includes("/clang/"));
+      if (missing !== undefined) {
+        if (mustRunLive) assert.fail(`cannot record: ${missing}`);
         return;
       }
       const expected = bpftool(args).stdout;

@@ -1,0 +1,73 @@
+/**
+ * Maps another program created, as bpfmap meets them in the field: a BPF
+ * object built by clang from `tests/bpf/maps.bpf.c`, loaded by bpftool
+ * (libbpf creates the maps with the BTF clang wrote, and pins them), and
+ * filled through bpftool.
+ *
+ * @module
+ */
+
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const SOURCE = fileURLToPath(new URL("../bpf/maps.bpf.c", import.meta.url));
+
+/** Why the object cannot be built and loaded here, or `undefined` when it can. */
+export function clangUnavailable(): string | undefined {
+  for (const [tool, args] of [["clang", ["--version"]], ["bpftool", ["version"]]] as const) {
+    if (spawnSync(tool, args).status !== 0) return `${tool} is not installed`;
+  }
+  if (spawnSync("test", ["-e", "/usr/include/bpf/bpf_helpers.h"]).status !== 0) {
+    return "libbpf's headers (Debian's libbpf-dev) are not installed";
+  }
+  return undefined;
+}
+
+/**
+ * Builds the object and loads it with bpftool, pinning its program at
+ * `dir/prog` and its maps at `dir/maps/{flows,policies,counters}`, then
+ * writes one element into each map through bpftool.
+ */
+export function loadClangObject(dir: string): void {
+  const build = mkdtempSync(join(tmpdir(), "bpfmap-clang-"));
+  try {
+    const object = join(build, "maps.bpf.o");
+    const arch = execFileSync("uname", ["-m"], { encoding: "utf8" }).trim();
+    run("clang", [
+      "-O2",
+      "-g",
+      "-target",
+      "bpf",
+      `-I/usr/include/${arch}-linux-gnu`,
+      "-c",
+      SOURCE,
+      "-o",
+      object,
+    ]);
+    mkdirSync(dir, { recursive: true }); // a folder inside a mounted bpffs
+    run("bpftool", ["prog", "load", object, `${dir}/prog`, "pinmaps", `${dir}/maps`]);
+  } finally {
+    rmSync(build, { recursive: true, force: true });
+  }
+  const update = (map: string, bytes: string) =>
+    run("bpftool", ["map", "update", "pinned", `${dir}/maps/${map}`, ...bytes.split(" ")]);
+  // 10.0.0.1 -> port 80 (network order), TCP: 5 packets, 100 bytes, "eth0".
+  update(
+    "flows",
+    "key 10 0 0 1 0 80 6 0 value 0 0 0 0 0 0 0 0 5 0 0 0 0 0 0 0 100 0 0 0 0 0 0 0 101 116 104 48 0 0 0 0",
+  );
+  // REDIRECT, mark 0x123 and prio 5 in 16 bits of bitfields, weight -2.
+  update("policies", "key 1 0 0 0 value 2 0 0 0 0x23 0x51 0xfe 0xff");
+  // bpftool writes a per-CPU value to every CPU.
+  update("counters", "key 1 0 0 0 value 7 0 0 0 0 0 0 0");
+}
+
+function run(command: string, args: string[]): void {
+  const result = spawnSync(command, args, { encoding: "utf8" });
+  if (result.status !== 0) {
+    throw new Error(`${command} ${args.join(" ")} failed (${result.status}):\n${result.stderr}`);
+  }
+}
