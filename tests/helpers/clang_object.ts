@@ -10,7 +10,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const SOURCE = fileURLToPath(new URL("../bpf/maps.bpf.c", import.meta.url));
@@ -42,6 +42,9 @@ export function loadClangObject(dir: string): void {
       "-target",
       "bpf",
       `-I/usr/include/${arch}-linux-gnu`,
+      // The BTF's line info names the source file: the same name from every checkout.
+      "-fdebug-compilation-dir=.",
+      `-fdebug-prefix-map=${dirname(SOURCE)}=tests/bpf`,
       "-c",
       SOURCE,
       "-o",
