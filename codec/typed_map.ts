@@ -341,7 +341,8 @@ function concat(parts: Uint8Array[]): Uint8Array {
 
 /** A map spec whose key and value sizes come from codecs. */
 export interface TypedMapSpec<K, V> extends Omit<MapSpec, "keySize" | "valueSize" | "btf"> {
-  key: Codec<K>;
+  /** Left out (or `noKey`) for queues, stacks and bloom filters. */
+  key?: Codec<K>;
   value: Codec<V>;
   /**
    * Describe the codecs to the kernel as BTF, as cilium/ebpf does for a
@@ -369,8 +370,9 @@ export interface TypedMapSpec<K, V> extends Omit<MapSpec, "keySize" | "valueSize
  */
 export function specOf<K, V>(spec: TypedMapSpec<K, V>): MapSpec {
   const { key, value, btf, ...rest } = spec;
-  const plain: MapSpec = { ...rest, keySize: key.size, valueSize: value.size };
-  if (btf === true) plain.btf = btfOfCodecs(key.size === 0 ? null : key, value);
+  const keySize = key?.size ?? 0;
+  const plain: MapSpec = { ...rest, keySize, valueSize: value.size };
+  if (btf === true) plain.btf = btfOfCodecs(keySize === 0 ? null : key!, value);
   return plain;
 }
 

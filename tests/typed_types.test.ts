@@ -18,6 +18,7 @@ import {
   ipv4,
   lpmKey,
   noKey,
+  specOf,
   struct,
   u32,
   u64,
@@ -173,7 +174,7 @@ describe("typed maps on every map type", () => {
 
   transcriptTest("queue and stack: push, peek, pop and drain through a value codec", (sys) => {
     const job = struct({ id: u32, weight: u32 });
-    using queue = sys.createMap({ type: "queue", keySize: 0, valueSize: 8, maxEntries: 3 });
+    using queue = sys.createMap(specOf({ type: "queue", value: job, maxEntries: 3 }));
     const jobs = queue.typed({ value: job });
     assert.equal(jobs.key, noKey);
     for (const id of [1, 2, 3]) jobs.push({ id, weight: id * 10 });
