@@ -118,22 +118,36 @@ export function* walkBatches(
     throw new TypeError(`opts.via must be "auto", "batch" or "nextKey", got ${String(via)}`);
   }
   const batchSize = checkBatchSize(opts.batchSize ?? DEFAULT_BATCH_SIZE);
+  const byNextKey = () => batchesByNextKey(map, batchSize, opts);
   if (via === "nextKey" || (via === "auto" && withoutBatchLookup.has(map))) {
-    yield* batchesByNextKey(map, batchSize, opts);
+    yield* byNextKey();
     return;
   }
   const batches = lookupBatches(map, { ...opts, batchSize });
+  if (via === "batch") yield* batches;
+  else yield* orElse(map, batches, withoutBatchLookup, byNextKey);
+}
+
+/**
+ * Yields `batches`; if their first call answers that the kernel or map type
+ * has no such command, remembers that of `map` in `without` and yields
+ * `fallback()` instead.
+ */
+function* orElse(
+  map: BpfMap,
+  batches: Generator<BatchResult, void, undefined>,
+  without: WeakSet<BpfMap>,
+  fallback: () => Generator<BatchResult, void, undefined>,
+): Generator<BatchResult, void, undefined> {
   for (let first = true;; first = false) {
     let next;
     try {
       next = batches.next();
     } catch (error) {
-      if (first && via === "auto" && isUnsupported(error)) {
-        withoutBatchLookup.add(map);
-        yield* batchesByNextKey(map, batchSize, opts);
-        return;
-      }
-      throw error;
+      if (!first || !isUnsupported(error)) throw error;
+      without.add(map);
+      yield* fallback();
+      return;
     }
     if (next.done) return;
     yield next.value;
@@ -219,22 +233,13 @@ export function* drainBatches(
   opts: { batchSize?: number },
 ): Generator<BatchResult, void, undefined> {
   const batchSize = checkBatchSize(opts.batchSize ?? DEFAULT_BATCH_SIZE);
-  if (map.keySize !== 0 && !withoutBatchDrain.has(map)) {
-    const batches = lookupBatches(map, { batchSize, andDelete: true });
-    for (let first = true;; first = false) {
-      let next;
-      try {
-        next = batches.next();
-      } catch (error) {
-        if (!first || !isUnsupported(error)) throw error;
-        withoutBatchDrain.add(map);
-        break;
-      }
-      if (next.done) return;
-      yield next.value;
-    }
+  const oneByOne = () => batchesOf(map, batchSize, false, removeOneByOne(map));
+  if (map.keySize === 0 || withoutBatchDrain.has(map)) {
+    yield* oneByOne();
+    return;
   }
-  yield* batchesOf(map, batchSize, false, removeOneByOne(map));
+  const batches = lookupBatches(map, { batchSize, andDelete: true });
+  yield* orElse(map, batches, withoutBatchDrain, oneByOne);
 }
 
 /** Batches of up to `batchSize` elements, filled by the per-element walk: for types without lookup batches. */
