@@ -265,7 +265,7 @@ export class TypedMap<K, V> {
       throw new BatchError(error.op, error.errno, count, {
         keys: concat(removed.map((batch) => batch.keys)),
         values: concat(removed.map((batch) => batch.values)),
-      }, `drain of map id ${this.map.id} removed ${count} element(s) before: ${error.message}`);
+      }, `drain of ${this.map.typeName} map (id ${this.map.id})`);
     }
     const drained: [K, V][] = [];
     for (const batch of removed) {
