@@ -4,10 +4,9 @@
 // on the value clang laid out. Recorded live, so it replays anywhere.
 
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
-import { mkdirSync, rmSync } from "node:fs";
 import { after, before, test } from "node:test";
 import { BPF_F_LOCK, type BpfSystem } from "../mod.ts";
+import { mountBpffs } from "./helpers/bpffs.ts";
 import { clangUnavailable, loadClangObject } from "./helpers/clang_object.ts";
 import { liveUnavailable, mustRunLive, replayRun } from "./helpers/live.ts";
 import { transcriptTests } from "./helpers/transcript.ts";
@@ -17,20 +16,13 @@ const BPFFS = "/tmp/bpfmap-clang-bpffs";
 const live = !replayRun && liveUnavailable === undefined;
 const missing = live ? clangUnavailable() : undefined;
 
-let mounted = false;
+let unmount: (() => void) | undefined;
 before(() => {
   if (!live || missing !== undefined) return;
-  rmSync(BPFFS, { recursive: true, force: true });
-  mkdirSync(BPFFS, { recursive: true });
-  execFileSync("mount", ["-t", "bpf", "bpf", BPFFS]);
-  mounted = true;
+  unmount = mountBpffs(BPFFS);
   loadClangObject(BPFFS);
 });
-after(() => {
-  if (!mounted) return;
-  execFileSync("umount", [BPFFS]);
-  rmSync(BPFFS, { recursive: true, force: true });
-});
+after(() => unmount?.());
 
 /** A transcript test that needs the object loaded when it runs live. */
 function clangTest(name: string, fn: (system: BpfSystem) => void): void {

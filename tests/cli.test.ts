@@ -5,7 +5,7 @@
 // replay with no BPF (Deno without --allow-ffi, Bun with live BPF forbidden).
 
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -26,6 +26,7 @@ import {
   u64 as u64Codec,
 } from "../mod.ts";
 import { joinPerCpu } from "../percpu.ts";
+import { mountBpffs } from "./helpers/bpffs.ts";
 import { RICH_KEY, RICH_TYPES, RICH_VALUE, richValue } from "./helpers/btf_types.ts";
 import { u32, u64 } from "./helpers/bytes.ts";
 import { clangUnavailable, loadClangObject } from "./helpers/clang_object.ts";
@@ -212,20 +213,13 @@ function createMaps(): void {
 }
 
 describe("bpfmap map", () => {
-  let mounted = false;
+  let unmount: (() => void) | undefined;
   before(() => {
     if (replayRun || liveUnavailable !== undefined) return;
-    rmSync(BPFFS, { recursive: true, force: true });
-    mkdirSync(BPFFS, { recursive: true });
-    execFileSync("mount", ["-t", "bpf", "bpf", BPFFS]);
-    mounted = true;
+    unmount = mountBpffs(BPFFS);
     createMaps();
   });
-  after(() => {
-    if (!mounted) return;
-    execFileSync("umount", [BPFFS]);
-    rmSync(BPFFS, { recursive: true, force: true });
-  });
+  after(() => unmount?.());
 
   const READS = [
     "map show pinned BPFFS/hash",

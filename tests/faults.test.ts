@@ -48,6 +48,12 @@ const hashOf = (system: BpfSystem) =>
   });
 const keysOf = (n: number) => u32(...Array.from({ length: n }, (_, i) => i + 1));
 const valuesOf = (n: number) => u64(...Array.from({ length: n }, (_, i) => (i + 1) * 10));
+/** The hash map of `hashOf`, holding keys 1..32 (values 10..320) from one update batch. */
+const filledHash = (system: BpfSystem) => {
+  const map = hashOf(system);
+  map.updateBatch(keysOf(32), valuesOf(32));
+  return map;
+};
 
 const SCENARIOS: Record<string, Scenario> = {
   "element operations": (system, seen) => {
@@ -70,8 +76,7 @@ const SCENARIOS: Record<string, Scenario> = {
     seen.push(map.deleteBatch(keysOf(4)));
   },
   "batch lookups": (system, seen) => {
-    using map = hashOf(system);
-    map.updateBatch(keysOf(32), valuesOf(32));
+    using map = filledHash(system);
     let cursor: Uint8Array | null = null;
     do {
       const batch = map.lookupBatch({ cursor, count: 16 });
@@ -80,8 +85,7 @@ const SCENARIOS: Record<string, Scenario> = {
     } while (cursor !== null);
   },
   "drain": (system, seen) => {
-    using map = hashOf(system);
-    map.updateBatch(keysOf(32), valuesOf(32));
+    using map = filledHash(system);
     let cursor: Uint8Array | null = null;
     do {
       const batch = map.lookupAndDeleteBatch({ cursor, count: 16 });
@@ -90,8 +94,7 @@ const SCENARIOS: Record<string, Scenario> = {
     } while (cursor !== null);
   },
   "typed drain": (system, seen) => {
-    using map = hashOf(system);
-    map.updateBatch(keysOf(32), valuesOf(32));
+    using map = filledHash(system);
     drainInto(map.typed({ key: u32Codec, value: u64Codec }), seen, 16);
   },
   "typed drain, one element at a time": (system, seen) => {
@@ -108,8 +111,7 @@ const SCENARIOS: Record<string, Scenario> = {
     drainInto(routes, seen, 2);
   },
   "walk": (system, seen) => {
-    using map = hashOf(system);
-    map.updateBatch(keysOf(32), valuesOf(32));
+    using map = filledHash(system);
     for (const [key] of map.entries({ batchSize: 16 })) seen.push(readU32(key));
   },
   "pinning": (system, seen) => {

@@ -8,7 +8,7 @@
  */
 
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -20,7 +20,7 @@ export function clangUnavailable(): string | undefined {
   for (const [tool, args] of [["clang", ["--version"]], ["bpftool", ["version"]]] as const) {
     if (spawnSync(tool, args).status !== 0) return `${tool} is not installed`;
   }
-  if (spawnSync("test", ["-e", "/usr/include/bpf/bpf_helpers.h"]).status !== 0) {
+  if (!existsSync("/usr/include/bpf/bpf_helpers.h")) {
     return "libbpf's headers (Debian's libbpf-dev) are not installed";
   }
   return undefined;
