@@ -55,8 +55,10 @@ export type MapTypeName = Exclude<(typeof MAP_TYPE_NAMES)[number], "unspec">;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { MAP_TYPES } from "./map_types.ts";
- * console.log(MAP_TYPES.lpm_trie); // 11
+ * assert.equal(MAP_TYPES.hash, 1);
+ * assert.equal(MAP_TYPES.lpm_trie, 11);
  * ```
  */
 export const MAP_TYPES: Readonly<Record<MapTypeName, number>> = Object.freeze(
@@ -72,8 +74,10 @@ export const MAP_TYPES: Readonly<Record<MapTypeName, number>> = Object.freeze(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { mapTypeName } from "./map_types.ts";
- * console.log(mapTypeName(5)); // "percpu_hash"
+ * assert.equal(mapTypeName(5), "percpu_hash");
+ * assert.equal(mapTypeName(999), "type 999");
  * ```
  */
 export function mapTypeName(type: number): string {
@@ -82,6 +86,18 @@ export function mapTypeName(type: number): string {
 
 /**
  * The number of a map type given by name or number.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mapTypeNumber } from "./map_types.ts";
+ * assert.equal(mapTypeNumber("percpu_array"), 6);
+ * assert.equal(mapTypeNumber(40), 40); // a number passes, for types newer than this table
+ * assert.throws(() => mapTypeNumber(-1), {
+ *   name: "TypeError",
+ *   message: "type: -1 is not a map type number",
+ * });
+ * ```
  *
  * @throws {TypeError} naming `argument` for an unknown name or a number that
  * is not a non-negative integer.
@@ -107,7 +123,17 @@ export function mapTypeNumber(type: string | number, argument = "type"): number 
 const PER_CPU = new Set<number>([5, 6, 10, 21]);
 const HASH_FAMILY = new Set<number>([1, 5, 9, 10, 13]);
 
-/** Whether values of this map type hold one slot per possible CPU. */
+/**
+ * Whether values of this map type hold one slot per possible CPU.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isPerCpu, MAP_TYPES } from "./map_types.ts";
+ * assert.equal(isPerCpu(MAP_TYPES.percpu_hash), true);
+ * assert.equal(isPerCpu(MAP_TYPES.hash), false);
+ * ```
+ */
 export function isPerCpu(type: number): boolean {
   return PER_CPU.has(type);
 }
@@ -115,6 +141,15 @@ export function isPerCpu(type: number): boolean {
 /**
  * The byte size of a batch cursor (`in_batch`/`out_batch`) for a map type:
  * hash maps walk by a u32 bucket index, the rest by their last key.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { batchCursorSize, MAP_TYPES } from "./map_types.ts";
+ * assert.equal(batchCursorSize(MAP_TYPES.hash, 16), 4);
+ * assert.equal(batchCursorSize(MAP_TYPES.array, 4), 4);
+ * assert.equal(batchCursorSize(MAP_TYPES.lpm_trie, 8), 8);
+ * ```
  */
 export function batchCursorSize(type: number, keySize: number): number {
   return HASH_FAMILY.has(type) ? 4 : keySize;

@@ -7,13 +7,16 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { BpfMap } from "./mod.ts";
  *
  * using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 8, maxEntries: 1 << 16 });
  * const keys = new Uint8Array(new Uint32Array([1, 2, 3]).buffer);
  * const values = new Uint8Array(new BigUint64Array([10n, 20n, 30n]).buffer);
- * map.updateBatch(keys, values);
- * for (const [key, value] of map.entries()) console.log(key, value);
+ * assert.equal(map.updateBatch(keys, values), 3); // one syscall
+ * // A hash map walks in bucket order: sort to compare.
+ * const read = Array.from(map.entries(), ([key, value]) => [key[0], value[0]]);
+ * assert.deepEqual(read.sort((a, b) => a[0] - b[0]), [[1, 10], [2, 20], [3, 30]]);
  * ```
  *
  * @module

@@ -8,7 +8,17 @@
  * @module
  */
 
-/** `valueSize` rounded up to a multiple of 8: the size of one CPU's slot. */
+/**
+ * `valueSize` rounded up to a multiple of 8: the size of one CPU's slot.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { perCpuSlotSize } from "./percpu.ts";
+ * assert.equal(perCpuSlotSize(4), 8);
+ * assert.equal(perCpuSlotSize(12), 16);
+ * ```
+ */
 export function perCpuSlotSize(valueSize: number): number {
   return Math.ceil(valueSize / 8) * 8;
 }
@@ -18,10 +28,17 @@ export function perCpuSlotSize(valueSize: number): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { splitPerCpu } from "./percpu.ts";
- * const stride = new Uint8Array(16); // 2 CPUs, valueSize 4
- * stride[8] = 7;
- * console.log(splitPerCpu(stride, 4).map((v) => v[0])); // [0, 7]
+ * const value = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0]); // 2 CPUs' slots
+ * assert.deepEqual(splitPerCpu(value, 4), [
+ *   new Uint8Array([1, 0, 0, 0]), // CPU 0, its 4 padding bytes left out
+ *   new Uint8Array([7, 0, 0, 0]), // CPU 1
+ * ]);
+ * assert.throws(() => splitPerCpu(value.subarray(4), 4), {
+ *   name: "RangeError",
+ *   message: "value: 12 bytes is not a whole number of 8-byte per-CPU slots",
+ * });
  * ```
  */
 export function splitPerCpu(value: Uint8Array, valueSize: number): Uint8Array[] {
@@ -44,9 +61,10 @@ export function splitPerCpu(value: Uint8Array, valueSize: number): Uint8Array[] 
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { joinPerCpu } from "./percpu.ts";
  * const value = joinPerCpu([new Uint8Array([1, 0, 0, 0]), new Uint8Array([2, 0, 0, 0])], 4);
- * console.log(value.byteLength); // 16
+ * assert.deepEqual(value, new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]));
  * ```
  */
 export function joinPerCpu(values: readonly Uint8Array[], valueSize: number): Uint8Array {
@@ -67,8 +85,10 @@ export function joinPerCpu(values: readonly Uint8Array[], valueSize: number): Ui
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { countCpuList } from "./percpu.ts";
- * console.log(countCpuList("0,2-5\n")); // 5
+ * assert.equal(countCpuList("0,2-5\n"), 5);
+ * assert.equal(countCpuList("0"), 1);
  * ```
  */
 export function countCpuList(list: string): number {

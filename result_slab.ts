@@ -12,7 +12,16 @@
  * @module
  */
 
-/** Bytes per slab; a live result keeps at most its slab alive. */
+/**
+ * Bytes per slab; a live result keeps at most its slab alive.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { copyOut, SLAB_SIZE } from "./result_slab.ts";
+ * assert.equal(copyOut(new Uint8Array(8)).buffer.byteLength, SLAB_SIZE);
+ * ```
+ */
 export const SLAB_SIZE = 8192;
 
 /** Results larger than this get a buffer of their own. */
@@ -26,10 +35,15 @@ let used = 0;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { copyOut } from "./result_slab.ts";
- * const a = copyOut(new Uint8Array([1, 2]));
+ * const source = new Uint8Array([1, 2]);
+ * const a = copyOut(source);
  * const b = copyOut(new Uint8Array([3]));
- * console.log(a, b); // Uint8Array(2) [1, 2] Uint8Array(1) [3]
+ * source[0] = 9; // a is a copy
+ * assert.deepEqual([a, b], [new Uint8Array([1, 2]), new Uint8Array([3])]);
+ * assert.equal(a.buffer, b.buffer); // one slab...
+ * assert.ok(a.byteOffset + a.byteLength <= b.byteOffset); // ...never overlapping
  * ```
  */
 export function copyOut(bytes: Uint8Array): Uint8Array {
