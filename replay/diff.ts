@@ -22,6 +22,9 @@ import {
 /** Regions up to this size are shown whole in a diff. */
 const SMALL_REGION = 32;
 
+/** Batch elements up to this size are shown whole in a diff (all 64 hex bytes of a transcript). */
+const SMALL_ELEMENT = 64;
+
 /** How many differing elements of one buffer a diff lists. */
 const MAX_ELEMENTS_LISTED = 5;
 
@@ -191,12 +194,11 @@ function diffBytes(
     for (let i = 0; i < elements; i++) {
       const x = a.subarray(i * elementSize, (i + 1) * elementSize);
       const y = b.subarray(i * elementSize, (i + 1) * elementSize);
-      if (encodeHex(x) === encodeHex(y)) continue;
+      // Every byte counts: an element is compared whole, however large.
+      if (sameBytes(x, y)) continue;
       differing++;
       if (differing <= MAX_ELEMENTS_LISTED) {
-        lines.push(
-          `${label}[${i}]: expected ${encodeHex(x) || "(none)"}, got ${encodeHex(y) || "(none)"}`,
-        );
+        lines.push(describeDifference(`${label}[${i}]`, x, y, true));
       }
     }
     if (differing > MAX_ELEMENTS_LISTED) {
@@ -206,24 +208,40 @@ function diffBytes(
     }
     return lines;
   }
-  let first = 0;
-  while (first < Math.min(a.byteLength, b.byteLength) && a[first] === b[first]) first++;
-  if (a.byteLength <= SMALL_REGION && b.byteLength <= SMALL_REGION) {
-    const whole = (bytes: Uint8Array) => encodeHex(bytes) || "(empty)";
-    return [
-      `${label}: expected ${whole(a)}, got ${whole(b)} (first difference at byte ${first})`,
-    ];
-  }
-  const window = (bytes: Uint8Array) => encodeHex(bytes.subarray(first, first + 16)) || "(end)";
-  return [
-    `${label}: differs at byte ${first} of ${a.byteLength}: expected ${window(a)}…, got ${
-      window(b)
-    }…`,
-  ];
+  return [describeDifference(label, a, b)];
 }
 
-function encodeHex(bytes: Uint8Array): string {
-  return encodeBytes(bytes.subarray(0, 64));
+/** Whether two byte strings are equal, every byte of them. */
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * One line on two byte strings that differ: both whole when they are small
+ * (with where they first differ, for a region), else 16 bytes from the first
+ * difference on.
+ */
+function describeDifference(label: string, a: Uint8Array, b: Uint8Array, element = false): string {
+  let first = 0;
+  while (first < Math.min(a.byteLength, b.byteLength) && a[first] === b[first]) first++;
+  const small = element ? SMALL_ELEMENT : SMALL_REGION;
+  if (a.byteLength <= small && b.byteLength <= small) {
+    if (element) return `${label}: expected ${hex(a, "(none)")}, got ${hex(b, "(none)")}`;
+    return `${label}: expected ${hex(a, "(empty)")}, got ${
+      hex(b, "(empty)")
+    } (first difference at byte ${first})`;
+  }
+  const window = (bytes: Uint8Array) => hex(bytes.subarray(first, first + 16), "(end)");
+  return `${label}: differs at byte ${first} of ${a.byteLength}: expected ${window(a)}…, got ${
+    window(b)
+  }…`;
+}
+
+/** Small bytes as hex, or `empty` for none. */
+function hex(bytes: Uint8Array, empty: string): string {
+  return encodeBytes(bytes) || empty;
 }
 
 function isRegion(value: FieldRecord | undefined): value is RegionRecord {

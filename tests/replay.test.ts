@@ -25,8 +25,15 @@ import {
   TranscriptError,
   TranscriptMismatchError,
 } from "../mod.ts";
-import { decodeBytes, parseTranscript, type RegionRecord } from "../replay/transcript.ts";
-import { u32, u64 } from "./helpers/bytes.ts";
+import {
+  decodeBytes,
+  encodeBytes,
+  isCall,
+  parseTranscript,
+  type RegionRecord,
+  serializeTranscript,
+} from "../replay/transcript.ts";
+import { readU32, u32, u64 } from "./helpers/bytes.ts";
 import { liveTest, thrown } from "./helpers/live.ts";
 import { withoutKernelRelease } from "./helpers/transcript.ts";
 import { fixturePath, transcriptTests } from "./helpers/transcript.ts";
@@ -135,6 +142,97 @@ test("recorded calls never made, and calls past the end, are divergences", async
       past.message,
       /the transcript ends after \d+ call\(s\), but the code made close\(handle 1\)/,
     );
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+const WIDE = "wide batch elements: 96-byte values in and out";
+const widePath = fixturePath(import.meta.url, WIDE);
+/** Byte 80 of a 96-byte value: past the 64 bytes a transcript shows as hex. */
+const FAR_BYTE = 80;
+
+/** Two 96-byte values, every byte distinct; `changed` flips byte 80 of the second. */
+function wideValues(changed = false): Uint8Array {
+  const values = Uint8Array.from({ length: 2 * 96 }, (_, i) => i);
+  if (changed) values[96 + FAR_BYTE] ^= 0xff;
+  return values;
+}
+
+/** Writes two 96-byte values by batch and reads them back by batch. */
+function wideSession(system: BpfSystem, changed = false): void {
+  // Not `using`: a close after a divergence would hide it; the system closes the map.
+  const map = system.createMap({
+    type: "hash",
+    keySize: 4,
+    valueSize: 96,
+    maxEntries: 4,
+    flags: BPF_F_ZERO_SEED,
+    name: "wide",
+  });
+  assert.equal(map.updateBatch(u32(1, 2), wideValues(changed)), 2);
+  const batch = map.lookupBatch({ count: 4 });
+  assert.equal(batch.count, 2);
+  const byKey = new Map(
+    [0, 1].map((i) => [readU32(batch.keys, i), [...batch.values.subarray(i * 96, (i + 1) * 96)]]),
+  );
+  const values = wideValues(changed);
+  assert.deepEqual(byKey.get(1), [...values.subarray(0, 96)]);
+  assert.deepEqual(byKey.get(2), [...values.subarray(96)]);
+}
+
+/** 16 bytes of `bytes` from `offset`, as a diff shows them. */
+const window16 = (bytes: Uint8Array, offset: number) =>
+  encodeBytes(bytes.subarray(offset, offset + 16));
+
+transcriptTest(WIDE, (system) => wideSession(system));
+
+test("the player sees a difference past byte 64 of a batch element", async () => {
+  const system = await openSystem({
+    transcript: widePath,
+    mode: "replay",
+    modeFromEnvironment: false,
+  });
+  const error = thrown(() => wideSession(system, true));
+  await system.close().catch(() => {}); // the divergence left the rest unplayed
+  assert.ok(error instanceof ReplayDivergenceError, String(error));
+  assert.equal(error.command, "BPF_MAP_UPDATE_BATCH");
+  const [recorded, made] = [wideValues(), wideValues(true)].map((v) => v.subarray(96));
+  assert.deepEqual(error.differences, [
+    `values[1]: differs at byte ${FAR_BYTE} of 96: expected ${window16(recorded, FAR_BYTE)}…, got ${
+      window16(made, FAR_BYTE)
+    }…`,
+  ]);
+});
+
+liveTest("the verifier sees a difference past byte 64 of what the kernel wrote", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "bpfmap-wide-"));
+  try {
+    // The fixture, edited as if the kernel had returned byte 80 of the second element changed.
+    const transcript = parseTranscript(readFileSync(widePath, "utf8"), widePath);
+    const lookup = transcript.entries.find((e) => isCall(e) && e.call === "BPF_MAP_LOOKUP_BATCH");
+    assert.ok(lookup !== undefined && isCall(lookup));
+    const region = lookup.attr.values as RegionRecord;
+    const returned = decodeBytes(region.out!);
+    const edited = returned.slice();
+    edited[96 + FAR_BYTE] ^= 0xff;
+    region.out = encodeBytes(edited);
+    const path = join(dir, "wide.json");
+    writeFileSync(path, serializeTranscript(transcript));
+    const system = await openSystem({
+      transcript: path,
+      mode: "verify",
+      modeFromEnvironment: false,
+    });
+    wideSession(system);
+    const error = await system.close().then(() => undefined, (e) => e);
+    assert.ok(error instanceof TranscriptMismatchError, String(error));
+    const index = transcript.entries.indexOf(lookup);
+    assert.deepEqual(error.differences, [
+      `call #${index} (BPF_MAP_LOOKUP_BATCH): values (kernel wrote)[1]: differs at byte ${FAR_BYTE} of 96: expected ${
+        window16(edited.subarray(96), FAR_BYTE)
+      }…, got ${window16(returned.subarray(96), FAR_BYTE)}…`,
+    ]);
   } finally {
     rmSync(dir, { recursive: true });
   }
