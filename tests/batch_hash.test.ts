@@ -5,13 +5,14 @@ import assert from "node:assert/strict";
 import { describe } from "node:test";
 import {
   BatchError,
+  type BatchResult,
   BPF_F_ZERO_SEED,
   BpfMap,
   type BpfSystem,
   joinPerCpu,
   splitPerCpu,
 } from "../mod.ts";
-import { i32, readU32, readU32s, u32 } from "./helpers/bytes.ts";
+import { i32, readU32, readU32s, readU64s, u32, u64 } from "./helpers/bytes.ts";
 import { liveTest, thrown, throwsBpf } from "./helpers/live.ts";
 import { transcriptTests } from "./helpers/transcript.ts";
 
@@ -77,7 +78,11 @@ type Walk = "lookupBatch" | "lookupAndDeleteBatch";
 /**
  * The selftest's loop: `count` starts at `step` and is in/out (each call asks
  * for what the previous one returned), into consecutive slices of one buffer.
- * Returns `undefined` when the kernel answered ENOSPC (the step is skipped).
+ * Where the kernel answers ENOSPC (a bucket larger than `count`), the C test
+ * gives up on the step; here the answer is checked (nothing returned, nothing
+ * deleted, and the same cursor with twice the count returns more than the
+ * refused count: the bucket really was larger) and the walk goes on. Returns
+ * every element and how many calls met ENOSPC.
  */
 function walkInSteps(map: BpfMap, op: Walk, step: number) {
   // Room for twice the elements: the C test hands the kernel `keys + total` with
@@ -86,6 +91,8 @@ function walkInSteps(map: BpfMap, op: Walk, step: number) {
   const values = new Uint8Array(2 * MAX_ENTRIES * map.valueStride);
   let total = 0;
   let count = step;
+  let refused = 0;
+  let enospc = 0;
   let cursor: Uint8Array | null = null;
   for (;;) {
     let result;
@@ -97,25 +104,45 @@ function walkInSteps(map: BpfMap, op: Walk, step: number) {
         values: values.subarray(total * map.valueStride),
       });
     } catch (error) {
-      if (error instanceof BatchError && error.code === "ENOSPC") {
-        assert.equal(error.processed, 0);
-        return undefined;
+      if (!(error instanceof BatchError && error.code === "ENOSPC")) throw error;
+      assert.deepEqual([error.processed, error.keys?.byteLength], [0, 0], `step ${step}`);
+      if (op === "lookupAndDeleteBatch") {
+        const left = [...map.keys({ via: "nextKey" })].length;
+        assert.equal(left, MAX_ENTRIES - total, `step ${step}: ENOSPC deleted nothing`);
       }
-      throw error;
+      enospc++;
+      refused = count;
+      count *= 2;
+      continue;
     }
     total += result.count;
+    assert.ok(total <= MAX_ENTRIES, `step ${step}: ${total} elements`);
+    if (refused > 0) {
+      assert.ok(
+        result.count > refused,
+        `step ${step}: ENOSPC for ${refused}, then ${result.count}`,
+      );
+      refused = 0;
+    }
     if (result.cursor === null) break;
-    assert.ok(total <= MAX_ENTRIES);
     assert.ok(result.count > 0 && result.count <= count, `count ${result.count} for ${count}`);
     count = result.count;
     cursor = result.cursor;
   }
   return {
     total,
+    enospc,
     keys: keys.subarray(0, total * 4),
     values: values.subarray(0, total * map.valueStride),
   };
 }
+
+/**
+ * The calls of each step 1..9 that met ENOSPC. With a zero hash seed, keys
+ * 1..10 sit in 16 buckets the same way on every run: [10, 4], [5], [7, 2],
+ * then one key a bucket, so these follow from the in/out count.
+ */
+const ENOSPC_BY_STEP = [2, 1, 0, 0, 0, 0, 0, 0, 0];
 
 describe("hash batch ops, as the kernel's selftest runs them", () => {
   for (const type of ["hash", "percpu_hash"] as const) {
@@ -145,13 +172,13 @@ describe("hash batch ops, as the kernel's selftest runs them", () => {
       assert.equal(map.nextKey(), undefined);
 
       // 4: in steps of 1..9: lookup, delete in chunks, lookup-and-delete.
-      let succeeded = 0;
+      const enospc: Record<Walk, number[]> = { lookupBatch: [], lookupAndDeleteBatch: [] };
       for (let step = 1; step < MAX_ENTRIES; step++) {
         fill(map, perCpu);
         const looked = walkInSteps(map, "lookupBatch", step);
-        if (looked === undefined) continue;
         assert.equal(looked.total, MAX_ENTRIES, `lookup with step ${step}`);
         verify(looked.keys, looked.values, map, perCpu);
+        enospc.lookupBatch.push(looked.enospc);
 
         let deleted = 0;
         while (deleted < MAX_ENTRIES) {
@@ -163,13 +190,15 @@ describe("hash batch ops, as the kernel's selftest runs them", () => {
 
         fill(map, perCpu);
         const drained = walkInSteps(map, "lookupAndDeleteBatch", step);
-        if (drained === undefined) continue;
         assert.equal(drained.total, MAX_ENTRIES, `lookup-and-delete with step ${step}`);
         verify(drained.keys, drained.values, map, perCpu);
         assert.equal(map.nextKey(), undefined);
-        succeeded++;
+        enospc.lookupAndDeleteBatch.push(drained.enospc);
       }
-      assert.ok(succeeded > 0);
+      assert.deepEqual(enospc, {
+        lookupBatch: ENOSPC_BY_STEP,
+        lookupAndDeleteBatch: ENOSPC_BY_STEP,
+      });
     });
   }
 });
@@ -188,6 +217,7 @@ describe("hash batch edge cases", () => {
       });
       map.update(u32(1), u32(1));
       let error: unknown;
+      let shared = 0;
       for (let other = 2; other < 100 && error === undefined; other++) {
         map.update(u32(other), u32(other));
         try {
@@ -196,6 +226,7 @@ describe("hash batch edge cases", () => {
           map.update(u32(1), u32(1));
         } catch (e) {
           error = e;
+          shared = other;
         }
       }
       assert.ok(error instanceof BatchError, `no bucket collision found: ${String(error)}`);
@@ -205,9 +236,16 @@ describe("hash batch edge cases", () => {
         0,
       ]);
       assert.equal(error.keys?.byteLength, 0);
-      assert.equal([...map.keys({ via: "nextKey" })].length, 2, "ENOSPC deleted nothing");
+      const left = [...map.keys({ via: "nextKey" })].map((key) => readU32(key));
+      assert.deepEqual(left.sort((a, b) => a - b), [1, shared], "ENOSPC deleted nothing");
       const whole = map.lookupAndDeleteBatch({ count: 2 });
-      assert.equal(whole.count, 2, "a count that holds the bucket takes it whole");
+      assert.deepEqual(
+        readU32s(whole.keys).map((key, i) => [key, readU32(whole.values, i)]).sort((a, b) =>
+          a[0] - b[0]
+        ),
+        [[1, 1], [shared, shared]],
+        "a count that holds the bucket takes it whole",
+      );
       assert.equal(map.nextKey(), undefined);
     },
   );
@@ -217,12 +255,16 @@ describe("hash batch edge cases", () => {
     (sys) => {
       using map = u32Hash(sys, 8);
       map.updateBatch(u32(1, 2, 3), u32(10, 20, 30));
-      const result = map.lookupBatch({ count: 8 });
-      assert.equal(result.count, 3);
-      assert.equal(result.cursor, null);
-      assert.deepEqual(readU32s(result.keys).sort(), [1, 2, 3]);
+      const byKey = (result: BatchResult) =>
+        readU32s(result.keys).map((key, i) => [key, readU32(result.values, i)]).sort();
+      const wide = map.lookupBatch({ count: 8 });
+      assert.deepEqual([wide.count, wide.cursor], [3, null]);
+      assert.deepEqual(byKey(wide), [[1, 10], [2, 20], [3, 30]]);
+      // A count that the elements fill exactly: the kernel walks the empty buckets left and
+      // answers ENOENT in the same call, so the walk ends with all three, not with an empty call.
       const exact = map.lookupBatch({ count: 3 });
-      assert.ok(exact.count <= 3);
+      assert.deepEqual([exact.count, exact.cursor], [3, null]);
+      assert.deepEqual(byKey(exact), [[1, 10], [2, 20], [3, 30]]);
     },
   );
 
@@ -282,17 +324,28 @@ describe("hash batch edge cases", () => {
   liveTest("lru_hash and lru_percpu_hash walk and drain by batches too", () => {
     for (const type of ["lru_hash", "lru_percpu_hash"] as const) {
       using map = BpfMap.create({ type, keySize: 4, valueSize: 8, maxEntries: 128 });
+      const slots = map.valueStride / 8;
+      // Key k's value is k * 1000 + 1 (per CPU: plus the CPU), so a value under the wrong key shows.
+      const valueOf = (key: number) =>
+        Array.from({ length: slots }, (_, cpu) => key * 1000 + 1 + cpu);
+      const expected = Array.from({ length: 50 }, (_, key) => [key, valueOf(key)]);
       const keys = u32(...Array.from({ length: 50 }, (_, i) => i));
-      map.updateBatch(keys, new Uint8Array(50 * map.valueStride).fill(1));
-      assert.equal([...map.entries({ batchSize: 7 })].length, 50);
-      let drained = 0;
+      map.updateBatch(keys, u64(...expected.flatMap(([key]) => valueOf(key as number))));
+      const walked = [...map.entries({ batchSize: 7 })]
+        .map(([key, value]) => [readU32(key), readU64s(value)])
+        .sort((a, b) => (a[0] as number) - (b[0] as number));
+      assert.deepEqual(walked, expected);
+      const drained: (number | number[])[][] = [];
       let cursor: Uint8Array | null = null;
       do {
         const result = map.lookupAndDeleteBatch({ cursor, count: 16 });
-        drained += result.count;
+        for (let i = 0; i < result.count; i++) {
+          const value = result.values.subarray(i * map.valueStride, (i + 1) * map.valueStride);
+          drained.push([readU32(result.keys, i), readU64s(value)]);
+        }
         cursor = result.cursor;
       } while (cursor !== null);
-      assert.equal(drained, 50);
+      assert.deepEqual(drained.sort((a, b) => (a[0] as number) - (b[0] as number)), expected);
       assert.equal(map.nextKey(), undefined);
     }
   });
