@@ -1,0 +1,535 @@
+/**
+ * `npm run mutants`: mutation testing. Each mutation below is a bug the
+ * suite claims to catch; this script plants it in a copy of the working tree
+ * and runs the tests that should kill it. A mutant that survives is a test
+ * that cannot fail for the bug its name describes.
+ *
+ * ```sh
+ * deno run -A scripts/mutants.ts            # every mutant against its own tests (the fast subset)
+ * deno run -A scripts/mutants.ts --only NAME # one mutant (repeat --only for more)
+ * deno run -A scripts/mutants.ts --full     # every mutant against all of tests/, both Deno passes
+ * deno run -A scripts/mutants.ts --list     # the table, checked against the source, nothing run
+ * ```
+ *
+ * Exit status: 0 all killed, 1 a mutant survived (or could not be judged),
+ * 2 bad usage or a mutation that no longer applies.
+ *
+ * @module
+ */
+
+import { spawn } from "node:child_process";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** One planted bug. */
+interface Mutation {
+  /** Short, unique, kebab-case. */
+  name: string;
+  /** Why a user would be hurt by it: one line. */
+  why: string;
+  /** The library file, relative to the repository root. */
+  file: string;
+  /** Source text that must occur exactly once in `file`. */
+  from: string;
+  /** What replaces it. */
+  to: string;
+  /** The test files that should kill it (the fast subset). */
+  tests: string[];
+  /** Also run the Deno replay pass: for replay/ and CLI output, which replay checks on its own. */
+  replay?: boolean;
+}
+
+// The list. Library files move: when one does, fix `file` here; when the code
+// changes, `--list` says which `from` no longer applies.
+const MUTATIONS: Mutation[] = [
+  {
+    name: "batch-processed-plus-one",
+    why: "a failed batch claims one element more than it wrote: callers skip an element on retry",
+    file: "bpf_map.ts",
+    from: "return written === requested ? 0 : written;",
+    to: "return written === requested ? 0 : written + 1;",
+    tests: ["tests/batch_hash.test.ts", "tests/faults.test.ts"],
+  },
+  {
+    name: "write-batch-count-minus-one",
+    why: "updateBatch/deleteBatch report one element fewer than the kernel wrote",
+    file: "bpf_map.ts",
+    from: "if (result >= 0) return written;",
+    to: "if (result >= 0) return written - 1;",
+    tests: ["tests/batch_hash.test.ts", "tests/batch_other.test.ts"],
+  },
+  {
+    name: "write-batch-keys-values-swapped",
+    why: "a batch attr packed with keys and values swapped stores garbage under garbage keys",
+    file: "bpf_map.ts",
+    from: `    attr.setPointer(fields.keys, keys.subarray(0, count * this.keySize));
+    attr.setPointer(
+      fields.values,
+      values === null ? null : values.subarray(0, count * this.valueStride),
+    );`,
+    to: `    attr.setPointer(fields.values, keys.subarray(0, count * this.keySize));
+    attr.setPointer(
+      fields.keys,
+      values === null ? null : values.subarray(0, count * this.valueStride),
+    );`,
+    tests: ["tests/batch_hash.test.ts", "tests/batch_other.test.ts"],
+  },
+  {
+    name: "eintr-not-retried",
+    why: "a signal during any bpf() call surfaces as a spurious EINTR error",
+    file: "kernel.ts",
+    from: "if (result === -EINTR) result = this.#retryInterrupted(attr, result);",
+    to: "",
+    tests: ["tests/faults.test.ts"],
+  },
+  {
+    name: "eintr-retried-after-partial-batch",
+    why: "a batch interrupted after doing part of its work is run again: elements written twice",
+    file: "kernel.ts",
+    from: "if (count !== undefined && attr.getU32(count) !== requested) break;",
+    to: "",
+    tests: ["tests/faults.test.ts"],
+  },
+  {
+    name: "walk-drops-last-batch",
+    why: "the final batch (cursor null) still holds elements: a walk that ends on it loses them",
+    file: "map_walk.ts",
+    from: `    if (batch.count > 0) yield batch;
+    if (batch.cursor === null) return;`,
+    to: `    if (batch.cursor === null) return;
+    if (batch.count > 0) yield batch;`,
+    tests: ["tests/walk.test.ts", "tests/batch_hash.test.ts", "tests/codec.test.ts"],
+  },
+  {
+    name: "walk-enospc-not-grown",
+    why: "a hash bucket larger than the batch makes every walk fail with ENOSPC",
+    file: "map_walk.ts",
+    from: "size *= 2;",
+    to: "size *= 1;",
+    tests: ["tests/walk.test.ts"],
+  },
+  {
+    name: "walk-no-nextkey-fallback",
+    why: "map types without batch lookup (devmap, ...) can no longer be walked or dumped",
+    file: "map_walk.ts",
+    from: "if (!first || !isUnsupported(error)) throw error;",
+    to: "throw error;",
+    tests: ["tests/walk.test.ts", "tests/typed_types.test.ts"],
+  },
+  {
+    name: "failed-drain-loses-removed",
+    why: "a lookup-and-delete batch failing part-way drops the elements it already removed",
+    file: "map_walk.ts",
+    from: "if (error instanceof BatchError && error.processed > 0 && error.keys && error.values) {",
+    to: "if (false) {",
+    tests: ["tests/faults.test.ts"],
+  },
+  {
+    name: "percpu-slot-not-rounded",
+    why: "per-CPU values of 4 bytes are strided 4, not 8: every CPU but the first is misread",
+    file: "percpu.ts",
+    from: "return Math.ceil(valueSize / 8) * 8;",
+    to: "return valueSize;",
+    tests: ["tests/batch_other.test.ts", "tests/elements.test.ts", "tests/codec.test.ts"],
+  },
+  {
+    name: "possible-cpus-one-short",
+    why: "a CPU range counted without its last CPU: per-CPU buffers one slot short",
+    file: "percpu.ts",
+    from: "count += last - first + 1;",
+    to: "count += last - first;",
+    tests: ["tests/platform.test.ts"],
+  },
+  {
+    name: "errno-sign-flipped",
+    why: "BpfError gets a negative errno: code and message name no error",
+    file: "kernel.ts",
+    from: "if (result < 0) throw new BpfError(attr.command.name, -result, detail);",
+    to: "if (result < 0) throw new BpfError(attr.command.name, result, detail);",
+    tests: ["tests/elements.test.ts", "tests/bad_input.test.ts"],
+  },
+  {
+    name: "lookup-bpf-f-lock-dropped",
+    why: "lookup(key, BPF_F_LOCK) reads a spin-locked value without the lock: torn reads",
+    file: "bpf_map.ts",
+    from: "const result = this.#element(BPF_MAP_LOOKUP_ELEM, this.#key, this.#keyAddress, flags);",
+    to: "const result = this.#element(BPF_MAP_LOOKUP_ELEM, this.#key, this.#keyAddress, 0);",
+    tests: ["tests/elements.test.ts", "tests/btf.test.ts"],
+  },
+  {
+    name: "lookup-result-aliases-scratch",
+    why: "lookup returns the map's scratch buffer: the next call overwrites an earlier result",
+    file: "bpf_map.ts",
+    from: "return copyOut(this.#valueView);",
+    to: "return this.#valueView;",
+    tests: ["tests/elements.test.ts"],
+  },
+  {
+    name: "struct-tail-padding-missing",
+    why: "struct sizes not rounded to their alignment: keys and values the wrong size for C",
+    file: "codec/codec.ts",
+    from: `  size = Math.ceil(size / align) * align;
+  const members`,
+    to: `  const members`,
+    tests: ["tests/codec.test.ts"],
+  },
+  {
+    name: "struct-padding-not-zeroed",
+    why: "struct padding keeps stale bytes: hash keys with padding never match again",
+    file: "codec/codec.ts",
+    from: "new Uint8Array(view.buffer, view.byteOffset + offset, size).fill(0); // padding is zero",
+    to: "",
+    tests: ["tests/codec.test.ts"],
+  },
+  {
+    name: "be16-written-little-endian",
+    why: "ports written in host order: a u16be key never matches what a program stored",
+    file: "codec/codec.ts",
+    from: "(v, o, x) => v.setUint16(o, x),",
+    to: "(v, o, x) => v.setUint16(o, x, true),",
+    tests: ["tests/codec.test.ts"],
+  },
+  {
+    name: "cli-json-one-byte",
+    why: "`bpfmap -j map dump` no longer byte for byte bpftool's output",
+    file: "cli/json_writer.ts",
+    from: `this.out.write("],\\"value\\":[");`,
+    to: `this.out.write("], \\"value\\":[");`,
+    tests: ["tests/cli.test.ts"],
+    replay: true,
+  },
+  {
+    name: "cli-json-pretty-colon",
+    why: "`bpfmap -p` writes `name:value` where bpftool writes `name: value`",
+    file: "cli/json_writer.ts",
+    from: `(this.pretty ? ": " : ":")`,
+    to: `(this.pretty ? ":" : ":")`,
+    tests: ["tests/cli.test.ts"],
+    replay: true,
+  },
+  {
+    name: "replay-ignores-first-input-byte",
+    why: "replay accepts a call whose input differs in byte 0: a replayed test can pass wrongly",
+    file: "replay/diff.ts",
+    from: "      if (want[side] === got[side]) continue;",
+    to: `      const from1 = (text: string | undefined) =>
+        text === undefined ? text : encodeBytes(decodeBytes(text).subarray(1));
+      if (from1(want[side]) === from1(got[side])) continue;`,
+    tests: ["tests/replay.test.ts"],
+    replay: true,
+  },
+  {
+    name: "replay-finish-misses-last-call",
+    why: "replay passes a test that stopped one recorded call short",
+    file: "replay/player.ts",
+    from: "if (left > 0) {",
+    to: "if (left > 1) {",
+    tests: ["tests/replay.test.ts"],
+    replay: true,
+  },
+];
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const DENO = join(ROOT, "node_modules/.bin/deno");
+/** No run of a test set should take this long; a hung mutant (an endless walk) counts as killed. */
+const TIMEOUT_SECONDS = 600;
+
+/** One test run: which pass, its environment and arguments. */
+interface Pass {
+  name: "verify" | "replay";
+  env: Record<string, string>;
+  args: string[];
+}
+
+const VERIFY: Pass = {
+  name: "verify",
+  env: { BPFMAP_TRANSCRIPT: "verify" },
+  // --no-check: a mutant must be killed by a test, not by the type checker.
+  args: [
+    "test",
+    "--no-check",
+    "--allow-ffi",
+    "--allow-read",
+    "--allow-write",
+    "--allow-env",
+    "--allow-run",
+    "--v8-flags=--expose-gc",
+  ],
+};
+const REPLAY: Pass = {
+  name: "replay",
+  env: { BPFMAP_TRANSCRIPT: "replay" },
+  args: ["test", "--no-check", "--allow-read", "--allow-write", "--allow-env", "--allow-run"],
+};
+
+type Outcome =
+  | { kind: "passed" }
+  | { kind: "failed"; failures: string[] }
+  | { kind: "timeout" }
+  | { kind: "broken"; detail: string };
+
+/** Where `from` occurs in `text`, to check that it occurs exactly once. */
+function occurrences(text: string, from: string): number {
+  let count = 0;
+  for (let at = text.indexOf(from); at !== -1; at = text.indexOf(from, at + 1)) count++;
+  return count;
+}
+
+/** Every mutation checked against the working tree: the problems, one line each. */
+function checkTable(mutations: Mutation[]): string[] {
+  const problems: string[] = [];
+  const names = new Set<string>();
+  for (const m of mutations) {
+    if (names.has(m.name)) problems.push(`mutation ${m.name} is listed twice`);
+    names.add(m.name);
+    const path = join(ROOT, m.file);
+    if (!existsSync(path)) {
+      problems.push(`mutation ${m.name} no longer applies: ${m.file} does not exist`);
+      continue;
+    }
+    const found = occurrences(readFileSync(path, "utf8"), m.from);
+    if (found !== 1) {
+      problems.push(
+        `mutation ${m.name} no longer applies: the source changed (${m.file} holds its \`from\` ${found} times, not once)`,
+      );
+    }
+    for (const test of m.tests) {
+      if (!existsSync(join(ROOT, test))) {
+        problems.push(`mutation ${m.name}: test file ${test} does not exist`);
+      }
+    }
+  }
+  return problems;
+}
+
+/** The files of the working tree git knows of (tracked, and new files not ignored). */
+function workingTreeFiles(): string[] {
+  const out = new TextDecoder().decode(
+    new Deno.Command("git", {
+      args: ["ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+      cwd: ROOT,
+      stdout: "piped",
+    }).outputSync().stdout,
+  );
+  return [...new Set(out.split("\0").filter((path) => path !== ""))];
+}
+
+/** A fresh copy of the working tree (node_modules linked), with `mutation` applied if given. */
+function copyTree(files: string[], mutation?: Mutation): string {
+  const dir = mkdtempSync(join(tmpdir(), "bpfmap-mutant-"));
+  for (const file of files) {
+    const source = join(ROOT, file);
+    if (!existsSync(source)) continue; // deleted in the working tree, not yet in the index
+    mkdirSync(dirname(join(dir, file)), { recursive: true });
+    copyFileSync(source, join(dir, file));
+  }
+  symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));
+  if (mutation !== undefined) {
+    const path = join(dir, mutation.file);
+    writeFileSync(path, readFileSync(path, "utf8").replace(mutation.from, () => mutation.to));
+  }
+  return dir;
+}
+
+/** Runs one Deno pass over `tests` in `dir`; the output goes to `log`. */
+function runPass(dir: string, pass: Pass, tests: string[], log: string): Promise<Outcome> {
+  return new Promise((done) => {
+    // A process group of its own, so that a timeout also ends the tests' children.
+    const child = spawn(DENO, [...pass.args, ...tests], {
+      cwd: dir,
+      env: { ...Deno.env.toObject(), ...pass.env, NO_COLOR: "1" },
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const chunks: Uint8Array[] = [];
+    child.stdout!.on("data", (chunk: Uint8Array) => chunks.push(chunk));
+    child.stderr!.on("data", (chunk: Uint8Array) => chunks.push(chunk));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      Deno.kill(-child.pid!, "SIGKILL");
+    }, TIMEOUT_SECONDS * 1000);
+    child.on("close", (code: number | null) => {
+      clearTimeout(timer);
+      const text = new TextDecoder().decode(concat(chunks));
+      writeFileSync(log, text);
+      if (timedOut) return done({ kind: "timeout" });
+      if (code === 0) return done({ kind: "passed" });
+      // "FAILED | 3 passed | 1 failed": tests ran and one failed. Anything else (a module
+      // that does not load, a crash before the summary) is not a test killing the mutant.
+      const summary = /^FAILED \| \d+ passed(?: \(\d+ steps?\))? \| (\d+) failed/m.exec(text);
+      if (summary !== null && Number(summary[1]) > 0) {
+        return done({ kind: "failed", failures: failedTests(text) });
+      }
+      const lastLines = text.trim().split("\n").slice(-3).join(" / ");
+      done({ kind: "broken", detail: `exit ${code}: ${lastLines}` });
+    });
+  });
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const all = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0));
+  let at = 0;
+  for (const chunk of chunks) {
+    all.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return all;
+}
+
+/** The failing tests, by file: Deno prints "running N tests from ./F", then "name ... FAILED". */
+function failedTests(text: string): string[] {
+  const failures: string[] = [];
+  let file = "?";
+  for (const line of text.split("\n")) {
+    const running = /^running \d+ tests? from \.\/(\S+)/.exec(line);
+    if (running !== null) file = running[1];
+    const failed = /^(\s*)(.+?) \.\.\. FAILED/.exec(line);
+    // Top-level tests only: a failed step fails its test too.
+    if (failed !== null && failed[1] === "") failures.push(`${file}: ${failed[2]}`);
+  }
+  return [...new Set(failures)];
+}
+
+/** The passes a mutation runs in. */
+function passesOf(m: Mutation, full: boolean): Pass[] {
+  return full || m.replay === true ? [VERIFY, REPLAY] : [VERIFY];
+}
+
+function testsOf(m: Mutation, full: boolean): string[] {
+  return full ? ["tests/"] : m.tests;
+}
+
+function parseArgs(args: string[]): { only: string[]; full: boolean; list: boolean } {
+  const only: string[] = [];
+  let full = false;
+  let list = false;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "--full") full = true;
+    else if (arg === "--list") list = true;
+    else if (arg === "--only" && i + 1 < args.length) only.push(...args[++i].split(","));
+    else if (arg.startsWith("--only=")) only.push(...arg.slice("--only=".length).split(","));
+    else {
+      console.error(`mutants: unknown argument ${arg}`);
+      console.error("usage: deno run -A scripts/mutants.ts [--only NAME]... [--full] [--list]");
+      Deno.exit(2);
+    }
+  }
+  return { only, full, list };
+}
+
+async function main(): Promise<number> {
+  const { only, full, list } = parseArgs(Deno.args);
+  const unknown = only.filter((name) => !MUTATIONS.some((m) => m.name === name));
+  if (unknown.length > 0) {
+    console.error(`mutants: no mutation named ${unknown.join(", ")} (see --list)`);
+    return 2;
+  }
+  const chosen = only.length === 0 ? MUTATIONS : MUTATIONS.filter((m) => only.includes(m.name));
+  // The whole table is checked every time, so that it stays honest as the code moves.
+  const problems = checkTable(MUTATIONS);
+  if (list) {
+    for (const m of chosen) {
+      const passes = passesOf(m, full).map((p) => p.name).join("+");
+      console.log(
+        `${m.name.padEnd(36)} ${m.file.padEnd(20)} ${passes.padEnd(14)} ${m.tests.join(" ")}`,
+      );
+      console.log(`${"".padEnd(36)} ${m.why}`);
+    }
+  }
+  if (problems.length > 0) {
+    for (const problem of problems) console.error(problem);
+    return 2;
+  }
+  if (list) return 0;
+
+  const files = workingTreeFiles();
+  let killed = 0;
+  const survived: Mutation[] = [];
+  const unjudged: Mutation[] = [];
+
+  // Baselines: each test set must pass unmutated, or its failures would count as kills
+  // (another process holding a test's bpffs mount, a test broken by work in progress).
+  const baselines = new Map<string, Outcome>();
+  const baselineDir = copyTree(files);
+  try {
+    for (const m of chosen) {
+      for (const pass of passesOf(m, full)) {
+        const key = `${pass.name} ${testsOf(m, full).join(" ")}`;
+        if (baselines.has(key)) continue;
+        const started = performance.now();
+        const outcome = await runPass(
+          baselineDir,
+          pass,
+          testsOf(m, full),
+          join(baselineDir, "log"),
+        );
+        baselines.set(key, outcome);
+        const seconds = ((performance.now() - started) / 1000).toFixed(1);
+        console.log(`baseline ${outcome.kind.padEnd(8)} ${key} ${seconds}s`);
+        if (outcome.kind === "failed") {
+          for (const failure of outcome.failures) console.log(`         failing: ${failure}`);
+        }
+      }
+    }
+  } finally {
+    rmSync(baselineDir, { recursive: true, force: true });
+  }
+
+  for (const m of chosen) {
+    const started = performance.now();
+    const dir = copyTree(files, m);
+    let verdict = "SURVIVED";
+    let detail = "";
+    try {
+      for (const pass of passesOf(m, full)) {
+        const key = `${pass.name} ${testsOf(m, full).join(" ")}`;
+        if (baselines.get(key)?.kind !== "passed") {
+          verdict = "UNJUDGED";
+          detail = `the unmutated tree fails ${key}`;
+          break;
+        }
+        const outcome = await runPass(dir, pass, testsOf(m, full), join(dir, `${pass.name}.log`));
+        if (outcome.kind === "passed") continue;
+        if (outcome.kind === "broken") {
+          verdict = "UNJUDGED";
+          detail = `${pass.name}: the tests did not run: ${outcome.detail.slice(0, 200)}`;
+          break;
+        }
+        verdict = "killed";
+        detail = outcome.kind === "timeout"
+          ? `${pass.name}: timed out after ${TIMEOUT_SECONDS}s`
+          : `${pass.name}: ${outcome.failures.slice(0, 2).join("; ")}${
+            outcome.failures.length > 2 ? ` (+${outcome.failures.length - 2} more)` : ""
+          }`;
+        break;
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const seconds = ((performance.now() - started) / 1000).toFixed(1);
+    if (verdict === "killed") killed++;
+    else if (verdict === "SURVIVED") survived.push(m);
+    else unjudged.push(m);
+    if (verdict === "SURVIVED") detail = `${testsOf(m, full).join(" ")} should kill it: ${m.why}`;
+    console.log(`${verdict.padEnd(8)} ${m.name.padEnd(36)} ${seconds.padStart(6)}s  ${detail}`);
+  }
+
+  const notJudged = unjudged.length > 0 ? `, ${unjudged.length} not judged` : "";
+  console.log(`mutants: ${killed} killed, ${survived.length} survived${notJudged}`);
+  return survived.length > 0 || unjudged.length > 0 ? 1 : 0;
+}
+
+Deno.exit(await main());
