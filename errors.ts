@@ -14,9 +14,14 @@ import { errnoDescription, errnoName } from "./ffi/errno.ts";
  * import assert from "node:assert/strict";
  * import { BpfError, BpfMap } from "./mod.ts";
  *
- * assert.throws(() => BpfMap.fromId(0x7fff_fff0), (error) => {
- *   return error instanceof BpfError && error.code === "ENOENT" && error.op === "BPF_MAP_GET_FD_BY_ID";
+ * assert.throws(() => BpfMap.fromId(0x7fff_fff0), {
+ *   name: "BpfError",
+ *   errno: 2,
+ *   code: "ENOENT",
+ *   op: "BPF_MAP_GET_FD_BY_ID",
+ *   message: "BPF_MAP_GET_FD_BY_ID failed: ENOENT (No such file or directory): map id 2147483632",
  * });
+ * assert.equal(new BpfError("BPF_MAP_LOOKUP_BATCH", 524).code, "ENOTSUPP"); // kernel-internal
  * ```
  */
 export class BpfError extends Error {
@@ -46,13 +51,18 @@ export class BpfError extends Error {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { BatchError, BpfMap } from "./mod.ts";
+ * import { BpfMap } from "./mod.ts";
  *
  * using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 2 });
  * const three = new Uint8Array(new Uint32Array([1, 2, 3]).buffer);
- * assert.throws(() => map.updateBatch(three, three), (error) => {
- *   return error instanceof BatchError && error.code === "E2BIG" && error.processed === 2;
+ * assert.throws(() => map.updateBatch(three, three), {
+ *   name: "BatchError",
+ *   code: "E2BIG", // the map is full...
+ *   op: "BPF_MAP_UPDATE_BATCH",
+ *   processed: 2, // ...after the first two
  * });
+ * const two = three.subarray(4, 8);
+ * assert.deepEqual(map.lookup(two), two); // written before the failure
  * ```
  */
 export class BatchError extends BpfError {

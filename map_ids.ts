@@ -19,7 +19,9 @@ import { type Kernel, liveKernel } from "./kernel.ts";
  * import { BpfMap, listMapIds } from "./mod.ts";
  *
  * using mine = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });
- * assert.ok(listMapIds().includes(mine.id));
+ * const ids = listMapIds();
+ * assert.ok(ids.includes(mine.id));
+ * assert.deepEqual(ids, ids.toSorted((a, b) => a - b));
  * ```
  */
 export function listMapIds(kernel: Kernel = liveKernel()): number[] {
@@ -45,9 +47,20 @@ export function listMapIds(kernel: Kernel = liveKernel()): number[] {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { possibleCpus } from "./mod.ts";
+ * import { BpfMap, joinPerCpu, possibleCpus, splitPerCpu } from "./mod.ts";
  *
- * assert.ok(possibleCpus() >= 1);
+ * using counters = BpfMap.create({
+ *   type: "percpu_array",
+ *   keySize: 4,
+ *   valueSize: 4,
+ *   maxEntries: 1,
+ * });
+ * const perCpu = Array.from(
+ *   { length: possibleCpus() },
+ *   (_, cpu) => new Uint8Array([cpu + 1, 0, 0, 0]),
+ * );
+ * counters.update(new Uint8Array(4), joinPerCpu(perCpu, 4)); // one slot per possible CPU
+ * assert.deepEqual(splitPerCpu(counters.lookup(new Uint8Array(4))!, 4), perCpu);
  * ```
  */
 export function possibleCpus(kernel: Kernel = liveKernel()): number {

@@ -38,7 +38,16 @@ export interface MapInfo {
   mapExtra: bigint;
 }
 
-/** The size of `struct bpf_map_info` this module reads. */
+/**
+ * The size of `struct bpf_map_info` this module reads.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { MAP_INFO_SIZE } from "./map_info.ts";
+ * assert.equal(MAP_INFO_SIZE, 104); // Linux 6.x's struct, up to hash_size
+ * ```
+ */
 export const MAP_INFO_SIZE = BPF_MAP_INFO.size;
 
 const decoder = new TextDecoder();
@@ -50,6 +59,30 @@ const infoBuffers = new WeakMap<Kernel, Uint8Array>();
  * Asks the kernel about the map behind `fd`.
  *
  * @returns the info, or `-errno` if the kernel refused.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BpfMap } from "./mod.ts";
+ * import { liveKernel } from "./kernel.ts";
+ * import { readMapInfo } from "./map_info.ts";
+ *
+ * using map = BpfMap.create({
+ *   type: "lru_hash",
+ *   keySize: 4,
+ *   valueSize: 8,
+ *   maxEntries: 16,
+ *   name: "flows",
+ * });
+ * const info = readMapInfo(liveKernel(), map.fd);
+ * assert.ok(typeof info !== "number");
+ * assert.deepEqual(
+ *   [info.typeName, info.id, info.maxEntries, info.name],
+ *   ["lru_hash", map.id, 16, "flows"],
+ * );
+ * // No such fd: -EBADFD (77) since Linux 6.x, -EBADF (9) before.
+ * assert.ok([-77, -9].includes(readMapInfo(liveKernel(), 0x7fff_ffff) as number));
+ * ```
  */
 export function readMapInfo(kernel: Kernel, fd: number): MapInfo | number {
   let info = infoBuffers.get(kernel);
@@ -70,7 +103,23 @@ export function readMapInfo(kernel: Kernel, fd: number): MapInfo | number {
   return decodeMapInfo(info);
 }
 
-/** Decodes the bytes of a `struct bpf_map_info`. */
+/**
+ * Decodes the bytes of a `struct bpf_map_info`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeMapInfo, MAP_INFO_SIZE } from "./map_info.ts";
+ *
+ * const bytes = new Uint8Array(MAP_INFO_SIZE);
+ * const view = new DataView(bytes.buffer);
+ * view.setUint32(0, 2, true); // type: array
+ * view.setUint32(16, 64, true); // max_entries
+ * bytes.set(new TextEncoder().encode("stats"), 24); // name, NUL-terminated
+ * const info = decodeMapInfo(bytes);
+ * assert.deepEqual([info.typeName, info.maxEntries, info.name], ["array", 64, "stats"]);
+ * ```
+ */
 export function decodeMapInfo(info: Uint8Array): MapInfo {
   const view = new DataView(info.buffer, info.byteOffset, info.byteLength);
   const u32 = (offset: number) => view.getUint32(offset, true);
