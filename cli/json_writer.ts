@@ -14,15 +14,37 @@ import type { Output } from "./output.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  * import { JsonWriter } from "./json_writer.ts";
  * import { Output } from "./output.ts";
  *
- * const json = new JsonWriter(new Output(1), false);
- * json.startObject();
- * json.name("key");
- * json.hexArray(new Uint8Array([1, 0]), 0, 2);
- * json.endObject();
- * json.finish(); // {"key":["0x01","0x00"]}
+ * // What -j (compact) and -p (pretty) write for the same calls.
+ * const dir = mkdtempSync(join(tmpdir(), "bpfmap-json-"));
+ * for (const pretty of [false, true]) {
+ *   const fd = openSync(join(dir, String(pretty)), "w");
+ *   const json = new JsonWriter(new Output(fd), pretty);
+ *   json.startObject();
+ *   json.name("key");
+ *   json.hexArray(new Uint8Array([1, 0]), 0, 2);
+ *   json.stringField("name", "it's");
+ *   json.rawField("frozen", 0);
+ *   json.endObject();
+ *   json.finish();
+ *   json.out.flush();
+ *   closeSync(fd);
+ * }
+ * assert.equal(
+ *   readFileSync(join(dir, "false"), "utf8"),
+ *   `{"key":["0x01","0x00"],"name":"it\\'s","frozen":0}\n`,
+ * );
+ * assert.equal(
+ *   readFileSync(join(dir, "true"), "utf8"),
+ *   `{\n    "key": ["0x01","0x00"\n    ],\n    "name": "it\\'s",\n    "frozen": 0\n}\n`,
+ * );
+ * rmSync(dir, { recursive: true });
  * ```
  */
 export class JsonWriter {

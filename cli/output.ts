@@ -29,12 +29,31 @@ const X = 0x78;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  * import { Output } from "./output.ts";
- * const out = new Output(1);
+ *
+ * const dir = mkdtempSync(join(tmpdir(), "bpfmap-output-"));
+ * const fd = openSync(join(dir, "out"), "w");
+ * const out = new Output(fd);
  * out.write("bytes: ");
- * out.plainHex(new Uint8Array([1, 255]), 0, 2); // 01 ff
+ * out.plainHex(new Uint8Array([1, 255]), 0, 2);
  * out.write("\n");
+ * out.plainHex(Uint8Array.from({ length: 17 }, (_, i) => i), 0, 17);
+ * out.write("\n");
+ * out.jsonHex(new Uint8Array([10, 0]), 0, 2);
+ * assert.equal(readFileSync(join(dir, "out"), "utf8"), ""); // nothing written before flush()
  * out.flush();
+ * closeSync(fd);
+ * assert.equal(
+ *   readFileSync(join(dir, "out"), "utf8"),
+ *   "bytes: 01 ff\n"
+ *     + "00 01 02 03 04 05 06 07  08 09 0a 0b 0c 0d 0e 0f\n10\n"
+ *     + '"0x0a","0x00"',
+ * );
+ * rmSync(dir, { recursive: true });
  * ```
  */
 export class Output {
