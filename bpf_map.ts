@@ -158,9 +158,19 @@ const unclosed = new FinalizationRegistry<{ kernel: Kernel; fd: number }>(({ ker
  * import { BpfMap } from "./mod.ts";
  *
  * using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 8, maxEntries: 1024 });
- * map.update(new Uint8Array([1, 0, 0, 0]), new Uint8Array(8).fill(7));
- * assert.deepEqual(map.lookup(new Uint8Array([1, 0, 0, 0])), new Uint8Array(8).fill(7));
+ * const one = new Uint8Array([1, 0, 0, 0]);
+ * map.update(one, new Uint8Array(8).fill(7));
+ * assert.deepEqual(map.lookup(one), new Uint8Array(8).fill(7));
  * assert.equal(map.lookup(new Uint8Array([2, 0, 0, 0])), undefined);
+ * assert.deepEqual(map.nextKey(), one); // the first key
+ * assert.equal(map.nextKey(one), undefined); // after the last
+ * assert.equal(map.delete(one), true);
+ * assert.equal(map.delete(one), false); // no longer there
+ * map.close();
+ * assert.throws(() => map.lookup(one), {
+ *   name: "TypeError",
+ *   message: `lookup: hash map (id ${map.id}) is closed`,
+ * });
  * ```
  */
 export class BpfMap implements Disposable {
@@ -250,8 +260,20 @@ export class BpfMap implements Disposable {
    * import assert from "node:assert/strict";
    * import { BpfMap, possibleCpus } from "./mod.ts";
    *
-   * using counters = BpfMap.create({ type: "percpu_array", keySize: 4, valueSize: 8, maxEntries: 64 });
+   * using counters = BpfMap.create({
+   *   type: "percpu_array",
+   *   keySize: 4,
+   *   valueSize: 8,
+   *   maxEntries: 64,
+   *   name: "counters",
+   * });
+   * assert.deepEqual([counters.typeName, counters.name], ["percpu_array", "counters"]);
    * assert.equal(counters.valueStride, 8 * possibleCpus());
+   * assert.throws(() => BpfMap.create({ type: "hash", keySize: 4, valueSize: 8, maxEntries: 0 }), {
+   *   name: "BpfError", // the kernel refuses an empty hash map
+   *   code: "EINVAL",
+   *   op: "BPF_MAP_CREATE",
+   * });
    * ```
    */
   static create(spec: MapSpec, kernel: Kernel = liveKernel()): BpfMap {
@@ -317,14 +339,27 @@ export class BpfMap implements Disposable {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
+   * import { execFileSync } from "node:child_process";
+   * import { mkdtempSync, rmSync } from "node:fs";
    * import { BpfMap } from "./mod.ts";
    *
-   * const path = "/sys/fs/bpf/my_map"; // on a mounted bpffs
+   * // A bpffs of its own, as /sys/fs/bpf usually is (root only).
+   * const bpffs = mkdtempSync("/tmp/bpffs-");
+   * execFileSync("mount", ["-t", "bpf", "bpf", bpffs]);
    * try {
-   *   using map = BpfMap.openPinned(path, { readOnly: true });
-   *   console.log(map.typeName, map.name);
-   * } catch (error) {
-   *   console.log(`${path}: ${(error as Error).message}`); // BpfError ENOENT when nothing is pinned there
+   *   using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });
+   *   map.pin(`${bpffs}/counts`);
+   *   using opened = BpfMap.openPinned(`${bpffs}/counts`, { readOnly: true });
+   *   assert.equal(opened.id, map.id);
+   *   assert.throws(() => opened.update(new Uint8Array(4), new Uint8Array(4)), {
+   *     name: "BpfError",
+   *     code: "EPERM", // opened read-only
+   *   });
+   *   assert.throws(() => BpfMap.openPinned(`${bpffs}/nothing`), { code: "ENOENT" });
+   * } finally {
+   *   execFileSync("umount", [bpffs]);
+   *   rmSync(bpffs, { recursive: true });
    * }
    * ```
    */
@@ -452,7 +487,28 @@ export class BpfMap implements Disposable {
     return copyOut(this.#nextKey ?? new Uint8Array(0));
   }
 
-  /** Adds `value` to a queue, stack or bloom filter. `flags` may be `BPF_EXIST` (queue/stack: overwrite the oldest when full). */
+  /**
+   * Adds `value` to a queue, stack or bloom filter. `flags` may be `BPF_EXIST` (queue/stack:
+   * overwrite the oldest when full).
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { BpfMap } from "./mod.ts";
+   *
+   * using queue = BpfMap.create({ type: "queue", keySize: 0, valueSize: 1, maxEntries: 8 });
+   * queue.push(new Uint8Array([1]));
+   * queue.push(new Uint8Array([2]));
+   * assert.deepEqual(queue.peek(), new Uint8Array([1])); // first in, first out
+   * assert.deepEqual(queue.pop(), new Uint8Array([1]));
+   * assert.deepEqual(queue.pop(), new Uint8Array([2]));
+   * assert.equal(queue.pop(), undefined); // empty
+   *
+   * using seen = BpfMap.create({ type: "bloom_filter", keySize: 0, valueSize: 4, maxEntries: 64 });
+   * seen.push(new Uint8Array([10, 0, 0, 1]));
+   * assert.equal(seen.contains(new Uint8Array([10, 0, 0, 1])), true);
+   * ```
+   */
   push(value: Uint8Array, flags = 0): void {
     this.#openFd("push");
     this.#keyless("push");
@@ -505,14 +561,15 @@ export class BpfMap implements Disposable {
    * using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 100 });
    * const keys = new Uint8Array(new Uint32Array([1, 2, 3]).buffer);
    * map.updateBatch(keys, keys);
-   * let seen = 0;
+   * const seen: number[] = [];
    * let cursor: Uint8Array | null = null;
    * do {
    *   const batch = map.lookupBatch({ cursor, count: 2 });
-   *   seen += batch.count; // batch.keys and batch.values hold batch.count elements
+   *   // batch.keys and batch.values hold batch.count elements
+   *   seen.push(...new Uint32Array(batch.keys.slice().buffer));
    *   cursor = batch.cursor;
    * } while (cursor !== null);
-   * assert.equal(seen, 3);
+   * assert.deepEqual(seen.sort((a, b) => a - b), [1, 2, 3]);
    * ```
    */
   lookupBatch(opts: BatchLookupOptions): BatchResult {
@@ -523,6 +580,23 @@ export class BpfMap implements Disposable {
    * Like {@linkcode BpfMap.lookupBatch}, deleting what it returns
    * (`BPF_MAP_LOOKUP_AND_DELETE_BATCH`, hash maps only). On failure the
    * thrown {@linkcode BatchError} carries every element already removed.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { BpfMap } from "./mod.ts";
+   *
+   * using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 100 });
+   * const keys = new Uint8Array(new Uint32Array([1, 2, 3]).buffer);
+   * assert.equal(map.updateBatch(keys, keys), 3);
+   * const drained = map.lookupAndDeleteBatch({ count: 100 });
+   * assert.equal(drained.count, 3);
+   * assert.equal(drained.cursor, null); // the whole map in one call
+   * assert.equal(map.nextKey(), undefined); // now empty
+   * assert.equal(map.updateBatch(keys, keys), 3);
+   * assert.equal(map.deleteBatch(keys.subarray(0, 8)), 2); // keys 1 and 2
+   * assert.deepEqual([...map.keys()], [keys.subarray(8)]);
+   * ```
    */
   lookupAndDeleteBatch(opts: BatchLookupOptions): BatchResult {
     return this.#lookupBatch(BPF_MAP_LOOKUP_AND_DELETE_BATCH, opts);
@@ -680,7 +754,23 @@ export class BpfMap implements Disposable {
     this.#kernel.callOrThrow(attr, `${this.#describe()} at ${path}`);
   }
 
-  /** Makes the map read-only for user space from now on (`BPF_MAP_FREEZE`). */
+  /**
+   * Makes the map read-only for user space from now on (`BPF_MAP_FREEZE`).
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { BpfMap } from "./mod.ts";
+   *
+   * using config = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });
+   * config.update(new Uint8Array(4), new Uint8Array([1, 0, 0, 0]));
+   * config.freeze();
+   * assert.equal(config.fdInfo().frozen, "1");
+   * assert.throws(() => config.update(new Uint8Array(4), new Uint8Array(4)), { code: "EPERM" });
+   * assert.deepEqual(config.lookup(new Uint8Array(4)), new Uint8Array([1, 0, 0, 0]));
+   * assert.equal(config.info().maxEntries, 1);
+   * ```
+   */
   freeze(): void {
     const fd = this.#openFd("freeze");
     const attr = this.#kernel.attr(BPF_MAP_FREEZE);
