@@ -12,13 +12,24 @@ import { fileURLToPath } from "node:url";
 import { COMMANDS } from "../ffi/commands.ts";
 import { runtimeCommand } from "./helpers/child.ts";
 import { liveTest } from "./helpers/live.ts";
+import { missingTools, toolTest } from "./helpers/tools.ts";
 
-liveTest("strace sees every command with exactly its table size", () => {
+const NEEDS = { commands: ["strace"] };
+
+/** A test that needs strace and the kernel: without strace as toolTest, else as liveTest. */
+function straceTest(name: string, fn: () => void): void {
+  if (missingTools(NEEDS) !== undefined) toolTest(name, NEEDS, fn);
+  else liveTest(name, fn);
+}
+
+straceTest("strace sees every command with exactly its table size", () => {
   const dir = mkdtempSync(join(tmpdir(), "bpfmap-strace-"));
   const bpffs = join(dir, "bpffs");
-  execFileSync("mkdir", [bpffs]);
-  execFileSync("mount", ["-t", "bpf", "bpf", bpffs]);
+  let mounted = false;
   try {
+    execFileSync("mkdir", [bpffs]);
+    execFileSync("mount", ["-t", "bpf", "bpf", bpffs]);
+    mounted = true;
     const script = fileURLToPath(new URL("./helpers/every_command.ts", import.meta.url));
     const [command, args] = runtimeCommand(script, [bpffs]);
     const log = join(dir, "strace.log");
@@ -37,7 +48,7 @@ liveTest("strace sees every command with exactly its table size", () => {
       assert.deepEqual([...(seen.get(cmd.name) ?? [])], [cmd.size], `${cmd.name} as strace saw it`);
     }
   } finally {
-    execFileSync("umount", [bpffs]);
+    if (mounted) execFileSync("umount", [bpffs]);
     rmSync(dir, { recursive: true });
   }
 });
