@@ -37,7 +37,19 @@ export interface BatchWalkOptions extends WalkOptions {
   reuse?: boolean;
 }
 
-/** The default number of elements per lookup batch of a walk. */
+/**
+ * The default number of elements per lookup batch of a walk.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BpfMap, DEFAULT_BATCH_SIZE, walkBatches } from "./mod.ts";
+ *
+ * assert.equal(DEFAULT_BATCH_SIZE, 4096);
+ * using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 5000 });
+ * assert.deepEqual([...walkBatches(map, {})].map((batch) => batch.count), [4096, 904]);
+ * ```
+ */
 export const DEFAULT_BATCH_SIZE = 4096;
 
 /** How many times a walk doubles its batch on ENOSPC before it gives up. */
@@ -54,6 +66,17 @@ const withoutLookupAndDelete = new WeakSet<BpfMap>();
  * Whether a failed call means "this kernel or map type has no such
  * command" (EINVAL from kernels before it, ENOTSUPP from types without it),
  * rather than a batch that failed part-way through.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BatchError, BpfMap } from "./mod.ts";
+ * import { isUnsupported } from "./map_walk.ts";
+ *
+ * using devmap = BpfMap.create({ type: "devmap", keySize: 4, valueSize: 4, maxEntries: 8 });
+ * assert.throws(() => devmap.lookupBatch({ count: 8 }), isUnsupported); // ENOTSUPP
+ * assert.equal(isUnsupported(new BatchError("BPF_MAP_LOOKUP_BATCH", 22, 5)), false); // part-way
+ * ```
  */
 export function isUnsupported(error: unknown): error is BpfError {
   return error instanceof BpfError && (error.errno === ENOTSUPP || error.errno === EINVAL)
@@ -71,7 +94,10 @@ export function isUnsupported(error: unknown): error is BpfError {
  * import { walkEntries } from "./map_walk.ts";
  *
  * using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1000 });
- * assert.equal([...walkEntries(map, { batchSize: 512 })].length, 1000);
+ * const entries = [...walkEntries(map, { batchSize: 512 })]; // two batches
+ * // Every key still reads as itself after the walk: an array's keys are 0..999.
+ * const keys = entries.map(([key]) => new DataView(key.slice().buffer).getUint32(0, true));
+ * assert.deepEqual(keys, Array.from({ length: 1000 }, (_, index) => index));
  * ```
  */
 export function* walkEntries(
@@ -163,6 +189,23 @@ function* orElse(
  * throws: nothing a lookup-and-delete removed is lost. Every error, the
  * first call's ENOTSUPP included, reaches the caller: {@linkcode walkBatches}
  * and {@linkcode drainBatches} are the walks that fall back.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BpfMap } from "./mod.ts";
+ * import { lookupBatches } from "./map_walk.ts";
+ *
+ * using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 3 });
+ * const keys = new Uint8Array(new Uint32Array([1, 2, 3]).buffer);
+ * map.updateBatch(keys, keys);
+ * // Batches of 1 grow where two keys share a hash bucket (ENOSPC): none is lost.
+ * const batches = [...lookupBatches(map, { batchSize: 1 })];
+ * const read = batches.flatMap((batch) => [...new Uint32Array(batch.keys.slice().buffer)]);
+ * assert.deepEqual(read.sort((a, b) => a - b), [1, 2, 3]);
+ * using devmap = BpfMap.create({ type: "devmap", keySize: 4, valueSize: 4, maxEntries: 8 });
+ * assert.throws(() => [...lookupBatches(devmap, {})], { name: "BatchError", code: "ENOTSUPP" });
+ * ```
  */
 export function* lookupBatches(
   map: BpfMap,
