@@ -1,8 +1,10 @@
-// The command table against the kernel's own header: gcc computes offsetof and
-// sizeof for every field the installed <linux/bpf.h> has. Fields newer than
-// that header (value_type_btf_obj_fd, map_token_fd, path_fd, btf_log_true_size,
-// bpf_map_info's btf_vmlinux_id and hash) are checked against
-// kernel-map-commands.md's table instead. bpf_map_info and bpf_btf_info, the
+// The command table against the kernel's own layouts. gcc computes offsetof
+// and sizeof for every field the installed <linux/bpf.h> has; a field newer
+// than that header is checked against kernel-map-commands.md's layout table,
+// and one the table does not list either against the running kernel's BTF
+// (bpftool's C dump of /sys/kernel/btf/vmlinux, compiled the same way). Which
+// fields take which road is read from the header, never pinned: a newer header
+// moves fields from the table to gcc. bpf_map_info and bpf_btf_info, the
 // structs OBJ_GET_INFO_BY_FD fills, are checked the same way.
 
 import assert from "node:assert/strict";
@@ -11,18 +13,29 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { BPF_BTF_INFO, BPF_MAP_INFO, COMMANDS } from "../ffi/commands.ts";
+import { fileURLToPath } from "node:url";
+import { BPF_BTF_INFO, BPF_MAP_INFO, COMMANDS, type Field } from "../ffi/commands.ts";
 import { MAP_INFO_SIZE } from "../map_info.ts";
+import { toolTest } from "./helpers/tools.ts";
 
 const HEADER = "/usr/include/linux/bpf.h";
-const canCompile = existsSync(HEADER) && (() => {
-  try {
-    execFileSync("cc", ["--version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+/** The project's notes on the kernel's map commands, beside the repository. */
+const DOC = fileURLToPath(new URL("../../shared/docs/kernel-map-commands.md", import.meta.url));
+// Not in toolTest's paths: Deno lets no test stat /sys without --allow-all; bpftool reads it.
+const VMLINUX = "/sys/kernel/btf/vmlinux";
+
+/** One field of the command table, and how C names it. */
+interface Checked {
+  /** `BPF_MAP_CREATE.map_flags`, `bpf_map_info.hash`. */
+  name: string;
+  field: Field;
+  /** The C type it is a member of: `union bpf_attr`, `struct bpf_map_info`. */
+  type: string;
+  /** The member's path in that type: `batch.count`, `map_flags`. */
+  path: string;
+  /** Which part of kernel-map-commands.md's layout list describes it. */
+  docPart: RegExp;
+}
 
 /** How a command's fields are reached in `union bpf_attr`. */
 function memberPath(command: string, field: string): string {
@@ -32,77 +45,123 @@ function memberPath(command: string, field: string): string {
   return field;
 }
 
-test("every attr field sits where <linux/bpf.h> puts it", {
-  skip: canCompile ? false : "no cc or header",
-}, () => {
-  const header = readFileSync(HEADER, "utf8");
-  const checked: string[] = [];
-  const newer: string[] = [];
-  let program =
-    "#include <stddef.h>\n#include <stdio.h>\n#include <linux/bpf.h>\nint main(void) {\n";
-  for (const command of COMMANDS.values()) {
-    for (const field of command.fieldList) {
-      const path = memberPath(command.name, field.name);
-      const leaf = path.split(".").pop()!;
-      if (!new RegExp(`\\b${leaf}(\\[\\w+\\])?;`).test(header)) {
-        newer.push(`${command.name}.${field.name}`);
-        continue;
-      }
-      checked.push(`${command.name}.${field.name}`);
-      program +=
-        `  printf("%s %zu %zu\\n", "${command.name}.${field.name}", offsetof(union bpf_attr, ${path}), `
-        + `sizeof(((union bpf_attr *)0)->${path}));\n`;
-    }
+/** The bullet of the layout list that describes a command: `- MAP_CREATE: ...`, `- Batch commands: ...`. */
+function docPart(command: string): RegExp {
+  const short = command.replace(/^BPF_/, "");
+  if (command.includes("BATCH")) return /^- Batch commands:/;
+  if (command.endsWith("_ELEM") || command === "BPF_MAP_GET_NEXT_KEY") {
+    return /^- Element commands/;
   }
-  // The info structs a pointer leads to, checked against their own declarations.
-  for (const layout of [BPF_MAP_INFO, BPF_BTF_INFO]) {
-    const body = new RegExp(`struct ${layout.name} \\{([\\s\\S]*?)\\n\\}`).exec(header)![1];
-    for (const field of layout.fieldList) {
-      const name = `${layout.name}.${field.name}`;
-      if (!new RegExp(`\\b${field.name}(\\[\\w+\\])?;`).test(body)) {
-        newer.push(name);
-        continue;
-      }
-      checked.push(name);
-      program +=
-        `  printf("%s %zu %zu\\n", "${name}", offsetof(struct ${layout.name}, ${field.name}), `
-        + `sizeof(((struct ${layout.name} *)0)->${field.name}));\n`;
-    }
+  return new RegExp(`^- (\\w+ / )?${short}( / \\w+)?:`);
+}
+
+const FIELDS: Checked[] = [
+  ...[...COMMANDS.values()].flatMap((command) =>
+    command.fieldList.map((field) => ({
+      name: `${command.name}.${field.name}`,
+      field,
+      type: "union bpf_attr",
+      path: memberPath(command.name, field.name),
+      docPart: docPart(command.name),
+    }))
+  ),
+  ...[BPF_MAP_INFO, BPF_BTF_INFO].flatMap((layout) =>
+    layout.fieldList.map((field) => ({
+      name: `${layout.name}.${field.name}`,
+      field,
+      type: `struct ${layout.name}`,
+      path: field.name,
+      docPart: new RegExp(`^- [\\s\\S]*struct ${layout.name} \\(`),
+    }))
+  ),
+];
+
+/** Whether the header declares the field: its member among `union bpf_attr` or in its struct. */
+function headerHas(header: string, checked: Checked): boolean {
+  const leaf = checked.path.split(".").pop()!;
+  const struct = /^struct (\w+)/.exec(checked.type)?.[1];
+  const body = struct === undefined
+    ? header
+    : new RegExp(`struct ${struct} \\{([\\s\\S]*?)\\n\\}`).exec(header)?.[1] ?? "";
+  return new RegExp(`\\b${leaf}(\\[\\w+\\])?;`).test(body);
+}
+
+/** `[offset, size]` of the field in kernel-map-commands.md's layout list, if it is there. */
+function fromDoc(doc: string, checked: Checked): number[] | undefined {
+  const layouts = doc.slice(
+    doc.indexOf("## Layouts"),
+    doc.indexOf("\n## ", doc.indexOf("## Layouts") + 1),
+  );
+  // Bullets, continuation lines joined; an info struct's fields follow its name.
+  const bullets = layouts.split(/\n(?=- )/).map((bullet) => bullet.replace(/\n +/g, " "));
+  const bullet = bullets.find((text) => checked.docPart.test(text));
+  if (bullet === undefined) return undefined;
+  const struct = /^struct (\w+)/.exec(checked.type)?.[1];
+  const text = struct === undefined
+    ? bullet.replace(/struct bpf_\w+_info \([\s\S]*/, "")
+    : bullet.slice(bullet.indexOf(`struct ${struct}`));
+  const match = new RegExp(`\\b${checked.field.name} (\\d+)(?:/(\\d+))?`).exec(text);
+  // A bare offset is a u32's: the table writes sizes only where they are not 4.
+  return match === null ? undefined : [Number(match[1]), Number(match[2] ?? 4)];
+}
+
+/** `[offset, size]` of each field, as gcc compiles `include` (a header's text or `#include`s). */
+function compiled(include: string, fields: Checked[]): Map<string, number[]> {
+  let program = `${include}\nint main(void) {\n`;
+  for (const { name, type, path } of fields) {
+    program +=
+      `  printf("%s %lu %lu\\n", "${name}", (unsigned long)__builtin_offsetof(${type}, ${path}), `
+      + `(unsigned long)sizeof(((${type} *)0)->${path}));\n`;
   }
-  program += `  printf("bpf_map_info %zu\\n", sizeof(struct bpf_map_info));\n  return 0;\n}\n`;
+  program += `  printf("bpf_map_info 0 %lu\\n", (unsigned long)sizeof(struct bpf_map_info));\n`
+    + `  return 0;\n}\n`;
   const dir = mkdtempSync(join(tmpdir(), "bpfmap-layout-"));
   try {
     writeFileSync(join(dir, "layout.c"), program);
-    execFileSync("cc", ["-o", join(dir, "layout"), join(dir, "layout.c")]);
+    execFileSync("cc", ["-w", "-o", join(dir, "layout"), join(dir, "layout.c")]);
     const lines = execFileSync(join(dir, "layout"), { encoding: "utf8" }).trim().split("\n");
-    const fromC = new Map(lines.map((line) => {
+    return new Map(lines.map((line) => {
       const [name, ...numbers] = line.split(" ");
       return [name, numbers.map(Number)];
     }));
-    const structs = [...COMMANDS.values(), BPF_MAP_INFO, BPF_BTF_INFO];
-    for (const struct of structs) {
-      for (const field of struct.fieldList) {
-        const c = fromC.get(`${struct.name}.${field.name}`);
-        if (c !== undefined) {
-          assert.deepEqual([field.offset, field.size], c, `${struct.name}.${field.name}`);
-        }
-      }
-    }
-    assert.ok(fromC.get("bpf_map_info")![0] <= MAP_INFO_SIZE);
   } finally {
     rmSync(dir, { recursive: true });
   }
-  assert.ok(checked.length >= 50, `${checked.length} fields checked`);
-  assert.deepEqual(newer.sort(), [
-    "BPF_BTF_LOAD.btf_log_true_size",
-    "BPF_MAP_CREATE.map_token_fd",
-    "BPF_MAP_CREATE.value_type_btf_obj_fd",
-    "BPF_OBJ_GET.path_fd",
-    "BPF_OBJ_PIN.path_fd",
-    "bpf_map_info.btf_vmlinux_id",
-    "bpf_map_info.hash",
-    "bpf_map_info.hash_size",
-  ]);
+}
+
+// Which fields take which road, decided from the header and the table as they are here.
+const header = existsSync(HEADER) ? readFileSync(HEADER, "utf8") : "";
+const doc = existsSync(DOC) ? readFileSync(DOC, "utf8") : "";
+const newer = FIELDS.filter((checked) => !headerHas(header, checked));
+const unlisted = newer.filter((checked) => fromDoc(doc, checked) === undefined);
+
+toolTest("every attr and info field sits where the kernel's own layouts put it", {
+  commands: ["cc", ...(unlisted.length > 0 ? ["bpftool"] : [])],
+  paths: [HEADER, ...(newer.length > 0 ? [DOC] : [])],
+}, () => {
+  const inHeader = FIELDS.filter((checked) => !newer.includes(checked));
+  const fromHeader = compiled("#include <stdio.h>\n#include <linux/bpf.h>", inHeader);
+  for (const { name, field } of inHeader) {
+    assert.deepEqual([field.offset, field.size], fromHeader.get(name), `${name} (gcc)`);
+  }
+  assert.ok(fromHeader.get("bpf_map_info")![1] <= MAP_INFO_SIZE);
+  for (const checked of newer.filter((checked) => !unlisted.includes(checked))) {
+    const { name, field } = checked;
+    assert.deepEqual([field.offset, field.size], fromDoc(doc, checked), `${name} (table)`);
+  }
+  if (unlisted.length > 0) {
+    const vmlinux = execFileSync("bpftool", ["btf", "dump", "file", VMLINUX, "format", "c"], {
+      encoding: "utf8",
+      maxBuffer: 1 << 28,
+    });
+    const fromKernel = compiled(`${vmlinux}\nextern int printf(const char *, ...);`, unlisted);
+    for (const { name, field } of unlisted) {
+      assert.deepEqual([field.offset, field.size], fromKernel.get(name), `${name} (kernel BTF)`);
+    }
+  }
+  // Every field of the table took one road: the header's, or the two for fields it lacks.
+  assert.equal(inHeader.length + newer.length, FIELDS.length);
+  assert.ok(inHeader.length >= 50, `${inHeader.length} fields checked by gcc`);
 });
 
 test("attr sizes: 56 for the batch commands, each command's own size for the rest", () => {
