@@ -84,7 +84,16 @@ const int = (
   encoding,
 });
 
-/** Unsigned 8-bit. */
+/**
+ * Unsigned 8-bit.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encode, u8 } from "./codec.ts";
+ * assert.deepEqual(encode(u8, 255), new Uint8Array([255]));
+ * ```
+ */
 export const u8: Codec<number> = number(
   "u8",
   1,
@@ -93,7 +102,16 @@ export const u8: Codec<number> = number(
   Uint8Array,
   int("unsigned char"),
 );
-/** Unsigned 16-bit, little-endian. */
+/**
+ * Unsigned 16-bit, little-endian.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encode, u16 } from "./codec.ts";
+ * assert.deepEqual(encode(u16, 0x1234), new Uint8Array([0x34, 0x12]));
+ * ```
+ */
 export const u16: Codec<number> = number(
   "u16",
   2,
@@ -102,7 +120,17 @@ export const u16: Codec<number> = number(
   Uint16Array,
   int("unsigned short"),
 );
-/** Unsigned 32-bit, little-endian. */
+/**
+ * Unsigned 32-bit, little-endian.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decode, encode, u32 } from "./codec.ts";
+ * assert.deepEqual(encode(u32, 0x01020304), new Uint8Array([4, 3, 2, 1]));
+ * assert.equal(decode(u32, new Uint8Array([0xff, 0xff, 0xff, 0xff])), 0xffff_ffff);
+ * ```
+ */
 export const u32: Codec<number> = number(
   "u32",
   4,
@@ -111,7 +139,16 @@ export const u32: Codec<number> = number(
   Uint32Array,
   int("unsigned int"),
 );
-/** Unsigned 64-bit, little-endian, as a bigint. */
+/**
+ * Unsigned 64-bit, little-endian, as a bigint.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encode, u64 } from "./codec.ts";
+ * assert.deepEqual(encode(u64, 1n << 40n), new Uint8Array([0, 0, 0, 0, 0, 1, 0, 0]));
+ * ```
+ */
 export const u64: Codec<bigint> = number(
   "u64",
   8,
@@ -120,7 +157,16 @@ export const u64: Codec<bigint> = number(
   BigUint64Array,
   int("unsigned long long"),
 );
-/** Signed 8-bit. */
+/**
+ * Signed 8-bit.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decode, i8 } from "./codec.ts";
+ * assert.equal(decode(i8, new Uint8Array([0xff])), -1);
+ * ```
+ */
 export const i8: Codec<number> = number(
   "i8",
   1,
@@ -129,7 +175,16 @@ export const i8: Codec<number> = number(
   Int8Array,
   int("signed char", "signed"),
 );
-/** Signed 16-bit, little-endian. */
+/**
+ * Signed 16-bit, little-endian.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encode, i16 } from "./codec.ts";
+ * assert.deepEqual(encode(i16, -2), new Uint8Array([0xfe, 0xff]));
+ * ```
+ */
 export const i16: Codec<number> = number(
   "i16",
   2,
@@ -138,7 +193,16 @@ export const i16: Codec<number> = number(
   Int16Array,
   int("short", "signed"),
 );
-/** Signed 32-bit, little-endian. */
+/**
+ * Signed 32-bit, little-endian.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decode, i32 } from "./codec.ts";
+ * assert.equal(decode(i32, new Uint8Array([0xfe, 0xff, 0xff, 0xff])), -2);
+ * ```
+ */
 export const i32: Codec<number> = number(
   "i32",
   4,
@@ -147,7 +211,16 @@ export const i32: Codec<number> = number(
   Int32Array,
   int("int", "signed"),
 );
-/** Signed 64-bit, little-endian, as a bigint. */
+/**
+ * Signed 64-bit, little-endian, as a bigint.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decode, i64 } from "./codec.ts";
+ * assert.equal(decode(i64, new Uint8Array(8).fill(0xff)), -1n);
+ * ```
+ */
 export const i64: Codec<bigint> = number(
   "i64",
   8,
@@ -156,7 +229,17 @@ export const i64: Codec<bigint> = number(
   BigInt64Array,
   int("long long", "signed"),
 );
-/** IEEE 754 single. */
+/**
+ * IEEE 754 single.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decode, encode, f32 } from "./codec.ts";
+ * assert.deepEqual(encode(f32, 1), new Uint8Array([0, 0, 0x80, 0x3f]));
+ * assert.equal(decode(f32, encode(f32, 0.1)), Math.fround(0.1)); // single precision
+ * ```
+ */
 export const f32: Codec<number> = number(
   "f32",
   4,
@@ -165,7 +248,16 @@ export const f32: Codec<number> = number(
   Float32Array,
   { kind: "float", name: "float" },
 );
-/** IEEE 754 double. */
+/**
+ * IEEE 754 double.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encode, f64 } from "./codec.ts";
+ * assert.deepEqual(encode(f64, 1), new Uint8Array([0, 0, 0, 0, 0, 0, 0xf0, 0x3f]));
+ * ```
+ */
 export const f64: Codec<number> = number(
   "f64",
   8,
@@ -174,7 +266,17 @@ export const f64: Codec<number> = number(
   Float64Array,
   { kind: "float", name: "double" },
 );
-/** C `bool`: one byte, 0 or 1. */
+/**
+ * C `bool`: one byte, 0 or 1.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { bool, decode, encode } from "./codec.ts";
+ * assert.deepEqual(encode(bool, true), new Uint8Array([1]));
+ * assert.equal(decode(bool, new Uint8Array([2])), true); // any non-zero byte
+ * ```
+ */
 export const bool: Codec<boolean> = number(
   "bool",
   1,
@@ -183,7 +285,16 @@ export const bool: Codec<boolean> = number(
   undefined,
   int("_Bool", "bool"),
 );
-/** Unsigned 16-bit in network order (big-endian), as ports are. */
+/**
+ * Unsigned 16-bit in network order (big-endian), as ports are.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encode, u16be } from "./codec.ts";
+ * assert.deepEqual(encode(u16be, 443), new Uint8Array([0x01, 0xbb]));
+ * ```
+ */
 export const u16be: Codec<number> = number(
   "u16be",
   2,
@@ -192,7 +303,16 @@ export const u16be: Codec<number> = number(
   undefined,
   { kind: "typedef", name: "__be16", of: u16 },
 );
-/** Unsigned 32-bit in network order (big-endian). */
+/**
+ * Unsigned 32-bit in network order (big-endian).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encode, u32be } from "./codec.ts";
+ * assert.deepEqual(encode(u32be, 0x0a000001), new Uint8Array([10, 0, 0, 1]));
+ * ```
+ */
 export const u32be: Codec<number> = number(
   "u32be",
   4,
@@ -201,7 +321,16 @@ export const u32be: Codec<number> = number(
   undefined,
   { kind: "typedef", name: "__be32", of: u32 },
 );
-/** Unsigned 64-bit in network order (big-endian). */
+/**
+ * Unsigned 64-bit in network order (big-endian).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encode, u64be } from "./codec.ts";
+ * assert.deepEqual(encode(u64be, 1n), new Uint8Array([0, 0, 0, 0, 0, 0, 0, 1]));
+ * ```
+ */
 export const u64be: Codec<bigint> = number(
   "u64be",
   8,
@@ -216,8 +345,17 @@ export const u64be: Codec<bigint> = number(
  *
  * @example
  * ```ts
- * import { bytes } from "./codec.ts";
- * console.log(bytes(6).size); // 6: a MAC address
+ * import assert from "node:assert/strict";
+ * import { bytes, decode, encode } from "./codec.ts";
+ *
+ * const mac = bytes(6);
+ * const raw = new Uint8Array([0x02, 0, 0, 0, 0, 0x01]);
+ * assert.equal(mac.size, 6);
+ * assert.deepEqual(decode(mac, encode(mac, raw)), raw);
+ * assert.throws(() => encode(mac, new Uint8Array(4)), {
+ *   name: "RangeError",
+ *   message: "u8[6]: got 4 bytes",
+ * });
  * ```
  */
 export function bytes(size: number): Codec<Uint8Array> {
@@ -242,8 +380,12 @@ export function bytes(size: number): Codec<Uint8Array> {
  *
  * @example
  * ```ts
- * import { array, u16 } from "./codec.ts";
- * console.log(array(u16, 3).size); // 6
+ * import assert from "node:assert/strict";
+ * import { array, encode, u16 } from "./codec.ts";
+ *
+ * const ports = array(u16, 3);
+ * assert.equal(ports.size, 6);
+ * assert.deepEqual(encode(ports, [1, 2, 3]), new Uint8Array([1, 0, 2, 0, 3, 0]));
  * ```
  */
 export function array<T>(of: Codec<T>, length: number): Codec<T[]> {
@@ -286,9 +428,15 @@ export interface StructCodec<F extends Record<string, Codec<unknown>>>
  *
  * @example
  * ```ts
- * import { struct, u8, u32, u64 } from "./codec.ts";
+ * import assert from "node:assert/strict";
+ * import { decode, encode, struct, u32, u64, u8 } from "./codec.ts";
+ *
  * const flow = struct({ proto: u8, port: u32, bytes: u64 });
- * console.log(flow.size, flow.offsets); // 16 { proto: 0, port: 4, bytes: 8 }
+ * assert.equal(flow.size, 16);
+ * assert.deepEqual(flow.offsets, { proto: 0, port: 4, bytes: 8 }); // as gcc's offsetof
+ * const value = { proto: 6, port: 443, bytes: 1500n };
+ * assert.deepEqual(decode(flow, encode(flow, value)), value);
+ * assert.equal(struct({ proto: u8, port: u32 }, { packed: true }).size, 5);
  * ```
  */
 export function struct<F extends Record<string, Codec<unknown>>>(
@@ -323,9 +471,15 @@ export function struct<F extends Record<string, Codec<unknown>>>(
  *
  * @example
  * ```ts
- * import { decode, structAt, u16, u32 } from "./codec.ts";
- * const pair = structAt("pair", [{ name: "a", codec: u16, offset: 0 }, { name: "b", codec: u32, offset: 4 }], 8, 4);
- * console.log(decode(pair, new Uint8Array([1, 0, 0, 0, 2, 0, 0, 0]))); // { a: 1, b: 2 }
+ * import assert from "node:assert/strict";
+ * import { decode, encode, structAt, u16, u32 } from "./codec.ts";
+ *
+ * const members = [{ name: "a", codec: u16, offset: 0 }, { name: "b", codec: u32, offset: 4 }];
+ * const pair = structAt("pair", members, 8, 4);
+ * assert.deepEqual(decode(pair, new Uint8Array([1, 0, 9, 9, 2, 0, 0, 0])), { a: 1, b: 2 });
+ * assert.deepEqual(encode(pair, { a: 1, b: 2 }), new Uint8Array([1, 0, 0, 0, 2, 0, 0, 0]));
+ * const either = structAt("either", members, 4, 4, { union: true });
+ * assert.deepEqual(encode(either, { a: 0x0102 }), new Uint8Array([2, 1, 0, 0]));
  * ```
  */
 export function structAt(
@@ -393,9 +547,15 @@ export const noKey: Codec<undefined> = Object.freeze({
  *
  * @example
  * ```ts
- * import { spinLock, struct, u64 } from "./codec.ts";
+ * import assert from "node:assert/strict";
+ * import { decode, encode, spinLock, struct, u64 } from "./codec.ts";
+ *
  * const counter = struct({ lock: spinLock, packets: u64, bytes: u64 });
- * console.log(counter.size); // 24
+ * assert.equal(counter.size, 24); // the lock, 4 bytes of padding, two u64
+ * assert.deepEqual(decode(counter, encode(counter, { packets: 5n, bytes: 9n })), {
+ *   packets: 5n,
+ *   bytes: 9n,
+ * });
  * ```
  */
 export const spinLock: Codec<undefined> = Object.freeze({
@@ -417,8 +577,16 @@ export const spinLock: Codec<undefined> = Object.freeze({
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { chars, decode, encode } from "./codec.ts";
- * console.log(decode(chars(16), encode(chars(16), "nginx"))); // nginx
+ *
+ * const comm = chars(8);
+ * assert.deepEqual(encode(comm, "nginx"), new Uint8Array([110, 103, 105, 110, 120, 0, 0, 0]));
+ * assert.equal(decode(comm, new Uint8Array([115, 115, 104, 0, 120, 120, 0, 0])), "ssh");
+ * assert.throws(() => encode(comm, "systemd-journal"), {
+ *   name: "RangeError",
+ *   message: 'char[8]: "systemd-journal" takes 15 bytes',
+ * });
  * ```
  */
 export function chars(size: number): Codec<string> {
@@ -449,7 +617,16 @@ export function chars(size: number): Codec<string> {
 const textDecoder = new TextDecoder();
 const textEncoder = new TextEncoder();
 
-/** C `char`, as a number (signed on x86_64). */
+/**
+ * C `char`, as a number (signed on x86_64).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { char, decode } from "./codec.ts";
+ * assert.equal(decode(char, new Uint8Array([0x80])), -128);
+ * ```
+ */
 export const char: Codec<number> = number(
   "char",
   1,
@@ -464,8 +641,15 @@ export const char: Codec<number> = number(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { decode, encode, ipv4 } from "./codec.ts";
- * console.log(encode(ipv4, "10.1.2.3"), decode(ipv4, encode(ipv4, "10.1.2.3")));
+ *
+ * assert.deepEqual(encode(ipv4, "10.1.2.3"), new Uint8Array([10, 1, 2, 3]));
+ * assert.equal(decode(ipv4, new Uint8Array([192, 168, 0, 1])), "192.168.0.1");
+ * assert.throws(() => encode(ipv4, "10.1.2.256"), {
+ *   name: "TypeError",
+ *   message: 'ipv4: "10.1.2.256" is not an IPv4 address',
+ * });
  * ```
  */
 export const ipv4: Codec<string> = Object.freeze({
@@ -484,7 +668,18 @@ export const ipv4: Codec<string> = Object.freeze({
   },
 });
 
-/** An IPv6 address (16 bytes, network order) as text; written in RFC 5952's short form. */
+/**
+ * An IPv6 address (16 bytes, network order) as text; written in RFC 5952's short form.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decode, encode, ipv6 } from "./codec.ts";
+ * const loopback = encode(ipv6, "::1");
+ * assert.deepEqual(loopback, new Uint8Array([...new Uint8Array(15), 1]));
+ * assert.equal(decode(ipv6, encode(ipv6, "2001:db8:0:0:0:0:0:1")), "2001:db8::1");
+ * ```
+ */
 export const ipv6: Codec<string> = Object.freeze({
   name: "ipv6",
   size: 16,
@@ -526,8 +721,13 @@ export const ipv6: Codec<string> = Object.freeze({
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { encode, ipv4, lpmKey } from "./codec.ts";
- * console.log(encode(lpmKey(ipv4), { prefixlen: 24, data: "10.1.2.0" })); // 8 bytes
+ *
+ * assert.deepEqual(
+ *   encode(lpmKey(ipv4), { prefixlen: 24, data: "10.1.2.0" }),
+ *   new Uint8Array([24, 0, 0, 0, 10, 1, 2, 0]),
+ * );
  * ```
  */
 export function lpmKey<T>(data: Codec<T>): Codec<{ prefixlen: number; data: T }> {
@@ -555,14 +755,36 @@ export function lpmKey<T>(data: Codec<T>): Codec<{ prefixlen: number; data: T }>
   });
 }
 
-/** One value as a new byte buffer. */
+/**
+ * One value as a new byte buffer.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encode, u32 } from "./codec.ts";
+ * const bytes = encode(u32, 7);
+ * assert.deepEqual(bytes, new Uint8Array([7, 0, 0, 0]));
+ * assert.equal(bytes.buffer.byteLength, 4); // a buffer of its own
+ * ```
+ */
 export function encode<T>(codec: Codec<T>, value: T): Uint8Array {
   const out = new Uint8Array(codec.size);
   codec.write(new DataView(out.buffer), 0, value);
   return out;
 }
 
-/** One value read from `bytes` (at `offset`). */
+/**
+ * One value read from `bytes` (at `offset`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decode, u16 } from "./codec.ts";
+ * const bytes = new Uint8Array([9, 0x34, 0x12]);
+ * assert.equal(decode(u16, bytes, 1), 0x1234);
+ * assert.equal(decode(u16, bytes.subarray(1)), 0x1234);
+ * ```
+ */
 export function decode<T>(codec: Codec<T>, bytes: Uint8Array, offset = 0): T {
   return codec.read(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), offset);
 }
