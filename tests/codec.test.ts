@@ -2,7 +2,7 @@
 // every codec, and typed access on every kind of map, live and replayed.
 
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -36,9 +36,12 @@ import {
   u64,
   u8,
 } from "../mod.ts";
+import { toolTest } from "./helpers/tools.ts";
 import { transcriptTests } from "./helpers/transcript.ts";
 
 const transcriptTest = transcriptTests(import.meta.url);
+
+const zeros = (n: number) => Array<number>(n).fill(0);
 
 // Structs to check against gcc, with their C declarations.
 const STRUCTS: [string, Codec<unknown> & { offsets: Record<string, number> }, string][] = [
@@ -65,9 +68,7 @@ const STRUCTS: [string, Codec<unknown> & { offsets: Record<string, number> }, st
   ],
 ];
 
-test("struct sizes and offsets are gcc's", {
-  skip: spawnSync("cc", ["--version"]).status === 0 ? false : "no cc",
-}, () => {
+toolTest("struct sizes and offsets are gcc's", { commands: ["cc"] }, () => {
   let program = "#include <stdio.h>\n#include <stddef.h>\n#include <linux/types.h>\n";
   for (const [name, , c] of STRUCTS) program += `struct ${name} { ${c} };\n`;
   program += "int main(void) {\n";
@@ -113,6 +114,20 @@ test("every codec round-trips, in the byte order it promises", () => {
     [ipv6, "2001:db8::1", [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]],
     [lpmKey(ipv4), { prefixlen: 24, data: "192.168.1.0" }, [24, 0, 0, 0, 192, 168, 1, 0]],
     [struct({ a: u8, b: u32 }), { a: 1, b: 2 }, [1, 0, 0, 0, 2, 0, 0, 0]],
+    // Tail padding: the size rounds up to the alignment, as an array of them needs.
+    [struct({ b: u32, a: u8 }), { b: 2, a: 1 }, [2, 0, 0, 0, 1, 0, 0, 0]],
+    [struct({ n: u64, flag: bool }), { n: 3n, flag: true }, [
+      3,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      1,
+      ...zeros(7),
+    ]],
   ];
   for (const [codec, value, expected] of cases) {
     assert.deepEqual([...encode(codec, value)], expected, codec.name);
@@ -123,15 +138,20 @@ test("every codec round-trips, in the byte order it promises", () => {
   assert.throws(() => encode(ipv4, "10.1.2"), TypeError);
   assert.throws(() => encode(ipv6, "1::2::3"), TypeError);
   assert.throws(() => encode(bytes(2), new Uint8Array(3)), RangeError);
-  assert.deepEqual([...encode(struct({ a: u8, b: u64 }), { a: 7, b: 0n })].slice(1, 8), [
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-  ], "padding zero");
+});
+
+test("struct padding is written as zero, even over a buffer that held other bytes", () => {
+  const inner = struct({ y: u32, z: u8 }); // 3 bytes of tail padding
+  const codec = struct({ a: u8, b: u64, inner, c: u16 }); // 7 after a, 6 at the tail
+  assert.deepEqual([codec.size, inner.size, codec.offsets.inner, codec.offsets.c], [32, 8, 16, 24]);
+  const value = { a: 1, b: 2n, inner: { y: 3, z: 4 }, c: 5 };
+  const expected = [1, ...zeros(7), 2, ...zeros(7), 3, 0, 0, 0, 4, 0, 0, 0, 5, 0, ...zeros(6)];
+  // Twice into one buffer, with junk before and after: what set() and setMany() write into.
+  const buffer = new Uint8Array(2 + 2 * codec.size + 2).fill(0xee);
+  codec.write(new DataView(buffer.buffer), 2, value);
+  codec.write(new DataView(buffer.buffer), 2 + codec.size, value);
+  assert.deepEqual([...buffer], [0xee, 0xee, ...expected, ...expected, 0xee, 0xee]);
+  assert.deepEqual([...encode(codec, value)], expected);
 });
 
 transcriptTest("typed hash: get, set, has, delete, entries, setMany, deleteMany, drain", (sys) => {
@@ -155,15 +175,16 @@ transcriptTest("typed hash: get, set, has, delete, entries, setMany, deleteMany,
   );
   assert.deepEqual([...typed.keys()], [{ proto: 6, port: 443 }]);
   assert.equal(typed.delete({ proto: 6, port: 443 }), true);
-  typed.setMany(
-    Array.from(
-      { length: 20 },
-      (_, i): [{ proto: number; port: number }, bigint] => [{ proto: 6, port: i }, BigInt(i)],
-    ),
+  const twenty = Array.from(
+    { length: 20 },
+    (
+      _,
+      i,
+    ): [{ proto: number; port: number }, bigint] => [{ proto: 6, port: i }, BigInt(i * 10 + 3)],
   );
+  typed.setMany(twenty);
   const drained = typed.drain({ batchSize: 4 });
-  assert.equal(drained.length, 20);
-  assert.equal(drained.reduce((sum, [, v]) => sum + v, 0n), 190n);
+  assert.deepEqual(drained.sort(([a], [b]) => a.port - b.port), twenty);
   assert.equal(map.nextKey(), undefined);
   assert.throws(
     () => map.typed({ key: u64, value: u64 }),
@@ -175,45 +196,70 @@ transcriptTest("zero-copy batches: typed-array views of the kernel's buffers", (
   using map = sys.createMap({ type: "array", keySize: 4, valueSize: 8, maxEntries: 1000 });
   const typed = map.typed({ key: u32, value: u64 });
   typed.setMany(Array.from({ length: 1000 }, (_, i): [number, bigint] => [i, BigInt(i * 3)]));
-  let sum = 0n;
-  let keys = 0;
+  const counts: number[] = [];
+  const elements: [number, bigint][] = [];
   let buffer: ArrayBufferLike | undefined;
   for (const batch of typed.batches({ size: 300 })) {
+    const keys = batch.keyArray() as Uint32Array;
     const values = batch.valueArray() as BigUint64Array;
-    assert.equal(values.length, batch.count);
+    assert.deepEqual([keys.length, values.length], [batch.count, batch.count]);
     buffer ??= values.buffer;
     assert.equal(values.buffer, buffer, "every batch reuses the same buffer");
-    for (const value of values) sum += value;
-    keys += (batch.keyArray() as Uint32Array).length;
+    counts.push(batch.count);
+    keys.forEach((key, i) => elements.push([key, values[i]]));
   }
-  assert.equal(keys, 1000);
-  assert.equal(sum, 3n * 499500n);
+  // The last batch, 100 elements, comes with the end of the walk.
+  assert.deepEqual(counts, [300, 300, 300, 100]);
+  assert.deepEqual(elements, Array.from({ length: 1000 }, (_, i) => [i, BigInt(i * 3)]));
 });
 
 transcriptTest(
   "per-CPU typed values: an array per CPU, sums and maxima without allocation",
   (sys) => {
-    using map = sys.createMap({
-      type: "percpu_hash",
-      keySize: 4,
-      valueSize: 8,
-      maxEntries: 16,
-      flags: BPF_F_ZERO_SEED,
-    });
-    assert.throws(() => map.typed({ key: u32, value: u64 }), /use typedPerCpu/);
-    const counters = map.typedPerCpu({ key: u32, value: u64 });
+    // 4-byte values: each CPU's slot is 8 bytes, so the per-CPU stride is not valueSize * cpus.
+    using map = sys.createMap({ type: "percpu_array", keySize: 4, valueSize: 4, maxEntries: 5 });
+    assert.throws(() => map.typed({ key: u32, value: u32 }), /use typedPerCpu/);
+    const counters = map.typedPerCpu({ key: u32, value: u32 });
     const cpus = sys.possibleCpus();
-    counters.set(1, Array.from({ length: cpus }, (_, cpu) => BigInt(10 + cpu)));
-    counters.set(2, Array.from({ length: cpus }, (_, cpu) => BigInt(100 * (cpu + 1))));
-    assert.deepEqual(counters.get(1), Array.from({ length: cpus }, (_, cpu) => BigInt(10 + cpu)));
-    for (const batch of counters.batches()) {
-      const values = batch.valueArray() as BigUint64Array;
-      for (let i = 0; i < batch.count; i++) {
-        const perCpu = batch.value(i);
-        assert.equal(sumPerCpu(values, i, cpus, 8), perCpu.reduce((a, b) => a + b, 0n));
-        assert.equal(maxPerCpu(values, i, cpus, 8), perCpu.reduce((a, b) => (b > a ? b : a)));
-      }
+    // Odd keys count up across CPUs and even keys down, so the maximum is on either end.
+    const perCpu = (key: number) =>
+      Array.from({ length: cpus }, (_, cpu) => key * 100 + 7 * (key % 2 ? cpu : cpus - 1 - cpu));
+    const keys = [0, 1, 2, 3, 4];
+    counters.setMany(keys.map((key) => [key, perCpu(key)]));
+    assert.deepEqual(counters.get(1), perCpu(1));
+    const seen: {
+      count: number;
+      keys: number[];
+      slots: number[];
+      sums: number[];
+      maxima: number[];
+    }[] = [];
+    for (const batch of counters.batches({ size: 2 })) {
+      const values = batch.valueArray() as Uint32Array;
+      const indexes = Array.from({ length: batch.count }, (_, i) => i);
+      indexes.forEach((i) => assert.deepEqual(batch.value(i), perCpu(batch.key(i))));
+      seen.push({
+        count: batch.count,
+        keys: indexes.map((i) => batch.key(i)),
+        slots: [...values],
+        sums: indexes.map((i) => sumPerCpu(values, i, cpus, 4)),
+        maxima: indexes.map((i) => maxPerCpu(values, i, cpus, 4)),
+      });
     }
+    // Each CPU's u32 sits in an 8-byte slot: the value, then 4 bytes of zero padding.
+    const slots = (key: number) => perCpu(key).flatMap((value) => [value, 0]);
+    const sum = (key: number) => perCpu(key).reduce((a, b) => a + b, 0);
+    const max = (key: number) => Math.max(...perCpu(key));
+    assert.deepEqual(
+      seen,
+      [[0, 1], [2, 3], [4]].map((batch) => ({
+        count: batch.length,
+        keys: batch,
+        slots: batch.flatMap(slots),
+        sums: batch.map(sum),
+        maxima: batch.map(max),
+      })),
+    );
   },
 );
 
