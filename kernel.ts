@@ -72,20 +72,27 @@ export class Kernel {
    * `-errno`; the pointed-to buffers are released once the call is over.
    */
   call(attr: Attr): number {
+    // The count as asked, read before the kernel can write it back.
+    const count = countField(attr);
+    const requested = count === undefined ? 0 : attr.getU32(count);
     let result = this.backend.bpf(attr);
-    if (result === -EINTR) result = this.#retryInterrupted(attr, result);
+    if (result === -EINTR) result = this.#retryInterrupted(attr, result, count, requested);
     attr.release();
     return result;
   }
 
   /**
    * A signal interrupted the call: ask again, as cilium/ebpf's `BPF()`
-   * wrapper does, but only while the kernel provably did nothing (a batch
-   * call whose count was written back has done part of its work).
+   * wrapper does, but only while the kernel provably did nothing: a batch
+   * call whose count was written back has done part of its work, which the
+   * caller must hear about (a `BatchError` with `processed`), not redo.
    */
-  #retryInterrupted(attr: Attr, result: number): number {
-    const count = (attr.command.fields as Record<string, Field | undefined>).count;
-    const requested = count === undefined ? 0 : attr.getU32(count);
+  #retryInterrupted(
+    attr: Attr,
+    result: number,
+    count: Field | undefined,
+    requested: number,
+  ): number {
     for (let tries = 1; result === -EINTR && tries <= MAX_EINTR_RETRIES; tries++) {
       if (count !== undefined && attr.getU32(count) !== requested) break;
       result = this.backend.bpf(attr);
@@ -115,6 +122,11 @@ export class Kernel {
     this.#possibleCpus ??= countCpuList(this.backend.readTextFile(POSSIBLE_CPUS_PATH));
     return this.#possibleCpus;
   }
+}
+
+/** The `count` field of a batch command, which the kernel writes back. */
+function countField(attr: Attr): Field | undefined {
+  return (attr.command.fields as Record<string, Field | undefined>).count;
 }
 
 let live: Kernel | undefined;

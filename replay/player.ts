@@ -7,15 +7,19 @@
 
 import type { Attr } from "../ffi/attr.ts";
 import type { SyscallBackend } from "../ffi/backend.ts";
+import type { Field } from "../ffi/commands.ts";
 import { errnoNumber } from "../ffi/errno.ts";
 import { describeEntry, diffEntries } from "./diff.ts";
 import { ReplayIdentities } from "./identities.ts";
 import { applyOutputs, inputEntry, learn } from "./normalize.ts";
 import {
+  type CallEntry,
   type CloseEntry,
+  decodeBytes,
   type Entry,
   type FdInfoEntry,
   isCall,
+  type RegionRecord,
   type Transcript,
 } from "./transcript.ts";
 
@@ -49,12 +53,20 @@ export class ReplayDivergenceError extends Error {
 
 /**
  * A fault to inject: the `call`-th `bpf()` call the code makes (from 0,
- * counting every attempt) fails with `errno` before the kernel does anything;
- * the transcript's call is then still owed, so a retry plays it.
+ * counting every attempt) fails with `errno`.
+ *
+ * Without `processed`, the kernel did nothing: `count` is left as the code
+ * passed it, and the transcript's call is still owed, so a retry plays it.
+ * With `processed` (batch commands only), the kernel did that much of the
+ * call before failing, as it does when a signal or a fault stops a batch
+ * midway: it writes `processed` back into `count`, and a lookup batch has
+ * filled that many keys and values (the first ones the recording returned).
+ * Work was done, so the call cannot be asked again as recorded.
  */
 export interface ReplayFault {
   call: number;
   errno: string;
+  processed?: number;
 }
 
 /** Serves a transcript's calls in strict order. */
@@ -63,7 +75,7 @@ export class ReplayBackend implements SyscallBackend {
   readonly #transcript: Transcript;
   readonly #path: string;
   readonly #ids = new ReplayIdentities();
-  readonly #faults: Map<number, number>;
+  readonly #faults: Map<number, { errno: number; processed?: number }>;
   #next = 0;
   #attempts = 0;
   /** Set once a fault was injected: cleanup closes the recording never made are then accepted. */
@@ -72,7 +84,11 @@ export class ReplayBackend implements SyscallBackend {
   constructor(transcript: Transcript, path: string, faults: readonly ReplayFault[] = []) {
     this.#transcript = transcript;
     this.#path = path;
-    this.#faults = new Map(faults.map((fault) => [fault.call, errnoOf(fault.errno)]));
+    this.#faults = new Map(
+      faults.map((
+        fault,
+      ) => [fault.call, { errno: errnoOf(fault.errno), processed: fault.processed }]),
+    );
   }
 
   /** How many entries have been played. */
@@ -88,10 +104,12 @@ export class ReplayBackend implements SyscallBackend {
     }
     const differences = diffEntries(expected, actual, "inputs");
     if (differences.length > 0) throw this.#diverged(actual, differences);
-    const fault = this.#faults.get(this.#attempts++);
+    const call = this.#attempts++;
+    const fault = this.#faults.get(call);
     if (fault !== undefined) {
       this.#faulted = true;
-      return -fault;
+      if (fault.processed !== undefined) writePartial(expected, attr, fault.processed, call);
+      return -fault.errno;
     }
     this.#next++;
     const result = applyOutputs(expected, attr, errnoOf, (handle) => this.#ids.fdFor(handle));
@@ -170,6 +188,44 @@ export class ReplayBackend implements SyscallBackend {
   #diverged(actual: Entry, differences: string[]): ReplayDivergenceError {
     return new ReplayDivergenceError(this.#path, this.#next, describeEntry(actual), differences);
   }
+}
+
+/**
+ * What a batch call that did `processed` elements before failing leaves
+ * behind: `count` written back and, for lookups, the first `processed` keys
+ * and values, taken from what the recorded call returned.
+ */
+function writePartial(expected: CallEntry, attr: Attr, processed: number, call: number): void {
+  const count = (attr.command.fields as Record<string, Field | undefined>).count;
+  if (count === undefined) {
+    throw new TypeError(
+      `fault at call ${call}: processed needs a batch command, not ${attr.command.name}`,
+    );
+  }
+  const requested = attr.getU32(count);
+  if (!Number.isInteger(processed) || processed < 0 || processed >= requested) {
+    throw new RangeError(
+      `fault at call ${call}: processed must be an integer from 0 to ${
+        requested - 1
+      } (count ${requested}), got ${processed}`,
+    );
+  }
+  for (const field of attr.command.fieldList) {
+    const target = field.counted === true ? attr.pointees[field.slot!] : null;
+    if (target === null || attr.directions[field.slot!] === "in") continue;
+    const elementSize = target.byteLength / requested;
+    const out = (expected.attr[field.name] as RegionRecord).out;
+    const returned = out === undefined ? new Uint8Array(0) : decodeBytes(out);
+    if (returned.byteLength < processed * elementSize) {
+      throw new RangeError(
+        `fault at call ${call}: the recorded ${attr.command.name} returned ${
+          returned.byteLength / elementSize
+        } element(s), fewer than processed ${processed}`,
+      );
+    }
+    target.set(returned.subarray(0, processed * elementSize));
+  }
+  attr.setU32(count, processed);
 }
 
 function errnoOf(name: string): number {

@@ -10,7 +10,9 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdirSync, rmSync } from "node:fs";
 import { after, before, test } from "node:test";
+import type { Attr } from "../ffi/attr.ts";
 import type { SyscallBackend } from "../ffi/backend.ts";
+import { BPF_MAP_GET_NEXT_ID } from "../ffi/commands.ts";
 import { Kernel, liveKernel } from "../kernel.ts";
 import { listMapIds } from "../map_ids.ts";
 import {
@@ -18,6 +20,7 @@ import {
   BPF_F_NO_PREALLOC,
   BPF_F_ZERO_SEED,
   BpfError,
+  BpfMap,
   type BpfSystem,
   decode,
   lpmKey,
@@ -27,9 +30,10 @@ import {
   u32 as u32Codec,
   u64 as u64Codec,
 } from "../mod.ts";
-import { type CallEntry, isCall, parseTranscript } from "../replay/transcript.ts";
+import type { ReplayFault } from "../replay/player.ts";
+import { type CallEntry, isCall, parseTranscript, type ScalarInOut } from "../replay/transcript.ts";
 import { readU32, readU32s, u32, u64 } from "./helpers/bytes.ts";
-import { liveTest, liveUnavailable, replayRun } from "./helpers/live.ts";
+import { liveTest, liveUnavailable, replayRun, thrown } from "./helpers/live.ts";
 import { fixturePath, transcriptTests } from "./helpers/transcript.ts";
 
 const transcriptTest = transcriptTests(import.meta.url);
@@ -38,14 +42,8 @@ const ERRNOS = ["EINTR", "EAGAIN", "ENOMEM", "EFAULT", "ENOSPC", "EPERM"];
 /** A scenario writes what it saw into `seen` as it goes, so that a fault leaves what came before. */
 type Scenario = (system: BpfSystem, seen: unknown[]) => void;
 
-const hashOf = (system: BpfSystem) =>
-  system.createMap({
-    type: "hash",
-    keySize: 4,
-    valueSize: 8,
-    maxEntries: 64,
-    flags: BPF_F_ZERO_SEED,
-  });
+const hashOf = (system: BpfSystem, maxEntries = 64) =>
+  system.createMap({ type: "hash", keySize: 4, valueSize: 8, maxEntries, flags: BPF_F_ZERO_SEED });
 const keysOf = (n: number) => u32(...Array.from({ length: n }, (_, i) => i + 1));
 const valuesOf = (n: number) => u64(...Array.from({ length: n }, (_, i) => (i + 1) * 10));
 /** The hash map of `hashOf`, holding keys 1..32 (values 10..320) from one update batch. */
@@ -74,6 +72,13 @@ const SCENARIOS: Record<string, Scenario> = {
     using map = hashOf(system);
     seen.push(map.updateBatch(keysOf(8), valuesOf(8)));
     seen.push(map.deleteBatch(keysOf(4)));
+  },
+  "overflowing batch write": (system, seen) => {
+    // 6 keys into a 4-entry hash: the kernel applies 4, then answers E2BIG with count 4.
+    using map = hashOf(system, 4);
+    const error = thrown(() => map.updateBatch(keysOf(6), valuesOf(6)));
+    if (!(error instanceof BatchError && error.code === "E2BIG")) throw error;
+    seen.push(error.processed);
   },
   "batch lookups": (system, seen) => {
     using map = filledHash(system);
@@ -178,23 +183,49 @@ for (const [name, scenario] of Object.entries(SCENARIOS)) {
   transcriptTest(name, (system) => scenario(system, []));
 }
 
-/** Replays scenario `name` with one fault; returns what it saw and what it threw. */
-async function withFault(name: string, call: number, errno: string) {
+/** The recorded calls of scenario `name`. */
+function recordedCalls(name: string): CallEntry[] {
+  const path = fixturePath(import.meta.url, name);
+  return parseTranscript(readFileSync(path, "utf8"), path).entries.filter(isCall);
+}
+
+/**
+ * Replays scenario `name` with one fault; returns what it saw, what it threw,
+ * and what closing the system threw (calls the recording made and this run
+ * did not: a run that completed must have made them all).
+ */
+async function withFault(name: string, fault: ReplayFault) {
   const system = await openSystem({
     transcript: fixturePath(import.meta.url, name),
     mode: "replay",
     modeFromEnvironment: false,
-    faults: [{ call, errno }],
+    faults: [fault],
   });
   const seen: unknown[] = [];
-  let error: unknown;
-  try {
-    SCENARIOS[name](system, seen);
-  } catch (e) {
-    error = e;
+  const error = thrown(() => SCENARIOS[name](system, seen));
+  const closeError: unknown = await system.close().then(() => undefined, (e) => e);
+  return { seen, error, closeError };
+}
+
+/** A run that stopped at a fault leaves the rest of the recording unplayed, and only that. */
+function assertStoppedEarly(closeError: unknown, where: string): void {
+  if (closeError === undefined) return;
+  assert.ok(
+    closeError instanceof ReplayDivergenceError
+      && /recorded call\(s\) were never made/.test(closeError.message),
+    `${where}: ${String(closeError)}`,
+  );
+}
+
+/** How many elements the recorded lookup batches before call `end` returned. */
+function returnedBefore(calls: CallEntry[], end: number): number {
+  let returned = 0;
+  for (const { call, attr, errno } of calls.slice(0, end)) {
+    if (/^BPF_MAP_LOOKUP(_AND_DELETE)?_BATCH$/.test(call) && (!errno || errno === "ENOENT")) {
+      returned += (attr.count as ScalarInOut).out;
+    }
   }
-  await system.close().catch(() => {}); // a faulted run leaves recorded calls unplayed
-  return { seen, error };
+  return returned;
 }
 
 /** How many elements the recorded calls before call `end` removed from the map. */
@@ -212,22 +243,23 @@ function removedBefore(calls: CallEntry[], end: number): number {
 test("every operation, a fault at every call: EINTR retried, other errnos reported as such", async () => {
   let injected = 0;
   for (const name of Object.keys(SCENARIOS)) {
-    const path = fixturePath(import.meta.url, name);
-    const transcript = parseTranscript(readFileSync(path, "utf8"), path);
-    const calls = transcript.entries.filter(isCall);
-    const clean = await withFault(name, -1, "EINTR");
+    const calls = recordedCalls(name);
+    const clean = await withFault(name, { call: -1, errno: "EINTR" });
     assert.equal(clean.error, undefined, `${name} replays cleanly`);
+    assert.equal(clean.closeError, undefined, `${name} makes every recorded call`);
     for (let call = 0; call < calls.length; call++) {
       const command = calls[call].call;
       for (const errno of ERRNOS) {
         injected++;
-        const { seen, error } = await withFault(name, call, errno);
+        const { seen, error, closeError } = await withFault(name, { call, errno });
         const where = `${name}, call #${call} (${command}), ${errno}`;
         if (errno === "EINTR") {
           assert.equal(error, undefined, `${where}: ${String(error)}`);
+          assert.equal(closeError, undefined, `${where}: ${String(closeError)}`);
           assert.deepEqual(seen, clean.seen, where);
           continue;
         }
+        assertStoppedEarly(closeError, where);
         const grows = name === "walk" || name.startsWith("typed drain");
         if (grows && errno === "ENOSPC" && /^BPF_MAP_LOOKUP(_AND_DELETE)?_BATCH$/.test(command)) {
           // A walk or drain grows its batch and asks again: a call the recording never made.
@@ -261,32 +293,136 @@ test("every operation, a fault at every call: EINTR retried, other errnos report
   );
 });
 
-/** The live backend, failing the `call`-th bpf() call with `errno` (for system-wide state no fixture can hold). */
-function faultingKernel(call: number, errno: number): Kernel {
+test("a batch that fails part-way reports the count the kernel wrote back, exactly", async () => {
+  const name = "overflowing batch write";
+  const update = recordedCalls(name).find((c) => c.call === "BPF_MAP_UPDATE_BATCH")!;
+  assert.equal(update.errno, "E2BIG");
+  const written = (update.attr.count as ScalarInOut).out;
+  assert.ok(written > 0 && written < (update.attr.count as ScalarInOut).in, `count ${written}`);
+  const { seen, error, closeError } = await withFault(name, { call: -1, errno: "EINTR" });
+  assert.equal(error, undefined);
+  assert.equal(closeError, undefined);
+  assert.deepEqual(seen, [written]);
+});
+
+test("an EINTR after part of a batch is reported with the part done, not asked again", async () => {
+  let injected = 0;
+  for (const name of Object.keys(SCENARIOS)) {
+    const calls = recordedCalls(name);
+    const clean = await withFault(name, { call: -1, errno: "EINTR" });
+    for (let call = 0; call < calls.length; call++) {
+      const { call: command, attr, errno } = calls[call];
+      const count = attr.count as ScalarInOut | undefined;
+      if (count === undefined) continue;
+      // A lookup can only have filled elements the recording returned.
+      const returned = errno === undefined || errno === "ENOENT" ? count.out : 0;
+      const most = Math.min(count.in - 1, command.includes("LOOKUP") ? returned : Infinity);
+      for (const processed of new Set([1, most])) {
+        if (processed < 1 || processed > most) continue;
+        injected++;
+        const where = `${name}, call #${call} (${command}), EINTR after ${processed}`;
+        const { seen, error, closeError } = await withFault(name, {
+          call,
+          errno: "EINTR",
+          processed,
+        });
+        // Asked again, the call would diverge (its count now says `processed`): a
+        // BatchError says it was not, and that the work done is reported.
+        assert.ok(error instanceof BatchError, `${where}: ${String(error)}`);
+        // A typed drain's error counts all it removed, the batches before this one included.
+        const drained = name.startsWith("typed drain") ? returnedBefore(calls, call) : 0;
+        assert.deepEqual(
+          [error.code, error.op, error.processed],
+          ["EINTR", command, drained + processed],
+          where,
+        );
+        assertStoppedEarly(closeError, where);
+        if (command.includes("LOOKUP")) {
+          assert.equal(error.keys?.byteLength, (drained + processed) * 4, where);
+          if (name === "walk" || name.startsWith("typed drain")) {
+            // A walk or drain hands over what the failed call returned before it throws.
+            assert.equal(seen.length, returnedBefore(calls, call) + processed, where);
+          }
+        }
+        assert.deepEqual(seen, clean.seen.slice(0, seen.length), where);
+      }
+    }
+  }
+  assert.ok(injected >= 10, `${injected} partial faults`);
+});
+
+test("a partial fault is refused where the kernel could not have done part of the call", async () => {
+  const create = await withFault("batch writes", { call: 0, errno: "EINTR", processed: 1 });
+  assert.ok(create.error instanceof TypeError);
+  assert.match(create.error.message, /processed needs a batch command, not BPF_MAP_CREATE/);
+  const whole = await withFault("batch writes", { call: 2, errno: "EINTR", processed: 8 });
+  assert.ok(whole.error instanceof RangeError);
+  assert.match(whole.error.message, /processed must be an integer from 0 to 7 \(count 8\), got 8/);
+});
+
+/** Which call to fail: `index` counts every call, from 0; `attr` is the call's attr. */
+type FaultAt = (index: number, attr: Attr) => boolean;
+const atCall = (call: number): FaultAt => (index) => index === call;
+const afterId = (id: number): FaultAt => (_, attr) =>
+  attr.command === BPF_MAP_GET_NEXT_ID && attr.getU32(BPF_MAP_GET_NEXT_ID.fields.start_id) === id;
+
+/**
+ * The live backend, failing the first call `fires` picks with `errno`, once
+ * (for system-wide state no fixture can hold).
+ */
+function faultingKernel(fires: FaultAt, errno: number) {
   const live = liveKernel().backend;
   let calls = 0;
+  let injected = 0;
   const backend: SyscallBackend = {
     runtime: live.runtime,
-    bpf: (attr) => (calls++ === call ? -errno : live.bpf(attr)),
+    bpf: (attr) => {
+      if (injected === 0 && fires(calls++, attr)) {
+        injected++;
+        return -errno;
+      }
+      return live.bpf(attr);
+    },
     close: (fd) => live.close(fd),
     baseAddress: (buffer) => live.baseAddress(buffer),
     readTextFile: (path) => live.readTextFile(path),
     fdInfo: (fd) => live.fdInfo(fd),
   };
-  return new Kernel(backend, { closesLeakedFds: false });
+  return { kernel: new Kernel(backend, { closesLeakedFds: false }), injected: () => injected };
 }
 
 liveTest("listMapIds under a fault at every call: EINTR retried, other errnos reported", () => {
-  const ids = listMapIds();
-  for (let call = 0; call <= ids.length; call++) {
-    assert.deepEqual(listMapIds(faultingKernel(call, 4)), listMapIds(), `EINTR at call ${call}`);
-    for (
-      const [code, errno] of [["EAGAIN", 11], ["ENOMEM", 12], ["EFAULT", 14], ["EPERM", 1]] as const
-    ) {
-      assert.throws(() => listMapIds(faultingKernel(call, errno)), (error) => {
-        return error instanceof BpfError && error.code === code
-          && error.op === "BPF_MAP_GET_NEXT_ID";
-      }, `${code} at call ${call}`);
+  // Other BPF users create and free maps meanwhile: compare only this test's own maps, and
+  // fault only calls every walk makes: the first ones (one per own map, as a walk makes at
+  // least that many) and those that ask for the id after each own map.
+  const own = [0, 1, 2].map(() =>
+    BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 })
+  );
+  try {
+    const ownIds = own.map((map) => map.id);
+    const mine = (ids: number[]) => ids.filter((id) => ownIds.includes(id));
+    assert.deepEqual(mine(listMapIds()), ownIds);
+    const faults = [
+      ...ownIds.map((_, i) => ({ at: `call ${i}`, fires: atCall(i) })),
+      ...ownIds.map((id) => ({ at: `the call after id ${id}`, fires: afterId(id) })),
+    ];
+    for (const { at, fires } of faults) {
+      const eintr = faultingKernel(fires, 4);
+      assert.deepEqual(mine(listMapIds(eintr.kernel)), ownIds, `EINTR at ${at}`);
+      assert.equal(eintr.injected(), 1, `EINTR at ${at}: injected once`);
+      for (
+        const [code, errno] of [["EAGAIN", 11], ["ENOMEM", 12], ["EFAULT", 14], [
+          "EPERM",
+          1,
+        ]] as const
+      ) {
+        assert.throws(() => listMapIds(faultingKernel(fires, errno).kernel), (error) => {
+          return error instanceof BpfError && error.code === code
+            && error.op === "BPF_MAP_GET_NEXT_ID";
+        }, `${code} at ${at}`);
+      }
     }
+  } finally {
+    for (const map of own) map.close();
   }
 });

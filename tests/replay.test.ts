@@ -45,7 +45,7 @@ const samplePath = fixturePath(import.meta.url, SAMPLE);
 /** The session the sample fixture holds; `change` alters one step to make it diverge. */
 function sampleSession(
   system: BpfSystem,
-  change: "none" | "key" | "flags" | "stop early" = "none",
+  change: "none" | "key" | "lookup key" | "flags" | "stop early" = "none",
 ): void {
   const map = system.createMap({
     type: "hash",
@@ -56,7 +56,7 @@ function sampleSession(
     name: "sample",
   });
   map.updateBatch(u32(1, 2, change === "key" ? 7 : 3, 4), u64(10, 20, 30, 40));
-  assert.deepEqual(map.lookup(u32(2)), u64(20));
+  assert.deepEqual(map.lookup(u32(change === "lookup key" ? 3 : 2)), u64(20));
   if (change === "stop early") return;
   const failed = thrown(() => map.update(u32(1), u64(11), change === "flags" ? 2 : 1));
   if (!(failed instanceof BpfError)) {
@@ -96,6 +96,16 @@ test("a changed batch key: the divergence names the call and the element, in hex
     `${samplePath}: call #2 (BPF_MAP_UPDATE_BATCH) diverged from the transcript:\n`
       + "  - keys[2]: expected 03000000, got 07000000",
   );
+});
+
+test("a key changed in its first byte: the player compares every input byte", async () => {
+  const error = await replayChanged("lookup key");
+  assert.ok(error instanceof ReplayDivergenceError, String(error));
+  assert.deepEqual([error.index, error.command, error.differences], [
+    3,
+    "BPF_MAP_LOOKUP_ELEM",
+    ["key: expected 02000000, got 03000000 (first difference at byte 0)"],
+  ]);
 });
 
 test("a changed flag: the divergence names the field", async () => {
