@@ -24,6 +24,20 @@ export interface TypedSpec<K, V> {
 /**
  * A per-CPU value as an array of one value per possible CPU, each in a slot
  * of `roundUp(size, 8)` bytes, as the kernel lays them out.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decode, encode, u32 } from "./codec.ts";
+ * import { perCpu } from "./typed_map.ts";
+ *
+ * const counters = perCpu(u32, 2); // 2 CPUs, 8-byte slots
+ * assert.deepEqual(
+ *   encode(counters, [1, 2]),
+ *   new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]),
+ * );
+ * assert.deepEqual(decode(counters, encode(counters, [1, 2])), [1, 2]);
+ * ```
  */
 export function perCpu<V>(value: Codec<V>, cpus: number): Codec<V[]> {
   const slot = perCpuSlotSize(value.size);
@@ -47,7 +61,25 @@ export function perCpu<V>(value: Codec<V>, cpus: number): Codec<V[]> {
 const viewOf = (bytes: Uint8Array) =>
   new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 
-/** One lookup batch of a typed map: zero-copy, valid until the next batch replaces it. */
+/**
+ * One lookup batch of a typed map: zero-copy, valid until the next batch replaces it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BpfMap } from "../mod.ts";
+ * import { u32, u64 } from "./codec.ts";
+ *
+ * using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 8, maxEntries: 3 });
+ * const typed = map.typed({ key: u32, value: u64 });
+ * typed.setMany([[0, 10n], [1, 11n], [2, 12n]]);
+ * const [batch] = typed.batches(); // one batch: 3 elements
+ * assert.equal(batch.count, 3);
+ * assert.deepEqual([batch.key(2), batch.value(2)], [2, 12n]); // decoded
+ * assert.deepEqual(batch.keyArray(), new Uint32Array([0, 1, 2])); // the kernel's bytes, no copy
+ * assert.deepEqual(batch.valueArray(), new BigUint64Array([10n, 11n, 12n]));
+ * ```
+ */
 export class TypedBatch<K, V> {
   /** Elements in this batch. */
   readonly count: number;
@@ -389,9 +421,13 @@ function perCpuSlots(values: NumberArray, element: number, cpus: number, valueSi
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sumPerCpu } from "./typed_map.ts";
+ *
  * const values = new BigUint64Array([1n, 2n, 10n, 20n]); // 2 elements x 2 CPUs, u64 each
- * console.log(sumPerCpu(values, 1, 2, 8)); // 30n
+ * assert.equal(sumPerCpu(values, 1, 2, 8), 30n);
+ * // u32 values sit in 8-byte slots: every other array element is padding.
+ * assert.equal(sumPerCpu(new Uint32Array([1, 99, 2, 99]), 0, 2, 4), 3);
  * ```
  */
 export function sumPerCpu<T extends NumberArray>(
@@ -406,7 +442,19 @@ export function sumPerCpu<T extends NumberArray>(
   return sum as never;
 }
 
-/** The largest of one element's per-CPU values in a per-CPU batch view, allocating nothing. */
+/**
+ * The largest of one element's per-CPU values in a per-CPU batch view, allocating nothing.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { maxPerCpu } from "./typed_map.ts";
+ *
+ * const values = new BigUint64Array([1n, 2n, 20n, 10n]); // 2 elements x 2 CPUs, u64 each
+ * assert.equal(maxPerCpu(values, 0, 2, 8), 2n);
+ * assert.equal(maxPerCpu(values, 1, 2, 8), 20n);
+ * ```
+ */
 export function maxPerCpu<T extends NumberArray>(
   values: T,
   element: number,
