@@ -1,12 +1,15 @@
 // Syscall numbers, platform refusal, runtime choice and the errno table.
 
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { test } from "node:test";
 import { BPF_SYSCALL_NUMBERS, bpfSyscallNumber, isLittleEndian } from "../ffi/arch.ts";
+import { offHeapBytes } from "../ffi/backend.ts";
+import { BPF_MAP_LOOKUP_ELEM } from "../ffi/commands.ts";
 import { errnoName, errnoNumber } from "../ffi/errno.ts";
 import { detectRuntime } from "../ffi/live.ts";
-import { liveKernel } from "../kernel.ts";
-import { possibleCpus } from "../mod.ts";
+import { liveKernel, POSSIBLE_CPUS_PATH } from "../kernel.ts";
+import { BpfMap, possibleCpus } from "../mod.ts";
 import { countCpuList } from "../percpu.ts";
 import { liveTest } from "./helpers/live.ts";
 
@@ -65,11 +68,23 @@ liveTest("the live backend is this runtime's, loaded through the single entry po
   if (runtime === "bun") assert.equal((globalThis as { Deno?: unknown }).Deno, undefined);
 });
 
-liveTest("possibleCpus() reads /sys/devices/system/cpu/possible through libc", () => {
+liveTest("possibleCpus() is the kernel's count of per-CPU value slots", () => {
   const cpus = possibleCpus();
-  assert.ok(Number.isInteger(cpus) && cpus >= 1);
-  assert.equal(
-    cpus,
-    countCpuList(liveKernel().backend.readTextFile("/sys/devices/system/cpu/possible")),
-  );
+  // The file, read by another process (Deno wants --allow-all to read /sys itself), not
+  // through bpfmap's libc path.
+  assert.equal(cpus, countCpuList(execFileSync("cat", [POSSIBLE_CPUS_PATH], { encoding: "utf8" })));
+  // And what the kernel does with it: a per-CPU lookup writes 8 bytes per possible CPU, and
+  // not one more, into a buffer one slot larger, handed to it by a raw call.
+  using map = BpfMap.create({ type: "percpu_array", keySize: 4, valueSize: 8, maxEntries: 1 });
+  const kernel = liveKernel();
+  const { fields } = BPF_MAP_LOOKUP_ELEM;
+  const key = offHeapBytes(4);
+  const value = offHeapBytes(8 * (cpus + 1)).fill(0xaa);
+  const attr = kernel.attr(BPF_MAP_LOOKUP_ELEM);
+  attr.clear();
+  attr.setU32(fields.map_fd, map.fd);
+  attr.setPointer(fields.key, key);
+  attr.setPointer(fields.value, value);
+  assert.equal(kernel.call(attr), 0);
+  assert.deepEqual([...value], [...new Uint8Array(8 * cpus), ...new Uint8Array(8).fill(0xaa)]);
 });
