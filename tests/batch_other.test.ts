@@ -148,7 +148,10 @@ describe("lpm_trie batch ops", () => {
         }
         cursor = result.cursor;
       } while (cursor !== null);
-      assert.equal(new Set(found).size, count);
+      assert.deepEqual(
+        found.sort(),
+        Array.from({ length: count }, (_, i) => `32.0.0.0.192.168.1.${i + 1}`).sort(),
+      );
       let deleted = 0;
       while (deleted < count) {
         const chunk = Math.min(step, count - deleted);
@@ -207,7 +210,12 @@ describe("map-in-map batch ops", () => {
         }
         if (type === "hash_of_maps") {
           const drained = outer.lookupAndDeleteBatch({ count: innerCount });
-          assert.equal(drained.count, innerCount);
+          assert.deepEqual(
+            readU32s(drained.keys).map((key, i) => [key, readU32(drained.values, i)]).sort((a, b) =>
+              a[0] - b[0]
+            ),
+            inners.map((m, i) => [i, m.id]),
+          );
           assert.equal(outer.nextKey(), undefined);
         } else {
           throwsBpf(() => outer.deleteBatch(keys), "ENOTSUPP");
@@ -234,6 +242,7 @@ transcriptTest("per-CPU batch values are valueStride bytes per element", (sys) =
   assert.throws(() => map.updateBatch(u32(3), new Uint8Array(12)), RangeError);
   const result = map.lookupBatch({ count: 4 });
   assert.equal(result.values.byteLength, 2 * map.valueStride);
+  assert.deepEqual(readU32s(result.keys).sort(), [1, 2]);
   readU32s(result.keys).forEach((key, i) => {
     assert.deepEqual(
       result.values.subarray(i * map.valueStride, (i + 1) * map.valueStride),
