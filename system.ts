@@ -58,7 +58,31 @@ export function verifyCopyDir(): string {
 
 const OSRELEASE_PATH = "/proc/sys/kernel/osrelease";
 
-/** A live run differed from the transcript it was verified against. */
+/**
+ * A live run differed from the transcript it was verified against.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ * import { openSystem, TranscriptMismatchError } from "./mod.ts";
+ *
+ * const transcript = join(mkdtempSync(join(tmpdir(), "bpfmap-")), "session.json");
+ * const session = async (mode: "record" | "verify") => {
+ *   const system = await openSystem({ transcript, mode, modeFromEnvironment: false });
+ *   system.createMap({ type: "array", keySize: 4, valueSize: 4, maxEntries: 8 });
+ *   return system.close();
+ * };
+ * await session("record");
+ * // As if the kernel had once answered another map size.
+ * writeFileSync(transcript, readFileSync(transcript, "utf8").replace('"max_entries":8', '"max_entries":9'));
+ * await assert.rejects(session("verify"), (error) =>
+ *   error instanceof TranscriptMismatchError
+ *   && error.differences[0] === "call #0 (BPF_MAP_CREATE): max_entries: expected 9, got 8");
+ * ```
+ */
 export class TranscriptMismatchError extends Error {
   /** Every difference, one per line. */
   readonly differences: string[];
@@ -194,11 +218,21 @@ export class BpfSystem implements AsyncDisposable {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  * import { openSystem } from "./mod.ts";
  *
- * const system = await openSystem({ mode: "live" });
- * console.log(system.mode, system.possibleCpus());
- * await system.close();
+ * // Record a session, then replay it: the same calls get the same answers, with no kernel.
+ * const transcript = join(mkdtempSync(join(tmpdir(), "bpfmap-")), "session.json");
+ * for (const mode of ["record", "replay"] as const) {
+ *   await using system = await openSystem({ transcript, mode, modeFromEnvironment: false });
+ *   assert.equal(system.mode, mode);
+ *   using map = system.createMap({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 8 });
+ *   map.update(new Uint8Array([1, 0, 0, 0]), new Uint8Array([7, 0, 0, 0]));
+ *   assert.deepEqual(map.lookup(new Uint8Array([1, 0, 0, 0])), new Uint8Array([7, 0, 0, 0]));
+ * }
  * ```
  */
 export async function openSystem(opts: SystemOptions = {}): Promise<BpfSystem> {

@@ -69,7 +69,50 @@ export interface ReplayFault {
   processed?: number;
 }
 
-/** Serves a transcript's calls in strict order. */
+/**
+ * Serves a transcript's calls in strict order.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BatchError, BpfMap } from "../mod.ts";
+ * import { Kernel, liveKernel } from "../kernel.ts";
+ * import { RecordingBackend } from "./recorder.ts";
+ * import { ReplayBackend, ReplayDivergenceError } from "./player.ts";
+ *
+ * const spec = { type: "hash", keySize: 4, valueSize: 4, maxEntries: 8 } as const;
+ * const keys = new Uint8Array(new Uint32Array([1, 2, 3]).buffer);
+ * const recorder = new RecordingBackend(liveKernel().backend);
+ * {
+ *   using map = BpfMap.create(spec, new Kernel(recorder));
+ *   map.updateBatch(keys, keys);
+ * }
+ * const transcript = recorder.transcript({ arch: "x86_64", kernel: "", possibleCpus: 2 });
+ *
+ * // The same calls replay with no kernel; every recorded call must be made.
+ * const player = new ReplayBackend(transcript, "example.json");
+ * {
+ *   using map = BpfMap.create(spec, new Kernel(player));
+ *   assert.equal(map.updateBatch(keys, keys), 3);
+ * }
+ * player.finish();
+ *
+ * // Another key is a divergence, named element by element.
+ * assert.throws(() => {
+ *   const map = BpfMap.create(spec, new Kernel(new ReplayBackend(transcript, "example.json")));
+ *   map.updateBatch(new Uint8Array(new Uint32Array([1, 2, 4]).buffer), keys);
+ * }, (error) => error instanceof ReplayDivergenceError
+ *   && error.differences[0] === "keys[2]: expected 03000000, got 04000000");
+ *
+ * // A fault: the update batch (call 2) stops with EINTR after 2 of its 3 elements.
+ * const faulty = new ReplayBackend(transcript, "example.json", [
+ *   { call: 2, errno: "EINTR", processed: 2 },
+ * ]);
+ * using map = BpfMap.create(spec, new Kernel(faulty));
+ * assert.throws(() => map.updateBatch(keys, keys), (error) =>
+ *   error instanceof BatchError && error.code === "EINTR" && error.processed === 2);
+ * ```
+ */
 export class ReplayBackend implements SyscallBackend {
   readonly runtime = "replay";
   readonly #transcript: Transcript;

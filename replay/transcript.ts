@@ -165,6 +165,24 @@ function fromBase64(text: string): Uint8Array {
 /**
  * The transcript as text: the header fields, then one entry per line.
  * Deterministic: the same transcript always gives the same bytes.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseTranscript, serializeTranscript, type Transcript } from "./transcript.ts";
+ *
+ * const transcript: Transcript = {
+ *   format: "bpfmap-transcript",
+ *   version: 1,
+ *   host: { arch: "x86_64", kernel: "6.18", possibleCpus: 2 },
+ *   files: {},
+ *   entries: [{ call: "BPF_MAP_FREEZE", attr: { map_fd: 1 }, result: 0 }, { close: 1 }],
+ * };
+ * const text = serializeTranscript(transcript);
+ * assert.equal(text.split("\n")[2], '  {"call":"BPF_MAP_FREEZE","attr":{"map_fd":1},"result":0},');
+ * assert.deepEqual(parseTranscript(text, "t.json"), transcript);
+ * assert.throws(() => parseTranscript("{}", "t.json"), /t\.json: not a bpfmap-transcript file/);
+ * ```
  */
 export function serializeTranscript(transcript: Transcript): string {
   const head = JSON.stringify({

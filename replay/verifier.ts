@@ -12,7 +12,32 @@ import { describeEntry, diffEntries } from "./diff.ts";
 import { RecordingBackend } from "./recorder.ts";
 import type { Transcript } from "./transcript.ts";
 
-/** Runs live, like the recorder, and compares each call with the transcript's. */
+/**
+ * Runs live, like the recorder, and compares each call with the transcript's.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BpfMap } from "../mod.ts";
+ * import { Kernel, liveKernel } from "../kernel.ts";
+ * import { RecordingBackend } from "./recorder.ts";
+ * import { VerifyingBackend } from "./verifier.ts";
+ *
+ * const session = (kernel: Kernel, maxEntries: number) => {
+ *   using _map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries }, kernel);
+ * };
+ * const recorder = new RecordingBackend(liveKernel().backend);
+ * session(new Kernel(recorder), 4);
+ * const transcript = recorder.transcript({ arch: "x86_64", kernel: "", possibleCpus: 2 });
+ *
+ * const same = new VerifyingBackend(liveKernel().backend, transcript);
+ * session(new Kernel(same), 4);
+ * assert.deepEqual(same.finish(), []);
+ * const other = new VerifyingBackend(liveKernel().backend, transcript);
+ * session(new Kernel(other), 5);
+ * assert.equal(other.finish()[0], "call #0 (BPF_MAP_CREATE): max_entries: expected 4, got 5");
+ * ```
+ */
 export class VerifyingBackend extends RecordingBackend {
   /** Every difference found so far, one line each, prefixed by the call. */
   readonly differences: string[] = [];
