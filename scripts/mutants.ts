@@ -17,6 +17,7 @@
  * @module
  */
 
+import { Buffer } from "node:buffer";
 import { spawn } from "node:child_process";
 import {
   copyFileSync,
@@ -352,9 +353,9 @@ function runPass(dir: string, pass: Pass, tests: string[], log: string): Promise
       detached: true,
       stdio: ["ignore", "pipe", "pipe"],
     });
-    const chunks: Uint8Array[] = [];
-    child.stdout!.on("data", (chunk: Uint8Array) => chunks.push(chunk));
-    child.stderr!.on("data", (chunk: Uint8Array) => chunks.push(chunk));
+    const chunks: Buffer[] = [];
+    child.stdout!.on("data", (chunk: Buffer) => chunks.push(chunk));
+    child.stderr!.on("data", (chunk: Buffer) => chunks.push(chunk));
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
@@ -362,7 +363,7 @@ function runPass(dir: string, pass: Pass, tests: string[], log: string): Promise
     }, TIMEOUT_SECONDS * 1000);
     child.on("close", (code: number | null) => {
       clearTimeout(timer);
-      const text = new TextDecoder().decode(concat(chunks));
+      const text = Buffer.concat(chunks).toString("utf8");
       writeFileSync(log, text);
       if (timedOut) return done({ kind: "timeout" });
       if (code === 0) return done({ kind: "passed" });
@@ -378,16 +379,6 @@ function runPass(dir: string, pass: Pass, tests: string[], log: string): Promise
   });
 }
 
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const all = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0));
-  let at = 0;
-  for (const chunk of chunks) {
-    all.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return all;
-}
-
 /** The failing tests, by file: Deno prints "running N tests from ./F", then "name ... FAILED". */
 function failedTests(text: string): string[] {
   const failures: string[] = [];
@@ -398,6 +389,9 @@ function failedTests(text: string): string[] {
     const failed = /^(\s*)(.+?) \.\.\. FAILED/.exec(line);
     // Top-level tests only: a failed step fails its test too.
     if (failed !== null && failed[1] === "") failures.push(`${file}: ${failed[2]}`);
+    // A test module that threw while loading: the mutant broke it at import time.
+    const uncaught = /^Uncaught error from \.\/(\S+) FAILED/.exec(line);
+    if (uncaught !== null) failures.push(`${uncaught[1]}: uncaught error`);
   }
   return [...new Set(failures)];
 }
