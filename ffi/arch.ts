@@ -11,8 +11,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { BPF_SYSCALL_NUMBERS } from "./arch.ts";
- * console.log(BPF_SYSCALL_NUMBERS.x86_64); // 321
+ * assert.equal(BPF_SYSCALL_NUMBERS.x86_64, 321);
+ * assert.equal(BPF_SYSCALL_NUMBERS.aarch64, 280); // the generic table: riscv64 and loongarch64 too
  * ```
  */
 export const BPF_SYSCALL_NUMBERS: Readonly<Record<string, number>> = Object.freeze({
@@ -66,8 +68,12 @@ export interface Platform {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { bpfSyscallNumber } from "./arch.ts";
- * console.log(bpfSyscallNumber({ os: "linux", arch: "arm64", littleEndian: true })); // 280
+ * assert.equal(bpfSyscallNumber({ os: "linux", arch: "arm64", littleEndian: true }), 280);
+ * assert.throws(() => bpfSyscallNumber({ os: "darwin", arch: "arm64", littleEndian: true }), {
+ *   message: "bpfmap: live BPF needs Linux; this is darwin. Replay a recorded transcript instead.",
+ * });
  * ```
  */
 export function bpfSyscallNumber(platform: Platform): number {
@@ -88,12 +94,31 @@ export function bpfSyscallNumber(platform: Platform): number {
   return number;
 }
 
-/** The kernel's name of a runtime's architecture name (`"x64"` → `"x86_64"`). */
+/**
+ * The kernel's name of a runtime's architecture name (`"x64"` → `"x86_64"`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { kernelArch } from "./arch.ts";
+ * assert.equal(kernelArch("x64"), "x86_64"); // Bun and Node
+ * assert.equal(kernelArch("aarch64"), "aarch64"); // Deno already says it
+ * ```
+ */
 export function kernelArch(arch: string): string {
   return RUNTIME_ARCH_ALIASES[arch] ?? arch;
 }
 
-/** Whether this JavaScript engine runs on a little-endian CPU. */
+/**
+ * Whether this JavaScript engine runs on a little-endian CPU.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isLittleEndian } from "./arch.ts";
+ * assert.equal(isLittleEndian(), true); // x86_64 and aarch64 alike: bytes[0] of u16 1 is 1
+ * ```
+ */
 export function isLittleEndian(): boolean {
   return new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 }

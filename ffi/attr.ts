@@ -34,6 +34,7 @@ const TWO_TO_32 = 0x1_0000_0000;
  * attr.setU32(BPF_MAP_LOOKUP_BATCH.fields.count, 4096);
  * assert.equal(attr.bytes.byteLength, 56);
  * assert.equal(attr.getU32(BPF_MAP_LOOKUP_BATCH.fields.count), 4096);
+ * assert.deepEqual(attr.bytes.subarray(32, 36), new Uint8Array([0, 0x10, 0, 0])); // offset 32, LE
  * ```
  */
 export class Attr<F extends string = string> {

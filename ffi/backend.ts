@@ -35,7 +35,20 @@ export interface SyscallBackend {
   fdInfo(fd: number): Record<string, string>;
 }
 
-/** Parses the `key:\tvalue` lines of an fdinfo file. */
+/**
+ * Parses the `key:\tvalue` lines of an fdinfo file.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseFdInfo } from "./backend.ts";
+ * assert.deepEqual(parseFdInfo("map_type:\t1\nmemlock:\t1200\nfrozen:\t0\n"), {
+ *   map_type: "1",
+ *   memlock: "1200",
+ *   frozen: "0",
+ * });
+ * ```
+ */
 export function parseFdInfo(text: string): Record<string, string> {
   const fields: Record<string, string> = {};
   for (const line of text.split("\n")) {
@@ -90,8 +103,12 @@ export function addressOf(backend: SyscallBackend, bytes: Uint8Array): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { offHeapBytes } from "./backend.ts";
- * console.log(offHeapBytes(56).byteLength); // 56
+ *
+ * const attr = offHeapBytes(56);
+ * assert.deepEqual(attr, new Uint8Array(56)); // zero-filled
+ * assert.equal(attr.buffer.byteLength, 56); // its own buffer, shared with nothing
  * ```
  */
 export function offHeapBytes(size: number): Uint8Array {
@@ -100,7 +117,16 @@ export function offHeapBytes(size: number): Uint8Array {
 
 const encoder = new TextEncoder();
 
-/** A NUL-terminated UTF-8 copy of `text` in an off-heap buffer, for `const char *` arguments. */
+/**
+ * A NUL-terminated UTF-8 copy of `text` in an off-heap buffer, for `const char *` arguments.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { cString } from "./backend.ts";
+ * assert.deepEqual(cString("/sys/fs/bpf/é"), new TextEncoder().encode("/sys/fs/bpf/é\0"));
+ * ```
+ */
 export function cString(text: string): Uint8Array {
   const encoded = encoder.encode(text);
   const bytes = offHeapBytes(encoded.byteLength + 1);

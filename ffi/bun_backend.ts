@@ -43,10 +43,12 @@ const LIBC_SYMBOLS = {
  *
  * @example
  * ```ts ignore
- * // Bun only (doc tests run under Deno):
+ * // Bun only (doc tests run under Deno); ffi/live.ts's example runs this backend under Bun.
+ * import assert from "node:assert/strict";
  * import { openBunBackend } from "./bun_backend.ts";
  * const backend = openBunBackend(321); // x86_64; see arch.ts for the others
- * console.log(backend.readTextFile("/sys/devices/system/cpu/possible"));
+ * assert.equal(backend.runtime, "bun");
+ * assert.match(backend.readTextFile("/sys/devices/system/cpu/possible"), /^0(-\d+)?\n$/);
  * ```
  */
 export function openBunBackend(syscallNumber: number): SyscallBackend {

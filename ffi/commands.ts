@@ -349,8 +349,31 @@ export type BatchCommand = typeof BPF_MAP_LOOKUP_BATCH;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { COMMANDS } from "./commands.ts";
- * console.log(COMMANDS.get(24)?.name, COMMANDS.get(24)?.size); // BPF_MAP_LOOKUP_BATCH 56
+ *
+ * // Each command's name, number and attr size, as its constant's doc says.
+ * assert.deepEqual([...COMMANDS.values()].map((c) => `${c.name} ${c.number} ${c.size}`), [
+ *   "BPF_MAP_CREATE 0 80",
+ *   "BPF_MAP_LOOKUP_ELEM 1 32",
+ *   "BPF_MAP_UPDATE_ELEM 2 32",
+ *   "BPF_MAP_DELETE_ELEM 3 32",
+ *   "BPF_MAP_GET_NEXT_KEY 4 32",
+ *   "BPF_OBJ_PIN 6 20",
+ *   "BPF_OBJ_GET 7 20",
+ *   "BPF_MAP_GET_NEXT_ID 12 12",
+ *   "BPF_MAP_GET_FD_BY_ID 14 12",
+ *   "BPF_OBJ_GET_INFO_BY_FD 15 16",
+ *   "BPF_BTF_LOAD 18 32",
+ *   "BPF_BTF_GET_FD_BY_ID 19 12",
+ *   "BPF_MAP_LOOKUP_AND_DELETE_ELEM 21 32",
+ *   "BPF_MAP_FREEZE 22 4",
+ *   "BPF_MAP_LOOKUP_BATCH 24 56",
+ *   "BPF_MAP_LOOKUP_AND_DELETE_BATCH 25 56",
+ *   "BPF_MAP_UPDATE_BATCH 26 56",
+ *   "BPF_MAP_DELETE_BATCH 27 56",
+ * ]);
+ * assert.equal(COMMANDS.get(24)?.fields.count.offset, 32);
  * ```
  */
 export const COMMANDS: ReadonlyMap<number, Command> = new Map<number, Command>(
@@ -376,24 +399,146 @@ export const COMMANDS: ReadonlyMap<number, Command> = new Map<number, Command>(
   ].map((command): [number, Command] => [command.number, command as Command]),
 );
 
-/** Element flags of update and lookup calls. */
+/**
+ * Element flags of update and lookup calls: create or replace.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BPF_ANY, BPF_EXIST, BPF_NOEXIST, BpfMap } from "../mod.ts";
+ *
+ * using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 8 });
+ * const key = new Uint8Array(4);
+ * assert.throws(() => map.update(key, new Uint8Array(4), BPF_EXIST), { code: "ENOENT" });
+ * map.update(key, new Uint8Array([1, 0, 0, 0]), BPF_NOEXIST);
+ * assert.throws(() => map.update(key, new Uint8Array(4), BPF_NOEXIST), { code: "EEXIST" });
+ * map.update(key, new Uint8Array([2, 0, 0, 0]), BPF_EXIST);
+ * map.update(key, new Uint8Array([3, 0, 0, 0]), BPF_ANY);
+ * assert.deepEqual(map.lookup(key), new Uint8Array([3, 0, 0, 0]));
+ * ```
+ */
 export const BPF_ANY = 0;
-/** Create a new element only: EEXIST if the key is there. Not allowed in batch calls. */
+/**
+ * Create a new element only: EEXIST if the key is there. Not allowed in batch calls. See
+ * {@linkcode BPF_ANY}'s example.
+ */
 export const BPF_NOEXIST = 1;
-/** Update an existing element only: ENOENT if the key is missing. Not allowed in batch calls. */
+/**
+ * Update an existing element only: ENOENT if the key is missing. Not allowed in batch calls. See
+ * {@linkcode BPF_ANY}'s example.
+ */
 export const BPF_EXIST = 2;
-/** Take the value's `struct bpf_spin_lock` while copying. */
+/**
+ * Take the value's `struct bpf_spin_lock` while copying.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BPF_F_LOCK, BpfMap, decode, encode, specOf } from "../mod.ts";
+ * import { spinLock, struct, u32, u64 } from "../mod.ts";
+ *
+ * const value = struct({ lock: spinLock, hits: u64 });
+ * using map = BpfMap.create(specOf({ type: "array", key: u32, value, maxEntries: 1, btf: true }));
+ * const key = encode(u32, 0);
+ * map.update(key, encode(value, { hits: 3n }), BPF_F_LOCK);
+ * assert.deepEqual(decode(value, map.lookup(key, BPF_F_LOCK)!), { hits: 3n });
+ * using plain = BpfMap.create({ type: "array", keySize: 4, valueSize: 8, maxEntries: 1 });
+ * assert.throws(() => plain.lookup(key, BPF_F_LOCK), { code: "EINVAL" }); // no lock to take
+ * ```
+ */
 export const BPF_F_LOCK = 4;
 
-/** `map_flags` / `file_flags` / `open_flags`: read-only access from user space. */
+/**
+ * `map_flags` / `file_flags` / `open_flags`: read-only access from user space.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BPF_F_RDONLY, BpfMap } from "../mod.ts";
+ *
+ * const spec = { type: "array", keySize: 4, valueSize: 4, maxEntries: 1 } as const;
+ * using map = BpfMap.create({ ...spec, flags: BPF_F_RDONLY });
+ * assert.deepEqual(map.lookup(new Uint8Array(4)), new Uint8Array(4));
+ * assert.throws(() => map.update(new Uint8Array(4), new Uint8Array(4)), { code: "EPERM" });
+ * ```
+ */
 export const BPF_F_RDONLY = 1 << 3;
-/** `map_flags` / `file_flags` / `open_flags`: write-only access from user space. */
+/**
+ * `map_flags` / `file_flags` / `open_flags`: write-only access from user space.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BPF_F_WRONLY, BpfMap } from "../mod.ts";
+ *
+ * const spec = { type: "array", keySize: 4, valueSize: 4, maxEntries: 1 } as const;
+ * using map = BpfMap.create({ ...spec, flags: BPF_F_WRONLY });
+ * map.update(new Uint8Array(4), new Uint8Array(4));
+ * assert.throws(() => map.lookup(new Uint8Array(4)), { code: "EPERM" });
+ * ```
+ */
 export const BPF_F_WRONLY = 1 << 4;
-/** `map_flags`: elements are allocated on demand, not preallocated (hash maps). */
+/**
+ * `map_flags`: elements are allocated on demand, not preallocated (hash maps).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BPF_F_NO_PREALLOC, BpfMap } from "../mod.ts";
+ *
+ * const spec = { type: "lpm_trie", keySize: 8, valueSize: 4, maxEntries: 16 } as const;
+ * using trie = BpfMap.create({ ...spec, flags: BPF_F_NO_PREALLOC });
+ * assert.equal(trie.flags, BPF_F_NO_PREALLOC);
+ * assert.throws(() => BpfMap.create(spec), { code: "EINVAL" }); // an LPM trie requires it
+ * ```
+ */
 export const BPF_F_NO_PREALLOC = 1 << 0;
-/** `map_flags`: a zero hash seed, so element order is the same on every run (tests only). */
+/**
+ * `map_flags`: a zero hash seed, so element order is the same on every run (tests only).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BPF_F_ZERO_SEED, BpfMap } from "../mod.ts";
+ *
+ * const keys = new Uint8Array(new Uint32Array([5, 6, 7, 8, 9]).buffer);
+ * const order = () => {
+ *   const spec = { type: "hash", keySize: 4, valueSize: 4, maxEntries: 64 } as const;
+ *   using map = BpfMap.create({ ...spec, flags: BPF_F_ZERO_SEED });
+ *   map.updateBatch(keys, keys);
+ *   return Array.from(map.keys(), (key) => key[0]);
+ * };
+ * assert.deepEqual(order(), order()); // two maps, one order
+ * ```
+ */
 export const BPF_F_ZERO_SEED = 1 << 6;
-/** `map_flags`: BPF programs may only read the map. */
+/**
+ * `map_flags`: BPF programs may only read the map.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BPF_F_RDONLY_PROG, BpfMap } from "../mod.ts";
+ *
+ * const spec = { type: "array", keySize: 4, valueSize: 4, maxEntries: 1 } as const;
+ * using map = BpfMap.create({ ...spec, flags: BPF_F_RDONLY_PROG });
+ * map.update(new Uint8Array(4), new Uint8Array([1, 0, 0, 0])); // user space still writes
+ * assert.deepEqual(map.lookup(new Uint8Array(4)), new Uint8Array([1, 0, 0, 0]));
+ * ```
+ */
 export const BPF_F_RDONLY_PROG = 1 << 7;
-/** `map_flags`: BPF programs may only write the map. */
+/**
+ * `map_flags`: BPF programs may only write the map.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BPF_F_WRONLY_PROG, BpfMap } from "../mod.ts";
+ *
+ * const spec = { type: "array", keySize: 4, valueSize: 4, maxEntries: 1 } as const;
+ * using map = BpfMap.create({ ...spec, flags: BPF_F_WRONLY_PROG });
+ * assert.equal(map.info().flags, BPF_F_WRONLY_PROG);
+ * assert.deepEqual(map.lookup(new Uint8Array(4)), new Uint8Array(4)); // user space still reads
+ * ```
+ */
 export const BPF_F_WRONLY_PROG = 1 << 8;

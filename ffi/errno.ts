@@ -174,33 +174,72 @@ for (const [errno, name, description] of ERRNO_TABLE) {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { errnoName } from "./errno.ts";
- * console.log(errnoName(524)); // "ENOTSUPP"
+ * assert.equal(errnoName(2), "ENOENT");
+ * assert.equal(errnoName(524), "ENOTSUPP"); // kernel-internal, not in libc's strerror
+ * assert.equal(errnoName(9999), "E9999");
  * ```
  */
 export function errnoName(errno: number): string {
   return NAMES.get(errno) ?? `E${errno}`;
 }
 
-/** The errno number of a symbolic name, or `undefined` if Linux has no such name. */
+/**
+ * The errno number of a symbolic name, or `undefined` if Linux has no such name.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { errnoNumber } from "./errno.ts";
+ * assert.equal(errnoNumber("EPERM"), 1);
+ * assert.equal(errnoNumber("ENOTSUPP"), 524);
+ * assert.equal(errnoNumber("EWHATEVER"), undefined);
+ * ```
+ */
 export function errnoNumber(name: string): number | undefined {
   return NUMBERS.get(name);
 }
 
-/** What `strerror` says of an errno. */
+/**
+ * What `strerror` says of an errno.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { errnoDescription } from "./errno.ts";
+ * assert.equal(errnoDescription(7), "Argument list too long"); // E2BIG: a full map
+ * assert.equal(errnoDescription(9999), "Unknown error 9999");
+ * ```
+ */
 export function errnoDescription(errno: number): string {
   return DESCRIPTIONS.get(errno) ?? `Unknown error ${errno}`;
 }
 
-/** `EINTR`: a signal interrupted the call. */
+/**
+ * `EINTR`: a signal interrupted the call.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { EINTR, EINVAL, ENOENT, ENOSPC, ENOTSUPP, EOPNOTSUPP, errnoName } from "./errno.ts";
+ * assert.deepEqual(
+ *   [EINTR, ENOENT, EINVAL, ENOSPC, ENOTSUPP, EOPNOTSUPP].map(errnoName),
+ *   ["EINTR", "ENOENT", "EINVAL", "ENOSPC", "ENOTSUPP", "EOPNOTSUPP"],
+ * );
+ * ```
+ */
 export const EINTR = 4;
-/** `ENOENT`: no such element, or the end of a walk. */
+/** `ENOENT`: no such element, or the end of a walk. See {@linkcode EINTR}'s example. */
 export const ENOENT = 2;
-/** `EINVAL`: bad attr, or a command this kernel does not know. */
+/** `EINVAL`: bad attr, or a command this kernel does not know. See {@linkcode EINTR}'s example. */
 export const EINVAL = 22;
-/** `ENOSPC`: a batch buffer too small for one hash bucket. */
+/** `ENOSPC`: a batch buffer too small for one hash bucket. See {@linkcode EINTR}'s example. */
 export const ENOSPC = 28;
-/** `ENOTSUPP`: the map type does not implement the command (kernel-internal). */
+/**
+ * `ENOTSUPP`: the map type does not implement the command (kernel-internal). See
+ * {@linkcode EINTR}'s example.
+ */
 export const ENOTSUPP = 524;
-/** `EOPNOTSUPP`: the operation is not supported (user-visible). */
+/** `EOPNOTSUPP`: the operation is not supported (user-visible). See {@linkcode EINTR}'s example. */
 export const EOPNOTSUPP = 95;

@@ -11,10 +11,46 @@ import type { SyscallBackend } from "./backend.ts";
 import { openBunBackend } from "./bun_backend.ts";
 import { openDenoBackend } from "./deno_backend.ts";
 
-/** Set to `1` to make any attempt to open the live backend throw (replay-only test runs). */
+/**
+ * Set to `1` to make any attempt to open the live backend throw (replay-only test runs).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import process from "node:process";
+ * import { FORBID_LIVE_ENV, openLiveBackend } from "./live.ts";
+ *
+ * const before = process.env[FORBID_LIVE_ENV];
+ * process.env[FORBID_LIVE_ENV] = "1";
+ * try {
+ *   assert.throws(openLiveBackend, {
+ *     message: "bpfmap: live BPF is forbidden here (BPFMAP_FORBID_LIVE=1): "
+ *       + "a replay must not load FFI.",
+ *   });
+ * } finally {
+ *   if (before === undefined) delete process.env[FORBID_LIVE_ENV];
+ *   else process.env[FORBID_LIVE_ENV] = before;
+ * }
+ * ```
+ */
 export const FORBID_LIVE_ENV = "BPFMAP_FORBID_LIVE";
 
-/** An environment variable, or `undefined` where it is unset or may not be read (Deno without --allow-env). */
+/**
+ * An environment variable, or `undefined` where it is unset or may not be read (Deno without
+ * --allow-env).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import process from "node:process";
+ * import { readEnv } from "./live.ts";
+ *
+ * process.env.BPFMAP_EXAMPLE = "yes";
+ * assert.equal(readEnv("BPFMAP_EXAMPLE"), "yes");
+ * delete process.env.BPFMAP_EXAMPLE;
+ * assert.equal(readEnv("BPFMAP_EXAMPLE"), undefined);
+ * ```
+ */
 export function readEnv(name: string): string | undefined {
   try {
     const globals = globalThis as RuntimeGlobals & {
@@ -37,7 +73,16 @@ interface RuntimeGlobals {
   process?: { platform: string; arch: string };
 }
 
-/** Which runtime this is: Deno if `Deno.dlopen` exists, Bun if `Bun` does. */
+/**
+ * Which runtime this is: Deno if `Deno.dlopen` exists, Bun if `Bun` does.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { detectRuntime } from "./live.ts";
+ * assert.equal(detectRuntime(), "deno"); // doc tests run under Deno
+ * ```
+ */
 export function detectRuntime(): Runtime {
   const globals = globalThis as RuntimeGlobals;
   if (typeof globals.Deno?.dlopen === "function") return "deno";
@@ -45,7 +90,18 @@ export function detectRuntime(): Runtime {
   return "other";
 }
 
-/** The OS, architecture and byte order this process runs on, read without any permission. */
+/**
+ * The OS, architecture and byte order this process runs on, read without any permission.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import process from "node:process";
+ * import { currentPlatform } from "./live.ts";
+ * assert.deepEqual(currentPlatform(), { os: "linux", arch: Deno.build.arch, littleEndian: true });
+ * assert.equal(currentPlatform().os, process.platform);
+ * ```
+ */
 export function currentPlatform(): Platform {
   const globals = globalThis as RuntimeGlobals;
   const build = globals.Deno?.build;
@@ -63,10 +119,11 @@ export function currentPlatform(): Platform {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { openLiveBackend } from "./live.ts";
  *
  * const backend = openLiveBackend();
- * console.log(backend.runtime); // "deno" or "bun"
+ * assert.equal(backend.runtime, "deno"); // "bun" under Bun
  * ```
  */
 export function openLiveBackend(): SyscallBackend {
