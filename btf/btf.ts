@@ -18,7 +18,24 @@ import { type Kernel, liveKernel } from "../kernel.ts";
 import { checkInteger, describe } from "../validate.ts";
 import { type BtfKind, type BtfType, encodeBtf, parseBtf } from "./types.ts";
 
-/** How much of the kernel's BTF verifier log a failed load reports. */
+/**
+ * How much of the kernel's BTF verifier log a failed load reports.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Btf, BTF_LOG_SIZE } from "./btf.ts";
+ * import type { BtfType } from "./types.ts";
+ *
+ * assert.equal(BTF_LOG_SIZE, 65536);
+ * const u33 = { kind: "int", name: "u33", size: 4, bits: 33, bitOffset: 0, encoding: "unsigned" };
+ * assert.throws(() => Btf.load([u33 as BtfType]), {
+ *   name: "BpfError",
+ *   code: "EINVAL",
+ *   message: /nr_bits exceeds type_size$/, // the end of the kernel's log
+ * });
+ * ```
+ */
 export const BTF_LOG_SIZE = 64 * 1024;
 /** Room for a BTF object's name (the kernel's names are short: "vmlinux", module names). */
 const NAME_SIZE = 64;
@@ -193,6 +210,19 @@ export interface BtfInfo {
 /**
  * Reads a BTF object's info and blob: once to learn the blob's size, once
  * with room for it (`bpf_btf_info.btf` is a pointer inside the info).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { liveKernel } from "../kernel.ts";
+ * import { Btf, readBtfInfo } from "./btf.ts";
+ * import { parseBtf } from "./types.ts";
+ *
+ * using btf = Btf.load([{ kind: "float", name: "double", size: 8 }]);
+ * const info = readBtfInfo(liveKernel(), btf.fd);
+ * assert.deepEqual([info.id, info.name, info.kernelBtf], [btf.id, "", false]);
+ * assert.deepEqual(parseBtf(info.blob), btf.types); // the blob as loaded
+ * ```
  */
 export function readBtfInfo(kernel: Kernel, fd: number): BtfInfo {
   const info = offHeapBytes(BPF_BTF_INFO.size);

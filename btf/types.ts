@@ -6,14 +6,37 @@
  * @module
  */
 
-/** `BTF_MAGIC`, first in every BTF blob (little-endian 0xeB9F). */
+/**
+ * `BTF_MAGIC`, first in every BTF blob (little-endian 0xeB9F).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BTF_HEADER_SIZE, BTF_MAGIC, BTF_VERSION, encodeBtf } from "./types.ts";
+ *
+ * const header = new DataView(encodeBtf([]).buffer);
+ * assert.equal(header.getUint16(0, true), BTF_MAGIC); // bytes 9f eb
+ * assert.equal(header.getUint8(2), BTF_VERSION);
+ * assert.equal(header.getUint32(4, true), BTF_HEADER_SIZE); // hdr_len
+ * ```
+ */
 export const BTF_MAGIC = 0xeb9f;
-/** The BTF version the kernel accepts. */
+/** The BTF version the kernel accepts. See {@linkcode BTF_MAGIC}'s example. */
 export const BTF_VERSION = 1;
-/** `sizeof(struct btf_header)`. */
+/** `sizeof(struct btf_header)`. See {@linkcode BTF_MAGIC}'s example. */
 export const BTF_HEADER_SIZE = 24;
 
-/** The kinds of `enum btf_kind`, by number. */
+/**
+ * The kinds of `enum btf_kind`, by number.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BTF_KINDS } from "./types.ts";
+ * assert.equal(BTF_KINDS[4], "struct"); // BTF_KIND_STRUCT
+ * assert.equal(BTF_KINDS.indexOf("enum64"), 19);
+ * ```
+ */
 export const BTF_KINDS = [
   "void",
   "int",
@@ -88,10 +111,31 @@ export type BtfType =
   | { kind: "float"; name: string; size: number }
   | { kind: "decl_tag"; name: string; type: number; componentIndex: number };
 
-/** The `void` type, id 0 of every type list. */
+/**
+ * The `void` type, id 0 of every type list.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeBtf, parseBtf, VOID } from "./types.ts";
+ * assert.deepEqual(parseBtf(encodeBtf([])), [VOID]);
+ * ```
+ */
 export const VOID: BtfType = Object.freeze({ kind: "void", name: "" });
 
-/** A BTF blob that cannot be parsed, or types that cannot be encoded. */
+/**
+ * A BTF blob that cannot be parsed, or types that cannot be encoded.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseBtf } from "./types.ts";
+ * assert.throws(() => parseBtf(new Uint8Array(24)), {
+ *   name: "BtfFormatError",
+ *   message: "not BTF: no 0xeB9F magic",
+ * });
+ * ```
+ */
 export class BtfFormatError extends Error {
   constructor(message: string) {
     super(message);
@@ -123,7 +167,7 @@ const encoder = new TextEncoder();
  * const types = parseBtf(encodeBtf([
  *   { kind: "int", name: "int", size: 4, bits: 32, bitOffset: 0, encoding: "signed" },
  * ]));
- * assert.equal(types[1].name, "int");
+ * assert.deepEqual(types.map((type) => `${type.kind} ${type.name}`), ["void ", "int int"]);
  * ```
  */
 export function parseBtf(blob: Uint8Array): BtfType[] {
@@ -296,9 +340,20 @@ class StringTable {
  *
  * @example
  * ```ts
- * import { encodeBtf } from "./types.ts";
- * const blob = encodeBtf([{ kind: "int", name: "u32", size: 4, bits: 32, bitOffset: 0, encoding: "unsigned" }]);
- * console.log(blob.byteLength); // 24 header + 16 type + 5 strings = 45
+ * import assert from "node:assert/strict";
+ * import { type BtfType, encodeBtf, parseBtf, VOID } from "./types.ts";
+ *
+ * const u32: BtfType = {
+ *   kind: "int",
+ *   name: "u32",
+ *   size: 4,
+ *   bits: 32,
+ *   bitOffset: 0,
+ *   encoding: "unsigned",
+ * };
+ * const blob = encodeBtf([u32]);
+ * assert.equal(blob.byteLength, 24 + 16 + 5); // header, one int record, strings "\0u32\0"
+ * assert.deepEqual(parseBtf(blob), [VOID, u32]);
  * ```
  */
 export function encodeBtf(types: readonly BtfType[]): Uint8Array {
@@ -399,7 +454,26 @@ export function encodeBtf(types: readonly BtfType[]): Uint8Array {
   return blob;
 }
 
-/** Follows typedefs and qualifiers (`const`, `volatile`, `restrict`, type tags) to the type they name. */
+/**
+ * Follows typedefs and qualifiers (`const`, `volatile`, `restrict`, type tags) to the type they
+ * name.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type BtfType, resolveType, VOID } from "./types.ts";
+ *
+ * const types: BtfType[] = [
+ *   VOID,
+ *   { kind: "int", name: "unsigned int", size: 4, bits: 32, bitOffset: 0, encoding: "unsigned" },
+ *   { kind: "typedef", name: "u32", type: 1 },
+ *   { kind: "const", name: "", type: 2 },
+ *   { kind: "array", name: "", type: 3, indexType: 1, length: 16 },
+ * ];
+ * assert.equal(resolveType(types, 3), 1); // const u32 -> u32 -> unsigned int
+ * assert.equal(resolveType(types, 4), 4); // an array is itself
+ * ```
+ */
 export function resolveType(types: readonly BtfType[], id: number): number {
   for (let hops = 0; hops < 32; hops++) {
     const type = typeAt(types, id);
@@ -418,14 +492,47 @@ export function resolveType(types: readonly BtfType[], id: number): number {
   throw new BtfFormatError(`type ${id}: a typedef loop`);
 }
 
-/** The type with id `id`. */
+/**
+ * The type with id `id`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeBtf, parseBtf, typeAt } from "./types.ts";
+ *
+ * const types = parseBtf(encodeBtf([{ kind: "typedef", name: "u32", type: 0 }]));
+ * assert.equal(typeAt(types, 1).name, "u32");
+ * assert.throws(() => typeAt(types, 2), {
+ *   name: "BtfFormatError",
+ *   message: "no BTF type 2 (1 types)",
+ * });
+ * ```
+ */
 export function typeAt(types: readonly BtfType[], id: number): BtfType {
   const type = types[id];
   if (type === undefined) throw new BtfFormatError(`no BTF type ${id} (${types.length - 1} types)`);
   return type;
 }
 
-/** The size in bytes of a type, as C's `sizeof` (and libbpf's `btf__resolve_size`). */
+/**
+ * The size in bytes of a type, as C's `sizeof` (and libbpf's `btf__resolve_size`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type BtfType, sizeOfType, VOID } from "./types.ts";
+ *
+ * const types: BtfType[] = [
+ *   VOID,
+ *   { kind: "int", name: "unsigned int", size: 4, bits: 32, bitOffset: 0, encoding: "unsigned" },
+ *   { kind: "typedef", name: "u32", type: 1 },
+ *   { kind: "const", name: "", type: 2 },
+ *   { kind: "array", name: "", type: 3, indexType: 1, length: 16 },
+ * ];
+ * assert.equal(sizeOfType(types, 3), 4); // const u32
+ * assert.equal(sizeOfType(types, 4), 64); // const u32[16]
+ * ```
+ */
 export function sizeOfType(types: readonly BtfType[], id: number): number {
   const type = typeAt(types, resolveType(types, id));
   switch (type.kind) {
