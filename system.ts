@@ -20,6 +20,7 @@ import { currentPlatform, openLiveBackend, readEnv } from "./ffi/live.ts";
 import { Kernel, POSSIBLE_CPUS_PATH } from "./kernel.ts";
 import { listMapIds } from "./map_ids.ts";
 import { countCpuList } from "./percpu.ts";
+import { checkPaths, type PathPlaceholders } from "./replay/identities.ts";
 import { ReplayBackend, type ReplayFault } from "./replay/player.ts";
 import { RecordingBackend } from "./replay/recorder.ts";
 import { parseTranscript, serializeTranscript, type TranscriptHost } from "./replay/transcript.ts";
@@ -41,6 +42,13 @@ export interface SystemOptions {
   modeFromEnvironment?: boolean;
   /** Replay only: calls to fail with an errno, deterministically (fault injection). */
   faults?: readonly ReplayFault[];
+  /**
+   * Folders of this run's own, by placeholder name (`{ BPFFS: dir }`): paths
+   * under `dir` are recorded as `${BPFFS}/...`, and a replay or verify run
+   * reads `${BPFFS}` as its own `dir`, so that runs pinning in different
+   * folders (a fresh bpffs each) share one transcript.
+   */
+  paths?: PathPlaceholders;
 }
 
 /** Overrides the mode of every system of a run that has a transcript: `live`, `record`, `replay` or `verify`. */
@@ -238,6 +246,8 @@ export class BpfSystem implements AsyncDisposable {
 export async function openSystem(opts: SystemOptions = {}): Promise<BpfSystem> {
   const transcript = opts.transcript === undefined ? undefined : resolve(opts.transcript);
   const mode = chooseMode(opts, transcript);
+  const paths = opts.paths ?? {};
+  checkPaths(paths);
   if (opts.faults !== undefined && opts.faults.length > 0 && mode !== "replay") {
     throw new TypeError(`opts.faults: faults are injected by the player; mode ${mode} has none`);
   }
@@ -247,17 +257,22 @@ export async function openSystem(opts: SystemOptions = {}): Promise<BpfSystem> {
   if (log) appendFileSync(log, path + "\n");
   if (mode === "replay") {
     const parsed = parseTranscript(await readTranscriptFile(path), path);
-    return new BpfSystem("replay", new ReplayBackend(parsed, path, opts.faults), path, parsed.host);
+    return new BpfSystem(
+      "replay",
+      new ReplayBackend(parsed, path, opts.faults, paths),
+      path,
+      parsed.host,
+    );
   }
   const live = openLiveBackend();
   const host = liveHost(live);
   if (mode === "verify") {
     const parsed = parseTranscript(await readTranscriptFile(path), path);
-    const verifier = new VerifyingBackend(live, parsed);
+    const verifier = new VerifyingBackend(live, parsed, paths);
     verifier.readTextFile(POSSIBLE_CPUS_PATH);
     return new BpfSystem("verify", verifier, path, host);
   }
-  const recorder = new RecordingBackend(live);
+  const recorder = new RecordingBackend(live, paths);
   recorder.readTextFile(POSSIBLE_CPUS_PATH);
   return new BpfSystem("record", recorder, path, host);
 }

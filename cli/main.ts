@@ -5,6 +5,8 @@
  *   deno run --allow-ffi cli/main.ts map list
  *   bun cli/main.ts -j map dump pinned /sys/fs/bpf/my_map
  *   bpfmap --replay dump.json -j map dump id 12      (no BPF needed)
+ *   bpfmap --path BPFFS=/tmp/run1 --record t.json map dump pinned /tmp/run1/m
+ *   bpfmap --path BPFFS=/tmp/run2 --replay t.json map dump pinned /tmp/run2/m
  *
  * Exit codes: 0 ok, 1 the operation failed, 2 bad usage.
  *
@@ -13,6 +15,7 @@
 
 import process from "node:process";
 import { BpfError } from "../errors.ts";
+import { checkPaths } from "../replay/identities.ts";
 import { openSystem } from "../system.ts";
 import { Args, CommandError, isPrefix, parseUnsigned, UsageError } from "./args.ts";
 import { JsonWriter } from "./json_writer.ts";
@@ -31,6 +34,8 @@ interface Options {
   batch: number;
   record?: string;
   replay?: string;
+  /** `--path NAME=DIR`: per-run folders, written in transcripts as `${NAME}`. */
+  paths: Record<string, string>;
   help: boolean;
   version: boolean;
 }
@@ -40,6 +45,7 @@ function takeOptions(argv: string[]): { options: Options; words: string[] } {
     json: false,
     pretty: false,
     batch: DEFAULT_DUMP_BATCH,
+    paths: {},
     help: false,
     version: false,
   };
@@ -57,6 +63,7 @@ function takeOptions(argv: string[]): { options: Options; words: string[] } {
     else if (word === "--batch") options.batch = parseUnsigned(value(word), "--batch");
     else if (word === "--record") options.record = value(word);
     else if (word === "--replay") options.replay = value(word);
+    else if (word === "--path") takePath(options.paths, value(word));
     else if (word === "-h" || word === "--help") options.help = true;
     else if (word === "-V" || word === "--version") options.version = true;
     else if (word.startsWith("-") && !/^-\d/.test(word)) {
@@ -68,6 +75,25 @@ function takeOptions(argv: string[]): { options: Options; words: string[] } {
     throw new UsageError("--record and --replay exclude each other");
   }
   return { options, words };
+}
+
+/** Usage of the options `MAP_USAGE` does not list. */
+const PATH_USAGE =
+  `       --path NAME=DIR: with --record or --replay, paths under DIR (a folder of this run's
+         own, e.g. a fresh bpffs) are recorded as \${NAME}/..., and \${NAME} replays as DIR
+`;
+
+/** Takes one `--path NAME=DIR`. */
+function takePath(paths: Record<string, string>, text: string): void {
+  const match = /^([^=]+)=(.+)$/.exec(text);
+  if (match === null) throw new UsageError(`--path: expected NAME=DIR, got '${text}'`);
+  const [, name, dir] = match;
+  try {
+    checkPaths({ [name]: dir });
+  } catch (error) {
+    throw new UsageError(`--path: ${(error as Error).message}`);
+  }
+  paths[name] = dir;
 }
 
 /**
@@ -94,26 +120,31 @@ export async function main(argv: string[]): Promise<number> {
     const args = new Args(words);
     if (options.help || args.left === 0) {
       if (json) json.raw("null");
-      else out.write(MAP_USAGE);
+      else out.write(MAP_USAGE + PATH_USAGE);
       return args.left === 0 && !options.help ? 2 : 0;
     }
     const object = args.take("an object");
     if (!isPrefix(object, "map")) {
       throw new UsageError(`unknown object '${object}': bpfmap knows 'map'`);
     }
+    const { paths } = options;
     const system = await openSystem(
       options.record !== undefined
-        ? { transcript: options.record, mode: "record", modeFromEnvironment: false }
+        ? { transcript: options.record, mode: "record", modeFromEnvironment: false, paths }
         : options.replay !== undefined
-        ? { transcript: options.replay, mode: "replay", modeFromEnvironment: false }
+        ? { transcript: options.replay, mode: "replay", modeFromEnvironment: false, paths }
         : { mode: "live", modeFromEnvironment: false },
     );
     const ctx: CliContext = { system, out, err, json, batchSize: options.batch };
     try {
       runMapCommand(ctx, args);
-    } finally {
-      await system.close();
+    } catch (error) {
+      // The command's own error says what went wrong (a replayed path that differs, say);
+      // the calls it then left unplayed would only hide it.
+      await system.close().catch(() => {});
+      throw error;
     }
+    await system.close();
   } catch (error) {
     if (json && error instanceof CommandError && error.message === "") {
       // Already answered (lookup: null).

@@ -126,6 +126,12 @@ function diffField(
     if (!isRegion(want) || !isRegion(got)) {
       return [`${name}: expected ${regionText(want)}, got ${regionText(got)}`];
     }
+    if (field?.pointee === "path" && want.in !== undefined && got.in !== undefined) {
+      // Paths read as text: a placeholder (`${BPFFS}`) the run did not name shows as such.
+      return want.in === got.in
+        ? []
+        : [`${name}: expected ${pathText(want.in)}, got ${pathText(got.in)}`];
+    }
     const lines: string[] = [];
     if (want.size !== got.size) lines.push(`${name}: expected ${want.size} bytes, got ${got.size}`);
     const sides: ("in" | "out")[] = scope === "all" ? ["in", "out"] : ["in"];
@@ -242,6 +248,13 @@ function describeDifference(label: string, a: Uint8Array, b: Uint8Array, element
 /** Small bytes as hex, or `empty` for none. */
 function hex(bytes: Uint8Array, empty: string): string {
   return encodeBytes(bytes) || empty;
+}
+
+/** A recorded NUL-terminated path, as a JSON string. */
+function pathText(encoded: string): string {
+  const bytes = decodeBytes(encoded);
+  const end = bytes.indexOf(0);
+  return JSON.stringify(new TextDecoder().decode(end === -1 ? bytes : bytes.subarray(0, end)));
 }
 
 function isRegion(value: FieldRecord | undefined): value is RegionRecord {

@@ -1,8 +1,10 @@
 /**
  * Stable names for what differs from run to run: file descriptors become
- * handles (1, 2, ... in the order the kernel hands them out) and map and BTF
+ * handles (1, 2, ... in the order the kernel hands them out), map and BTF
  * ids become virtual ids (1, 2, ... per kind, in the order the kernel reports
- * them), so that recording the same test twice gives the same transcript.
+ * them), and paths under a run's own folders become placeholders
+ * (`${BPFFS}/map` for `/tmp/bpffs-x1y2/map`), so that recording the same test
+ * twice gives the same transcript.
  *
  * @module
  */
@@ -13,9 +15,64 @@ export type IdKind = "map" | "btf";
 /** The kernel's map types whose values are fds going in and ids coming out. */
 const MAP_IN_MAP_TYPES = new Set([12, 13]);
 
-/** How one side of a run names fds and ids. */
+/**
+ * Folders that differ from run to run, by placeholder name: `{ BPFFS: dir }`
+ * writes `dir` as `${BPFFS}` in a transcript's paths.
+ */
+export type PathPlaceholders = Readonly<Record<string, string>>;
+
+/**
+ * Checks placeholders: names of capitals, digits and `_`; absolute folders.
+ * Returns them longest folder first (a folder inside another wins), without
+ * trailing slashes.
+ */
+export function checkPaths(paths: PathPlaceholders): [string, string][] {
+  if (paths === null || typeof paths !== "object") {
+    throw new TypeError(`paths must be an object of NAME: folder, got ${String(paths)}`);
+  }
+  return Object.entries(paths).map(([name, dir]): [string, string] => {
+    if (!/^[A-Z][A-Z0-9_]*$/.test(name)) {
+      throw new TypeError(`paths: ${JSON.stringify(name)} is not a NAME (A-Z, 0-9, _)`);
+    }
+    if (typeof dir !== "string" || !dir.startsWith("/") || dir.replace(/\/+$/, "") === "") {
+      throw new TypeError(`paths.${name}: expected an absolute folder, got ${JSON.stringify(dir)}`);
+    }
+    return [name, dir.replace(/\/+$/, "")];
+  }).sort(([, a], [, b]) => b.length - a.length);
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** How one side of a run names fds, ids and paths. */
 export abstract class Identities {
   readonly #mapTypes = new Map<number, number>();
+  readonly #paths: [string, string][];
+
+  constructor(paths: PathPlaceholders = {}) {
+    this.#paths = checkPaths(paths);
+  }
+
+  /**
+   * A path's bytes (NUL-terminated, as the kernel reads them) as a transcript
+   * writes them: a run's folder replaced by its placeholder.
+   */
+  pathIn(bytes: Uint8Array): Uint8Array {
+    if (this.#paths.length === 0) return bytes;
+    const end = bytes.indexOf(0);
+    const path = decoder.decode(end === -1 ? bytes : bytes.subarray(0, end));
+    for (const [name, dir] of this.#paths) {
+      if (path === dir || path.startsWith(dir + "/")) {
+        const rest = end === -1 ? new Uint8Array(0) : bytes.subarray(end);
+        const head = encoder.encode("${" + name + "}" + path.slice(dir.length));
+        const out = new Uint8Array(head.byteLength + rest.byteLength);
+        out.set(head);
+        out.set(rest, head.byteLength);
+        return out;
+      }
+    }
+    return bytes;
+  }
 
   /** The handle of an fd the code passed, or `"foreign"` for one bpfmap never got from the kernel. */
   abstract handleOf(fd: number): number | "foreign";

@@ -85,6 +85,11 @@ function inputField(
           });
         }
         if (layout !== null) input = renameStruct(input, layout, (id, kind) => ids.idIn(id, kind));
+        if (field.pointee === "path") {
+          // A run's own folder becomes its placeholder, and the size is the placeholder's.
+          input = ids.pathIn(input);
+          region.size = input.byteLength;
+        }
         region.in = encodeBytes(input);
       }
       for (const nested of attr.nested[field.slot!]) {

@@ -10,7 +10,7 @@ import type { SyscallBackend } from "../ffi/backend.ts";
 import type { Field } from "../ffi/commands.ts";
 import { errnoNumber } from "../ffi/errno.ts";
 import { describeEntry, diffEntries } from "./diff.ts";
-import { ReplayIdentities } from "./identities.ts";
+import { type PathPlaceholders, ReplayIdentities } from "./identities.ts";
 import { applyOutputs, inputEntry, learn } from "./normalize.ts";
 import {
   type CallEntry,
@@ -117,15 +117,25 @@ export class ReplayBackend implements SyscallBackend {
   readonly runtime = "replay";
   readonly #transcript: Transcript;
   readonly #path: string;
-  readonly #ids = new ReplayIdentities();
+  readonly #ids: ReplayIdentities;
   readonly #faults: Map<number, { errno: number; processed?: number }>;
   #next = 0;
   #attempts = 0;
   /** Set once a fault was injected: cleanup closes the recording never made are then accepted. */
   #faulted = false;
 
-  constructor(transcript: Transcript, path: string, faults: readonly ReplayFault[] = []) {
+  /**
+   * `faults`: calls to fail; `paths`: this run's own folders, which stand
+   * for the placeholders in the transcript's paths.
+   */
+  constructor(
+    transcript: Transcript,
+    path: string,
+    faults: readonly ReplayFault[] = [],
+    paths: PathPlaceholders = {},
+  ) {
     this.#transcript = transcript;
+    this.#ids = new ReplayIdentities(paths);
     this.#path = path;
     this.#faults = new Map(
       faults.map((

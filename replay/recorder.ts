@@ -8,7 +8,7 @@
 import type { Attr } from "../ffi/attr.ts";
 import type { SyscallBackend } from "../ffi/backend.ts";
 import { errnoName } from "../ffi/errno.ts";
-import { LiveIdentities } from "./identities.ts";
+import { LiveIdentities, type PathPlaceholders } from "./identities.ts";
 import { completeEntry, inputEntry } from "./normalize.ts";
 import {
   type Entry,
@@ -62,10 +62,12 @@ export class RecordingBackend implements SyscallBackend {
   /** The files read so far, by path. */
   readonly files: Record<string, string> = {};
   readonly #live: SyscallBackend;
-  readonly #ids = new LiveIdentities();
+  readonly #ids: LiveIdentities;
 
-  constructor(live: SyscallBackend) {
+  /** `paths`: a run's own folders, written in the transcript as their placeholders. */
+  constructor(live: SyscallBackend, paths: PathPlaceholders = {}) {
     this.#live = live;
+    this.#ids = new LiveIdentities(paths);
     this.runtime = live.runtime;
   }
 

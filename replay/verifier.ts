@@ -9,6 +9,7 @@
 import type { Attr } from "../ffi/attr.ts";
 import type { SyscallBackend } from "../ffi/backend.ts";
 import { describeEntry, diffEntries } from "./diff.ts";
+import type { PathPlaceholders } from "./identities.ts";
 import { RecordingBackend } from "./recorder.ts";
 import type { Transcript } from "./transcript.ts";
 
@@ -43,8 +44,9 @@ export class VerifyingBackend extends RecordingBackend {
   readonly differences: string[] = [];
   readonly #expected: Transcript;
 
-  constructor(live: SyscallBackend, expected: Transcript) {
-    super(live);
+  /** `paths`: this run's own folders, for the placeholders the transcript holds. */
+  constructor(live: SyscallBackend, expected: Transcript, paths: PathPlaceholders = {}) {
+    super(live, paths);
     this.#expected = expected;
   }
 

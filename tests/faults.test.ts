@@ -6,9 +6,8 @@
 // every element removed before the fault.
 
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { mkdirSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { after, before, test } from "node:test";
 import type { Attr } from "../ffi/attr.ts";
 import type { SyscallBackend } from "../ffi/backend.ts";
@@ -32,11 +31,11 @@ import {
 } from "../mod.ts";
 import type { ReplayFault } from "../replay/player.ts";
 import { type CallEntry, isCall, parseTranscript, type ScalarInOut } from "../replay/transcript.ts";
+import { type FreshBpffs, freshBpffs, REPLAY_BPFFS } from "./helpers/bpffs.ts";
 import { readU32, readU32s, u32, u64 } from "./helpers/bytes.ts";
 import { liveTest, liveUnavailable, replayRun, thrown } from "./helpers/live.ts";
 import { fixturePath, transcriptTests } from "./helpers/transcript.ts";
 
-const transcriptTest = transcriptTests(import.meta.url);
 const ERRNOS = ["EINTR", "EAGAIN", "ENOMEM", "EFAULT", "ENOSPC", "EPERM"];
 
 /** A scenario writes what it saw into `seen` as it goes, so that a fault leaves what came before. */
@@ -163,21 +162,17 @@ function drainInto<K>(typed: TypedMap<K, unknown>, seen: unknown[], batchSize: n
   }
 }
 
-const BPFFS = "/tmp/bpfmap-faults-bpffs";
-let mountedHere = false;
+/** This run's own bpffs (transcripts write it as ${BPFFS}); replays mount none. */
+let bpffs: FreshBpffs | undefined;
+let BPFFS = REPLAY_BPFFS;
+const paths = () => ({ BPFFS });
+const transcriptTest = transcriptTests(import.meta.url, { paths });
 before(() => {
   if (replayRun || liveUnavailable !== undefined) return;
-  mkdirSync(BPFFS, { recursive: true });
-  if (spawnSync("mountpoint", ["-q", BPFFS]).status !== 0) {
-    execFileSync("mount", ["-t", "bpf", "bpf", BPFFS]);
-    mountedHere = true;
-  }
+  bpffs = freshBpffs();
+  BPFFS = bpffs.path;
 });
-after(() => {
-  if (!mountedHere) return;
-  execFileSync("umount", [BPFFS]);
-  rmSync(BPFFS, { recursive: true, force: true });
-});
+after(() => bpffs?.unmount());
 
 for (const [name, scenario] of Object.entries(SCENARIOS)) {
   transcriptTest(name, (system) => scenario(system, []));
@@ -200,6 +195,7 @@ async function withFault(name: string, fault: ReplayFault) {
     mode: "replay",
     modeFromEnvironment: false,
     faults: [fault],
+    paths: paths(),
   });
   const seen: unknown[] = [];
   const error = thrown(() => SCENARIOS[name](system, seen));

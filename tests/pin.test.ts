@@ -1,45 +1,35 @@
 // Pinning in bpffs and opening pinned maps, on a bpffs this test mounts
-// itself at a fixed path (a transcript records the paths). Replay runs mount
-// nothing: the player answers for the kernel.
+// itself in a folder of this run's own (transcripts write it as ${BPFFS}, so
+// two runs never share pins). Replay runs mount nothing: the player answers
+// for the kernel.
 
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { mkdirSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe } from "node:test";
+import { type FreshBpffs, freshBpffs, REPLAY_BPFFS } from "./helpers/bpffs.ts";
 import { readU32, u32 } from "./helpers/bytes.ts";
 import { replayRun, throwsBpf } from "./helpers/live.ts";
 import { transcriptTests } from "./helpers/transcript.ts";
 
-const transcriptTest = transcriptTests(import.meta.url);
-const BPFFS = "/tmp/bpfmap-test-bpffs";
-const PLAIN = "/tmp/bpfmap-test-plain";
-
-/** Whether `path` is a mount point (Deno wants --allow-all for /proc/self/mounts; mountpoint does not). */
-function mounted(path: string): boolean {
-  try {
-    execFileSync("mountpoint", ["-q", path]);
-    return true;
-  } catch {
-    return false;
-  }
-}
+let bpffs: FreshBpffs | undefined;
+/** This run's bpffs, and a plain folder (not bpffs) to be refused in. */
+let BPFFS = REPLAY_BPFFS;
+let PLAIN = "/nonexistent/bpfmap-replay-plain";
+const transcriptTest = transcriptTests(import.meta.url, {
+  paths: () => ({ BPFFS, PLAIN }),
+});
 
 describe("pin and openPinned", () => {
-  let mountedHere = false;
   before(() => {
     if (replayRun) return;
-    mkdirSync(BPFFS, { recursive: true });
-    mkdirSync(PLAIN, { recursive: true });
-    if (!mounted(BPFFS)) {
-      execFileSync("mount", ["-t", "bpf", "bpf", BPFFS]);
-      mountedHere = true;
-    }
+    bpffs = freshBpffs();
+    BPFFS = bpffs.path;
+    PLAIN = mkdtempSync(join(tmpdir(), "bpfmap-plain-"));
   });
   after(() => {
-    if (mountedHere) {
-      execFileSync("umount", [BPFFS]);
-      rmSync(BPFFS, { recursive: true, force: true });
-    }
+    bpffs?.unmount();
     if (!replayRun) rmSync(PLAIN, { recursive: true, force: true });
   });
   const unpin = (path: string) => rmSync(path, { force: true });

@@ -12,6 +12,7 @@ import { basename, dirname, join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { type BpfSystem, openSystem } from "../../mod.ts";
+import type { PathPlaceholders } from "../../replay/identities.ts";
 
 /** The fixtures folder at the repository's root. */
 export const FIXTURES = join(dirname(dirname(dirname(fileURLToPath(import.meta.url)))), "fixtures");
@@ -24,6 +25,15 @@ export function fixtureName(name: string): string {
 /** The transcript path of test `name` in the test file at `moduleUrl`. */
 export function fixturePath(moduleUrl: string, name: string): string {
   return join(FIXTURES, basename(fileURLToPath(moduleUrl)), `${fixtureName(name)}.json`);
+}
+
+/** Options of {@linkcode transcriptTests}. */
+export interface TranscriptTestOptions {
+  /**
+   * This run's own folders by placeholder name (see `openSystem`'s `paths`),
+   * asked for when each test starts: a folder made in `before()` counts.
+   */
+  paths?: () => PathPlaceholders;
 }
 
 /**
@@ -39,6 +49,7 @@ export function fixturePath(moduleUrl: string, name: string): string {
  */
 export function transcriptTests(
   moduleUrl: string,
+  opts: TranscriptTestOptions = {},
 ): (name: string, fn: (system: BpfSystem) => void | Promise<void>) => void {
   const seen = new Set<string>();
   return (name, fn) => {
@@ -46,7 +57,7 @@ export function transcriptTests(
     if (seen.has(path)) throw new Error(`two transcript tests share the fixture ${path}`);
     seen.add(path);
     test(name, async () => {
-      const system = await openSystem({ transcript: path, mode: "auto" });
+      const system = await openSystem({ transcript: path, mode: "auto", paths: opts.paths?.() });
       try {
         await fn(system);
       } catch (error) {
