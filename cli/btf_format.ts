@@ -28,19 +28,29 @@ export interface BtfMapShape {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+ * import type { BtfType } from "../btf/types.ts";
  * import { BtfFormatter } from "./btf_format.ts";
  * import { JsonWriter } from "./json_writer.ts";
  * import { Output } from "./output.ts";
  *
- * const types = [
+ * const types: BtfType[] = [
  *   { kind: "void", name: "" },
  *   { kind: "int", name: "int", size: 4, bits: 32, bitOffset: 0, encoding: "signed" },
- * ] as const;
+ * ];
  * const btfIds = { btfId: 1, keyTypeId: 1, valueTypeId: 1, vmlinuxValueTypeId: 0 };
- * const json = new JsonWriter(new Output(1), false);
- * new BtfFormatter(types as never, { type: 1, valueSize: 4, btfIds }, 1, false)
+ * const dir = mkdtempSync("/tmp/bpfmap-doc-");
+ * const out = new Output(openSync(`${dir}/out`, "w"));
+ * const json = new JsonWriter(out, false);
+ * new BtfFormatter(types, { type: 1, valueSize: 4, btfIds }, 1, false)
  *   .entry(json, new Uint8Array([7, 0, 0, 0]), 0, new Uint8Array([255, 255, 255, 255]), 0);
- * json.finish(); // {"key":7,"value":-1}
+ * json.finish();
+ * out.flush();
+ * closeSync(out.fd);
+ * // A signed int prints in decimal: 0xffffffff is -1.
+ * assert.equal(readFileSync(`${dir}/out`, "utf8"), '{"key":7,"value":-1}\n');
+ * rmSync(dir, { recursive: true });
  * ```
  */
 export class BtfFormatter {

@@ -22,12 +22,49 @@ export interface MapShape {
   cpus: number;
 }
 
-/** The shape of an open map. */
+/**
+ * The shape of an open map.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BpfMap } from "../mod.ts";
+ * import { shapeOf } from "./format.ts";
+ *
+ * using map = BpfMap.create({ type: "percpu_hash", keySize: 4, valueSize: 8, maxEntries: 16 });
+ * assert.deepEqual(shapeOf(map, 2), { type: 5, keySize: 4, valueSize: 8, cpus: 2 });
+ * ```
+ */
 export function shapeOf(map: BpfMap, cpus: number): MapShape {
   return { type: map.type, keySize: map.keySize, valueSize: map.valueSize, cpus };
 }
 
-/** One element as bpftool's `print_entry_plain` prints it. */
+/**
+ * One element as bpftool's `print_entry_plain` prints it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+ * import { Output } from "./output.ts";
+ * import { plainEntry } from "./format.ts";
+ *
+ * const dir = mkdtempSync("/tmp/bpfmap-doc-");
+ * const out = new Output(openSync(`${dir}/out`, "w"));
+ * const key = new Uint8Array([1, 0, 0, 0]);
+ * const shape = { keySize: 4, valueSize: 4, cpus: 2 };
+ * plainEntry(out, { ...shape, type: 1 }, key, 0, key, 0); // hash
+ * const perCpu = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]);
+ * plainEntry(out, { ...shape, type: 5 }, key, 0, perCpu, 0); // percpu_hash
+ * out.flush();
+ * closeSync(out.fd);
+ * assert.equal(readFileSync(`${dir}/out`, "utf8"),
+ *   "key: 01 00 00 00  value: 01 00 00 00\n"
+ *     + "key:\n01 00 00 00\nvalue (CPU 00): 01 00 00 00\nvalue (CPU 01): 02 00 00 00\n",
+ * );
+ * rmSync(dir, { recursive: true });
+ * ```
+ */
 export function plainEntry(
   out: Output,
   shape: MapShape,
@@ -68,7 +105,30 @@ export function plainEntry(
   }
 }
 
-/** One element as bpftool's `print_entry_json` writes it, with `"formatted"` values for a map with BTF. */
+/**
+ * One element as bpftool's `print_entry_json` writes it, with `"formatted"` values for a map
+ * with BTF.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+ * import { Output } from "./output.ts";
+ * import { jsonEntry } from "./format.ts";
+ * import { JsonWriter } from "./json_writer.ts";
+ *
+ * const dir = mkdtempSync("/tmp/bpfmap-doc-");
+ * const out = new Output(openSync(`${dir}/out`, "w"));
+ * const json = new JsonWriter(out, false);
+ * const shape = { type: 1, keySize: 2, valueSize: 1, cpus: 2 }; // a hash map
+ * jsonEntry(json, shape, new Uint8Array([1, 0]), 0, new Uint8Array([255]), 0);
+ * json.finish();
+ * out.flush();
+ * closeSync(out.fd);
+ * assert.equal(readFileSync(`${dir}/out`, "utf8"), '{"key":["0x01","0x00"],"value":["0xff"]}\n');
+ * rmSync(dir, { recursive: true });
+ * ```
+ */
 export function jsonEntry(
   json: JsonWriter,
   shape: MapShape,
@@ -108,7 +168,30 @@ export function jsonEntry(
   json.endObject();
 }
 
-/** A failed lookup inside a dump, as bpftool's `print_entry_error` prints it. */
+/**
+ * A failed lookup inside a dump, as bpftool's `print_entry_error` prints it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+ * import { Output } from "./output.ts";
+ * import { errorEntry } from "./format.ts";
+ *
+ * const dir = mkdtempSync("/tmp/bpfmap-doc-");
+ * const out = new Output(openSync(`${dir}/out`, "w"));
+ * const shape = { type: 1, keySize: 4, valueSize: 8, cpus: 2 }; // a hash map
+ * errorEntry(out, undefined, shape, new Uint8Array([1, 0, 0, 0]), 2); // ENOENT: deleted meanwhile
+ * errorEntry(out, undefined, shape, new Uint8Array([2, 0, 0, 0]), 1); // EPERM
+ * out.flush();
+ * closeSync(out.fd);
+ * assert.equal(readFileSync(`${dir}/out`, "utf8"),
+ *   "key: 01 00 00 00  value: <no entry>\n"
+ *     + "key:\n02 00 00 00\nvalue:\nOperation not permitted\n",
+ * );
+ * rmSync(dir, { recursive: true });
+ * ```
+ */
 export function errorEntry(
   out: Output,
   json: JsonWriter | undefined,
@@ -141,14 +224,52 @@ export function errorEntry(
   out.write((singleLine ? "  " : "\n") + (breakNames ? "value:\n" : "value: ") + message + "\n");
 }
 
-/** The header line bpftool prints for a map in `show` and multi-map `dump`. */
+/**
+ * The header line bpftool prints for a map in `show` and multi-map `dump`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BpfMap } from "../mod.ts";
+ * import { plainHeader } from "./format.ts";
+ *
+ * const spec = { type: "hash", keySize: 4, valueSize: 8, maxEntries: 16, name: "flows" } as const;
+ * using map = BpfMap.create(spec);
+ * assert.equal(plainHeader(map), `${map.id}: hash  name flows  flags 0x0\n`);
+ * ```
+ */
 export function plainHeader(map: BpfMap): string {
   return `${map.id}: ${map.typeName}  ${map.name ? `name ${map.name}  ` : ""}flags 0x${
     map.flags.toString(16)
   }\n`;
 }
 
-/** The header members bpftool writes for a map in JSON. */
+/**
+ * The header members bpftool writes for a map in JSON.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+ * import { Output } from "./output.ts";
+ * import { BpfMap } from "../mod.ts";
+ * import { jsonHeader } from "./format.ts";
+ * import { JsonWriter } from "./json_writer.ts";
+ *
+ * using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 8, maxEntries: 16 });
+ * const dir = mkdtempSync("/tmp/bpfmap-doc-");
+ * const out = new Output(openSync(`${dir}/out`, "w"));
+ * const json = new JsonWriter(out, false);
+ * json.startObject();
+ * jsonHeader(json, map); // no name: no "name" member
+ * json.endObject();
+ * json.finish();
+ * out.flush();
+ * closeSync(out.fd);
+ * assert.equal(readFileSync(`${dir}/out`, "utf8"), `{"id":${map.id},"type":"array","flags":0}\n`);
+ * rmSync(dir, { recursive: true });
+ * ```
+ */
 export function jsonHeader(json: JsonWriter, map: BpfMap): void {
   json.rawField("id", map.id);
   json.stringField("type", map.typeName);
@@ -156,7 +277,33 @@ export function jsonHeader(json: JsonWriter, map: BpfMap): void {
   json.rawField("flags", map.flags | 0);
 }
 
-/** `map show` of one map, as bpftool's `show_map_close_plain`/`_json`. */
+/**
+ * `map show` of one map, as bpftool's `show_map_close_plain`/`_json`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+ * import { Output } from "./output.ts";
+ * import { BpfMap } from "../mod.ts";
+ * import { showMap } from "./format.ts";
+ *
+ * const spec = { type: "hash", keySize: 4, valueSize: 8, maxEntries: 16, name: "flows" } as const;
+ * using map = BpfMap.create(spec);
+ * map.freeze();
+ * const dir = mkdtempSync("/tmp/bpfmap-doc-");
+ * const out = new Output(openSync(`${dir}/out`, "w"));
+ * showMap(out, undefined, map);
+ * const { memlock } = map.fdInfo();
+ * out.flush();
+ * closeSync(out.fd);
+ * assert.equal(readFileSync(`${dir}/out`, "utf8"),
+ *   `${map.id}: hash  name flows  flags 0x0\n`
+ *     + `\tkey 4B  value 8B  max_entries 16  memlock ${memlock}B\n\tfrozen\n`,
+ * );
+ * rmSync(dir, { recursive: true });
+ * ```
+ */
 export function showMap(out: Output, json: JsonWriter | undefined, map: BpfMap): void {
   const fdinfo = map.fdInfo();
   const frozen = Number(fdinfo.frozen ?? 0);

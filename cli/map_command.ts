@@ -49,7 +49,17 @@ export interface CliContext {
   batchSize: number;
 }
 
-/** The usage text of `bpfmap map`. */
+/**
+ * The usage text of `bpfmap map`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { MAP_USAGE } from "./map_command.ts";
+ * assert.match(MAP_USAGE, /^Usage: bpfmap \[OPTIONS\] map \{ show \| list \}/);
+ * assert.match(MAP_USAGE, /MAP := \{ id MAP_ID \| pinned FILE \| name MAP_NAME \}/);
+ * ```
+ */
 export const MAP_USAGE = `Usage: bpfmap [OPTIONS] map { show | list }   [MAP]
        bpfmap [OPTIONS] map create     FILE type TYPE key KEY_SIZE value VALUE_SIZE \\
                                   entries MAX_ENTRIES name NAME [flags FLAGS] [inner_map MAP]
@@ -69,7 +79,41 @@ export const MAP_USAGE = `Usage: bpfmap [OPTIONS] map { show | list }   [MAP]
        OPTIONS := { -j | --json } [{ -p | --pretty }] | --batch N | --record FILE | --replay FILE
 `;
 
-/** Runs `map SUBCOMMAND ...`. */
+/**
+ * Runs `map SUBCOMMAND ...`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+ * import { Output } from "./output.ts";
+ * import { BpfMap, openSystem } from "../mod.ts";
+ * import { Args } from "./args.ts";
+ * import { JsonWriter } from "./json_writer.ts";
+ * import { MAP_USAGE, runMapCommand } from "./map_command.ts";
+ *
+ * await using system = await openSystem({ mode: "live" });
+ * using map = system.createMap({ type: "hash", keySize: 4, valueSize: 1, maxEntries: 16 });
+ * map.update(new Uint8Array([1, 0, 0, 0]), new Uint8Array([9]));
+ * const dir = mkdtempSync("/tmp/bpfmap-doc-");
+ * const out = new Output(openSync(`${dir}/out`, "w"));
+ * const json = new JsonWriter(out, false);
+ * const ctx = { system, out, err: out, batchSize: 8192 };
+ * runMapCommand({ ...ctx, json }, new Args(["dump", "id", `${map.id}`]));
+ * json.finish();
+ * assert.throws(() => runMapCommand(ctx, new Args(["frob"])), {
+ *   name: "UsageError",
+ *   message: `unknown map command 'frob'\n\n${MAP_USAGE}`,
+ * });
+ * out.flush();
+ * closeSync(out.fd);
+ * assert.equal(
+ *   readFileSync(`${dir}/out`, "utf8"),
+ *   '[{"key":["0x01","0x00","0x00","0x00"],"value":["0x09"]}]\n',
+ * );
+ * rmSync(dir, { recursive: true });
+ * ```
+ */
 export function runMapCommand(ctx: CliContext, args: Args): void {
   const command = args.take("a map command (show, dump, lookup, update, ...)");
   const table: [string, (ctx: CliContext, args: Args) => void][] = [
