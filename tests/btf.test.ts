@@ -37,7 +37,13 @@ import {
 import { RICH_KEY, RICH_TYPES, RICH_VALUE, richValue } from "./helpers/btf_types.ts";
 import { exited, spawnReady } from "./helpers/child.ts";
 import { liveTest, tallyingKernel, thrown, throwsBpf } from "./helpers/live.ts";
-import { contend, LOCKED_VALUE, stopContention } from "./helpers/lock_contention.ts";
+import {
+  contend,
+  type Contention,
+  KEYS,
+  LOCKED_VALUE,
+  stopContention,
+} from "./helpers/lock_contention.ts";
 import { transcriptTests } from "./helpers/transcript.ts";
 
 const transcriptTest = transcriptTests(import.meta.url);
@@ -283,26 +289,55 @@ transcriptTest("BTF misuse is refused before any syscall", (system) => {
   assert.equal(calls(), 0);
 });
 
-liveTest("BPF_F_LOCK keeps a value whole while two processes write and read it", async () => {
-  const torn: Record<string, number> = {};
-  for (const locked of [true, false]) {
-    // An array map copies values in place: without the lock, a read can see half a write.
-    using map = BpfMap.create(
-      specOf({ type: "array", key: u32, value: LOCKED_VALUE, maxEntries: 2, btf: true }),
-    );
-    const script = new URL("./helpers/lock_writer.ts", import.meta.url).pathname;
-    const child = await spawnReady(script, [String(map.id), "2", locked ? "locked" : "unlocked"]);
+// Without the lock, reads must tear this many times before the locked run counts.
+const TORN_GOAL = 20;
+// With the lock, each side must read this many of the other side's writes, none torn. Without
+// it, 1 in 4 to 1 in 10 such reads tore (measured with and without two busy CPUs), so this many
+// would tear hundreds of times.
+const CONTENDED_GOAL = 2_000;
+// A safety cap on the parent's rounds, far above what either goal takes, so a broken
+// contention fails with its counts instead of hanging.
+const MAX_ROUNDS = 1_000_000;
+
+/** Runs the contention loop here and in a child process until `until` holds or the cap. */
+async function contendWithChild(
+  locked: boolean,
+  until: (mine: Contention, theirs: Contention) => boolean,
+): Promise<{ mine: Contention; theirs: Contention }> {
+  // An array map copies values in place: without the lock, a read can see half a write.
+  using map = BpfMap.create(
+    specOf({ type: "array", key: u32, value: LOCKED_VALUE, maxEntries: KEYS, btf: true }),
+  );
+  const script = new URL("./helpers/lock_writer.ts", import.meta.url).pathname;
+  const mode = locked ? "locked" : "unlocked";
+  // The child's cap is higher, so it is still writing when the parent reaches its own.
+  const child = await spawnReady(script, [String(map.id), "2", mode, String(MAX_ROUNDS * 4)]);
+  try {
     let output = "";
     child.stdout!.on("data", (chunk) => (output += String(chunk)));
-    const mine = contend(map, 1, { locked, untilMs: 1000 });
+    const { mine } = contend(map, { locked, tag: 1, until, maxRounds: MAX_ROUNDS });
     stopContention(map);
     assert.equal(await exited(child), 0);
-    const theirs = JSON.parse(output.trim().split("\n").at(-1)!);
-    // Both sides really contended: each read the other's writes.
-    assert.ok(mine.sawOther > 0 && theirs.sawOther > 0, JSON.stringify({ mine, theirs }));
-    torn[locked ? "locked" : "unlocked"] = mine.torn + theirs.torn;
-    if (locked) assert.equal(mine.torn + theirs.torn, 0, JSON.stringify({ mine, theirs }));
+    const theirs: Contention = JSON.parse(output.trim().split("\n").at(-1)!);
+    assert.ok(
+      until(mine, theirs),
+      `${mode}: the goal was not reached in ${MAX_ROUNDS} rounds: ${
+        JSON.stringify({ mine, theirs })
+      }`,
+    );
+    return { mine, theirs };
+  } finally {
+    child.kill();
   }
-  // The test can see tearing: without BPF_F_LOCK it does.
-  assert.ok(torn.unlocked > 0, `no torn read without the lock: ${JSON.stringify(torn)}`);
+}
+
+liveTest("BPF_F_LOCK keeps a value whole while two processes write and read it", async () => {
+  // First without the lock, until reads have torn: the same contention can tear.
+  await contendWithChild(false, (mine, theirs) => mine.torn + theirs.torn >= TORN_GOAL);
+  // Then with it, until each side has read the other's writes many times: none may tear.
+  const locked = await contendWithChild(
+    true,
+    (mine, theirs) => mine.sawOther >= CONTENDED_GOAL && theirs.sawOther >= CONTENDED_GOAL,
+  );
+  assert.equal(locked.mine.torn + locked.theirs.torn, 0, JSON.stringify(locked));
 });

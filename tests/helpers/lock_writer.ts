@@ -1,11 +1,11 @@
 /**
  * One side of the BPF_F_LOCK contention test, run in a child process: writes
- * a value whose 64 words all hold the same number under the value's spin
- * lock, reads it back under the lock, and counts reads where the words
- * disagree (torn) and reads of the other side's writes, until the parent
- * sets the stop key. Prints `ready`, then its counts as JSON.
+ * a value whose words all hold the same number, reads it back, under the
+ * value's spin lock or not, and publishes its counts (torn reads, reads of the
+ * other side's writes) in the map until the parent sets the stop key. Prints
+ * `ready`, then its final counts as JSON.
  *
- * Usage: lock_writer.ts MAP_ID TAG [unlocked]
+ * Usage: lock_writer.ts MAP_ID TAG locked|unlocked MAX_ROUNDS
  *
  * @module
  */
@@ -14,7 +14,14 @@ import process from "node:process";
 import { BpfMap } from "../../mod.ts";
 import { contend } from "./lock_contention.ts";
 
-const [id, tag, unlocked] = process.argv.slice(2);
+const [id, tag, mode, maxRounds] = process.argv.slice(2);
+if (mode !== "locked" && mode !== "unlocked") throw new TypeError(`mode: ${mode}`);
 using map = BpfMap.fromId(Number(id));
 console.log("ready");
-console.log(JSON.stringify(contend(map, Number(tag), { locked: unlocked !== "unlocked" })));
+const { mine } = contend(map, {
+  locked: mode === "locked",
+  tag: Number(tag),
+  child: true,
+  maxRounds: Number(maxRounds),
+});
+console.log(JSON.stringify(mine));
