@@ -140,3 +140,32 @@ export function liveKernel(): Kernel {
   live ??= new Kernel(openLiveBackend());
   return live;
 }
+
+/**
+ * Replaces the process's live kernel with `kernel`, or, with `undefined`,
+ * lets the next {@linkcode liveKernel} open the real one again. For tests
+ * that stand in for the machine (another CPU count, say): systems opened
+ * with `openSystem` never use this kernel, so a replay is unaffected.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Kernel, liveKernel, POSSIBLE_CPUS_PATH, setLiveKernel } from "./kernel.ts";
+ *
+ * const real = liveKernel().backend;
+ * setLiveKernel(new Kernel({
+ *   runtime: real.runtime,
+ *   bpf: (attr) => real.bpf(attr),
+ *   close: (fd) => real.close(fd),
+ *   baseAddress: (buffer) => real.baseAddress(buffer),
+ *   fdInfo: (fd) => real.fdInfo(fd),
+ *   readTextFile: (path) => path === POSSIBLE_CPUS_PATH ? "0-7\n" : real.readTextFile(path),
+ * }));
+ * assert.equal(liveKernel().possibleCpus(), 8);
+ * setLiveKernel(undefined);
+ * assert.notEqual(liveKernel().backend, undefined);
+ * ```
+ */
+export function setLiveKernel(kernel: Kernel | undefined): void {
+  live = kernel;
+}

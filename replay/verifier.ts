@@ -1,13 +1,18 @@
 /**
  * The verifier: records a live run and compares it, call by call, with a
  * transcript recorded earlier, collecting every difference (kernel drift,
- * stale fixtures) instead of stopping at the first.
+ * stale fixtures) instead of stopping at the first. A transcript recorded on
+ * a host with another CPU count is compared per-CPU slot by slot for the
+ * CPUs both hosts have (see `cpus.ts`).
  *
  * @module
  */
 
 import type { Attr } from "../ffi/attr.ts";
 import type { SyscallBackend } from "../ffi/backend.ts";
+import { POSSIBLE_CPUS_PATH } from "../kernel.ts";
+import { countCpuList } from "../percpu.ts";
+import { PerCpuMaps } from "./cpus.ts";
 import { describeEntry, diffEntries } from "./diff.ts";
 import type { PathPlaceholders } from "./identities.ts";
 import { RecordingBackend } from "./recorder.ts";
@@ -43,6 +48,8 @@ export class VerifyingBackend extends RecordingBackend {
   /** Every difference found so far, one line each, prefixed by the call. */
   readonly differences: string[] = [];
   readonly #expected: Transcript;
+  readonly #perCpu = new PerCpuMaps();
+  #liveCpus: number | undefined;
 
   /** `paths`: this run's own folders, for the placeholders the transcript holds. */
   constructor(live: SyscallBackend, expected: Transcript, paths: PathPlaceholders = {}) {
@@ -84,12 +91,19 @@ export class VerifyingBackend extends RecordingBackend {
 
   #compareLast(): void {
     const index = this.entries.length - 1;
-    const actual = this.entries[index];
-    const expected = this.#expected.entries[index];
+    let actual = this.entries[index];
+    let expected = this.#expected.entries[index];
+    this.#perCpu.learn(actual);
     if (expected === undefined) {
       this.differences.push(`call #${index} (${describeEntry(actual)}): not in the transcript`);
       return;
     }
+    // Recorded on a host with another CPU count: per-CPU values compare for the CPUs both have.
+    this.#liveCpus ??= countCpuList(this.readTextFile(POSSIBLE_CPUS_PATH));
+    const recordedCpus = this.#expected.host.possibleCpus;
+    const common = Math.min(recordedCpus, this.#liveCpus);
+    expected = this.#perCpu.project(expected, recordedCpus, common);
+    actual = this.#perCpu.project(actual, this.#liveCpus, common);
     for (const line of diffEntries(expected, actual, "all")) {
       this.differences.push(`call #${index} (${describeEntry(actual)}): ${line}`);
     }

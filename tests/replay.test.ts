@@ -14,17 +14,20 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { test } from "node:test";
+import { after, test } from "node:test";
 import {
   BPF_F_ZERO_SEED,
   BpfError,
   type BpfSystem,
   openSystem,
+  possibleCpus,
   ReplayDivergenceError,
   TRANSCRIPT_ENV,
   TranscriptError,
   TranscriptMismatchError,
 } from "../mod.ts";
+import { joinPerCpu } from "../percpu.ts";
+import { withPossibleCpus } from "../replay/cpus.ts";
 import {
   decodeBytes,
   encodeBytes,
@@ -32,6 +35,7 @@ import {
   parseTranscript,
   type RegionRecord,
   serializeTranscript,
+  type Transcript,
 } from "../replay/transcript.ts";
 import { readU32, u32, u64 } from "./helpers/bytes.ts";
 import { liveTest, thrown } from "./helpers/live.ts";
@@ -245,6 +249,122 @@ liveTest("the verifier sees a difference past byte 64 of what the kernel wrote",
     ]);
   } finally {
     rmSync(dir, { recursive: true });
+  }
+});
+
+const PER_CPU = "per-CPU maps: every CPU given the same value";
+const perCpuPath = fixturePath(import.meta.url, PER_CPU);
+
+/**
+ * Per-CPU element and batch calls, sized by the system's CPU count (the
+ * recording host's, in replay), every CPU given the same value.
+ */
+function perCpuSession(system: BpfSystem): void {
+  const cpus = system.possibleCpus();
+  const same = (value: Uint8Array) => joinPerCpu(Array.from({ length: cpus }, () => value), 4);
+  const map = system.createMap({
+    type: "percpu_hash",
+    keySize: 4,
+    valueSize: 4,
+    maxEntries: 8,
+    flags: BPF_F_ZERO_SEED,
+    name: "percpu",
+  });
+  assert.equal(map.valueStride, 8 * cpus);
+  map.update(u32(1), same(u32(10)));
+  assert.deepEqual(map.lookup(u32(1)), same(u32(10)));
+  map.updateBatch(u32(2, 3), new Uint8Array([...same(u32(20)), ...same(u32(30))]));
+  const batch = map.lookupBatch({ count: 8 });
+  const byKey = new Map(
+    [0, 1, 2].map((i) => [readU32(batch.keys, i), readU32(batch.values, i * 2 * cpus)]),
+  );
+  assert.deepEqual([batch.count, byKey], [3, new Map([[1, 10], [2, 20], [3, 30]])]);
+  assert.deepEqual(
+    batch.values,
+    new Uint8Array([...byKey.values()].flatMap((n) => [...same(u32(n))])),
+  );
+}
+
+transcriptTest(PER_CPU, (system) => perCpuSession(system));
+
+const rewrites = mkdtempSync(join(tmpdir(), "bpfmap-cpus-"));
+after(() => rmSync(rewrites, { recursive: true, force: true }));
+
+/**
+ * The per-CPU fixture rewritten as if recorded on `cpus` CPUs, in a new
+ * folder; `edit` may change it further. Returns its path.
+ */
+function perCpuRewritten(cpus: number, edit: (t: Transcript) => void = () => {}): string {
+  const transcript = withPossibleCpus(
+    parseTranscript(readFileSync(perCpuPath, "utf8"), perCpuPath),
+    cpus,
+  );
+  edit(transcript);
+  const path = join(rewrites, `${cpus}-${Math.random().toString(36).slice(2)}.json`);
+  writeFileSync(path, serializeTranscript(transcript));
+  return path;
+}
+
+for (const cpus of [4, 1]) {
+  test(`a per-CPU transcript rewritten as recorded on ${cpus} CPU(s) replays on that count`, async () => {
+    const path = perCpuRewritten(cpus);
+    const system = await openSystem({
+      transcript: path,
+      mode: "replay",
+      modeFromEnvironment: false,
+    });
+    assert.equal(system.possibleCpus(), cpus);
+    perCpuSession(system);
+    await system.close();
+  });
+
+  liveTest(
+    `a per-CPU transcript rewritten as recorded on ${cpus} CPU(s) verifies here`,
+    async () => {
+      const system = await openSystem({
+        transcript: perCpuRewritten(cpus),
+        mode: "verify",
+        modeFromEnvironment: false,
+      });
+      assert.notEqual(system.possibleCpus(), cpus, "this host has another CPU count");
+      perCpuSession(system);
+      await system.close();
+    },
+  );
+}
+
+liveTest("verifying across CPU counts compares every CPU both hosts have", async () => {
+  const here = possibleCpus();
+  /** Verifies the 4-CPU rewrite with byte 0 of CPU `cpu`'s slot changed in the first lookup. */
+  const verifyWithSlotChanged = async (cpu: number) => {
+    const path = perCpuRewritten(4, (transcript) => {
+      const lookup = transcript.entries.find((e) => isCall(e) && e.call === "BPF_MAP_LOOKUP_ELEM");
+      assert.ok(lookup !== undefined && isCall(lookup));
+      const value = lookup.attr.value as RegionRecord;
+      const bytes = decodeBytes(value.out!);
+      bytes[cpu * 8] ^= 0xff;
+      value.out = encodeBytes(bytes);
+    });
+    const system = await openSystem({
+      transcript: path,
+      mode: "verify",
+      modeFromEnvironment: false,
+    });
+    perCpuSession(system);
+    return await system.close().then(() => undefined, (e) => e);
+  };
+  for (let cpu = 0; cpu < 4; cpu++) {
+    const error = await verifyWithSlotChanged(cpu);
+    if (cpu < here) {
+      assert.ok(error instanceof TranscriptMismatchError, `CPU ${cpu}: ${String(error)}`);
+      assert.equal(error.differences.length, 1, error.message);
+      assert.match(
+        error.differences[0],
+        /\(BPF_MAP_LOOKUP_ELEM\): value \(kernel wrote\): expected/,
+      );
+    } else {
+      assert.equal(error, undefined, `CPU ${cpu}, which this host does not have`);
+    }
   }
 });
 

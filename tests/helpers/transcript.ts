@@ -11,8 +11,48 @@
 import { basename, dirname, join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
+import type { SyscallBackend } from "../../ffi/backend.ts";
+import { openLiveBackend, readEnv } from "../../ffi/live.ts";
+import { Kernel, POSSIBLE_CPUS_PATH, setLiveKernel } from "../../kernel.ts";
 import { type BpfSystem, openSystem } from "../../mod.ts";
 import type { PathPlaceholders } from "../../replay/identities.ts";
+
+/**
+ * Fakes this machine's possible-CPU count for a whole run (e.g.
+ * `BPFMAP_TEST_MACHINE_CPUS=4`): the process's live kernel then answers that
+ * count, as a machine with that many CPUs would. Replays must not care:
+ * they serve the recording host's count, and a test must ask its system
+ * (`system.possibleCpus()`), never the machine.
+ */
+export const MACHINE_CPUS_ENV = "BPFMAP_TEST_MACHINE_CPUS";
+
+const machineCpus = readEnv(MACHINE_CPUS_ENV);
+if (machineCpus) setLiveKernel(new Kernel(machineWithCpus(Number(machineCpus))));
+
+/**
+ * The live backend, opened when first needed (a replay run may have no FFI),
+ * with `/sys/devices/system/cpu/possible` listing `cpus` CPUs.
+ */
+function machineWithCpus(cpus: number): SyscallBackend {
+  if (!Number.isInteger(cpus) || cpus < 1) {
+    throw new RangeError(`${MACHINE_CPUS_ENV}=${machineCpus}: expected a positive integer`);
+  }
+  let real: SyscallBackend | undefined;
+  const live = () => (real ??= openLiveBackend());
+  return {
+    get runtime() {
+      return live().runtime;
+    },
+    bpf: (attr) => live().bpf(attr),
+    close: (fd) => live().close(fd),
+    baseAddress: (buffer) => live().baseAddress(buffer),
+    fdInfo: (fd) => live().fdInfo(fd),
+    readTextFile: (path) =>
+      path === POSSIBLE_CPUS_PATH
+        ? `0-${cpus - 1}\n`.replace(/^0-0/, "0")
+        : live().readTextFile(path),
+  };
+}
 
 /** The fixtures folder at the repository's root. */
 export const FIXTURES = join(dirname(dirname(dirname(fileURLToPath(import.meta.url)))), "fixtures");
