@@ -63,6 +63,8 @@ export type { MapTypeName } from "./map_types.ts";
 export { DEFAULT_BATCH_SIZE, drainBatches, walkBatches } from "./map_walk.ts";
 export type { BatchWalkOptions, WalkOptions } from "./map_walk.ts";
 export { joinPerCpu, perCpuSlotSize, splitPerCpu } from "./percpu.ts";
+export { withPossibleCpus } from "./replay/cpus.ts";
+export type { PathPlaceholders } from "./replay/identities.ts";
 export { ReplayDivergenceError } from "./replay/player.ts";
 export type { ReplayFault } from "./replay/player.ts";
 export { TranscriptError } from "./replay/transcript.ts";

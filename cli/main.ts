@@ -77,12 +77,6 @@ function takeOptions(argv: string[]): { options: Options; words: string[] } {
   return { options, words };
 }
 
-/** Usage of the options `MAP_USAGE` does not list. */
-const PATH_USAGE =
-  `       --path NAME=DIR: with --record or --replay, paths under DIR (a folder of this run's
-         own, e.g. a fresh bpffs) are recorded as \${NAME}/..., and \${NAME} replays as DIR
-`;
-
 /** Takes one `--path NAME=DIR`. */
 function takePath(paths: Record<string, string>, text: string): void {
   const match = /^([^=]+)=(.+)$/.exec(text);
@@ -120,7 +114,7 @@ export async function main(argv: string[]): Promise<number> {
     const args = new Args(words);
     if (options.help || args.left === 0) {
       if (json) json.raw("null");
-      else out.write(MAP_USAGE + PATH_USAGE);
+      else out.write(MAP_USAGE);
       return args.left === 0 && !options.help ? 2 : 0;
     }
     const object = args.take("an object");

@@ -77,6 +77,10 @@ export const MAP_USAGE = `Usage: bpfmap [OPTIONS] map { show | list }   [MAP]
        VALUE := { DATA | MAP (map-in-map values) }
        UPDATE_FLAGS := { any | exist | noexist }
        OPTIONS := { -j | --json } [{ -p | --pretty }] | --batch N | --record FILE | --replay FILE
+                  | --path NAME=DIR
+
+       --path NAME=DIR: with --record or --replay, paths under DIR (a folder of this run's
+         own, e.g. a fresh bpffs) are recorded as \${NAME}/..., and \${NAME} replays as DIR
 `;
 
 /**

@@ -6,23 +6,25 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { BPF_F_LOCK, type BpfSystem } from "../mod.ts";
-import { mountBpffs } from "./helpers/bpffs.ts";
+import { type FreshBpffs, freshBpffs, REPLAY_BPFFS } from "./helpers/bpffs.ts";
 import { clangUnavailable, loadClangObject } from "./helpers/clang_object.ts";
 import { liveUnavailable, mustRunLive, replayRun } from "./helpers/live.ts";
 import { transcriptTests } from "./helpers/transcript.ts";
 
-const transcriptTest = transcriptTests(import.meta.url);
-const BPFFS = "/tmp/bpfmap-clang-bpffs";
+/** This run's own bpffs (transcripts write it as ${BPFFS}); replays mount none. */
+let BPFFS = REPLAY_BPFFS;
+const transcriptTest = transcriptTests(import.meta.url, { paths: () => ({ BPFFS }) });
 const live = !replayRun && liveUnavailable === undefined;
 const missing = live ? clangUnavailable() : undefined;
 
-let unmount: (() => void) | undefined;
+let bpffs: FreshBpffs | undefined;
 before(() => {
   if (!live || missing !== undefined) return;
-  unmount = mountBpffs(BPFFS);
+  bpffs = freshBpffs("bpfmap-clang-");
+  BPFFS = bpffs.path;
   loadClangObject(BPFFS);
 });
-after(() => unmount?.());
+after(() => bpffs?.unmount());
 
 /** A transcript test that needs the object loaded when it runs live. */
 function clangTest(name: string, fn: (system: BpfSystem) => void): void {
@@ -54,7 +56,14 @@ clangTest("typed() decodes a clang-built map's keys and values from its BTF", (s
     }),
     1,
   );
-  assert.deepEqual(new Map(typed.entries({ elemFlags: BPF_F_LOCK })).size, 2);
+  // Both elements, each with its own value: bpftool's and the one just rewritten.
+  assert.deepEqual(
+    new Map(typed.entries({ elemFlags: BPF_F_LOCK })),
+    new Map([
+      [{ saddr: 0x0100000a, dport: 80, proto: 6 }, { packets: 5n, bytes: 100n, ifname: "eth0" }],
+      [key, { packets: 2n, bytes: 128n, ifname: "lo" }],
+    ]),
+  );
 
   // The whole BTF object libbpf loaded: the maps' definitions, the program, its sections.
   using btf = flows.btf()!;

@@ -26,7 +26,7 @@ import {
   u64 as u64Codec,
 } from "../mod.ts";
 import { joinPerCpu } from "../percpu.ts";
-import { mountBpffs } from "./helpers/bpffs.ts";
+import { type FreshBpffs, freshBpffs, REPLAY_BPFFS } from "./helpers/bpffs.ts";
 import { RICH_KEY, RICH_TYPES, RICH_VALUE, richValue } from "./helpers/btf_types.ts";
 import { u32, u64 } from "./helpers/bytes.ts";
 import { clangUnavailable, loadClangObject } from "./helpers/clang_object.ts";
@@ -34,7 +34,8 @@ import { liveTest, liveUnavailable, mustRunLive, replayRun } from "./helpers/liv
 import { fixtureName, FIXTURES, withoutKernelRelease } from "./helpers/transcript.ts";
 
 const CLI = fileURLToPath(new URL("../cli/main.ts", import.meta.url));
-const BPFFS = "/tmp/bpfmap-cli-bpffs";
+/** This run's own bpffs (transcripts write it as ${BPFFS}, given with --path); replays mount none. */
+let BPFFS = REPLAY_BPFFS;
 const mode = readEnv(TRANSCRIPT_ENV);
 const hasBpftool = !replayRun && spawnSync("bpftool", ["version"]).status === 0;
 
@@ -260,13 +261,14 @@ function onlyMaps(text: string, ids: ReadonlySet<number>): string {
 }
 
 describe("bpfmap map", () => {
-  let unmount: (() => void) | undefined;
+  let bpffs: FreshBpffs | undefined;
   before(() => {
     if (replayRun || liveUnavailable !== undefined) return;
-    unmount = mountBpffs(BPFFS);
+    bpffs = freshBpffs("bpfmap-cli-");
+    BPFFS = bpffs.path;
     createMaps();
   });
-  after(() => unmount?.());
+  after(() => bpffs?.unmount());
 
   const READS = [
     "map show pinned BPFFS/hash",
@@ -301,8 +303,10 @@ describe("bpfmap map", () => {
   ];
   for (const read of [...READS, ...CLANG_READS]) {
     for (const format of [[], ["-j"], ["-p"]]) {
-      const args = [...format, ...read.replaceAll("BPFFS", BPFFS).split(" ")];
-      bpftoolTest(`same output as bpftool: ${args.join(" ").replace(BPFFS, "…")}`, () => {
+      const name = [...format, read.replace("BPFFS", "…")].join(" ");
+      bpftoolTest(`same output as bpftool: ${name}`, () => {
+        // The folder is this run's, known once before() has mounted it.
+        const args = [...format, ...read.replaceAll("BPFFS", BPFFS).split(" ")];
         const expected = bpftool(args);
         const actual = bpfmap(args);
         assert.equal(expected.status, 0, expected.stderr);
@@ -505,7 +509,7 @@ describe("bpfmap map", () => {
     ["dump clang btf locked plain", "map dump pinned BPFFS/clang/maps/flows"],
   ];
   for (const [name, line] of RECORDED) {
-    const args = line.replaceAll("BPFFS", BPFFS).split(" ");
+    const args = () => ["--path", `BPFFS=${BPFFS}`, ...line.replaceAll("BPFFS", BPFFS).split(" ")];
     const transcript = join(FIXTURES, "cli.test.ts", `${fixtureName(name)}.json`);
     const expectedPath = transcript.replace(/\.json$/, ".out");
     const title = `recorded run: bpfmap ${line.replace("BPFFS", "…")}`;
@@ -513,7 +517,7 @@ describe("bpfmap map", () => {
       // Byte for byte bpftool's output as recorded: one byte of JSON written
       // differently fails here, in the replay passes too.
       test(title, () => {
-        const replayed = bpfmap(["--replay", transcript, ...args], false);
+        const replayed = bpfmap(["--replay", transcript, ...args()], false);
         assert.equal(replayed.stderr, "");
         assert.equal(replayed.status, 0);
         assert.equal(replayed.stdout, readFileSync(expectedPath, "utf8"));
@@ -523,13 +527,13 @@ describe("bpfmap map", () => {
     // Recording (record mode, or auto mode with no fixture yet) or verifying:
     // live, beside bpftool, skipped or failed as any bpftool test.
     bpftoolTest(title, () => {
-      const expected = bpftool(args);
+      const expected = bpftool(args().slice(2));
       assert.equal(expected.status, 0, expected.stderr);
       assert.notEqual(expected.stdout, "", "bpftool printed nothing to compare with");
       if (mode !== "verify") {
         // Only a recording writes fixtures.
         mkdirSync(dirname(transcript), { recursive: true });
-        const live = bpfmap(["--record", transcript, ...args]);
+        const live = bpfmap(["--record", transcript, ...args()]);
         assert.equal(live.stdout, expected.stdout, "bpfmap and bpftool differ");
         writeFileSync(expectedPath, expected.stdout);
         return;
@@ -537,7 +541,7 @@ describe("bpfmap map", () => {
       const dir = mkdtempSync(join(tmpdir(), "bpfmap-cli-"));
       try {
         const target = join(dir, "run.json");
-        const live = bpfmap(["--record", target, ...args]);
+        const live = bpfmap(["--record", target, ...args()]);
         assert.equal(live.stdout, expected.stdout, "bpfmap and bpftool differ");
         assert.equal(
           withoutKernelRelease(readFileSync(target, "utf8")),

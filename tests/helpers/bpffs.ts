@@ -8,21 +8,9 @@
  */
 
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-
-/**
- * Mounts a fresh bpffs at `dir`, replacing whatever was there; returns the
- * unmount. A fixed folder clashes with another run on the same machine:
- * new tests use {@linkcode freshBpffs}.
- */
-export function mountBpffs(dir: string): () => void {
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  execFileSync("mount", ["-t", "bpf", "bpf", dir]);
-  return unmountAndRemove(dir);
-}
 
 /** A bpffs mounted for this run: its folder, and how to unmount and remove it. */
 export interface FreshBpffs {
