@@ -7,6 +7,7 @@
  * @module
  */
 
+import { execFileSync } from "node:child_process";
 import { array, BPF_F_LOCK, type BpfMap, encode, spinLock, struct, u32 } from "../../mod.ts";
 
 /**
@@ -123,4 +124,23 @@ function publish(map: BpfMap, counts: Contention, flags: number): void {
 function readCounts(map: BpfMap, flags: number): Contention {
   const [rounds, torn, sawOther] = readWords(map, PROGRESS_KEY, flags);
   return { rounds, torn, sawOther };
+}
+
+/** The CPUs every thread of `pid` may run on, as taskset lists them ("0,1", "0-3"). */
+export function affinity(pid: number): string {
+  const output = execFileSync("taskset", ["-pc", String(pid)], { encoding: "utf8" });
+  return output.slice(output.lastIndexOf(":") + 1).trim();
+}
+
+/** The CPU numbers of a taskset list. */
+export function cpusOf(list: string): number[] {
+  return list.split(",").flatMap((range) => {
+    const [first, last = first] = range.split("-").map(Number);
+    return Array.from({ length: last - first + 1 }, (_, i) => first + i);
+  });
+}
+
+/** Keeps every thread of `pid` on these CPUs (a taskset list). */
+export function pin(pid: number, cpus: string): void {
+  execFileSync("taskset", ["-apc", cpus, String(pid)], { stdio: "ignore" });
 }
