@@ -22,26 +22,15 @@
  * @module
  */
 
-export { BpfMap } from "./bpf_map.ts";
-export type {
-  BatchLookupOptions,
-  BatchResult,
-  BatchWriteOptions,
-  MapBtf,
-  MapBtfIds,
-  MapSpec,
-  OpenPinnedOptions,
-} from "./bpf_map.ts";
 export { Btf, BTF_LOG_SIZE } from "./btf/btf.ts";
 export type { BtfInfo, BtfLoadOptions } from "./btf/btf.ts";
-export { btfOfCodecs, codecOfType } from "./btf/codec.ts";
-export type { MapTypes } from "./btf/codec.ts";
 export { BtfFormatError, encodeBtf, parseBtf } from "./btf/types.ts";
 export type { BtfEnumValue, BtfKind, BtfMember, BtfType, IntEncoding } from "./btf/types.ts";
+export { btfOfCodecs, codecOfType } from "./codec/btf.ts";
+export type { MapTypes } from "./codec/btf.ts";
 export * from "./codec/codec.ts";
 export { maxPerCpu, perCpu, specOf, sumPerCpu, TypedBatch, TypedMap } from "./codec/typed_map.ts";
 export type { TypedMapSpec, TypedSpec } from "./codec/typed_map.ts";
-export { BatchError, BpfError } from "./errors.ts";
 export {
   BPF_ANY,
   BPF_EXIST,
@@ -55,18 +44,29 @@ export {
   BPF_NOEXIST,
 } from "./ffi/commands.ts";
 export { errnoName } from "./ffi/errno.ts";
-export { Kernel } from "./kernel.ts";
-export { listMapIds, possibleCpus } from "./map_ids.ts";
-export type { MapInfo } from "./map_info.ts";
-export { isPerCpu, MAP_TYPES, mapTypeName } from "./map_types.ts";
-export type { MapTypeName } from "./map_types.ts";
-export { DEFAULT_BATCH_SIZE, drainBatches, walkBatches } from "./map_walk.ts";
-export type { BatchWalkOptions, WalkOptions } from "./map_walk.ts";
-export { joinPerCpu, perCpuSlotSize, splitPerCpu } from "./percpu.ts";
+export { BatchError, BpfError } from "./ffi/errors.ts";
+export { Kernel } from "./ffi/kernel.ts";
+export { isPerCpu, MAP_TYPES, mapTypeName } from "./ffi/map_types.ts";
+export type { MapTypeName } from "./ffi/map_types.ts";
+export { joinPerCpu, perCpuSlotSize, splitPerCpu } from "./ffi/percpu.ts";
+export { BpfMap } from "./maps/bpf_map.ts";
+export type {
+  BatchLookupOptions,
+  BatchResult,
+  BatchWriteOptions,
+  MapBtf,
+  MapBtfIds,
+  MapSpec,
+  OpenPinnedOptions,
+} from "./maps/bpf_map.ts";
+export { listMapIds, possibleCpus } from "./maps/ids.ts";
+export type { MapInfo } from "./maps/info.ts";
+export { DEFAULT_BATCH_SIZE, drainBatches, walkBatches } from "./maps/walk.ts";
+export type { BatchWalkOptions, WalkOptions } from "./maps/walk.ts";
 export { withPossibleCpus } from "./replay/cpus.ts";
 export type { PathPlaceholders } from "./replay/identities.ts";
 export { ReplayDivergenceError } from "./replay/player.ts";
 export type { ReplayFault } from "./replay/player.ts";
+export { BpfSystem, openSystem, TRANSCRIPT_ENV, TranscriptMismatchError } from "./replay/system.ts";
+export type { SystemOptions, TranscriptMode } from "./replay/system.ts";
 export { TranscriptError } from "./replay/transcript.ts";
-export { BpfSystem, openSystem, TRANSCRIPT_ENV, TranscriptMismatchError } from "./system.ts";
-export type { SystemOptions, TranscriptMode } from "./system.ts";

@@ -14,8 +14,8 @@ import { tmpdir } from "node:os";
 import { dirname } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { liveKernel } from "../ffi/kernel.ts";
 import { detectRuntime } from "../ffi/live.ts";
-import { liveKernel } from "../kernel.ts";
 import { BpfMap, type BpfSystem, openSystem, u32, u64 } from "../mod.ts";
 import { benchCliDump } from "./cli_dump.ts";
 

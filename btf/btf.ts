@@ -6,7 +6,6 @@
  * @module
  */
 
-import { BpfError } from "../errors.ts";
 import { offHeapBytes } from "../ffi/backend.ts";
 import {
   BPF_BTF_GET_FD_BY_ID,
@@ -14,8 +13,9 @@ import {
   BPF_BTF_LOAD,
   BPF_OBJ_GET_INFO_BY_FD,
 } from "../ffi/commands.ts";
-import { type Kernel, liveKernel } from "../kernel.ts";
-import { checkInteger, describe } from "../validate.ts";
+import { BpfError } from "../ffi/errors.ts";
+import { type Kernel, liveKernel } from "../ffi/kernel.ts";
+import { checkInteger, describe } from "../ffi/validate.ts";
 import { type BtfKind, type BtfType, encodeBtf, parseBtf } from "./types.ts";
 
 /**
@@ -214,7 +214,7 @@ export interface BtfInfo {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { liveKernel } from "../kernel.ts";
+ * import { liveKernel } from "../ffi/kernel.ts";
  * import { Btf, readBtfInfo } from "./btf.ts";
  * import { parseBtf } from "./types.ts";
  *

@@ -8,11 +8,11 @@
  * @module
  */
 
-import type { MapBtfIds } from "../bpf_map.ts";
 import type { BtfType } from "../btf/types.ts";
 import { resolveType, sizeOfType, typeAt } from "../btf/types.ts";
-import { isPerCpu } from "../map_types.ts";
-import { perCpuSlotSize } from "../percpu.ts";
+import { isPerCpu } from "../ffi/map_types.ts";
+import { perCpuSlotSize } from "../ffi/percpu.ts";
+import type { MapBtfIds } from "../maps/bpf_map.ts";
 import type { JsonWriter } from "./json_writer.ts";
 
 /** What the formatter needs to know of a map (a `BpfMap` has it). */

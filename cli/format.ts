@@ -6,10 +6,10 @@
  * @module
  */
 
-import type { BpfMap } from "../bpf_map.ts";
 import { errnoDescription } from "../ffi/errno.ts";
-import { isPerCpu } from "../map_types.ts";
-import { perCpuSlotSize } from "../percpu.ts";
+import { isPerCpu } from "../ffi/map_types.ts";
+import { perCpuSlotSize } from "../ffi/percpu.ts";
+import type { BpfMap } from "../maps/bpf_map.ts";
 import type { BtfFormatter } from "./btf_format.ts";
 import type { JsonWriter } from "./json_writer.ts";
 import type { Output } from "./output.ts";

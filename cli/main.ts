@@ -14,9 +14,9 @@
  */
 
 import process from "node:process";
-import { BpfError } from "../errors.ts";
+import { BpfError } from "../ffi/errors.ts";
 import { checkPaths } from "../replay/identities.ts";
-import { openSystem } from "../system.ts";
+import { openSystem } from "../replay/system.ts";
 import { Args, CommandError, isPrefix, parseUnsigned, UsageError } from "./args.ts";
 import { JsonWriter } from "./json_writer.ts";
 import { type CliContext, MAP_USAGE, runMapCommand } from "./map_command.ts";

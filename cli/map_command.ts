@@ -6,14 +6,14 @@
  */
 
 import { isatty } from "node:tty";
-import type { BpfMap } from "../bpf_map.ts";
-import { BpfError } from "../errors.ts";
 import { BPF_ANY, BPF_EXIST, BPF_NOEXIST } from "../ffi/commands.ts";
 import { ENOENT, errnoDescription } from "../ffi/errno.ts";
-import { isPerCpu, mapTypeNumber } from "../map_types.ts";
-import { isUnsupported, lookupBatches } from "../map_walk.ts";
-import { perCpuSlotSize } from "../percpu.ts";
-import type { BpfSystem } from "../system.ts";
+import { BpfError } from "../ffi/errors.ts";
+import { isPerCpu, mapTypeNumber } from "../ffi/map_types.ts";
+import { perCpuSlotSize } from "../ffi/percpu.ts";
+import type { BpfMap } from "../maps/bpf_map.ts";
+import { isUnsupported, lookupBatches } from "../maps/walk.ts";
+import type { BpfSystem } from "../replay/system.ts";
 import {
   Args,
   CommandError,

@@ -6,12 +6,12 @@
  * @module
  */
 
-import type { BatchResult, BpfMap, MapSpec } from "../bpf_map.ts";
-import { btfOfCodecs } from "../btf/codec.ts";
-import { BatchError, BpfError } from "../errors.ts";
-import { isPerCpu } from "../map_types.ts";
-import { drainBatches, isUnsupported, walkBatches, type WalkOptions } from "../map_walk.ts";
-import { perCpuSlotSize } from "../percpu.ts";
+import { BatchError, BpfError } from "../ffi/errors.ts";
+import { isPerCpu } from "../ffi/map_types.ts";
+import { perCpuSlotSize } from "../ffi/percpu.ts";
+import type { BatchResult, BpfMap, MapSpec } from "../maps/bpf_map.ts";
+import { drainBatches, isUnsupported, walkBatches, type WalkOptions } from "../maps/walk.ts";
+import { btfOfCodecs } from "./btf.ts";
 import { type Codec, type NumberArray } from "./codec.ts";
 
 /** The codecs of a typed map's keys and values. */
@@ -282,7 +282,7 @@ export class TypedMap<K, V> {
   /**
    * Removes and returns every element: by lookup-and-delete batches (hash
    * maps), else one by one (`pop` for queues and stacks; lookup and delete
-   * for LPM tries and the like). See `drainBatches` in `map_walk.ts`.
+   * for LPM tries and the like). See `drainBatches` in `maps/walk.ts`.
    *
    * @throws {BatchError} when a call fails: `processed` counts every element
    * the drain removed before it, and `keys` / `values` hold their bytes.

@@ -28,7 +28,7 @@ const TWO_TO_32 = 0x1_0000_0000;
  * import assert from "node:assert/strict";
  * import { Attr } from "./attr.ts";
  * import { BPF_MAP_LOOKUP_BATCH } from "./commands.ts";
- * import { liveKernel } from "../kernel.ts";
+ * import { liveKernel } from "./kernel.ts";
  *
  * const attr = new Attr(BPF_MAP_LOOKUP_BATCH, liveKernel().backend);
  * attr.setU32(BPF_MAP_LOOKUP_BATCH.fields.count, 4096);

@@ -75,7 +75,7 @@ const baseAddresses = new WeakMap<SyscallBackend, WeakMap<ArrayBufferLike, numbe
  * ```ts
  * import assert from "node:assert/strict";
  * import { addressOf } from "./backend.ts";
- * import { liveKernel } from "../kernel.ts";
+ * import { liveKernel } from "./kernel.ts";
  *
  * const bytes = new Uint8Array(16);
  * const backend = liveKernel().backend;

@@ -11,9 +11,9 @@
  */
 
 import { BPF_MAP_CREATE, BPF_OBJ_GET_INFO_BY_FD } from "../ffi/commands.ts";
-import { POSSIBLE_CPUS_PATH } from "../kernel.ts";
-import { isPerCpu } from "../map_types.ts";
-import { countCpuList, perCpuSlotSize } from "../percpu.ts";
+import { POSSIBLE_CPUS_PATH } from "../ffi/kernel.ts";
+import { isPerCpu } from "../ffi/map_types.ts";
+import { countCpuList, perCpuSlotSize } from "../ffi/percpu.ts";
 import {
   type CallEntry,
   decodeBytes,

@@ -226,7 +226,7 @@ function writtenExtent(attr: Attr, field: Field, entry: CallEntry, result: numbe
   if (field.counted !== true) return bytes.byteLength;
   const count = entry.attr.count as ScalarInOut;
   // A count the kernel left as it was, on a failure other than the end of a
-  // walk, means it failed before touching any element (see bpf_map.ts).
+  // walk, means it failed before touching any element (see maps/bpf_map.ts).
   if (count.in === 0 || (result < 0 && result !== -ENOENT && count.out === count.in)) return 0;
   const elementSize = bytes.byteLength / count.in;
   return Math.min(count.out, count.in) * elementSize;

@@ -76,7 +76,7 @@ export interface ReplayFault {
  * ```ts
  * import assert from "node:assert/strict";
  * import { BatchError, BpfMap } from "../mod.ts";
- * import { Kernel, liveKernel } from "../kernel.ts";
+ * import { Kernel, liveKernel } from "../ffi/kernel.ts";
  * import { RecordingBackend } from "./recorder.ts";
  * import { ReplayBackend, ReplayDivergenceError } from "./player.ts";
  *

@@ -42,7 +42,7 @@ export const STABLE_FDINFO_FIELDS: readonly string[] = [
  * ```ts
  * import assert from "node:assert/strict";
  * import { BpfMap } from "../mod.ts";
- * import { Kernel, liveKernel } from "../kernel.ts";
+ * import { Kernel, liveKernel } from "../ffi/kernel.ts";
  * import { RecordingBackend } from "./recorder.ts";
  *
  * const recorder = new RecordingBackend(liveKernel().backend);

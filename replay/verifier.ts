@@ -10,8 +10,8 @@
 
 import type { Attr } from "../ffi/attr.ts";
 import type { SyscallBackend } from "../ffi/backend.ts";
-import { POSSIBLE_CPUS_PATH } from "../kernel.ts";
-import { countCpuList } from "../percpu.ts";
+import { POSSIBLE_CPUS_PATH } from "../ffi/kernel.ts";
+import { countCpuList } from "../ffi/percpu.ts";
 import { PerCpuMaps } from "./cpus.ts";
 import { describeEntry, diffEntries } from "./diff.ts";
 import type { PathPlaceholders } from "./identities.ts";
@@ -25,7 +25,7 @@ import type { Transcript } from "./transcript.ts";
  * ```ts
  * import assert from "node:assert/strict";
  * import { BpfMap } from "../mod.ts";
- * import { Kernel, liveKernel } from "../kernel.ts";
+ * import { Kernel, liveKernel } from "../ffi/kernel.ts";
  * import { RecordingBackend } from "./recorder.ts";
  * import { VerifyingBackend } from "./verifier.ts";
  *

@@ -13,6 +13,7 @@ import process from "node:process";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { detectRuntime, readEnv } from "../ffi/live.ts";
+import { joinPerCpu } from "../ffi/percpu.ts";
 import {
   BPF_F_LOCK,
   BPF_F_ZERO_SEED,
@@ -25,7 +26,6 @@ import {
   u32 as u32Codec,
   u64 as u64Codec,
 } from "../mod.ts";
-import { joinPerCpu } from "../percpu.ts";
 import { type FreshBpffs, freshBpffs, REPLAY_BPFFS } from "./helpers/bpffs.ts";
 import { RICH_KEY, RICH_TYPES, RICH_VALUE, richValue } from "./helpers/btf_types.ts";
 import { u32, u64 } from "./helpers/bytes.ts";

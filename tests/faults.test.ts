@@ -12,8 +12,8 @@ import { after, before, test } from "node:test";
 import type { Attr } from "../ffi/attr.ts";
 import type { SyscallBackend } from "../ffi/backend.ts";
 import { BPF_MAP_GET_NEXT_ID } from "../ffi/commands.ts";
-import { Kernel, liveKernel } from "../kernel.ts";
-import { listMapIds } from "../map_ids.ts";
+import { Kernel, liveKernel } from "../ffi/kernel.ts";
+import { listMapIds } from "../maps/ids.ts";
 import {
   BatchError,
   BPF_F_NO_PREALLOC,

@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { BPF_BTF_INFO, BPF_MAP_INFO, COMMANDS, type Field } from "../ffi/commands.ts";
-import { MAP_INFO_SIZE } from "../map_info.ts";
+import { MAP_INFO_SIZE } from "../maps/info.ts";
 import { toolTest } from "./helpers/tools.ts";
 
 const HEADER = "/usr/include/linux/bpf.h";

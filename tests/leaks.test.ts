@@ -13,7 +13,7 @@
 
 import assert from "node:assert/strict";
 import process from "node:process";
-import { liveKernel } from "../kernel.ts";
+import { liveKernel } from "../ffi/kernel.ts";
 import { BpfMap, listMapIds } from "../mod.ts";
 import { u32 } from "./helpers/bytes.ts";
 import { canCollectGarbage, collectGarbage, liveTest } from "./helpers/live.ts";

@@ -7,10 +7,10 @@ import { BPF_SYSCALL_NUMBERS, bpfSyscallNumber, isLittleEndian } from "../ffi/ar
 import { offHeapBytes } from "../ffi/backend.ts";
 import { BPF_MAP_LOOKUP_ELEM } from "../ffi/commands.ts";
 import { errnoName, errnoNumber } from "../ffi/errno.ts";
+import { liveKernel, POSSIBLE_CPUS_PATH } from "../ffi/kernel.ts";
 import { detectRuntime } from "../ffi/live.ts";
-import { liveKernel, POSSIBLE_CPUS_PATH } from "../kernel.ts";
+import { countCpuList } from "../ffi/percpu.ts";
 import { BpfMap, possibleCpus } from "../mod.ts";
-import { countCpuList } from "../percpu.ts";
 import { liveTest } from "./helpers/live.ts";
 
 test("bpf() syscall numbers per architecture", () => {

@@ -15,6 +15,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { joinPerCpu } from "../ffi/percpu.ts";
 import {
   BPF_F_ZERO_SEED,
   BpfError,
@@ -26,7 +27,6 @@ import {
   TranscriptError,
   TranscriptMismatchError,
 } from "../mod.ts";
-import { joinPerCpu } from "../percpu.ts";
 import { withPossibleCpus } from "../replay/cpus.ts";
 import {
   decodeBytes,

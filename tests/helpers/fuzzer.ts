@@ -6,7 +6,8 @@
  * @module
  */
 
-import { isPerCpu, mapTypeNumber } from "../../map_types.ts";
+import { isPerCpu, mapTypeNumber } from "../../ffi/map_types.ts";
+import { perCpuSlotSize } from "../../ffi/percpu.ts";
 import {
   BatchError,
   BPF_F_NO_PREALLOC,
@@ -15,7 +16,6 @@ import {
   type BpfMap,
   type MapSpec,
 } from "../../mod.ts";
-import { perCpuSlotSize } from "../../percpu.ts";
 import { ArrayModel, HashModel, hex, LpmModel, type Model, QueueModel } from "./model.ts";
 
 /** Bytes per value of a target's map on a machine with `cpus` possible CPUs. */

@@ -9,8 +9,8 @@
 import process from "node:process";
 import { test } from "node:test";
 import type { SyscallBackend } from "../../ffi/backend.ts";
+import { Kernel, liveKernel } from "../../ffi/kernel.ts";
 import { readEnv } from "../../ffi/live.ts";
-import { Kernel, liveKernel } from "../../kernel.ts";
 import { BpfError, BpfMap, TRANSCRIPT_ENV } from "../../mod.ts";
 
 function probeLive(): string | undefined {

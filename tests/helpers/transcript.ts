@@ -12,8 +12,8 @@ import { basename, dirname, join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { SyscallBackend } from "../../ffi/backend.ts";
+import { Kernel, POSSIBLE_CPUS_PATH, setLiveKernel } from "../../ffi/kernel.ts";
 import { openLiveBackend, readEnv } from "../../ffi/live.ts";
-import { Kernel, POSSIBLE_CPUS_PATH, setLiveKernel } from "../../kernel.ts";
 import { type BpfSystem, openSystem } from "../../mod.ts";
 import type { PathPlaceholders } from "../../replay/identities.ts";
 

@@ -4,10 +4,10 @@
  * @module
  */
 
-import { BpfError } from "./errors.ts";
-import { BPF_MAP_GET_NEXT_ID } from "./ffi/commands.ts";
-import { ENOENT } from "./ffi/errno.ts";
-import { type Kernel, liveKernel } from "./kernel.ts";
+import { BPF_MAP_GET_NEXT_ID } from "../ffi/commands.ts";
+import { ENOENT } from "../ffi/errno.ts";
+import { BpfError } from "../ffi/errors.ts";
+import { type Kernel, liveKernel } from "../ffi/kernel.ts";
 
 /**
  * The ids of every map on the system, ascending (`BPF_MAP_GET_NEXT_ID`).
@@ -16,7 +16,7 @@ import { type Kernel, liveKernel } from "./kernel.ts";
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { BpfMap, listMapIds } from "./mod.ts";
+ * import { BpfMap, listMapIds } from "../mod.ts";
  *
  * using mine = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });
  * const ids = listMapIds();
@@ -47,7 +47,7 @@ export function listMapIds(kernel: Kernel = liveKernel()): number[] {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { BpfMap, joinPerCpu, possibleCpus, splitPerCpu } from "./mod.ts";
+ * import { BpfMap, joinPerCpu, possibleCpus, splitPerCpu } from "../mod.ts";
  *
  * using counters = BpfMap.create({
  *   type: "percpu_array",

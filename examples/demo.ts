@@ -2,7 +2,7 @@
 // updateBatch, dump it with lookupBatch; then, while it is open, show it to
 // the bpfmap command: `bpfmap map list` and a dump of it.
 //
-//   deno run --allow-ffi --allow-run --allow-env cli/demo.ts      bun cli/demo.ts
+//   deno run --allow-ffi --allow-run --allow-env examples/demo.ts      bun examples/demo.ts
 
 import { spawnSync } from "node:child_process";
 import process from "node:process";
@@ -57,7 +57,7 @@ console.log(
 
 /** Runs the bpfmap command with this runtime, as `bpfmap ARGS` would. */
 function bpfmap(args: string[]): string {
-  const cli = fileURLToPath(new URL("./main.ts", import.meta.url));
+  const cli = fileURLToPath(new URL("../cli/main.ts", import.meta.url));
   const argv = detectRuntime() === "deno" ? ["run", "--allow-ffi", cli, ...args] : [cli, ...args];
   const run = spawnSync(process.execPath, argv, { encoding: "utf8", maxBuffer: 1 << 28 });
   if (run.status !== 0) throw new Error(`bpfmap ${args.join(" ")}: ${run.stderr}`);

@@ -6,12 +6,12 @@
  * @module
  */
 
+import { Attr } from "./attr.ts";
+import { addressOf, type SyscallBackend } from "./backend.ts";
+import type { Command, Field } from "./commands.ts";
+import { EINTR } from "./errno.ts";
 import { BpfError } from "./errors.ts";
-import { Attr } from "./ffi/attr.ts";
-import { addressOf, type SyscallBackend } from "./ffi/backend.ts";
-import type { Command, Field } from "./ffi/commands.ts";
-import { EINTR } from "./ffi/errno.ts";
-import { openLiveBackend } from "./ffi/live.ts";
+import { openLiveBackend } from "./live.ts";
 import { countCpuList } from "./percpu.ts";
 
 /** How many times an interrupted call is asked again before EINTR is reported. */
@@ -27,8 +27,8 @@ export const POSSIBLE_CPUS_PATH = "/sys/devices/system/cpu/possible";
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { BpfMap } from "./mod.ts";
- * import { BPF_MAP_FREEZE } from "./ffi/commands.ts";
+ * import { BpfMap } from "../mod.ts";
+ * import { BPF_MAP_FREEZE } from "./commands.ts";
  * import { liveKernel } from "./kernel.ts";
  *
  * using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });

@@ -11,20 +11,20 @@ import { appendFileSync, existsSync } from "node:fs";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { BpfMap, type MapSpec, type OpenPinnedOptions } from "./bpf_map.ts";
-import { Btf, type BtfLoadOptions } from "./btf/btf.ts";
-import type { BtfType } from "./btf/types.ts";
-import { kernelArch } from "./ffi/arch.ts";
-import type { SyscallBackend } from "./ffi/backend.ts";
-import { currentPlatform, openLiveBackend, readEnv } from "./ffi/live.ts";
-import { Kernel, POSSIBLE_CPUS_PATH } from "./kernel.ts";
-import { listMapIds } from "./map_ids.ts";
-import { countCpuList } from "./percpu.ts";
-import { checkPaths, type PathPlaceholders } from "./replay/identities.ts";
-import { ReplayBackend, type ReplayFault } from "./replay/player.ts";
-import { RecordingBackend } from "./replay/recorder.ts";
-import { parseTranscript, serializeTranscript, type TranscriptHost } from "./replay/transcript.ts";
-import { VerifyingBackend } from "./replay/verifier.ts";
+import { Btf, type BtfLoadOptions } from "../btf/btf.ts";
+import type { BtfType } from "../btf/types.ts";
+import { kernelArch } from "../ffi/arch.ts";
+import type { SyscallBackend } from "../ffi/backend.ts";
+import { Kernel, POSSIBLE_CPUS_PATH } from "../ffi/kernel.ts";
+import { currentPlatform, openLiveBackend, readEnv } from "../ffi/live.ts";
+import { countCpuList } from "../ffi/percpu.ts";
+import { BpfMap, type MapSpec, type OpenPinnedOptions } from "../maps/bpf_map.ts";
+import { listMapIds } from "../maps/ids.ts";
+import { checkPaths, type PathPlaceholders } from "./identities.ts";
+import { ReplayBackend, type ReplayFault } from "./player.ts";
+import { RecordingBackend } from "./recorder.ts";
+import { parseTranscript, serializeTranscript, type TranscriptHost } from "./transcript.ts";
+import { VerifyingBackend } from "./verifier.ts";
 
 /** How a system reaches the kernel. `"auto"` replays a transcript that exists and records one that does not. */
 export type TranscriptMode = "live" | "record" | "replay" | "verify" | "auto";
@@ -75,7 +75,7 @@ const OSRELEASE_PATH = "/proc/sys/kernel/osrelease";
  * import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
  * import { tmpdir } from "node:os";
  * import { join } from "node:path";
- * import { openSystem, TranscriptMismatchError } from "./mod.ts";
+ * import { openSystem, TranscriptMismatchError } from "../mod.ts";
  *
  * const transcript = join(mkdtempSync(join(tmpdir(), "bpfmap-")), "session.json");
  * const session = async (mode: "record" | "verify") => {
@@ -111,7 +111,7 @@ export class TranscriptMismatchError extends Error {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { openSystem } from "./mod.ts";
+ * import { openSystem } from "../mod.ts";
  *
  * await using system = await openSystem();
  * const map = system.createMap({ type: "array", keySize: 4, valueSize: 4, maxEntries: 4 });
@@ -230,7 +230,7 @@ export class BpfSystem implements AsyncDisposable {
  * import { mkdtempSync } from "node:fs";
  * import { tmpdir } from "node:os";
  * import { join } from "node:path";
- * import { openSystem } from "./mod.ts";
+ * import { openSystem } from "../mod.ts";
  *
  * // Record a session, then replay it: the same calls get the same answers, with no kernel.
  * const transcript = join(mkdtempSync(join(tmpdir(), "bpfmap-")), "session.json");

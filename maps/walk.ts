@@ -7,10 +7,10 @@
  * @module
  */
 
+import { offHeapBytes } from "../ffi/backend.ts";
+import { EINVAL, ENOSPC, ENOTSUPP } from "../ffi/errno.ts";
+import { BatchError, BpfError } from "../ffi/errors.ts";
 import type { BatchLookupOptions, BatchResult, BpfMap } from "./bpf_map.ts";
-import { BatchError, BpfError } from "./errors.ts";
-import { offHeapBytes } from "./ffi/backend.ts";
-import { EINVAL, ENOSPC, ENOTSUPP } from "./ffi/errno.ts";
 
 /** Options of `BpfMap.entries()` and `BpfMap.keys()`. */
 export interface WalkOptions {
@@ -43,7 +43,7 @@ export interface BatchWalkOptions extends WalkOptions {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { BpfMap, DEFAULT_BATCH_SIZE, walkBatches } from "./mod.ts";
+ * import { BpfMap, DEFAULT_BATCH_SIZE, walkBatches } from "../mod.ts";
  *
  * assert.equal(DEFAULT_BATCH_SIZE, 4096);
  * using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 5000 });
@@ -70,8 +70,8 @@ const withoutLookupAndDelete = new WeakSet<BpfMap>();
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { BatchError, BpfMap } from "./mod.ts";
- * import { isUnsupported } from "./map_walk.ts";
+ * import { BatchError, BpfMap } from "../mod.ts";
+ * import { isUnsupported } from "./walk.ts";
  *
  * using devmap = BpfMap.create({ type: "devmap", keySize: 4, valueSize: 4, maxEntries: 8 });
  * assert.throws(() => devmap.lookupBatch({ count: 8 }), isUnsupported); // ENOTSUPP
@@ -90,8 +90,8 @@ export function isUnsupported(error: unknown): error is BpfError {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { BpfMap } from "./mod.ts";
- * import { walkEntries } from "./map_walk.ts";
+ * import { BpfMap } from "../mod.ts";
+ * import { walkEntries } from "./walk.ts";
  *
  * using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1000 });
  * const entries = [...walkEntries(map, { batchSize: 512 })]; // two batches
@@ -125,8 +125,8 @@ export function* walkEntries(
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { BpfMap } from "./mod.ts";
- * import { walkBatches } from "./map_walk.ts";
+ * import { BpfMap } from "../mod.ts";
+ * import { walkBatches } from "./walk.ts";
  *
  * // A devmap has no batch lookup: the walk fills its batches key by key.
  * using map = BpfMap.create({ type: "devmap", keySize: 4, valueSize: 4, maxEntries: 8 });
@@ -193,8 +193,8 @@ function* orElse(
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { BpfMap } from "./mod.ts";
- * import { lookupBatches } from "./map_walk.ts";
+ * import { BpfMap } from "../mod.ts";
+ * import { lookupBatches } from "./walk.ts";
  *
  * using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 3 });
  * const keys = new Uint8Array(new Uint32Array([1, 2, 3]).buffer);
@@ -260,8 +260,8 @@ export function* lookupBatches(
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { BpfMap } from "./mod.ts";
- * import { drainBatches } from "./map_walk.ts";
+ * import { BpfMap } from "../mod.ts";
+ * import { drainBatches } from "./walk.ts";
  *
  * using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 16 });
  * const keys = new Uint8Array(new Uint32Array([1, 2, 3]).buffer);

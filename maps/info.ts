@@ -4,10 +4,10 @@
  * @module
  */
 
-import { offHeapBytes } from "./ffi/backend.ts";
-import { BPF_MAP_INFO, BPF_OBJ_GET_INFO_BY_FD } from "./ffi/commands.ts";
-import type { Kernel } from "./kernel.ts";
-import { mapTypeName } from "./map_types.ts";
+import { offHeapBytes } from "../ffi/backend.ts";
+import { BPF_MAP_INFO, BPF_OBJ_GET_INFO_BY_FD } from "../ffi/commands.ts";
+import type { Kernel } from "../ffi/kernel.ts";
+import { mapTypeName } from "../ffi/map_types.ts";
 
 /** What the kernel says of a map. */
 export interface MapInfo {
@@ -44,7 +44,7 @@ export interface MapInfo {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { MAP_INFO_SIZE } from "./map_info.ts";
+ * import { MAP_INFO_SIZE } from "./info.ts";
  * assert.equal(MAP_INFO_SIZE, 104); // Linux 6.x's struct, up to hash_size
  * ```
  */
@@ -63,9 +63,9 @@ const infoBuffers = new WeakMap<Kernel, Uint8Array>();
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { BpfMap } from "./mod.ts";
- * import { liveKernel } from "./kernel.ts";
- * import { readMapInfo } from "./map_info.ts";
+ * import { BpfMap } from "../mod.ts";
+ * import { liveKernel } from "../ffi/kernel.ts";
+ * import { readMapInfo } from "./info.ts";
  *
  * using map = BpfMap.create({
  *   type: "lru_hash",
@@ -109,7 +109,7 @@ export function readMapInfo(kernel: Kernel, fd: number): MapInfo | number {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { decodeMapInfo, MAP_INFO_SIZE } from "./map_info.ts";
+ * import { decodeMapInfo, MAP_INFO_SIZE } from "./info.ts";
  *
  * const bytes = new Uint8Array(MAP_INFO_SIZE);
  * const view = new DataView(bytes.buffer);

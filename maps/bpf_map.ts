@@ -5,12 +5,11 @@
  * @module
  */
 
-import { Btf } from "./btf/btf.ts";
-import { codecOfType, type MapTypes } from "./btf/codec.ts";
-import { bytes, type Codec, noKey } from "./codec/codec.ts";
-import { perCpu, TypedMap, type TypedSpec } from "./codec/typed_map.ts";
-import { BatchError, BpfError } from "./errors.ts";
-import { cString, offHeapBytes } from "./ffi/backend.ts";
+import { Btf } from "../btf/btf.ts";
+import { codecOfType, type MapTypes } from "../codec/btf.ts";
+import { bytes, type Codec, noKey } from "../codec/codec.ts";
+import { perCpu, TypedMap, type TypedSpec } from "../codec/typed_map.ts";
+import { cString, offHeapBytes } from "../ffi/backend.ts";
 import {
   type BatchCommand,
   BPF_EXIST,
@@ -35,21 +34,28 @@ import {
   BPF_OBJ_PIN,
   type Direction,
   type ElementCommand,
-} from "./ffi/commands.ts";
-import { ENOENT } from "./ffi/errno.ts";
-import { type Kernel, liveKernel } from "./kernel.ts";
-import { type MapInfo, readMapInfo } from "./map_info.ts";
+} from "../ffi/commands.ts";
+import { ENOENT } from "../ffi/errno.ts";
+import { BatchError, BpfError } from "../ffi/errors.ts";
+import { type Kernel, liveKernel } from "../ffi/kernel.ts";
 import {
   batchCursorSize,
   isPerCpu,
   type MapTypeName,
   mapTypeName,
   mapTypeNumber,
-} from "./map_types.ts";
-import { walkEntries, type WalkOptions } from "./map_walk.ts";
-import { perCpuSlotSize } from "./percpu.ts";
+} from "../ffi/map_types.ts";
+import { perCpuSlotSize } from "../ffi/percpu.ts";
+import {
+  checkBytes,
+  checkExactBytes,
+  checkFlags,
+  checkInteger,
+  describe,
+} from "../ffi/validate.ts";
+import { type MapInfo, readMapInfo } from "./info.ts";
 import { copyOut } from "./result_slab.ts";
-import { checkBytes, checkExactBytes, checkFlags, checkInteger, describe } from "./validate.ts";
+import { walkEntries, type WalkOptions } from "./walk.ts";
 
 /** What {@linkcode BpfMap.create} makes. */
 export interface MapSpec {
@@ -155,7 +161,7 @@ const unclosed = new FinalizationRegistry<{ kernel: Kernel; fd: number }>(({ ker
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { BpfMap } from "./mod.ts";
+ * import { BpfMap } from "../mod.ts";
  *
  * using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 8, maxEntries: 1024 });
  * const one = new Uint8Array([1, 0, 0, 0]);
@@ -258,7 +264,7 @@ export class BpfMap implements Disposable {
    * @example
    * ```ts
    * import assert from "node:assert/strict";
-   * import { BpfMap, possibleCpus } from "./mod.ts";
+   * import { BpfMap, possibleCpus } from "../mod.ts";
    *
    * using counters = BpfMap.create({
    *   type: "percpu_array",
@@ -342,7 +348,7 @@ export class BpfMap implements Disposable {
    * import assert from "node:assert/strict";
    * import { execFileSync } from "node:child_process";
    * import { mkdtempSync, rmSync } from "node:fs";
-   * import { BpfMap } from "./mod.ts";
+   * import { BpfMap } from "../mod.ts";
    *
    * // A bpffs of its own, as /sys/fs/bpf usually is (root only).
    * const bpffs = mkdtempSync("/tmp/bpffs-");
@@ -389,7 +395,7 @@ export class BpfMap implements Disposable {
    * @example
    * ```ts
    * import assert from "node:assert/strict";
-   * import { BpfMap } from "./mod.ts";
+   * import { BpfMap } from "../mod.ts";
    *
    * using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });
    * using again = BpfMap.fromId(map.id);
@@ -494,7 +500,7 @@ export class BpfMap implements Disposable {
    * @example
    * ```ts
    * import assert from "node:assert/strict";
-   * import { BpfMap } from "./mod.ts";
+   * import { BpfMap } from "../mod.ts";
    *
    * using queue = BpfMap.create({ type: "queue", keySize: 0, valueSize: 1, maxEntries: 8 });
    * queue.push(new Uint8Array([1]));
@@ -556,7 +562,7 @@ export class BpfMap implements Disposable {
    * @example
    * ```ts
    * import assert from "node:assert/strict";
-   * import { BpfMap } from "./mod.ts";
+   * import { BpfMap } from "../mod.ts";
    *
    * using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 100 });
    * const keys = new Uint8Array(new Uint32Array([1, 2, 3]).buffer);
@@ -584,7 +590,7 @@ export class BpfMap implements Disposable {
    * @example
    * ```ts
    * import assert from "node:assert/strict";
-   * import { BpfMap } from "./mod.ts";
+   * import { BpfMap } from "../mod.ts";
    *
    * using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 100 });
    * const keys = new Uint8Array(new Uint32Array([1, 2, 3]).buffer);
@@ -633,7 +639,7 @@ export class BpfMap implements Disposable {
    * @example
    * ```ts
    * import assert from "node:assert/strict";
-   * import { BpfMap } from "./mod.ts";
+   * import { BpfMap } from "../mod.ts";
    *
    * using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 3 });
    * const keys = [...map.entries()].map(([key]) => key[0]);
@@ -760,7 +766,7 @@ export class BpfMap implements Disposable {
    * @example
    * ```ts
    * import assert from "node:assert/strict";
-   * import { BpfMap } from "./mod.ts";
+   * import { BpfMap } from "../mod.ts";
    *
    * using config = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });
    * config.update(new Uint8Array(4), new Uint8Array([1, 0, 0, 0]));

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { errnoDescription, errnoName } from "./ffi/errno.ts";
+import { errnoDescription, errnoName } from "./errno.ts";
 
 /**
  * A `bpf()` call the kernel failed, with its errno.
@@ -12,7 +12,7 @@ import { errnoDescription, errnoName } from "./ffi/errno.ts";
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { BpfError, BpfMap } from "./mod.ts";
+ * import { BpfError, BpfMap } from "../mod.ts";
  *
  * assert.throws(() => BpfMap.fromId(0x7fff_fff0), {
  *   name: "BpfError",
@@ -51,7 +51,7 @@ export class BpfError extends Error {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { BpfMap } from "./mod.ts";
+ * import { BpfMap } from "../mod.ts";
  *
  * using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 2 });
  * const three = new Uint8Array(new Uint32Array([1, 2, 3]).buffer);

@@ -8,6 +8,14 @@
  */
 
 import {
+  BtfFormatError,
+  type BtfMember,
+  type BtfType,
+  resolveType,
+  sizeOfType,
+  typeAt,
+} from "../btf/types.ts";
+import {
   bool,
   char,
   chars,
@@ -27,15 +35,7 @@ import {
   u64,
   u64be,
   u8,
-} from "../codec/codec.ts";
-import {
-  BtfFormatError,
-  type BtfMember,
-  type BtfType,
-  resolveType,
-  sizeOfType,
-  typeAt,
-} from "./types.ts";
+} from "./codec.ts";
 
 /** BTF types for a key and a value, and the ids of the two in them. */
 export interface MapTypes {
@@ -54,8 +54,8 @@ export interface MapTypes {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { spinLock, struct, u32, u64 } from "../codec/codec.ts";
- * import { btfOfCodecs } from "./codec.ts";
+ * import { spinLock, struct, u32, u64 } from "./codec.ts";
+ * import { btfOfCodecs } from "./btf.ts";
  *
  * const { types, keyTypeId, valueTypeId } = btfOfCodecs(u32, struct({ lock: spinLock, hits: u64 }));
  * assert.equal(types[keyTypeId - 1].name, "unsigned int");
@@ -149,9 +149,9 @@ const INTS: Record<string, Codec<unknown>> = {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { decode } from "../codec/codec.ts";
- * import { codecOfType } from "./codec.ts";
- * import type { BtfType } from "./types.ts";
+ * import { decode } from "./codec.ts";
+ * import { codecOfType } from "./btf.ts";
+ * import type { BtfType } from "../btf/types.ts";
  *
  * const types: BtfType[] = [
  *   { kind: "void", name: "" },
