@@ -6,7 +6,6 @@
  * @module
  */
 
-import { offHeapBytes } from "../ffi/backend.ts";
 import {
   BPF_BTF_GET_FD_BY_ID,
   BPF_BTF_INFO,
@@ -15,6 +14,7 @@ import {
 } from "../ffi/commands.ts";
 import { BpfError } from "../ffi/errors.ts";
 import { type Kernel, liveKernel } from "../ffi/kernel.ts";
+import { offHeapBytes } from "../ffi/memory.ts";
 import { checkInteger, describe } from "../ffi/validate.ts";
 import { type BtfKind, type BtfType, encodeBtf, parseBtf } from "./types.ts";
 

@@ -7,8 +7,8 @@
  * @module
  */
 
-import { addressOf, offHeapBytes, type SyscallBackend } from "./backend.ts";
 import type { Command, Direction, Field, Layout } from "./commands.ts";
+import { addressOf, type AddressSpace, offHeapBytes } from "./memory.ts";
 
 /** A buffer whose address sits inside a struct another pointer field leads to. */
 export interface NestedPointer {
@@ -53,9 +53,9 @@ export class Attr<F extends string = string> {
   /** Buffers bound to pointers inside each pointer field's struct, by slot. */
   readonly nested: NestedPointer[][];
   readonly #view: DataView;
-  readonly #backend: SyscallBackend;
+  readonly #backend: AddressSpace;
 
-  constructor(command: Command<F>, backend: SyscallBackend) {
+  constructor(command: Command<F>, backend: AddressSpace) {
     this.command = command;
     this.#backend = backend;
     this.bytes = offHeapBytes(command.size);

@@ -7,11 +7,12 @@
  */
 
 import { Attr } from "./attr.ts";
-import { addressOf, type SyscallBackend } from "./backend.ts";
+import type { SyscallBackend } from "./backend.ts";
 import type { Command, Field } from "./commands.ts";
 import { EINTR } from "./errno.ts";
 import { BpfError } from "./errors.ts";
 import { openLiveBackend } from "./live.ts";
+import { addressOf } from "./memory.ts";
 import { countCpuList } from "./percpu.ts";
 
 /** How many times an interrupted call is asked again before EINTR is reported. */

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { cString, offHeapBytes } from "./backend.ts";
+import { cString, offHeapBytes } from "./memory.ts";
 
 /**
  * Candidate file names of the C library: glibc, then musl.

@@ -9,7 +9,6 @@ import { Btf } from "../btf/btf.ts";
 import { codecOfType, type MapTypes } from "../codec/btf.ts";
 import { bytes, type Codec, noKey } from "../codec/codec.ts";
 import { perCpu, TypedMap, type TypedSpec } from "../codec/typed_map.ts";
-import { cString, offHeapBytes } from "../ffi/backend.ts";
 import {
   type BatchCommand,
   BPF_EXIST,
@@ -45,6 +44,7 @@ import {
   mapTypeName,
   mapTypeNumber,
 } from "../ffi/map_types.ts";
+import { cString, offHeapBytes } from "../ffi/memory.ts";
 import { perCpuSlotSize } from "../ffi/percpu.ts";
 import {
   checkBytes,

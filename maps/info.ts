@@ -4,10 +4,10 @@
  * @module
  */
 
-import { offHeapBytes } from "../ffi/backend.ts";
 import { BPF_MAP_INFO, BPF_OBJ_GET_INFO_BY_FD } from "../ffi/commands.ts";
 import type { Kernel } from "../ffi/kernel.ts";
 import { mapTypeName } from "../ffi/map_types.ts";
+import { offHeapBytes } from "../ffi/memory.ts";
 
 /** What the kernel says of a map. */
 export interface MapInfo {

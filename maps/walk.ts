@@ -7,9 +7,9 @@
  * @module
  */
 
-import { offHeapBytes } from "../ffi/backend.ts";
 import { EINVAL, ENOSPC, ENOTSUPP } from "../ffi/errno.ts";
 import { BatchError, BpfError } from "../ffi/errors.ts";
+import { offHeapBytes } from "../ffi/memory.ts";
 import type { BatchLookupOptions, BatchResult, BpfMap } from "./bpf_map.ts";
 
 /** Options of `BpfMap.entries()` and `BpfMap.keys()`. */

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { test } from "node:test";
 import { BPF_SYSCALL_NUMBERS, bpfSyscallNumber, isLittleEndian } from "../ffi/arch.ts";
-import { offHeapBytes } from "../ffi/backend.ts";
+import { offHeapBytes } from "../ffi/memory.ts";
 import { BPF_MAP_LOOKUP_ELEM } from "../ffi/commands.ts";
 import { errnoName, errnoNumber } from "../ffi/errno.ts";
 import { liveKernel, POSSIBLE_CPUS_PATH } from "../ffi/kernel.ts";
