@@ -49,20 +49,13 @@ export { Kernel } from "./ffi/kernel.ts";
 export { isPerCpu, MAP_TYPES, mapTypeName } from "./ffi/map_types.ts";
 export type { MapTypeName } from "./ffi/map_types.ts";
 export { joinPerCpu, perCpuSlotSize, splitPerCpu } from "./ffi/percpu.ts";
+export type { BatchLookupOptions, BatchResult, BatchWriteOptions } from "./maps/batch.ts";
 export { BpfMap } from "./maps/bpf_map.ts";
-export type {
-  BatchLookupOptions,
-  BatchResult,
-  BatchWriteOptions,
-  MapBtf,
-  MapBtfIds,
-  MapSpec,
-  OpenPinnedOptions,
-} from "./maps/bpf_map.ts";
+export type { MapBtf, MapBtfIds, MapSpec, OpenPinnedOptions } from "./maps/bpf_map.ts";
 export { listMapIds, possibleCpus } from "./maps/ids.ts";
 export type { MapInfo } from "./maps/info.ts";
 export { DEFAULT_BATCH_SIZE, drainBatches, walkBatches } from "./maps/walk.ts";
-export type { BatchWalkOptions, WalkOptions } from "./maps/walk.ts";
+export type { BatchWalkOptions, WalkableMap, WalkOptions } from "./maps/walk.ts";
 export { withPossibleCpus } from "./replay/cpus.ts";
 export type { PathPlaceholders } from "./replay/identities.ts";
 export { ReplayDivergenceError } from "./replay/player.ts";

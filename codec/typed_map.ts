@@ -9,7 +9,8 @@
 import { BatchError, BpfError } from "../ffi/errors.ts";
 import { isPerCpu } from "../ffi/map_types.ts";
 import { perCpuSlotSize } from "../ffi/percpu.ts";
-import type { BatchResult, BpfMap, MapSpec } from "../maps/bpf_map.ts";
+import type { BatchResult } from "../maps/batch.ts";
+import type { BpfMap, MapSpec } from "../maps/bpf_map.ts";
 import { drainBatches, isUnsupported, walkBatches, type WalkOptions } from "../maps/walk.ts";
 import { btfOfCodecs } from "./btf.ts";
 import { type Codec, type NumberArray } from "./codec.ts";

@@ -53,6 +53,7 @@ import {
   checkInteger,
   describe,
 } from "../ffi/validate.ts";
+import type { BatchLookupOptions, BatchResult, BatchWriteOptions } from "./batch.ts";
 import { type MapInfo, readMapInfo } from "./info.ts";
 import { copyOut } from "./result_slab.ts";
 import { walkEntries, type WalkOptions } from "./walk.ts";
@@ -104,42 +105,6 @@ export interface OpenPinnedOptions {
   readOnly?: boolean;
   /** Open with `BPF_F_WRONLY`: lookups fail with EPERM. */
   writeOnly?: boolean;
-}
-
-/** Options of {@linkcode BpfMap.lookupBatch} and {@linkcode BpfMap.lookupAndDeleteBatch}. */
-export interface BatchLookupOptions {
-  /** Where to resume: the `cursor` of the previous result; `null` or absent to start. */
-  cursor?: Uint8Array | null;
-  /** How many elements at most (a hash map returns whole buckets only, maybe fewer). */
-  count: number;
-  /** A buffer for at least `count * keySize` bytes of keys; allocated if absent. */
-  keys?: Uint8Array;
-  /** A buffer for at least `count * valueStride` bytes of values; allocated if absent. */
-  values?: Uint8Array;
-  /** 0 or `BPF_F_LOCK`. */
-  elemFlags?: number;
-}
-
-/** What a lookup batch returned. */
-export interface BatchResult {
-  /** Elements returned. */
-  count: number;
-  /** `count * keySize` bytes: a view of the keys buffer. */
-  keys: Uint8Array;
-  /** `count * valueStride` bytes: a view of the values buffer. */
-  values: Uint8Array;
-  /** Pass it back to continue; `null` once the map is exhausted (the kernel said ENOENT). */
-  cursor: Uint8Array | null;
-}
-
-/** Options of {@linkcode BpfMap.updateBatch} and {@linkcode BpfMap.deleteBatch}. */
-export interface BatchWriteOptions {
-  /** Elements to write; by default every key in `keys`. */
-  count?: number;
-  /** 0 or `BPF_F_LOCK` (BPF_NOEXIST and BPF_EXIST are EINVAL in batch calls). */
-  elemFlags?: number;
-  /** The attr's `flags` word. */
-  flags?: number;
 }
 
 const MAP_NAME = /^[A-Za-z0-9_.]{0,15}$/;

@@ -10,7 +10,25 @@
 import { EINVAL, ENOSPC, ENOTSUPP } from "../ffi/errno.ts";
 import { BatchError, BpfError } from "../ffi/errors.ts";
 import { offHeapBytes } from "../ffi/memory.ts";
-import type { BatchLookupOptions, BatchResult, BpfMap } from "./bpf_map.ts";
+import type { BatchLookupOptions, BatchResult } from "./batch.ts";
+
+/**
+ * The map a walk runs over: the element and batch calls of `BpfMap`, named
+ * here so that the walk sits below the map whose `entries()` it serves.
+ */
+export interface WalkableMap {
+  readonly id: number;
+  readonly keySize: number;
+  readonly valueStride: number;
+  readonly maxEntries: number;
+  lookup(key: Uint8Array, flags?: number): Uint8Array | undefined;
+  lookupAndDelete(key: Uint8Array): Uint8Array | undefined;
+  delete(key: Uint8Array): boolean;
+  nextKey(key?: Uint8Array): Uint8Array | undefined;
+  pop(): Uint8Array | undefined;
+  lookupBatch(opts: BatchLookupOptions): BatchResult;
+  lookupAndDeleteBatch(opts: BatchLookupOptions): BatchResult;
+}
 
 /** Options of `BpfMap.entries()` and `BpfMap.keys()`. */
 export interface WalkOptions {
@@ -56,11 +74,11 @@ export const DEFAULT_BATCH_SIZE = 4096;
 const MAX_GROWTH_STEPS = 24;
 
 /** Maps whose type or kernel answered a batch lookup with "not supported". */
-const withoutBatchLookup = new WeakSet<BpfMap>();
+const withoutBatchLookup = new WeakSet<WalkableMap>();
 /** Maps whose type or kernel answered a lookup-and-delete batch with "not supported". */
-const withoutBatchDrain = new WeakSet<BpfMap>();
+const withoutBatchDrain = new WeakSet<WalkableMap>();
 /** Maps without single-element lookup-and-delete (arrays, LPM tries; hash maps before 5.14). */
-const withoutLookupAndDelete = new WeakSet<BpfMap>();
+const withoutLookupAndDelete = new WeakSet<WalkableMap>();
 
 /**
  * Whether a failed call means "this kernel or map type has no such
@@ -101,7 +119,7 @@ export function isUnsupported(error: unknown): error is BpfError {
  * ```
  */
 export function* walkEntries(
-  map: BpfMap,
+  map: WalkableMap,
   opts: WalkOptions,
 ): Generator<[Uint8Array, Uint8Array], void, undefined> {
   const { keySize, valueStride } = map;
@@ -136,7 +154,7 @@ export function* walkEntries(
  * ```
  */
 export function* walkBatches(
-  map: BpfMap,
+  map: WalkableMap,
   opts: BatchWalkOptions,
 ): Generator<BatchResult, void, undefined> {
   const via = opts.via ?? "auto";
@@ -160,9 +178,9 @@ export function* walkBatches(
  * `fallback()` instead.
  */
 function* orElse(
-  map: BpfMap,
+  map: WalkableMap,
   batches: Generator<BatchResult, void, undefined>,
-  without: WeakSet<BpfMap>,
+  without: WeakSet<WalkableMap>,
   fallback: () => Generator<BatchResult, void, undefined>,
 ): Generator<BatchResult, void, undefined> {
   for (let first = true;; first = false) {
@@ -208,7 +226,7 @@ function* orElse(
  * ```
  */
 export function* lookupBatches(
-  map: BpfMap,
+  map: WalkableMap,
   opts: BatchWalkOptions & { andDelete?: boolean },
 ): Generator<BatchResult, void, undefined> {
   let size = checkBatchSize(opts.batchSize ?? DEFAULT_BATCH_SIZE);
@@ -272,7 +290,7 @@ export function* lookupBatches(
  * ```
  */
 export function* drainBatches(
-  map: BpfMap,
+  map: WalkableMap,
   opts: { batchSize?: number },
 ): Generator<BatchResult, void, undefined> {
   const batchSize = checkBatchSize(opts.batchSize ?? DEFAULT_BATCH_SIZE);
@@ -287,7 +305,7 @@ export function* drainBatches(
 
 /** Batches of up to `batchSize` elements, filled by the per-element walk: for types without lookup batches. */
 function batchesByNextKey(
-  map: BpfMap,
+  map: WalkableMap,
   batchSize: number,
   opts: BatchWalkOptions,
 ): Generator<BatchResult, void, undefined> {
@@ -300,7 +318,7 @@ function batchesByNextKey(
  * first.
  */
 function* batchesOf(
-  map: BpfMap,
+  map: WalkableMap,
   batchSize: number,
   reuse: boolean,
   elements: Iterable<[Uint8Array, Uint8Array]>,
@@ -338,7 +356,7 @@ function* batchesOf(
  * Removes elements one call at a time (see {@linkcode drainBatches}),
  * yielding each: at most `maxEntries` calls' worth, raced ones included.
  */
-function* removeOneByOne(map: BpfMap): Generator<[Uint8Array, Uint8Array], void, undefined> {
+function* removeOneByOne(map: WalkableMap): Generator<[Uint8Array, Uint8Array], void, undefined> {
   const noKey = new Uint8Array(0);
   for (let step = 0; step < map.maxEntries; step++) {
     if (map.keySize === 0) {
@@ -373,7 +391,7 @@ function* removeOneByOne(map: BpfMap): Generator<[Uint8Array, Uint8Array], void,
  * than loop; a key deleted between `nextKey` and `lookup` is skipped.
  */
 function* walkByNextKey(
-  map: BpfMap,
+  map: WalkableMap,
   elemFlags: number,
 ): Generator<[Uint8Array, Uint8Array], void, undefined> {
   let key = map.nextKey();
