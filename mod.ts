@@ -25,9 +25,15 @@
 export { Btf, BTF_LOG_SIZE } from "./btf/btf.ts";
 export type { BtfInfo, BtfLoadOptions } from "./btf/btf.ts";
 export { BtfFormatError, encodeBtf, parseBtf } from "./btf/types.ts";
-export type { BtfEnumValue, BtfKind, BtfMember, BtfType, IntEncoding } from "./btf/types.ts";
+export type {
+  BtfEnumValue,
+  BtfKind,
+  BtfMember,
+  BtfType,
+  IntEncoding,
+  MapTypes,
+} from "./btf/types.ts";
 export { btfOfCodecs, codecOfType } from "./codec/btf.ts";
-export type { MapTypes } from "./codec/btf.ts";
 export * from "./codec/codec.ts";
 export { maxPerCpu, perCpu, specOf, sumPerCpu, TypedBatch, TypedMap } from "./codec/typed_map.ts";
 export type { TypedMapSpec, TypedSpec } from "./codec/typed_map.ts";
@@ -63,3 +69,6 @@ export type { ReplayFault } from "./replay/player.ts";
 export { BpfSystem, openSystem, TRANSCRIPT_ENV, TranscriptMismatchError } from "./replay/system.ts";
 export type { SystemOptions, TranscriptMode } from "./replay/system.ts";
 export { TranscriptError } from "./replay/transcript.ts";
+
+// Puts typed() and typedPerCpu() on BpfMap: the raw map does not import the typed layer.
+import "./codec/typed_methods.ts";

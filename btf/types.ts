@@ -111,6 +111,15 @@ export type BtfType =
   | { kind: "float"; name: string; size: number }
   | { kind: "decl_tag"; name: string; type: number; componentIndex: number };
 
+/** BTF types for a map's key and value, and the ids of the two in them. */
+export interface MapTypes {
+  /** Types with ids from 1, in order. */
+  types: BtfType[];
+  /** 0 when the map has no key type (queue, stack, bloom filter). */
+  keyTypeId: number;
+  valueTypeId: number;
+}
+
 /**
  * The `void` type, id 0 of every type list.
  *

@@ -11,6 +11,7 @@ import {
   BtfFormatError,
   type BtfMember,
   type BtfType,
+  type MapTypes,
   resolveType,
   sizeOfType,
   typeAt,
@@ -36,15 +37,6 @@ import {
   u64be,
   u8,
 } from "./codec.ts";
-
-/** BTF types for a key and a value, and the ids of the two in them. */
-export interface MapTypes {
-  /** Types with ids from 1, in order. */
-  types: BtfType[];
-  /** 0 when the map has no key type (queue, stack, bloom filter). */
-  keyTypeId: number;
-  valueTypeId: number;
-}
 
 /**
  * Describes codecs as BTF types: each codec (and each it is made of) once.

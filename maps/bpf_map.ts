@@ -6,9 +6,7 @@
  */
 
 import { Btf } from "../btf/btf.ts";
-import { codecOfType, type MapTypes } from "../codec/btf.ts";
-import { bytes, type Codec, noKey } from "../codec/codec.ts";
-import { perCpu, TypedMap, type TypedSpec } from "../codec/typed_map.ts";
+import type { MapTypes } from "../btf/types.ts";
 import {
   type BatchCommand,
   BPF_EXIST,
@@ -638,29 +636,6 @@ export class BpfMap implements Disposable {
   }
 
   /**
-   * This map seen through codecs (see `codec/`): `get`, `set`, `entries()`,
-   * `setMany`, `drain()`, zero-copy `batches()`; `push`, `pop`, `peek` and
-   * `contains` for maps without keys, whose spec may leave `key` out.
-   *
-   * @throws {TypeError} if a codec's size is not the map's; per-CPU maps take
-   * {@linkcode BpfMap.typedPerCpu}.
-   */
-  typed<K, V>(spec: TypedSpec<K, V>): TypedMap<K, V>;
-  /** A queue, stack or bloom filter seen through its value codec. */
-  typed<V>(spec: { value: Codec<V> }): TypedMap<undefined, V>;
-  /**
-   * This map seen through codecs built from its BTF (the types the program
-   * that created it described): field names included. A map without a BTF
-   * key type gets raw-byte keys.
-   *
-   * @throws {TypeError} if the map has no BTF value type.
-   */
-  typed(): TypedMap<unknown, unknown>;
-  typed<K, V>(spec?: Partial<TypedSpec<K, V>>): TypedMap<unknown, unknown> {
-    this.#openFd("typed");
-    return new TypedMap(this, this.#spec("typed", spec));
-  }
-  /**
    * The BTF object holding the map's key and value types
    * (`BPF_BTF_GET_FD_BY_ID` on `info().btfId`), or `undefined` for a map
    * created without BTF. Close it when done.
@@ -669,48 +644,6 @@ export class BpfMap implements Disposable {
     this.#openFd("btf");
     const { btfId } = this.btfIds;
     return btfId === 0 ? undefined : Btf.fromId(btfId, this.#kernel);
-  }
-
-  /** The codecs of a typed view: the caller's (`noKey` where a keyless map's spec has none), or the BTF's. */
-  #spec(op: string, spec: Partial<TypedSpec<unknown, unknown>> | undefined) {
-    if (spec === undefined) return this.#btfSpec(op);
-    if (spec === null || typeof spec !== "object" || spec.value === undefined) {
-      throw new TypeError(`${op}: spec must be { key, value }, got ${describe(spec)}`);
-    }
-    if (spec.key === undefined && this.keySize !== 0) {
-      throw new TypeError(
-        `${op}: spec.key is missing; ${this.#describe()} has ${this.keySize}-byte keys`,
-      );
-    }
-    return { key: spec.key ?? noKey, value: spec.value };
-  }
-
-  /** Key and value codecs from the map's BTF. */
-  #btfSpec(op: string): TypedSpec<unknown, unknown> {
-    const { keyTypeId, valueTypeId } = this.btfIds;
-    if (valueTypeId === 0) {
-      throw new TypeError(`${op}: ${this.#describe()} has no BTF value type; pass codecs`);
-    }
-    using btf = this.btf()!;
-    const key = this.keySize === 0 ? noKey : bytes(this.keySize);
-    return {
-      key: keyTypeId === 0 ? key : codecOfType(btf.types, keyTypeId),
-      value: codecOfType(btf.types, valueTypeId),
-    };
-  }
-
-  /** A per-CPU map seen through codecs: each value is an array of one value per possible CPU. */
-  typedPerCpu<K, V>(spec: TypedSpec<K, V>): TypedMap<K, V[]>;
-  /** A per-CPU map seen through codecs built from its BTF (see {@linkcode BpfMap.typed}). */
-  typedPerCpu(): TypedMap<unknown, unknown[]>;
-  typedPerCpu<K, V>(spec?: TypedSpec<K, V>): TypedMap<unknown, unknown[]> {
-    this.#openFd("typedPerCpu");
-    if (!isPerCpu(this.type)) {
-      throw new TypeError(`typedPerCpu: ${this.#describe()} is not per-CPU`);
-    }
-    const { key, value } = this.#spec("typedPerCpu", spec);
-    const cpus = this.valueStride / perCpuSlotSize(this.valueSize);
-    return new TypedMap(this, { key, value: perCpu(value, cpus) });
   }
 
   /** Pins the map in bpffs at `path` (`BPF_OBJ_PIN`). */
@@ -767,6 +700,22 @@ export class BpfMap implements Disposable {
       throw new TypeError(`${operation}: ${this.#describe()} is closed`);
     }
     return this.#fd;
+  }
+
+  /**
+   * The map as error messages name it: type, name and id, e.g. `hash map "flows" (id 12)`.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { BpfMap } from "../mod.ts";
+   *
+   * using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1, name: "m" });
+   * assert.equal(String(map), `array map "m" (id ${map.id})`);
+   * ```
+   */
+  toString(): string {
+    return this.#describe();
   }
 
   #describe(): string {
