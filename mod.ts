@@ -66,9 +66,10 @@ export { withPossibleCpus } from "./replay/cpus.ts";
 export type { PathPlaceholders } from "./replay/identities.ts";
 export { ReplayDivergenceError } from "./replay/player.ts";
 export type { ReplayFault } from "./replay/player.ts";
-export { BpfSystem, openSystem, TRANSCRIPT_ENV, TranscriptMismatchError } from "./replay/system.ts";
+export { BpfSystem, openSystem, TRANSCRIPT_ENV } from "./replay/system.ts";
 export type { SystemOptions, TranscriptMode } from "./replay/system.ts";
 export { TranscriptError } from "./replay/transcript.ts";
+export { TranscriptMismatchError } from "./replay/verifier.ts";
 
 // Puts typed() and typedPerCpu() on BpfMap: the raw map does not import the typed layer.
 import "./codec/typed_methods.ts";

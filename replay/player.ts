@@ -6,12 +6,12 @@
  */
 
 import type { Attr } from "../ffi/attr.ts";
-import type { SyscallBackend } from "../ffi/backend.ts";
 import type { Field } from "../ffi/commands.ts";
 import { errnoNumber } from "../ffi/errno.ts";
 import { describeEntry, diffEntries } from "./diff.ts";
 import { type PathPlaceholders, ReplayIdentities } from "./identities.ts";
 import { applyOutputs, inputEntry, learn } from "./normalize.ts";
+import type { SessionBackend } from "./session.ts";
 import {
   type CallEntry,
   type CloseEntry,
@@ -113,7 +113,7 @@ export interface ReplayFault {
  *   error instanceof BatchError && error.code === "EINTR" && error.processed === 2);
  * ```
  */
-export class ReplayBackend implements SyscallBackend {
+export class ReplayBackend implements SessionBackend {
   readonly runtime = "replay";
   readonly #transcript: Transcript;
   readonly #path: string;
@@ -216,7 +216,7 @@ export class ReplayBackend implements SyscallBackend {
    *
    * @throws {ReplayDivergenceError} naming the first call left unplayed.
    */
-  finish(): void {
+  async finish(): Promise<void> {
     const left = this.#transcript.entries.length - this.#next;
     if (left > 0) {
       const entry = this.#transcript.entries[this.#next];

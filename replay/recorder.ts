@@ -10,8 +10,10 @@ import type { SyscallBackend } from "../ffi/backend.ts";
 import { errnoName } from "../ffi/errno.ts";
 import { LiveIdentities, type PathPlaceholders } from "./identities.ts";
 import { completeEntry, inputEntry } from "./normalize.ts";
+import { type SessionBackend, type SessionEnd, writeAtomically } from "./session.ts";
 import {
   type Entry,
+  serializeTranscript,
   type Transcript,
   TRANSCRIPT_FORMAT,
   TRANSCRIPT_VERSION,
@@ -55,7 +57,7 @@ export const STABLE_FDINFO_FIELDS: readonly string[] = [
  * ]);
  * ```
  */
-export class RecordingBackend implements SyscallBackend {
+export class RecordingBackend implements SessionBackend {
   readonly runtime: string;
   /** The calls recorded so far, in order. */
   readonly entries: Entry[] = [];
@@ -104,6 +106,11 @@ export class RecordingBackend implements SyscallBackend {
     const text = this.#live.readTextFile(path);
     this.files[path] = text;
     return text;
+  }
+
+  /** Writes the transcript of everything recorded (atomically). */
+  async finish(end: SessionEnd): Promise<void> {
+    await writeAtomically(end.transcript, serializeTranscript(this.transcript(end.host)));
   }
 
   /** The transcript of everything recorded, for a host described by `host`. */

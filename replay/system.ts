@@ -8,9 +8,8 @@
  */
 
 import { appendFileSync, existsSync } from "node:fs";
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { readFile } from "node:fs/promises";
+import { resolve } from "node:path";
 import { Btf, type BtfLoadOptions } from "../btf/btf.ts";
 import type { BtfType } from "../btf/types.ts";
 import { kernelArch } from "../ffi/arch.ts";
@@ -23,7 +22,8 @@ import { listMapIds } from "../maps/ids.ts";
 import { checkPaths, type PathPlaceholders } from "./identities.ts";
 import { ReplayBackend, type ReplayFault } from "./player.ts";
 import { RecordingBackend } from "./recorder.ts";
-import { parseTranscript, serializeTranscript, type TranscriptHost } from "./transcript.ts";
+import type { SessionBackend } from "./session.ts";
+import { parseTranscript, type TranscriptHost } from "./transcript.ts";
 import { VerifyingBackend } from "./verifier.ts";
 
 /** How a system reaches the kernel. `"auto"` replays a transcript that exists and records one that does not. */
@@ -55,55 +55,7 @@ export interface SystemOptions {
 export const TRANSCRIPT_ENV = "BPFMAP_TRANSCRIPT";
 /** If set, the path of a file every opened transcript's path is appended to (for unused-fixture reports). */
 export const FIXTURE_LOG_ENV = "BPFMAP_FIXTURE_LOG";
-/**
- * Where verify mode writes the live run's transcript, for a look when it
- * differs. A function: `tmpdir()` reads the environment, which Deno allows
- * only with --allow-env, and importing bpfmap must need nothing but FFI.
- */
-export function verifyCopyDir(): string {
-  return join(tmpdir(), "bpfmap-verify");
-}
-
 const OSRELEASE_PATH = "/proc/sys/kernel/osrelease";
-
-/**
- * A live run differed from the transcript it was verified against.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
- * import { tmpdir } from "node:os";
- * import { join } from "node:path";
- * import { openSystem, TranscriptMismatchError } from "../mod.ts";
- *
- * const transcript = join(mkdtempSync(join(tmpdir(), "bpfmap-")), "session.json");
- * const session = async (mode: "record" | "verify") => {
- *   const system = await openSystem({ transcript, mode, modeFromEnvironment: false });
- *   system.createMap({ type: "array", keySize: 4, valueSize: 4, maxEntries: 8 });
- *   return system.close();
- * };
- * await session("record");
- * // As if the kernel had once answered another map size.
- * writeFileSync(transcript, readFileSync(transcript, "utf8").replace('"max_entries":8', '"max_entries":9'));
- * await assert.rejects(session("verify"), (error) =>
- *   error instanceof TranscriptMismatchError
- *   && error.differences[0] === "call #0 (BPF_MAP_CREATE): max_entries: expected 9, got 8");
- * ```
- */
-export class TranscriptMismatchError extends Error {
-  /** Every difference, one per line. */
-  readonly differences: string[];
-
-  constructor(transcript: string, copy: string, differences: string[]) {
-    super(
-      `${transcript}: the live run differs from the transcript in ${differences.length} place(s) `
-        + `(its own transcript: ${copy}):\n` + differences.map((line) => `  - ${line}`).join("\n"),
-    );
-    this.name = "TranscriptMismatchError";
-    this.differences = differences;
-  }
-}
 
 /**
  * The root of every map: all a map does goes through its system's kernel.
@@ -187,19 +139,9 @@ export class BpfSystem implements AsyncDisposable {
     this.#closed = true;
     for (const map of this.#maps) map.close();
     for (const btf of this.#btfs) btf.close();
-    const backend = this.kernel.backend;
-    if (backend instanceof VerifyingBackend) {
-      const differences = backend.finish();
-      const copy = join(verifyCopyDir(), this.transcript!.replace(/^\//, ""));
-      await writeAtomically(copy, serializeTranscript(backend.transcript(this.#host!)));
-      if (differences.length > 0) {
-        throw new TranscriptMismatchError(this.transcript!, copy, differences);
-      }
-    } else if (backend instanceof RecordingBackend) {
-      await writeAtomically(this.transcript!, serializeTranscript(backend.transcript(this.#host!)));
-    } else if (backend instanceof ReplayBackend) {
-      backend.finish();
-    }
+    // Only recording, verifying and replaying backends have a finish(): a live one has no transcript.
+    const backend = this.kernel.backend as Partial<SessionBackend>;
+    await backend.finish?.({ transcript: this.transcript!, host: this.#host! });
   }
 
   /** Closes the system at the end of an `await using` block. */
@@ -325,12 +267,4 @@ async function readTranscriptFile(path: string): Promise<string> {
   } catch (error) {
     throw new Error(`bpfmap: cannot read transcript ${path}: ${(error as Error).message}`);
   }
-}
-
-/** Writes a file through a temporary one and a rename: a crash never leaves half a transcript. */
-async function writeAtomically(path: string, text: string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const temporary = `${path}.${Date.now()}.${Math.random().toString(36).slice(2)}.tmp`;
-  await writeFile(temporary, text);
-  await rename(temporary, path);
 }

@@ -8,6 +8,8 @@
  * @module
  */
 
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Attr } from "../ffi/attr.ts";
 import type { SyscallBackend } from "../ffi/backend.ts";
 import { POSSIBLE_CPUS_PATH } from "../ffi/kernel.ts";
@@ -16,7 +18,56 @@ import { PerCpuMaps } from "./cpus.ts";
 import { describeEntry, diffEntries } from "./diff.ts";
 import type { PathPlaceholders } from "./identities.ts";
 import { RecordingBackend } from "./recorder.ts";
-import type { Transcript } from "./transcript.ts";
+import { type SessionEnd, writeAtomically } from "./session.ts";
+import { serializeTranscript, type Transcript } from "./transcript.ts";
+
+/**
+ * Where verify mode writes the live run's transcript, for a look when it
+ * differs. A function: `tmpdir()` reads the environment, which Deno allows
+ * only with --allow-env, and importing bpfmap must need nothing but FFI.
+ */
+export function verifyCopyDir(): string {
+  return join(tmpdir(), "bpfmap-verify");
+}
+
+/**
+ * A live run differed from the transcript it was verified against.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ * import { openSystem, TranscriptMismatchError } from "../mod.ts";
+ *
+ * const transcript = join(mkdtempSync(join(tmpdir(), "bpfmap-")), "session.json");
+ * const session = async (mode: "record" | "verify") => {
+ *   const system = await openSystem({ transcript, mode, modeFromEnvironment: false });
+ *   system.createMap({ type: "array", keySize: 4, valueSize: 4, maxEntries: 8 });
+ *   return system.close();
+ * };
+ * await session("record");
+ * // As if the kernel had once answered another map size.
+ * writeFileSync(transcript, readFileSync(transcript, "utf8").replace('"max_entries":8', '"max_entries":9'));
+ * await assert.rejects(session("verify"), (error) =>
+ *   error instanceof TranscriptMismatchError
+ *   && error.differences[0] === "call #0 (BPF_MAP_CREATE): max_entries: expected 9, got 8");
+ * ```
+ */
+export class TranscriptMismatchError extends Error {
+  /** Every difference, one per line. */
+  readonly differences: string[];
+
+  constructor(transcript: string, copy: string, differences: string[]) {
+    super(
+      `${transcript}: the live run differs from the transcript in ${differences.length} place(s) `
+        + `(its own transcript: ${copy}):\n` + differences.map((line) => `  - ${line}`).join("\n"),
+    );
+    this.name = "TranscriptMismatchError";
+    this.differences = differences;
+  }
+}
 
 /**
  * Runs live, like the recorder, and compares each call with the transcript's.
@@ -75,8 +126,24 @@ export class VerifyingBackend extends RecordingBackend {
     return fields;
   }
 
+  /**
+   * Writes the live run's transcript under {@linkcode verifyCopyDir}, and
+   * fails with every difference, calls one side made and the other did not
+   * included.
+   *
+   * @throws {TranscriptMismatchError} if the run differs from the transcript.
+   */
+  override async finish(end: SessionEnd): Promise<void> {
+    const differences = this.#finalDifferences();
+    const copy = join(verifyCopyDir(), end.transcript.replace(/^\//, ""));
+    await writeAtomically(copy, serializeTranscript(this.transcript(end.host)));
+    if (differences.length > 0) {
+      throw new TranscriptMismatchError(end.transcript, copy, differences);
+    }
+  }
+
   /** Every difference, including calls one side made and the other did not. */
-  finish(): string[] {
+  #finalDifferences(): string[] {
     const made = this.entries.length;
     const recorded = this.#expected.entries.length;
     if (recorded > made) {
