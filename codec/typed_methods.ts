@@ -17,6 +17,11 @@ import { perCpu, TypedMap, type TypedSpec } from "./typed_map.ts";
 
 declare module "../maps/bpf_map.ts" {
   interface BpfMap {
+    // Restated, and BpfMap no longer says `implements Disposable`: with this
+    // augmentation, Deno 2.9's checker (TypeScript 6.0.3) loses the class's
+    // computed [Symbol.dispose] member when some files are checked before
+    // mod.ts (e.g. `deno check tests/ mod.ts`); tsc is unaffected.
+    [Symbol.dispose](): void;
     /**
      * This map seen through codecs (see `codec/`): `get`, `set`, `entries()`,
      * `setMany`, `drain()`, zero-copy `batches()`; `push`, `pop`, `peek` and

@@ -142,7 +142,8 @@ const unclosed = new FinalizationRegistry<{ kernel: Kernel; fd: number }>(({ ker
  * });
  * ```
  */
-export class BpfMap implements Disposable {
+// Disposable by its [Symbol.dispose]; see codec/typed_methods.ts for why it does not say `implements`.
+export class BpfMap {
   /** The kernel-wide map id. */
   readonly id: number;
   /** The map type number. */
