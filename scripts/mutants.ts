@@ -57,7 +57,7 @@ const MUTATIONS: Mutation[] = [
   {
     name: "batch-processed-plus-one",
     why: "a failed batch claims one element more than it wrote: callers skip an element on retry",
-    file: "bpf_map.ts",
+    file: "maps/bpf_map.ts",
     from: "return written === requested ? 0 : written;",
     to: "return written === requested ? 0 : written + 1;",
     tests: ["tests/batch_hash.test.ts", "tests/faults.test.ts"],
@@ -65,7 +65,7 @@ const MUTATIONS: Mutation[] = [
   {
     name: "write-batch-count-minus-one",
     why: "updateBatch/deleteBatch report one element fewer than the kernel wrote",
-    file: "bpf_map.ts",
+    file: "maps/bpf_map.ts",
     from: "if (result >= 0) return written;",
     to: "if (result >= 0) return written - 1;",
     tests: ["tests/batch_hash.test.ts", "tests/batch_other.test.ts"],
@@ -73,7 +73,7 @@ const MUTATIONS: Mutation[] = [
   {
     name: "write-batch-keys-values-swapped",
     why: "a batch attr packed with keys and values swapped stores garbage under garbage keys",
-    file: "bpf_map.ts",
+    file: "maps/bpf_map.ts",
     from: `    attr.setPointer(fields.keys, keys.subarray(0, count * this.keySize));
     attr.setPointer(
       fields.values,
@@ -89,7 +89,7 @@ const MUTATIONS: Mutation[] = [
   {
     name: "eintr-not-retried",
     why: "a signal during any bpf() call surfaces as a spurious EINTR error",
-    file: "kernel.ts",
+    file: "ffi/kernel.ts",
     from: "if (result === -EINTR) result = this.#retryInterrupted(",
     to: "if (false) result = this.#retryInterrupted(",
     tests: ["tests/faults.test.ts"],
@@ -97,7 +97,7 @@ const MUTATIONS: Mutation[] = [
   {
     name: "eintr-retried-after-partial-batch",
     why: "a batch interrupted after doing part of its work is run again: elements written twice",
-    file: "kernel.ts",
+    file: "ffi/kernel.ts",
     from: "if (count !== undefined && attr.getU32(count) !== requested) break;",
     to: "",
     tests: ["tests/faults.test.ts"],
@@ -105,7 +105,7 @@ const MUTATIONS: Mutation[] = [
   {
     name: "walk-drops-last-batch",
     why: "the final batch (cursor null) still holds elements: a walk that ends on it loses them",
-    file: "map_walk.ts",
+    file: "maps/walk.ts",
     from: `    if (batch.count > 0) yield batch;
     if (batch.cursor === null) return;`,
     to: `    if (batch.cursor === null) return;
@@ -115,7 +115,7 @@ const MUTATIONS: Mutation[] = [
   {
     name: "walk-enospc-not-grown",
     why: "a hash bucket larger than the batch makes every walk fail with ENOSPC",
-    file: "map_walk.ts",
+    file: "maps/walk.ts",
     from: "size *= 2;",
     to: "size *= 1;",
     tests: ["tests/walk.test.ts"],
@@ -123,7 +123,7 @@ const MUTATIONS: Mutation[] = [
   {
     name: "walk-no-nextkey-fallback",
     why: "map types without batch lookup (devmap, ...) can no longer be walked or dumped",
-    file: "map_walk.ts",
+    file: "maps/walk.ts",
     from: "if (!first || !isUnsupported(error)) throw error;",
     to: "throw error;",
     tests: ["tests/walk.test.ts", "tests/typed_types.test.ts"],
@@ -131,7 +131,7 @@ const MUTATIONS: Mutation[] = [
   {
     name: "failed-drain-loses-removed",
     why: "a lookup-and-delete batch failing part-way drops the elements it already removed",
-    file: "map_walk.ts",
+    file: "maps/walk.ts",
     from: "if (error instanceof BatchError && error.processed > 0 && error.keys && error.values) {",
     to: "if (false) {",
     tests: ["tests/faults.test.ts"],
@@ -139,7 +139,7 @@ const MUTATIONS: Mutation[] = [
   {
     name: "percpu-slot-not-rounded",
     why: "per-CPU values of 4 bytes are strided 4, not 8: every CPU but the first is misread",
-    file: "percpu.ts",
+    file: "ffi/percpu.ts",
     from: "return Math.ceil(valueSize / 8) * 8;",
     to: "return valueSize;",
     tests: ["tests/batch_other.test.ts", "tests/elements.test.ts", "tests/codec.test.ts"],
@@ -147,7 +147,7 @@ const MUTATIONS: Mutation[] = [
   {
     name: "possible-cpus-one-short",
     why: "a CPU range counted without its last CPU: per-CPU buffers one slot short",
-    file: "percpu.ts",
+    file: "ffi/percpu.ts",
     from: "count += last - first + 1;",
     to: "count += last - first;",
     tests: ["tests/platform.test.ts"],
@@ -155,7 +155,7 @@ const MUTATIONS: Mutation[] = [
   {
     name: "errno-sign-flipped",
     why: "BpfError gets a negative errno: code and message name no error",
-    file: "kernel.ts",
+    file: "ffi/kernel.ts",
     from: "if (result < 0) throw new BpfError(attr.command.name, -result, detail);",
     to: "if (result < 0) throw new BpfError(attr.command.name, result, detail);",
     tests: ["tests/elements.test.ts", "tests/bad_input.test.ts"],
@@ -163,7 +163,7 @@ const MUTATIONS: Mutation[] = [
   {
     name: "lookup-bpf-f-lock-dropped",
     why: "lookup(key, BPF_F_LOCK) reads a spin-locked value without the lock: torn reads",
-    file: "bpf_map.ts",
+    file: "maps/bpf_map.ts",
     from: "const result = this.#element(BPF_MAP_LOOKUP_ELEM, this.#key, this.#keyAddress, flags);",
     to: "const result = this.#element(BPF_MAP_LOOKUP_ELEM, this.#key, this.#keyAddress, 0);",
     tests: ["tests/elements.test.ts", "tests/btf.test.ts"],
@@ -171,7 +171,7 @@ const MUTATIONS: Mutation[] = [
   {
     name: "lookup-result-aliases-scratch",
     why: "lookup returns the map's scratch buffer: the next call overwrites an earlier result",
-    file: "bpf_map.ts",
+    file: "maps/bpf_map.ts",
     from: "return copyOut(this.#valueView);",
     to: "return this.#valueView;",
     tests: ["tests/elements.test.ts"],

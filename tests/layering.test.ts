@@ -26,6 +26,7 @@ const LAYERS: readonly string[] = [
   "examples",
   "bench",
   "tests",
+  "scripts", // npm test's summary, the mutation runner: tools over the whole tree
 ];
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
