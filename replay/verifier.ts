@@ -89,10 +89,10 @@ export class TranscriptMismatchError extends Error {
  *
  * const same = new VerifyingBackend(liveKernel().backend, transcript);
  * session(new Kernel(same), 4);
- * assert.deepEqual(same.finish(), []);
+ * assert.deepEqual(same.differences, []); // compared call by call, as they are made
  * const other = new VerifyingBackend(liveKernel().backend, transcript);
  * session(new Kernel(other), 5);
- * assert.equal(other.finish()[0], "call #0 (BPF_MAP_CREATE): max_entries: expected 4, got 5");
+ * assert.equal(other.differences[0], "call #0 (BPF_MAP_CREATE): max_entries: expected 4, got 5");
  * ```
  */
 export class VerifyingBackend extends RecordingBackend {
