@@ -344,8 +344,8 @@ transcriptTest("BTF misuse is refused before any syscall", (system) => {
 // Without the lock, reads must tear this many times before the locked run counts.
 const TORN_GOAL = 20;
 // With the lock, each side must read at least this many of the other side's writes, none torn
-// (without it, 1 in 4 to 1 in 11 such reads tore, with and without two busy CPUs)...
-const CONTENDED_GOAL = 500;
+// (without it, 1 in 2 to 1 in 26 such reads tore in 200 runs with both CPUs busy)...
+const CONTENDED_GOAL = 2_000;
 // ...and enough that, at the rate reads tore without the lock, this many would have torn.
 const EXPECTED_TORN = 50;
 // A safety cap on the parent's rounds, far above what either goal takes, so a broken
