@@ -8,6 +8,8 @@
  * @module
  */
 
+import { isPerCpu } from "./map_types.ts";
+
 /**
  * `valueSize` rounded up to a multiple of 8: the size of one CPU's slot.
  *
@@ -21,6 +23,39 @@
  */
 export function perCpuSlotSize(valueSize: number): number {
   return Math.ceil(valueSize / 8) * 8;
+}
+
+/**
+ * The bytes one element's value takes in lookups, updates and batches: the
+ * value itself, or for a per-CPU map one slot per possible CPU. The one place
+ * this arithmetic is written; maps, codecs, the CLI and the verifier read it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { MAP_TYPES } from "./map_types.ts";
+ * import { valueStride } from "./percpu.ts";
+ * assert.equal(valueStride(MAP_TYPES.hash, 12, 4), 12);
+ * assert.equal(valueStride(MAP_TYPES.percpu_hash, 12, 4), 64); // 16-byte slots, 4 CPUs
+ * ```
+ */
+export function valueStride(type: number, valueSize: number, possibleCpus: number): number {
+  return isPerCpu(type) ? perCpuSlotSize(valueSize) * possibleCpus : valueSize;
+}
+
+/**
+ * How many CPUs' slots a per-CPU value of `stride` bytes holds (the inverse of
+ * {@linkcode valueStride} for per-CPU maps).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { cpusInStride } from "./percpu.ts";
+ * assert.equal(cpusInStride(64, 12), 4);
+ * ```
+ */
+export function cpusInStride(stride: number, valueSize: number): number {
+  return stride / perCpuSlotSize(valueSize);
 }
 
 /**
