@@ -13,6 +13,9 @@
  * @module
  */
 
+import { BPF_BTF_INFO, BPF_MAP_INFO, COMMANDS, type Field } from "../ffi/commands.ts";
+import { errnoNumber } from "../ffi/errno.ts";
+
 /** The format's name, first in every transcript. */
 export const TRANSCRIPT_FORMAT = "bpfmap-transcript";
 /** The format version this module reads and writes. */
@@ -81,11 +84,24 @@ export interface Transcript {
   entries: Entry[];
 }
 
-/** A transcript that cannot be read: truncated, corrupt, or of another format or version. */
+/**
+ * A transcript that cannot be read: truncated, corrupt, of another format or
+ * version, or holding an entry the kernel could not have written (a count
+ * beyond the buffer, bytes where the kernel only reads, an unknown errno).
+ * Transcripts are input like any other: nothing in one touches a buffer
+ * before it has been checked against the command table.
+ */
 export class TranscriptError extends Error {
-  constructor(path: string, message: string) {
+  /** The index of the entry at fault, from 0, if one is. */
+  readonly entry: number | undefined;
+  /** The field at fault (`"count.out"`, `"keys.out"`, `"errno"`), if one is. */
+  readonly field: string | undefined;
+
+  constructor(path: string, message: string, entry?: number, field?: string) {
     super(`${path}: ${message}`);
     this.name = "TranscriptError";
+    this.entry = entry;
+    this.field = field;
   }
 }
 
@@ -107,6 +123,32 @@ const BASE64 = "base64:";
 export function encodeBytes(bytes: Uint8Array): string {
   if (bytes.byteLength <= HEX_LIMIT) return toHex(bytes);
   return BASE64 + toBase64(bytes);
+}
+
+/**
+ * How many bytes an encoded region holds, from its text alone (nothing is
+ * decoded), or `undefined` if the text is not what {@linkcode encodeBytes}
+ * writes: lower-case hex of up to 64 bytes, or canonical `base64:` beyond.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodedLength, encodeBytes } from "./transcript.ts";
+ *
+ * assert.equal(encodedLength(encodeBytes(new Uint8Array(100))), 100);
+ * assert.equal(encodedLength("0100"), 2);
+ * assert.equal(encodedLength("01 0"), undefined);
+ * assert.equal(encodedLength("base64:AA"), undefined); // unpadded
+ * ```
+ */
+export function encodedLength(text: unknown): number | undefined {
+  if (typeof text !== "string") return undefined;
+  if (text.startsWith(BASE64)) {
+    const body = text.slice(BASE64.length);
+    if (body.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(body)) return undefined;
+    return body.length / 4 * 3 - (body.endsWith("==") ? 2 : body.endsWith("=") ? 1 : 0);
+  }
+  return text.length % 2 === 0 && /^[0-9a-f]*$/.test(text) ? text.length / 2 : undefined;
 }
 
 /** Decodes what {@linkcode encodeBytes} wrote. */
@@ -215,26 +257,274 @@ export function parseTranscript(text: string, path: string): Transcript {
   if (t.version !== TRANSCRIPT_VERSION) {
     throw new TranscriptError(
       path,
-      `transcript version ${String(t.version)}; this bpfmap reads version ${TRANSCRIPT_VERSION}`,
+      typeof t.version === "number"
+        ? `transcript version ${t.version}; this bpfmap reads version ${TRANSCRIPT_VERSION}`
+        : `version: expected the number ${TRANSCRIPT_VERSION}, got ${show(t.version)}`,
     );
   }
-  if (
-    typeof t.host !== "object" || t.host === null || typeof t.host.possibleCpus !== "number"
-    || typeof t.files !== "object" || t.files === null || !Array.isArray(t.entries)
-  ) {
-    throw new TranscriptError(path, "missing host, files or entries");
-  }
-  t.entries.forEach((entry, index) => {
-    const ok = entry !== null && typeof entry === "object"
-      && (("call" in entry && typeof entry.call === "string" && typeof entry.attr === "object")
-        || ("close" in entry && (typeof entry.close === "number" || entry.close === "foreign"))
-        || ("fdinfo" in entry && typeof entry.fields === "object" && entry.fields !== null));
-    if (!ok) throw new TranscriptError(path, `entry ${index} is not a call, a close or an fdinfo`);
-  });
+  checkHeader(t, path);
+  (t.entries as unknown[]).forEach((entry, index) => checkEntry(entry, index, path));
   return t as Transcript;
 }
 
 /** Whether an entry is a `bpf()` call (not a close). */
 export function isCall(entry: Entry): entry is CallEntry {
   return "call" in entry;
+}
+
+const COMMANDS_BY_NAME = new Map([...COMMANDS.values()].map((command) => [command.name, command]));
+const HEADER_KEYS = ["format", "version", "host", "files", "entries"];
+/** The largest handle a transcript may name: the player gives handle h the fd 1000 + h. */
+const MAX_HANDLE = 0xf_ffff;
+/** The largest region a transcript may declare: 1 GiB, beyond any buffer bpfmap binds. */
+const MAX_REGION = 2 ** 30;
+/** Linux's possible CPUs are at most 8192 (x86_64 `NR_CPUS`). */
+const MAX_CPUS = 8192;
+/** The highest errno the kernel returns (`MAX_ERRNO`). */
+const MAX_ERRNO = 4095;
+/** Pointers inside the structs an info call leads to: the only nested regions there are. */
+const NESTED_POINTERS = new Set(
+  [...BPF_MAP_INFO.fieldList, ...BPF_BTF_INFO.fieldList]
+    .filter((field) => field.kind === "pointer").map((field) => field.name),
+);
+
+type Json = Record<string, unknown>;
+
+/** How the checks of one entry report: `fail` names the entry and field; `only` refuses unknown keys. */
+interface Report {
+  fail(field: string, message: string): never;
+  only(value: Json, keys: string[], prefix?: string): void;
+}
+
+function show(value: unknown): string {
+  return typeof value === "string" ? `the string ${JSON.stringify(value).slice(0, 40)}` : String(
+    JSON.stringify(value) ?? value,
+  ).slice(0, 40);
+}
+
+function isObject(value: unknown): value is Json {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function isU32(value: unknown): value is number {
+  return Number.isInteger(value) && (value as number) >= 0 && (value as number) <= 0xffff_ffff;
+}
+
+function isHandle(value: unknown): value is number {
+  return Number.isInteger(value) && (value as number) >= 1 && (value as number) <= MAX_HANDLE;
+}
+
+/** Whether `name` is an errno a transcript may hold: a Linux name, or `E<n>` as `errnoName` writes it. */
+export function isKnownErrno(name: unknown): name is string {
+  if (typeof name !== "string") return false;
+  if (errnoNumber(name) !== undefined) return true;
+  const n = /^E([1-9][0-9]{0,3})$/.exec(name)?.[1];
+  return n !== undefined && Number(n) <= MAX_ERRNO;
+}
+
+function checkHeader(t: Json, path: string): void {
+  const bad = (message: string) => new TranscriptError(path, message);
+  const extra = Object.keys(t).find((key) => !HEADER_KEYS.includes(key));
+  if (extra !== undefined) throw bad(`${extra}: not a field of a transcript`);
+  const host = t.host;
+  if (!isObject(host) || !isObject(t.files) || !Array.isArray(t.entries)) {
+    throw bad("missing host, files or entries");
+  }
+  const hostExtra = Object.keys(host).find((k) => !["arch", "kernel", "possibleCpus"].includes(k));
+  if (hostExtra !== undefined) throw bad(`host.${hostExtra}: not a field of a host`);
+  if (typeof host.arch !== "string" || typeof host.kernel !== "string") {
+    throw bad("host.arch and host.kernel must be strings");
+  }
+  const cpus = host.possibleCpus;
+  if (!Number.isInteger(cpus) || (cpus as number) < 1 || (cpus as number) > MAX_CPUS) {
+    throw bad(`host.possibleCpus: expected an integer from 1 to ${MAX_CPUS}, got ${show(cpus)}`);
+  }
+  for (const [file, text] of Object.entries(t.files)) {
+    if (typeof text !== "string") throw bad(`files[${JSON.stringify(file)}]: not a string`);
+  }
+}
+
+/** Checks one entry against the command table; throws a TranscriptError naming it and the field. */
+function checkEntry(entry: unknown, index: number, path: string): void {
+  const what = isObject(entry)
+    ? typeof entry.call === "string"
+      ? entry.call
+      : "close" in entry
+      ? "close"
+      : "fdinfo" in entry
+      ? "fdinfo"
+      : undefined
+    : undefined;
+  if (!isObject(entry) || what === undefined) {
+    throw new TranscriptError(path, `entry ${index} is not a call, a close or an fdinfo`, index);
+  }
+  const fail = (field: string, message: string): never => {
+    throw new TranscriptError(path, `entry ${index} (${what}): ${field}: ${message}`, index, field);
+  };
+  const only = (value: Json, keys: string[], prefix = "") => {
+    for (const key of Object.keys(value)) {
+      if (!keys.includes(key)) {
+        fail(prefix + key, `not a field of ${prefix ? "this region" : what}`);
+      }
+    }
+  };
+  if ("errno" in entry && !isKnownErrno(entry.errno)) {
+    fail("errno", `expected an errno name (ffi/errno.ts), got ${show(entry.errno)}`);
+  }
+  if (what === "close") {
+    only(entry, ["close", "errno"]);
+    if (entry.close !== "foreign" && !isHandle(entry.close)) {
+      fail("close", `expected a handle or "foreign", got ${show(entry.close)}`);
+    }
+    return;
+  }
+  if (what === "fdinfo") {
+    only(entry, ["fdinfo", "fields"]);
+    if (entry.fdinfo !== "foreign" && !isHandle(entry.fdinfo)) {
+      fail("fdinfo", `expected a handle or "foreign", got ${show(entry.fdinfo)}`);
+    }
+    if (!isObject(entry.fields)) fail("fields", "expected an object");
+    for (const [key, text] of Object.entries(entry.fields as Json)) {
+      if (typeof text !== "string") fail(`fields.${key}`, `expected a string, got ${show(text)}`);
+    }
+    return;
+  }
+  checkCall(entry, what, { fail, only });
+}
+
+function checkCall(
+  entry: Json,
+  name: string,
+  { fail, only }: Report,
+): void {
+  only(entry, ["call", "attr", "result", "errno"]);
+  const command = COMMANDS_BY_NAME.get(name) ?? fail("call", `not a command bpfmap issues`);
+  const attr = isObject(entry.attr) ? entry.attr : fail("attr", "expected an object");
+  const failed = entry.errno !== undefined;
+  if (failed === ("result" in entry)) fail("result", "expected either a result or an errno");
+  if (!failed) {
+    const result = entry.result;
+    if (command.result === "zero" && result !== 0) {
+      fail("result", `expected 0, got ${show(result)}`);
+    }
+    if (
+      command.result === "fd"
+      && !(isObject(result) && Object.keys(result).length === 1 && isHandle(result.fd))
+    ) {
+      fail("result", `expected { fd: handle }, got ${show(result)}`);
+    }
+  }
+  only(attr, command.fieldList.map((field) => field.name));
+  for (const field of command.fieldList) {
+    if (!(field.name in attr)) fail(field.name, "missing");
+    checkField(field, attr[field.name], { fail, only });
+  }
+  // Regions the kernel wrote: exactly the bytes the call's scalars say it wrote.
+  const count = attr.count as { in: number; out: number } | undefined;
+  for (const field of command.fieldList) {
+    const region = attr[field.name] as RegionRecord | null;
+    if (field.kind !== "pointer" || region === null || region.out === undefined) continue;
+    const label = `${field.name}.out`;
+    if (field.direction === "in") fail(label, "the kernel only reads this region");
+    const writesOnFailure = count !== undefined || field.extent !== undefined;
+    if (failed && !writesOnFailure) fail(label, "the call failed: the kernel wrote nothing here");
+    let extent = region.size;
+    if (field.extent !== undefined) {
+      extent = Math.min(region.size, (attr[field.extent] as { out: number }).out);
+    } else if (field.counted === true && count !== undefined) {
+      const untouched = failed && entry.errno !== "ENOENT" && count.out === count.in;
+      if (count.in > 0 && region.size % count.in !== 0) {
+        fail(`${field.name}.size`, `${region.size} bytes is not ${count.in} whole elements`);
+      }
+      extent = count.in === 0 || untouched ? 0 : count.out * (region.size / count.in);
+    }
+    const length = encodedLength(region.out);
+    if (length !== extent) fail(label, `${length} bytes, but the call wrote ${extent}`);
+  }
+}
+
+function checkField(
+  field: Field,
+  value: unknown,
+  { fail, only }: Report,
+): void {
+  const name = field.name;
+  switch (field.kind) {
+    case "fd":
+      if (value === "foreign" || isHandle(value) || (field.optional && value === 0)) return;
+      return fail(
+        name,
+        `expected a handle${field.optional ? ", 0" : ""} or "foreign", got ${show(value)}`,
+      );
+    case "u32": {
+      if (field.direction === "in") {
+        if (!isU32(value)) fail(name, `expected a u32, got ${show(value)}`);
+        return;
+      }
+      if (!isObject(value)) return fail(name, `expected { in, out }, got ${show(value)}`);
+      only(value, ["in", "out"], `${name}.`);
+      if (!isU32(value.in)) fail(`${name}.in`, `expected a u32, got ${show(value.in)}`);
+      if (!isU32(value.out)) fail(`${name}.out`, `expected a u32, got ${show(value.out)}`);
+      // The kernel writes back at most what it was given room for.
+      if (
+        (name === "count" || name === "info_len") && (value.out as number) > (value.in as number)
+      ) {
+        fail(`${name}.out`, `${value.out} exceeds ${name}.in ${value.in}`);
+      }
+      return;
+    }
+    case "u64":
+      if (Number.isSafeInteger(value) && (value as number) >= 0) return;
+      if (
+        typeof value === "string" && /^[0-9]{16,20}$/.test(value)
+        && BigInt(value) > BigInt(Number.MAX_SAFE_INTEGER) && BigInt(value) < 2n ** 64n
+      ) return;
+      return fail(name, `expected a u64, got ${show(value)}`);
+    case "chars":
+      if (
+        typeof value === "string" && value.length <= field.size
+        && [...value].every((c) => c.charCodeAt(0) >= 1 && c.charCodeAt(0) <= 255)
+      ) return;
+      return fail(name, `expected at most ${field.size} chars, got ${show(value)}`);
+    case "pointer":
+      if (value === null) return;
+      checkRegion(name, value, { fail, only }, name === "info");
+  }
+}
+
+function checkRegion(
+  name: string,
+  value: unknown,
+  { fail, only }: Report,
+  nested: boolean,
+): asserts value is RegionRecord {
+  if (!isObject(value)) return fail(name, `expected a region or null, got ${show(value)}`);
+  only(value, nested ? ["size", "in", "out", "pointers"] : ["size", "in", "out"], `${name}.`);
+  const size = value.size;
+  if (!Number.isInteger(size) || (size as number) < 0 || (size as number) > MAX_REGION) {
+    fail(`${name}.size`, `expected a size from 0 to ${MAX_REGION}, got ${show(size)}`);
+  }
+  for (const side of ["in", "out"]) {
+    if (!(side in value)) continue;
+    const length = encodedLength(value[side]);
+    if (length === undefined) fail(`${name}.${side}`, `not hex or base64: ${show(value[side])}`);
+    if (length! > (size as number) || (side === "in" && length !== size)) {
+      fail(`${name}.${side}`, `${length} bytes in a region of ${size}`);
+    }
+  }
+  if (!("pointers" in value)) return;
+  if (!isObject(value.pointers)) return fail(`${name}.pointers`, "expected an object");
+  for (const [inner, region] of Object.entries(value.pointers)) {
+    if (!NESTED_POINTERS.has(inner)) {
+      fail(`${name}.pointers.${inner}`, "not a pointer of an info struct");
+    }
+    checkRegion(`${name}.pointers.${inner}`, region, { fail, only }, false);
+    const { size: innerSize, out } = region as RegionRecord;
+    if (out !== undefined && encodedLength(out) !== innerSize) {
+      fail(
+        `${name}.pointers.${inner}.out`,
+        `${encodedLength(out)} bytes, but the call wrote ${innerSize}`,
+      );
+    }
+  }
 }
