@@ -11,16 +11,18 @@ import { errnoNumber } from "../ffi/errno.ts";
 import { describeEntry, diffEntries } from "./diff.ts";
 import { type PathPlaceholders, ReplayIdentities } from "./identities.ts";
 import { applyOutputs, inputEntry, learn } from "./normalize.ts";
-import type { SessionBackend } from "./session.ts";
+import type { SessionBackend, SessionEnd } from "./session.ts";
 import {
   type CallEntry,
   type CloseEntry,
   decodeBytes,
+  encodedLength,
   type Entry,
   type FdInfoEntry,
   isCall,
   type RegionRecord,
   type Transcript,
+  TranscriptError,
 } from "./transcript.ts";
 
 /**
@@ -123,6 +125,12 @@ export class ReplayBackend implements SessionBackend {
   #attempts = 0;
   /** Set once a fault was injected: cleanup closes the recording never made are then accepted. */
   #faulted = false;
+  /**
+   * Set once a divergence was thrown to the code: the code's own error (or
+   * that divergence) is what its runner must show, so closes after it are
+   * let through and `finish()` keeps quiet about the calls it left unplayed.
+   */
+  #divergedOnce = false;
 
   /**
    * `faults`: calls to fail; `paths`: this run's own folders, which stand
@@ -157,6 +165,7 @@ export class ReplayBackend implements SessionBackend {
     }
     const differences = diffEntries(expected, actual, "inputs");
     if (differences.length > 0) throw this.#diverged(actual, differences);
+    checkOutputs(expected, attr, this.#path, this.#next);
     const call = this.#attempts++;
     const fault = this.#faults.get(call);
     if (fault !== undefined) {
@@ -177,7 +186,8 @@ export class ReplayBackend implements SessionBackend {
       ? ["(end)"]
       : diffEntries(expected, actual, "inputs");
     // After an injected fault the code cleans up in ways the recording never did: let it close.
-    if (differences.length > 0 && this.#faulted) return 0;
+    // After a divergence, the maps the system or `using` closes were never expected: let them close.
+    if (differences.length > 0 && (this.#faulted || this.#divergedOnce)) return 0;
     if (expected === undefined) this.#expect(actual);
     if (differences.length > 0) throw this.#diverged(actual, differences);
     this.#next++;
@@ -202,6 +212,7 @@ export class ReplayBackend implements SessionBackend {
   readTextFile(path: string): string {
     const text = this.#transcript.files[path];
     if (text === undefined) {
+      this.#divergedOnce = true;
       throw new ReplayDivergenceError(this.#path, this.#next, `read ${path}`, [
         `the transcript holds no read of ${path} (it has: ${
           Object.keys(this.#transcript.files).join(", ") || "none"
@@ -212,11 +223,15 @@ export class ReplayBackend implements SessionBackend {
   }
 
   /**
-   * Checks that every recorded call was played.
+   * Checks that every recorded call was played, unless the session failed
+   * (`end.failed`) or a divergence was already thrown: then the calls left
+   * unplayed are that failure's consequence, and an error thrown here would
+   * bury the real one (`SuppressedError` in `await using`).
    *
    * @throws {ReplayDivergenceError} naming the first call left unplayed.
    */
-  async finish(): Promise<void> {
+  async finish(end?: SessionEnd): Promise<void> {
+    if (end?.failed || this.#divergedOnce) return;
     const left = this.#transcript.entries.length - this.#next;
     if (left > 0) {
       const entry = this.#transcript.entries[this.#next];
@@ -239,7 +254,59 @@ export class ReplayBackend implements SessionBackend {
   }
 
   #diverged(actual: Entry, differences: string[]): ReplayDivergenceError {
+    this.#divergedOnce = true;
     return new ReplayDivergenceError(this.#path, this.#next, describeEntry(actual), differences);
+  }
+}
+
+/**
+ * Checks, before a byte is written, that what the transcript says the kernel
+ * wrote fits this call: parsing checked each entry against the command
+ * table, but which regions the kernel writes, and how large the caller's
+ * buffers are, is known only now (a bloom filter's lookup reads its value;
+ * a BTF info call reads and writes its struct). The kernel writes every
+ * region it does not only read, unless the call failed before touching it.
+ *
+ * @throws {TranscriptError} naming the entry and the region.
+ */
+function checkOutputs(expected: CallEntry, attr: Attr, path: string, index: number): void {
+  const fail = (field: string, message: string): never => {
+    throw new TranscriptError(
+      path,
+      `entry ${index} (${expected.call}): ${field}: ${message}`,
+      index,
+      field,
+    );
+  };
+  const writesOnFailure = (field: Field) =>
+    "count" in attr.command.fields || field.extent !== undefined;
+  for (const field of attr.command.fieldList) {
+    const region = expected.attr[field.name] as RegionRecord | null;
+    if (field.kind !== "pointer" || region === null) continue;
+    const target = attr.pointees[field.slot!];
+    const reads = attr.directions[field.slot!] === "in";
+    if (reads && region.out !== undefined) {
+      fail(`${field.name}.out`, "this call's kernel only reads this region");
+    }
+    if (target === null) continue;
+    const writes = !reads && (expected.errno === undefined || writesOnFailure(field));
+    if (writes && region.out === undefined) {
+      fail(`${field.name}.out`, "missing: the kernel writes this region");
+    }
+    if (region.out !== undefined && encodedLength(region.out)! > target.byteLength) {
+      fail(
+        `${field.name}.out`,
+        `${encodedLength(region.out)} bytes for a buffer of ${target.byteLength}`,
+      );
+    }
+    for (const nested of attr.nested[field.slot!]) {
+      const out = region.pointers?.[nested.field.name]?.out;
+      const label = `${field.name}.pointers.${nested.field.name}.out`;
+      if (writes && out === undefined) fail(label, "missing: the kernel writes this region");
+      if (out !== undefined && encodedLength(out) !== nested.bytes.byteLength) {
+        fail(label, `${encodedLength(out)} bytes for a buffer of ${nested.bytes.byteLength}`);
+      }
+    }
   }
 }
 

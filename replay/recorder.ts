@@ -108,8 +108,20 @@ export class RecordingBackend implements SessionBackend {
     return text;
   }
 
-  /** Writes the transcript of everything recorded (atomically). */
+  /**
+   * Writes the transcript of everything recorded (atomically), unless the
+   * session failed: half a run is no reference, and an older transcript
+   * stays as it was.
+   */
   async finish(end: SessionEnd): Promise<void> {
+    if (end.failed) {
+      console.warn(
+        `bpfmap: ${end.transcript} not recorded: the code run on the system failed. `
+          + `Fix it and run again: a missing transcript is recorded in auto mode, `
+          + `BPFMAP_TRANSCRIPT=record re-records one.`,
+      );
+      return;
+    }
     await writeAtomically(end.transcript, serializeTranscript(this.transcript(end.host)));
   }
 

@@ -81,6 +81,7 @@ export class BpfSystem implements AsyncDisposable {
   readonly #btfs: Btf[] = [];
   readonly #host: TranscriptHost | undefined;
   #closed = false;
+  #failed = false;
 
   constructor(
     mode: "live" | "record" | "replay" | "verify",
@@ -141,7 +142,50 @@ export class BpfSystem implements AsyncDisposable {
     for (const btf of this.#btfs) btf.close();
     // Only recording, verifying and replaying backends have a finish(): a live one has no transcript.
     const backend = this.kernel.backend as Partial<SessionBackend>;
-    await backend.finish?.({ transcript: this.transcript!, host: this.#host! });
+    await backend.finish?.({
+      transcript: this.transcript!,
+      host: this.#host!,
+      failed: this.#failed,
+    });
+  }
+
+  /**
+   * Runs `fn` on this system, then closes it. If `fn` throws, its error is
+   * the one thrown: a recording is not written (half a run is no reference,
+   * and an older transcript stays), and replay's and verify's complaints at
+   * close (calls left unplayed, differences) are not thrown over it. What
+   * `transcriptTests` runs every test in; `await using` cannot know that its
+   * block failed, so it records whatever ran.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { existsSync, mkdtempSync } from "node:fs";
+   * import { tmpdir } from "node:os";
+   * import { join } from "node:path";
+   * import { openSystem } from "../mod.ts";
+   *
+   * const transcript = join(mkdtempSync(join(tmpdir(), "bpfmap-")), "session.json");
+   * const system = await openSystem({ transcript, mode: "record", modeFromEnvironment: false });
+   * await assert.rejects(system.run((s) => {
+   *   s.createMap({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });
+   *   throw new Error("the test failed half-way");
+   * }), /the test failed half-way/);
+   * assert.equal(existsSync(transcript), false);
+   * ```
+   */
+  async run<T>(fn: (system: this) => T | Promise<T>): Promise<T> {
+    let value: T;
+    try {
+      value = await fn(this);
+    } catch (error) {
+      this.#failed = true;
+      // The error to show is fn's; closing after it must not replace it.
+      await this.close().catch(() => {});
+      throw error;
+    }
+    await this.close();
+    return value;
   }
 
   /** Closes the system at the end of an `await using` block. */

@@ -8,8 +8,9 @@
  * @module
  */
 
+import { chmodSync, mkdirSync, mkdtempSync, realpathSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import type { Attr } from "../ffi/attr.ts";
 import type { SyscallBackend } from "../ffi/backend.ts";
 import { POSSIBLE_CPUS_PATH } from "../ffi/kernel.ts";
@@ -21,13 +22,68 @@ import { RecordingBackend } from "./recorder.ts";
 import { type SessionEnd, writeAtomically } from "./session.ts";
 import { serializeTranscript, type Transcript } from "./transcript.ts";
 
+let copyDir: string | undefined;
+
 /**
- * Where verify mode writes the live run's transcript, for a look when it
- * differs. A function: `tmpdir()` reads the environment, which Deno allows
- * only with --allow-env, and importing bpfmap must need nothing but FFI.
+ * Where verify mode writes the live run's transcripts, for a look when they
+ * differ: a folder of this process's own, made on first use with `mkdtemp`
+ * (mode 0700, an unguessable name), so that no other user can plant a
+ * symlink where a copy will be written. A function: `tmpdir()` reads the
+ * environment, which Deno allows only with --allow-env, and importing
+ * bpfmap must need nothing but FFI.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { statSync } from "node:fs";
+ * import { verifyCopyDir } from "./verifier.ts";
+ *
+ * assert.equal(statSync(verifyCopyDir()).mode & 0o777, 0o700);
+ * assert.equal(verifyCopyDir(), verifyCopyDir()); // one per process
+ * ```
  */
 export function verifyCopyDir(): string {
-  return join(tmpdir(), "bpfmap-verify");
+  if (copyDir === undefined) {
+    copyDir = mkdtempSync(join(tmpdir(), "bpfmap-verify-"));
+    chmodSync(copyDir, 0o700);
+  }
+  return copyDir;
+}
+
+/**
+ * Writes the live run's transcript of `transcript` under
+ * {@linkcode verifyCopyDir} (at the transcript's absolute path inside it)
+ * and returns where. Never onto the transcript itself: a copy path that
+ * resolves to it (a link inside the folder) is refused.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readFileSync } from "node:fs";
+ * import { verifyCopyDir, writeVerifyCopy } from "./verifier.ts";
+ *
+ * const copy = await writeVerifyCopy("/fixtures/t.json", "live run");
+ * assert.equal(copy, `${verifyCopyDir()}/fixtures/t.json`);
+ * assert.equal(readFileSync(copy, "utf8"), "live run");
+ * ```
+ */
+export async function writeVerifyCopy(transcript: string, text: string): Promise<string> {
+  const absolute = resolve(transcript);
+  const copy = join(verifyCopyDir(), absolute.replace(/^\//, ""));
+  mkdirSync(dirname(copy), { recursive: true, mode: 0o700 });
+  if (join(realpathSync(dirname(copy)), basename(copy)) === realpathOrSelf(absolute)) {
+    throw new Error(`bpfmap: the verify copy ${copy} leads to the transcript itself; not written`);
+  }
+  await writeAtomically(copy, text, 0o600);
+  return copy;
+}
+
+function realpathOrSelf(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
 }
 
 /**
@@ -135,9 +191,12 @@ export class VerifyingBackend extends RecordingBackend {
    */
   override async finish(end: SessionEnd): Promise<void> {
     const differences = this.#finalDifferences();
-    const copy = join(verifyCopyDir(), end.transcript.replace(/^\//, ""));
-    await writeAtomically(copy, serializeTranscript(this.transcript(end.host)));
-    if (differences.length > 0) {
+    const copy = await writeVerifyCopy(
+      end.transcript,
+      serializeTranscript(this.transcript(end.host)),
+    );
+    // A failed session: its own error is the one to show; the copy says the rest.
+    if (differences.length > 0 && !end.failed) {
       throw new TranscriptMismatchError(end.transcript, copy, differences);
     }
   }

@@ -98,14 +98,8 @@ export function transcriptTests(
     seen.add(path);
     test(name, async () => {
       const system = await openSystem({ transcript: path, mode: "auto", paths: opts.paths?.() });
-      try {
-        await fn(system);
-      } catch (error) {
-        // The test's own failure matters more than an incomplete transcript.
-        await system.close().catch(() => {});
-        throw error;
-      }
-      await system.close();
+      // A test that fails records nothing, and its own error is the one shown.
+      await system.run(fn);
     });
   };
 }
