@@ -17,6 +17,8 @@ import {
   typeAt,
 } from "../btf/types.ts";
 import {
+  arrayAt,
+  bitfield,
   bool,
   char,
   chars,
@@ -169,7 +171,12 @@ export function codecOfType(types: readonly BtfType[], id: number): Codec<unknow
   switch (type.kind) {
     case "int": {
       if (type.bitOffset !== 0 || type.bits !== type.size * 8) {
-        return bitfield(type.bitOffset, type.bits, type.encoding === "signed", type.size);
+        return bitfield({
+          bit: type.bitOffset,
+          bits: type.bits,
+          signed: type.encoding === "signed",
+          bytes: type.size,
+        });
       }
       const codec = INTS[`${type.encoding}${type.size}`] ?? INTS[`unsigned${type.size}`];
       if (codec === undefined) return bigInt(type.size, type.encoding === "signed");
@@ -197,9 +204,7 @@ export function codecOfType(types: readonly BtfType[], id: number): Codec<unknow
       ) {
         return chars(type.length);
       }
-      const of = codecOfType(types, type.type);
-      const size = sizeOfType(types, type.type);
-      return arrayOf(of, size, type.length);
+      return arrayAt(codecOfType(types, type.type), type.length, sizeOfType(types, type.type));
     }
     case "struct":
     case "union": {
@@ -213,7 +218,7 @@ export function codecOfType(types: readonly BtfType[], id: number): Codec<unknow
           const signed = (target.kind === "int" && target.encoding === "signed")
             || ((target.kind === "enum" || target.kind === "enum64") && target.signed);
           const bits = member.bitSize !== 0 ? member.bitSize : sizeOfType(types, member.type) * 8;
-          codec = bitfield(bit, bits, signed, Math.ceil((bit + bits) / 8));
+          codec = bitfield({ bit, bits, signed, bytes: Math.ceil((bit + bits) / 8) });
         } else {
           codec = codecOfType(types, member.type);
         }
@@ -222,6 +227,20 @@ export function codecOfType(types: readonly BtfType[], id: number): Codec<unknow
       return structAt(type.name, members, type.size, alignOf(types, id), {
         union: type.kind === "union",
       });
+    }
+    case "datasec": {
+      // A global-data map's value (.bss, .data, .rodata): the section's variables at their offsets.
+      let align = 1;
+      const members = type.vars.map((v) => {
+        const variable = typeAt(types, v.type);
+        if (variable.kind !== "var") {
+          throw new BtfFormatError(`datasec ${type.name} holds a ${variable.kind}, not a variable`);
+        }
+        align = Math.max(align, alignOf(types, variable.type));
+        return { name: variable.name, codec: codecOfType(types, variable.type), offset: v.offset };
+      });
+      const codec = structAt(type.name, members, type.size, align);
+      return Object.freeze({ ...codec, name: `datasec${codec.name.slice("struct".length)}` });
     }
     default:
       throw new BtfFormatError(`type ${id} is a ${type.kind}: no value has that type`);
@@ -244,60 +263,7 @@ function alignOf(types: readonly BtfType[], id: number): number {
   }
 }
 
-/** `length` elements of `size` bytes each (BTF gives the size; the codec's own may differ for bitfields). */
-function arrayOf(of: Codec<unknown>, size: number, length: number): Codec<unknown[]> {
-  return Object.freeze({
-    name: `${of.name}[${length}]`,
-    size: size * length,
-    align: of.align,
-    read: (view: DataView, offset: number) =>
-      Array.from({ length }, (_, i) => of.read(view, offset + i * size)),
-    write: (view: DataView, offset: number, value: unknown[]) => {
-      if (!Array.isArray(value) || value.length !== length) {
-        throw new RangeError(`${of.name}[${length}]: expected ${length} values`);
-      }
-      value.forEach((item, i) => of.write(view, offset + i * size, item));
-    },
-  });
-}
-
 /** An integer of any byte width as a bigint, little-endian. */
 function bigInt(size: number, signed: boolean): Codec<bigint> {
-  return bitfield(0, size * 8, signed, size) as Codec<bigint>;
-}
-
-/**
- * `bits` bits starting `bit` bits into `bytes` little-endian bytes: a number
- * up to 32 bits, a bigint beyond. Writes keep the neighbouring bits.
- */
-function bitfield(
-  bit: number,
-  bits: number,
-  signed: boolean,
-  bytes: number,
-): Codec<number | bigint> {
-  const mask = (1n << BigInt(bits)) - 1n;
-  const load = (view: DataView, offset: number) => {
-    let word = 0n;
-    for (let i = bytes - 1; i >= 0; i--) word = (word << 8n) | BigInt(view.getUint8(offset + i));
-    return word;
-  };
-  return Object.freeze({
-    name: `${signed ? "i" : "u"}${bits}${bit || bits % 8 ? `:${bit}` : ""}`,
-    size: bytes,
-    align: 1,
-    read: (view: DataView, offset: number) => {
-      const raw = (load(view, offset) >> BigInt(bit)) & mask;
-      const value = signed ? BigInt.asIntN(bits, raw) : raw;
-      return bits <= 32 ? Number(value) : value;
-    },
-    write: (view: DataView, offset: number, value: number | bigint) => {
-      const field = BigInt.asUintN(bits, BigInt(value)) << BigInt(bit);
-      let word = (load(view, offset) & ~(mask << BigInt(bit))) | field;
-      for (let i = 0; i < bytes; i++) {
-        view.setUint8(offset + i, Number(word & 0xffn));
-        word >>= 8n;
-      }
-    },
-  });
+  return bitfield({ bit: 0, bits: size * 8, signed, bytes: size }) as Codec<bigint>;
 }

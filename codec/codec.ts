@@ -64,15 +64,134 @@ export type CodecShape =
   }
   | { readonly kind: "typedef"; readonly name: string; readonly of: Codec<unknown> };
 
+/** A codec's refusal, kept on the error so that each enclosing codec can add its field's name. */
+const REFUSAL = Symbol("bpfmap.codecRefusal");
+type Refusal = Error & { [REFUSAL]?: { path: string; reason: string } };
+
+/** Throws a codec's refusal of a value: `reason`, with no field named yet. */
+function refuse(kind: TypeErrorConstructor | RangeErrorConstructor, reason: string): never {
+  const error: Refusal = new kind(reason);
+  error[REFUSAL] = { path: "", reason };
+  throw error;
+}
+
+/**
+ * The error to throw for `error`, thrown while writing the field (or element)
+ * `field`: a codec's refusal comes back as the same kind of error with the
+ * field before its path (`packets: ...` becomes `value.packets: ...`,
+ * `[2]` joins as `ports[2]`); anything else comes back as it is. Codecs made
+ * of other codecs and typed maps name where a refused value sits with it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { atField, encode, struct, u8 } from "./codec.ts";
+ *
+ * const flow = struct({ proto: u8 });
+ * let error: unknown;
+ * try {
+ *   encode(flow, { proto: 300 });
+ * } catch (e) {
+ *   error = atField(e, "key");
+ * }
+ * assert.ok(error instanceof RangeError);
+ * assert.equal(error.message, "key.proto: expected an integer from 0 to 255, got 300");
+ * assert.equal(atField(new Error("other"), "key").message, "other"); // not a codec's
+ * ```
+ */
+export function atField(error: unknown, field: string): Error {
+  const refusal = (error as Refusal | undefined)?.[REFUSAL];
+  if (refusal === undefined) return error as Error;
+  const { path, reason } = refusal;
+  const joined = path === "" ? field : path.startsWith("[") ? field + path : `${field}.${path}`;
+  const kind = (error as Error).constructor as ErrorConstructor;
+  const named: Refusal = new kind(`${joined}: ${reason}`);
+  named[REFUSAL] = { path: joined, reason };
+  return named;
+}
+
+/** A value as a message shows it: `5.5`, `"abc"`, `5n`, `undefined`, `an object`, `a Uint8Array`. */
+function shown(value: unknown): string {
+  switch (typeof value) {
+    case "string":
+      return JSON.stringify(value);
+    case "bigint":
+      return `${value}n`;
+    case "object":
+      if (value === null) return "null";
+      if (Array.isArray(value)) return `an array of ${value.length}`;
+      return value.constructor?.name && value.constructor !== Object
+        ? `a ${value.constructor.name}`
+        : "an object";
+    case "function":
+      return "a function";
+    default:
+      return String(value);
+  }
+}
+
+/** The check of an integer codec from `min` to `max` (numbers up to 32 bits). */
+function integer(min: number, max: number) {
+  return (x: unknown): number => {
+    if (typeof x === "number" && Number.isInteger(x) && x >= min && x <= max) return x;
+    return refuse(
+      typeof x === "number" ? RangeError : TypeError,
+      `expected an integer from ${min} to ${max}, got ${shown(x)}`,
+    );
+  };
+}
+
+/**
+ * The check and conversion of a 64-bit codec: a bigint, or a safe integer
+ * (a number that is exactly the integer it shows), from `min` to `max`.
+ */
+function bigInteger(min: bigint, max: bigint) {
+  return (x: unknown): bigint => {
+    let big: bigint;
+    if (typeof x === "bigint") big = x;
+    else if (Number.isSafeInteger(x)) big = BigInt(x as number);
+    else {
+      return refuse(
+        typeof x === "number" ? RangeError : TypeError,
+        `expected a bigint or a safe integer, got ${shown(x)}`,
+      );
+    }
+    if (big < min || big > max) {
+      refuse(RangeError, `expected an integer from ${min} to ${max}, got ${shown(x)}`);
+    }
+    return big;
+  };
+}
+
+const finite = (x: unknown): number => {
+  if (typeof x === "number" && Number.isFinite(x)) return x;
+  return refuse(
+    typeof x === "number" ? RangeError : TypeError,
+    `expected a finite number, got ${shown(x)}`,
+  );
+};
+
+const boolean = (x: unknown): boolean => {
+  if (typeof x === "boolean") return x;
+  return refuse(TypeError, `expected true or false, got ${shown(x)}`);
+};
+
+/**
+ * A fixed-width number codec. `check` refuses what does not fit (before a
+ * byte is written: DataView's setters wrap and coerce) and gives the value
+ * to write.
+ */
 function number<T>(
   name: string,
   size: number,
+  check: (value: unknown) => T,
   read: (view: DataView, offset: number) => T,
   write: (view: DataView, offset: number, value: T) => void,
   array?: Codec<T>["array"],
   shape?: CodecShape,
 ): Codec<T> {
-  return Object.freeze({ name, size, align: size, read, write, array, shape });
+  const checked = (view: DataView, offset: number, value: T) => write(view, offset, check(value));
+  return Object.freeze({ name, size, align: size, read, write: checked, array, shape });
 }
 
 const int = (
@@ -97,6 +216,7 @@ const int = (
 export const u8: Codec<number> = number(
   "u8",
   1,
+  integer(0, 0xff),
   (v, o) => v.getUint8(o),
   (v, o, x) => v.setUint8(o, x),
   Uint8Array,
@@ -115,6 +235,7 @@ export const u8: Codec<number> = number(
 export const u16: Codec<number> = number(
   "u16",
   2,
+  integer(0, 0xffff),
   (v, o) => v.getUint16(o, true),
   (v, o, x) => v.setUint16(o, x, true),
   Uint16Array,
@@ -134,6 +255,7 @@ export const u16: Codec<number> = number(
 export const u32: Codec<number> = number(
   "u32",
   4,
+  integer(0, 0xffff_ffff),
   (v, o) => v.getUint32(o, true),
   (v, o, x) => v.setUint32(o, x, true),
   Uint32Array,
@@ -152,6 +274,7 @@ export const u32: Codec<number> = number(
 export const u64: Codec<bigint> = number(
   "u64",
   8,
+  bigInteger(0n, 0xffff_ffff_ffff_ffffn),
   (v, o) => v.getBigUint64(o, true),
   (v, o, x) => v.setBigUint64(o, x, true),
   BigUint64Array,
@@ -170,6 +293,7 @@ export const u64: Codec<bigint> = number(
 export const i8: Codec<number> = number(
   "i8",
   1,
+  integer(-0x80, 0x7f),
   (v, o) => v.getInt8(o),
   (v, o, x) => v.setInt8(o, x),
   Int8Array,
@@ -188,6 +312,7 @@ export const i8: Codec<number> = number(
 export const i16: Codec<number> = number(
   "i16",
   2,
+  integer(-0x8000, 0x7fff),
   (v, o) => v.getInt16(o, true),
   (v, o, x) => v.setInt16(o, x, true),
   Int16Array,
@@ -206,6 +331,7 @@ export const i16: Codec<number> = number(
 export const i32: Codec<number> = number(
   "i32",
   4,
+  integer(-0x8000_0000, 0x7fff_ffff),
   (v, o) => v.getInt32(o, true),
   (v, o, x) => v.setInt32(o, x, true),
   Int32Array,
@@ -224,6 +350,7 @@ export const i32: Codec<number> = number(
 export const i64: Codec<bigint> = number(
   "i64",
   8,
+  bigInteger(-(1n << 63n), (1n << 63n) - 1n),
   (v, o) => v.getBigInt64(o, true),
   (v, o, x) => v.setBigInt64(o, x, true),
   BigInt64Array,
@@ -243,6 +370,7 @@ export const i64: Codec<bigint> = number(
 export const f32: Codec<number> = number(
   "f32",
   4,
+  finite,
   (v, o) => v.getFloat32(o, true),
   (v, o, x) => v.setFloat32(o, x, true),
   Float32Array,
@@ -261,6 +389,7 @@ export const f32: Codec<number> = number(
 export const f64: Codec<number> = number(
   "f64",
   8,
+  finite,
   (v, o) => v.getFloat64(o, true),
   (v, o, x) => v.setFloat64(o, x, true),
   Float64Array,
@@ -280,6 +409,7 @@ export const f64: Codec<number> = number(
 export const bool: Codec<boolean> = number(
   "bool",
   1,
+  boolean,
   (v, o) => v.getUint8(o) !== 0,
   (v, o, x) => v.setUint8(o, x ? 1 : 0),
   undefined,
@@ -298,6 +428,7 @@ export const bool: Codec<boolean> = number(
 export const u16be: Codec<number> = number(
   "u16be",
   2,
+  integer(0, 0xffff),
   (v, o) => v.getUint16(o),
   (v, o, x) => v.setUint16(o, x),
   undefined,
@@ -316,6 +447,7 @@ export const u16be: Codec<number> = number(
 export const u32be: Codec<number> = number(
   "u32be",
   4,
+  integer(0, 0xffff_ffff),
   (v, o) => v.getUint32(o),
   (v, o, x) => v.setUint32(o, x),
   undefined,
@@ -334,6 +466,7 @@ export const u32be: Codec<number> = number(
 export const u64be: Codec<bigint> = number(
   "u64be",
   8,
+  bigInteger(0n, 0xffff_ffff_ffff_ffffn),
   (v, o) => v.getBigUint64(o),
   (v, o, x) => v.setBigUint64(o, x),
   undefined,
@@ -354,7 +487,7 @@ export const u64be: Codec<bigint> = number(
  * assert.deepEqual(decode(mac, encode(mac, raw)), raw);
  * assert.throws(() => encode(mac, new Uint8Array(4)), {
  *   name: "RangeError",
- *   message: "u8[6]: got 4 bytes",
+ *   message: "u8[6]: expected 6 bytes, got 4",
  * });
  * ```
  */
@@ -367,9 +500,12 @@ export function bytes(size: number): Codec<Uint8Array> {
     read: (view: DataView, offset: number) =>
       new Uint8Array(view.buffer, view.byteOffset + offset, size).slice(),
     write: (view: DataView, offset: number, value: Uint8Array) => {
-      if (value.byteLength !== size) {
-        throw new RangeError(`u8[${size}]: got ${value.byteLength} bytes`);
+      if (!(value instanceof Uint8Array)) {
+        refuse(TypeError, `expected a Uint8Array of ${size} bytes, got ${shown(value)}`);
       }
+      // The built-in getter: a byteLength the value overrides is not the one .set() copies.
+      const length = byteLengthOf.call(value);
+      if (length !== size) refuse(RangeError, `expected ${size} bytes, got ${length}`);
       new Uint8Array(view.buffer, view.byteOffset + offset, size).set(value);
     },
   });
@@ -390,17 +526,107 @@ export function bytes(size: number): Codec<Uint8Array> {
  */
 export function array<T>(of: Codec<T>, length: number): Codec<T[]> {
   return Object.freeze({
-    name: `${of.name}[${length}]`,
-    size: of.size * length,
-    align: of.align,
+    ...arrayAt(of, length, of.size),
     shape: { kind: "array" as const, of, length },
+  });
+}
+
+/**
+ * `length` values of one codec, `stride` bytes apart: an array as a C type
+ * described elsewhere (BTF) lays it out, where an element's codec may cover
+ * fewer bytes than its type (a bitfield's). Takes an array or a typed array
+ * of exactly `length` values.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { arrayAt, decode, encode, u8 } from "./codec.ts";
+ *
+ * const spaced = arrayAt(u8, 2, 4);
+ * assert.equal(spaced.size, 8);
+ * assert.deepEqual(encode(spaced, [1, 2]), new Uint8Array([1, 0, 0, 0, 2, 0, 0, 0]));
+ * assert.deepEqual(decode(spaced, new Uint8Array([1, 9, 9, 9, 2, 9, 9, 9])), [1, 2]);
+ * assert.throws(() => encode(spaced, [1, 2, 3]), {
+ *   name: "RangeError",
+ *   message: "u8[2]: expected 2 values, got 3",
+ * });
+ * ```
+ */
+export function arrayAt<T>(of: Codec<T>, length: number, stride: number): Codec<T[]> {
+  return Object.freeze({
+    name: `${of.name}[${length}]`,
+    size: stride * length,
+    align: of.align,
     read: (view: DataView, offset: number) =>
-      Array.from({ length }, (_, i) => of.read(view, offset + i * of.size)),
+      Array.from({ length }, (_, i) => of.read(view, offset + i * stride)),
     write: (view: DataView, offset: number, value: T[]) => {
-      if (value.length !== length) {
-        throw new RangeError(`${of.name}[${length}]: got ${value.length} values`);
+      const items: unknown = value;
+      if (!Array.isArray(items) && !(ArrayBuffer.isView(items) && !(items instanceof DataView))) {
+        refuse(TypeError, `expected an array of ${length} values, got ${shown(value)}`);
       }
-      value.forEach((item, i) => of.write(view, offset + i * of.size, item));
+      if (value.length !== length) {
+        refuse(RangeError, `expected ${length} values, got ${value.length}`);
+      }
+      for (let i = 0; i < length; i++) {
+        try {
+          of.write(view, offset + i * stride, value[i]);
+        } catch (error) {
+          throw atField(error, `[${i}]`);
+        }
+      }
+    },
+  });
+}
+
+/**
+ * A C bitfield: `bits` bits starting `bit` bits into `bytes` little-endian
+ * bytes (as BTF places a member), a number up to 32 bits and a bigint beyond.
+ * A write takes a safe integer or a bigint that fits the field, and keeps the
+ * neighbouring bits.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { bitfield, decode, encode } from "./codec.ts";
+ *
+ * const prio = bitfield({ bit: 4, bits: 4, signed: false, bytes: 1 }); // unsigned prio : 4
+ * assert.deepEqual(encode(prio, 5), new Uint8Array([0x50]));
+ * assert.equal(decode(prio, new Uint8Array([0x5f])), 5);
+ * assert.throws(() => encode(prio, 16), {
+ *   name: "RangeError",
+ *   message: "u4:4: expected an integer from 0 to 15, got 16",
+ * });
+ * ```
+ */
+export function bitfield(
+  field: { bit: number; bits: number; signed: boolean; bytes: number },
+): Codec<number | bigint> {
+  const { bit, bits, signed, bytes } = field;
+  const mask = (1n << BigInt(bits)) - 1n;
+  const check = signed
+    ? bigInteger(-(1n << BigInt(bits - 1)), (1n << BigInt(bits - 1)) - 1n)
+    : bigInteger(0n, mask);
+  const load = (view: DataView, offset: number) => {
+    let word = 0n;
+    for (let i = bytes - 1; i >= 0; i--) word = (word << 8n) | BigInt(view.getUint8(offset + i));
+    return word;
+  };
+  return Object.freeze({
+    name: `${signed ? "i" : "u"}${bits}${bit || bits % 8 ? `:${bit}` : ""}`,
+    size: bytes,
+    align: 1,
+    read: (view: DataView, offset: number) => {
+      const raw = (load(view, offset) >> BigInt(bit)) & mask;
+      const value = signed ? BigInt.asIntN(bits, raw) : raw;
+      return bits <= 32 ? Number(value) : value;
+    },
+    write: (view: DataView, offset: number, value: number | bigint) => {
+      const field = BigInt.asUintN(bits, check(value)) << BigInt(bit);
+      let word = (load(view, offset) & ~(mask << BigInt(bit))) | field;
+      for (let i = 0; i < bytes; i++) {
+        view.setUint8(offset + i, Number(word & 0xffn));
+        word >>= 8n;
+      }
     },
   });
 }
@@ -491,6 +717,7 @@ export function structAt(
 ): Codec<Record<string, unknown>> {
   const union = opts.union === true;
   const label = members.map((m) => `${m.name}: ${m.codec.name}`).join("; ");
+  const names = new Set(members.map((m) => m.name));
   return Object.freeze({
     name: `${union ? "union" : "struct"}${name ? ` ${name}` : ""} { ${label} }`,
     size,
@@ -505,17 +732,40 @@ export function structAt(
       return value;
     },
     write: (view: DataView, offset: number, value: Record<string, unknown>) => {
-      if (value === null || typeof value !== "object") {
-        throw new TypeError(`${name || "struct"}: expected an object, got ${typeof value}`);
-      }
+      checkFields(value, names, label);
       new Uint8Array(view.buffer, view.byteOffset + offset, size).fill(0); // padding is zero
       for (const member of members) {
-        if (union && !(member.name in value)) continue;
-        member.codec.write(view, offset + member.offset, value[member.name]);
+        if (!(member.name in value)) {
+          // A union writes the members its value has; a lock is the kernel's to fill.
+          if (union || member.codec === spinLock) continue;
+          refuse(TypeError, `missing field ${member.name} (${member.codec.name})`);
+        }
+        try {
+          member.codec.write(view, offset + member.offset, value[member.name]);
+        } catch (error) {
+          throw atField(error, member.name);
+        }
       }
     },
   });
 }
+
+/** Refuses what is not an object of `names`' fields: no field the codec does not have. */
+function checkFields(value: unknown, names: ReadonlySet<string>, label: string): void {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    refuse(TypeError, `expected an object { ${label} }, got ${shown(value)}`);
+  }
+  for (const key of Object.keys(value)) {
+    if (!names.has(key)) {
+      refuse(TypeError, `unknown field ${key}: the fields are ${[...names].join(", ")}`);
+    }
+  }
+}
+
+const byteLengthOf = Object.getOwnPropertyDescriptor(
+  Object.getPrototypeOf(Uint8Array.prototype),
+  "byteLength",
+)!.get!;
 
 /**
  * The key of a map that has none (queue, stack, bloom filter): zero bytes,
@@ -601,12 +851,11 @@ export function chars(size: number): Codec<string> {
       return textDecoder.decode(end === -1 ? bytes : bytes.subarray(0, end));
     },
     write: (view: DataView, offset: number, value: string) => {
+      if (typeof value !== "string") refuse(TypeError, `expected a string, got ${shown(value)}`);
       const bytes = new Uint8Array(view.buffer, view.byteOffset + offset, size);
       const text = textEncoder.encode(value);
       if (text.byteLength > size) {
-        throw new RangeError(
-          `char[${size}]: ${JSON.stringify(value)} takes ${text.byteLength} bytes`,
-        );
+        refuse(RangeError, `${JSON.stringify(value)} takes ${text.byteLength} bytes`);
       }
       bytes.fill(0);
       bytes.set(text);
@@ -630,6 +879,7 @@ const textEncoder = new TextEncoder();
 export const char: Codec<number> = number(
   "char",
   1,
+  integer(-0x80, 0x7f),
   (v, o) => v.getInt8(o),
   (v, o, x) => v.setInt8(o, x),
   Int8Array,
@@ -637,7 +887,10 @@ export const char: Codec<number> = number(
 );
 
 /**
- * An IPv4 address (4 bytes, network order) as `"10.0.0.1"`.
+ * An IPv4 address (4 bytes, network order) as `"10.0.0.1"`: read and written
+ * as `inet_ntop` and `inet_pton` do, so exactly four decimal parts, each
+ * 0-255, none with a leading zero (`"010.0.0.1"` is refused, as `inet_pton`
+ * refuses it: other parsers read it as octal).
  *
  * @example
  * ```ts
@@ -650,6 +903,7 @@ export const char: Codec<number> = number(
  *   name: "TypeError",
  *   message: 'ipv4: "10.1.2.256" is not an IPv4 address',
  * });
+ * assert.throws(() => encode(ipv4, "010.0.0.1"), { name: "TypeError" });
  * ```
  */
 export const ipv4: Codec<string> = Object.freeze({
@@ -658,18 +912,27 @@ export const ipv4: Codec<string> = Object.freeze({
   align: 1,
   shape: { kind: "array" as const, of: u8, length: 4 },
   read: (view: DataView, offset: number) =>
-    [0, 1, 2, 3].map((i) => view.getUint8(offset + i)).join("."),
+    `${view.getUint8(offset)}.${view.getUint8(offset + 1)}.${view.getUint8(offset + 2)}.${
+      view.getUint8(offset + 3)
+    }`,
   write: (view: DataView, offset: number, value: string) => {
-    const parts = value.split(".");
-    if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) {
-      throw new TypeError(`ipv4: ${JSON.stringify(value)} is not an IPv4 address`);
-    }
-    parts.forEach((p, i) => view.setUint8(offset + i, Number(p)));
+    if (typeof value !== "string") refuse(TypeError, `expected a string, got ${shown(value)}`);
+    if (!IPV4.test(value)) refuse(TypeError, `${JSON.stringify(value)} is not an IPv4 address`);
+    value.split(".").forEach((part, i) => view.setUint8(offset + i, Number(part)));
   },
 });
 
+/** glibc's `inet_pton4`: four parts 0-255, no leading zeros, nothing else. */
+const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+
 /**
- * An IPv6 address (16 bytes, network order) as text; written in RFC 5952's short form.
+ * An IPv6 address (16 bytes, network order) as text. Every form glibc's
+ * `inet_pton` takes is written (`::` once, one to four hex digits a group, a
+ * dotted IPv4 address as the last 32 bits: `::ffff:192.168.0.1`,
+ * `64:ff9b::10.0.0.1`), and read as glibc's `inet_ntop` prints it: the
+ * longest run of two or more zero groups (the first, on a tie) as `::`, and
+ * the last 32 bits dotted for IPv4-mapped (`::ffff:a.b.c.d`) and
+ * IPv4-compatible (`::a.b.c.d`) addresses. A test runs both against glibc.
  *
  * @example
  * ```ts
@@ -678,6 +941,12 @@ export const ipv4: Codec<string> = Object.freeze({
  * const loopback = encode(ipv6, "::1");
  * assert.deepEqual(loopback, new Uint8Array([...new Uint8Array(15), 1]));
  * assert.equal(decode(ipv6, encode(ipv6, "2001:db8:0:0:0:0:0:1")), "2001:db8::1");
+ * assert.equal(decode(ipv6, encode(ipv6, "0:0:0:0:0:ffff:c0a8:1")), "::ffff:192.168.0.1");
+ * assert.equal(decode(ipv6, encode(ipv6, "64:ff9b::10.0.0.1")), "64:ff9b::a00:1");
+ * assert.throws(() => encode(ipv6, "1::2::3"), {
+ *   name: "TypeError",
+ *   message: 'ipv6: "1::2::3" is not an IPv6 address',
+ * });
  * ```
  */
 export const ipv6: Codec<string> = Object.freeze({
@@ -685,35 +954,116 @@ export const ipv6: Codec<string> = Object.freeze({
   size: 16,
   align: 1,
   shape: { kind: "array" as const, of: u8, length: 16 },
-  read: (view: DataView, offset: number) => {
-    const groups = Array.from({ length: 8 }, (_, i) => view.getUint16(offset + 2 * i));
-    let best = { at: -1, length: 1 };
-    for (let i = 0; i < 8;) {
-      let j = i;
-      while (j < 8 && groups[j] === 0) j++;
-      if (j - i > best.length) best = { at: i, length: j - i };
-      i = j === i ? i + 1 : j;
-    }
-    const text = groups.map((g) => g.toString(16));
-    if (best.at < 0) return text.join(":");
-    return `${text.slice(0, best.at).join(":")}::${text.slice(best.at + best.length).join(":")}`;
-  },
+  read: (view: DataView, offset: number) => formatIpv6(view, offset),
   write: (view: DataView, offset: number, value: string) => {
-    const halves = value.split("::");
-    const parse = (part: string) => (part === "" ? [] : part.split(":"));
-    const head = parse(halves[0]);
-    const tail = halves.length === 2 ? parse(halves[1]) : [];
-    const zeros = 8 - head.length - tail.length;
-    const groups = [...head, ...(halves.length === 2 ? Array(zeros).fill("0") : []), ...tail];
-    if (
-      halves.length > 2 || groups.length !== 8 || (halves.length === 2 && zeros < 1)
-      || groups.some((g) => !/^[0-9a-f]{1,4}$/i.test(g))
-    ) {
-      throw new TypeError(`ipv6: ${JSON.stringify(value)} is not an IPv6 address`);
+    if (typeof value !== "string") refuse(TypeError, `expected a string, got ${shown(value)}`);
+    const address = parseIpv6(value);
+    if (address === undefined) {
+      refuse(TypeError, `${JSON.stringify(value)} is not an IPv6 address`);
     }
-    groups.forEach((g, i) => view.setUint16(offset + 2 * i, parseInt(g, 16)));
+    new Uint8Array(view.buffer, view.byteOffset + offset, 16).set(address);
   },
 });
+
+/** The value of a hex digit's char code, or -1. */
+function hexDigit(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  const lower = c | 0x20;
+  return lower >= 0x61 && lower <= 0x66 ? lower - 0x61 + 10 : -1;
+}
+
+/** glibc's `inet_pton6`, step for step: its answers are the ones to give. */
+function parseIpv6(text: string): Uint8Array | undefined {
+  const out = new Uint8Array(16);
+  let at = 0;
+  let gap = -1; // where "::" stands, in bytes
+  let i = 0;
+  if (text.length === 0) return undefined;
+  if (text[0] === ":") {
+    if (text[1] !== ":") return undefined;
+    i = 1;
+  }
+  let token = i;
+  let digits = 0;
+  let word = 0;
+  while (i < text.length) {
+    const c = text.charCodeAt(i++);
+    const digit = hexDigit(c);
+    if (digit >= 0) {
+      if (digits === 4) return undefined;
+      word = (word << 4) | digit;
+      digits++;
+      continue;
+    }
+    if (c === 0x3a) { // ':'
+      token = i;
+      if (digits === 0) {
+        if (gap >= 0) return undefined;
+        gap = at;
+        continue;
+      }
+      if (i === text.length || at + 2 > 16) return undefined;
+      out[at++] = word >> 8;
+      out[at++] = word & 0xff;
+      digits = 0;
+      word = 0;
+      continue;
+    }
+    // A dotted IPv4 address ends the text, where its 4 bytes still fit.
+    if (c === 0x2e && at + 4 <= 16 && IPV4.test(text.slice(token))) {
+      text.slice(token).split(".").forEach((part) => out[at++] = Number(part));
+      digits = 0;
+      break;
+    }
+    return undefined;
+  }
+  if (digits > 0) {
+    if (at + 2 > 16) return undefined;
+    out[at++] = word >> 8;
+    out[at++] = word & 0xff;
+  }
+  if (gap >= 0) {
+    if (at === 16) return undefined; // "::" would stand for no group at all
+    const tail = out.slice(gap, at);
+    out.fill(0, gap);
+    out.set(tail, 16 - tail.length);
+    at = 16;
+  }
+  return at === 16 ? out : undefined;
+}
+
+/** glibc's `inet_ntop6`, step for step. */
+function formatIpv6(view: DataView, offset: number): string {
+  const words = Array.from({ length: 8 }, (_, i) => view.getUint16(offset + 2 * i));
+  let best = { base: -1, length: 0 };
+  let run = { base: -1, length: 0 };
+  for (let i = 0; i <= 8; i++) {
+    if (i < 8 && words[i] === 0) {
+      run = run.base === -1 ? { base: i, length: 1 } : { base: run.base, length: run.length + 1 };
+      continue;
+    }
+    if (run.base !== -1 && (best.base === -1 || run.length > best.length)) best = run;
+    run = { base: -1, length: 0 };
+  }
+  if (best.length < 2) best = { base: -1, length: 0 };
+  let text = "";
+  for (let i = 0; i < 8; i++) {
+    if (best.base !== -1 && i >= best.base && i < best.base + best.length) {
+      if (i === best.base) text += ":";
+      continue;
+    }
+    if (i !== 0) text += ":";
+    // IPv4-compatible (::a.b.c.d) or IPv4-mapped (::ffff:a.b.c.d): dotted, as glibc prints them.
+    if (
+      i === 6 && best.base === 0
+      && (best.length === 6 || (best.length === 5 && words[5] === 0xffff))
+    ) {
+      return text + ipv4.read(view, offset + 12);
+    }
+    text += words[i].toString(16);
+  }
+  return best.base !== -1 && best.base + best.length === 8 ? `${text}:` : text;
+}
 
 /**
  * An LPM trie key: `struct { __u32 prefixlen; data }` with the data right
@@ -749,11 +1099,25 @@ export function lpmKey<T>(data: Codec<T>): Codec<{ prefixlen: number; data: T }>
       data: data.read(view, offset + 4),
     }),
     write: (view: DataView, offset: number, value: { prefixlen: number; data: T }) => {
-      view.setUint32(offset, value.prefixlen, true);
-      data.write(view, offset + 4, value.data);
+      checkFields(value, LPM_FIELDS, `prefixlen: u32; data: ${data.name}`);
+      for (const field of LPM_FIELDS) {
+        if (!(field in value)) refuse(TypeError, `missing field ${field}`);
+      }
+      try {
+        u32.write(view, offset, value.prefixlen);
+      } catch (error) {
+        throw atField(error, "prefixlen");
+      }
+      try {
+        data.write(view, offset + 4, value.data);
+      } catch (error) {
+        throw atField(error, "data");
+      }
     },
   });
 }
+
+const LPM_FIELDS: ReadonlySet<"prefixlen" | "data"> = new Set(["prefixlen", "data"]);
 
 /**
  * One value as a new byte buffer.
@@ -769,8 +1133,19 @@ export function lpmKey<T>(data: Codec<T>): Codec<{ prefixlen: number; data: T }>
  */
 export function encode<T>(codec: Codec<T>, value: T): Uint8Array {
   const out = new Uint8Array(codec.size);
-  codec.write(new DataView(out.buffer), 0, value);
+  try {
+    codec.write(new DataView(out.buffer), 0, value);
+  } catch (error) {
+    throw atCodec(error, codec);
+  }
   return out;
+}
+
+/** A refusal with no field named yet names the codec instead: `u32: expected ...`. */
+function atCodec(error: unknown, codec: Codec<unknown>): Error {
+  return (error as Refusal | undefined)?.[REFUSAL]?.path === ""
+    ? atField(error, codec.name)
+    : error as Error;
 }
 
 /**

@@ -13,7 +13,7 @@ import type { BatchResult } from "../maps/batch.ts";
 import type { BpfMap, MapSpec } from "../maps/bpf_map.ts";
 import { drainBatches, isUnsupported, walkBatches, type WalkOptions } from "../maps/walk.ts";
 import { btfOfCodecs } from "./btf.ts";
-import { type Codec, type NumberArray } from "./codec.ts";
+import { arrayAt, atField, type Codec, type NumberArray } from "./codec.ts";
 
 /** The codecs of a typed map's keys and values. */
 export interface TypedSpec<K, V> {
@@ -41,20 +41,18 @@ export interface TypedSpec<K, V> {
  * ```
  */
 export function perCpu<V>(value: Codec<V>, cpus: number): Codec<V[]> {
-  const slot = perCpuSlotSize(value.size);
+  // One value per CPU, a slot apart.
+  const slots = arrayAt(value, cpus, perCpuSlotSize(value.size));
+  const size = slots.size;
   return Object.freeze({
     element: value,
     name: `percpu<${value.name}>[${cpus}]`,
-    size: slot * cpus,
+    size,
     align: 8,
-    read: (view: DataView, offset: number) =>
-      Array.from({ length: cpus }, (_, cpu) => value.read(view, offset + cpu * slot)),
+    read: slots.read,
     write: (view: DataView, offset: number, values: V[]) => {
-      if (values.length !== cpus) {
-        throw new RangeError(`${cpus} per-CPU values expected, got ${values.length}`);
-      }
-      new Uint8Array(view.buffer, view.byteOffset + offset, slot * cpus).fill(0);
-      values.forEach((v, cpu) => value.write(view, offset + cpu * slot, v));
+      new Uint8Array(view.buffer, view.byteOffset + offset, size).fill(0); // slot padding is zero
+      slots.write(view, offset, values);
     },
   });
 }
@@ -174,7 +172,7 @@ export class TypedMap<K, V> {
 
   #encodeKey(key: K): Uint8Array {
     const bytes = new Uint8Array(this.key.size);
-    this.key.write(viewOf(bytes), 0, key);
+    writeAt(this.key, viewOf(bytes), 0, key, "key");
     return bytes;
   }
 
@@ -194,7 +192,7 @@ export class TypedMap<K, V> {
 
   #encodeValue(value: V): Uint8Array {
     const bytes = new Uint8Array(this.value.size);
-    this.value.write(viewOf(bytes), 0, value);
+    writeAt(this.value, viewOf(bytes), 0, value, "value");
     return bytes;
   }
 
@@ -245,8 +243,8 @@ export class TypedMap<K, V> {
     const keyView = viewOf(keys);
     const valueView = viewOf(values);
     list.forEach(([key, value], i) => {
-      this.key.write(keyView, i * this.key.size, key);
-      this.value.write(valueView, i * this.value.size, value);
+      writeAt(this.key, keyView, i * this.key.size, key, `entries[${i}].key`);
+      writeAt(this.value, valueView, i * this.value.size, value, `entries[${i}].value`);
     });
     try {
       return this.map.updateBatch(keys, values, { elemFlags: opts.elemFlags });
@@ -263,7 +261,9 @@ export class TypedMap<K, V> {
     let deleted = 0;
     while (list.length > 0) {
       const bytes = new Uint8Array(list.length * this.key.size);
-      list.forEach((key, i) => this.key.write(viewOf(bytes), i * this.key.size, key));
+      list.forEach((key, i) =>
+        writeAt(this.key, viewOf(bytes), i * this.key.size, key, `keys[${i}]`)
+      );
       try {
         return deleted + this.map.deleteBatch(bytes);
       } catch (error) {
@@ -285,25 +285,26 @@ export class TypedMap<K, V> {
    * maps), else one by one (`pop` for queues and stacks; lookup and delete
    * for LPM tries and the like). See `drainBatches` in `maps/walk.ts`.
    *
-   * @throws {BatchError} when a call fails: `processed` counts every element
-   * the drain removed before it, and `keys` / `values` hold their bytes.
+   * Each batch is decoded as it comes, and the drain stops at the first
+   * failure, whatever throws (a call the kernel fails, a codec that cannot
+   * read what it removed): what is still in the map stays there, and what
+   * was removed comes back with the error.
+   *
+   * @throws {DrainError} (a `BatchError`) when anything fails: `processed`
+   * counts every element the drain removed, `keys` / `values` hold their
+   * bytes, `entries` the ones decoded before the failure, `cause` the failure.
    */
   drain(opts: { batchSize?: number } = {}): [K, V][] {
     const removed: BatchResult[] = [];
-    try {
-      for (const batch of drainBatches(this.map, opts)) removed.push(batch);
-    } catch (error) {
-      if (!(error instanceof BpfError)) throw error;
-      const count = removed.reduce((sum, batch) => sum + batch.count, 0);
-      throw new BatchError(error.op, error.errno, count, {
-        keys: concat(removed.map((batch) => batch.keys)),
-        values: concat(removed.map((batch) => batch.values)),
-      }, `drain of ${this.map.typeName} map (id ${this.map.id})`);
-    }
     const drained: [K, V][] = [];
-    for (const batch of removed) {
-      const view = new TypedBatch(batch.count, batch.keys, batch.values, this);
-      for (let i = 0; i < view.count; i++) drained.push([view.key(i), view.value(i)]);
+    try {
+      for (const batch of drainBatches(this.map, opts)) {
+        removed.push(batch); // first: a codec that throws below loses nothing
+        const view = new TypedBatch(batch.count, batch.keys, batch.values, this);
+        for (let i = 0; i < view.count; i++) drained.push([view.key(i), view.value(i)]);
+      }
+    } catch (error) {
+      throw new DrainError(this.map, removed, drained, error);
     }
     return drained;
   }
@@ -358,6 +359,76 @@ export class TypedMap<K, V> {
     const { size: batchSize, ...rest } = opts;
     for (const batch of walkBatches(this.map, { ...rest, batchSize, reuse: true })) {
       yield new TypedBatch(batch.count, batch.keys, batch.values, this);
+    }
+  }
+}
+
+/** Writes `value` with `codec`; a refusal names `field` (`value.packets: ...`). */
+function writeAt<T>(codec: Codec<T>, view: DataView, offset: number, value: T, field: string) {
+  try {
+    codec.write(view, offset, value);
+  } catch (error) {
+    throw atField(error, field);
+  }
+}
+
+/**
+ * A typed drain that stopped: everything it removed, raw and (as far as its
+ * codecs could read them) decoded, and why it stopped. A `BatchError` with
+ * `processed` = every element removed; when the kernel failed a call, `op`,
+ * `errno` and `code` are that call's, else `op` is `"drain"` and `errno` 0.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BatchError, BpfMap, u32 } from "../mod.ts";
+ * import type { Codec } from "./codec.ts";
+ * import { DrainError } from "./typed_map.ts";
+ *
+ * using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 8 });
+ * map.typed({ key: u32, value: u32 }).setMany([[1, 10], [2, 666]]);
+ * const picky: Codec<number> = { ...u32, read: (view, offset) => {
+ *   const n = u32.read(view, offset);
+ *   if (n === 666) throw new Error("unlucky");
+ *   return n;
+ * } };
+ * try {
+ *   map.typed({ key: u32, value: picky }).drain();
+ *   assert.fail("the codec throws");
+ * } catch (error) {
+ *   assert.ok(error instanceof DrainError && error instanceof BatchError);
+ *   assert.equal(error.processed, 2); // both removed, both in error.keys and error.values
+ *   assert.deepEqual(new Uint32Array(error.keys!.slice().buffer).sort(), new Uint32Array([1, 2]));
+ *   assert.equal((error.cause as Error).message, "unlucky");
+ *   assert.ok(error.entries.length < 2); // decoded: those before 666
+ *   assert.equal(map.nextKey(), undefined);
+ * }
+ * ```
+ */
+export class DrainError<K = unknown, V = unknown> extends BatchError {
+  /** The elements decoded before the failure, in the order of `keys` and `values`. */
+  readonly entries: [K, V][];
+
+  constructor(
+    map: { typeName: string; id: number },
+    removed: readonly BatchResult[],
+    entries: [K, V][],
+    cause: unknown,
+  ) {
+    const kernel = cause instanceof BpfError ? cause : undefined;
+    const processed = removed.reduce((sum, batch) => sum + batch.count, 0);
+    const elements = {
+      keys: concat(removed.map((batch) => batch.keys)),
+      values: concat(removed.map((batch) => batch.values)),
+    };
+    const where = `drain of ${map.typeName} map (id ${map.id})`;
+    super(kernel?.op ?? "drain", kernel?.errno ?? 0, processed, elements, where);
+    this.name = "DrainError";
+    this.entries = entries;
+    this.cause = cause;
+    if (kernel === undefined) {
+      this.message = `${where} stopped after removing ${processed} element(s), `
+        + `${entries.length} decoded (all in keys/values): ${String(cause)}`;
     }
   }
 }

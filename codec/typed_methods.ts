@@ -8,7 +8,7 @@
  */
 
 import { isPerCpu } from "../ffi/map_types.ts";
-import { perCpuSlotSize } from "../ffi/percpu.ts";
+import { cpusInStride } from "../ffi/percpu.ts";
 import { describe } from "../ffi/validate.ts";
 import { BpfMap } from "../maps/bpf_map.ts";
 import { codecOfType } from "./btf.ts";
@@ -73,7 +73,7 @@ function typedPerCpu(
   checkOpen(this, "typedPerCpu");
   if (!isPerCpu(this.type)) throw new TypeError(`typedPerCpu: ${this} is not per-CPU`);
   const { key, value } = codecsOf(this, "typedPerCpu", spec);
-  const cpus = this.valueStride / perCpuSlotSize(this.valueSize);
+  const cpus = cpusInStride(this.valueStride, this.valueSize);
   return new TypedMap(this, { key, value: perCpu(value, cpus) });
 }
 
