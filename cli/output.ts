@@ -7,6 +7,7 @@
  */
 
 import { writeSync } from "node:fs";
+import { errnoDescription, errnoNumber } from "../ffi/errno.ts";
 
 /** The buffer's size: what one `write()` carries. */
 const CHUNK = 1 << 20;
@@ -60,9 +61,19 @@ export class Output {
   readonly fd: number;
   readonly #buffer = new Uint8Array(CHUNK);
   #used = 0;
+  #failure: WriteError | undefined;
 
   constructor(fd: number) {
     this.fd = fd;
+  }
+
+  /**
+   * The error the first failed `write()` threw, if one did. From then on the
+   * output drops what it is given: the reader is gone or the disk is full, and
+   * a second error (from a `finally` that flushes, say) would hide the first.
+   */
+  get failure(): WriteError | undefined {
+    return this.#failure;
   }
 
   /** Adds text. */
@@ -129,22 +140,97 @@ export class Output {
     this.#used = used;
   }
 
-  /** Writes out everything gathered. */
+  /**
+   * Writes out everything gathered.
+   *
+   * @throws {WriteError} the first time a write fails; after that, nothing.
+   */
   flush(): void {
     if (this.#used === 0) return;
-    this.#writeAll(this.#buffer.subarray(0, this.#used));
+    const used = this.#used;
     this.#used = 0;
+    this.#writeAll(this.#buffer.subarray(0, used));
   }
 
   #writeAll(bytes: Uint8Array): void {
+    if (this.#failure !== undefined) return;
     let offset = 0;
     while (offset < bytes.byteLength) {
       try {
         offset += writeSync(this.fd, bytes, offset, bytes.byteLength - offset);
       } catch (error) {
+        const code = (error as { code?: unknown }).code;
         // A non-blocking pipe that is full: try again.
-        if ((error as { code?: string }).code !== "EAGAIN") throw error;
+        if (code === "EAGAIN") continue;
+        this.#failure = new WriteError(this.fd, typeof code === "string" ? code : undefined, error);
+        throw this.#failure;
       }
     }
   }
+}
+
+/**
+ * A `write()` to an {@linkcode Output} that failed: `code` is the errno's
+ * name, `"EPIPE"` when the reader has gone (`bpfmap map dump ... | head`),
+ * `"ENOSPC"` on a full disk; the runtime's own error is the `cause`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { closeSync, openSync } from "node:fs";
+ * import { Output, WriteError } from "./output.ts";
+ *
+ * const out = new Output(openSync("/dev/full", "w"));
+ * out.write("lost\n");
+ * assert.throws(() => out.flush(), {
+ *   name: "WriteError",
+ *   code: "ENOSPC",
+ *   message: `write to fd ${out.fd}: No space left on device (ENOSPC)`,
+ * });
+ * assert.ok(out.failure instanceof WriteError);
+ * out.write("dropped\n");
+ * out.flush(); // the failure was reported once: nothing is written, nothing thrown
+ * closeSync(out.fd);
+ * ```
+ */
+export class WriteError extends Error {
+  /** The file descriptor written to. */
+  readonly fd: number;
+  /** The errno's name, e.g. `"EPIPE"`, or `undefined` if the runtime gave none. */
+  readonly code: string | undefined;
+
+  constructor(fd: number, code: string | undefined, cause: unknown) {
+    const what = fd === 1 ? "standard output" : fd === 2 ? "standard error" : `fd ${fd}`;
+    super(`write to ${what}: ${systemErrorWords(cause)}`, { cause });
+    this.name = "WriteError";
+    this.fd = fd;
+    this.code = code;
+  }
+}
+
+/**
+ * The words of a failed file system call, the same in Deno and Bun:
+ * `No space left on device (ENOSPC)`, from the `code` both runtimes set.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readFileSync } from "node:fs";
+ * import { systemErrorWords } from "./output.ts";
+ *
+ * let error: unknown;
+ * try {
+ *   readFileSync("/nonexistent/bpfmap");
+ * } catch (caught) {
+ *   error = caught;
+ * }
+ * assert.equal(systemErrorWords(error), "No such file or directory (ENOENT)");
+ * assert.equal(systemErrorWords(new Error("odd")), "odd");
+ * ```
+ */
+export function systemErrorWords(error: unknown): string {
+  const code = (error as { code?: unknown })?.code;
+  const errno = typeof code === "string" ? errnoNumber(code) : undefined;
+  if (errno !== undefined) return `${errnoDescription(errno)} (${code})`;
+  return (error as Error)?.message ?? String(error);
 }
