@@ -29,7 +29,7 @@ import type { Output } from "./output.ts";
  *   json.startObject();
  *   json.name("key");
  *   json.hexArray(new Uint8Array([1, 0]), 0, 2);
- *   json.stringField("name", "it's");
+ *   json.stringField("name", "it's \\ \x07");
  *   json.rawField("frozen", 0);
  *   json.endObject();
  *   json.finish();
@@ -38,12 +38,14 @@ import type { Output } from "./output.ts";
  * }
  * assert.equal(
  *   readFileSync(join(dir, "false"), "utf8"),
- *   `{"key":["0x01","0x00"],"name":"it\\'s","frozen":0}\n`,
+ *   `{"key":["0x01","0x00"],"name":"it's \\\\ \\u0007","frozen":0}\n`,
  * );
  * assert.equal(
  *   readFileSync(join(dir, "true"), "utf8"),
- *   `{\n    "key": ["0x01","0x00"\n    ],\n    "name": "it\\'s",\n    "frozen": 0\n}\n`,
+ *   `{\n    "key": ["0x01","0x00"\n    ],\n    "name": "it's \\\\ \\u0007",\n    "frozen": 0\n}\n`,
  * );
+ * // Unlike bpftool's (which writes \' and a raw \x07), it parses:
+ * assert.equal(JSON.parse(readFileSync(join(dir, "true"), "utf8")).name, "it's \\ \x07");
  * rmSync(dir, { recursive: true });
  * ```
  */
@@ -52,6 +54,12 @@ export class JsonWriter {
   readonly pretty: boolean;
   #depth = 0;
   #separate = false;
+  /** The closing brackets of the collections open now, innermost last. */
+  readonly #open: string[] = [];
+  /** A member's name was written and its value was not yet. */
+  #named = false;
+  /** Something was written at the top level: a second document there would not be JSON. */
+  #started = false;
 
   constructor(out: Output, pretty: boolean) {
     this.out = out;
@@ -84,6 +92,7 @@ export class JsonWriter {
     this.#newLine();
     this.#separate = false;
     this.out.write(quote(name) + (this.pretty ? ": " : ":"));
+    this.#named = true;
   }
 
   /** A value written as is: a number, `null`, `true`. */
@@ -152,9 +161,59 @@ export class JsonWriter {
     this.#separate = true;
   }
 
+  /**
+   * Writes an error where the document stands and closes every collection
+   * still open, so that what was written stays one JSON document, as bpftool's
+   * `p_err` does inside the array of a `map show`: `{"error":...}` at the top
+   * level or as an element of an open array, an `"error"` member of an open
+   * object, or the value of a member whose name was written.
+   *
+   * @returns false, writing nothing, when a whole document was written
+   * already: the error must go elsewhere (stderr).
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+   * import { tmpdir } from "node:os";
+   * import { join } from "node:path";
+   * import { JsonWriter } from "./json_writer.ts";
+   * import { Output } from "./output.ts";
+   *
+   * const dir = mkdtempSync(join(tmpdir(), "bpfmap-json-"));
+   * const fd = openSync(join(dir, "out"), "w");
+   * const json = new JsonWriter(new Output(fd), false);
+   * json.startArray(); // a dump that fails after its first element
+   * json.keyValue(new Uint8Array([1]), 0, 1, new Uint8Array([2]), 0, 1);
+   * assert.equal(json.fail("lookup batch failed"), true);
+   * assert.equal(json.fail("a second error"), false); // the document is whole: not here
+   * json.finish();
+   * json.out.flush();
+   * closeSync(fd);
+   * const text = readFileSync(join(dir, "out"), "utf8");
+   * assert.equal(text, `[{"key":["0x01"],"value":["0x02"]},{"error":"lookup batch failed"}]\n`);
+   * assert.deepEqual(JSON.parse(text)[1], { error: "lookup batch failed" });
+   * rmSync(dir, { recursive: true });
+   * ```
+   */
+  fail(message: string): boolean {
+    if (this.#named) this.#errorObject(message);
+    else if (this.#open.at(-1) === "}") this.stringField("error", message);
+    else if (this.#open.length > 0 || !this.#started) this.#errorObject(message);
+    else return false;
+    while (this.#open.length > 0) this.#end(this.#open.at(-1)!);
+    return true;
+  }
+
   /** Ends the document with a new line, as bpftool's `jsonw_destroy`. */
   finish(): void {
     this.out.write("\n");
+  }
+
+  #errorObject(message: string): void {
+    this.startObject();
+    this.stringField("error", message);
+    this.endObject();
   }
 
   #begin(bracket: string): void {
@@ -162,10 +221,12 @@ export class JsonWriter {
     this.out.write(bracket);
     this.#depth++;
     this.#separate = false;
+    this.#open.push(bracket === "{" ? "}" : "]");
   }
 
   #end(bracket: string): void {
     this.#depth--;
+    this.#open.pop();
     if (this.#separate) this.#newLine();
     this.out.write(bracket);
     this.#separate = true;
@@ -174,6 +235,9 @@ export class JsonWriter {
   #comma(): void {
     if (this.#separate) this.out.write(",");
     this.#separate = true;
+    // A value follows: whatever name was pending has it now.
+    this.#named = false;
+    this.#started = true;
   }
 
   #newLine(): void {
@@ -181,7 +245,12 @@ export class JsonWriter {
   }
 }
 
-/** A JSON string as bpftool's `jsonw_puts` writes it (C escapes; a backslash comes out as `\n`, as there). */
+/**
+ * A JSON string as bpftool's `jsonw_puts` writes it, except where that is not
+ * JSON: bpftool writes `'` as `\'`, a backslash as `\n` and other control
+ * characters raw; here they are `'`, `\\` and `\u00XX`, so that `-j` output
+ * always parses.
+ */
 function quote(text: string): string {
   let quoted = "\"";
   for (const char of text) {
@@ -190,7 +259,6 @@ function quote(text: string): string {
         quoted += "\\t";
         break;
       case "\n":
-      case "\\":
         quoted += "\\n";
         break;
       case "\r":
@@ -202,14 +270,14 @@ function quote(text: string): string {
       case "\b":
         quoted += "\\b";
         break;
+      case "\\":
+        quoted += "\\\\";
+        break;
       case "\"":
         quoted += "\\\"";
         break;
-      case "'":
-        quoted += "\\'";
-        break;
       default:
-        quoted += char;
+        quoted += char < " " ? `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}` : char;
     }
   }
   return quoted + "\"";
