@@ -7,7 +7,23 @@
  * @module
  */
 
-/** Bad usage: exit code 2. */
+/**
+ * Bad usage: exit code 2, and the message on stderr (`{"error":...}` with `-j`).
+ *
+ * The CLI's errors are told apart by class, never by message: `UsageError`
+ * (2), `CommandError` (1, in words a person can act on, the kernel's
+ * `BpfError` as its `cause` where there is one), `AnsweredFailure` (1, already
+ * printed), and the library's `BpfError` (1).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { AnsweredFailure, CommandError, UsageError } from "./args.ts";
+ *
+ * assert.ok(new AnsweredFailure("key not found") instanceof CommandError); // exit code 1
+ * assert.ok(!(new UsageError("expected 'key'") instanceof CommandError)); // exit code 2
+ * ```
+ */
 export class UsageError extends Error {
   constructor(message: string) {
     super(message);
@@ -17,9 +33,22 @@ export class UsageError extends Error {
 
 /** An operation that failed: exit code 1. */
 export class CommandError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "CommandError";
+  }
+}
+
+/**
+ * A failure the command has answered in its output already, as bpftool
+ * answers a lookup of a missing key with `Not found` (`null` with `-j`):
+ * exit code 1 and nothing more printed. The message is for callers of
+ * `main()` in code.
+ */
+export class AnsweredFailure extends CommandError {
   constructor(message: string) {
     super(message);
-    this.name = "CommandError";
+    this.name = "AnsweredFailure";
   }
 }
 
