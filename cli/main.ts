@@ -8,24 +8,40 @@
  *   bpfmap --path BPFFS=/tmp/run1 --record t.json map dump pinned /tmp/run1/m
  *   bpfmap --path BPFFS=/tmp/run2 --replay t.json map dump pinned /tmp/run2/m
  *
- * Exit codes: 0 ok, 1 the operation failed, 2 bad usage.
+ * Exit codes: 0 ok (also when the reader of stdout went away: `| head`), 1 the
+ * operation failed, 2 bad usage; they follow the error's class (see
+ * {@linkcode UsageError}).
  *
  * @module
  */
 
+import { closeSync, openSync, statSync, unlinkSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import process from "node:process";
 import { BpfError } from "../ffi/errors.ts";
+import { openLiveBackend } from "../ffi/live.ts";
+import type { BpfMap } from "../maps/bpf_map.ts";
 import { checkPaths } from "../replay/identities.ts";
-import { openSystem } from "../replay/system.ts";
-import { Args, CommandError, isPrefix, parseUnsigned, UsageError } from "./args.ts";
+import { type BpfSystem, openSystem } from "../replay/system.ts";
+import {
+  AnsweredFailure,
+  Args,
+  CommandError,
+  isPrefix,
+  type MapRef,
+  parseUnsigned,
+  takeMapRef,
+  UsageError,
+} from "./args.ts";
 import { JsonWriter } from "./json_writer.ts";
 import { type CliContext, MAP_USAGE, runMapCommand } from "./map_command.ts";
-import { Output } from "./output.ts";
+import { Output, systemErrorWords, WriteError } from "./output.ts";
 
 /** Lookup batch size of `map dump` unless `--batch` says otherwise (measured best; see README). */
 export const DEFAULT_DUMP_BATCH = 8192;
 
-const VERSION = "bpfmap 0.1.0";
+/** The package's version (package.json). */
+const VERSION = "0.1.0";
 
 /** Global options, taken from anywhere on the command line as getopt permutes them. */
 interface Options {
@@ -93,90 +109,360 @@ function takePath(paths: Record<string, string>, text: string): void {
 /**
  * Runs the command line `argv` (without the runtime and script) and returns
  * the exit code; output goes to stdout and stderr.
+ *
+ * With `-j`/`-p`, stdout is one JSON document whatever happens: an error
+ * closes what was open, as bpftool does (`[{"key":...},{"error":"..."}]`).
+ * A reader of stdout that goes away ends the command quietly with 0; any
+ * other failed write (a full disk) is reported once, on stderr, with 1.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { spawnSync } from "node:child_process";
+ * import { fileURLToPath } from "node:url";
+ *
+ * const cli = fileURLToPath(new URL("./main.ts", import.meta.url));
+ * const run = (...args: string[]) =>
+ *   spawnSync(Deno.execPath(), ["run", "--allow-ffi", "--allow-read", cli, ...args], {
+ *     encoding: "utf8",
+ *   });
+ * assert.equal(run("-j", "--version").stdout, '{"version":"0.1.0"}\n'); // as bpftool -j version
+ * const usage = run("-j", "map", "frob");
+ * assert.equal(usage.status, 2);
+ * assert.match(usage.stdout, /^\{"error":"unknown map command 'frob'\\n\\nUsage: bpfmap /);
+ * const missing = run("map", "show", "id", "4294967295");
+ * assert.deepEqual([missing.status, missing.stderr], [1, "Error: id 4294967295: no such map\n"]);
+ * ```
  */
 export async function main(argv: string[]): Promise<number> {
   const out = new Output(1);
   const err = new Output(2);
   let json: JsonWriter | undefined;
-  const fail = (message: string) => {
-    if (json) json.stringField("error", message);
-    else err.write(`Error: ${message}\n`);
-  };
-  let code = 0;
+  let code: number;
   try {
     const { options, words } = takeOptions(argv);
     json = options.json ? new JsonWriter(out, options.pretty) : undefined;
-    if (options.version) {
-      if (json) json.stringField("version", VERSION);
-      else out.write(`${VERSION}\n`);
-      return 0;
-    }
-    const args = new Args(words);
-    if (options.help || args.left === 0) {
-      if (json) json.raw("null");
-      else out.write(MAP_USAGE);
-      return args.left === 0 && !options.help ? 2 : 0;
-    }
-    const object = args.take("an object");
-    if (!isPrefix(object, "map")) {
-      throw new UsageError(`unknown object '${object}': bpfmap knows 'map'`);
-    }
-    const { paths } = options;
-    const system = await openSystem(
-      options.record !== undefined
-        ? { transcript: options.record, mode: "record", modeFromEnvironment: false, paths }
-        : options.replay !== undefined
-        ? { transcript: options.replay, mode: "replay", modeFromEnvironment: false, paths }
-        : { mode: "live", modeFromEnvironment: false },
-    );
-    const ctx: CliContext = { system, out, err, json, batchSize: options.batch };
-    try {
-      runMapCommand(ctx, args);
-    } catch (error) {
-      // The command's own error says what went wrong (a replayed path that differs, say);
-      // the calls it then left unplayed would only hide it.
-      await system.close().catch(() => {});
-      throw error;
-    }
-    await system.close();
+    code = await run(options, words, out, err, json);
   } catch (error) {
-    if (json && error instanceof CommandError && error.message === "") {
-      // Already answered (lookup: null).
-    } else if (error instanceof UsageError) {
-      if (json) json.startObject();
-      fail(error.message);
-      if (json) json.endObject();
-      code = 2;
-    } else {
-      if (json) json.startObject();
-      if (!(error instanceof CommandError && error.message === "")) fail(explain(error));
-      if (json) json.endObject();
-      code = 1;
-    }
-    if (error instanceof CommandError && error.message === "") code = 1;
-  } finally {
+    code = exitCodeOf(error);
+    report(error, out, err, json);
+  }
+  try {
     json?.finish();
     out.flush();
+  } catch (error) {
+    // Output buffered to the end fails only now (a short dump to a full disk).
+    code = Math.max(code, exitCodeOf(error));
+    report(error, out, err, undefined);
+  }
+  try {
     err.flush();
+  } catch {
+    // Nowhere left to say it: the exit code says the rest.
   }
   return code;
 }
 
-/** An error in words a person can act on. */
-function explain(error: unknown): string {
-  if (error instanceof BpfError) {
-    if (error.code === "EPERM" || error.code === "EACCES") {
-      return `${error.message}: permission denied; run as root or with CAP_BPF `
-        + "(and CAP_SYS_ADMIN to list maps)";
+/** The exit code an error stands for, by its class. */
+function exitCodeOf(error: unknown): number {
+  if (readerGone(error)) return 0;
+  return error instanceof UsageError ? 2 : 1;
+}
+
+/** stdout's reader went away (`| head`): done, as `yes | head` is done. */
+function readerGone(error: unknown): boolean {
+  return error instanceof WriteError && error.fd === 1 && error.code === "EPIPE";
+}
+
+/** Says what went wrong: in the JSON document while it is open, else on stderr. */
+function report(error: unknown, out: Output, err: Output, json: JsonWriter | undefined): void {
+  if (readerGone(error) || error instanceof AnsweredFailure) return;
+  // Until cli/map_command.ts's lookup throws AnsweredFailure, it says "answered" with an empty
+  // CommandError.
+  if (error instanceof CommandError && error.message === "") return;
+  const message = (error as Error)?.message ?? String(error);
+  if (json !== undefined && out.failure === undefined && json.fail(message)) return;
+  err.write(`Error: ${message}\n`);
+}
+
+async function run(
+  options: Options,
+  words: string[],
+  out: Output,
+  err: Output,
+  json: JsonWriter | undefined,
+): Promise<number> {
+  if (options.version) {
+    // As bpftool's `-j version`: an object.
+    if (json) {
+      json.startObject();
+      json.stringField("version", VERSION);
+      json.endObject();
+    } else out.write(`bpfmap ${VERSION}\n`);
+    return 0;
+  }
+  const args = new Args(words);
+  if (options.help || args.left === 0) {
+    if (json) json.raw("null");
+    else out.write(MAP_USAGE);
+    return args.left === 0 && !options.help ? 2 : 0;
+  }
+  const object = args.take("an object");
+  if (!isPrefix(object, "map")) {
+    throw new UsageError(`unknown object '${object}': bpfmap knows 'map'`);
+  }
+  const system = await openCliSystem(options);
+  const ctx: CliContext = { system, out, err, json, batchSize: options.batch };
+  try {
+    runMapCommand(ctx, args);
+  } catch (error) {
+    // The cause is found while the system is open: the map's state is part of it.
+    const reason = error instanceof BpfError
+      ? new CommandError(explain(error, system, words.slice(1)), { cause: error })
+      : error;
+    // The command's own error says what went wrong (a replayed path that differs, say);
+    // the calls it then left unplayed would only hide it.
+    await system.close().catch(() => {});
+    throw reason;
+  }
+  await system.close();
+  return 0;
+}
+
+/** The system the options ask for, once what it needs is known to be there. */
+function openCliSystem(options: Options): Promise<BpfSystem> {
+  const { paths, record, replay } = options;
+  if (replay !== undefined) {
+    // Replays need no FFI; Deno must only be let read the transcript.
+    requirePermission(
+      { name: "read", path: replay },
+      `--replay ${replay}: run Deno with --allow-read to let bpfmap read it`,
+    );
+    return openSystem({ transcript: replay, mode: "replay", modeFromEnvironment: false, paths });
+  }
+  requirePermission(
+    { name: "ffi" },
+    "bpfmap needs FFI to reach the kernel: run Deno with --allow-ffi "
+      + "(deno run --allow-ffi cli/main.ts ...), as root or with CAP_BPF",
+  );
+  if (record === undefined) return openSystem({ mode: "live", modeFromEnvironment: false });
+  checkRecordTarget(record);
+  return openSystem({ transcript: record, mode: "record", modeFromEnvironment: false, paths });
+}
+
+/**
+ * Fails before the command runs (an update would be applied, then lost from the record) if
+ * the transcript could not be written: no folder, a folder that may not be written, or a
+ * target that is a folder itself.
+ */
+function checkRecordTarget(record: string): void {
+  const file = resolve(record);
+  const folder = dirname(file);
+  for (const name of ["read", "write"] as const) {
+    requirePermission(
+      { name, path: folder },
+      `--record ${record}: run Deno with --allow-read and --allow-write to let bpfmap write it`,
+    );
+  }
+  const fail = (why: string) => new CommandError(`--record ${record}: ${why}`);
+  try {
+    if (!statSync(folder).isDirectory()) throw fail(`${folder} is not a folder`);
+  } catch (error) {
+    if (error instanceof CommandError) throw error;
+    throw fail(`no folder ${folder}: ${systemErrorWords(error)}`);
+  }
+  let target;
+  try {
+    target = statSync(file);
+  } catch {
+    // Not there yet: the usual case.
+  }
+  if (target?.isDirectory()) throw fail("is a folder, not a file");
+  // Writing is the one true test (access() would need Deno's --allow-sys, and root passes it
+  // on a folder that still refuses files); the probe goes at once.
+  const probe = join(folder, `.bpfmap-probe-${process.pid}-${Date.now()}`);
+  try {
+    closeSync(openSync(probe, "wx"));
+  } catch (error) {
+    throw fail(`can't write in ${folder}: ${systemErrorWords(error)}`);
+  }
+  unlinkSync(probe);
+}
+
+/** A Deno permission's descriptor, as `Deno.permissions.querySync` takes it. */
+type PermissionDescriptor =
+  | { name: "ffi" }
+  | { name: "read" | "write"; path: string }
+  | { name: "env"; variable: string };
+
+/**
+ * Fails with `message` where Deno has not granted `descriptor`, asking first so that Deno
+ * never prompts on a terminal mid-command. Bun has no permissions.
+ */
+function requirePermission(descriptor: PermissionDescriptor, message: string): void {
+  const deno = (globalThis as {
+    Deno?: { permissions?: { querySync?(descriptor: PermissionDescriptor): { state: string } } };
+  }).Deno;
+  const query = deno?.permissions?.querySync;
+  if (query === undefined) return;
+  if (query.call(deno!.permissions, descriptor).state !== "granted") {
+    throw new CommandError(message);
+  }
+}
+
+// Capabilities (linux/capability.h), bits of /proc/self/status's CapEff.
+const CAP_DAC_OVERRIDE = 1n;
+const CAP_SYS_ADMIN = 21n;
+const CAP_BPF = 39n;
+/** bpffs's type in /proc/self/mountinfo. */
+const BPF_FS_TYPE = "bpf";
+
+/** Commands that change a map's elements: EPERM from them may be a frozen map. */
+const WRITES = new Set([
+  "BPF_MAP_UPDATE_ELEM",
+  "BPF_MAP_DELETE_ELEM",
+  "BPF_MAP_LOOKUP_AND_DELETE_ELEM",
+  "BPF_MAP_UPDATE_BATCH",
+  "BPF_MAP_DELETE_BATCH",
+  "BPF_MAP_LOOKUP_AND_DELETE_BATCH",
+]);
+/** Commands that need CAP_SYS_ADMIN, where CAP_BPF does for the rest. */
+const SYS_ADMIN_ONLY = new Set([
+  "BPF_MAP_GET_NEXT_ID",
+  "BPF_MAP_GET_FD_BY_ID",
+  "BPF_BTF_GET_FD_BY_ID",
+]);
+
+/**
+ * A kernel error in words a person can act on: EPERM and EACCES say their true cause
+ * (a frozen map, a path outside bpffs, a file's mode, a missing capability), found
+ * from `words` (the command line after `map`), the map's state and the host's
+ * `/proc/self/status` and `/proc/self/mountinfo`.
+ */
+function explain(error: BpfError, system: BpfSystem, words: string[]): string {
+  if (error.code !== "EPERM" && error.code !== "EACCES") return error.message;
+  let cause: string;
+  try {
+    cause = permissionCause(error, system, words);
+  } catch {
+    // Looking for the cause failed (a replay that did not record the look): the plain fact.
+    cause = "permission denied";
+  }
+  return `${error.message}: ${cause}`;
+}
+
+function permissionCause(error: BpfError, system: BpfSystem, words: string[]): string {
+  const { ref, pinPath } = targetOf(words);
+  // A replay's host is not the one that failed: only the map's recorded state can speak.
+  const host = system.mode === "replay" ? undefined : readHost();
+  const caps = host?.caps;
+  if (caps !== undefined && !has(caps, CAP_BPF) && !has(caps, CAP_SYS_ADMIN)) {
+    return "run as root or with CAP_BPF"
+      + (SYS_ADMIN_ONLY.has(error.op)
+        ? " (and CAP_SYS_ADMIN to list maps or open them by id)"
+        : "");
+  }
+  const path = error.op === "BPF_OBJ_GET"
+    ? ref?.kind === "pinned" ? ref.path : undefined
+    : error.op === "BPF_OBJ_PIN"
+    ? pinPath
+    : undefined;
+  if (path !== undefined && host?.mounts !== undefined) {
+    if (fileSystemOf(resolve(path), host.mounts) !== BPF_FS_TYPE) {
+      return "directory not in bpf file system (bpffs)";
     }
-    return error.message;
+    if (caps !== undefined && !has(caps, CAP_DAC_OVERRIDE) && error.code === "EACCES") {
+      return "the file's owner and mode do not let this user open it (run as its owner or root)";
+    }
+    if (error.op === "BPF_OBJ_GET") return "not a pinned map (a folder of the bpf file system?)";
   }
-  const message = (error as Error).message ?? String(error);
-  if (/Requires ffi access/.test(message)) {
-    return "bpfmap needs FFI to reach the kernel: run Deno with --allow-ffi "
-      + "(deno run --allow-ffi cli/main.ts ...), as root or with CAP_BPF";
+  if (WRITES.has(error.op) && ref !== undefined && ref.kind !== "name" && isFrozen(system, ref)) {
+    return "the map is frozen: user space may not change it any more";
   }
-  return message;
+  if (caps === undefined) {
+    return system.mode === "replay"
+      ? "permission denied on the machine the transcript was recorded on"
+      : "permission denied; run as root or with CAP_BPF (and CAP_SYS_ADMIN to list maps)";
+  }
+  if (SYS_ADMIN_ONLY.has(error.op) && !has(caps, CAP_SYS_ADMIN)) {
+    return "listing maps and opening them by id need CAP_SYS_ADMIN (CAP_BPF does for the rest)";
+  }
+  return "this process has CAP_BPF, so a security module (SELinux, AppArmor, the BPF LSM), "
+    + "kernel lockdown or a seccomp filter refused it";
+}
+
+/** The map and the pin path the command line names, for the map commands that name them. */
+function targetOf(words: string[]): { ref?: MapRef; pinPath?: string } {
+  const [command, ...rest] = words;
+  if (isPrefix(command, "create")) return { pinPath: rest[0] };
+  try {
+    const args = new Args(rest);
+    const ref = takeMapRef(args);
+    return { ref, pinPath: isPrefix(command, "pin") ? args.peek() : undefined };
+  } catch {
+    return {};
+  }
+}
+
+/** Whether the map `ref` names is frozen (fdinfo), asked through the command's own system. */
+function isFrozen(system: BpfSystem, ref: MapRef & { kind: "id" | "pinned" }): boolean {
+  let map: BpfMap | undefined;
+  try {
+    map = ref.kind === "id" ? system.mapFromId(ref.id) : system.openPinned(ref.path);
+    return map.fdInfo().frozen === "1";
+  } finally {
+    map?.close();
+  }
+}
+
+/** What the host says of this process: its effective capabilities and its mounts. */
+function readHost(): { caps?: bigint; mounts?: string } {
+  // Through libc, as the backend reads /sys: no Deno permission beyond FFI, no prompt.
+  let read: (path: string) => string | undefined;
+  try {
+    const live = openLiveBackend();
+    read = (path) => {
+      try {
+        return live.readTextFile(path);
+      } catch {
+        return undefined;
+      }
+    };
+  } catch {
+    return {};
+  }
+  const capEff = /^CapEff:\s*([0-9a-f]+)$/m.exec(read("/proc/self/status") ?? "")?.[1];
+  return {
+    caps: capEff === undefined ? undefined : BigInt(`0x${capEff}`),
+    mounts: read("/proc/self/mountinfo"),
+  };
+}
+
+function has(caps: bigint, cap: bigint): boolean {
+  return (caps >> cap & 1n) === 1n;
+}
+
+/**
+ * The file system type `/proc/self/mountinfo` gives the path `dir` (absolute): that of the
+ * longest mount point above it, the last such mount where several stack up.
+ */
+function fileSystemOf(dir: string, mountinfo: string): string | undefined {
+  let best: { point: string; type: string } | undefined;
+  for (const line of mountinfo.split("\n")) {
+    const fields = line.split(" ");
+    const separator = fields.indexOf("-");
+    if (fields.length < 5 || separator < 0) continue;
+    // Spaces and the like are octal escapes there (\040).
+    const point = fields[4].replace(
+      /\\([0-7]{3})/g,
+      (_, octal) => String.fromCharCode(parseInt(octal, 8)),
+    );
+    const inside = point === "/" || dir === point || dir.startsWith(point + "/");
+    if (inside && (best === undefined || point.length >= best.point.length)) {
+      best = { point, type: fields[separator + 1] };
+    }
+  }
+  return best?.type;
 }
 
 if (import.meta.main) {
