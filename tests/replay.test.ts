@@ -390,6 +390,36 @@ test("corrupt transcripts are refused with the path and the reason", async () =>
       ],
       ["format.json", text.replace("bpfmap-transcript", "pcap"), /not a bpfmap-transcript file/],
       [
+        "version-string.json",
+        text.replace("\"version\":1", "\"version\":\"1\""),
+        /version: expected the number 1, got the string "1"/,
+      ],
+      [
+        "count.json",
+        text.replace(/"count":\{"in":4,"out":4\}/, "\"count\":{\"in\":4,\"out\":4294967295}"),
+        /entry 2 \(BPF_MAP_UPDATE_BATCH\): count\.out: 4294967295 exceeds count\.in 4/,
+      ],
+      [
+        "input-only.json",
+        text.replace(/("keys":\{"size":16,"in":"[0-9a-f]+")/, "$1,\"out\":\"00\""),
+        /entry 2 \(BPF_MAP_UPDATE_BATCH\): keys\.out: the kernel only reads this region/,
+      ],
+      [
+        "errno.json",
+        text.replace("\"errno\":\"EEXIST\"", "\"errno\":\"E0\""),
+        /\(BPF_MAP_UPDATE_ELEM\): errno: expected an errno name/,
+      ],
+      [
+        "result.json",
+        text.replace("\"errno\":\"EEXIST\"", "\"result\":-2"),
+        /\(BPF_MAP_UPDATE_ELEM\): result: expected 0, got -2/,
+      ],
+      [
+        "out-type.json",
+        text.replace(/"out":"([0-9a-f]{16})"/, "\"out\":16"),
+        /: not hex or base64: 16/,
+      ],
+      [
         "entry.json",
         text.replace("{\"call\":\"BPF_MAP_LOOKUP_ELEM\"", "{\"cal\":\"BPF_MAP_LOOKUP_ELEM\""),
         /entry 3 is not a call, a close or an fdinfo/,
@@ -435,6 +465,38 @@ test("corrupt transcripts are refused with the path and the reason", async () =>
       }),
       /cannot read transcript .*absent\.json/,
     );
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+test("a divergence in `await using` is thrown as itself, not buried under a SuppressedError", async () => {
+  const error = await (async () => {
+    await using system = await openSystem({
+      transcript: samplePath,
+      mode: "replay",
+      modeFromEnvironment: false,
+    });
+    sampleSession(system, "key");
+  })().then(() => undefined, (e) => e);
+  assert.ok(error instanceof ReplayDivergenceError, String(error));
+  assert.deepEqual(error.differences, ["keys[2]: expected 03000000, got 07000000"]);
+});
+
+liveTest("a recorded session that fails writes no transcript; one that passes does", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "bpfmap-failed-"));
+  const transcript = join(dir, "session.json");
+  try {
+    const system = await openSystem({ transcript, mode: "auto", modeFromEnvironment: false });
+    assert.equal(system.mode, "record");
+    await assert.rejects(
+      system.run((s) => sampleSession(s, "lookup key")),
+      assert.AssertionError,
+    );
+    assert.equal(existsSync(transcript), false);
+    const again = await openSystem({ transcript, mode: "auto", modeFromEnvironment: false });
+    await again.run((s) => sampleSession(s));
+    assert.ok(parseTranscript(readFileSync(transcript, "utf8"), transcript).entries.length > 4);
   } finally {
     rmSync(dir, { recursive: true });
   }
