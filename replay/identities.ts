@@ -9,11 +9,10 @@
  * @module
  */
 
+import { mapType } from "../ffi/map_types.ts";
+
 /** The kinds of kernel object ids a transcript renames (each kind has its own id space). */
 export type IdKind = "map" | "btf";
-
-/** The kernel's map types whose values are fds going in and ids coming out. */
-const MAP_IN_MAP_TYPES = new Set([12, 13]);
 
 /**
  * Folders that differ from run to run, by placeholder name: `{ BPFFS: dir }`
@@ -88,7 +87,9 @@ export abstract class Identities {
 
   /** Whether the map behind a handle stores inner maps (fds in, ids out). */
   holdsMaps(handle: number | "foreign"): boolean {
-    return handle !== "foreign" && MAP_IN_MAP_TYPES.has(this.#mapTypes.get(handle) ?? -1);
+    if (handle === "foreign") return false;
+    const type = this.#mapTypes.get(handle);
+    return type !== undefined && mapType(type).holds === "maps";
   }
 }
 
