@@ -68,6 +68,12 @@ export interface Command<F extends string = string> {
   readonly fields: { readonly [K in F]: Field };
   /** Fields in offset order. */
   readonly fieldList: readonly Field[];
+  /**
+   * Batch commands only (`BPF_MAP_*_BATCH`): `count`, the number of elements
+   * the call asks for, which the kernel writes back as the number it
+   * processed, failures included.
+   */
+  readonly batch?: { readonly count: Field };
 }
 
 type FieldShape = Omit<Field, "name" | "slot">;
@@ -138,9 +144,11 @@ function defineCommand<F extends string>(
   number: number,
   result: "fd" | "zero",
   shapes: { [K in F]: FieldShape },
+  count?: NoInfer<F>,
 ): Command<F> {
   const { fields, fieldList, size } = defineFields(shapes);
-  return Object.freeze({ name, number, size, result, fields, fieldList });
+  const batch = count === undefined ? {} : { batch: Object.freeze({ count: fields[count] }) };
+  return Object.freeze({ name, number, size, result, fields, fieldList, ...batch });
 }
 
 function defineFields<F extends string>(shapes: { [K in F]: FieldShape }) {
@@ -321,7 +329,7 @@ function batchCommand(name: string, number: number, keys: Direction, values: Dir
     map_fd: fd(36),
     elem_flags: u64(40),
     flags: u64(48),
-  });
+  }, "count");
 }
 
 /** `BPF_MAP_LOOKUP_BATCH` (24): 56 bytes; the kernel writes back `count`, even on failure. */
@@ -337,6 +345,78 @@ export const BPF_MAP_LOOKUP_AND_DELETE_BATCH = batchCommand(
 export const BPF_MAP_UPDATE_BATCH = batchCommand("BPF_MAP_UPDATE_BATCH", 26, "in", "in");
 /** `BPF_MAP_DELETE_BATCH` (27): 56 bytes; cursors and values unused. */
 export const BPF_MAP_DELETE_BATCH = batchCommand("BPF_MAP_DELETE_BATCH", 27, "in", "in");
+
+/**
+ * The field a batch command's count is in, which the kernel writes back; `undefined` for
+ * commands that are not batch commands.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BPF_MAP_DELETE_BATCH, BPF_MAP_LOOKUP_ELEM, countField } from "./commands.ts";
+ * assert.equal(countField(BPF_MAP_DELETE_BATCH)?.offset, 32);
+ * assert.equal(countField(BPF_MAP_LOOKUP_ELEM), undefined); // its "flags" is no count
+ * ```
+ */
+export function countField(command: Command): Field | undefined {
+  return command.batch?.count;
+}
+
+/**
+ * A u32 field of a struct `bytes` holds, read through the struct's layout
+ * (`BPF_MAP_INFO.fields.type`, ...), little-endian as the kernel writes it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BPF_MAP_INFO, readU32, readU64 } from "./commands.ts";
+ * const info = new Uint8Array(BPF_MAP_INFO.size);
+ * info[BPF_MAP_INFO.fields.value_size.offset] = 12;
+ * info[BPF_MAP_INFO.fields.map_extra.offset + 1] = 1;
+ * assert.equal(readU32(info, BPF_MAP_INFO.fields.value_size), 12);
+ * assert.equal(readU64(info, BPF_MAP_INFO.fields.map_extra), 256n);
+ * ```
+ */
+export function readU32(bytes: Uint8Array, field: Field): number {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(
+    field.offset,
+    true,
+  );
+}
+
+/**
+ * A u64 field of a struct, as {@linkcode readU32} reads a u32 one.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BPF_MAP_INFO, readU64 } from "./commands.ts";
+ * const info = new Uint8Array(BPF_MAP_INFO.size).fill(0xff);
+ * assert.equal(readU64(info, BPF_MAP_INFO.fields.netns_ino), 2n ** 64n - 1n);
+ * ```
+ */
+export function readU64(bytes: Uint8Array, field: Field): bigint {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(
+    field.offset,
+    true,
+  );
+}
+
+/**
+ * Whether `bytes` (a struct the kernel filled, maybe shorter than this
+ * layout's) reach to the end of `field`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BPF_MAP_INFO, holdsField } from "./commands.ts";
+ * assert.equal(holdsField(new Uint8Array(16), BPF_MAP_INFO.fields.value_size), true);
+ * assert.equal(holdsField(new Uint8Array(12), BPF_MAP_INFO.fields.value_size), false);
+ * ```
+ */
+export function holdsField(bytes: Uint8Array, field: Field): boolean {
+  return bytes.byteLength >= field.offset + field.size;
+}
 
 /** The attr of every element command. */
 export type ElementCommand = typeof BPF_MAP_LOOKUP_ELEM;

@@ -4,7 +4,13 @@
  * @module
  */
 
-import { BPF_MAP_INFO, BPF_OBJ_GET_INFO_BY_FD } from "../ffi/commands.ts";
+import {
+  BPF_MAP_INFO,
+  BPF_OBJ_GET_INFO_BY_FD,
+  type Field,
+  readU32,
+  readU64,
+} from "../ffi/commands.ts";
 import type { Kernel } from "../ffi/kernel.ts";
 import { mapTypeName } from "../ffi/map_types.ts";
 import { offHeapBytes } from "../ffi/memory.ts";
@@ -109,40 +115,43 @@ export function readMapInfo(kernel: Kernel, fd: number): MapInfo | number {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { BPF_MAP_INFO } from "../ffi/commands.ts";
  * import { decodeMapInfo, MAP_INFO_SIZE } from "./info.ts";
  *
+ * const { fields } = BPF_MAP_INFO;
  * const bytes = new Uint8Array(MAP_INFO_SIZE);
  * const view = new DataView(bytes.buffer);
- * view.setUint32(0, 2, true); // type: array
- * view.setUint32(16, 64, true); // max_entries
- * bytes.set(new TextEncoder().encode("stats"), 24); // name, NUL-terminated
+ * view.setUint32(fields.type.offset, 2, true); // array
+ * view.setUint32(fields.max_entries.offset, 64, true);
+ * bytes.set(new TextEncoder().encode("stats"), fields.name.offset); // NUL-terminated
  * const info = decodeMapInfo(bytes);
  * assert.deepEqual([info.typeName, info.maxEntries, info.name], ["array", 64, "stats"]);
  * ```
  */
 export function decodeMapInfo(info: Uint8Array): MapInfo {
-  const view = new DataView(info.buffer, info.byteOffset, info.byteLength);
-  const u32 = (offset: number) => view.getUint32(offset, true);
-  const nameBytes = info.subarray(24, 40);
+  const { fields } = BPF_MAP_INFO;
+  const u32 = (field: Field) => readU32(info, field);
+  const u64 = (field: Field) => readU64(info, field);
+  const nameBytes = info.subarray(fields.name.offset, fields.name.offset + fields.name.size);
   const nul = nameBytes.indexOf(0);
-  const type = u32(0);
+  const type = u32(fields.type);
   return {
     type,
     typeName: mapTypeName(type),
-    id: u32(4),
-    keySize: u32(8),
-    valueSize: u32(12),
-    maxEntries: u32(16),
-    flags: u32(20),
+    id: u32(fields.id),
+    keySize: u32(fields.key_size),
+    valueSize: u32(fields.value_size),
+    maxEntries: u32(fields.max_entries),
+    flags: u32(fields.map_flags),
     name: decoder.decode(nul === -1 ? nameBytes : nameBytes.subarray(0, nul)),
-    ifindex: u32(40),
-    btfVmlinuxValueTypeId: u32(44),
-    netnsDev: view.getBigUint64(48, true),
-    netnsIno: view.getBigUint64(56, true),
-    btfId: u32(64),
-    btfKeyTypeId: u32(68),
-    btfValueTypeId: u32(72),
-    btfVmlinuxId: u32(76),
-    mapExtra: view.getBigUint64(80, true),
+    ifindex: u32(fields.ifindex),
+    btfVmlinuxValueTypeId: u32(fields.btf_vmlinux_value_type_id),
+    netnsDev: u64(fields.netns_dev),
+    netnsIno: u64(fields.netns_ino),
+    btfId: u32(fields.btf_id),
+    btfKeyTypeId: u32(fields.btf_key_type_id),
+    btfValueTypeId: u32(fields.btf_value_type_id),
+    btfVmlinuxId: u32(fields.btf_vmlinux_id),
+    mapExtra: u64(fields.map_extra),
   };
 }

@@ -10,7 +10,13 @@
  * @module
  */
 
-import { BPF_MAP_CREATE, BPF_OBJ_GET_INFO_BY_FD } from "../ffi/commands.ts";
+import {
+  BPF_MAP_CREATE,
+  BPF_MAP_INFO,
+  BPF_OBJ_GET_INFO_BY_FD,
+  holdsField,
+  readU32,
+} from "../ffi/commands.ts";
 import { POSSIBLE_CPUS_PATH } from "../ffi/kernel.ts";
 import { isPerCpu } from "../ffi/map_types.ts";
 import { countCpuList, perCpuSlotSize } from "../ffi/percpu.ts";
@@ -47,9 +53,9 @@ export class PerCpuMaps {
       const handle = entry.attr.bpf_fd;
       if (info?.out === undefined || typeof handle !== "number") return;
       const bytes = decodeBytes(info.out);
-      if (bytes.byteLength < 16) return;
-      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      this.#note(handle, view.getUint32(0, true), view.getUint32(12, true));
+      const { type, value_size } = BPF_MAP_INFO.fields;
+      if (!holdsField(bytes, value_size)) return;
+      this.#note(handle, readU32(bytes, type), readU32(bytes, value_size));
     }
   }
 

@@ -10,9 +10,13 @@
 import type { Attr } from "../ffi/attr.ts";
 import {
   BPF_MAP_CREATE,
+  BPF_MAP_INFO,
   BPF_OBJ_GET_INFO_BY_FD,
+  countField,
   type Field,
+  holdsField,
   type Layout,
+  readU32,
 } from "../ffi/commands.ts";
 import { ENOENT, errnoName } from "../ffi/errno.ts";
 import type { Identities } from "./identities.ts";
@@ -209,7 +213,8 @@ export function learn(entry: CallEntry, ids: Identities): void {
     const handle = entry.attr.bpf_fd;
     if (info?.out !== undefined && typeof handle === "number") {
       const bytes = decodeBytes(info.out);
-      if (bytes.byteLength >= 4) ids.learnMapType(handle, bytes[0] | (bytes[1] << 8));
+      const { type } = BPF_MAP_INFO.fields;
+      if (holdsField(bytes, type)) ids.learnMapType(handle, readU32(bytes, type));
     }
   }
 }
@@ -223,8 +228,9 @@ function writtenExtent(attr: Attr, field: Field, entry: CallEntry, result: numbe
   if (field.extent !== undefined) {
     return Math.min(bytes.byteLength, (entry.attr[field.extent] as ScalarInOut).out);
   }
-  if (field.counted !== true) return bytes.byteLength;
-  const count = entry.attr.count as ScalarInOut;
+  const countAt = countField(attr.command);
+  if (field.counted !== true || countAt === undefined) return bytes.byteLength;
+  const count = entry.attr[countAt.name] as ScalarInOut;
   // A count the kernel left as it was, on a failure other than the end of a
   // walk, means it failed before touching any element (see maps/bpf_map.ts).
   if (count.in === 0 || (result < 0 && result !== -ENOENT && count.out === count.in)) return 0;
@@ -237,7 +243,7 @@ function writtenExtent(attr: Attr, field: Field, entry: CallEntry, result: numbe
  * ends a walk); a verifier log is written whatever the outcome.
  */
 function writesOnFailure(attr: Attr, field: Field): boolean {
-  return "count" in attr.command.fields || field.extent !== undefined;
+  return countField(attr.command) !== undefined || field.extent !== undefined;
 }
 
 /** The pointer fields of a struct layout that lie within `size` bytes. */
