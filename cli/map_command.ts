@@ -9,10 +9,10 @@ import { isatty } from "node:tty";
 import { BPF_ANY, BPF_EXIST, BPF_NOEXIST } from "../ffi/commands.ts";
 import { ENOENT, errnoDescription } from "../ffi/errno.ts";
 import { BpfError } from "../ffi/errors.ts";
-import { isPerCpu, mapTypeNumber } from "../ffi/map_types.ts";
-import { perCpuSlotSize } from "../ffi/percpu.ts";
+import { isPerCpu, mapType, mapTypeNumber } from "../ffi/map_types.ts";
+import { joinPerCpu } from "../ffi/percpu.ts";
 import type { BpfMap } from "../maps/bpf_map.ts";
-import { isUnsupported, lookupBatches } from "../maps/walk.ts";
+import { walkBatches } from "../maps/walk.ts";
 import type { BpfSystem } from "../replay/system.ts";
 import {
   Args,
@@ -259,7 +259,10 @@ function printEntry(
   else plainEntry(out, shape, keys, keyAt, values, valueAt);
 }
 
-/** Dumps one map: lookup batches where the kernel has them for the type, else nextKey + lookup. */
+/**
+ * Dumps one map by the library's walk: lookup batches where the kernel has them for the type,
+ * else nextKey + lookup, printing an error line for a key whose lookup fails, as bpftool does.
+ */
 function dumpMap(ctx: CliContext, map: BpfMap, withHeader: boolean, plainBtf: boolean): void {
   const { json, out } = ctx;
   const shape = shapeOf(map, ctx.system.possibleCpus());
@@ -275,9 +278,30 @@ function dumpMap(ctx: CliContext, map: BpfMap, withHeader: boolean, plainBtf: bo
     out.write(plainHeader(map));
   }
   const progress = new Progress(ctx.err);
-  const print = (keys: Uint8Array, keyAt: number, values: Uint8Array, valueAt: number) =>
-    printEntry(ctx, shape, formatter, plainBtf, keys, keyAt, values, valueAt);
-  const found = map.keySize === 0 ? 0 : dumpByBatches(ctx, map, print, progress, plainBtf);
+  let found = 0;
+  // A map without keys (queue, stack, bloom filter) has nothing to walk: bpftool prints none.
+  const batches = map.keySize === 0 ? [] : walkBatches(map, {
+    batchSize: ctx.batchSize,
+    reuse: true,
+    // Where the walk goes key by key, bpftool's error line for a key it cannot read.
+    onLookupError: (key, errno) => errorEntry(out, plainBtf ? undefined : json, shape, key, errno),
+  });
+  for (const { count, keys, values } of batches) {
+    for (let i = 0; i < count; i++) {
+      printEntry(
+        ctx,
+        shape,
+        formatter,
+        plainBtf,
+        keys,
+        i * map.keySize,
+        values,
+        i * map.valueStride,
+      );
+    }
+    found += count;
+    progress.update(found);
+  }
   progress.done();
   if (json) {
     json.endArray();
@@ -285,66 +309,6 @@ function dumpMap(ctx: CliContext, map: BpfMap, withHeader: boolean, plainBtf: bo
   } else {
     out.write(`Found ${found} element${found !== 1 ? "s" : ""}\n`);
   }
-}
-
-/** Prints the element at `keyAt` / `valueAt` of a dump's buffers. */
-type EntryPrinter = (keys: Uint8Array, keyAt: number, values: Uint8Array, valueAt: number) => void;
-
-function dumpByBatches(
-  ctx: CliContext,
-  map: BpfMap,
-  print: EntryPrinter,
-  progress: Progress,
-  plainBtf: boolean,
-): number {
-  const batches = lookupBatches(map, { batchSize: ctx.batchSize, reuse: true });
-  let found = 0;
-  for (;;) {
-    let next;
-    try {
-      next = batches.next();
-    } catch (error) {
-      if (found === 0 && isUnsupported(error)) {
-        return dumpByKeys(ctx, map, print, progress, plainBtf);
-      }
-      throw error;
-    }
-    if (next.done) return found;
-    const { count, keys, values } = next.value;
-    for (let i = 0; i < count; i++) print(keys, i * map.keySize, values, i * map.valueStride);
-    found += count;
-    progress.update(found);
-  }
-}
-
-/** bpftool's own walk, for map types without batch lookup: failed lookups print as errors. */
-function dumpByKeys(
-  ctx: CliContext,
-  map: BpfMap,
-  print: EntryPrinter,
-  progress: Progress,
-  plainBtf: boolean,
-): number {
-  const { json, out } = ctx;
-  const shape = shapeOf(map, ctx.system.possibleCpus());
-  let found = 0;
-  for (let key = map.nextKey(); key !== undefined; key = map.nextKey(key)) {
-    let value: Uint8Array | undefined;
-    let errno = ENOENT;
-    try {
-      value = map.lookup(key);
-    } catch (error) {
-      if (!(error instanceof BpfError)) throw error;
-      errno = error.errno;
-    }
-    if (value === undefined) {
-      errorEntry(out, plainBtf ? undefined : json, shape, key, errno);
-      continue;
-    }
-    print(key, 0, value, 0);
-    progress.update(++found);
-  }
-  return found;
 }
 
 function takeKey(args: Args, map: BpfMap): Uint8Array {
@@ -395,7 +359,7 @@ function update(ctx: CliContext, args: Args): void {
       if (isPrefix(word, "key") && key === undefined) {
         key = takeBytes(args, map.keySize, "key");
       } else if (isPrefix(word, "value") && value === undefined) {
-        if (map.type === 12 || map.type === 13) {
+        if (mapType(map.type).holds === "maps") {
           inner = openOne(ctx, args);
           value = new Uint8Array(new Uint32Array([inner.fd]).buffer);
         } else {
@@ -431,11 +395,7 @@ function update(ctx: CliContext, args: Args): void {
 
 /** A per-CPU map's value from one CPU's bytes, copied to every CPU, as bpftool does. */
 function perCpuValue(map: BpfMap, bytes: Uint8Array, cpus: number): Uint8Array {
-  if (!isPerCpu(map.type)) return bytes;
-  const slot = perCpuSlotSize(map.valueSize);
-  const value = new Uint8Array(slot * cpus);
-  for (let cpu = 0; cpu < cpus; cpu++) value.set(bytes, cpu * slot);
-  return value;
+  return isPerCpu(map.type) ? joinPerCpu(new Array(cpus).fill(bytes), map.valueSize) : bytes;
 }
 
 function remove(ctx: CliContext, args: Args): void {

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { EINVAL, ENOSPC, ENOTSUPP } from "../ffi/errno.ts";
+import { EINVAL, ENOENT, ENOSPC, ENOTSUPP } from "../ffi/errno.ts";
 import { BatchError, BpfError } from "../ffi/errors.ts";
 import { offHeapBytes } from "../ffi/memory.ts";
 import type { BatchLookupOptions, BatchResult } from "./batch.ts";
@@ -43,6 +43,14 @@ export interface WalkOptions {
   via?: "auto" | "batch" | "nextKey";
   /** 0, or `BPF_F_LOCK` to copy each value under its spin lock. */
   elemFlags?: number;
+  /**
+   * For the per-element walk: called with a key whose lookup failed (its
+   * errno, ENOENT for a key deleted since `nextKey` gave it), after every
+   * element before it was yielded; the walk then goes on, as bpftool's dump
+   * prints an error line for the key and goes on. Without it, a key deleted
+   * meanwhile is skipped and any other failure ends the walk.
+   */
+  onLookupError?: (key: Uint8Array, errno: number) => void;
 }
 
 /** Options of {@linkcode walkBatches}. */
@@ -309,19 +317,33 @@ function batchesByNextKey(
   batchSize: number,
   opts: BatchWalkOptions,
 ): Generator<BatchResult, void, undefined> {
-  return batchesOf(map, batchSize, opts.reuse ?? false, walkByNextKey(map, opts.elemFlags ?? 0));
+  const elemFlags = opts.elemFlags ?? 0;
+  const { onLookupError } = opts;
+  const read = (key: Uint8Array): Uint8Array | number | undefined => {
+    if (onLookupError === undefined) return map.lookup(key, elemFlags);
+    try {
+      return map.lookup(key, elemFlags) ?? ENOENT;
+    } catch (error) {
+      if (error instanceof BpfError) return error.errno;
+      throw error;
+    }
+  };
+  const elements = keyByKey(map, read, { restart: false });
+  return batchesOf(map, batchSize, opts.reuse ?? false, elements, onLookupError);
 }
 
 /**
  * `elements` gathered into batches of up to `batchSize`, shaped as lookup
- * batches are. If `elements` throws, the batch gathered so far is yielded
- * first.
+ * batches are. An element whose value is an errno goes to `onError`, after
+ * the batch gathered before it is yielded. If `elements` throws, the batch
+ * gathered so far is yielded first.
  */
 function* batchesOf(
   map: WalkableMap,
   batchSize: number,
   reuse: boolean,
-  elements: Iterable<[Uint8Array, Uint8Array]>,
+  elements: Iterable<[Uint8Array, Uint8Array | number]>,
+  onError?: (key: Uint8Array, errno: number) => void,
 ): Generator<BatchResult, void, undefined> {
   const { keySize, valueStride } = map;
   const allocate = () => ({
@@ -338,6 +360,15 @@ function* batchesOf(
   });
   try {
     for (const [key, value] of elements) {
+      if (typeof value === "number") {
+        if (count > 0) {
+          yield batch();
+          count = 0;
+          if (!reuse) buffers = allocate();
+        }
+        onError!(key, value);
+        continue;
+      }
       buffers.keys.set(key, count * keySize);
       buffers.values.set(value, count * valueStride);
       if (++count < batchSize) continue;
@@ -357,53 +388,64 @@ function* batchesOf(
  * yielding each: at most `maxEntries` calls' worth, raced ones included.
  */
 function* removeOneByOne(map: WalkableMap): Generator<[Uint8Array, Uint8Array], void, undefined> {
+  if (map.keySize > 0) {
+    yield* keyByKey(map, (key) => removeKey(map, key), { restart: true });
+    return;
+  }
   const noKey = new Uint8Array(0);
   for (let step = 0; step < map.maxEntries; step++) {
-    if (map.keySize === 0) {
-      const value = map.pop();
-      if (value === undefined) return;
-      yield [noKey, value];
-      continue;
-    }
-    const key = map.nextKey();
-    if (key === undefined) return;
-    let value: Uint8Array | undefined;
-    if (!withoutLookupAndDelete.has(map)) {
-      try {
-        value = map.lookupAndDelete(key);
-      } catch (error) {
-        if (!isUnsupported(error)) throw error;
-        withoutLookupAndDelete.add(map);
-      }
-    }
-    if (withoutLookupAndDelete.has(map)) {
-      value = map.lookup(key);
-      // Deleted by someone else in between: theirs, not ours.
-      if (value !== undefined && !map.delete(key)) value = undefined;
-    }
-    if (value !== undefined) yield [key, value];
+    const value = map.pop();
+    if (value === undefined) return;
+    yield [noKey, value];
   }
 }
 
 /**
- * The per-element walk. A key deleted under it sends `nextKey` back to the
- * first key, so the walk stops with an error after `maxEntries` steps rather
- * than loop; a key deleted between `nextKey` and `lookup` is skipped.
+ * Removes `key` and returns its value: by lookup-and-delete, or by lookup
+ * then delete where the map has no lookup-and-delete; `undefined` if
+ * someone else removed it first.
  */
-function* walkByNextKey(
+function removeKey(map: WalkableMap, key: Uint8Array): Uint8Array | undefined {
+  if (!withoutLookupAndDelete.has(map)) {
+    try {
+      return map.lookupAndDelete(key);
+    } catch (error) {
+      if (!isUnsupported(error)) throw error;
+      withoutLookupAndDelete.add(map);
+    }
+  }
+  const value = map.lookup(key);
+  // Deleted by someone else in between: theirs, not ours.
+  return value !== undefined && map.delete(key) ? value : undefined;
+}
+
+/**
+ * The one per-element walk, for reading and for draining: `nextKey`, then
+ * `read` the key (a lookup, or a removal), and on from that key, or with
+ * `restart` from the first key again (a drain, whose last key is gone).
+ * Elements `read` finds missing (`undefined`) are left out; an errno it
+ * returns is passed on with the key. A key deleted under a reading walk
+ * sends `nextKey` back to the first key, so that walk stops with an error
+ * rather than loop once it has passed `maxEntries` keys; a drain stops,
+ * with no error, after `maxEntries` keys, so that a writer racing it
+ * cannot keep it going.
+ */
+function* keyByKey<V extends Uint8Array | number>(
   map: WalkableMap,
-  elemFlags: number,
-): Generator<[Uint8Array, Uint8Array], void, undefined> {
+  read: (key: Uint8Array) => V | undefined,
+  { restart }: { restart: boolean },
+): Generator<[Uint8Array, V], void, undefined> {
   let key = map.nextKey();
-  for (let steps = 0; key !== undefined; steps++) {
-    if (steps >= map.maxEntries) {
+  for (let steps = 1; key !== undefined; steps++) {
+    const value = read(key);
+    if (value !== undefined) yield [key, value];
+    if (restart && steps >= map.maxEntries) return;
+    key = map.nextKey(restart ? undefined : key);
+    if (key !== undefined && steps >= map.maxEntries) {
       throw new Error(
         `bpfmap: walk of map id ${map.id} aborted after ${steps} keys: the map changed under it`,
       );
     }
-    const value = map.lookup(key, elemFlags);
-    if (value !== undefined) yield [key, value];
-    key = map.nextKey(key);
   }
 }
 
