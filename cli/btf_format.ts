@@ -11,7 +11,7 @@
 import type { BtfType } from "../btf/types.ts";
 import { resolveType, sizeOfType, typeAt } from "../btf/types.ts";
 import { isPerCpu } from "../ffi/map_types.ts";
-import { perCpuSlotSize } from "../ffi/percpu.ts";
+import { cpuSlotAt } from "../ffi/percpu.ts";
 import type { MapBtfIds } from "../maps/bpf_map.ts";
 import type { JsonWriter } from "./json_writer.ts";
 
@@ -90,12 +90,11 @@ export class BtfFormatter {
       }
       json.name("values");
       json.startArray();
-      const slot = perCpuSlotSize(valueSize);
       for (let cpu = 0; cpu < this.#cpus; cpu++) {
         json.startObject();
         json.rawField("cpu", cpu);
         json.name("value");
-        const done = this.#dump(json, values, valueType, valueAt + cpu * slot, 0);
+        const done = this.#dump(json, values, valueType, cpuSlotAt(valueSize, cpu, valueAt), 0);
         json.endObject();
         if (!done) break;
       }

@@ -6,9 +6,9 @@
  * @module
  */
 
-import { errnoDescription } from "../ffi/errno.ts";
-import { isPerCpu } from "../ffi/map_types.ts";
-import { perCpuSlotSize } from "../ffi/percpu.ts";
+import { ENOENT, errnoDescription } from "../ffi/errno.ts";
+import { isPerCpu, mapType } from "../ffi/map_types.ts";
+import { cpuSlotAt } from "../ffi/percpu.ts";
 import type { BpfMap } from "../maps/bpf_map.ts";
 import type { BtfFormatter } from "./btf_format.ts";
 import type { JsonWriter } from "./json_writer.ts";
@@ -89,7 +89,6 @@ export function plainEntry(
     out.write("\n");
     return;
   }
-  const slot = perCpuSlotSize(valueSize);
   if (keySize > 0) {
     out.write("key:\n");
     out.plainHex(keys, keyAt, keyAt + keySize);
@@ -97,7 +96,7 @@ export function plainEntry(
   }
   if (valueSize > 0) {
     for (let cpu = 0; cpu < shape.cpus; cpu++) {
-      const at = valueAt + cpu * slot;
+      const at = cpuSlotAt(valueSize, cpu, valueAt);
       out.write(`value (CPU ${String(cpu).padStart(2, "0")}):${valueSize > 16 ? "\n" : " "}`);
       out.plainHex(values, at, at + valueSize);
       out.write("\n");
@@ -149,14 +148,14 @@ export function jsonEntry(
     json.name("value");
     json.hexArray(values, valueAt, valueAt + shape.valueSize);
   } else {
-    const slot = perCpuSlotSize(shape.valueSize);
     json.name("values");
     json.startArray();
     for (let cpu = 0; cpu < shape.cpus; cpu++) {
+      const at = cpuSlotAt(shape.valueSize, cpu, valueAt);
       json.startObject();
       json.rawField("cpu", cpu);
       json.name("value");
-      json.hexArray(values, valueAt + cpu * slot, valueAt + cpu * slot + shape.valueSize);
+      json.hexArray(values, at, at + shape.valueSize);
       json.endObject();
     }
     json.endArray();
@@ -199,8 +198,8 @@ export function errorEntry(
   key: Uint8Array,
   errno: number,
 ): void {
-  const mapOfMapsOrProgs = shape.type === 12 || shape.type === 13 || shape.type === 3;
-  if (mapOfMapsOrProgs && errno === 2) return;
+  const type = mapType(shape.type);
+  if (type.emptySlotsUnlisted && errno === ENOENT) return;
   if (json !== undefined) {
     json.startObject();
     json.name("key");
@@ -212,9 +211,9 @@ export function errorEntry(
     json.endObject();
     return;
   }
-  const message = errno === 2
+  const message = errno === ENOENT
     ? "<no entry>"
-    : errno === 28 && shape.type === 20
+    : errno === type.unreadableErrno
     ? "<cannot read>"
     : errnoDescription(errno);
   const breakNames = shape.keySize > 16 || message.length > 16;

@@ -59,6 +59,23 @@ export function cpusInStride(stride: number, valueSize: number): number {
 }
 
 /**
+ * Where CPU `cpu`'s slot starts, in bytes, inside a per-CPU value that
+ * starts at byte `at` of a buffer: for readers that walk the slots in place
+ * (a dump, a batch view) rather than split them.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { cpuSlotAt } from "./percpu.ts";
+ * assert.equal(cpuSlotAt(12, 0, 100), 100);
+ * assert.equal(cpuSlotAt(12, 3, 100), 148); // 16-byte slots
+ * ```
+ */
+export function cpuSlotAt(valueSize: number, cpu: number, at = 0): number {
+  return at + cpu * perCpuSlotSize(valueSize);
+}
+
+/**
  * Views of each CPU's value inside one element's per-CPU value (no copy).
  *
  * @example
