@@ -7,12 +7,13 @@
  * @module
  */
 
+import { typeAt } from "../btf/types.ts";
 import { isPerCpu } from "../ffi/map_types.ts";
 import { cpusInStride } from "../ffi/percpu.ts";
 import { describe } from "../ffi/validate.ts";
 import { BpfMap } from "../maps/bpf_map.ts";
 import { codecOfType } from "./btf.ts";
-import { bytes, type Codec, noKey } from "./codec.ts";
+import { bytes, type Codec, noKey, u32 } from "./codec.ts";
 import { perCpu, TypedMap, type TypedSpec } from "./typed_map.ts";
 
 declare module "../maps/bpf_map.ts" {
@@ -111,9 +112,10 @@ function btfCodecsOf(map: BpfMap, op: string): TypedSpec<unknown, unknown> {
     throw new TypeError(`${op}: ${map} has no BTF value type; pass codecs`);
   }
   using btf = map.btf()!;
-  const key = map.keySize === 0 ? noKey : bytes(map.keySize);
-  return {
-    key: keyTypeId === 0 ? key : codecOfType(btf.types, keyTypeId),
-    value: codecOfType(btf.types, valueTypeId),
-  };
+  const value = codecOfType(btf.types, valueTypeId);
+  if (keyTypeId !== 0) return { key: codecOfType(btf.types, keyTypeId), value };
+  // Global data (.bss, .data, .rodata): libbpf gives the section's one-element array no key
+  // type, and its key is an array index.
+  const globalData = typeAt(btf.types, valueTypeId).kind === "datasec" && map.keySize === 4;
+  return { key: map.keySize === 0 ? noKey : globalData ? u32 : bytes(map.keySize), value };
 }

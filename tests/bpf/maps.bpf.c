@@ -52,10 +52,23 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
+// Global data: libbpf makes a map of each section (.bss, .data, .rodata,
+// frozen once loaded), an array of one element whose value type is the
+// section's DATASEC.
+__u64 packets_seen;
+struct flow_key last_flow;
+__u32 sample_rate = 100;
+char banner[8] = "bpfmap";
+const volatile __u16 http_port = 80;
+const volatile enum verdict default_verdict = DROP;
+
 SEC("tc")
 int count(struct __sk_buff *skb)
 {
 	__u32 zero = 0;
+	packets_seen++;
+	if (skb->len % sample_rate == 0)
+		last_flow.dport = http_port;
 	__u64 *n = bpf_map_lookup_elem(&counters, &zero);
 	if (n)
 		__sync_fetch_and_add(n, 1);
@@ -67,7 +80,7 @@ int count(struct __sk_buff *skb)
 		bpf_spin_unlock(&stats->lock);
 	}
 	struct policy *policy = bpf_map_lookup_elem(&policies, &zero);
-	return policy ? policy->verdict : 0;
+	return policy ? policy->verdict : default_verdict;
 }
 
 char LICENSE[] SEC("license") = "GPL";

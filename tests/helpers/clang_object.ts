@@ -7,13 +7,49 @@
  * @module
  */
 
+import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import type { BpfSystem } from "../../mod.ts";
+import { type FreshBpffs, freshBpffs, REPLAY_BPFFS } from "./bpffs.ts";
+import { liveUnavailable, mustRunLive, replayRun } from "./live.ts";
+import { transcriptTests } from "./transcript.ts";
 
 const SOURCE = fileURLToPath(new URL("../bpf/maps.bpf.c", import.meta.url));
+
+/**
+ * Transcript tests on the object's maps, for a test file: live, the object is
+ * loaded on a bpffs of the file's own before its tests (transcripts write that
+ * folder as `${BPFFS}`, `bpffs()` gives it); where it cannot be built, a test
+ * is skipped with the reason, or fails in CI.
+ */
+export function clangTests(moduleUrl: string, prefix: string): {
+  clangTest: (name: string, fn: (system: BpfSystem) => void) => void;
+  bpffs: () => string;
+} {
+  let path = REPLAY_BPFFS;
+  const transcriptTest = transcriptTests(moduleUrl, { paths: () => ({ BPFFS: path }) });
+  const live = !replayRun && liveUnavailable === undefined;
+  const missing = live ? clangUnavailable() : undefined;
+  let mounted: FreshBpffs | undefined;
+  before(() => {
+    if (!live || missing !== undefined) return;
+    mounted = freshBpffs(prefix);
+    path = mounted.path;
+    loadClangObject(path);
+  });
+  after(() => mounted?.unmount());
+  const clangTest = (name: string, fn: (system: BpfSystem) => void) => {
+    if (missing === undefined) transcriptTest(name, fn);
+    else if (mustRunLive) test(name, () => assert.fail(`cannot build the BPF object: ${missing}`));
+    else test(name, { skip: `cannot build the BPF object: ${missing}` }, () => {});
+  };
+  return { clangTest, bpffs: () => path };
+}
 
 /** Why the object cannot be built and loaded here, or `undefined` when it can. */
 export function clangUnavailable(): string | undefined {
@@ -28,8 +64,9 @@ export function clangUnavailable(): string | undefined {
 
 /**
  * Builds the object and loads it with bpftool, pinning its program at
- * `dir/prog` and its maps at `dir/maps/{flows,policies,counters}`, then
- * writes one element into each map through bpftool.
+ * `dir/prog` and its maps at `dir/maps/{flows,policies,counters}` (its global
+ * data at `dir/maps/maps_{bss,data,rodata}`), then writes one element into
+ * each of the first three through bpftool.
  */
 export function loadClangObject(dir: string): void {
   const build = mkdtempSync(join(tmpdir(), "bpfmap-clang-"));
