@@ -52,15 +52,41 @@ export class Attr<F extends string = string> {
   readonly layouts: (Layout | null)[];
   /** Buffers bound to pointers inside each pointer field's struct, by slot. */
   readonly nested: NestedPointer[][];
+  /**
+   * The `count` field the kernel writes back (batch commands), read before a
+   * call so that an interrupted one is only asked again if it did nothing.
+   */
+  readonly countField: Field | undefined;
+  /**
+   * Whether the attr belongs to one map and is packed once (see `ffi/bpf.ts`'s
+   * `ElementCalls`): its pointees are that map's own scratch, kept bound
+   * across calls instead of released after each.
+   */
+  readonly packedOnce: boolean;
   readonly #view: DataView;
   readonly #backend: AddressSpace;
 
-  constructor(command: Command<F>, backend: AddressSpace) {
+  /**
+   * `bytes`, when given, is off-heap memory of exactly `command.size` bytes
+   * the attr is packed in (carved from a map's arena); else it gets its own.
+   */
+  constructor(
+    command: Command<F>,
+    backend: AddressSpace,
+    opts: { bytes?: Uint8Array; packedOnce?: boolean } = {},
+  ) {
     this.command = command;
     this.#backend = backend;
-    this.bytes = offHeapBytes(command.size);
-    this.#view = new DataView(this.bytes.buffer);
+    this.bytes = opts.bytes ?? offHeapBytes(command.size);
+    if (this.bytes.byteLength !== command.size) {
+      throw new RangeError(
+        `${command.name}: an attr is ${command.size} bytes, got ${this.bytes.byteLength}`,
+      );
+    }
+    this.#view = new DataView(this.bytes.buffer, this.bytes.byteOffset, command.size);
     this.address = addressOf(backend, this.bytes);
+    this.countField = (command.fields as Record<string, Field | undefined>).count;
+    this.packedOnce = opts.packedOnce ?? false;
     const pointers = command.fieldList.filter((field) => field.kind === "pointer");
     this.pointees = pointers.map(() => null);
     this.directions = pointers.map((field) => field.direction);
@@ -149,6 +175,7 @@ export class Attr<F extends string = string> {
 
   /** Drops the references to pointed-to buffers once the call has returned. */
   release(): void {
+    if (this.packedOnce) return;
     for (let slot = 0; slot < this.pointees.length; slot++) {
       this.pointees[slot] = null;
       this.layouts[slot] = null;

@@ -74,7 +74,7 @@ export class Kernel {
    */
   call(attr: Attr): number {
     // The count as asked, read before the kernel can write it back.
-    const count = countField(attr);
+    const count = attr.countField;
     const requested = count === undefined ? 0 : attr.getU32(count);
     let result = this.backend.bpf(attr);
     if (result === -EINTR) result = this.#retryInterrupted(attr, result, count, requested);
@@ -123,11 +123,6 @@ export class Kernel {
     this.#possibleCpus ??= countCpuList(this.backend.readTextFile(POSSIBLE_CPUS_PATH));
     return this.#possibleCpus;
   }
-}
-
-/** The `count` field of a batch command, which the kernel writes back. */
-function countField(attr: Attr): Field | undefined {
-  return (attr.command.fields as Record<string, Field | undefined>).count;
 }
 
 let live: Kernel | undefined;

@@ -15,6 +15,158 @@ export interface AddressSpace {
   baseAddress(buffer: ArrayBufferLike): number;
 }
 
+// The built-in getters of typed arrays and buffers, taken once at load: a
+// caller's array may override `byteLength` (own property, subclass getter) or
+// be a Proxy, and what decides where the kernel reads and writes must be what
+// the engine itself knows about the memory.
+const TypedArrayPrototype = Object.getPrototypeOf(Uint8Array.prototype) as object;
+type Getter<T> = (this: unknown) => T;
+function builtinGetter<T>(target: object, key: PropertyKey): Getter<T> {
+  return Object.getOwnPropertyDescriptor(target, key)!.get as Getter<T>;
+}
+const tagGetter = builtinGetter<string | undefined>(TypedArrayPrototype, Symbol.toStringTag);
+const byteLengthGetter = builtinGetter<number>(TypedArrayPrototype, "byteLength");
+const byteOffsetGetter = builtinGetter<number>(TypedArrayPrototype, "byteOffset");
+const bufferGetter = builtinGetter<ArrayBufferLike>(TypedArrayPrototype, "buffer");
+const resizableGetter = builtinGetter<boolean>(ArrayBuffer.prototype, "resizable");
+const growableGetter = typeof SharedArrayBuffer === "function"
+  ? builtinGetter<boolean>(SharedArrayBuffer.prototype, "growable")
+  : undefined;
+const detachedGetter = builtinGetter<boolean>(ArrayBuffer.prototype, "detached");
+const typedArraySet = (TypedArrayPrototype as { set: Uint8Array["set"] }).set;
+
+/**
+ * Whether `value` is a real `Uint8Array`, asked of the engine (the built-in
+ * `Symbol.toStringTag` getter): a Proxy around one, another typed array given
+ * Uint8Array's prototype, or a look-alike object all answer `false`. No code
+ * of the caller's runs.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isUint8Array } from "./memory.ts";
+ *
+ * class Sub extends Uint8Array {}
+ * assert.equal(isUint8Array(new Sub(4)), true); // a subclass is still one
+ * assert.equal(isUint8Array(new Proxy(new Uint8Array(4), {})), false);
+ * assert.equal(isUint8Array(Object.setPrototypeOf(new Uint16Array(2), Uint8Array.prototype)), false);
+ * ```
+ */
+export function isUint8Array(value: unknown): value is Uint8Array {
+  return tagGetter.call(value) === "Uint8Array";
+}
+
+/**
+ * The byte length the engine knows for `bytes` (a real typed array): what
+ * an own `byteLength` property or a subclass getter says does not count.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { byteLengthOf } from "./memory.ts";
+ *
+ * const bytes = new Uint8Array(4);
+ * Object.defineProperty(bytes, "byteLength", { value: 4096 });
+ * assert.equal(bytes.byteLength, 4096);
+ * assert.equal(byteLengthOf(bytes), 4);
+ * ```
+ */
+export function byteLengthOf(bytes: Uint8Array): number {
+  return byteLengthGetter.call(bytes);
+}
+
+/** The byte offset the engine knows for `bytes` (see {@linkcode byteLengthOf}). */
+export function byteOffsetOf(bytes: Uint8Array): number {
+  return byteOffsetGetter.call(bytes);
+}
+
+/**
+ * The buffer the engine knows for `bytes`. Reading it moves a small on-heap
+ * array into a fixed backing store (see {@linkcode addressOf}).
+ */
+export function bufferOf(bytes: Uint8Array): ArrayBufferLike {
+  return bufferGetter.call(bytes);
+}
+
+/**
+ * Whether `buffer` can never change length: not a resizable `ArrayBuffer`,
+ * not a growable `SharedArrayBuffer`. A buffer the kernel writes into must
+ * be: a length read once would otherwise not bind the memory behind it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isFixedLength } from "./memory.ts";
+ *
+ * assert.equal(isFixedLength(new ArrayBuffer(8)), true);
+ * assert.equal(isFixedLength(new ArrayBuffer(8, { maxByteLength: 16 })), false);
+ * assert.equal(isFixedLength(new SharedArrayBuffer(8, { maxByteLength: 16 })), false);
+ * ```
+ */
+export function isFixedLength(buffer: ArrayBufferLike): boolean {
+  try {
+    return !resizableGetter.call(buffer);
+  } catch {
+    // Not an ArrayBuffer: a SharedArrayBuffer.
+    return growableGetter === undefined || !growableGetter.call(buffer);
+  }
+}
+
+/** Whether `buffer` was detached (transferred); a SharedArrayBuffer never is. */
+export function isDetached(buffer: ArrayBufferLike): boolean {
+  try {
+    return detachedGetter.call(buffer);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A plain `Uint8Array` over the first `length` bytes of `bytes`' memory, made
+ * from the engine's own buffer and offset: no subclass constructor (which
+ * `subarray` would call) and no getter of the caller's runs.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { spanOf } from "./memory.ts";
+ *
+ * class Sub extends Uint8Array {}
+ * const bytes = new Sub([1, 2, 3, 4]).subarray(1);
+ * const span = spanOf(bytes, 2);
+ * assert.equal(span.constructor, Uint8Array);
+ * assert.deepEqual(span, new Uint8Array([2, 3]));
+ * assert.equal(span.buffer, bytes.buffer); // the same memory
+ * ```
+ */
+export function spanOf(bytes: Uint8Array, length: number): Uint8Array {
+  return new Uint8Array(bufferGetter.call(bytes), byteOffsetGetter.call(bytes), length);
+}
+
+/**
+ * Copies `source` (bpfmap's own bytes) into `target` (a checked caller
+ * array) with the built-in `set`: a subclass's own `set` never runs, so
+ * nothing can fail between a kernel call and the copy of what it returned.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { copyInto } from "./memory.ts";
+ *
+ * class Sub extends Uint8Array {
+ *   override set(): void {
+ *     throw new Error("never called");
+ *   }
+ * }
+ * const out = new Sub(2);
+ * copyInto(out, new Uint8Array([7, 8]));
+ * assert.deepEqual([...out], [7, 8]);
+ * ```
+ */
+export function copyInto(target: Uint8Array, source: Uint8Array): void {
+  typedArraySet.call(target, source);
+}
+
 /** Base addresses by buffer, per backend: a stand-in's addresses must never reach a live one. */
 const baseAddresses = new WeakMap<AddressSpace, WeakMap<ArrayBufferLike, number>>();
 
@@ -26,7 +178,9 @@ const baseAddresses = new WeakMap<AddressSpace, WeakMap<ArrayBufferLike, number>
  * 64 bytes or less on its moving heap, and JavaScriptCore keeps small ones in
  * a "fast" form; asking for the buffer moves their bytes into a fixed
  * off-heap backing store for good, whose address never changes afterwards.
- * Addresses are cached per backend and `ArrayBuffer`.
+ * Addresses are cached per backend and `ArrayBuffer`. The buffer and offset are
+ * read through the built-in getters: a caller's subclass cannot point the
+ * kernel elsewhere.
  *
  * @example
  * ```ts
@@ -40,7 +194,7 @@ const baseAddresses = new WeakMap<AddressSpace, WeakMap<ArrayBufferLike, number>
  * ```
  */
 export function addressOf(backend: AddressSpace, bytes: Uint8Array): number {
-  const buffer = bytes.buffer;
+  const buffer = bufferOf(bytes);
   let cache = baseAddresses.get(backend);
   if (cache === undefined) {
     cache = new WeakMap();
@@ -51,7 +205,7 @@ export function addressOf(backend: AddressSpace, bytes: Uint8Array): number {
     base = backend.baseAddress(buffer);
     cache.set(buffer, base);
   }
-  return base + bytes.byteOffset;
+  return base + byteOffsetOf(bytes);
 }
 
 /**

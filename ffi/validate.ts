@@ -5,10 +5,15 @@
  * @module
  */
 
+import { bufferOf, byteLengthOf, isDetached, isFixedLength, isUint8Array } from "./memory.ts";
+
 /**
- * Asserts `value` is a `Uint8Array`. A detached one has no bytes, which the
- * length checks below catch; its `.buffer` is only read then, for the message
- * (reading `.buffer` moves a small array off V8's heap: not for the hot path).
+ * Asserts `value` is a real `Uint8Array` (asked of the engine: a Proxy or a
+ * look-alike is refused) and returns its byte length, read once through the
+ * built-in getter: an own `byteLength` property or a subclass getter cannot
+ * lie about it. A detached array has no bytes; its buffer is only looked at
+ * then, for the message (reading `.buffer` moves a small array off V8's heap:
+ * not for the hot path).
  *
  * @example
  * ```ts
@@ -16,23 +21,31 @@
  * import { checkBytes } from "./validate.ts";
  *
  * const keys = new Uint8Array(8);
- * assert.equal(checkBytes(keys, "keys"), keys);
+ * Object.defineProperty(keys, "byteLength", { value: 1 << 20 });
+ * assert.equal(checkBytes(keys, "keys"), 8); // the real length
  * assert.throws(() => checkBytes([1, 2], "keys"), {
  *   name: "TypeError",
  *   message: "keys must be a Uint8Array, got Array",
  * });
+ * assert.throws(() => checkBytes(new Proxy(new Uint8Array(8), {}), "keys"), {
+ *   name: "TypeError",
+ *   message: "keys must be a Uint8Array, got a look-alike (a Proxy, or another object with Uint8Array's prototype)",
+ * });
  * ```
  */
-export function checkBytes(value: unknown, argument: string): Uint8Array {
-  if (!(value instanceof Uint8Array)) {
-    throw new TypeError(`${argument} must be a Uint8Array, got ${describe(value)}`);
+export function checkBytes(value: unknown, argument: string): number {
+  if (!isUint8Array(value)) {
+    throw new TypeError(`${argument} must be a Uint8Array, got ${describeNonBytes(value)}`);
   }
-  if (value.byteLength === 0) checkAttached(value, argument);
-  return value;
+  const length = byteLengthOf(value);
+  if (length === 0) checkAttached(value, argument);
+  return length;
 }
 
 /**
- * Asserts `value` is a `Uint8Array` of exactly `length` bytes.
+ * Asserts `value` is a real `Uint8Array` of exactly `length` bytes (see
+ * {@linkcode checkBytes}): for arguments bpfmap copies into its own memory
+ * before the call.
  *
  * @example
  * ```ts
@@ -52,21 +65,66 @@ export function checkBytes(value: unknown, argument: string): Uint8Array {
  * });
  * ```
  */
-export function checkExactBytes(value: unknown, length: number, argument: string): Uint8Array {
-  if (!(value instanceof Uint8Array)) {
-    throw new TypeError(`${argument} must be a Uint8Array, got ${describe(value)}`);
+export function checkExactBytes(value: unknown, length: number, argument: string): void {
+  if (!isUint8Array(value)) {
+    throw new TypeError(`${argument} must be a Uint8Array, got ${describeNonBytes(value)}`);
   }
-  if (value.byteLength !== length) {
+  const actual = byteLengthOf(value);
+  if (actual !== length) {
     checkAttached(value, argument);
-    throw new RangeError(`${argument} must be ${length} bytes, got ${value.byteLength}`);
+    throw new RangeError(`${argument} must be ${length} bytes, got ${actual}`);
   }
-  return value;
+}
+
+/**
+ * Like {@linkcode checkBytes}, for a buffer the kernel reads or writes in
+ * place (batch keys and values): its `ArrayBuffer` must also have a fixed
+ * length, so that the length read here still bounds the memory at the call.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkKernelBytes } from "./validate.ts";
+ *
+ * assert.equal(checkKernelBytes(new Uint8Array(16), "values"), 16);
+ * const resizable = new Uint8Array(new ArrayBuffer(16, { maxByteLength: 64 }));
+ * assert.throws(() => checkKernelBytes(resizable, "values"), {
+ *   name: "TypeError",
+ *   message: "values is a view of a resizable ArrayBuffer: "
+ *     + "the kernel needs memory of a fixed length (copy it into a new Uint8Array)",
+ * });
+ * ```
+ */
+export function checkKernelBytes(value: unknown, argument: string): number {
+  const length = checkBytes(value, argument);
+  const buffer = bufferOf(value as Uint8Array);
+  if (!isFixedLength(buffer)) {
+    const kind = buffer instanceof ArrayBuffer
+      ? "resizable ArrayBuffer"
+      : "growable SharedArrayBuffer";
+    throw new TypeError(
+      `${argument} is a view of a ${kind}: the kernel needs memory of a fixed length (copy it into a new Uint8Array)`,
+    );
+  }
+  return length;
 }
 
 function checkAttached(bytes: Uint8Array, argument: string): void {
-  if ((bytes.buffer as ArrayBufferLike & { detached?: boolean }).detached === true) {
+  if (isDetached(bufferOf(bytes))) {
     throw new TypeError(`${argument} is a view of a detached ArrayBuffer`);
   }
+}
+
+/** What a value that is not a real Uint8Array is, for the message; runs no code of the caller's. */
+function describeNonBytes(value: unknown): string {
+  try {
+    if (value !== null && typeof value === "object" && value instanceof Uint8Array) {
+      return "a look-alike (a Proxy, or another object with Uint8Array's prototype)";
+    }
+  } catch {
+    return "a Proxy"; // its getPrototypeOf trap threw
+  }
+  return describe(value);
 }
 
 /**
@@ -139,7 +197,14 @@ export function checkFlags(value: unknown, allowed: number, argument: string): n
  */
 export function describe(value: unknown): string {
   if (value === null) return "null";
-  if (typeof value === "object") return value.constructor?.name ?? "object";
+  if (typeof value === "object") {
+    try {
+      const name = (value as { constructor?: { name?: unknown } }).constructor?.name;
+      return typeof name === "string" ? name : "object";
+    } catch {
+      return "object"; // a getter or Proxy trap that throws: the message must still be ours
+    }
+  }
   if (typeof value === "string") return JSON.stringify(value);
   return `${typeof value} ${String(value)}`;
 }

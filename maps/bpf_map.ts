@@ -7,6 +7,7 @@
 
 import { Btf } from "../btf/btf.ts";
 import type { MapTypes } from "../btf/types.ts";
+import { type BatchCall, ELEMENT_ATTRS_SIZE, ElementCalls, mapBatch } from "../ffi/bpf.ts";
 import {
   type BatchCommand,
   BPF_EXIST,
@@ -29,8 +30,6 @@ import {
   BPF_OBJ_GET,
   BPF_OBJ_GET_INFO_BY_FD,
   BPF_OBJ_PIN,
-  type Direction,
-  type ElementCommand,
 } from "../ffi/commands.ts";
 import { ENOENT } from "../ffi/errno.ts";
 import { BatchError, BpfError } from "../ffi/errors.ts";
@@ -42,18 +41,17 @@ import {
   mapTypeName,
   mapTypeNumber,
 } from "../ffi/map_types.ts";
-import { cString, offHeapBytes } from "../ffi/memory.ts";
-import { perCpuSlotSize } from "../ffi/percpu.ts";
+import { copyInto, cString, offHeapBytes, spanOf } from "../ffi/memory.ts";
+import { valueStride as valueStrideOf } from "../ffi/percpu.ts";
 import {
-  checkBytes,
   checkExactBytes,
   checkFlags,
   checkInteger,
+  checkKernelBytes,
   describe,
 } from "../ffi/validate.ts";
 import type { BatchLookupOptions, BatchResult, BatchWriteOptions } from "./batch.ts";
 import { type MapInfo, readMapInfo } from "./info.ts";
-import { copyOut } from "./result_slab.ts";
 import { walkEntries, type WalkOptions } from "./walk.ts";
 
 /** What {@linkcode BpfMap.create} makes. */
@@ -169,14 +167,15 @@ export class BpfMap {
   #fd: number;
   // Off-heap scratch buffers, so that nothing the kernel sees lives on a moving heap.
   readonly #key: Uint8Array | null;
-  readonly #keyAddress: number;
   readonly #nextKey: Uint8Array | null;
-  readonly #nextKeyAddress: number;
+  /** `#nextKey`, or an empty array for maps without keys. */
+  readonly #nextKeyView: Uint8Array;
   readonly #value: Uint8Array;
   readonly #valueView: Uint8Array;
-  readonly #valueAddress: number;
   readonly #cursorIn: Uint8Array;
   readonly #cursorOut: Uint8Array;
+  /** The element calls, on attrs of this map's own, packed once over the scratch above. */
+  readonly #calls: ElementCalls;
 
   private constructor(kernel: Kernel, fd: number, info: MapInfo) {
     this.#kernel = kernel;
@@ -195,9 +194,9 @@ export class BpfMap {
       valueTypeId: info.btfValueTypeId,
       vmlinuxValueTypeId: info.btfVmlinuxValueTypeId,
     });
-    this.valueStride = isPerCpu(info.type)
-      ? perCpuSlotSize(info.valueSize) * kernel.possibleCpus()
-      : info.valueSize;
+    // The possible CPUs are read (once per kernel) only for a per-CPU map.
+    const cpus = isPerCpu(info.type) ? kernel.possibleCpus() : 1;
+    this.valueStride = valueStrideOf(info.type, info.valueSize, cpus);
     // One off-heap arena for every scratch buffer: one allocation per map, one page for the kernel.
     const cursorSize = Math.max(batchCursorSize(info.type, info.keySize), 1);
     const carve = arenaOf([
@@ -206,16 +205,16 @@ export class BpfMap {
       Math.max(this.valueStride, 1),
       cursorSize,
       cursorSize,
+      ELEMENT_ATTRS_SIZE,
     ]);
     this.#key = info.keySize > 0 ? carve[0] : null;
-    this.#keyAddress = this.#key === null ? 0 : kernel.addressOf(this.#key);
     this.#nextKey = info.keySize > 0 ? carve[1] : null;
-    this.#nextKeyAddress = this.#nextKey === null ? 0 : kernel.addressOf(this.#nextKey);
+    this.#nextKeyView = carve[1];
     this.#value = carve[2];
     this.#valueView = this.#value.subarray(0, this.valueStride);
-    this.#valueAddress = kernel.addressOf(this.#value);
     this.#cursorIn = carve[3];
     this.#cursorOut = carve[4];
+    this.#calls = new ElementCalls(kernel, fd, this.#key, this.#nextKey, this.#valueView, carve[5]);
     if (kernel.closesLeakedFds) unclosed.register(this, { kernel, fd }, this);
   }
 
@@ -396,14 +395,49 @@ export class BpfMap {
 
   /**
    * The value stored under `key` (`valueStride` bytes), or `undefined` if
-   * there is none. `flags` may be `BPF_F_LOCK`.
+   * there is none. `flags` may be `BPF_F_LOCK`. The result has an
+   * `ArrayBuffer` of its own: transfer it, keep it, it affects nothing else.
+   * For a loop, {@linkcode BpfMap.lookupInto} writes into a buffer you reuse.
    */
   lookup(key: Uint8Array, flags = 0): Uint8Array | undefined {
-    this.#openFd("lookup");
+    return this.#lookup("lookup", key, flags) ? this.#valueView.slice() : undefined;
+  }
+
+  /**
+   * Reads the value stored under `key` into `out` (`valueStride` bytes, any
+   * `Uint8Array`, on the heap or not), as libbpf's `bpf_map_lookup_elem(fd,
+   * key, value)`: `true` if found, `false` (and `out` untouched) if not. The
+   * kernel writes into the map's own off-heap scratch, copied into `out`:
+   * nothing is allocated, so a loop runs at the syscall's speed.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { BpfMap } from "../mod.ts";
+   *
+   * using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 8 });
+   * map.update(new Uint8Array([1, 0, 0, 0]), new Uint8Array([9, 9, 9, 9]));
+   * const out = new Uint8Array(4);
+   * assert.equal(map.lookupInto(new Uint8Array([1, 0, 0, 0]), out), true);
+   * assert.deepEqual(out, new Uint8Array([9, 9, 9, 9]));
+   * assert.equal(map.lookupInto(new Uint8Array([2, 0, 0, 0]), out), false);
+   * ```
+   */
+  lookupInto(key: Uint8Array, out: Uint8Array, flags = 0): boolean {
+    checkExactBytes(out, this.valueStride, "out");
+    if (!this.#lookup("lookupInto", key, flags)) return false;
+    copyInto(out, this.#valueView);
+    return true;
+  }
+
+  #lookup(operation: string, key: Uint8Array, flags: number): boolean {
+    this.#openFd(operation);
     this.#loadKey(key, "key");
     checkFlags(flags, BPF_F_LOCK, "flags");
-    const result = this.#element(BPF_MAP_LOOKUP_ELEM, this.#key, this.#keyAddress, flags);
-    return this.#valueOrUndefined(BPF_MAP_LOOKUP_ELEM, result);
+    const result = this.#calls.lookup(flags);
+    if (result === -ENOENT) return false;
+    if (result < 0) throw this.#error(BPF_MAP_LOOKUP_ELEM.name, result);
+    return true;
   }
 
   /**
@@ -416,45 +450,75 @@ export class BpfMap {
     this.#loadKey(key, "key");
     this.#loadValue(value, "value");
     checkFlags(flags, UPDATE_FLAGS, "flags");
-    this.#elementOrThrow(BPF_MAP_UPDATE_ELEM, this.#key, this.#keyAddress, flags);
+    const result = this.#calls.update(flags);
+    if (result < 0) throw this.#error(BPF_MAP_UPDATE_ELEM.name, result);
   }
 
   /** Deletes `key`; `false` if it was not there. */
   delete(key: Uint8Array): boolean {
     this.#openFd("delete");
     this.#loadKey(key, "key");
-    const result = this.#element(BPF_MAP_DELETE_ELEM, this.#key, this.#keyAddress, 0, "none");
+    const result = this.#calls.delete();
     if (result === -ENOENT) return false;
     if (result < 0) throw this.#error(BPF_MAP_DELETE_ELEM.name, result);
     return true;
   }
 
-  /** Removes `key` and returns its value, or `undefined` if it was not there (hash maps: Linux 5.14+). */
+  /**
+   * Removes `key` and returns its value, or `undefined` if it was not there
+   * (hash maps: Linux 5.14+). The value has an `ArrayBuffer` of its own.
+   */
   lookupAndDelete(key: Uint8Array): Uint8Array | undefined {
     this.#openFd("lookupAndDelete");
     this.#loadKey(key, "key");
-    const result = this.#element(BPF_MAP_LOOKUP_AND_DELETE_ELEM, this.#key, this.#keyAddress, 0);
-    return this.#valueOrUndefined(BPF_MAP_LOOKUP_AND_DELETE_ELEM, result);
+    return this.#removed(this.#calls.lookupAndDelete(0));
   }
 
   /**
    * The key after `key` in the kernel's order, the first key when `key` is
-   * absent, `undefined` after the last one.
+   * absent, `undefined` after the last one. The result has an `ArrayBuffer`
+   * of its own; {@linkcode BpfMap.nextKeyInto} writes into yours.
    */
   nextKey(key?: Uint8Array): Uint8Array | undefined {
-    this.#openFd("nextKey");
+    return this.#nextKeyCall("nextKey", key) ? this.#nextKeyView.slice() : undefined;
+  }
+
+  /**
+   * Writes the key after `key` (the first key for `null`/`undefined`) into
+   * `out` (`keySize` bytes), as libbpf's `bpf_map_get_next_key`: `false`
+   * after the last key, `out` untouched. `out` may be `key` itself, so that
+   * a walk needs one buffer and allocates nothing.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { BpfMap } from "../mod.ts";
+   *
+   * using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 8, maxEntries: 3 });
+   * const key = new Uint8Array(4);
+   * const value = new Uint8Array(8);
+   * const seen: number[] = [];
+   * for (let more = map.nextKeyInto(null, key); more; more = map.nextKeyInto(key, key)) {
+   *   assert.equal(map.lookupInto(key, value), true);
+   *   seen.push(key[0]);
+   * }
+   * assert.deepEqual(seen, [0, 1, 2]);
+   * ```
+   */
+  nextKeyInto(key: Uint8Array | null | undefined, out: Uint8Array): boolean {
+    checkExactBytes(out, this.keySize, "out");
+    if (!this.#nextKeyCall("nextKeyInto", key ?? undefined)) return false;
+    if (this.#nextKey !== null) copyInto(out, this.#nextKey);
+    return true;
+  }
+
+  #nextKeyCall(operation: string, key: Uint8Array | undefined): boolean {
+    this.#openFd(operation);
     if (key !== undefined) this.#loadKey(key, "key");
-    const { fields } = BPF_MAP_GET_NEXT_KEY;
-    const attr = this.#kernel.attr(BPF_MAP_GET_NEXT_KEY);
-    attr.setU32(fields.map_fd, this.#fd);
-    if (key === undefined) attr.setPointer(fields.key, null, 0);
-    else attr.setPointer(fields.key, this.#key, this.#keyAddress);
-    attr.setPointer(fields.value, this.#nextKey, this.#nextKeyAddress);
-    attr.setU64(fields.flags, 0);
-    const result = this.#kernel.call(attr);
-    if (result === -ENOENT) return undefined;
+    const result = key === undefined ? this.#calls.firstKey() : this.#calls.nextKey();
+    if (result === -ENOENT) return false;
     if (result < 0) throw this.#error(BPF_MAP_GET_NEXT_KEY.name, result);
-    return copyOut(this.#nextKey ?? new Uint8Array(0));
+    return true;
   }
 
   /**
@@ -484,23 +548,29 @@ export class BpfMap {
     this.#keyless("push");
     this.#loadValue(value, "value");
     checkFlags(flags, UPDATE_FLAGS, "flags");
-    this.#elementOrThrow(BPF_MAP_UPDATE_ELEM, null, 0, flags);
+    const result = this.#calls.update(flags);
+    if (result < 0) throw this.#error(BPF_MAP_UPDATE_ELEM.name, result);
   }
 
-  /** Removes and returns the next value of a queue or stack, `undefined` when empty. */
+  /**
+   * Removes and returns the next value of a queue or stack, `undefined` when
+   * empty. The value has an `ArrayBuffer` of its own: an element the kernel
+   * removed is always in the caller's hands.
+   */
   pop(): Uint8Array | undefined {
     this.#openFd("pop");
     this.#keyless("pop");
-    const result = this.#element(BPF_MAP_LOOKUP_AND_DELETE_ELEM, null, 0, 0);
-    return this.#valueOrUndefined(BPF_MAP_LOOKUP_AND_DELETE_ELEM, result);
+    return this.#removed(this.#calls.lookupAndDelete(0));
   }
 
   /** Returns the next value of a queue or stack without removing it, `undefined` when empty. */
   peek(): Uint8Array | undefined {
     this.#openFd("peek");
     this.#keyless("peek");
-    const result = this.#element(BPF_MAP_LOOKUP_ELEM, null, 0, 0);
-    return this.#valueOrUndefined(BPF_MAP_LOOKUP_ELEM, result);
+    const result = this.#calls.lookup(0);
+    if (result === -ENOENT) return undefined;
+    if (result < 0) throw this.#error(BPF_MAP_LOOKUP_ELEM.name, result);
+    return this.#valueView.slice();
   }
 
   /** Whether a bloom filter may contain `value` (`false` means certainly not). */
@@ -508,12 +578,11 @@ export class BpfMap {
     this.#openFd("contains");
     this.#keyless("contains");
     this.#loadValue(value, "value");
-    const result = this.#element(BPF_MAP_LOOKUP_ELEM, null, 0, 0, "in");
+    const result = this.#calls.contains();
     if (result === -ENOENT) return false;
     if (result < 0) throw this.#error(BPF_MAP_LOOKUP_ELEM.name, result);
     return true;
   }
-
   /**
    * Reads up to `count` elements from where `cursor` left off
    * (`BPF_MAP_LOOKUP_BATCH`). A hash map returns whole buckets, so a result
@@ -741,37 +810,14 @@ export class BpfMap {
     this.#value.set(value);
   }
 
-  #element(
-    command: ElementCommand,
-    key: Uint8Array | null,
-    keyAddress: number,
-    flags: number,
-    value: "none" | Direction = command.fields.value.direction,
-  ): number {
-    const { fields } = command;
-    const attr = this.#kernel.attr(command);
-    attr.setU32(fields.map_fd, this.#fd);
-    attr.setPointer(fields.key, key, keyAddress);
-    if (value === "none") attr.setPointer(fields.value, null, 0);
-    else attr.setPointer(fields.value, this.#valueView, this.#valueAddress, value);
-    attr.setU64(fields.flags, flags);
-    return this.#kernel.call(attr);
-  }
-
-  #elementOrThrow(
-    command: ElementCommand,
-    key: Uint8Array | null,
-    keyAddress: number,
-    flags: number,
-  ) {
-    const result = this.#element(command, key, keyAddress, flags);
-    if (result < 0) throw this.#error(command.name, result);
-  }
-
-  #valueOrUndefined(command: ElementCommand, result: number): Uint8Array | undefined {
+  /**
+   * The value of a call that removed an element (`pop`, `lookupAndDelete`):
+   * copied out before anything else can run, into a buffer of its own.
+   */
+  #removed(result: number): Uint8Array | undefined {
     if (result === -ENOENT) return undefined;
-    if (result < 0) throw this.#error(command.name, result);
-    return copyOut(this.#valueView);
+    if (result < 0) throw this.#error(BPF_MAP_LOOKUP_AND_DELETE_ELEM.name, result);
+    return this.#valueView.slice();
   }
 
   #error(op: string, result: number): BpfError {
@@ -784,54 +830,59 @@ export class BpfMap {
     if (opts === null || typeof opts !== "object") {
       throw new TypeError(`${operation}: options must be an object, got ${describe(opts)}`);
     }
+    // Every option read once, first: a getter runs here or never, not between a check and the call.
+    const { count: countOption, cursor: cursorOption, elemFlags: elemFlagsOption } = opts;
+    const { keys: keysOption, values: valuesOption } = opts;
     this.#batchable(operation);
-    const count = checkInteger(opts.count, "count", 1);
-    const keys = opts.keys === undefined
-      ? offHeapBytes(count * this.keySize)
-      : checkCapacity(opts.keys, count, this.keySize, "keys");
-    const values = opts.values === undefined
-      ? offHeapBytes(count * this.valueStride)
-      : checkCapacity(opts.values, count, this.valueStride, "values");
-    const elemFlags = checkElemFlags(opts.elemFlags ?? 0);
-    const cursor = opts.cursor ?? null;
+    const count = checkInteger(countOption, "count", 1);
+    const { keySize, valueStride } = this;
+    const given = {
+      keys: keysOption === undefined ? null : kernelSpan(keysOption, count, keySize, "keys"),
+      values: valuesOption === undefined
+        ? null
+        : kernelSpan(valuesOption, count, valueStride, "values"),
+    };
+    const elemFlags = checkElemFlags(elemFlagsOption ?? 0);
+    const cursor = cursorOption ?? null;
     if (cursor !== null) {
       checkExactBytes(cursor, this.#cursorIn.byteLength, "cursor");
       this.#cursorIn.set(cursor);
     }
+    // Buffers of their own when not given: a result shares memory with nothing.
+    const keys = given.keys ?? offHeapBytes(count * keySize);
+    const values = given.values ?? offHeapBytes(count * valueStride);
 
-    const { fields } = command;
-    const attr = this.#kernel.attr(command);
-    attr.setPointer(fields.in_batch, cursor === null ? null : this.#cursorIn);
-    attr.setPointer(fields.out_batch, this.#cursorOut);
-    // Exactly `count` elements: what the kernel may touch, and what a recorder captures.
-    attr.setPointer(fields.keys, keys.subarray(0, count * this.keySize));
-    attr.setPointer(fields.values, values.subarray(0, count * this.valueStride));
-    attr.setU32(fields.count, count);
-    attr.setU32(fields.map_fd, fd);
-    attr.setU64(fields.elem_flags, elemFlags);
-    attr.setU64(fields.flags, 0);
-    const result = this.#kernel.call(attr);
-    const written = attr.getU32(fields.count);
-
+    const call: BatchCall = {
+      inBatch: cursor === null ? null : this.#cursorIn,
+      outBatch: this.#cursorOut,
+      keys,
+      values,
+      count,
+      elemFlags,
+      flags: 0,
+    };
+    const result = mapBatch(this.#kernel, command, fd, call);
+    const written = call.count;
     if (result >= 0 || result === -ENOENT) {
       return {
         count: written,
-        keys: keys.subarray(0, written * this.keySize),
-        values: values.subarray(0, written * this.valueStride),
-        cursor: result === -ENOENT ? null : copyOut(this.#cursorOut),
+        keys: keys.subarray(0, written * keySize),
+        values: values.subarray(0, written * valueStride),
+        cursor: result === -ENOENT ? null : this.#cursorOut.slice(),
       };
     }
+    // keys and values are bpfmap's own views: nothing of the caller's runs before the throw.
     const processed = processedBeforeFailure(count, written);
     throw new BatchError(command.name, -result, processed, {
-      keys: keys.subarray(0, processed * this.keySize),
-      values: values.subarray(0, processed * this.valueStride),
+      keys: keys.subarray(0, processed * keySize),
+      values: values.subarray(0, processed * valueStride),
     }, this.#describe());
   }
 
   #writeBatch(
     command: BatchCommand,
-    keys: Uint8Array,
-    values: Uint8Array | null,
+    keysArgument: unknown,
+    valuesArgument: unknown,
     opts: BatchWriteOptions,
   ): number {
     const operation = command === BPF_MAP_UPDATE_BATCH ? "updateBatch" : "deleteBatch";
@@ -839,48 +890,48 @@ export class BpfMap {
     if (opts === null || typeof opts !== "object") {
       throw new TypeError(`${operation}: options must be an object, got ${describe(opts)}`);
     }
+    // Every option read once, first (see #lookupBatch).
+    const { count: countOption, elemFlags: elemFlagsOption, flags: flagsOption } = opts;
     this.#batchable(operation);
-    checkBytes(keys, "keys");
-    if (values !== null) checkBytes(values, "values");
+    const { keySize, valueStride } = this;
+    const keysLength = checkKernelBytes(keysArgument, "keys");
+    // Update batches always have values (null included, which is refused); delete batches never.
+    const hasValues = command === BPF_MAP_UPDATE_BATCH;
+    const valuesLength = hasValues ? checkKernelBytes(valuesArgument, "values") : 0;
     let count: number;
-    if (opts.count === undefined) {
-      if (keys.byteLength === 0 || keys.byteLength % this.keySize !== 0) {
+    if (countOption === undefined) {
+      if (keysLength === 0 || keysLength % keySize !== 0) {
         throw new RangeError(
-          `keys: ${keys.byteLength} bytes is not a positive multiple of the ${this.keySize}-byte key size`,
+          `keys: ${keysLength} bytes is not a positive multiple of the ${keySize}-byte key size`,
         );
       }
-      count = keys.byteLength / this.keySize;
-      if (values !== null && values.byteLength !== count * this.valueStride) {
+      count = keysLength / keySize;
+      if (hasValues && valuesLength !== count * valueStride) {
         throw new RangeError(
-          `values must be ${count} × ${this.valueStride} = ${
-            count * this.valueStride
-          } bytes for ${count} keys, got ${values.byteLength}`,
+          `values must be ${count} × ${valueStride} = ${
+            count * valueStride
+          } bytes for ${count} keys, got ${valuesLength}`,
         );
       }
     } else {
-      count = checkInteger(opts.count, "count", 1);
-      checkCapacity(keys, count, this.keySize, "keys");
-      if (values !== null) checkCapacity(values, count, this.valueStride, "values");
+      count = checkInteger(countOption, "count", 1);
+      checkCapacity(keysLength, count, keySize, "keys");
+      if (hasValues) checkCapacity(valuesLength, count, valueStride, "values");
     }
-    const elemFlags = checkElemFlags(opts.elemFlags ?? 0);
-    const flags = checkInteger(opts.flags ?? 0, "flags", 0, Number.MAX_SAFE_INTEGER);
+    const elemFlags = checkElemFlags(elemFlagsOption ?? 0);
+    const flags = checkInteger(flagsOption ?? 0, "flags", 0, Number.MAX_SAFE_INTEGER);
 
-    const { fields } = command;
-    const attr = this.#kernel.attr(command);
-    attr.setPointer(fields.in_batch, null, 0);
-    attr.setPointer(fields.out_batch, null, 0);
-    // Exactly `count` elements: what the kernel reads, and what a recorder captures.
-    attr.setPointer(fields.keys, keys.subarray(0, count * this.keySize));
-    attr.setPointer(
-      fields.values,
-      values === null ? null : values.subarray(0, count * this.valueStride),
-    );
-    attr.setU32(fields.count, count);
-    attr.setU32(fields.map_fd, fd);
-    attr.setU64(fields.elem_flags, elemFlags);
-    attr.setU64(fields.flags, flags);
-    const result = this.#kernel.call(attr);
-    const written = attr.getU32(fields.count);
+    const call: BatchCall = {
+      inBatch: null,
+      outBatch: null,
+      keys: spanOf(keysArgument as Uint8Array, count * keySize),
+      values: hasValues ? spanOf(valuesArgument as Uint8Array, count * valueStride) : null,
+      count,
+      elemFlags,
+      flags,
+    };
+    const result = mapBatch(this.#kernel, command, fd, call);
+    const written = call.count;
     if (result >= 0) return written;
     throw new BatchError(
       command.name,
@@ -920,16 +971,21 @@ function processedBeforeFailure(requested: number, written: number): number {
   return written === requested ? 0 : written;
 }
 
-function checkCapacity(buffer: unknown, count: number, size: number, argument: string): Uint8Array {
-  const bytes = checkBytes(buffer, argument);
-  if (bytes.byteLength < count * size) {
+/**
+ * A caller's buffer the kernel reads or writes in place, checked to hold
+ * `count` elements of `size` bytes, as a view of exactly that span.
+ */
+function kernelSpan(buffer: unknown, count: number, size: number, argument: string): Uint8Array {
+  checkCapacity(checkKernelBytes(buffer, argument), count, size, argument);
+  return spanOf(buffer as Uint8Array, count * size);
+}
+
+function checkCapacity(length: number, count: number, size: number, argument: string): void {
+  if (length < count * size) {
     throw new RangeError(
-      `${argument} holds ${bytes.byteLength} bytes, too small for count ${count} × ${size} = ${
-        count * size
-      }`,
+      `${argument} holds ${length} bytes, too small for count ${count} × ${size} = ${count * size}`,
     );
   }
-  return bytes;
 }
 
 function checkElemFlags(value: unknown): number {

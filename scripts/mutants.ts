@@ -73,17 +73,11 @@ const MUTATIONS: Mutation[] = [
   {
     name: "write-batch-keys-values-swapped",
     why: "a batch attr packed with keys and values swapped stores garbage under garbage keys",
-    file: "maps/bpf_map.ts",
-    from: `    attr.setPointer(fields.keys, keys.subarray(0, count * this.keySize));
-    attr.setPointer(
-      fields.values,
-      values === null ? null : values.subarray(0, count * this.valueStride),
-    );`,
-    to: `    attr.setPointer(fields.values, keys.subarray(0, count * this.keySize));
-    attr.setPointer(
-      fields.keys,
-      values === null ? null : values.subarray(0, count * this.valueStride),
-    );`,
+    file: "ffi/bpf.ts",
+    from: `  attr.setPointer(fields.keys, call.keys);
+  attr.setPointer(fields.values, call.values);`,
+    to: `  attr.setPointer(fields.values, call.keys);
+  attr.setPointer(fields.keys, call.values);`,
     tests: ["tests/batch_hash.test.ts", "tests/batch_other.test.ts"],
   },
   {
@@ -164,16 +158,16 @@ const MUTATIONS: Mutation[] = [
     name: "lookup-bpf-f-lock-dropped",
     why: "lookup(key, BPF_F_LOCK) reads a spin-locked value without the lock: torn reads",
     file: "maps/bpf_map.ts",
-    from: "const result = this.#element(BPF_MAP_LOOKUP_ELEM, this.#key, this.#keyAddress, flags);",
-    to: "const result = this.#element(BPF_MAP_LOOKUP_ELEM, this.#key, this.#keyAddress, 0);",
+    from: "const result = this.#calls.lookup(flags);",
+    to: "const result = this.#calls.lookup(0);",
     tests: ["tests/elements.test.ts", "tests/btf.test.ts"],
   },
   {
     name: "lookup-result-aliases-scratch",
     why: "lookup returns the map's scratch buffer: the next call overwrites an earlier result",
     file: "maps/bpf_map.ts",
-    from: "return copyOut(this.#valueView);",
-    to: "return this.#valueView;",
+    from: `return this.#lookup("lookup", key, flags) ? this.#valueView.slice() : undefined;`,
+    to: `return this.#lookup("lookup", key, flags) ? this.#valueView : undefined;`,
     tests: ["tests/elements.test.ts"],
   },
   {
