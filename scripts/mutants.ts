@@ -76,8 +76,11 @@ const MUTATIONS: Mutation[] = [
     file: "ffi/bpf.ts",
     from: `  attr.setPointer(fields.keys, call.keys);
   attr.setPointer(fields.values, call.values);`,
-    to: `  attr.setPointer(fields.values, call.keys);
-  attr.setPointer(fields.keys, call.values);`,
+    // Swapped where the kernel reads them (update, delete): swapped lookup buffers would have it
+    // write 8-byte values into 4-byte keys, a crash rather than a test's verdict.
+    to: `  const swap = fields.keys.direction === "in";
+  attr.setPointer(fields.keys, swap ? call.values : call.keys);
+  attr.setPointer(fields.values, swap ? call.keys : call.values);`,
     tests: ["tests/batch_hash.test.ts", "tests/batch_other.test.ts"],
   },
   {
@@ -168,7 +171,7 @@ const MUTATIONS: Mutation[] = [
     file: "maps/bpf_map.ts",
     from: `return this.#lookup("lookup", key, flags) ? this.#valueView.slice() : undefined;`,
     to: `return this.#lookup("lookup", key, flags) ? this.#valueView : undefined;`,
-    tests: ["tests/elements.test.ts"],
+    tests: ["tests/elements.test.ts", "tests/result_ownership.test.ts"],
   },
   {
     name: "struct-tail-padding-missing",
