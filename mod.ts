@@ -35,7 +35,15 @@ export type {
 } from "./btf/types.ts";
 export { btfOfCodecs, codecOfType } from "./codec/btf.ts";
 export * from "./codec/codec.ts";
-export { maxPerCpu, perCpu, specOf, sumPerCpu, TypedBatch, TypedMap } from "./codec/typed_map.ts";
+export {
+  DrainError,
+  maxPerCpu,
+  perCpu,
+  specOf,
+  sumPerCpu,
+  TypedBatch,
+  TypedMap,
+} from "./codec/typed_map.ts";
 export type { TypedMapSpec, TypedSpec } from "./codec/typed_map.ts";
 export {
   BPF_ANY,

@@ -4,37 +4,14 @@
 // on the value clang laid out. Recorded live, so it replays anywhere.
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import { BPF_F_LOCK, type BpfSystem } from "../mod.ts";
-import { type FreshBpffs, freshBpffs, REPLAY_BPFFS } from "./helpers/bpffs.ts";
-import { clangUnavailable, loadClangObject } from "./helpers/clang_object.ts";
-import { liveUnavailable, mustRunLive, replayRun } from "./helpers/live.ts";
-import { transcriptTests } from "./helpers/transcript.ts";
+import { BPF_F_LOCK } from "../mod.ts";
+import { clangTests } from "./helpers/clang_object.ts";
 
-/** This run's own bpffs (transcripts write it as ${BPFFS}); replays mount none. */
-let BPFFS = REPLAY_BPFFS;
-const transcriptTest = transcriptTests(import.meta.url, { paths: () => ({ BPFFS }) });
-const live = !replayRun && liveUnavailable === undefined;
-const missing = live ? clangUnavailable() : undefined;
-
-let bpffs: FreshBpffs | undefined;
-before(() => {
-  if (!live || missing !== undefined) return;
-  bpffs = freshBpffs("bpfmap-clang-");
-  BPFFS = bpffs.path;
-  loadClangObject(BPFFS);
-});
-after(() => bpffs?.unmount());
-
-/** A transcript test that needs the object loaded when it runs live. */
-function clangTest(name: string, fn: (system: BpfSystem) => void): void {
-  if (missing === undefined) transcriptTest(name, fn);
-  else if (mustRunLive) test(name, () => assert.fail(`cannot build the BPF object: ${missing}`));
-  else test(name, { skip: `cannot build the BPF object: ${missing}` }, () => {});
-}
+/** Its folder on this run's own bpffs (transcripts write it as ${BPFFS}); replays mount none. */
+const { clangTest, bpffs } = clangTests(import.meta.url, "bpfmap-clang-");
 
 clangTest("typed() decodes a clang-built map's keys and values from its BTF", (system) => {
-  using flows = system.openPinned(`${BPFFS}/maps/flows`);
+  using flows = system.openPinned(`${bpffs()}/maps/flows`);
   const typed = flows.typed();
   assert.equal(typed.key.name, "struct flow_key { saddr: u32; dport: u16be; proto: u8 }");
   assert.equal(
@@ -75,7 +52,7 @@ clangTest("typed() decodes a clang-built map's keys and values from its BTF", (s
 });
 
 clangTest("bitfields, an unsigned enum and per-CPU values from clang's BTF", (system) => {
-  using policies = system.openPinned(`${BPFFS}/maps/policies`);
+  using policies = system.openPinned(`${bpffs()}/maps/policies`);
   const typed = policies.typed();
   // clang 14 flags no enum signed: unsigned, as the kernel reads a clear kind_flag.
   assert.equal(
@@ -92,7 +69,7 @@ clangTest("bitfields, an unsigned enum and per-CPU values from clang's BTF", (sy
     new Uint8Array([1, 0, 0, 0, 0xff, 0xff, 44, 1]),
   );
 
-  using counters = system.openPinned(`${BPFFS}/maps/counters`);
+  using counters = system.openPinned(`${bpffs()}/maps/counters`);
   const perCpu = counters.typedPerCpu();
   const cpus = system.possibleCpus();
   assert.deepEqual([...perCpu.entries()], [
