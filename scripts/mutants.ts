@@ -236,6 +236,30 @@ const MUTATIONS: Mutation[] = [
     tests: ["tests/replay.test.ts"],
     replay: true,
   },
+  {
+    name: "integer-range-unchecked",
+    why: "encode(u32, 2 ** 32) wraps to 0: typed delete(2 ** 32) deletes key 0 and says true",
+    file: "codec/codec.ts",
+    from: "if (typeof x === \"number\" && Number.isInteger(x) && x >= min && x <= max) return x;",
+    to: "if (typeof x === \"number\") return x;",
+    tests: ["tests/codec_strict.test.ts"],
+  },
+  {
+    name: "typed-drain-decodes-before-keeping",
+    why: "a value codec that throws mid-drain loses the batch the kernel already removed",
+    file: "codec/typed_map.ts",
+    from: "        removed.push(batch); // first: a codec that throws below loses nothing\n",
+    to: "",
+    tests: ["tests/codec_strict.test.ts", "tests/typed_types.test.ts"],
+  },
+  {
+    name: "cli-broken-pipe-is-an-error",
+    why: "`bpfmap map dump ... | head -1` ends in an error and exit 1 instead of quietly",
+    file: "cli/main.ts",
+    from: "return error instanceof WriteError && error.fd === 1 && error.code === \"EPIPE\";",
+    to: "return false;",
+    tests: ["tests/cli_streams.test.ts"],
+  },
 ];
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
