@@ -177,9 +177,6 @@ function readerGone(error: unknown): boolean {
 /** Says what went wrong: in the JSON document while it is open, else on stderr. */
 function report(error: unknown, out: Output, err: Output, json: JsonWriter | undefined): void {
   if (readerGone(error) || error instanceof AnsweredFailure) return;
-  // Until cli/map_command.ts's lookup throws AnsweredFailure, it says "answered" with an empty
-  // CommandError.
-  if (error instanceof CommandError && error.message === "") return;
   const message = (error as Error)?.message ?? String(error);
   if (json !== undefined && out.failure === undefined && json.fail(message)) return;
   err.write(`Error: ${message}\n`);

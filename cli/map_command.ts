@@ -15,6 +15,7 @@ import type { BpfMap } from "../maps/bpf_map.ts";
 import { walkBatches } from "../maps/walk.ts";
 import type { BpfSystem } from "../replay/system.ts";
 import {
+  AnsweredFailure,
   Args,
   CommandError,
   isPrefix,
@@ -329,7 +330,7 @@ function lookup(ctx: CliContext, args: Args): void {
       ctx.out.plainHex(key, 0, key.byteLength);
       ctx.out.write("\n\nNot found\n");
     }
-    throw new CommandError("");
+    throw new AnsweredFailure("key not found");
   }
   printElement(ctx, map, key, value);
 }
