@@ -10,6 +10,8 @@
  * @module
  */
 
+import { ENOENT } from "./errno.ts";
+
 /** How a field's bytes are read: plain integers, a file descriptor, a user pointer, or chars. */
 export type FieldKind = "u32" | "u64" | "fd" | "pointer" | "chars";
 
@@ -360,6 +362,60 @@ export const BPF_MAP_DELETE_BATCH = batchCommand("BPF_MAP_DELETE_BATCH", 27, "in
  */
 export function countField(command: Command): Field | undefined {
   return command.batch?.count;
+}
+
+/**
+ * Whether the kernel writes output region `field` of `command` even when the
+ * call fails: batch calls write keys, values and the cursor of what they did
+ * (ENOENT ends every walk), and a verifier log is written whatever the outcome.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BPF_BTF_LOAD, BPF_MAP_LOOKUP_BATCH, BPF_MAP_LOOKUP_ELEM, writesOnFailure } from "./commands.ts";
+ * assert.equal(writesOnFailure(BPF_MAP_LOOKUP_BATCH, BPF_MAP_LOOKUP_BATCH.fields.keys), true);
+ * assert.equal(writesOnFailure(BPF_BTF_LOAD, BPF_BTF_LOAD.fields.btf_log_buf), true);
+ * assert.equal(writesOnFailure(BPF_MAP_LOOKUP_ELEM, BPF_MAP_LOOKUP_ELEM.fields.value), false);
+ * ```
+ */
+export function writesOnFailure(command: Command, field: Field): boolean {
+  return countField(command) !== undefined || field.extent !== undefined;
+}
+
+/** What a call's scalars say about how much of an output region the kernel wrote. */
+export interface CallOutcome {
+  /** The errno of a failed call; 0 when it succeeded. */
+  readonly errno: number;
+  /** A batch call's count: what was asked (`in`) and what the kernel wrote back (`out`). */
+  readonly count?: { readonly in: number; readonly out: number };
+  /** What the kernel wrote into the region's `extent` field (a log's true size). */
+  readonly extent?: number;
+}
+
+/**
+ * How many bytes of output region `field` (of `size` bytes) the kernel wrote:
+ * for a log, its extent; for counted batch buffers, the elements of the count
+ * it wrote back, or none when a failure other than ENOENT left the count as
+ * asked (it failed before touching an element); otherwise the whole region.
+ * The recorder, the transcript checks and the player all read this.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BPF_MAP_LOOKUP_BATCH, bytesWritten } from "./commands.ts";
+ * const keys = BPF_MAP_LOOKUP_BATCH.fields.keys; // 4-byte keys, 8 asked
+ * assert.equal(bytesWritten(keys, 32, { errno: 0, count: { in: 8, out: 3 } }), 12);
+ * assert.equal(bytesWritten(keys, 32, { errno: 2, count: { in: 8, out: 3 } }), 12); // ENOENT: the last batch
+ * assert.equal(bytesWritten(keys, 32, { errno: 14, count: { in: 8, out: 8 } }), 0); // EFAULT before any element
+ * ```
+ */
+export function bytesWritten(field: Field, size: number, outcome: CallOutcome): number {
+  if (field.extent !== undefined) return Math.min(size, outcome.extent ?? 0);
+  const count = outcome.count;
+  if (field.counted !== true || count === undefined) return size;
+  const untouched = outcome.errno !== 0 && outcome.errno !== ENOENT && count.out === count.in;
+  if (count.in === 0 || untouched) return 0;
+  return Math.min(count.out, count.in) * (size / count.in);
 }
 
 /**

@@ -12,13 +12,15 @@ import {
   BPF_MAP_CREATE,
   BPF_MAP_INFO,
   BPF_OBJ_GET_INFO_BY_FD,
+  bytesWritten,
   countField,
   type Field,
   holdsField,
   type Layout,
   readU32,
+  writesOnFailure,
 } from "../ffi/commands.ts";
-import { ENOENT, errnoName } from "../ffi/errno.ts";
+import { errnoName } from "../ffi/errno.ts";
 import type { Identities } from "./identities.ts";
 import {
   type CallEntry,
@@ -139,7 +141,7 @@ export function completeEntry(
     const recorded = entry.attr[field.name];
     if (field.kind !== "pointer" || recorded === null) continue;
     const direction = attr.directions[field.slot!];
-    if (direction === "in" || (result < 0 && !writesOnFailure(attr, field))) continue;
+    if (direction === "in" || (result < 0 && !writesOnFailure(attr.command, field))) continue;
     const bytes = attr.pointees[field.slot!]!;
     let written = bytes.subarray(0, writtenExtent(attr, field, entry, result));
     if (VALUE_FIELDS.has(field.name) && ids.holdsMaps(mapHandle)) {
@@ -219,31 +221,14 @@ export function learn(entry: CallEntry, ids: Identities): void {
   }
 }
 
-/**
- * How many bytes of an output region the kernel wrote: for counted batch
- * buffers, the elements of the count it wrote back; otherwise all of it.
- */
+/** How many bytes of an output region the kernel wrote, from the entry's scalars. */
 function writtenExtent(attr: Attr, field: Field, entry: CallEntry, result: number): number {
-  const bytes = attr.pointees[field.slot!]!;
-  if (field.extent !== undefined) {
-    return Math.min(bytes.byteLength, (entry.attr[field.extent] as ScalarInOut).out);
-  }
   const countAt = countField(attr.command);
-  if (field.counted !== true || countAt === undefined) return bytes.byteLength;
-  const count = entry.attr[countAt.name] as ScalarInOut;
-  // A count the kernel left as it was, on a failure other than the end of a
-  // walk, means it failed before touching any element (see maps/bpf_map.ts).
-  if (count.in === 0 || (result < 0 && result !== -ENOENT && count.out === count.in)) return 0;
-  const elementSize = bytes.byteLength / count.in;
-  return Math.min(count.out, count.in) * elementSize;
-}
-
-/**
- * Batch calls write keys, values and the cursor even when they fail (ENOENT
- * ends a walk); a verifier log is written whatever the outcome.
- */
-function writesOnFailure(attr: Attr, field: Field): boolean {
-  return countField(attr.command) !== undefined || field.extent !== undefined;
+  return bytesWritten(field, attr.pointees[field.slot!]!.byteLength, {
+    errno: result < 0 ? -result : 0,
+    count: countAt === undefined ? undefined : entry.attr[countAt.name] as ScalarInOut,
+    extent: field.extent === undefined ? undefined : (entry.attr[field.extent] as ScalarInOut).out,
+  });
 }
 
 /** The pointer fields of a struct layout that lie within `size` bytes. */

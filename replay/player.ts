@@ -6,7 +6,7 @@
  */
 
 import type { Attr } from "../ffi/attr.ts";
-import type { Field } from "../ffi/commands.ts";
+import { type Field, writesOnFailure } from "../ffi/commands.ts";
 import { errnoNumber } from "../ffi/errno.ts";
 import { describeEntry, diffEntries } from "./diff.ts";
 import { type PathPlaceholders, ReplayIdentities } from "./identities.ts";
@@ -278,8 +278,6 @@ function checkOutputs(expected: CallEntry, attr: Attr, path: string, index: numb
       field,
     );
   };
-  const writesOnFailure = (field: Field) =>
-    "count" in attr.command.fields || field.extent !== undefined;
   for (const field of attr.command.fieldList) {
     const region = expected.attr[field.name] as RegionRecord | null;
     if (field.kind !== "pointer" || region === null) continue;
@@ -289,7 +287,7 @@ function checkOutputs(expected: CallEntry, attr: Attr, path: string, index: numb
       fail(`${field.name}.out`, "this call's kernel only reads this region");
     }
     if (target === null) continue;
-    const writes = !reads && (expected.errno === undefined || writesOnFailure(field));
+    const writes = !reads && (expected.errno === undefined || writesOnFailure(attr.command, field));
     if (writes && region.out === undefined) {
       fail(`${field.name}.out`, "missing: the kernel writes this region");
     }

@@ -13,7 +13,14 @@
  * @module
  */
 
-import { BPF_BTF_INFO, BPF_MAP_INFO, COMMANDS, type Field } from "../ffi/commands.ts";
+import {
+  BPF_BTF_INFO,
+  BPF_MAP_INFO,
+  bytesWritten,
+  COMMANDS,
+  type Field,
+  writesOnFailure,
+} from "../ffi/commands.ts";
 import { errnoNumber } from "../ffi/errno.ts";
 
 /** The format's name, first in every transcript. */
@@ -426,18 +433,17 @@ function checkCall(
     if (field.kind !== "pointer" || region === null || region.out === undefined) continue;
     const label = `${field.name}.out`;
     if (field.direction === "in") fail(label, "the kernel only reads this region");
-    const writesOnFailure = count !== undefined || field.extent !== undefined;
-    if (failed && !writesOnFailure) fail(label, "the call failed: the kernel wrote nothing here");
-    let extent = region.size;
-    if (field.extent !== undefined) {
-      extent = Math.min(region.size, (attr[field.extent] as { out: number }).out);
-    } else if (field.counted === true && count !== undefined) {
-      const untouched = failed && entry.errno !== "ENOENT" && count.out === count.in;
-      if (count.in > 0 && region.size % count.in !== 0) {
-        fail(`${field.name}.size`, `${region.size} bytes is not ${count.in} whole elements`);
-      }
-      extent = count.in === 0 || untouched ? 0 : count.out * (region.size / count.in);
+    if (failed && !writesOnFailure(command, field)) {
+      fail(label, "the call failed: the kernel wrote nothing here");
     }
+    if (field.counted === true && count !== undefined && count.in > 0 && region.size % count.in) {
+      fail(`${field.name}.size`, `${region.size} bytes is not ${count.in} whole elements`);
+    }
+    const extent = bytesWritten(field, region.size, {
+      errno: failed ? errnoNumber(String(entry.errno)) ?? -1 : 0,
+      count,
+      extent: field.extent === undefined ? undefined : (attr[field.extent] as { out: number }).out,
+    });
     const length = encodedLength(region.out);
     if (length !== extent) fail(label, `${length} bytes, but the call wrote ${extent}`);
   }
