@@ -14,6 +14,8 @@ import { tmpdir } from "node:os";
 import { dirname } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { Attr } from "../ffi/attr.ts";
+import { BPF_MAP_GET_NEXT_KEY, BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM } from "../ffi/commands.ts";
 import { liveKernel } from "../ffi/kernel.ts";
 import { detectRuntime } from "../ffi/live.ts";
 import { BpfMap, type BpfSystem, openSystem, u32, u64 } from "../mod.ts";
@@ -29,24 +31,39 @@ type Phase =
   | "typedSum"
   | "typedEntries"
   | "nextKeyLookup"
+  | "nextKeyLookupInto"
+  | "nextKeyLookupBare"
   | "deleteBatch"
-  | "updateElem";
+  | "updateElem"
+  | "updateElemBare";
 
 /** The C phase a TypeScript phase is measured against (itself, unless said here). */
 const C_REFERENCE: Partial<Record<Phase, Phase>> = {
   // C's lookupBatch phase dumps by batches of 4096 and sums every value.
   typedSum: "lookupBatch",
   typedEntries: "lookupBatch",
+  nextKeyLookupInto: "nextKeyLookup",
+  nextKeyLookupBare: "nextKeyLookup",
+  updateElemBare: "updateElem",
 };
-/** Phases with the issue's targets (TS/C at most); deleteBatch has none. */
+/**
+ * Phases with the issues' targets (TS/C at most). The element phases come
+ * three ways: into the caller's buffers (`nextKeyInto`/`lookupInto`, as
+ * libbpf's calls, the 1.20x target), with fresh results (`nextKey`/`lookup`,
+ * a new buffer per result), and as bare FFI on attrs packed once, which is
+ * no library at all: the floor, to split the time into kernel, FFI and JS.
+ */
 const PHASES: [Phase, string, number | undefined][] = [
   ["updateBatch", `updateBatch (${BATCH} per call)`, 1.10],
   ["lookupBatch", `lookupBatch dump (${BATCH} per call)`, 1.10],
-  ["nextKeyLookup", "nextKey + lookup dump", 1.25],
+  ["nextKeyLookupInto", "nextKeyInto + lookupInto dump", 1.20],
+  ["nextKeyLookup", "nextKey + lookup dump (fresh results)", undefined],
+  ["nextKeyLookupBare", "nextKey + lookup dump, bare FFI", undefined],
   ["typedSum", `typed batches() sum over the views (vs C dump+sum)`, 1.10],
   ["typedEntries", `typed entries() sum (vs C dump+sum)`, undefined],
   ["deleteBatch", `deleteBatch (${BATCH} per call)`, undefined],
-  ["updateElem", "update per element", 1.25],
+  ["updateElem", "update per element", 1.20],
+  ["updateElemBare", "update per element, bare FFI", undefined],
 ];
 
 function buildC(): string {
@@ -65,22 +82,22 @@ function buildC(): string {
   return binary;
 }
 
-function runTypeScript(): Record<Phase, number> & { checksum: number } {
-  const best = {
-    updateBatch: Infinity,
-    lookupBatch: Infinity,
-    typedSum: Infinity,
-    typedEntries: Infinity,
-    nextKeyLookup: Infinity,
-    deleteBatch: Infinity,
-    updateElem: Infinity,
+/** What one run of either side measured: seconds per phase, and the sum of what it read. */
+type Run = Record<Phase, number> & { checksum: number };
+
+const keys = new Uint32Array(ENTRIES).map((_, i) => i);
+const values = new BigUint64Array(ENTRIES).map((_, i) => BigInt(i) * 3n);
+/** The sum of every value: what each dump must read. */
+const VALUE_SUM = 3 * ENTRIES * (ENTRIES - 1) / 2;
+
+/** One run of every phase on a fresh map; `checksum` sums C's two dumps, as C does. */
+function runTypeScript(): Run {
+  const times = {} as Record<Phase, number>;
+  const time = (phase: Phase, fn: () => void) => {
+    const t = performance.now();
+    fn();
+    times[phase] = (performance.now() - t) / 1000;
   };
-  const keys = new Uint32Array(ENTRIES);
-  const values = new BigUint64Array(ENTRIES);
-  for (let i = 0; i < ENTRIES; i++) {
-    keys[i] = i;
-    values[i] = BigInt(i) * 3n;
-  }
   const keyBytes = new Uint8Array(keys.buffer);
   const valueBytes = new Uint8Array(values.buffer);
   const outKeys = new Uint8Array(BATCH * 4);
@@ -92,88 +109,143 @@ function runTypeScript(): Record<Phase, number> & { checksum: number } {
   const valueView = new DataView(value.buffer);
   // A u64 read as two u32 halves: plain number arithmetic, as cheap as C's;
   // every sum here stays below 2^53.
+  const u64At = (v: Uint8Array) =>
+    ((v[0] | (v[1] << 8) | (v[2] << 16) | (v[3] << 24)) >>> 0)
+    + ((v[4] | (v[5] << 8) | (v[6] << 16) | (v[7] << 24)) >>> 0) * 0x1_0000_0000;
   let checksum = 0;
+  const expect = (what: string, sum: number) => {
+    if (sum !== VALUE_SUM) throw new Error(`${what} read a sum of ${sum}, not ${VALUE_SUM}`);
+  };
 
-  for (let run = 0; run < RUNS; run++) {
-    using map = BpfMap.create({
-      type: "hash",
-      keySize: 4,
-      valueSize: 8,
-      maxEntries: ENTRIES,
-      name: "bench_ts",
-    });
-    let t = performance.now();
-    for (let done = 0; done < ENTRIES;) {
-      const count = Math.min(BATCH, ENTRIES - done);
-      done += map.updateBatch(
-        keyBytes.subarray(done * 4, (done + count) * 4),
-        valueBytes.subarray(done * 8, (done + count) * 8),
-      );
-    }
-    best.updateBatch = Math.min(best.updateBatch, performance.now() - t);
+  using map = BpfMap.create({
+    type: "hash",
+    keySize: 4,
+    valueSize: 8,
+    maxEntries: ENTRIES,
+    name: "bench_ts",
+  });
+  time("updateBatch", () => fill(map, keyBytes, valueBytes));
 
-    t = performance.now();
-    let total = 0;
+  time("lookupBatch", () => {
+    let sum = 0;
     let cursor: Uint8Array | null = null;
     do {
       const batch = map.lookupBatch({ cursor, count: BATCH, keys: outKeys, values: outValues });
       for (let i = 0; i < batch.count; i++) {
-        checksum += outValueWords[2 * i] + outValueWords[2 * i + 1] * 0x1_0000_0000;
+        sum += outValueWords[2 * i] + outValueWords[2 * i + 1] * 0x1_0000_0000;
       }
-      total += batch.count;
       cursor = batch.cursor;
     } while (cursor !== null);
-    best.lookupBatch = Math.min(best.lookupBatch, performance.now() - t);
-    if (total !== ENTRIES) throw new Error(`lookupBatch dump saw ${total} elements`);
+    expect("lookupBatch dump", sum);
+    checksum += sum;
+  });
 
-    // Issue 6: the same sum through a typed map's zero-copy batch views, then through entries().
-    const typed = map.typed({ key: u32, value: u64 });
-    t = performance.now();
-    let typedSum = 0;
+  // Issue 6: the same sum through a typed map's zero-copy batch views, then through entries().
+  const typed = map.typed({ key: u32, value: u64 });
+  time("typedSum", () => {
+    let sum = 0;
     for (const batch of typed.batches({ size: BATCH })) {
       const view = batch.valueArray() as BigUint64Array;
       // The same kernel buffer as u32 halves: exact below 2^53, and no BigInt per element.
       const words = new Uint32Array(view.buffer, view.byteOffset, view.length * 2);
-      for (let i = 0; i < words.length; i += 2) typedSum += words[i] + words[i + 1] * 0x1_0000_0000;
+      for (let i = 0; i < words.length; i += 2) sum += words[i] + words[i + 1] * 0x1_0000_0000;
     }
-    best.typedSum = Math.min(best.typedSum, performance.now() - t);
-    t = performance.now();
-    let entriesSum = 0n;
-    for (const [, value] of typed.entries({ batchSize: BATCH })) entriesSum += value;
-    best.typedEntries = Math.min(best.typedEntries, performance.now() - t);
-    const expectedSum = 3n * BigInt(ENTRIES) * BigInt(ENTRIES - 1) / 2n;
-    if (BigInt(typedSum) !== expectedSum || entriesSum !== expectedSum) {
-      throw new Error("typed sums are wrong");
-    }
+    expect("typed batches()", sum);
+  });
+  time("typedEntries", () => {
+    let sum = 0n;
+    for (const [, value] of typed.entries({ batchSize: BATCH })) sum += value;
+    expect("typed entries()", Number(sum));
+  });
 
-    t = performance.now();
-    total = 0;
-    for (let k = map.nextKey(); k !== undefined; k = map.nextKey(k)) {
-      const v = map.lookup(k)!;
-      checksum += (v[0] | (v[1] << 8) | (v[2] << 16) | (v[3] << 24)) >>> 0;
-      checksum += ((v[4] | (v[5] << 8) | (v[6] << 16) | (v[7] << 24)) >>> 0) * 0x1_0000_0000;
-      total++;
+  time("nextKeyLookupInto", () => {
+    let sum = 0;
+    for (let more = map.nextKeyInto(null, key); more; more = map.nextKeyInto(key, key)) {
+      map.lookupInto(key, value);
+      sum += u64At(value);
     }
-    best.nextKeyLookup = Math.min(best.nextKeyLookup, performance.now() - t);
-    if (total !== ENTRIES) throw new Error(`nextKey dump saw ${total} elements`);
+    expect("nextKeyInto + lookupInto dump", sum);
+  });
 
-    t = performance.now();
+  time("nextKeyLookup", () => {
+    let sum = 0;
+    for (let k = map.nextKey(); k !== undefined; k = map.nextKey(k)) sum += u64At(map.lookup(k)!);
+    expect("nextKey + lookup dump", sum);
+    checksum += sum;
+  });
+
+  time("nextKeyLookupBare", () => expect("bare nextKey + lookup dump", bareDump(map)));
+
+  time("deleteBatch", () => {
     for (let done = 0; done < ENTRIES;) {
       const count = Math.min(BATCH, ENTRIES - done);
       done += map.deleteBatch(keyBytes.subarray(done * 4, (done + count) * 4));
     }
-    best.deleteBatch = Math.min(best.deleteBatch, performance.now() - t);
+  });
 
-    t = performance.now();
+  time("updateElem", () => {
     for (let i = 0; i < ENTRIES; i++) {
       keyView.setUint32(0, i, true);
       valueView.setBigUint64(0, values[i], true);
       map.update(key, value);
     }
-    best.updateElem = Math.min(best.updateElem, performance.now() - t);
+  });
+  map.deleteBatch(keyBytes);
+  time("updateElemBare", () => bareUpdates(map));
+  return { ...times, checksum };
+}
+
+/**
+ * The attr of an element command on `fd`, packed once, and a bare call of
+ * it: no checks, no copies, the FFI call itself. Keys and values are
+ * off-heap; the caller writes them in place.
+ */
+function bareCall(
+  command: typeof BPF_MAP_LOOKUP_ELEM,
+  fd: number,
+  key: Uint8Array,
+  value: Uint8Array,
+): () => number {
+  const backend = liveKernel().backend;
+  const attr = new Attr(command, backend);
+  attr.setU32(command.fields.map_fd, fd);
+  attr.setPointer(command.fields.key, key);
+  attr.setPointer(command.fields.value, value);
+  return () => backend.bpf(attr);
+}
+
+/** The nextKey + lookup dump in bare calls; returns the sum of the values. */
+function bareDump(map: BpfMap): number {
+  const [first, key, next, value] = [4, 4, 4, 8].map((size) =>
+    new Uint8Array(new ArrayBuffer(size))
+  );
+  const firstKey = bareCall(BPF_MAP_GET_NEXT_KEY, map.fd, null as unknown as Uint8Array, first);
+  const nextKey = bareCall(BPF_MAP_GET_NEXT_KEY, map.fd, key, next);
+  const lookup = bareCall(BPF_MAP_LOOKUP_ELEM, map.fd, next, value);
+  const words = new Uint32Array(value.buffer);
+  let sum = 0;
+  if (firstKey() !== 0) return sum;
+  next.set(first);
+  do {
+    if (lookup() !== 0) throw new Error("bare lookup failed");
+    sum += words[0] + words[1] * 0x1_0000_0000;
+    key.set(next);
+  } while (nextKey() === 0);
+  return sum;
+}
+
+/** Every element written in bare update calls. */
+function bareUpdates(map: BpfMap): void {
+  const key = new Uint8Array(new ArrayBuffer(4));
+  const value = new Uint8Array(new ArrayBuffer(8));
+  const keyView = new DataView(key.buffer);
+  const valueView = new DataView(value.buffer);
+  const update = bareCall(BPF_MAP_UPDATE_ELEM, map.fd, key, value);
+  for (let i = 0; i < ENTRIES; i++) {
+    keyView.setUint32(0, i, true);
+    valueView.setBigUint64(0, values[i], true);
+    if (update() !== 0) throw new Error("bare update failed");
   }
-  for (const phase of Object.keys(best) as Phase[]) best[phase] /= 1000;
-  return { ...best, checksum };
 }
 
 /** Fills `map` with ENTRIES elements, 4096 per updateBatch call. */
@@ -245,6 +317,32 @@ async function runReplay(): Promise<{ dump: number; whole: number; bytes: number
   }
 }
 
+function loadAverage(): string {
+  return liveKernel().backend.readTextFile("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+}
+
+/**
+ * Per element call, where the time goes: the kernel (C's call, libbpf's
+ * wrapper being a few ns), the FFI transition (bare FFI minus C), and
+ * bpfmap's JavaScript (the library minus bare FFI).
+ */
+function printBreakdown(): void {
+  const perCall = (seconds: number, calls: number) => (seconds / calls) * 1e9;
+  const rows: [string, number, number, number, number][] = [
+    ["nextKey + lookup (2 calls)", c.nextKeyLookup, ts.nextKeyLookupBare, ts.nextKeyLookupInto, 2],
+    ["update (1 call)", c.updateElem, ts.updateElemBare, ts.updateElem, 1],
+  ];
+  for (const [label, cSeconds, bare, library, calls] of rows) {
+    const kernel = perCall(cSeconds, ENTRIES * calls);
+    const ffi = perCall(bare, ENTRIES * calls) - kernel;
+    const js = perCall(library, ENTRIES * calls) - perCall(bare, ENTRIES * calls);
+    console.log(
+      `${label}, ns per call: kernel (C) ${kernel.toFixed(0)}, FFI ${ffi.toFixed(0)}, `
+        + `bpfmap's JS ${js.toFixed(0)}`,
+    );
+  }
+}
+
 function peakRssKiB(): number {
   const status = liveKernel().backend.readTextFile("/proc/self/status");
   return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN);
@@ -253,14 +351,28 @@ function peakRssKiB(): number {
 const runtime = detectRuntime();
 const binary = buildC();
 console.log(
-  `bpfmap bench: ${ENTRIES} entries, hash u32 -> u64, best of ${RUNS} runs, ${runtime} vs C (libbpf)`,
+  `bpfmap bench: ${ENTRIES} entries, hash u32 -> u64, best of ${RUNS} runs, ${runtime} vs C (libbpf), `
+    + `the sides alternating run by run; load average before: ${loadAverage()}`,
 );
-const c = JSON.parse(
-  execFileSync(binary, [String(ENTRIES), String(BATCH), String(RUNS)], { encoding: "utf8" }),
-);
-const ts = runTypeScript();
-if (c.checksum !== ts.checksum) {
-  throw new Error(`checksums differ: C ${c.checksum}, TS ${ts.checksum}`);
+// One run of each side at a time, C then TypeScript, RUNS times: a burst of load from
+// elsewhere falls on both sides rather than on all of one side's runs.
+const c = {} as Record<Phase, number> & { peakRssKiB: number };
+const ts = {} as Record<Phase, number>;
+for (let run = 0; run < RUNS; run++) {
+  const cRun = JSON.parse(
+    execFileSync(binary, [String(ENTRIES), String(BATCH), "1"], { encoding: "utf8" }),
+  );
+  const { checksum, ...tsRun } = runTypeScript();
+  if (cRun.checksum !== checksum) {
+    throw new Error(`checksums differ: C ${cRun.checksum}, TS ${checksum}`);
+  }
+  for (const phase of Object.keys(tsRun) as Phase[]) {
+    ts[phase] = Math.min(ts[phase] ?? Infinity, tsRun[phase]);
+    if (phase in cRun) c[phase] = Math.min(c[phase] ?? Infinity, cRun[phase]);
+  }
+  // A child's peak RSS starts from its parent's at exec (Linux keeps ru_maxrss across exec):
+  // the first run, forked before this process grew, is the closest to C's own.
+  c.peakRssKiB ??= cRun.peakRssKiB;
 }
 
 const rows = PHASES.map(([phase, label, target]) => {
@@ -287,6 +399,10 @@ console.log(
   } MiB`,
 );
 
+console.log(`load average after: ${loadAverage()}`);
+printBreakdown();
+
+if (process.env.BPFMAP_BENCH_ELEMENTS_ONLY === "1") process.exit(0);
 const replay = await runReplay();
 const speedup = ts.lookupBatch / replay.dump;
 console.log(

@@ -294,6 +294,8 @@ export class ElementCalls {
   readonly #value: Uint8Array;
   readonly #arena: Uint8Array;
   readonly #attrs: (Attr | undefined)[] = [];
+  /** The flags each packed attr holds (0 when packed). */
+  readonly #flags: number[] = SHAPES.map(() => 0);
 
   constructor(
     kernel: Kernel,
@@ -323,17 +325,17 @@ export class ElementCalls {
 
   /** `BPF_MAP_DELETE_ELEM`: key. */
   delete(): number {
-    return this.#call(DELETE, 0);
+    return this.#kernel.callPacked(this.#attrs[DELETE] ?? this.#pack(DELETE));
   }
 
   /** `BPF_MAP_GET_NEXT_KEY`: key → nextKey. */
   nextKey(): number {
-    return this.#call(NEXT_KEY, 0);
+    return this.#kernel.callPacked(this.#attrs[NEXT_KEY] ?? this.#pack(NEXT_KEY));
   }
 
   /** `BPF_MAP_GET_NEXT_KEY` with a NULL key: the first key → nextKey. */
   firstKey(): number {
-    return this.#call(FIRST_KEY, 0);
+    return this.#kernel.callPacked(this.#attrs[FIRST_KEY] ?? this.#pack(FIRST_KEY));
   }
 
   /** `BPF_MAP_LOOKUP_AND_DELETE_ELEM`: key → value (a pop without a key). */
@@ -343,14 +345,19 @@ export class ElementCalls {
 
   /** `BPF_MAP_LOOKUP_ELEM` of a bloom filter: is value (maybe) there? */
   contains(): number {
-    return this.#call(CONTAINS, 0);
+    return this.#kernel.callPacked(this.#attrs[CONTAINS] ?? this.#pack(CONTAINS));
   }
 
+  /** A call with flags (0 as packed, for the calls above without them). */
   #call(which: number, flags: number): number {
     const attr = this.#attrs[which] ?? this.#pack(which);
-    // The high half of flags stays 0: every flag the kernel knows fits in 32 bits.
-    attr.setU32(attr.command.fields.flags, flags);
-    return this.#kernel.call(attr);
+    // Written only when it changes (a loop passes the same flags); the high half stays 0:
+    // every flag the kernel knows fits in 32 bits.
+    if (flags !== this.#flags[which]) {
+      attr.setU32(attr.command.fields.flags, flags);
+      this.#flags[which] = flags;
+    }
+    return this.#kernel.callPacked(attr);
   }
 
   #pack(which: number): Attr {

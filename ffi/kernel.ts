@@ -76,9 +76,22 @@ export class Kernel {
     // The count as asked, read before the kernel can write it back.
     const count = attr.countField;
     const requested = count === undefined ? 0 : attr.getU32(count);
+    const result = this.#issue(attr, count, requested);
+    attr.release();
+    return result;
+  }
+
+  /**
+   * {@linkcode Kernel.call} for an attr packed once (`Attr.packedOnce`: an
+   * element command, which has no count and keeps its pointees bound).
+   */
+  callPacked(attr: Attr): number {
+    return this.#issue(attr, undefined, 0);
+  }
+
+  #issue(attr: Attr, count: Field | undefined, requested: number): number {
     let result = this.backend.bpf(attr);
     if (result === -EINTR) result = this.#retryInterrupted(attr, result, count, requested);
-    attr.release();
     return result;
   }
 

@@ -426,14 +426,14 @@ export class BpfMap {
   lookupInto(key: Uint8Array, out: Uint8Array, flags = 0): boolean {
     checkExactBytes(out, this.valueStride, "out");
     if (!this.#lookup("lookupInto", key, flags)) return false;
-    copyInto(out, this.#valueView);
+    copyInto(out, this.#valueView, this.valueStride);
     return true;
   }
 
   #lookup(operation: string, key: Uint8Array, flags: number): boolean {
     this.#openFd(operation);
     this.#loadKey(key, "key");
-    checkFlags(flags, BPF_F_LOCK, "flags");
+    if (flags !== 0) checkFlags(flags, BPF_F_LOCK, "flags");
     const result = this.#calls.lookup(flags);
     if (result === -ENOENT) return false;
     if (result < 0) throw this.#error(BPF_MAP_LOOKUP_ELEM.name, result);
@@ -449,7 +449,7 @@ export class BpfMap {
     this.#openFd("update");
     this.#loadKey(key, "key");
     this.#loadValue(value, "value");
-    checkFlags(flags, UPDATE_FLAGS, "flags");
+    if (flags !== 0) checkFlags(flags, UPDATE_FLAGS, "flags"); // 0, the default, is always right
     const result = this.#calls.update(flags);
     if (result < 0) throw this.#error(BPF_MAP_UPDATE_ELEM.name, result);
   }
@@ -508,7 +508,7 @@ export class BpfMap {
   nextKeyInto(key: Uint8Array | null | undefined, out: Uint8Array): boolean {
     checkExactBytes(out, this.keySize, "out");
     if (!this.#nextKeyCall("nextKeyInto", key ?? undefined)) return false;
-    if (this.#nextKey !== null) copyInto(out, this.#nextKey);
+    if (this.#nextKey !== null) copyInto(out, this.#nextKey, this.keySize);
     return true;
   }
 
@@ -547,7 +547,7 @@ export class BpfMap {
     this.#openFd("push");
     this.#keyless("push");
     this.#loadValue(value, "value");
-    checkFlags(flags, UPDATE_FLAGS, "flags");
+    if (flags !== 0) checkFlags(flags, UPDATE_FLAGS, "flags"); // 0, the default, is always right
     const result = this.#calls.update(flags);
     if (result < 0) throw this.#error(BPF_MAP_UPDATE_ELEM.name, result);
   }
@@ -802,12 +802,12 @@ export class BpfMap {
 
   #loadKey(key: Uint8Array, argument: string): void {
     checkExactBytes(key, this.keySize, argument);
-    if (this.#key !== null) this.#key.set(key);
+    if (this.#key !== null) copyInto(this.#key, key, this.keySize);
   }
 
   #loadValue(value: Uint8Array, argument: string): void {
     checkExactBytes(value, this.valueStride, argument);
-    this.#value.set(value);
+    copyInto(this.#valueView, value, this.valueStride);
   }
 
   /**
