@@ -21,6 +21,7 @@ const LAYERS: readonly string[] = [
   "maps", // BpfMap on raw bytes, batches, walks, info, ids
   "codec", // codecs, codecs from and to BTF, typed maps, map.typed()
   "replay", // transcripts, recorder, player, verifier; openSystem and its modes
+  "testing", // bpfmap/testing: transcriptTests for the users' own tests
   "cli", // the bpfmap command
   ".", // mod.ts: the public API
   "examples",

@@ -9,13 +9,16 @@
  */
 
 import { basename, dirname, join } from "node:path";
-import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { SyscallBackend } from "../../ffi/backend.ts";
 import { Kernel, POSSIBLE_CPUS_PATH, setLiveKernel } from "../../ffi/kernel.ts";
 import { openLiveBackend, readEnv } from "../../ffi/live.ts";
-import { type BpfSystem, openSystem } from "../../mod.ts";
 import type { PathPlaceholders } from "../../replay/identities.ts";
+import {
+  fixtureName,
+  type TranscriptTest,
+  transcriptTests as shippedTranscriptTests,
+} from "../../testing/mod.ts";
 
 /**
  * Fakes this machine's possible-CPU count for a whole run (e.g.
@@ -57,10 +60,7 @@ function machineWithCpus(cpus: number): SyscallBackend {
 /** The fixtures folder at the repository's root. */
 export const FIXTURES = join(dirname(dirname(dirname(fileURLToPath(import.meta.url)))), "fixtures");
 
-/** A test name as a file name: lower case, words joined by `_`. */
-export function fixtureName(name: string): string {
-  return name.toLowerCase().replace(/[^a-z0-9]+/g, "_").replace(/^_|_$/g, "").slice(0, 80);
-}
+export { fixtureName };
 
 /** The transcript path of test `name` in the test file at `moduleUrl`. */
 export function fixturePath(moduleUrl: string, name: string): string {
@@ -77,7 +77,9 @@ export interface TranscriptTestOptions {
 }
 
 /**
- * The `transcriptTest` of one test file.
+ * The `transcriptTest` of one test file: the one `bpfmap/testing` ships
+ * (so the project runs the helper its users get), on
+ * `fixtures/<test file>/`.
  *
  * @example
  * ```ts ignore
@@ -90,18 +92,9 @@ export interface TranscriptTestOptions {
 export function transcriptTests(
   moduleUrl: string,
   opts: TranscriptTestOptions = {},
-): (name: string, fn: (system: BpfSystem) => void | Promise<void>) => void {
-  const seen = new Set<string>();
-  return (name, fn) => {
-    const path = fixturePath(moduleUrl, name);
-    if (seen.has(path)) throw new Error(`two transcript tests share the fixture ${path}`);
-    seen.add(path);
-    test(name, async () => {
-      const system = await openSystem({ transcript: path, mode: "auto", paths: opts.paths?.() });
-      // A test that fails records nothing, and its own error is the one shown.
-      await system.run(fn);
-    });
-  };
+): TranscriptTest {
+  const fixtures = join(FIXTURES, basename(fileURLToPath(moduleUrl)));
+  return shippedTranscriptTests({ fixtures, paths: opts.paths });
 }
 
 /**
