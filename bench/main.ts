@@ -351,7 +351,8 @@ function peakRssKiB(): number {
 const runtime = detectRuntime();
 const binary = buildC();
 console.log(
-  `bpfmap bench: ${ENTRIES} entries, hash u32 -> u64, best of ${RUNS} runs, ${runtime} vs C (libbpf), `
+  `bpfmap bench: ${ENTRIES} entries, hash u32 -> u64, best of ${RUNS} runs, `
+    + `${runtime} vs C (libbpf), `
     + `the sides alternating run by run; load average before: ${loadAverage()}`,
 );
 // One run of each side at a time, C then TypeScript, RUNS times: a burst of load from

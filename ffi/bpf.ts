@@ -91,7 +91,10 @@ function valueCall(command: ElementCommand): ValueCall {
  */
 export const mapLookupElem: ValueCall = valueCall(BPF_MAP_LOOKUP_ELEM);
 
-/** `BPF_MAP_UPDATE_ELEM` (`bpf_map_update_elem`); a `null` key pushes. See {@linkcode mapLookupElem}. */
+/**
+ * `BPF_MAP_UPDATE_ELEM` (`bpf_map_update_elem`); a `null` key pushes. See
+ * {@linkcode mapLookupElem}.
+ */
 export const mapUpdateElem: ValueCall = valueCall(BPF_MAP_UPDATE_ELEM);
 
 /**
@@ -275,7 +278,8 @@ export const ELEMENT_ATTRS_SIZE: number = SHAPES.length * BPF_MAP_LOOKUP_ELEM.si
  *
  * using map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 2, maxEntries: 4 });
  * const [key, nextKey, value] = [offHeapBytes(4), offHeapBytes(4), offHeapBytes(2)];
- * const calls = new ElementCalls(liveKernel(), map.fd, key, nextKey, value, offHeapBytes(ELEMENT_ATTRS_SIZE));
+ * const arena = offHeapBytes(ELEMENT_ATTRS_SIZE);
+ * const calls = new ElementCalls(liveKernel(), map.fd, key, nextKey, value, arena);
  * key.set([7, 0, 0, 0]);
  * value.set([1, 2]);
  * assert.equal(calls.update(0), 0);

@@ -5,7 +5,14 @@
  * @module
  */
 
-import { bufferOf, byteLengthOf, isDetached, isFixedLength, isUint8Array } from "./memory.ts";
+import {
+  bufferOf,
+  byteLengthOf,
+  isDetached,
+  isFixedLength,
+  isUint8Array,
+  uint8Length,
+} from "./memory.ts";
 
 /**
  * Asserts `value` is a real `Uint8Array` (asked of the engine: a Proxy or a
@@ -29,7 +36,8 @@ import { bufferOf, byteLengthOf, isDetached, isFixedLength, isUint8Array } from 
  * });
  * assert.throws(() => checkBytes(new Proxy(new Uint8Array(8), {}), "keys"), {
  *   name: "TypeError",
- *   message: "keys must be a Uint8Array, got a look-alike (a Proxy, or another object with Uint8Array's prototype)",
+ *   message: "keys must be a Uint8Array, got a look-alike "
+ *     + "(a Proxy, or another object given Uint8Array's prototype)",
  * });
  * ```
  */
@@ -43,9 +51,9 @@ export function checkBytes(value: unknown, argument: string): number {
 }
 
 /**
- * Asserts `value` is a real `Uint8Array` of exactly `length` bytes (see
- * {@linkcode checkBytes}): for arguments bpfmap copies into its own memory
- * before the call.
+ * Asserts `value` holds exactly `length` bytes of a Uint8Array, as the
+ * engine knows them (see `uint8Length`): for arguments bpfmap copies byte
+ * by byte, into its own memory before the call or out of it after.
  *
  * @example
  * ```ts
@@ -66,14 +74,13 @@ export function checkBytes(value: unknown, argument: string): number {
  * ```
  */
 export function checkExactBytes(value: unknown, length: number, argument: string): void {
-  if (!isUint8Array(value)) {
+  const actual = uint8Length(value);
+  if (actual === length) return;
+  if (actual < 0) {
     throw new TypeError(`${argument} must be a Uint8Array, got ${describeNonBytes(value)}`);
   }
-  const actual = byteLengthOf(value);
-  if (actual !== length) {
-    checkAttached(value, argument);
-    throw new RangeError(`${argument} must be ${length} bytes, got ${actual}`);
-  }
+  checkAttached(value as Uint8Array, argument);
+  throw new RangeError(`${argument} must be ${length} bytes, got ${actual}`);
 }
 
 /**
@@ -103,7 +110,8 @@ export function checkKernelBytes(value: unknown, argument: string): number {
       ? "resizable ArrayBuffer"
       : "growable SharedArrayBuffer";
     throw new TypeError(
-      `${argument} is a view of a ${kind}: the kernel needs memory of a fixed length (copy it into a new Uint8Array)`,
+      `${argument} is a view of a ${kind}: `
+        + "the kernel needs memory of a fixed length (copy it into a new Uint8Array)",
     );
   }
   return length;
@@ -119,7 +127,7 @@ function checkAttached(bytes: Uint8Array, argument: string): void {
 function describeNonBytes(value: unknown): string {
   try {
     if (value !== null && typeof value === "object" && value instanceof Uint8Array) {
-      return "a look-alike (a Proxy, or another object with Uint8Array's prototype)";
+      return "a look-alike (a Proxy, or another object given Uint8Array's prototype)";
     }
   } catch {
     return "a Proxy"; // its getPrototypeOf trap threw
