@@ -371,9 +371,7 @@ for (let run = 0; run < RUNS; run++) {
     ts[phase] = Math.min(ts[phase] ?? Infinity, tsRun[phase]);
     if (phase in cRun) c[phase] = Math.min(c[phase] ?? Infinity, cRun[phase]);
   }
-  // A child's peak RSS starts from its parent's at exec (Linux keeps ru_maxrss across exec):
-  // the first run, forked before this process grew, is the closest to C's own.
-  c.peakRssKiB ??= cRun.peakRssKiB;
+  c.peakRssKiB = Math.max(c.peakRssKiB ?? 0, cRun.peakRssKiB);
 }
 
 const rows = PHASES.map(([phase, label, target]) => {
