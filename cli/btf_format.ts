@@ -287,6 +287,7 @@ export class BtfFormatter {
     if (element.encoding !== "char" && element.name !== "char") return undefined;
     for (let i = 0; i < type.length; i++) {
       const byte = bytes[at + i];
+      if (byte === undefined) return undefined; // past the buffer: no NUL, so not text
       if (byte === 0) return String.fromCharCode(...bytes.subarray(at, at + i));
       if (byte <= 0x1f || byte >= 0x7f) return undefined;
     }

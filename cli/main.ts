@@ -67,7 +67,7 @@ function takeOptions(argv: string[]): { options: Options; words: string[] } {
   };
   const words: string[] = [];
   for (let i = 0; i < argv.length; i++) {
-    const word = argv[i];
+    const word = argv[i]!; // i < argv.length
     const value = (name: string) => {
       const next = argv[++i];
       if (next === undefined) throw new UsageError(`${name} needs a value`);
@@ -97,7 +97,9 @@ function takeOptions(argv: string[]): { options: Options; words: string[] } {
 function takePath(paths: Record<string, string>, text: string): void {
   const match = /^([^=]+)=(.+)$/.exec(text);
   if (match === null) throw new UsageError(`--path: expected NAME=DIR, got '${text}'`);
-  const [, name, dir] = match;
+  // Both groups take part in every match.
+  const name = match[1]!;
+  const dir = match[2]!;
   try {
     checkPaths({ [name]: dir });
   } catch (error) {
@@ -389,7 +391,7 @@ function permissionCause(error: BpfError, system: BpfSystem, words: string[]): s
 }
 
 /** The map and the pin path the command line names, for the map commands that name them. */
-function targetOf(words: string[]): { ref?: MapRef; pinPath?: string } {
+function targetOf(words: string[]): { ref?: MapRef | undefined; pinPath?: string | undefined } {
   const [command, ...rest] = words;
   if (isPrefix(command, "create")) return { pinPath: rest[0] };
   try {
@@ -413,7 +415,7 @@ function isFrozen(system: BpfSystem, ref: MapRef & { kind: "id" | "pinned" }): b
 }
 
 /** What the host says of this process: its effective capabilities and its mounts. */
-function readHost(): { caps?: bigint; mounts?: string } {
+function readHost(): { caps?: bigint | undefined; mounts?: string | undefined } {
   // Through libc, as the backend reads /sys: no Deno permission beyond FFI, no prompt.
   let read: (path: string) => string | undefined;
   try {
@@ -444,13 +446,13 @@ function has(caps: bigint, cap: bigint): boolean {
  * longest mount point above it, the last such mount where several stack up.
  */
 function fileSystemOf(dir: string, mountinfo: string): string | undefined {
-  let best: { point: string; type: string } | undefined;
+  let best: { point: string; type: string | undefined } | undefined;
   for (const line of mountinfo.split("\n")) {
     const fields = line.split(" ");
     const separator = fields.indexOf("-");
     if (fields.length < 5 || separator < 0) continue;
-    // Spaces and the like are octal escapes there (\040).
-    const point = fields[4].replace(
+    // Spaces and the like are octal escapes there (\040); fields.length >= 5.
+    const point = fields[4]!.replace(
       /\\([0-7]{3})/g,
       (_, octal) => String.fromCharCode(parseInt(octal, 8)),
     );

@@ -45,7 +45,7 @@ export interface CliContext {
   out: Output;
   err: Output;
   /** Set with `-j`/`-p`. */
-  json?: JsonWriter;
+  json?: JsonWriter | undefined;
   /** Elements per lookup batch of a dump. */
   batchSize: number;
 }
@@ -183,7 +183,8 @@ function openMaps(ctx: CliContext, ref: MapRef, many: boolean): BpfMap[] {
 }
 
 function openOne(ctx: CliContext, args: Args): BpfMap {
-  return openMaps(ctx, takeMapRef(args), false)[0];
+  // Not many: openMaps gives exactly one map or throws.
+  return openMaps(ctx, takeMapRef(args), false)[0]!;
 }
 
 function show(ctx: CliContext, args: Args): void {
@@ -471,7 +472,8 @@ function create(ctx: CliContext, args: Args): void {
       maxEntries,
       flags,
       name,
-      innerMap: inner,
+      // MapSpec has no room for an explicit undefined.
+      ...(inner === undefined ? {} : { innerMap: inner }),
     });
     map.pin(path);
   } catch (error) {

@@ -105,13 +105,13 @@ export class Output {
     const buffer = this.#buffer;
     let used = this.#used;
     for (let i = start; i < end; i++) {
-      const byte = bytes[i];
+      const byte = bytes[i]!; // callers pass start <= end <= bytes.length
       if (i > start) buffer[used++] = COMMA;
       buffer[used++] = QUOTE;
       buffer[used++] = ZERO;
       buffer[used++] = X;
-      buffer[used++] = HIGH[byte];
-      buffer[used++] = LOW[byte];
+      buffer[used++] = HIGH[byte]!; // 256 entries: any byte
+      buffer[used++] = LOW[byte]!;
       buffer[used++] = QUOTE;
     }
     this.#used = used;
@@ -134,8 +134,9 @@ export class Output {
           buffer[used++] = SPACE;
         } else buffer[used++] = SPACE;
       }
-      buffer[used++] = HIGH[bytes[i]];
-      buffer[used++] = LOW[bytes[i]];
+      const byte = bytes[i]!; // callers pass start <= end <= bytes.length
+      buffer[used++] = HIGH[byte]!; // 256 entries: any byte
+      buffer[used++] = LOW[byte]!;
     }
     this.#used = used;
   }

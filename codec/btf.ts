@@ -160,7 +160,8 @@ const INTS: Record<string, Codec<unknown>> = {
  */
 export function codecOfType(types: readonly BtfType[], id: number): Codec<unknown> {
   const seen = typeAt(types, id);
-  if (seen.kind === "typedef" && BIG_ENDIAN[seen.name] !== undefined) return BIG_ENDIAN[seen.name];
+  const bigEndian = seen.kind === "typedef" ? BIG_ENDIAN[seen.name] : undefined;
+  if (bigEndian !== undefined) return bigEndian;
   if (
     seen.kind === "typedef" || seen.kind === "const" || seen.kind === "volatile"
     || seen.kind === "restrict" || seen.kind === "type_tag"
@@ -191,9 +192,10 @@ export function codecOfType(types: readonly BtfType[], id: number): Codec<unknow
     case "enum":
     case "enum64": {
       const size = type.size;
-      if (type.kind === "enum" && size <= 4) {
-        return INTS[`${type.signed ? "signed" : "unsigned"}${size}`];
-      }
+      const int = type.kind === "enum"
+        ? INTS[`${type.signed ? "signed" : "unsigned"}${size}`]
+        : undefined;
+      if (int !== undefined) return int;
       return bigInt(size, type.signed);
     }
     case "array": {

@@ -32,9 +32,9 @@ export interface Codec<T> {
   /** For little-endian numbers: the typed array that views a run of them in place. */
   readonly array?: {
     new(buffer: ArrayBufferLike, byteOffset: number, length: number): NumberArray;
-  };
+  } | undefined;
   /** What the codec is in C terms: what `btf/` describes to the kernel as BTF. */
-  readonly shape?: CodecShape;
+  readonly shape?: CodecShape | undefined;
 }
 
 /** A member of a struct or union codec. */
@@ -569,7 +569,8 @@ export function arrayAt<T>(of: Codec<T>, length: number, stride: number): Codec<
       }
       for (let i = 0; i < length; i++) {
         try {
-          of.write(view, offset + i * stride, value[i]);
+          // i < length, which is value.length (checked above).
+          of.write(view, offset + i * stride, value[i] as T);
         } catch (error) {
           throw atField(error, `[${i}]`);
         }
@@ -672,8 +673,8 @@ export function struct<F extends Record<string, Codec<unknown>>>(
   const offsets = {} as { [K in keyof F]: number };
   let size = 0;
   let align = 1;
-  for (const name of Object.keys(fields) as (keyof F)[]) {
-    const field = fields[name];
+  const entries = Object.entries(fields) as [keyof F & string, Codec<unknown>][];
+  for (const [name, field] of entries) {
     const fieldAlign = opts.packed ? 1 : field.align;
     size = Math.ceil(size / fieldAlign) * fieldAlign;
     offsets[name] = size;
@@ -681,11 +682,7 @@ export function struct<F extends Record<string, Codec<unknown>>>(
     align = Math.max(align, fieldAlign);
   }
   size = Math.ceil(size / align) * align;
-  const members = (Object.keys(fields) as (keyof F & string)[]).map((name) => ({
-    name,
-    codec: fields[name],
-    offset: offsets[name],
-  }));
+  const members = entries.map(([name, codec]) => ({ name, codec, offset: offsets[name] }));
   const codec = structAt(opts.name ?? "", members, size, align);
   return Object.freeze({ ...codec, offsets: Object.freeze(offsets) }) as unknown as StructCodec<F>;
 }
@@ -1060,7 +1057,7 @@ function formatIpv6(view: DataView, offset: number): string {
     ) {
       return text + ipv4.read(view, offset + 12);
     }
-    text += words[i].toString(16);
+    text += words[i]!.toString(16); // i < 8, words' length
   }
   return best.base !== -1 && best.base + best.length === 8 ? `${text}:` : text;
 }

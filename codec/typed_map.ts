@@ -235,7 +235,7 @@ export class TypedMap<K, V> {
   }
 
   /** Stores every `[key, value]` in one `BPF_MAP_UPDATE_BATCH` where the type has it; returns the count. */
-  setMany(entries: Iterable<[K, V]>, opts: { elemFlags?: number } = {}): number {
+  setMany(entries: Iterable<[K, V]>, opts: { elemFlags?: number | undefined } = {}): number {
     const list = [...entries];
     if (list.length === 0) return 0;
     const keys = new Uint8Array(list.length * this.key.size);
@@ -247,7 +247,8 @@ export class TypedMap<K, V> {
       writeAt(this.value, valueView, i * this.value.size, value, `entries[${i}].value`);
     });
     try {
-      return this.map.updateBatch(keys, values, { elemFlags: opts.elemFlags });
+      const flags = opts.elemFlags === undefined ? {} : { elemFlags: opts.elemFlags };
+      return this.map.updateBatch(keys, values, flags);
     } catch (error) {
       if (!isUnsupported(error)) throw error;
       list.forEach(([key, value]) => this.set(key, value, opts.elemFlags));
@@ -354,7 +355,7 @@ export class TypedMap<K, V> {
    * ```
    */
   *batches(
-    opts: Omit<WalkOptions, "batchSize"> & { size?: number } = {},
+    opts: Omit<WalkOptions, "batchSize"> & { size?: number | undefined } = {},
   ): Generator<TypedBatch<K, V>, void, undefined> {
     const { size: batchSize, ...rest } = opts;
     for (const batch of walkBatches(this.map, { ...rest, batchSize, reuse: true })) {

@@ -44,7 +44,7 @@ const valueBuffer = new Uint8Array(4096 * map.valueStride);
 const valueView = new BigUint64Array(valueBuffer.buffer);
 do {
   const batch = map.lookupBatch({ cursor, count: 4096, keys: keyBuffer, values: valueBuffer });
-  for (let i = 0; i < batch.count; i++) sum += valueView[i];
+  for (const value of valueView.subarray(0, batch.count)) sum += value;
   total += batch.count;
   cursor = batch.cursor;
   calls++;

@@ -158,8 +158,8 @@ function defineFields<F extends string>(shapes: { [K in F]: FieldShape }) {
   let size = 0;
   let slot = 0;
   for (const key of Object.keys(shapes) as F[]) {
-    const shape = shapes[key];
-    const field = Object.freeze({
+    const shape: FieldShape = shapes[key];
+    const field: Field = Object.freeze({
       name: key,
       ...shape,
       ...(shape.kind === "pointer" ? { slot: slot++ } : {}),
@@ -387,9 +387,9 @@ export interface CallOutcome {
   /** The errno of a failed call; 0 when it succeeded. */
   readonly errno: number;
   /** A batch call's count: what was asked (`in`) and what the kernel wrote back (`out`). */
-  readonly count?: { readonly in: number; readonly out: number };
+  readonly count?: { readonly in: number; readonly out: number } | undefined;
   /** What the kernel wrote into the region's `extent` field (a log's true size). */
-  readonly extent?: number;
+  readonly extent?: number | undefined;
 }
 
 /**

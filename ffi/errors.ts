@@ -69,9 +69,9 @@ export class BatchError extends BpfError {
   /** Elements handled before the failure. */
   readonly processed: number;
   /** For lookup batches: the keys the kernel copied out before the failure. */
-  readonly keys?: Uint8Array;
+  readonly keys: Uint8Array | undefined;
   /** For lookup batches: the values the kernel copied out before the failure. */
-  readonly values?: Uint8Array;
+  readonly values: Uint8Array | undefined;
 
   constructor(
     op: string,

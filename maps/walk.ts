@@ -33,16 +33,16 @@ export interface WalkableMap {
 /** Options of `BpfMap.entries()` and `BpfMap.keys()`. */
 export interface WalkOptions {
   /** Elements per lookup batch, to start with; doubled when a hash bucket does not fit. Default 4096. */
-  batchSize?: number;
+  batchSize?: number | undefined;
   /**
    * `"auto"` (default): batches, falling back to `nextKey` + `lookup` when
    * the first batch call answers EINVAL (kernel before 5.6) or ENOTSUPP (map
    * type without batch lookup). `"batch"`: batches only. `"nextKey"`: the
    * per-element walk only.
    */
-  via?: "auto" | "batch" | "nextKey";
+  via?: "auto" | "batch" | "nextKey" | undefined;
   /** 0, or `BPF_F_LOCK` to copy each value under its spin lock. */
-  elemFlags?: number;
+  elemFlags?: number | undefined;
   /**
    * For the per-element walk: called with a key whose lookup failed (its
    * errno, ENOENT for a key deleted since `nextKey` gave it), after every
@@ -50,7 +50,7 @@ export interface WalkOptions {
    * prints an error line for the key and goes on. Without it, a key deleted
    * meanwhile is skipped and any other failure ends the walk.
    */
-  onLookupError?: (key: Uint8Array, errno: number) => void;
+  onLookupError?: ((key: Uint8Array, errno: number) => void) | undefined;
 }
 
 /** Options of {@linkcode walkBatches}. */
@@ -60,7 +60,7 @@ export interface BatchWalkOptions extends WalkOptions {
    * is valid until the next one is asked for (zero-copy readers). `false`
    * (default): every batch has buffers of its own, so its views stay valid.
    */
-  reuse?: boolean;
+  reuse?: boolean | undefined;
 }
 
 /**
@@ -251,7 +251,8 @@ export function* lookupBatches(
       const batchOpts: BatchLookupOptions = {
         cursor,
         count: size,
-        elemFlags: opts.elemFlags,
+        // BatchLookupOptions has no room for an explicit undefined.
+        ...(opts.elemFlags === undefined ? {} : { elemFlags: opts.elemFlags }),
         ...reused,
       };
       batch = opts.andDelete ? map.lookupAndDeleteBatch(batchOpts) : map.lookupBatch(batchOpts);

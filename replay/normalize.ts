@@ -7,13 +7,14 @@
  * @module
  */
 
-import type { Attr } from "../ffi/attr.ts";
+import type { Attr, NestedPointer } from "../ffi/attr.ts";
 import {
   BPF_MAP_CREATE,
   BPF_MAP_INFO,
   BPF_OBJ_GET_INFO_BY_FD,
   bytesWritten,
   countField,
+  type Direction,
   type Field,
   holdsField,
   type Layout,
@@ -32,6 +33,32 @@ import {
 } from "./transcript.ts";
 
 const TWO_TO_32 = 0x1_0000_0000;
+
+/** What pointer `field` is bound to in `attr`: its buffer (or `null`), direction, layout and nested pointers. */
+export interface PointerBinding {
+  readonly bytes: Uint8Array | null;
+  readonly direction: Direction;
+  readonly layout: Layout | null;
+  readonly nested: readonly NestedPointer[];
+}
+
+/**
+ * The binding of pointer `field` in `attr`: a pointer field of the attr's
+ * command has a slot, and the attr has state for every slot.
+ */
+export function pointerBinding(attr: Attr, field: Field): PointerBinding {
+  const slot = field.slot;
+  const direction = slot === undefined ? undefined : attr.directions[slot];
+  if (slot === undefined || direction === undefined) {
+    throw new TypeError(`bpfmap: ${attr.command.name}.${field.name} is not a pointer field`);
+  }
+  return {
+    bytes: attr.pointees[slot] ?? null,
+    direction,
+    layout: attr.layouts[slot] ?? null,
+    nested: attr.nested[slot] ?? [],
+  };
+}
 /** Fields whose regions hold map values (fds in, ids out, for map-in-map types). */
 const VALUE_FIELDS = new Set(["value", "values"]);
 
@@ -42,9 +69,8 @@ const VALUE_FIELDS = new Set(["value", "values"]);
 export function inputEntry(attr: Attr, ids: Identities): CallEntry {
   const command = attr.command;
   const record: Record<string, FieldRecord> = {};
-  const mapHandle = "map_fd" in command.fields
-    ? ids.handleOf(attr.getU32((command.fields as Record<string, Field>).map_fd))
-    : "foreign";
+  const mapFd = (command.fields as Record<string, Field | undefined>).map_fd;
+  const mapHandle = mapFd !== undefined ? ids.handleOf(attr.getU32(mapFd)) : "foreign";
   for (const field of command.fieldList) {
     record[field.name] = inputField(attr, field, ids, mapHandle);
   }
@@ -78,11 +104,10 @@ function inputField(
       return String.fromCharCode(...(end === -1 ? bytes : bytes.subarray(0, end)));
     }
     case "pointer": {
-      const bytes = attr.pointees[field.slot!];
+      const { bytes, direction, layout, nested } = pointerBinding(attr, field);
       if (bytes === null) return null;
       const region: RegionRecord = { size: bytes.byteLength };
-      const layout = attr.layouts[field.slot!];
-      if (attr.directions[field.slot!] !== "out") {
+      if (direction !== "out") {
         let input = bytes;
         if (VALUE_FIELDS.has(field.name) && ids.holdsMaps(mapHandle)) {
           input = mapU32s(bytes, (fd) => {
@@ -98,11 +123,11 @@ function inputField(
         }
         region.in = encodeBytes(input);
       }
-      for (const nested of attr.nested[field.slot!]) {
+      for (const pointer of nested) {
         region.pointers ??= {};
-        region.pointers[nested.field.name] = nested.field.direction === "out"
-          ? { size: nested.bytes.byteLength }
-          : { size: nested.bytes.byteLength, in: encodeBytes(nested.bytes) };
+        region.pointers[pointer.field.name] = pointer.field.direction === "out"
+          ? { size: pointer.bytes.byteLength }
+          : { size: pointer.bytes.byteLength, in: encodeBytes(pointer.bytes) };
       }
       return region;
     }
@@ -140,18 +165,19 @@ export function completeEntry(
   for (const field of command.fieldList) {
     const recorded = entry.attr[field.name];
     if (field.kind !== "pointer" || recorded === null) continue;
-    const direction = attr.directions[field.slot!];
+    const { bytes, direction, layout, nested } = pointerBinding(attr, field);
     if (direction === "in" || (result < 0 && !writesOnFailure(attr.command, field))) continue;
-    const bytes = attr.pointees[field.slot!]!;
-    let written = bytes.subarray(0, writtenExtent(attr, field, entry, result));
+    // Recorded (not null) means the call had a buffer there.
+    let written = bytes!.subarray(0, writtenExtent(attr, field, entry, result, bytes!.byteLength));
     if (VALUE_FIELDS.has(field.name) && ids.holdsMaps(mapHandle)) {
       written = mapU32s(written, (id) => ids.idOut(id, "map"));
     }
-    const layout = attr.layouts[field.slot!];
     if (layout !== null) written = renameStruct(written, layout, (id, kind) => ids.idOut(id, kind));
-    (recorded as RegionRecord).out = encodeBytes(written);
-    for (const nested of attr.nested[field.slot!]) {
-      (recorded as RegionRecord).pointers![nested.field.name].out = encodeBytes(nested.bytes);
+    const region = recorded as RegionRecord;
+    region.out = encodeBytes(written);
+    for (const pointer of nested) {
+      // inputEntry recorded every nested pointer of this region.
+      region.pointers![pointer.field.name]!.out = encodeBytes(pointer.bytes);
     }
   }
   learn(entry, ids);
@@ -175,20 +201,21 @@ export function applyOutputs(
       attr.setU32(field, (recorded as ScalarInOut).out);
     } else if (field.kind === "pointer" && recorded !== null && recorded !== undefined) {
       const region = recorded as RegionRecord;
-      const target = attr.pointees[field.slot!];
+      const { bytes: target, layout, nested } = pointerBinding(attr, field);
       if (region.out === undefined || target === null) continue;
-      const layout = attr.layouts[field.slot!];
       // The recording left addresses out of the struct: keep the caller's own.
-      const addresses = layout === null ? [] : pointerFields(layout, target.byteLength)
-        .map((nested) => target.slice(nested.offset, nested.offset + 8));
+      const addresses = layout === null
+        ? []
+        : pointerFields(layout, target.byteLength)
+          .map((nested) => ({
+            at: nested.offset,
+            bytes: target.slice(nested.offset, nested.offset + 8),
+          }));
       target.set(decodeBytes(region.out));
-      if (layout !== null) {
-        pointerFields(layout, target.byteLength)
-          .forEach((nested, i) => target.set(addresses[i], nested.offset));
-      }
-      for (const nested of attr.nested[field.slot!]) {
-        const out = region.pointers?.[nested.field.name]?.out;
-        if (out !== undefined) nested.bytes.set(decodeBytes(out));
+      for (const { at, bytes } of addresses) target.set(bytes, at);
+      for (const pointer of nested) {
+        const out = region.pointers?.[pointer.field.name]?.out;
+        if (out !== undefined) pointer.bytes.set(decodeBytes(out));
       }
     }
   }
@@ -222,9 +249,15 @@ export function learn(entry: CallEntry, ids: Identities): void {
 }
 
 /** How many bytes of an output region the kernel wrote, from the entry's scalars. */
-function writtenExtent(attr: Attr, field: Field, entry: CallEntry, result: number): number {
+function writtenExtent(
+  attr: Attr,
+  field: Field,
+  entry: CallEntry,
+  result: number,
+  size: number,
+): number {
   const countAt = countField(attr.command);
-  return bytesWritten(field, attr.pointees[field.slot!]!.byteLength, {
+  return bytesWritten(field, size, {
     errno: result < 0 ? -result : 0,
     count: countAt === undefined ? undefined : entry.attr[countAt.name] as ScalarInOut,
     extent: field.extent === undefined ? undefined : (entry.attr[field.extent] as ScalarInOut).out,

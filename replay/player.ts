@@ -10,7 +10,7 @@ import { type Field, writesOnFailure } from "../ffi/commands.ts";
 import { errnoNumber } from "../ffi/errno.ts";
 import { describeEntry, diffEntries } from "./diff.ts";
 import { type PathPlaceholders, ReplayIdentities } from "./identities.ts";
-import { applyOutputs, inputEntry, learn } from "./normalize.ts";
+import { applyOutputs, inputEntry, learn, pointerBinding } from "./normalize.ts";
 import type { SessionBackend, SessionEnd } from "./session.ts";
 import {
   type CallEntry,
@@ -120,7 +120,7 @@ export class ReplayBackend implements SessionBackend {
   readonly #transcript: Transcript;
   readonly #path: string;
   readonly #ids: ReplayIdentities;
-  readonly #faults: Map<number, { errno: number; processed?: number }>;
+  readonly #faults: Map<number, { errno: number; processed?: number | undefined }>;
   #next = 0;
   #attempts = 0;
   /** Set once a fault was injected: cleanup closes the recording never made are then accepted. */
@@ -281,8 +281,8 @@ function checkOutputs(expected: CallEntry, attr: Attr, path: string, index: numb
   for (const field of attr.command.fieldList) {
     const region = expected.attr[field.name] as RegionRecord | null;
     if (field.kind !== "pointer" || region === null) continue;
-    const target = attr.pointees[field.slot!];
-    const reads = attr.directions[field.slot!] === "in";
+    const { bytes: target, direction, nested } = pointerBinding(attr, field);
+    const reads = direction === "in";
     if (reads && region.out !== undefined) {
       fail(`${field.name}.out`, "this call's kernel only reads this region");
     }
@@ -297,12 +297,12 @@ function checkOutputs(expected: CallEntry, attr: Attr, path: string, index: numb
         `${encodedLength(region.out)} bytes for a buffer of ${target.byteLength}`,
       );
     }
-    for (const nested of attr.nested[field.slot!]) {
-      const out = region.pointers?.[nested.field.name]?.out;
-      const label = `${field.name}.pointers.${nested.field.name}.out`;
+    for (const pointer of nested) {
+      const out = region.pointers?.[pointer.field.name]?.out;
+      const label = `${field.name}.pointers.${pointer.field.name}.out`;
       if (writes && out === undefined) fail(label, "missing: the kernel writes this region");
-      if (out !== undefined && encodedLength(out) !== nested.bytes.byteLength) {
-        fail(label, `${encodedLength(out)} bytes for a buffer of ${nested.bytes.byteLength}`);
+      if (out !== undefined && encodedLength(out) !== pointer.bytes.byteLength) {
+        fail(label, `${encodedLength(out)} bytes for a buffer of ${pointer.bytes.byteLength}`);
       }
     }
   }
@@ -329,8 +329,9 @@ function writePartial(expected: CallEntry, attr: Attr, processed: number, call: 
     );
   }
   for (const field of attr.command.fieldList) {
-    const target = field.counted === true ? attr.pointees[field.slot!] : null;
-    if (target === null || attr.directions[field.slot!] === "in") continue;
+    if (field.counted !== true) continue;
+    const { bytes: target, direction } = pointerBinding(attr, field);
+    if (target === null || direction === "in") continue;
     const elementSize = target.byteLength / requested;
     const out = (expected.attr[field.name] as RegionRecord).out;
     const returned = out === undefined ? new Uint8Array(0) : decodeBytes(out);

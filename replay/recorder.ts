@@ -97,7 +97,10 @@ export class RecordingBackend implements SessionBackend {
   fdInfo(fd: number): Record<string, string> {
     const fields = this.#live.fdInfo(fd);
     const stable: Record<string, string> = {};
-    for (const key of STABLE_FDINFO_FIELDS) if (key in fields) stable[key] = fields[key];
+    for (const key of STABLE_FDINFO_FIELDS) {
+      const value = fields[key];
+      if (value !== undefined) stable[key] = value;
+    }
     this.entries.push({ fdinfo: this.#ids.handleOf(fd), fields: stable });
     return stable;
   }

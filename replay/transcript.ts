@@ -181,7 +181,7 @@ function toHex(bytes: Uint8Array): string {
     return (bytes as unknown as { toHex(): string }).toHex();
   }
   let hex = "";
-  for (let i = 0; i < bytes.byteLength; i++) hex += HEX[bytes[i]];
+  for (const byte of bytes) hex += HEX[byte];
   return hex;
 }
 

@@ -217,7 +217,8 @@ export class VerifyingBackend extends RecordingBackend {
 
   #compareLast(): void {
     const index = this.entries.length - 1;
-    let actual = this.entries[index];
+    // Called after each call is pushed: there is a last entry.
+    let actual = this.entries[index]!;
     let expected = this.#expected.entries[index];
     this.#perCpu.learn(actual);
     if (expected === undefined) {
