@@ -174,6 +174,24 @@ const MUTATIONS: Mutation[] = [
     tests: ["tests/elements.test.ts", "tests/result_ownership.test.ts"],
   },
   {
+    name: "byte-length-trusted",
+    why: "a Uint8Array whose byteLength property lies makes the kernel write past its buffer",
+    file: "ffi/validate.ts",
+    from: "const length = byteLengthOf(value);",
+    to: "const length = value.byteLength;",
+    tests: ["tests/hostile_buffers.test.ts"],
+  },
+  {
+    name: "popped-value-is-scratch",
+    why: "pop returns the map's scratch: the next call overwrites an element the kernel removed",
+    file: "maps/bpf_map.ts",
+    from: `if (result < 0) throw this.#error(BPF_MAP_LOOKUP_AND_DELETE_ELEM.name, result);
+    return this.#valueView.slice();`,
+    to: `if (result < 0) throw this.#error(BPF_MAP_LOOKUP_AND_DELETE_ELEM.name, result);
+    return this.#valueView;`,
+    tests: ["tests/result_ownership.test.ts"],
+  },
+  {
     name: "struct-tail-padding-missing",
     why: "struct sizes not rounded to their alignment: keys and values the wrong size for C",
     file: "codec/codec.ts",
