@@ -32,23 +32,23 @@ export type TranscriptMode = "live" | "record" | "replay" | "verify" | "auto";
 /** Options of {@linkcode openSystem}. */
 export interface SystemOptions {
   /** The transcript file to record into, replay or verify against. */
-  transcript?: string;
+  transcript?: string | undefined;
   /** Default: `"auto"` with a transcript, `"live"` without. */
-  mode?: TranscriptMode;
+  mode?: TranscriptMode | undefined;
   /**
    * Whether `BPFMAP_TRANSCRIPT` may override `mode` (default true). A command
    * line that says `--record` or `--replay` means it, whatever the environment.
    */
-  modeFromEnvironment?: boolean;
+  modeFromEnvironment?: boolean | undefined;
   /** Replay only: calls to fail with an errno, deterministically (fault injection). */
-  faults?: readonly ReplayFault[];
+  faults?: readonly ReplayFault[] | undefined;
   /**
    * Folders of this run's own, by placeholder name (`{ BPFFS: dir }`): paths
    * under `dir` are recorded as `${BPFFS}/...`, and a replay or verify run
    * reads `${BPFFS}` as its own `dir`, so that runs pinning in different
    * folders (a fresh bpffs each) share one transcript.
    */
-  paths?: PathPlaceholders;
+  paths?: PathPlaceholders | undefined;
 }
 
 /** Overrides the mode of every system of a run that has a transcript: `live`, `record`, `replay` or `verify`. */

@@ -60,9 +60,13 @@ const u32Key = (space: number) => (next: () => number) => [
   ...new Uint8Array(new Uint32Array([Math.floor(next() * space)]).buffer),
 ];
 const lpmKey = (next: () => number) => {
-  const lengths = [0, 8, 16, 24, 32];
-  const length = lengths[Math.floor(next() * lengths.length)];
-  const address = [10, Math.floor(next() * 3), Math.floor(next() * 3), Math.floor(next() * 3)];
+  const length = Math.floor(next() * 5) * 8; // 0, 8, 16, 24 or 32
+  const address: [number, number, number, number] = [
+    10,
+    Math.floor(next() * 3),
+    Math.floor(next() * 3),
+    Math.floor(next() * 3),
+  ];
   const bits = length === 0
     ? 0
     : ((address[0] << 24 | address[1] << 16 | address[2] << 8 | address[3])
@@ -155,7 +159,11 @@ const KEYLESS_OPS = ["push", "push", "push", "pushExist", "pushBad", "pop", "pop
 export function drawOps(target: Target, valueStride: number, seed: number, count: number): Op[] {
   const next = random(seed);
   const value = () => Array.from({ length: valueStride }, () => Math.floor(next() * 256));
-  const pick = <T>(list: T[]) => list[Math.floor(next() * list.length)];
+  const pick = <T>(list: readonly T[]): T => {
+    const item = list[Math.floor(next() * list.length)];
+    if (item === undefined) throw new RangeError("pick: an empty list");
+    return item;
+  };
   const ops: Op[] = [];
   for (let i = 0; i < count; i++) {
     const kind = pick(target.keyed ? KEYED_OPS : KEYLESS_OPS);
@@ -306,11 +314,11 @@ export function runOps(
   using map = create(target.spec);
   const model = target.model(map.valueStride);
   const ordered = !(model instanceof QueueModel) && model.ordered;
-  for (let index = 0; index < ops.length; index++) {
-    const want = expected(model, ops[index]);
-    const got = actual(map, ops[index], ordered);
+  for (const [index, op] of ops.entries()) {
+    const want = expected(model, op);
+    const got = actual(map, op, ordered);
     if (JSON.stringify(want) !== JSON.stringify(got)) {
-      return { index, op: ops[index], expected: want, actual: got };
+      return { index, op, expected: want, actual: got };
     }
   }
   return undefined;

@@ -7,7 +7,14 @@ import process from "node:process";
 import { BpfMap } from "../../mod.ts";
 import { insertKeys } from "./insert_keys.ts";
 
-const [id, first, count] = process.argv.slice(-3).map(Number);
+const args = process.argv.slice(-3).map(Number);
+const [id, first, count] = args;
+if (
+  id === undefined || first === undefined || count === undefined
+  || !args.every(Number.isSafeInteger)
+) {
+  throw new TypeError(`inserter.ts ID FIRST COUNT: got ${process.argv.slice(2).join(" ")}`);
+}
 using map = BpfMap.fromId(id);
 console.log("ready");
 console.log(`inserted ${insertKeys(map, first, count, 0x11).inserted}`);

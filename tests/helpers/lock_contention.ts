@@ -89,7 +89,7 @@ export function contend(
     mine.rounds++;
     const read = readWords(map, SHARED_KEY, flags);
     if (!whole(read)) mine.torn++;
-    else if ((read[0] & 0xff00_0000) !== (tag >>> 0)) mine.sawOther++;
+    else if (((read[0] ?? 0) & 0xff00_0000) !== (tag >>> 0)) mine.sawOther++; // WORDS > 0
   }
   return { mine, theirs };
 }
@@ -122,7 +122,7 @@ function publish(map: BpfMap, counts: Contention, flags: number): void {
 }
 
 function readCounts(map: BpfMap, flags: number): Contention {
-  const [rounds, torn, sawOther] = readWords(map, PROGRESS_KEY, flags);
+  const [rounds = 0, torn = 0, sawOther = 0] = readWords(map, PROGRESS_KEY, flags); // WORDS >= 3
   return { rounds, torn, sawOther };
 }
 
@@ -135,7 +135,10 @@ export function affinity(pid: number): string {
 /** The CPU numbers of a taskset list. */
 export function cpusOf(list: string): number[] {
   return list.split(",").flatMap((range) => {
-    const [first, last = first] = range.split("-").map(Number);
+    const [first = NaN, last = first] = range.split("-").map(Number);
+    if (!Number.isInteger(first) || !Number.isInteger(last)) {
+      throw new Error(`taskset list ${list}`);
+    }
     return Array.from({ length: last - first + 1 }, (_, i) => first + i);
   });
 }

@@ -37,8 +37,12 @@ const errno = (
  * BPF_ANY, stopping at the first error with the index it stopped at.
  */
 function updateInOrder(model: Model, keys: Uint8Array[], values: Uint8Array[]): Answer {
-  for (let i = 0; i < keys.length; i++) {
-    const answer = model.update(keys[i], values[i], 0);
+  for (const [i, key] of keys.entries()) {
+    const value = values[i];
+    if (value === undefined) {
+      throw new RangeError(`a batch of ${keys.length} keys has ${values.length} values`);
+    }
+    const answer = model.update(key, value, 0);
     if (answer !== null) return errno((answer as { errno: string }).errno, i);
   }
   return keys.length;
@@ -86,8 +90,8 @@ export class HashModel implements Model {
   }
 
   deleteBatch(keys: Uint8Array[]): Answer {
-    for (let i = 0; i < keys.length; i++) {
-      if (!this.#elements.delete(hex(keys[i]))) return errno("ENOENT", i);
+    for (const [i, key] of keys.entries()) {
+      if (!this.#elements.delete(hex(key))) return errno("ENOENT", i);
     }
     return keys.length;
   }
@@ -225,8 +229,8 @@ export class LpmModel implements Model {
   }
 
   deleteBatch(keys: Uint8Array[]): Answer {
-    for (let i = 0; i < keys.length; i++) {
-      if (!this.#elements.delete(this.#id(keys[i]))) return errno("ENOENT", i);
+    for (const [i, key] of keys.entries()) {
+      if (!this.#elements.delete(this.#id(key))) return errno("ENOENT", i);
     }
     return keys.length;
   }

@@ -5,7 +5,14 @@
 import process from "node:process";
 import { BpfMap } from "../../mod.ts";
 
-const [id, first, span, rounds] = process.argv.slice(-4).map(Number);
+const args = process.argv.slice(-4).map(Number);
+const [id, first, span, rounds] = args;
+if (
+  id === undefined || first === undefined || span === undefined || rounds === undefined
+  || !args.every(Number.isSafeInteger)
+) {
+  throw new TypeError(`writer.ts ID FIRST SPAN ROUNDS: got ${process.argv.slice(2).join(" ")}`);
+}
 using map = BpfMap.fromId(id);
 const key = new Uint8Array(4);
 const view = new DataView(key.buffer);
