@@ -94,7 +94,8 @@ export function benchCliDump(entries: number): void {
       ],
       ["bpfmap (bun)", timed([join(bin, "bun"), CLI, ...dump], join(dir, "bun.json"))],
     ];
-    const reference = readFileSync(runs[0][1].output);
+    const bpftool = runs[0]![1];
+    const reference = readFileSync(bpftool.output);
     for (const [name, run] of runs.slice(1)) {
       if (!readFileSync(run.output).equals(reference)) {
         throw new Error(`${name}'s output differs from bpftool's`);
@@ -104,7 +105,7 @@ export function benchCliDump(entries: number): void {
       `\nbpfmap -j map dump vs bpftool -j map dump: ${entries} entries, ${reference.byteLength} bytes of JSON, identical`,
     );
     for (const [name, run] of runs) {
-      const ratio = runs[0][1].seconds / run.seconds;
+      const ratio = bpftool.seconds / run.seconds;
       const verdict = name === "bpftool"
         ? ""
         : `  ${ratio.toFixed(1)}x faster than bpftool (target >= 5x: ${

@@ -110,8 +110,8 @@ function runTypeScript(): Run {
   // A u64 read as two u32 halves: plain number arithmetic, as cheap as C's;
   // every sum here stays below 2^53.
   const u64At = (v: Uint8Array) =>
-    ((v[0] | (v[1] << 8) | (v[2] << 16) | (v[3] << 24)) >>> 0)
-    + ((v[4] | (v[5] << 8) | (v[6] << 16) | (v[7] << 24)) >>> 0) * 0x1_0000_0000;
+    ((v[0]! | (v[1]! << 8) | (v[2]! << 16) | (v[3]! << 24)) >>> 0)
+    + ((v[4]! | (v[5]! << 8) | (v[6]! << 16) | (v[7]! << 24)) >>> 0) * 0x1_0000_0000;
   let checksum = 0;
   const expect = (what: string, sum: number) => {
     if (sum !== VALUE_SUM) throw new Error(`${what} read a sum of ${sum}, not ${VALUE_SUM}`);
@@ -132,7 +132,7 @@ function runTypeScript(): Run {
     do {
       const batch = map.lookupBatch({ cursor, count: BATCH, keys: outKeys, values: outValues });
       for (let i = 0; i < batch.count; i++) {
-        sum += outValueWords[2 * i] + outValueWords[2 * i + 1] * 0x1_0000_0000;
+        sum += outValueWords[2 * i]! + outValueWords[2 * i + 1]! * 0x1_0000_0000;
       }
       cursor = batch.cursor;
     } while (cursor !== null);
@@ -148,7 +148,7 @@ function runTypeScript(): Run {
       const view = batch.valueArray() as BigUint64Array;
       // The same kernel buffer as u32 halves: exact below 2^53, and no BigInt per element.
       const words = new Uint32Array(view.buffer, view.byteOffset, view.length * 2);
-      for (let i = 0; i < words.length; i += 2) sum += words[i] + words[i + 1] * 0x1_0000_0000;
+      for (let i = 0; i < words.length; i += 2) sum += words[i]! + words[i + 1]! * 0x1_0000_0000;
     }
     expect("typed batches()", sum);
   });
@@ -186,7 +186,7 @@ function runTypeScript(): Run {
   time("updateElem", () => {
     for (let i = 0; i < ENTRIES; i++) {
       keyView.setUint32(0, i, true);
-      valueView.setBigUint64(0, values[i], true);
+      valueView.setBigUint64(0, values[i]!, true);
       map.update(key, value);
     }
   });
@@ -216,9 +216,8 @@ function bareCall(
 
 /** The nextKey + lookup dump in bare calls; returns the sum of the values. */
 function bareDump(map: BpfMap): number {
-  const [first, key, next, value] = [4, 4, 4, 8].map((size) =>
-    new Uint8Array(new ArrayBuffer(size))
-  );
+  const offHeap = (size: number) => new Uint8Array(new ArrayBuffer(size));
+  const [first, key, next, value] = [offHeap(4), offHeap(4), offHeap(4), offHeap(8)];
   const firstKey = bareCall(BPF_MAP_GET_NEXT_KEY, map.fd, null as unknown as Uint8Array, first);
   const nextKey = bareCall(BPF_MAP_GET_NEXT_KEY, map.fd, key, next);
   const lookup = bareCall(BPF_MAP_LOOKUP_ELEM, map.fd, next, value);
@@ -228,7 +227,7 @@ function bareDump(map: BpfMap): number {
   next.set(first);
   do {
     if (lookup() !== 0) throw new Error("bare lookup failed");
-    sum += words[0] + words[1] * 0x1_0000_0000;
+    sum += words[0]! + words[1]! * 0x1_0000_0000;
     key.set(next);
   } while (nextKey() === 0);
   return sum;
@@ -243,7 +242,7 @@ function bareUpdates(map: BpfMap): void {
   const update = bareCall(BPF_MAP_UPDATE_ELEM, map.fd, key, value);
   for (let i = 0; i < ENTRIES; i++) {
     keyView.setUint32(0, i, true);
-    valueView.setBigUint64(0, values[i], true);
+    valueView.setBigUint64(0, values[i]!, true);
     if (update() !== 0) throw new Error("bare update failed");
   }
 }
@@ -387,9 +386,11 @@ const rows = PHASES.map(([phase, label, target]) => {
   ];
 });
 const header = ["phase", "C s", `${runtime} s`, "TS/C", "target", ""];
-const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
 const line = (cells: string[]) =>
-  cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join("  ");
+  cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join(
+    "  ",
+  );
 console.log(line(header));
 for (const row of rows) console.log(line(row));
 console.log(

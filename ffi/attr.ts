@@ -145,13 +145,14 @@ export class Attr<F extends string = string> {
    * {@linkcode Attr.release} like the attr's own pointees.
    */
   setNestedPointer(field: Field, nested: Field, bytes: Uint8Array): void {
-    const struct = this.pointees[field.slot!];
-    if (struct === null || this.layouts[field.slot!] === null) {
+    const slot = field.slot!;
+    const struct = this.pointees[slot];
+    if (struct == null || this.layouts[slot] == null) {
       throw new Error(`${field.name}: bind the struct with its layout first`);
     }
     new DataView(struct.buffer, struct.byteOffset, struct.byteLength)
       .setBigUint64(nested.offset, BigInt(addressOf(this.#backend, bytes)), true);
-    this.nested[field.slot!].push({ field: nested, bytes });
+    this.nested[slot]!.push({ field: nested, bytes });
   }
 
   /** Writes a NUL-padded char array field; `text` must fit with its NUL. */
@@ -164,7 +165,7 @@ export class Attr<F extends string = string> {
 
   /** The buffer a pointer field leads to in the call being made, or `null`. */
   pointee(field: Field): Uint8Array | null {
-    return this.pointees[field.slot!];
+    return this.pointees[field.slot!] ?? null;
   }
 
   /** Zeroes every field: for commands whose calls set only some of them. */
@@ -179,7 +180,7 @@ export class Attr<F extends string = string> {
     for (let slot = 0; slot < this.pointees.length; slot++) {
       this.pointees[slot] = null;
       this.layouts[slot] = null;
-      if (this.nested[slot].length > 0) this.nested[slot] = [];
+      if (this.nested[slot]!.length > 0) this.nested[slot] = [];
     }
   }
 }

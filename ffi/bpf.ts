@@ -257,6 +257,9 @@ const SHAPES: [ElementCommand, key: boolean, value: "key" | "value" | "none", Di
   // A bloom filter's lookup reads its value: is it (maybe) in the set?
   [BPF_MAP_LOOKUP_ELEM, false, "value", "in"],
 ];
+/** The attr of an element command. */
+type ElementAttr = Attr<keyof ElementCommand["fields"]>;
+
 /** Bytes of arena {@linkcode ElementCalls} packs its attrs in. */
 export const ELEMENT_ATTRS_SIZE: number = SHAPES.length * BPF_MAP_LOOKUP_ELEM.size;
 
@@ -297,7 +300,7 @@ export class ElementCalls {
   readonly #nextKey: Uint8Array | null;
   readonly #value: Uint8Array;
   readonly #arena: Uint8Array;
-  readonly #attrs: (Attr | undefined)[] = [];
+  readonly #attrs: (ElementAttr | undefined)[] = [];
   /** The flags each packed attr holds (0 when packed). */
   readonly #flags: number[] = SHAPES.map(() => 0);
 
@@ -364,8 +367,8 @@ export class ElementCalls {
     return this.#kernel.callPacked(attr);
   }
 
-  #pack(which: number): Attr {
-    const [command, hasKey, value, direction] = SHAPES[which];
+  #pack(which: number): ElementAttr {
+    const [command, hasKey, value, direction] = SHAPES[which]!;
     const { size } = command;
     const attr = new Attr(command, this.#kernel.backend, {
       bytes: this.#arena.subarray(which * size, (which + 1) * size),

@@ -213,11 +213,12 @@ export function spanOf(bytes: Uint8Array, length: number): Uint8Array {
 export function copyInto(target: Uint8Array, source: Uint8Array, length: number): void {
   // A key or value of a few words is copied faster by hand than by `set` (18 ns in Deno 2.9,
   // 22 ns in Bun 1.4, for 8 bytes).
-  if (length <= SMALL_COPY) { for (let i = 0; i < length; i++) target[i] = source[i]; }
-  else {typedArraySet.call(
-      target,
-      length === byteLengthGetter.call(source) ? source : spanOf(source, length),
-    );}
+  if (length > SMALL_COPY) {
+    const whole = length === byteLengthGetter.call(source);
+    typedArraySet.call(target, whole ? source : spanOf(source, length));
+    return;
+  }
+  for (let i = 0; i < length; i++) target[i] = source[i]!;
 }
 
 /** Up to this many bytes, {@linkcode copyInto} copies byte by byte. */

@@ -9,15 +9,15 @@
 /** Options of `BpfMap.lookupBatch` and `BpfMap.lookupAndDeleteBatch`. */
 export interface BatchLookupOptions {
   /** Where to resume: the `cursor` of the previous result; `null` or absent to start. */
-  cursor?: Uint8Array | null;
+  cursor?: Uint8Array | null | undefined;
   /** How many elements at most (a hash map returns whole buckets only, maybe fewer). */
   count: number;
   /** A buffer for at least `count * keySize` bytes of keys; allocated if absent. */
-  keys?: Uint8Array;
+  keys?: Uint8Array | undefined;
   /** A buffer for at least `count * valueStride` bytes of values; allocated if absent. */
-  values?: Uint8Array;
+  values?: Uint8Array | undefined;
   /** 0 or `BPF_F_LOCK`. */
-  elemFlags?: number;
+  elemFlags?: number | undefined;
 }
 
 /** What a lookup batch returned. */
@@ -35,9 +35,9 @@ export interface BatchResult {
 /** Options of `BpfMap.updateBatch` and `BpfMap.deleteBatch`. */
 export interface BatchWriteOptions {
   /** Elements to write; by default every key in `keys`. */
-  count?: number;
+  count?: number | undefined;
   /** 0 or `BPF_F_LOCK` (BPF_NOEXIST and BPF_EXIST are EINVAL in batch calls). */
-  elemFlags?: number;
+  elemFlags?: number | undefined;
   /** The attr's `flags` word. */
-  flags?: number;
+  flags?: number | undefined;
 }

@@ -64,20 +64,20 @@ export interface MapSpec {
   valueSize: number;
   maxEntries: number;
   /** `map_flags`, e.g. `BPF_F_NO_PREALLOC | BPF_F_ZERO_SEED`. */
-  flags?: number;
+  flags?: number | undefined;
   /** At most 15 characters of `[A-Za-z0-9_.]`. */
-  name?: string;
+  name?: string | undefined;
   /** For `array_of_maps` and `hash_of_maps`: a map of the kind the inner maps will be. */
-  innerMap?: BpfMap;
+  innerMap?: BpfMap | undefined;
   /** `map_extra`: the hash count of a bloom filter, for instance. */
-  mapExtra?: bigint;
+  mapExtra?: bigint | undefined;
   /**
    * The key and value types, as BTF: a loaded {@linkcode Btf} with the two
    * type ids, or types to load for the occasion (see `btfOfCodecs`). Needed
    * for a value holding a `struct bpf_spin_lock` (`BPF_F_LOCK`), and what
    * lets `bpftool` and `bpfmap map dump` print values field by field.
    */
-  btf?: MapBtf;
+  btf?: MapBtf | undefined;
 }
 
 /** Where a map's key and value types are described (see {@linkcode BpfMap.btf}). */
@@ -98,9 +98,9 @@ export type MapBtf = MapTypes | { btf: Btf; keyTypeId: number; valueTypeId: numb
 /** Options of {@linkcode BpfMap.openPinned}. */
 export interface OpenPinnedOptions {
   /** Open with `BPF_F_RDONLY`: updates fail with EPERM. */
-  readOnly?: boolean;
+  readOnly?: boolean | undefined;
   /** Open with `BPF_F_WRONLY`: lookups fail with EPERM. */
-  writeOnly?: boolean;
+  writeOnly?: boolean | undefined;
 }
 
 const MAP_NAME = /^[A-Za-z0-9_.]{0,15}$/;
@@ -207,14 +207,22 @@ export class BpfMap {
       cursorSize,
       ELEMENT_ATTRS_SIZE,
     ]);
-    this.#key = info.keySize > 0 ? carve[0] : null;
-    this.#nextKey = info.keySize > 0 ? carve[1] : null;
-    this.#nextKeyView = carve[1];
-    this.#value = carve[2];
-    this.#valueView = this.#value.subarray(0, this.valueStride);
-    this.#cursorIn = carve[3];
-    this.#cursorOut = carve[4];
-    this.#calls = new ElementCalls(kernel, fd, this.#key, this.#nextKey, this.#valueView, carve[5]);
+    const [key, nextKey, value, cursorIn, cursorOut, attrs] = carve as [
+      Uint8Array,
+      Uint8Array,
+      Uint8Array,
+      Uint8Array,
+      Uint8Array,
+      Uint8Array,
+    ];
+    this.#key = info.keySize > 0 ? key : null;
+    this.#nextKey = info.keySize > 0 ? nextKey : null;
+    this.#nextKeyView = nextKey;
+    this.#value = value;
+    this.#valueView = value.subarray(0, this.valueStride);
+    this.#cursorIn = cursorIn;
+    this.#cursorOut = cursorOut;
+    this.#calls = new ElementCalls(kernel, fd, this.#key, this.#nextKey, this.#valueView, attrs);
     if (kernel.closesLeakedFds) unclosed.register(this, { kernel, fd }, this);
   }
 
@@ -958,7 +966,7 @@ function arenaOf(sizes: number[]): Uint8Array[] {
     total += Math.ceil(size / 8) * 8;
   }
   const arena = offHeapBytes(total);
-  return sizes.map((size, i) => arena.subarray(offsets[i], offsets[i] + size));
+  return sizes.map((size, i) => arena.subarray(offsets[i]!, offsets[i]! + size));
 }
 
 /**

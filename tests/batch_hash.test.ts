@@ -240,9 +240,8 @@ describe("hash batch edge cases", () => {
       assert.deepEqual(left.sort((a, b) => a - b), [1, shared], "ENOSPC deleted nothing");
       const whole = map.lookupAndDeleteBatch({ count: 2 });
       assert.deepEqual(
-        readU32s(whole.keys).map((key, i) => [key, readU32(whole.values, i)]).sort((a, b) =>
-          a[0] - b[0]
-        ),
+        readU32s(whole.keys).map((key, i) => [key, readU32(whole.values, i)] as const)
+          .sort((a, b) => a[0] - b[0]),
         [[1, 1], [shared, shared]],
         "a count that holds the bucket takes it whole",
       );

@@ -211,9 +211,8 @@ describe("map-in-map batch ops", () => {
         if (type === "hash_of_maps") {
           const drained = outer.lookupAndDeleteBatch({ count: innerCount });
           assert.deepEqual(
-            readU32s(drained.keys).map((key, i) => [key, readU32(drained.values, i)]).sort((a, b) =>
-              a[0] - b[0]
-            ),
+            readU32s(drained.keys).map((key, i) => [key, readU32(drained.values, i)] as const)
+              .sort((a, b) => a[0] - b[0]),
             inners.map((m, i) => [i, m.id]),
           );
           assert.equal(outer.nextKey(), undefined);

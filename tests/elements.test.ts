@@ -81,7 +81,8 @@ describe("hash family: update, lookup, delete, lookupAndDelete, nextKey", () => 
     for (let i = 0; i < 4; i++) hash.update(u32(i), u32(i + 100));
     throwsBpf(() => hash.update(u32(9), u32(9)), "E2BIG");
     const held = (map: BpfMap) =>
-      [...map.entries()].map(([k, v]) => [readU32(k), readU32(v)]).sort((a, b) => a[0] - b[0]);
+      [...map.entries()].map(([k, v]) => [readU32(k), readU32(v)] as const)
+        .sort((a, b) => a[0] - b[0]);
     assert.deepEqual(held(hash), [[0, 100], [1, 101], [2, 102], [3, 103]], "E2BIG kept all four");
     using lru = BpfMap.create({ type: "lru_hash", keySize: 4, valueSize: 4, maxEntries: 64 });
     for (let i = 0; i < 1000; i++) lru.update(u32(i), u32(i + 100)); // never E2BIG

@@ -231,7 +231,7 @@ transcriptTest(
     const batch = hash.lookupBatch({ count: 4, keys: outKeys, values: outValues });
     assert.equal(batch.count, 4);
     const got = readU32s(batch.keys).map((k, i) => [k, readU32s(batch.values)[i]]);
-    assert.deepEqual(got.sort((a, b) => a[0] - b[0]), [[1, 10], [2, 20], [3, 30], [4, 40]]);
+    assert.deepEqual(got.sort((a, b) => a[0]! - b[0]!), [[1, 10], [2, 20], [3, 30], [4, 40]]);
     assert.equal(hash.deleteBatch(keys), 4);
     assert.equal(hash.nextKey(), undefined);
   },

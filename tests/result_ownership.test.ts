@@ -56,13 +56,14 @@ for (const [how, transfer] of TRANSFERS) {
       });
       for (let k = 1; k <= 4; k++) map.update(u32(k), u32(k * 10));
       const held = [1, 2, 3].map((k) => map.lookup(u32(k))!);
+      const given = held[0]!;
       const first = map.nextKey()!;
       const batch = map.lookupBatch({ count: 1 }); // a cursor: the walk is not over
       assert.notEqual(batch.cursor, null);
       const cursor = batch.cursor!;
       const keyCopy = first.slice();
-      transfer(held[0]);
-      assert.equal(held[0].byteLength, 0, "the transfer really detached it");
+      transfer(given);
+      assert.equal(given.byteLength, 0, "the transfer really detached it");
       assert.deepEqual(held.slice(1).map((v) => readU32(v)), [20, 30]);
       assert.deepEqual(first, keyCopy);
       assert.equal(cursor.byteLength, 4);
@@ -94,7 +95,7 @@ transcriptTest("lookupAndDelete results survive the transfer of the one before",
   using map = hashMap(sys, 8);
   for (let k = 1; k <= 3; k++) map.update(u32(k), u32(k + 100));
   const removed = [1, 2, 3].map((k) => map.lookupAndDelete(u32(k))!);
-  (removed[0].buffer as ArrayBuffer).transfer();
+  (removed[0]!.buffer as ArrayBuffer).transfer();
   assert.deepEqual(removed.slice(1).map((v) => readU32(v)), [102, 103]);
   assert.equal(map.nextKey(), undefined);
 });
@@ -121,7 +122,7 @@ transcriptTest("no two results share an ArrayBuffer", (sys) => {
   assert.equal(buffers.size, results.length);
   for (const bytes of results.slice(0, -2)) assert.ok(ownsItsBuffer(bytes));
   // Writing into a result changes nothing else.
-  results[0].fill(0xff);
+  results[0]!.fill(0xff);
   assert.equal(readU32(map.lookup(u32(0))), 0);
   assert.equal(readU32(results[1]), 1);
 });
