@@ -117,7 +117,22 @@ export function byteLengthOf(bytes: Uint8Array): number {
   return byteLengthGetter.call(bytes);
 }
 
-/** The byte offset the engine knows for `bytes` (see {@linkcode byteLengthOf}). */
+/**
+ * The byte offset the engine knows for `bytes` (see {@linkcode byteLengthOf}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { byteOffsetOf } from "./memory.ts";
+ *
+ * class Shifted extends Uint8Array {
+ *   override get byteOffset(): number {
+ *     return 4096;
+ *   }
+ * }
+ * assert.equal(byteOffsetOf(new Shifted(new ArrayBuffer(8), 2)), 2);
+ * ```
+ */
 export function byteOffsetOf(bytes: Uint8Array): number {
   return byteOffsetGetter.call(bytes);
 }
@@ -125,6 +140,17 @@ export function byteOffsetOf(bytes: Uint8Array): number {
 /**
  * The buffer the engine knows for `bytes`. Reading it moves a small on-heap
  * array into a fixed backing store (see {@linkcode addressOf}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { bufferOf } from "./memory.ts";
+ *
+ * const backing = new ArrayBuffer(8);
+ * const bytes = new Uint8Array(backing);
+ * Object.defineProperty(bytes, "buffer", { value: new ArrayBuffer(1 << 20) });
+ * assert.equal(bufferOf(bytes), backing);
+ * ```
  */
 export function bufferOf(bytes: Uint8Array): ArrayBufferLike {
   return bufferGetter.call(bytes);
@@ -154,7 +180,21 @@ export function isFixedLength(buffer: ArrayBufferLike): boolean {
   }
 }
 
-/** Whether `buffer` was detached (transferred); a SharedArrayBuffer never is. */
+/**
+ * Whether `buffer` was detached (transferred); a SharedArrayBuffer never is.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isDetached } from "./memory.ts";
+ *
+ * const buffer = new ArrayBuffer(8);
+ * assert.equal(isDetached(buffer), false);
+ * buffer.transfer();
+ * assert.equal(isDetached(buffer), true);
+ * assert.equal(isDetached(new SharedArrayBuffer(8)), false);
+ * ```
+ */
 export function isDetached(buffer: ArrayBufferLike): boolean {
   try {
     return detachedGetter.call(buffer);
