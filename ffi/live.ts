@@ -37,7 +37,8 @@ export const FORBID_LIVE_ENV = "BPFMAP_FORBID_LIVE";
 
 /**
  * An environment variable, or `undefined` where it is unset or may not be read (Deno without
- * --allow-env).
+ * --allow-env). Deno's permission is asked without a prompt: on a terminal, `Deno.env.get`
+ * without --allow-env stops to ask the user, and bpfmap needs only --allow-ffi.
  *
  * @example
  * ```ts
@@ -56,12 +57,23 @@ export function readEnv(name: string): string | undefined {
     const globals = globalThis as RuntimeGlobals & {
       process?: { env: Record<string, string | undefined> };
     };
-    const deno = globalThis as { Deno?: { env?: { get(name: string): string | undefined } } };
-    if (deno.Deno?.env !== undefined) return deno.Deno.env.get(name);
+    const deno = (globalThis as { Deno?: DenoEnv }).Deno;
+    if (deno?.env !== undefined) {
+      const { state } = deno.permissions.querySync({ name: "env", variable: name });
+      return state === "granted" ? deno.env.get(name) : undefined;
+    }
     return globals.process?.env[name];
   } catch {
     return undefined;
   }
+}
+
+/** The slice of Deno's API {@linkcode readEnv} uses. */
+interface DenoEnv {
+  env?: { get(name: string): string | undefined };
+  permissions: {
+    querySync(descriptor: { name: "env"; variable: string }): { state: string };
+  };
 }
 
 /** The JavaScript runtime this module is running in. */
