@@ -424,7 +424,7 @@ function failedTests(text: string): string[] {
   let file = "?";
   for (const line of text.split("\n")) {
     const running = /^running \d+ tests? from \.\/(\S+)/.exec(line);
-    if (running !== null) file = running[1];
+    if (running?.[1] !== undefined) file = running[1];
     const failed = /^(\s*)(.+?) \.\.\. FAILED/.exec(line);
     // Top-level tests only: a failed step fails its test too.
     if (failed !== null && failed[1] === "") failures.push(`${file}: ${failed[2]}`);
@@ -449,11 +449,14 @@ function parseArgs(args: string[]): { only: string[]; full: boolean; list: boole
   let full = false;
   let list = false;
   for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
+    const arg = args[i]!; // i < args.length
+    const next = args[i + 1];
     if (arg === "--full") full = true;
     else if (arg === "--list") list = true;
-    else if (arg === "--only" && i + 1 < args.length) only.push(...args[++i].split(","));
-    else if (arg.startsWith("--only=")) only.push(...arg.slice("--only=".length).split(","));
+    else if (arg === "--only" && next !== undefined) {
+      only.push(...next.split(","));
+      i++;
+    } else if (arg.startsWith("--only=")) only.push(...arg.slice("--only=".length).split(","));
     else {
       console.error(`mutants: unknown argument ${arg}`);
       console.error("usage: deno run -A scripts/mutants.ts [--only NAME]... [--full] [--list]");

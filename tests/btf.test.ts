@@ -174,7 +174,7 @@ transcriptTest("a map created from codecs has their BTF, and typed() reads it ba
   ]]);
   const btf = map.btf()!;
   assert.equal(btf.id, map.btfIds.btfId);
-  assert.equal(btf.types[map.btfIds.valueTypeId].name, "flow");
+  assert.equal(btf.types[map.btfIds.valueTypeId]?.name, "flow");
   btf.close();
   using plain = system.createMap({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 1 });
   assert.equal(plain.btf(), undefined);

@@ -48,7 +48,7 @@ clangTest("typed() decodes a clang-built map's keys and values from its BTF", (s
   for (const kind of ["func", "func_proto", "var", "datasec", "typedef", "enum"] as const) {
     assert.ok(kinds.has(kind), `clang's BTF has ${kind}`);
   }
-  assert.equal(btf.types[btf.typeId("verdict", "enum")].kind, "enum");
+  assert.equal(btf.types[btf.typeId("verdict", "enum")]?.kind, "enum");
 });
 
 clangTest("bitfields, an unsigned enum and per-CPU values from clang's BTF", (system) => {

@@ -252,12 +252,14 @@ function onlyMaps(text: string, ids: ReadonlySet<number>): string {
       if (--depth === 1 && char === "}") objects.at(-1)![1] = i + 1;
     }
   }
-  if (objects.length === 0) return text;
+  const [first, second] = objects;
+  const last = objects.at(-1);
+  if (first === undefined || last === undefined) return text;
   const spans = objects.map(([start, end]) => text.slice(start, end));
   // bpftool writes the same separator between every two maps; keep it between ours.
-  const separator = objects.length > 1 ? text.slice(objects[0][1], objects[1][0]) : ",";
+  const separator = second !== undefined ? text.slice(first[1], second[0]) : ",";
   const own = spans.filter((span) => ids.has(Number(/"id": ?(\d+)/.exec(span)![1])));
-  return text.slice(0, objects[0][0]) + own.join(separator) + text.slice(objects.at(-1)![1]);
+  return text.slice(0, first[0]) + own.join(separator) + text.slice(last[1]);
 }
 
 describe("bpfmap map", () => {

@@ -34,6 +34,7 @@ function bpfmapFails(
     ? [process.execPath, "run", "--allow-ffi", "--allow-read", "--allow-write", "cli/main.ts"]
     : [process.execPath, "cli/main.ts"];
   const [command, ...rest] = [...wrapper, ...runtime, ...args];
+  assert.ok(command !== undefined); // runtime is never empty
   const run = spawnSync(command, rest, { cwd: ROOT, encoding: "utf8", env: childEnv() });
   return { stderr: run.stderr, status: run.status };
 }

@@ -57,6 +57,7 @@ interface Run {
 
 function bpfmap(args: string[], opts: { ffi?: boolean } & SpawnSyncOptions = {}): Run {
   const [command, ...prefix] = bpfmapCommand(opts.ffi);
+  assert.ok(command !== undefined); // bpfmapCommand is never empty
   const run = spawnSync(command, [...prefix, ...args], {
     encoding: "utf8",
     env: childEnv(opts.ffi),

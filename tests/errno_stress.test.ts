@@ -34,7 +34,7 @@ liveTest(`errno is exact across ${CALLS} failing calls with GC pressure`, () => 
   const counts = new Map<string, number>();
   let garbage: unknown[] = [];
   for (let i = 0; i < CALLS; i++) {
-    const [code, call] = cases[i % cases.length];
+    const [code, call] = cases[i % cases.length] ?? assert.fail("no cases");
     let caught: unknown;
     try {
       call();

@@ -198,7 +198,8 @@ async function withFault(name: string, fault: ReplayFault) {
     paths: paths(),
   });
   const seen: unknown[] = [];
-  const error = thrown(() => SCENARIOS[name](system, seen));
+  const scenario = SCENARIOS[name] ?? assert.fail(`no scenario ${name}`);
+  const error = thrown(() => scenario(system, seen));
   const closeError: unknown = await system.close().then(() => undefined, (e) => e);
   return { seen, error, closeError };
 }
@@ -243,8 +244,8 @@ test("every operation, a fault at every call: EINTR retried, other errnos report
     const clean = await withFault(name, { call: -1, errno: "EINTR" });
     assert.equal(clean.error, undefined, `${name} replays cleanly`);
     assert.equal(clean.closeError, undefined, `${name} makes every recorded call`);
-    for (let call = 0; call < calls.length; call++) {
-      const command = calls[call].call;
+    for (const [call, entry] of calls.entries()) {
+      const command = entry.call;
       for (const errno of ERRNOS) {
         injected++;
         const { seen, error, closeError } = await withFault(name, { call, errno });
@@ -264,7 +265,7 @@ test("every operation, a fault at every call: EINTR retried, other errnos report
             ? error.cause
             : error;
           assert.ok(divergence instanceof ReplayDivergenceError, `${where}: ${String(error)}`);
-          const asked = calls[call].attr.count as { in: number };
+          const asked = entry.attr.count as { in: number };
           assert.ok(
             divergence.differences.includes(`count: expected ${asked.in}, got ${asked.in * 2}`),
             `${where}: ${divergence.differences.join("; ")}`,
@@ -310,8 +311,8 @@ test("an EINTR after part of a batch is reported with the part done, not asked a
   for (const name of Object.keys(SCENARIOS)) {
     const calls = recordedCalls(name);
     const clean = await withFault(name, { call: -1, errno: "EINTR" });
-    for (let call = 0; call < calls.length; call++) {
-      const { call: command, attr, errno } = calls[call];
+    for (const [call, entry] of calls.entries()) {
+      const { call: command, attr, errno } = entry;
       const count = attr.count as ScalarInOut | undefined;
       if (count === undefined) continue;
       // A lookup can only have filled elements the recording returned.

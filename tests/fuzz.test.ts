@@ -66,7 +66,8 @@ liveTest("the same fuzz seed records byte-identical transcripts in Deno and in B
         const path = join(dir, `${runtime}-${name}.json`);
         const env: Record<string, string | undefined> = { ...process.env };
         delete env.BPFMAP_TRANSCRIPT;
-        const run = spawnSync(command[0], [...command.slice(1), name, String(SEED), "1000", path], {
+        const [program = assert.fail("no command"), ...rest] = command;
+        const run = spawnSync(program, [...rest, name, String(SEED), "1000", path], {
           encoding: "utf8",
           env,
         });
@@ -75,12 +76,10 @@ liveTest("the same fuzz seed records byte-identical transcripts in Deno and in B
         files.push(path);
       }
     }
-    for (let i = 0; i < 4; i++) {
-      assert.equal(
-        readFileSync(files[i], "utf8"),
-        readFileSync(files[i + 4], "utf8"),
-        files[i + 4],
-      );
+    assert.equal(files.length, 8);
+    for (const [i, file] of files.slice(0, 4).entries()) {
+      const other = files[i + 4] ?? assert.fail(`no run after ${file}`);
+      assert.equal(readFileSync(file, "utf8"), readFileSync(other, "utf8"), other);
     }
     console.log(
       `cross-runtime: 4 map types x 1,000 operations, Deno and Bun transcripts identical (seed ${SEED}, ${detectRuntime()})`,

@@ -56,8 +56,9 @@ function code(source: string): string {
   let lastSignificant = "";
   const regexMayFollow = () => /^$|[(,=:[!&|?{};+\-*%<>~^]$/.test(lastSignificant);
   while (i < source.length) {
-    const c = source[i];
-    const next = source[i + 1];
+    // charAt: "" past the end, which matches nothing below, as undefined did.
+    const c = source.charAt(i);
+    const next = source.charAt(i + 1);
     if (c === "/" && next === "/") {
       while (i < source.length && source[i] !== "\n") i++;
     } else if (c === "/" && next === "*") {
@@ -116,7 +117,8 @@ function importsOf(source: string, isTest: boolean): string[] {
   const text = code(source);
   const found: string[] = [];
   for (const pattern of isTest ? IMPORTS : [...IMPORTS, URL_REFERENCE]) {
-    for (const match of text.matchAll(pattern)) found.push(match[2]);
+    // Group 2, the specifier, takes part in every match of these patterns.
+    for (const match of text.matchAll(pattern)) found.push(match[2]!);
   }
   return found.filter((spec) => spec.startsWith("./") || spec.startsWith("../"));
 }

@@ -169,7 +169,7 @@ const FAR_BYTE = 80;
 /** Two 96-byte values, every byte distinct; `changed` flips byte 80 of the second. */
 function wideValues(changed = false): Uint8Array {
   const values = Uint8Array.from({ length: 2 * 96 }, (_, i) => i);
-  if (changed) values[96 + FAR_BYTE] ^= 0xff;
+  if (changed) values[96 + FAR_BYTE]! ^= 0xff; // within the 2 * 96 bytes
   return values;
 }
 
@@ -211,7 +211,8 @@ test("the player sees a difference past byte 64 of a batch element", async () =>
   await system.close().catch(() => {}); // the divergence left the rest unplayed
   assert.ok(error instanceof ReplayDivergenceError, String(error));
   assert.equal(error.command, "BPF_MAP_UPDATE_BATCH");
-  const [recorded, made] = [wideValues(), wideValues(true)].map((v) => v.subarray(96));
+  const recorded = wideValues().subarray(96);
+  const made = wideValues(true).subarray(96);
   assert.deepEqual(error.differences, [
     `values[1]: differs at byte ${FAR_BYTE} of 96: expected ${window16(recorded, FAR_BYTE)}…, got ${
       window16(made, FAR_BYTE)
@@ -229,7 +230,7 @@ liveTest("the verifier sees a difference past byte 64 of what the kernel wrote",
     const region = lookup.attr.values as RegionRecord;
     const returned = decodeBytes(region.out!);
     const edited = returned.slice();
-    edited[96 + FAR_BYTE] ^= 0xff;
+    edited[96 + FAR_BYTE]! ^= 0xff; // within the 2 * 96 bytes
     region.out = encodeBytes(edited);
     const path = join(dir, "wide.json");
     writeFileSync(path, serializeTranscript(transcript));
@@ -342,7 +343,7 @@ liveTest("verifying across CPU counts compares every CPU both hosts have", async
       assert.ok(lookup !== undefined && isCall(lookup));
       const value = lookup.attr.value as RegionRecord;
       const bytes = decodeBytes(value.out!);
-      bytes[cpu * 8] ^= 0xff;
+      bytes[cpu * 8]! ^= 0xff; // one 8-byte slot per recorded CPU
       value.out = encodeBytes(bytes);
     });
     const system = await openSystem({
@@ -359,7 +360,7 @@ liveTest("verifying across CPU counts compares every CPU both hosts have", async
       assert.ok(error instanceof TranscriptMismatchError, `CPU ${cpu}: ${String(error)}`);
       assert.equal(error.differences.length, 1, error.message);
       assert.match(
-        error.differences[0],
+        error.differences[0] ?? "",
         /\(BPF_MAP_LOOKUP_ELEM\): value \(kernel wrote\): expected/,
       );
     } else {
@@ -441,7 +442,9 @@ test("corrupt transcripts are refused with the path and the reason", async () =>
       lines.findIndex((l) => l.includes("UPDATE_BATCH")),
       lines.findIndex((l) => l.includes("LOOKUP_ELEM")),
     ];
-    [lines[a], lines[b]] = [lines[b].replace(/,?$/, ","), lines[a].replace(/,?$/, ",")];
+    const [first, second] = [lines[a], lines[b]];
+    assert.ok(first !== undefined && second !== undefined, "the sample has both calls");
+    [lines[a], lines[b]] = [second.replace(/,?$/, ","), first.replace(/,?$/, ",")];
     const reordered = await replayChanged("none", write("reordered.json", lines.join("\n")));
     assert.ok(reordered instanceof ReplayDivergenceError);
     assert.match(

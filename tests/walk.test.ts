@@ -141,7 +141,7 @@ describe("entries() and keys()", () => {
       flags: BPF_F_NO_PREALLOC,
     });
     const prefix = (text: string) => {
-      const [address, length] = text.split("/");
+      const [address = "", length] = text.split("/");
       return new Uint8Array([Number(length), 0, 0, 0, ...address.split(".").map(Number)]);
     };
     const inserted = [
