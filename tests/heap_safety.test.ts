@@ -57,3 +57,21 @@ liveTest("single-element calls copy keys into off-heap scratch: on-heap keys are
   for (let i = 20_000 - 1024; i < 20_000; i++) assert.deepEqual(map.lookup(keyOf(i)), keyOf(i));
   assert.equal([...map.keys()].length, 1024);
 });
+
+liveTest("lookupInto and nextKeyInto fill small on-heap buffers across moving collections", () => {
+  using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 8, maxEntries: 64 });
+  for (let i = 0; i < 64; i++) map.update(u32(i), u32(i * 3, i));
+  for (let round = 0; round < 20_000; round++) {
+    // Fresh, on-heap (8 bytes or less), never read through .buffer: the kernel writes the map's
+    // off-heap scratch and bpfmap copies it into these.
+    const key = new Uint8Array(4);
+    const next = new Uint8Array(4);
+    const value = new Uint8Array(8);
+    key[0] = round % 63;
+    assert.equal(map.nextKeyInto(key, next), true);
+    assert.equal(map.lookupInto(next, value), true);
+    const expected = (round % 63) + 1;
+    assert.deepEqual([next[0], value[0], value[4]], [expected, (expected * 3) & 0xff, expected]);
+    if (round % 5000 === 0) collectGarbage();
+  }
+});
