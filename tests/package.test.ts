@@ -161,3 +161,45 @@ liveTest(
     assert.match(neither.stderr, /https:\/\/deno\.com/);
   },
 );
+
+toolTest(
+  "the installed package type-checks under bun init's tsconfig, with exactOptionalPropertyTypes",
+  {
+    commands: ["npm", "tar", "node"],
+  },
+  () => {
+    const { project } = install();
+    const dir = join(project, "strict");
+    mkdirSync(dir, { recursive: true });
+    const compilerOptions = {
+      // `bun init`'s, plus exactOptionalPropertyTypes; the types from this repository's node_modules.
+      lib: ["ESNext"],
+      target: "ESNext",
+      module: "Preserve",
+      moduleDetection: "force",
+      moduleResolution: "bundler",
+      allowImportingTsExtensions: true,
+      verbatimModuleSyntax: true,
+      noEmit: true,
+      strict: true,
+      skipLibCheck: true,
+      noFallthroughCasesInSwitch: true,
+      noUncheckedIndexedAccess: true,
+      noImplicitOverride: true,
+      exactOptionalPropertyTypes: true,
+      typeRoots: [join(ROOT, "node_modules"), join(ROOT, "node_modules", "@types")],
+      types: ["bun-types"],
+    };
+    writeFileSync(join(dir, "tsconfig.json"), JSON.stringify({ compilerOptions }));
+    writeFileSync(
+      join(dir, "index.ts"),
+      `import { BpfMap } from "bpfmap";\nimport { main } from "bpfmap/cli";\n`
+        + `import { transcriptTests } from "bpfmap/testing";\n`
+        + `export const used = [BpfMap, main, transcriptTests];\n`,
+    );
+    const tsc = run(join(ROOT, "node_modules", ".bin", "tsc"), ["-p", dir]);
+    // Errors inside node_modules/bpfmap are the issue's symptom: there must be none at all.
+    assert.equal(tsc.stdout + tsc.stderr, "");
+    assert.equal(tsc.status, 0);
+  },
+);
