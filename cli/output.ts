@@ -178,15 +178,21 @@ export class Output {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { closeSync, openSync } from "node:fs";
+ * import { closeSync, mkdtempSync, openSync, writeFileSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  * import { Output, WriteError } from "./output.ts";
  *
- * const out = new Output(openSync("/dev/full", "w"));
+ * // A descriptor open for reading only: every write fails (a full disk fails the same way,
+ * // with ENOSPC; tests/cli_streams.test.ts writes to /dev/full).
+ * const path = join(mkdtempSync(join(tmpdir(), "bpfmap-")), "read-only");
+ * writeFileSync(path, "");
+ * const out = new Output(openSync(path, "r"));
  * out.write("lost\n");
  * assert.throws(() => out.flush(), {
  *   name: "WriteError",
- *   code: "ENOSPC",
- *   message: `write to fd ${out.fd}: No space left on device (ENOSPC)`,
+ *   code: "EBADF",
+ *   message: `write to fd ${out.fd}: Bad file descriptor (EBADF)`,
  * });
  * assert.ok(out.failure instanceof WriteError);
  * out.write("dropped\n");
