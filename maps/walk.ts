@@ -22,6 +22,8 @@ export interface WalkableMap {
   readonly valueStride: number;
   readonly maxEntries: number;
   lookup(key: Uint8Array, flags?: number): Uint8Array | undefined;
+  lookupInto(key: Uint8Array, out: Uint8Array, flags?: number): boolean;
+  nextKeyInto(key: Uint8Array | null | undefined, out: Uint8Array): boolean;
   lookupAndDelete(key: Uint8Array): Uint8Array | undefined;
   delete(key: Uint8Array): boolean;
   nextKey(key?: Uint8Array): Uint8Array | undefined;
@@ -303,7 +305,7 @@ export function* drainBatches(
   opts: { batchSize?: number },
 ): Generator<BatchResult, void, undefined> {
   const batchSize = checkBatchSize(opts.batchSize ?? DEFAULT_BATCH_SIZE);
-  const oneByOne = () => batchesOf(map, batchSize, false, removeOneByOne(map));
+  const oneByOne = () => batchesOf(map, batchSize, removeOneByOne(map));
   if (map.keySize === 0 || withoutBatchDrain.has(map)) {
     yield* oneByOne();
     return;
@@ -312,76 +314,136 @@ export function* drainBatches(
   yield* orElse(map, batches, withoutBatchDrain, oneByOne);
 }
 
-/** Batches of up to `batchSize` elements, filled by the per-element walk: for types without lookup batches. */
-function batchesByNextKey(
+/**
+ * Batches of up to `batchSize` elements, filled by the per-element walk: for
+ * types without lookup batches. `nextKeyInto` and `lookupInto` write straight
+ * into one key buffer and the batch's values, so the walk allocates nothing
+ * per element. A key whose lookup fails goes to `onLookupError` (ENOENT for a
+ * key deleted since `nextKey` gave it) after the batch gathered before it is
+ * yielded; without the hook, a deleted key is left out and any other failure
+ * throws, after the batch gathered so far is yielded. A key deleted under
+ * the walk sends `nextKey` back to the first key, so the walk stops with an
+ * error once it has passed `maxEntries` keys rather than loop.
+ */
+function* batchesByNextKey(
   map: WalkableMap,
   batchSize: number,
   opts: BatchWalkOptions,
 ): Generator<BatchResult, void, undefined> {
   const elemFlags = opts.elemFlags ?? 0;
   const { onLookupError } = opts;
-  const read = (key: Uint8Array): Uint8Array | number | undefined => {
-    if (onLookupError === undefined) return map.lookup(key, elemFlags);
-    try {
-      return map.lookup(key, elemFlags) ?? ENOENT;
-    } catch (error) {
-      if (error instanceof BpfError) return error.errno;
-      throw error;
+  const filled = new FilledBatch(map, batchSize, opts.reuse ?? false);
+  const key = new Uint8Array(map.keySize);
+  try {
+    let more = map.nextKeyInto(null, key);
+    for (let steps = 1; more; steps++) {
+      let found: boolean | number;
+      try {
+        found = map.lookupInto(key, filled.valueSlot(), elemFlags);
+      } catch (error) {
+        if (onLookupError === undefined || !(error instanceof BpfError)) throw error;
+        found = error.errno;
+      }
+      if (found === true) {
+        filled.keySlot().set(key);
+        filled.count++;
+        if (filled.full) yield filled.take();
+      } else if (onLookupError !== undefined) {
+        if (filled.count > 0) yield filled.take();
+        onLookupError(key.slice(), found === false ? ENOENT : found);
+      }
+      more = map.nextKeyInto(key, key);
+      if (more && steps >= map.maxEntries) {
+        throw new Error(
+          `bpfmap: walk of map id ${map.id} aborted after ${steps} keys: the map changed under it`,
+        );
+      }
     }
-  };
-  const elements = keyByKey(map, read, { restart: false });
-  return batchesOf(map, batchSize, opts.reuse ?? false, elements, onLookupError);
+  } catch (error) {
+    if (filled.count > 0) yield filled.take();
+    throw error;
+  }
+  if (filled.count > 0) yield filled.take();
 }
 
 /**
- * `elements` gathered into batches of up to `batchSize`, shaped as lookup
- * batches are. An element whose value is an errno goes to `onError`, after
- * the batch gathered before it is yielded. If `elements` throws, the batch
- * gathered so far is yielded first.
+ * A batch filled element by element, shaped as lookup batches are: keys back
+ * to back, values `valueStride` apart, in buffers of its own (or, with
+ * `reuse`, the same buffers batch after batch).
+ */
+class FilledBatch {
+  count = 0;
+  #keys: Uint8Array;
+  #values: Uint8Array;
+  readonly #map: WalkableMap;
+  readonly #size: number;
+  readonly #reuse: boolean;
+
+  constructor(map: WalkableMap, size: number, reuse: boolean) {
+    this.#map = map;
+    this.#size = size;
+    this.#reuse = reuse;
+    this.#keys = offHeapBytes(size * map.keySize);
+    this.#values = offHeapBytes(size * map.valueStride);
+  }
+
+  /** Whether the batch holds its `size` elements. */
+  get full(): boolean {
+    return this.count === this.#size;
+  }
+
+  /** The next element's key slot. */
+  keySlot(): Uint8Array {
+    const { keySize } = this.#map;
+    return this.#keys.subarray(this.count * keySize, (this.count + 1) * keySize);
+  }
+
+  /** The next element's value slot. */
+  valueSlot(): Uint8Array {
+    const { valueStride } = this.#map;
+    return this.#values.subarray(this.count * valueStride, (this.count + 1) * valueStride);
+  }
+
+  /** The elements so far, as a batch; the next ones start a new one. */
+  take(): BatchResult {
+    const { keySize, valueStride } = this.#map;
+    const batch = {
+      count: this.count,
+      keys: this.#keys.subarray(0, this.count * keySize),
+      values: this.#values.subarray(0, this.count * valueStride),
+      cursor: null,
+    };
+    this.count = 0;
+    if (!this.#reuse) {
+      this.#keys = offHeapBytes(this.#size * keySize);
+      this.#values = offHeapBytes(this.#size * valueStride);
+    }
+    return batch;
+  }
+}
+
+/**
+ * `elements` gathered into batches of up to `batchSize`. If `elements`
+ * throws, the batch gathered so far is yielded first.
  */
 function* batchesOf(
   map: WalkableMap,
   batchSize: number,
-  reuse: boolean,
-  elements: Iterable<[Uint8Array, Uint8Array | number]>,
-  onError?: (key: Uint8Array, errno: number) => void,
+  elements: Iterable<[Uint8Array, Uint8Array]>,
 ): Generator<BatchResult, void, undefined> {
-  const { keySize, valueStride } = map;
-  const allocate = () => ({
-    keys: offHeapBytes(batchSize * keySize),
-    values: offHeapBytes(batchSize * valueStride),
-  });
-  let buffers = allocate();
-  let count = 0;
-  const batch = (): BatchResult => ({
-    count,
-    keys: buffers.keys.subarray(0, count * keySize),
-    values: buffers.values.subarray(0, count * valueStride),
-    cursor: null,
-  });
+  const filled = new FilledBatch(map, batchSize, false);
   try {
     for (const [key, value] of elements) {
-      if (typeof value === "number") {
-        if (count > 0) {
-          yield batch();
-          count = 0;
-          if (!reuse) buffers = allocate();
-        }
-        onError!(key, value);
-        continue;
-      }
-      buffers.keys.set(key, count * keySize);
-      buffers.values.set(value, count * valueStride);
-      if (++count < batchSize) continue;
-      yield batch();
-      count = 0;
-      if (!reuse) buffers = allocate();
+      filled.keySlot().set(key);
+      filled.valueSlot().set(value);
+      filled.count++;
+      if (filled.full) yield filled.take();
     }
   } catch (error) {
-    if (count > 0) yield batch();
+    if (filled.count > 0) yield filled.take();
     throw error;
   }
-  if (count > 0) yield batch();
+  if (filled.count > 0) yield filled.take();
 }
 
 /**
@@ -390,7 +452,7 @@ function* batchesOf(
  */
 function* removeOneByOne(map: WalkableMap): Generator<[Uint8Array, Uint8Array], void, undefined> {
   if (map.keySize > 0) {
-    yield* keyByKey(map, (key) => removeKey(map, key), { restart: true });
+    yield* keyByKey(map, (key) => removeKey(map, key));
     return;
   }
   const noKey = new Uint8Array(0);
@@ -421,32 +483,21 @@ function removeKey(map: WalkableMap, key: Uint8Array): Uint8Array | undefined {
 }
 
 /**
- * The one per-element walk, for reading and for draining: `nextKey`, then
- * `read` the key (a lookup, or a removal), and on from that key, or with
- * `restart` from the first key again (a drain, whose last key is gone).
- * Elements `read` finds missing (`undefined`) are left out; an errno it
- * returns is passed on with the key. A key deleted under a reading walk
- * sends `nextKey` back to the first key, so that walk stops with an error
- * rather than loop once it has passed `maxEntries` keys; a drain stops,
- * with no error, after `maxEntries` keys, so that a writer racing it
- * cannot keep it going.
+ * The per-element drain: `nextKey` from the first key, `remove` it, and again
+ * from the first key (the last one is gone). Elements `remove` finds missing
+ * (removed by someone else) are left out. It stops, with no error, after
+ * `maxEntries` keys, so that a writer racing it cannot keep it going.
  */
-function* keyByKey<V extends Uint8Array | number>(
+function* keyByKey(
   map: WalkableMap,
-  read: (key: Uint8Array) => V | undefined,
-  { restart }: { restart: boolean },
-): Generator<[Uint8Array, V], void, undefined> {
+  remove: (key: Uint8Array) => Uint8Array | undefined,
+): Generator<[Uint8Array, Uint8Array], void, undefined> {
   let key = map.nextKey();
   for (let steps = 1; key !== undefined; steps++) {
-    const value = read(key);
+    const value = remove(key);
     if (value !== undefined) yield [key, value];
-    if (restart && steps >= map.maxEntries) return;
-    key = map.nextKey(restart ? undefined : key);
-    if (key !== undefined && steps >= map.maxEntries) {
-      throw new Error(
-        `bpfmap: walk of map id ${map.id} aborted after ${steps} keys: the map changed under it`,
-      );
-    }
+    if (steps >= map.maxEntries) return;
+    key = map.nextKey();
   }
 }
 
