@@ -186,24 +186,31 @@ liveTest(
     const stable = 1000;
     fillHash(map, stable);
     const writer = fileURLToPath(new URL("./helpers/writer.ts", import.meta.url));
-    const child = await spawnReady(writer, [String(map.id), "100000", "1500", "40"]);
+    // The writer churns keys 100000..101499 until this test inserts its stop key.
+    const child = await spawnReady(writer, [String(map.id), "100000", "1500", "0"]);
+    const WALKS = 20;
+    const CAP = 100_000;
     let walks = 0;
-    let sawChurn = false;
+    let churned = 0;
+    let told = false;
     try {
-      while (child.exitCode === null && walks < 2000) {
+      // Counted, not timed: at least WALKS walks, and on until some walk met the writer's keys.
+      while (child.exitCode === null && (walks < WALKS || churned === 0) && walks < CAP) {
         const keys = [...map.keys({ batchSize: 128 })].map((k) => readU32(k));
         assert.equal(new Set(keys).size, keys.length, `walk ${walks}: a key came twice`);
         const stableSeen = keys.filter((k) => k < stable).length;
         assert.equal(stableSeen, stable, `walk ${walks}: a stable key went missing`);
-        if (keys.length > stable) sawChurn = true;
+        if (keys.length > stable) churned++;
         walks++;
         await new Promise((resolve) => setTimeout(resolve, 0));
       }
+      assert.equal(child.exitCode, null, "the writer ended before it was told to");
+      map.update(u32(0xffff_fffe), new Uint8Array(8)); // the writer's stop key
+      told = true;
     } finally {
-      if (child.exitCode === null) child.kill();
+      if (!told && child.exitCode === null) child.kill();
     }
     assert.equal(await exited(child), 0);
-    assert.ok(walks >= 5, `only ${walks} walks overlapped the writer`);
-    assert.ok(sawChurn, "no walk saw the writer's keys");
+    assert.ok(churned > 0, `none of ${walks} walks met the writer's keys`);
   },
 );

@@ -1,6 +1,8 @@
-// A concurrent writer for tests: opens map `id` and, until `rounds` rounds are
-// done, inserts keys [first, first + span) and deletes them again, one by one.
-// Prints "ready" once the map is open and "done N" at the end.
+// A concurrent writer for tests: opens map `id` and, round after round, inserts
+// keys [first, first + span) and deletes them again, one by one, until
+// `rounds` rounds are done or, with `rounds` 0, until the map holds STOP_KEY
+// (the test says when it has seen enough: no clock decides). Prints "ready"
+// once the map is open and "done N" at the end.
 
 import process from "node:process";
 import { BpfMap } from "../../mod.ts";
@@ -19,7 +21,11 @@ const view = new DataView(key.buffer);
 const value = new Uint8Array(map.valueStride).fill(0x5a);
 console.log("ready");
 let writes = 0;
-for (let round = 0; round < rounds; round++) {
+/** The key a test inserts to stop a writer started with `rounds` 0. */
+const STOP_KEY = new Uint8Array([0xfe, 0xff, 0xff, 0xff]);
+const stopped = () => rounds === 0 && map.lookup(STOP_KEY) !== undefined;
+for (let round = 0; rounds === 0 || round < rounds; round++) {
+  if (stopped()) break;
   for (let i = 0; i < span; i++) {
     view.setUint32(0, first + i, true);
     map.update(key, value);
