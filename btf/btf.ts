@@ -96,17 +96,20 @@ export class Btf {
   ): Btf {
     const blob = types instanceof Uint8Array ? types : encodeBtf(checkTypes(types));
     const logLevel = checkInteger(opts.logLevel ?? 0, "opts.logLevel", 0, 7);
-    const fd = loadBlob(kernel, blob, logLevel);
-    if (typeof fd === "number") return Btf.#adopt(kernel, fd);
-    let { detail } = fd;
-    if (logLevel === 0) {
+    try {
+      return Btf.#adopt(kernel, loadBlob(kernel, blob, logLevel));
+    } catch (refused) {
+      if (!(refused instanceof BpfError) || logLevel !== 0) throw refused;
       // Again with a log, for the kernel's reason; the errno stays the first
       // call's (a log too small for its text turns any failure into ENOSPC).
-      const logged = loadBlob(kernel, blob, 1);
-      if (typeof logged === "number") kernel.close(logged);
-      else detail = logged.detail;
+      try {
+        kernel.close(loadBlob(kernel, blob, 1));
+      } catch (logged) {
+        if (!(logged instanceof BpfError)) throw logged;
+        throw new BpfError(BPF_BTF_LOAD.name, refused.errno, logged.detail);
+      }
+      throw refused;
     }
-    throw new BpfError(BPF_BTF_LOAD.name, fd.errno, detail);
   }
 
   /**
@@ -169,12 +172,11 @@ function checkTypes(types: readonly BtfType[]): readonly BtfType[] {
   return types;
 }
 
-/** One `BPF_BTF_LOAD`: the fd, or the errno and what to say (with the log when one was asked for). */
-function loadBlob(
-  kernel: Kernel,
-  blob: Uint8Array,
-  logLevel: number,
-): number | { errno: number; detail: string } {
+/**
+ * One `BPF_BTF_LOAD`: the fd, or a `BpfError` that says what was refused
+ * (with the end of the kernel's log when one was asked for).
+ */
+function loadBlob(kernel: Kernel, blob: Uint8Array, logLevel: number): number {
   const { fields } = BPF_BTF_LOAD;
   const bytes = offHeapBytes(blob.byteLength);
   bytes.set(blob);
@@ -194,7 +196,7 @@ function loadBlob(
     const text = decoder.decode(log.subarray(0, end === -1 ? log.byteLength : end)).trim();
     if (text) detail += `; the kernel's log:\n${text.split("\n").slice(-40).join("\n")}`;
   }
-  return { errno: -result, detail };
+  throw new BpfError(BPF_BTF_LOAD.name, -result, detail);
 }
 
 /** What `struct bpf_btf_info` says of a BTF object, with its blob. */

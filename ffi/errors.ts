@@ -31,6 +31,8 @@ export class BpfError extends Error {
   readonly code: string;
   /** The command that failed, e.g. `"BPF_MAP_LOOKUP_BATCH"`. */
   readonly op: string;
+  /** What the message says after the errno, if anything: the object, a kernel log's last lines. */
+  readonly detail: string | undefined;
 
   constructor(op: string, errno: number, detail?: string) {
     const code = errnoName(errno);
@@ -39,6 +41,7 @@ export class BpfError extends Error {
     this.errno = errno;
     this.code = code;
     this.op = op;
+    this.detail = detail;
   }
 }
 
