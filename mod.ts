@@ -15,7 +15,7 @@
  * const values = new Uint8Array(new BigUint64Array([10n, 20n, 30n]).buffer);
  * assert.equal(map.updateBatch(keys, values), 3); // one syscall
  * // A hash map walks in bucket order: sort to compare.
- * const read = Array.from(map.entries(), ([key, value]) => [key[0], value[0]]);
+ * const read = Array.from(map.entries(), ([key, value]): [number, number] => [key[0]!, value[0]!]);
  * assert.deepEqual(read.sort((a, b) => a[0] - b[0]), [[1, 10], [2, 20], [3, 30]]);
  * ```
  *

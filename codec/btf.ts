@@ -52,8 +52,8 @@ import {
  * import { btfOfCodecs } from "./btf.ts";
  *
  * const { types, keyTypeId, valueTypeId } = btfOfCodecs(u32, struct({ lock: spinLock, hits: u64 }));
- * assert.equal(types[keyTypeId - 1].name, "unsigned int");
- * assert.equal(types[valueTypeId - 1].kind, "struct");
+ * assert.equal(types[keyTypeId - 1]?.name, "unsigned int");
+ * assert.equal(types[valueTypeId - 1]?.kind, "struct");
  * ```
  */
 export function btfOfCodecs(key: Codec<unknown> | null, value: Codec<unknown>): MapTypes {

@@ -72,7 +72,9 @@ const viewOf = (bytes: Uint8Array) =>
  * using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 8, maxEntries: 3 });
  * const typed = map.typed({ key: u32, value: u64 });
  * typed.setMany([[0, 10n], [1, 11n], [2, 12n]]);
- * const [batch] = typed.batches(); // one batch: 3 elements
+ * const batches = [...typed.batches()];
+ * assert.equal(batches.length, 1);
+ * const batch = batches[0]!; // one batch: 3 elements
  * assert.equal(batch.count, 3);
  * assert.deepEqual([batch.key(2), batch.value(2)], [2, 12n]); // decoded
  * assert.deepEqual(batch.keyArray(), new Uint32Array([0, 1, 2])); // the kernel's bytes, no copy

@@ -509,7 +509,7 @@ export type BatchCommand = typeof BPF_MAP_LOOKUP_BATCH;
  *   "BPF_MAP_UPDATE_BATCH 26 56",
  *   "BPF_MAP_DELETE_BATCH 27 56",
  * ]);
- * assert.equal(COMMANDS.get(24)?.fields.count.offset, 32);
+ * assert.equal(COMMANDS.get(24)?.fields.count?.offset, 32);
  * ```
  */
 export const COMMANDS: ReadonlyMap<number, Command> = new Map<number, Command>(
