@@ -51,6 +51,7 @@ import {
   describe,
 } from "../ffi/validate.ts";
 import type { BatchLookupOptions, BatchResult, BatchWriteOptions } from "./batch.ts";
+import { notAMapMessage, objectKind } from "./hints.ts";
 import { type MapInfo, readMapInfo } from "./info.ts";
 import { walkEntries, type WalkOptions } from "./walk.ts";
 
@@ -101,6 +102,12 @@ export interface OpenPinnedOptions {
   readOnly?: boolean | undefined;
   /** Open with `BPF_F_WRONLY`: lookups fail with EPERM. */
   writeOnly?: boolean | undefined;
+  /**
+   * Raw `file_flags` of `BPF_OBJ_GET` (`BPF_F_RDONLY`, `BPF_F_WRONLY`, or
+   * bits of a newer kernel: passed through, the kernel judges them), OR-ed
+   * with what `readOnly`/`writeOnly` ask.
+   */
+  flags?: number | undefined;
 }
 
 const MAP_NAME = /^[A-Za-z0-9_.]{0,15}$/;
@@ -165,6 +172,8 @@ export class BpfMap {
 
   readonly #kernel: Kernel;
   #fd: number;
+  /** The `file_flags` the map was opened with (`BPF_F_RDONLY`, ...), for error messages. */
+  readonly #openFlags: number;
   // Off-heap scratch buffers, so that nothing the kernel sees lives on a moving heap.
   readonly #key: Uint8Array | null;
   readonly #nextKey: Uint8Array | null;
@@ -177,9 +186,10 @@ export class BpfMap {
   /** The element calls, on attrs of this map's own, packed once over the scratch above. */
   readonly #calls: ElementCalls;
 
-  private constructor(kernel: Kernel, fd: number, info: MapInfo) {
+  private constructor(kernel: Kernel, fd: number, info: MapInfo, openFlags: number) {
     this.#kernel = kernel;
     this.#fd = fd;
+    this.#openFlags = openFlags;
     this.id = info.id;
     this.type = info.type;
     this.typeName = info.typeName;
@@ -308,11 +318,13 @@ export class BpfMap {
       `${mapTypeName(type)} map${name ? ` "${name}"` : ""} (key ${keySize}, value ${valueSize}, `
         + `${maxEntries} entries, flags 0x${flags.toString(16)})`,
     );
-    return BpfMap.#adopt(kernel, fd);
+    return BpfMap.#adopt(kernel, fd, undefined, 0);
   }
 
   /**
-   * Opens a map pinned in bpffs (`BPF_OBJ_GET`).
+   * Opens a map pinned in bpffs (`BPF_OBJ_GET`). A pin of another kind of
+   * object (a program, a link) is refused with a `TypeError` naming the
+   * path and the kind, as bpftool's `incorrect object type`, its fd closed.
    *
    * @example
    * ```ts
@@ -349,19 +361,50 @@ export class BpfMap {
     if (opts.readOnly && opts.writeOnly) {
       throw new RangeError("opts: readOnly and writeOnly exclude each other");
     }
+    const fileFlags = (opts.readOnly ? BPF_F_RDONLY : opts.writeOnly ? BPF_F_WRONLY : 0)
+      | checkInteger(opts.flags ?? 0, "opts.flags");
     const { fields } = BPF_OBJ_GET;
     const attr = kernel.attr(BPF_OBJ_GET);
     attr.clear();
     attr.setPointer(fields.pathname, pathname);
-    attr.setU32(
-      fields.file_flags,
-      opts.readOnly ? BPF_F_RDONLY : opts.writeOnly ? BPF_F_WRONLY : 0,
-    );
-    return BpfMap.#adopt(kernel, kernel.callOrThrow(attr, path));
+    attr.setU32(fields.file_flags, fileFlags >>> 0);
+    return BpfMap.#adopt(kernel, kernel.callOrThrow(attr, path), path, fileFlags >>> 0);
   }
 
   /**
-   * Opens the map with a kernel-wide id (`BPF_MAP_GET_FD_BY_ID`).
+   * A map from an fd this process already has (one another library or a
+   * parent process handed over), as cilium/ebpf's `NewMapFromFD`: the map
+   * takes the fd over and closes it on `close()`; keep no other use of it.
+   * An fd that is not a map (a program, a link, a file) is refused with a
+   * `TypeError` naming its kind, and closed all the same: it was given.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { BpfMap } from "../mod.ts";
+   * import { BPF_MAP_GET_FD_BY_ID } from "../ffi/commands.ts";
+   * import { liveKernel } from "../ffi/kernel.ts";
+   *
+   * using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });
+   * // An fd of the map's own, as a raw syscall (or another library) would hand it over.
+   * const attr = liveKernel().attr(BPF_MAP_GET_FD_BY_ID);
+   * attr.clear();
+   * attr.setU32(BPF_MAP_GET_FD_BY_ID.fields.map_id, map.id);
+   * const fd = liveKernel().callOrThrow(attr);
+   * using adopted = BpfMap.fromFd(fd);
+   * assert.equal(adopted.fd, fd); // not a copy: closing the map closes it
+   * assert.equal(adopted.id, map.id);
+   * ```
+   */
+  static fromFd(fd: number, kernel: Kernel = liveKernel()): BpfMap {
+    checkInteger(fd, "fd", 0, 0x7fff_ffff);
+    return BpfMap.#adopt(kernel, fd, `fd ${fd}`, 0);
+  }
+
+  /**
+   * Opens the map with a kernel-wide id (`BPF_MAP_GET_FD_BY_ID`). Map ids
+   * name maps only (programs and links have ids of their own), so the fd
+   * needs no look at its kind.
    *
    * @example
    * ```ts
@@ -379,16 +422,40 @@ export class BpfMap {
     const attr = kernel.attr(BPF_MAP_GET_FD_BY_ID);
     attr.clear();
     attr.setU32(fields.map_id, id);
-    return BpfMap.#adopt(kernel, kernel.callOrThrow(attr, `map id ${id}`));
+    return BpfMap.#adopt(kernel, kernel.callOrThrow(attr, `map id ${id}`), undefined, 0);
   }
 
-  static #adopt(kernel: Kernel, fd: number): BpfMap {
+  /**
+   * A map of `fd`, which it then owns. `source` (a path, "fd N") is where an
+   * fd of any kind may have come from: its fdinfo is asked what it is first,
+   * since the info call answers for programs and links too, with their info
+   * read as a map's (a "percpu_array" with 60426883-byte keys, and a load
+   * time no transcript could match). Any failure closes the fd.
+   */
+  static #adopt(
+    kernel: Kernel,
+    fd: number,
+    source: string | undefined,
+    openFlags: number,
+  ): BpfMap {
+    if (source !== undefined) {
+      let fields: Record<string, string>;
+      try {
+        fields = kernel.backend.fdInfo(fd);
+      } catch (error) {
+        throw new TypeError(`${source}: not an open file descriptor`, { cause: error });
+      }
+      if (objectKind(fields) !== "map") {
+        kernel.close(fd);
+        throw new TypeError(notAMapMessage(source, fields));
+      }
+    }
     const info = readMapInfo(kernel, fd);
     if (typeof info === "number") {
       kernel.close(fd);
-      throw new BpfError(BPF_OBJ_GET_INFO_BY_FD.name, -info, `fd ${fd}`);
+      throw new BpfError(BPF_OBJ_GET_INFO_BY_FD.name, -info, source ?? `fd ${fd}`);
     }
-    return new BpfMap(kernel, fd, info);
+    return new BpfMap(kernel, fd, info, openFlags);
   }
 
   /** The map's file descriptor; -1 once closed. */
@@ -508,7 +575,7 @@ export class BpfMap {
    * const seen: number[] = [];
    * for (let more = map.nextKeyInto(null, key); more; more = map.nextKeyInto(key, key)) {
    *   assert.equal(map.lookupInto(key, value), true);
-   *   seen.push(key[0]);
+   *   seen.push(key[0]!);
    * }
    * assert.deepEqual(seen, [0, 1, 2]);
    * ```

@@ -1,0 +1,71 @@
+/**
+ * What bpfmap says when the kernel refuses for a reason it can find out
+ * cheaply and for certain: the kind of object an fd really is, a missing
+ * capability, a frozen map, a map opened read- or write-only, a path outside
+ * bpffs. The library's errors and the `bpfmap` command share these words.
+ *
+ * @module
+ */
+
+/** CAP_SYS_ADMIN's bit in `/proc/self/status`'s capability masks. */
+export const CAP_SYS_ADMIN = 21n;
+/** CAP_DAC_OVERRIDE's bit. */
+export const CAP_DAC_OVERRIDE = 1n;
+/** CAP_BPF's bit (Linux 5.8). */
+export const CAP_BPF = 39n;
+/** The file system type of a bpffs in `/proc/self/mountinfo`. */
+export const BPF_FS_TYPE = "bpf";
+
+/**
+ * The kind of BPF object an fd's fdinfo describes, as bpftool names it:
+ * `"map"`, `"prog"`, `"link"` or `"btf"`, by the field only that kind has;
+ * `undefined` when none is there (fdinfo kept only a map's fields, as a
+ * transcript does).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { objectKind } from "./hints.ts";
+ *
+ * assert.equal(objectKind({ map_type: "1", memlock: "4096" }), "map");
+ * assert.equal(objectKind({ prog_type: "3", prog_tag: "28aaeba449446e06" }), "prog");
+ * assert.equal(objectKind({ link_type: "tracing", prog_id: "7" }), "link");
+ * assert.equal(objectKind({ memlock: "4096" }), undefined);
+ * ```
+ */
+export function objectKind(fdInfo: Record<string, string>): string | undefined {
+  if (fdInfo.map_type !== undefined) return "map";
+  if (fdInfo.prog_type !== undefined) return "prog";
+  if (fdInfo.link_type !== undefined) return "link";
+  if (fdInfo.btf_id !== undefined) return "btf";
+  return undefined;
+}
+
+/**
+ * The message of an fd that is not a map where one was asked for, as
+ * bpftool's `incorrect object type`, naming where it came from.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { notAMapMessage } from "./hints.ts";
+ *
+ * assert.equal(
+ *   notAMapMessage("/sys/fs/bpf/prog", { prog_type: "3" }),
+ *   "/sys/fs/bpf/prog: incorrect object type: prog (prog_type 3), not a map",
+ * );
+ * assert.equal(
+ *   notAMapMessage("fd 5", { memlock: "4096" }),
+ *   "fd 5: incorrect object type: not a map (a program, link or BTF object)",
+ * );
+ * ```
+ */
+export function notAMapMessage(source: string, fdInfo: Record<string, string>): string {
+  const kind = objectKind(fdInfo);
+  const what = kind === "prog"
+    ? `prog (prog_type ${fdInfo.prog_type})`
+    : kind === "link"
+    ? `link (link_type ${fdInfo.link_type})`
+    : kind ?? "not a map (a program, link or BTF object)";
+  return `${source}: incorrect object type: ${what}${kind === undefined ? "" : ", not a map"}`;
+}
