@@ -64,7 +64,7 @@ export { isPerCpu, MAP_TYPES, mapTypeName } from "./ffi/map_types.ts";
 export type { MapTypeName } from "./ffi/map_types.ts";
 export { joinPerCpu, perCpuSlotSize, splitPerCpu } from "./ffi/percpu.ts";
 export type { BatchLookupOptions, BatchResult, BatchWriteOptions } from "./maps/batch.ts";
-export { BpfMap } from "./maps/bpf_map.ts";
+export { BPF_F_NUMA_NODE, BpfMap, findMapsByName } from "./maps/bpf_map.ts";
 export type { MapBtf, MapBtfIds, MapSpec, OpenPinnedOptions } from "./maps/bpf_map.ts";
 export { listMapIds, possibleCpus } from "./maps/ids.ts";
 export type { MapInfo } from "./maps/info.ts";

@@ -11,7 +11,7 @@ import { ENOENT, errnoDescription } from "../ffi/errno.ts";
 import { BpfError } from "../ffi/errors.ts";
 import { isPerCpu, mapType, mapTypeNumber } from "../ffi/map_types.ts";
 import { joinPerCpu } from "../ffi/percpu.ts";
-import type { BpfMap } from "../maps/bpf_map.ts";
+import { type BpfMap, findMapsByName } from "../maps/bpf_map.ts";
 import { walkBatches } from "../maps/walk.ts";
 import type { BpfSystem } from "../replay/system.ts";
 import {
@@ -160,18 +160,7 @@ function openMaps(ctx: CliContext, ref: MapRef, many: boolean): BpfMap[] {
     }
     throw error;
   }
-  const maps: BpfMap[] = [];
-  for (const id of ctx.system.listMapIds()) {
-    let map: BpfMap;
-    try {
-      map = ctx.system.mapFromId(id);
-    } catch (error) {
-      if (error instanceof BpfError && error.code === "ENOENT") continue; // gone meanwhile
-      throw error;
-    }
-    if (map.name === ref.name) maps.push(map);
-    else map.close();
-  }
+  const maps = findMapsByName(ref.name, ctx.system.kernel);
   if (maps.length === 0) throw new CommandError(`name ${ref.name}: no such map`);
   if (maps.length > 1 && !many) {
     for (const map of maps) map.close();

@@ -16,7 +16,7 @@ export interface BatchLookupOptions {
   keys?: Uint8Array | undefined;
   /** A buffer for at least `count * valueStride` bytes of values; allocated if absent. */
   values?: Uint8Array | undefined;
-  /** 0 or `BPF_F_LOCK`. */
+  /** `elem_flags`: 0 or `BPF_F_LOCK` (other bits go to the kernel, which judges them). */
   elemFlags?: number | undefined;
 }
 
@@ -36,7 +36,10 @@ export interface BatchResult {
 export interface BatchWriteOptions {
   /** Elements to write; by default every key in `keys`. */
   count?: number | undefined;
-  /** 0 or `BPF_F_LOCK` (BPF_NOEXIST and BPF_EXIST are EINVAL in batch calls). */
+  /**
+   * `elem_flags`: 0 or `BPF_F_LOCK`, or `BPF_NOEXIST`/`BPF_EXIST` where the
+   * kernel takes them; a u32, passed through for the kernel to judge.
+   */
   elemFlags?: number | undefined;
   /** The attr's `flags` word. */
   flags?: number | undefined;

@@ -5,13 +5,13 @@
  * @module
  */
 
+import { unlinkSync } from "node:fs";
+import { resolve } from "node:path";
 import { Btf } from "../btf/btf.ts";
 import type { MapTypes } from "../btf/types.ts";
 import { type BatchCall, ELEMENT_ATTRS_SIZE, ElementCalls, mapBatch } from "../ffi/bpf.ts";
 import {
   type BatchCommand,
-  BPF_EXIST,
-  BPF_F_LOCK,
   BPF_F_RDONLY,
   BPF_F_WRONLY,
   BPF_MAP_CREATE,
@@ -26,7 +26,6 @@ import {
   BPF_MAP_LOOKUP_ELEM,
   BPF_MAP_UPDATE_BATCH,
   BPF_MAP_UPDATE_ELEM,
-  BPF_NOEXIST,
   BPF_OBJ_GET,
   BPF_OBJ_GET_INFO_BY_FD,
   BPF_OBJ_PIN,
@@ -37,21 +36,17 @@ import { type Kernel, liveKernel } from "../ffi/kernel.ts";
 import {
   batchCursorSize,
   isPerCpu,
+  mapType,
   type MapTypeName,
   mapTypeName,
   mapTypeNumber,
 } from "../ffi/map_types.ts";
 import { copyInto, cString, offHeapBytes, spanOf } from "../ffi/memory.ts";
 import { valueStride as valueStrideOf } from "../ffi/percpu.ts";
-import {
-  checkExactBytes,
-  checkFlags,
-  checkInteger,
-  checkKernelBytes,
-  describe,
-} from "../ffi/validate.ts";
+import { checkExactBytes, checkInteger, checkKernelBytes, describe } from "../ffi/validate.ts";
 import type { BatchLookupOptions, BatchResult, BatchWriteOptions } from "./batch.ts";
-import { notAMapMessage, objectKind } from "./hints.ts";
+import { BPF_FS_TYPE, fileSystemOf, notAMapMessage, objectKind } from "./hints.ts";
+import { listMapIds } from "./ids.ts";
 import { type MapInfo, readMapInfo } from "./info.ts";
 import { walkEntries, type WalkOptions } from "./walk.ts";
 
@@ -79,6 +74,22 @@ export interface MapSpec {
    * lets `bpftool` and `bpfmap map dump` print values field by field.
    */
   btf?: MapBtf | undefined;
+  /**
+   * The NUMA node to allocate the map on: sets `BPF_F_NUMA_NODE` in
+   * `map_flags` and `numa_node`, as libbpf's `numa_node` option.
+   */
+  numaNode?: number | undefined;
+  /** `map_ifindex`: the network device to offload the map to (a driver that can). */
+  ifindex?: number | undefined;
+  /**
+   * Elements to write once the map is created, as cilium/ebpf's
+   * `MapSpec.Contents`: one `updateBatch` where the map type has batch
+   * updates, else one update (or push, for maps without keys) each. If a
+   * write fails, the map is closed and the error thrown.
+   */
+  contents?: Iterable<readonly [key: Uint8Array, value: Uint8Array]> | undefined;
+  /** Freeze the map once `contents` are written (`BPF_MAP_FREEZE`): read-only for user space. */
+  freeze?: boolean | undefined;
 }
 
 /** Where a map's key and value types are described (see {@linkcode BpfMap.btf}). */
@@ -111,7 +122,8 @@ export interface OpenPinnedOptions {
 }
 
 const MAP_NAME = /^[A-Za-z0-9_.]{0,15}$/;
-const UPDATE_FLAGS = BPF_NOEXIST | BPF_EXIST | BPF_F_LOCK;
+/** `map_flags` bit saying `numa_node` is set. */
+export const BPF_F_NUMA_NODE = 1 << 2;
 const U64_MAX = (1n << 64n) - 1n;
 
 /** Closes the fd of a map that was dropped without `close()`. */
@@ -271,7 +283,19 @@ export class BpfMap {
     const keySize = checkInteger(spec.keySize, "spec.keySize");
     const valueSize = checkInteger(spec.valueSize, "spec.valueSize");
     const maxEntries = checkInteger(spec.maxEntries, "spec.maxEntries");
-    const flags = checkInteger(spec.flags ?? 0, "spec.flags");
+    const numaNode = spec.numaNode === undefined
+      ? undefined
+      : checkInteger(spec.numaNode, "spec.numaNode");
+    const flags = (checkInteger(spec.flags ?? 0, "spec.flags")
+      | (numaNode === undefined ? 0 : BPF_F_NUMA_NODE)) >>> 0;
+    const ifindex = checkInteger(spec.ifindex ?? 0, "spec.ifindex");
+    const contents = spec.contents === undefined
+      ? undefined
+      : checkContents(
+        spec.contents,
+        keySize,
+        () => valueStrideOf(type, valueSize, isPerCpu(type) ? kernel.possibleCpus() : 1),
+      );
     const name = spec.name ?? "";
     if (typeof name !== "string" || !MAP_NAME.test(name)) {
       throw new TypeError(
@@ -310,6 +334,8 @@ export class BpfMap {
     attr.setU32(fields.value_size, valueSize);
     attr.setU32(fields.max_entries, maxEntries);
     attr.setU32(fields.map_flags, flags);
+    attr.setU32(fields.numa_node, numaNode ?? 0);
+    attr.setU32(fields.map_ifindex, ifindex);
     attr.setU32(fields.inner_map_fd, innerMapFd);
     attr.setChars(fields.map_name, name);
     attr.setBigU64(fields.map_extra, mapExtra);
@@ -318,7 +344,34 @@ export class BpfMap {
       `${mapTypeName(type)} map${name ? ` "${name}"` : ""} (key ${keySize}, value ${valueSize}, `
         + `${maxEntries} entries, flags 0x${flags.toString(16)})`,
     );
-    return BpfMap.#adopt(kernel, fd, undefined, 0);
+    const map = BpfMap.#adopt(kernel, fd, undefined, 0);
+    if (contents === undefined && !spec.freeze) return map;
+    try {
+      if (contents !== undefined && contents.length > 0) map.#fill(contents);
+      if (spec.freeze) map.freeze();
+    } catch (error) {
+      map.close();
+      throw error;
+    }
+    return map;
+  }
+
+  /** Writes a spec's `contents`: one batch where the type has batch updates, else one by one. */
+  #fill(contents: (readonly [Uint8Array, Uint8Array])[]): void {
+    const { keySize, valueStride } = this;
+    if (keySize === 0) {
+      for (const [, value] of contents) this.push(value);
+    } else if (mapType(this.type).batch.update) {
+      const keys = offHeapBytes(contents.length * keySize);
+      const values = offHeapBytes(contents.length * valueStride);
+      contents.forEach(([key, value], i) => {
+        copyInto(keys.subarray(i * keySize), key, keySize);
+        copyInto(values.subarray(i * valueStride), value, valueStride);
+      });
+      this.updateBatch(keys, values);
+    } else {
+      for (const [key, value] of contents) this.update(key, value);
+    }
   }
 
   /**
@@ -426,6 +479,40 @@ export class BpfMap {
   }
 
   /**
+   * The one map named `name` (`BPF_MAP_GET_NEXT_ID`, then each map by id, as
+   * `bpftool map show name NAME`; needs CAP_SYS_ADMIN).
+   *
+   * @throws {Error} when no map has the name, or several do (listing their
+   * ids: open one with {@linkcode BpfMap.fromId}).
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { BpfMap } from "../mod.ts";
+   *
+   * using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1, name: "only_one_here" });
+   * using found = BpfMap.fromName("only_one_here");
+   * assert.equal(found.id, map.id);
+   * using twin = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1, name: "only_one_here" });
+   * assert.throws(() => BpfMap.fromName("only_one_here"), {
+   *   message: `2 maps are named "only_one_here" (ids ${map.id}, ${twin.id}): open one by id`,
+   * });
+   * ```
+   */
+  static fromName(name: string, kernel: Kernel = liveKernel()): BpfMap {
+    const maps = findMapsByName(name, kernel);
+    if (maps.length === 1) return maps[0]!;
+    for (const map of maps) map.close();
+    throw new Error(
+      maps.length === 0
+        ? `no map is named ${JSON.stringify(name)}`
+        : `${maps.length} maps are named ${JSON.stringify(name)} (ids ${
+          maps.map((map) => map.id).join(", ")
+        }): open one by id`,
+    );
+  }
+
+  /**
    * A map of `fd`, which it then owns. `source` (a path, "fd N") is where an
    * fd of any kind may have come from: its fdinfo is asked what it is first,
    * since the info call answers for programs and links too, with their info
@@ -508,7 +595,7 @@ export class BpfMap {
   #lookup(operation: string, key: Uint8Array, flags: number): boolean {
     this.#openFd(operation);
     this.#loadKey(key, "key");
-    if (flags !== 0) checkFlags(flags, BPF_F_LOCK, "flags");
+    if (flags !== 0) checkU32(flags, "flags");
     const result = this.#calls.lookup(flags);
     if (result === -ENOENT) return false;
     if (result < 0) throw this.#error(BPF_MAP_LOOKUP_ELEM.name, result);
@@ -524,7 +611,7 @@ export class BpfMap {
     this.#openFd("update");
     this.#loadKey(key, "key");
     this.#loadValue(value, "value");
-    if (flags !== 0) checkFlags(flags, UPDATE_FLAGS, "flags"); // 0, the default, is always right
+    if (flags !== 0) checkU32(flags, "flags"); // 0, the default, is always right
     const result = this.#calls.update(flags);
     if (result < 0) throw this.#error(BPF_MAP_UPDATE_ELEM.name, result);
   }
@@ -542,11 +629,14 @@ export class BpfMap {
   /**
    * Removes `key` and returns its value, or `undefined` if it was not there
    * (hash maps: Linux 5.14+). The value has an `ArrayBuffer` of its own.
+   * `flags` may be `BPF_F_LOCK` (Linux 5.19+, a value with a spin lock), as
+   * libbpf's `bpf_map_lookup_and_delete_elem_flags`.
    */
-  lookupAndDelete(key: Uint8Array): Uint8Array | undefined {
+  lookupAndDelete(key: Uint8Array, flags = 0): Uint8Array | undefined {
     this.#openFd("lookupAndDelete");
     this.#loadKey(key, "key");
-    return this.#removed(this.#calls.lookupAndDelete(0));
+    if (flags !== 0) checkU32(flags, "flags");
+    return this.#removed(this.#calls.lookupAndDelete(flags));
   }
 
   /**
@@ -622,7 +712,7 @@ export class BpfMap {
     this.#openFd("push");
     this.#keyless("push");
     this.#loadValue(value, "value");
-    if (flags !== 0) checkFlags(flags, UPDATE_FLAGS, "flags"); // 0, the default, is always right
+    if (flags !== 0) checkU32(flags, "flags"); // 0, the default, is always right
     const result = this.#calls.update(flags);
     if (result < 0) throw this.#error(BPF_MAP_UPDATE_ELEM.name, result);
   }
@@ -801,6 +891,48 @@ export class BpfMap {
     attr.setPointer(fields.pathname, pathname);
     attr.setU32(fields.bpf_fd, fd);
     this.#kernel.callOrThrow(attr, `${this.#describe()} at ${path}`);
+  }
+
+  /**
+   * Removes the pin at `path` (an unlink, as libbpf's `bpf_map__unpin`): the
+   * map lives on while an fd or a program holds it. A path not on a bpf file
+   * system is refused (a `TypeError`), so that no other file is removed.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { execFileSync } from "node:child_process";
+   * import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+   * import { BpfMap } from "../mod.ts";
+   *
+   * const bpffs = mkdtempSync("/tmp/bpffs-");
+   * execFileSync("mount", ["-t", "bpf", "bpf", bpffs]);
+   * try {
+   *   using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });
+   *   map.pin(`${bpffs}/m`);
+   *   map.unpin(`${bpffs}/m`);
+   *   assert.equal(existsSync(`${bpffs}/m`), false);
+   *   writeFileSync("/tmp/not-a-pin", "");
+   *   assert.throws(() => map.unpin("/tmp/not-a-pin"), {
+   *     name: "TypeError",
+   *     message: "unpin: /tmp/not-a-pin is not on a bpf file system",
+   *   });
+   *   assert.equal(existsSync("/tmp/not-a-pin"), true);
+   * } finally {
+   *   execFileSync("umount", [bpffs]);
+   *   rmSync(bpffs, { recursive: true });
+   * }
+   * ```
+   */
+  unpin(path: string): void {
+    this.#openFd("unpin");
+    checkPath(path);
+    // The mounts, read through libc as /sys is: no Deno permission beyond --allow-write.
+    const mountinfo = this.#kernel.backend.readTextFile("/proc/self/mountinfo");
+    if (fileSystemOf(resolve(path), mountinfo) !== BPF_FS_TYPE) {
+      throw new TypeError(`unpin: ${path} is not on a bpf file system`);
+    }
+    unlinkSync(path);
   }
 
   /**
@@ -994,7 +1126,7 @@ export class BpfMap {
       if (hasValues) checkCapacity(valuesLength, count, valueStride, "values");
     }
     const elemFlags = checkElemFlags(elemFlagsOption ?? 0);
-    const flags = checkInteger(flagsOption ?? 0, "flags", 0, Number.MAX_SAFE_INTEGER);
+    const flags = checkU32(flagsOption ?? 0, "flags");
 
     const call: BatchCall = {
       inBatch: null,
@@ -1063,14 +1195,48 @@ function checkCapacity(length: number, count: number, size: number, argument: st
   }
 }
 
+/**
+ * A flag word: an integer that fits the kernel's u32. Bits bpfmap does not
+ * know go through, as cilium/ebpf passes them: the kernel answers EINVAL for
+ * bits it does not know either, and takes those of a newer kernel.
+ */
+function checkU32(value: unknown, argument: string): number {
+  return checkInteger(value, argument, 0, 0xffff_ffff);
+}
+
 function checkElemFlags(value: unknown): number {
-  const flags = checkInteger(value, "elemFlags", 0, Number.MAX_SAFE_INTEGER);
-  if (flags !== 0 && flags !== BPF_F_LOCK) {
-    throw new RangeError(
-      `elemFlags must be 0 or BPF_F_LOCK (4), got ${flags}: batch calls take no BPF_NOEXIST or BPF_EXIST (the kernel answers EINVAL)`,
+  return checkU32(value, "elemFlags");
+}
+
+/**
+ * A spec's `contents`, read once into an array of `[key, value]` pairs of
+ * `keySize` and `valueStride()` bytes (an empty key for maps without keys),
+ * checked before the map is created.
+ */
+function checkContents(
+  contents: Iterable<readonly [Uint8Array, Uint8Array]>,
+  keySize: number,
+  valueStride: () => number,
+): (readonly [Uint8Array, Uint8Array])[] {
+  if (contents === null || typeof contents !== "object" || !(Symbol.iterator in contents)) {
+    throw new TypeError(
+      `spec.contents must be an iterable of [key, value], got ${describe(contents)}`,
     );
   }
-  return flags;
+  const pairs = Array.from(contents, (entry, i) => {
+    if (!Array.isArray(entry) || entry.length !== 2) {
+      throw new TypeError(
+        `spec.contents[${i}] must be a [key, value] pair, got ${describe(entry)}`,
+      );
+    }
+    return entry as unknown as readonly [Uint8Array, Uint8Array];
+  });
+  const stride = pairs.length === 0 ? 0 : valueStride();
+  pairs.forEach(([key, value], i) => {
+    checkExactBytes(key, keySize, `spec.contents[${i}][0]`);
+    checkExactBytes(value, stride, `spec.contents[${i}][1]`);
+  });
+  return pairs;
 }
 
 function checkMapBtf(btf: MapBtf | undefined): MapBtf | undefined {
@@ -1093,4 +1259,43 @@ function checkPath(path: unknown): Uint8Array {
     throw new TypeError(`path must be a non-empty string without NUL, got ${describe(path)}`);
   }
   return cString(path);
+}
+
+/**
+ * Every map named `name`, open (close each when done), in id order: the
+ * walk of {@linkcode BpfMap.fromName}, for callers that take several (as
+ * `bpfmap map show name NAME`). A map gone between listing and opening is
+ * skipped.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BpfMap, findMapsByName } from "../mod.ts";
+ *
+ * using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1, name: "findme" });
+ * const found = findMapsByName("findme");
+ * assert.deepEqual(found.map((m) => m.id), [map.id]);
+ * for (const m of found) m.close();
+ * ```
+ */
+export function findMapsByName(name: string, kernel: Kernel = liveKernel()): BpfMap[] {
+  if (typeof name !== "string" || !MAP_NAME.test(name)) {
+    throw new TypeError(
+      `name: ${describe(name)} is not a map name (at most 15 of A-Z a-z 0-9 _ .)`,
+    );
+  }
+  const maps: BpfMap[] = [];
+  for (const id of listMapIds(kernel)) {
+    let map: BpfMap;
+    try {
+      map = BpfMap.fromId(id, kernel);
+    } catch (error) {
+      if (error instanceof BpfError && error.code === "ENOENT") continue; // gone meanwhile
+      for (const found of maps) found.close();
+      throw error;
+    }
+    if (map.name === name) maps.push(map);
+    else map.close();
+  }
+  return maps;
 }

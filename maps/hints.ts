@@ -69,3 +69,38 @@ export function notAMapMessage(source: string, fdInfo: Record<string, string>): 
     : kind ?? "not a map (a program, link or BTF object)";
   return `${source}: incorrect object type: ${what}${kind === undefined ? "" : ", not a map"}`;
 }
+
+/**
+ * The file system type `/proc/self/mountinfo` (its text) gives the absolute
+ * path `path`: that of the longest mount point above it, the last such mount
+ * where several stack up; `undefined` if no line covers it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { fileSystemOf } from "./hints.ts";
+ *
+ * const mountinfo = "22 1 0:21 / / rw - ext4 /dev/sda1 rw\n"
+ *   + "30 22 0:30 / /sys/fs/bpf rw - bpf bpf rw\n";
+ * assert.equal(fileSystemOf("/sys/fs/bpf/maps/m", mountinfo), "bpf");
+ * assert.equal(fileSystemOf("/sys/fs/bpfx", mountinfo), "ext4");
+ * ```
+ */
+export function fileSystemOf(path: string, mountinfo: string): string | undefined {
+  let best: { point: string; type: string | undefined } | undefined;
+  for (const line of mountinfo.split("\n")) {
+    const fields = line.split(" ");
+    const separator = fields.indexOf("-");
+    if (fields.length < 5 || separator < 0) continue;
+    // Spaces and the like are octal escapes there (\040); fields.length >= 5.
+    const point = fields[4]!.replace(
+      /\\([0-7]{3})/g,
+      (_, octal) => String.fromCharCode(parseInt(octal, 8)),
+    );
+    const inside = point === "/" || path === point || path.startsWith(point + "/");
+    if (inside && (best === undefined || point.length >= best.point.length)) {
+      best = { point, type: fields[separator + 1] };
+    }
+  }
+  return best?.type;
+}
