@@ -21,6 +21,18 @@ import process from "node:process";
 import { BpfError } from "../ffi/errors.ts";
 import { openLiveBackend } from "../ffi/live.ts";
 import type { BpfMap } from "../maps/bpf_map.ts";
+import {
+  BPF_FS_TYPE,
+  CAP_BPF,
+  CAP_DAC_OVERRIDE,
+  CAP_SYS_ADMIN,
+  effectiveCapabilities,
+  fileSystemOf,
+  FROZEN_HINT,
+  hasCapability,
+  NO_CAP_BPF_HINT,
+  NOT_BPFFS_HINT,
+} from "../maps/hints.ts";
 import { checkPaths } from "../replay/identities.ts";
 import { type BpfSystem, openSystem } from "../replay/system.ts";
 import {
@@ -309,13 +321,6 @@ function requirePermission(descriptor: PermissionDescriptor, message: string): v
   }
 }
 
-// Capabilities (linux/capability.h), bits of /proc/self/status's CapEff.
-const CAP_DAC_OVERRIDE = 1n;
-const CAP_SYS_ADMIN = 21n;
-const CAP_BPF = 39n;
-/** bpffs's type in /proc/self/mountinfo. */
-const BPF_FS_TYPE = "bpf";
-
 /** Commands that change a map's elements: EPERM from them may be a frozen map. */
 const WRITES = new Set([
   "BPF_MAP_UPDATE_ELEM",
@@ -355,8 +360,8 @@ function permissionCause(error: BpfError, system: BpfSystem, words: string[]): s
   // A replay's host is not the one that failed: only the map's recorded state can speak.
   const host = system.mode === "replay" ? undefined : readHost();
   const caps = host?.caps;
-  if (caps !== undefined && !has(caps, CAP_BPF) && !has(caps, CAP_SYS_ADMIN)) {
-    return "run as root or with CAP_BPF"
+  if (caps !== undefined && !hasCapability(caps, CAP_BPF) && !hasCapability(caps, CAP_SYS_ADMIN)) {
+    return NO_CAP_BPF_HINT
       + (SYS_ADMIN_ONLY.has(error.op)
         ? " (and CAP_SYS_ADMIN to list maps or open them by id)"
         : "");
@@ -368,22 +373,22 @@ function permissionCause(error: BpfError, system: BpfSystem, words: string[]): s
     : undefined;
   if (path !== undefined && host?.mounts !== undefined) {
     if (fileSystemOf(resolve(path), host.mounts) !== BPF_FS_TYPE) {
-      return "directory not in bpf file system (bpffs)";
+      return NOT_BPFFS_HINT;
     }
-    if (caps !== undefined && !has(caps, CAP_DAC_OVERRIDE) && error.code === "EACCES") {
+    if (caps !== undefined && !hasCapability(caps, CAP_DAC_OVERRIDE) && error.code === "EACCES") {
       return "the file's owner and mode do not let this user open it (run as its owner or root)";
     }
     if (error.op === "BPF_OBJ_GET") return "not a pinned map (a folder of the bpf file system?)";
   }
   if (WRITES.has(error.op) && ref !== undefined && ref.kind !== "name" && isFrozen(system, ref)) {
-    return "the map is frozen: user space may not change it any more";
+    return FROZEN_HINT;
   }
   if (caps === undefined) {
     return system.mode === "replay"
       ? "permission denied on the machine the transcript was recorded on"
       : "permission denied; run as root or with CAP_BPF (and CAP_SYS_ADMIN to list maps)";
   }
-  if (SYS_ADMIN_ONLY.has(error.op) && !has(caps, CAP_SYS_ADMIN)) {
+  if (SYS_ADMIN_ONLY.has(error.op) && !hasCapability(caps, CAP_SYS_ADMIN)) {
     return "listing maps and opening them by id need CAP_SYS_ADMIN (CAP_BPF does for the rest)";
   }
   return "this process has CAP_BPF, so a security module (SELinux, AppArmor, the BPF LSM), "
@@ -430,38 +435,10 @@ function readHost(): { caps?: bigint | undefined; mounts?: string | undefined } 
   } catch {
     return {};
   }
-  const capEff = /^CapEff:\s*([0-9a-f]+)$/m.exec(read("/proc/self/status") ?? "")?.[1];
   return {
-    caps: capEff === undefined ? undefined : BigInt(`0x${capEff}`),
+    caps: effectiveCapabilities(read("/proc/self/status") ?? ""),
     mounts: read("/proc/self/mountinfo"),
   };
-}
-
-function has(caps: bigint, cap: bigint): boolean {
-  return (caps >> cap & 1n) === 1n;
-}
-
-/**
- * The file system type `/proc/self/mountinfo` gives the path `dir` (absolute): that of the
- * longest mount point above it, the last such mount where several stack up.
- */
-function fileSystemOf(dir: string, mountinfo: string): string | undefined {
-  let best: { point: string; type: string | undefined } | undefined;
-  for (const line of mountinfo.split("\n")) {
-    const fields = line.split(" ");
-    const separator = fields.indexOf("-");
-    if (fields.length < 5 || separator < 0) continue;
-    // Spaces and the like are octal escapes there (\040); fields.length >= 5.
-    const point = fields[4]!.replace(
-      /\\([0-7]{3})/g,
-      (_, octal) => String.fromCharCode(parseInt(octal, 8)),
-    );
-    const inside = point === "/" || dir === point || dir.startsWith(point + "/");
-    if (inside && (best === undefined || point.length >= best.point.length)) {
-      best = { point, type: fields[separator + 1] };
-    }
-  }
-  return best?.type;
 }
 
 if (import.meta.main) {

@@ -146,7 +146,30 @@ export function openLiveBackend(): SyscallBackend {
   }
   const syscallNumber = bpfSyscallNumber(currentPlatform());
   const runtime = detectRuntime();
-  if (runtime === "deno") return openDenoBackend(syscallNumber);
+  if (runtime === "deno") {
+    // Without the permission, dlopen's own error ("cannot load the C library (libc.so.6:
+    // Requires ffi access...)") reads as if libc were missing: say what to do instead.
+    if (!denoMayUseFfi()) {
+      throw new Error(
+        "bpfmap: live BPF needs FFI: run Deno with --allow-ffi (deno run --allow-ffi ...)",
+      );
+    }
+    return openDenoBackend(syscallNumber);
+  }
   if (runtime === "bun") return openBunBackend(syscallNumber);
   throw new Error("bpfmap: live BPF needs Deno (with --allow-ffi) or Bun.");
+}
+
+/** Whether Deno has granted FFI, asked without a prompt; `true` where it cannot be asked. */
+function denoMayUseFfi(): boolean {
+  const deno = (globalThis as {
+    Deno?: { permissions?: { querySync?(descriptor: { name: "ffi" }): { state: string } } };
+  }).Deno;
+  const query = deno?.permissions?.querySync;
+  if (query === undefined) return true;
+  try {
+    return query.call(deno!.permissions, { name: "ffi" }).state === "granted";
+  } catch {
+    return true;
+  }
 }

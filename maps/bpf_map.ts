@@ -45,7 +45,14 @@ import { copyInto, cString, offHeapBytes, spanOf } from "../ffi/memory.ts";
 import { valueStride as valueStrideOf } from "../ffi/percpu.ts";
 import { checkExactBytes, checkInteger, checkKernelBytes, describe } from "../ffi/validate.ts";
 import type { BatchLookupOptions, BatchResult, BatchWriteOptions } from "./batch.ts";
-import { BPF_FS_TYPE, fileSystemOf, notAMapMessage, objectKind } from "./hints.ts";
+import {
+  BPF_FS_TYPE,
+  capabilityHint,
+  fileSystemOf,
+  FROZEN_HINT,
+  notAMapMessage,
+  objectKind,
+} from "./hints.ts";
 import { listMapIds } from "./ids.ts";
 import { type MapInfo, readMapInfo } from "./info.ts";
 import { walkEntries, type WalkOptions } from "./walk.ts";
@@ -122,6 +129,8 @@ export interface OpenPinnedOptions {
 }
 
 const MAP_NAME = /^[A-Za-z0-9_.]{0,15}$/;
+/** Operation not permitted (errno.h): what the hints explain. */
+const EPERM = 1;
 /** `map_flags` bit saying `numa_node` is set. */
 export const BPF_F_NUMA_NODE = 1 << 2;
 const U64_MAX = (1n << 64n) - 1n;
@@ -186,6 +195,8 @@ export class BpfMap {
   #fd: number;
   /** The `file_flags` the map was opened with (`BPF_F_RDONLY`, ...), for error messages. */
   readonly #openFlags: number;
+  /** Whether this object froze the map (a freeze elsewhere is not known without a call). */
+  #frozen = false;
   // Off-heap scratch buffers, so that nothing the kernel sees lives on a moving heap.
   readonly #key: Uint8Array | null;
   readonly #nextKey: Uint8Array | null;
@@ -339,11 +350,14 @@ export class BpfMap {
     attr.setU32(fields.inner_map_fd, innerMapFd);
     attr.setChars(fields.map_name, name);
     attr.setBigU64(fields.map_extra, mapExtra);
-    const fd = kernel.callOrThrow(
-      attr,
-      `${mapTypeName(type)} map${name ? ` "${name}"` : ""} (key ${keySize}, value ${valueSize}, `
-        + `${maxEntries} entries, flags 0x${flags.toString(16)})`,
-    );
+    const fd = kernel.call(attr);
+    if (fd < 0) {
+      const what = `${mapTypeName(type)} map${name ? ` "${name}"` : ""} (key ${keySize}, `
+        + `value ${valueSize}, ${maxEntries} entries, flags 0x${flags.toString(16)})`;
+      // EPERM only: the capabilities are read (through the kernel, so a replay reads them too).
+      const hint = fd === -EPERM ? capabilityHint(readStatus(kernel)) : undefined;
+      throw new BpfError(BPF_MAP_CREATE.name, -fd, hint === undefined ? what : `${what}: ${hint}`);
+    }
     const map = BpfMap.#adopt(kernel, fd, undefined, 0);
     if (contents === undefined && !spec.freeze) return map;
     try {
@@ -957,6 +971,7 @@ export class BpfMap {
     const attr = this.#kernel.attr(BPF_MAP_FREEZE);
     attr.setU32(BPF_MAP_FREEZE.fields.map_fd, fd);
     this.#kernel.callOrThrow(attr, this.#describe());
+    this.#frozen = true;
   }
 
   /** Closes the map's fd. A second call does nothing. */
@@ -1028,7 +1043,33 @@ export class BpfMap {
   }
 
   #error(op: string, result: number): BpfError {
-    return new BpfError(op, -result, this.#describe());
+    const hint = result === -EPERM ? this.#permissionHint(op) : undefined;
+    return new BpfError(op, -result, `${this.#describe()}${hint === undefined ? "" : `: ${hint}`}`);
+  }
+
+  /**
+   * Why an element call got EPERM, where the map knows it for certain with no
+   * further call: opened or created read-only or write-only, or frozen here.
+   */
+  #permissionHint(op: string): string | undefined {
+    const writes = op === BPF_MAP_UPDATE_ELEM.name || op === BPF_MAP_DELETE_ELEM.name
+      || op === BPF_MAP_LOOKUP_AND_DELETE_ELEM.name;
+    const reads = op === BPF_MAP_LOOKUP_ELEM.name || op === BPF_MAP_GET_NEXT_KEY.name
+      || op === BPF_MAP_LOOKUP_AND_DELETE_ELEM.name;
+    if (writes && (this.#openFlags & BPF_F_RDONLY) !== 0) {
+      return "the map was opened read-only (BPF_F_RDONLY)";
+    }
+    if (reads && (this.#openFlags & BPF_F_WRONLY) !== 0) {
+      return "the map was opened write-only (BPF_F_WRONLY)";
+    }
+    if (writes && (this.flags & BPF_F_RDONLY) !== 0) {
+      return "the map was created read-only for user space (BPF_F_RDONLY)";
+    }
+    if (reads && (this.flags & BPF_F_WRONLY) !== 0) {
+      return "the map was created write-only for user space (BPF_F_WRONLY)";
+    }
+    if (writes && this.#frozen) return FROZEN_HINT;
+    return undefined;
   }
 
   #lookupBatch(command: BatchCommand, opts: BatchLookupOptions): BatchResult {
@@ -1298,4 +1339,13 @@ export function findMapsByName(name: string, kernel: Kernel = liveKernel()): Bpf
     else map.close();
   }
   return maps;
+}
+
+/** `/proc/self/status` through `kernel`, or "" where it cannot be read. */
+function readStatus(kernel: Kernel): string {
+  try {
+    return kernel.backend.readTextFile("/proc/self/status");
+  } catch {
+    return "";
+  }
 }

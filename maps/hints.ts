@@ -104,3 +104,57 @@ export function fileSystemOf(path: string, mountinfo: string): string | undefine
   }
   return best?.type;
 }
+
+/** Why a process without CAP_BPF or CAP_SYS_ADMIN is refused. */
+export const NO_CAP_BPF_HINT = "run as root or with CAP_BPF";
+/** Why a write to a frozen map is refused. */
+export const FROZEN_HINT = "the map is frozen: user space may not change it any more";
+/** Why a pin or an open outside bpffs is refused (bpftool's words). */
+export const NOT_BPFFS_HINT = "directory not in bpf file system (bpffs)";
+
+/** Whether capability bit `cap` is set in the mask `caps`. */
+export function hasCapability(caps: bigint, cap: bigint): boolean {
+  return (caps >> cap & 1n) === 1n;
+}
+
+/**
+ * The effective capabilities `/proc/self/status` (its text) gives, or
+ * `undefined` if it has no `CapEff` line.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { CAP_BPF, effectiveCapabilities, hasCapability } from "./hints.ts";
+ *
+ * const caps = effectiveCapabilities("Name:\tbun\nCapEff:\t000000ffffffffff\n")!;
+ * assert.equal(hasCapability(caps, CAP_BPF), true);
+ * assert.equal(effectiveCapabilities("Name:\tbun\n"), undefined);
+ * ```
+ */
+export function effectiveCapabilities(status: string): bigint | undefined {
+  const capEff = /^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+  return capEff === undefined ? undefined : BigInt(`0x${capEff}`);
+}
+
+/**
+ * The hint for an EPERM where the process may lack the capabilities BPF
+ * needs: {@linkcode NO_CAP_BPF_HINT} when `/proc/self/status` (its text)
+ * shows neither CAP_BPF nor CAP_SYS_ADMIN, else `undefined` (the cause is
+ * elsewhere).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { capabilityHint } from "./hints.ts";
+ *
+ * assert.equal(capabilityHint("CapEff:\t0000000000000000\n"), "run as root or with CAP_BPF");
+ * assert.equal(capabilityHint("CapEff:\t000001ffffffffff\n"), undefined); // root
+ * ```
+ */
+export function capabilityHint(status: string): string | undefined {
+  const caps = effectiveCapabilities(status);
+  if (caps === undefined || hasCapability(caps, CAP_BPF) || hasCapability(caps, CAP_SYS_ADMIN)) {
+    return undefined;
+  }
+  return NO_CAP_BPF_HINT;
+}

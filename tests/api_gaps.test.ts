@@ -5,9 +5,14 @@
 // bpfmap does not know handed to the kernel, which judges them.
 
 import assert from "node:assert/strict";
-import { existsSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import process from "node:process";
-import { after, before } from "node:test";
+import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { detectRuntime } from "../ffi/live.ts";
 import {
   BPF_F_LOCK,
   BPF_F_NUMA_NODE,
@@ -290,3 +295,47 @@ liveTest(
     for (const map of all) map.close();
   },
 );
+
+transcriptTest(
+  "EPERM says why where the map knows: opened read-only or write-only, frozen here",
+  (sys) => {
+    using map = sys.createMap({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });
+    map.pin(`${bpffs}/hints`);
+    using readOnly = sys.openPinned(`${bpffs}/hints`, { readOnly: true });
+    assert.match(
+      String(thrown(() => readOnly.update(key4(0), key4(1)))),
+      /^BpfError: BPF_MAP_UPDATE_ELEM failed: EPERM .*: the map was opened read-only \(BPF_F_RDONLY\)$/,
+    );
+    using writeOnly = sys.openPinned(`${bpffs}/hints`, { flags: BPF_F_WRONLY });
+    assert.match(
+      String(thrown(() => writeOnly.lookup(key4(0)))),
+      /: the map was opened write-only \(BPF_F_WRONLY\)$/,
+    );
+    map.freeze();
+    assert.match(
+      String(thrown(() => map.update(key4(0), key4(1)))),
+      /: the map is frozen: user space may not change it any more$/,
+    );
+    // A write-only open may still write; a frozen map read by a read-only open says nothing more.
+    assert.equal(readOnly.lookup(key4(0))?.length, 4);
+  },
+);
+
+/** The project's Deno: Deno rewrites a spawn of its own `process.execPath` as Node's. */
+const DENO = fileURLToPath(new URL("../node_modules/.bin/deno", import.meta.url));
+
+test("Deno without --allow-ffi is told to run with it, not that libc is missing", () => {
+  if (detectRuntime() !== "deno") return; // Bun has no permissions
+  const script = `import { BpfMap } from "${new URL("../mod.ts", import.meta.url).href}";
+BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });`;
+  // `deno eval` and scripts from stdin are granted everything: a file is granted what is given.
+  const folder = mkdtempSync(join(tmpdir(), "bpfmap-no-ffi-"));
+  writeFileSync(join(folder, "main.ts"), script);
+  const run = spawnSync(DENO, ["run", "--no-prompt", join(folder, "main.ts")], {
+    encoding: "utf8",
+  });
+  rmSync(folder, { recursive: true });
+  assert.notEqual(run.status, 0, `${run.stdout}\n${run.stderr}`);
+  assert.match(run.stderr, /bpfmap: live BPF needs FFI: run Deno with --allow-ffi/);
+  assert.doesNotMatch(run.stderr, /cannot load the C library/);
+});
