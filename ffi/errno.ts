@@ -230,6 +230,8 @@ export function errnoDescription(errno: number): string {
  * ```
  */
 export const EINTR = 4;
+/** `EPERM`: not permitted: a capability missing, a frozen or read-only map. See {@linkcode EINTR}'s example. */
+export const EPERM = 1;
 /** `ENOENT`: no such element, or the end of a walk. See {@linkcode EINTR}'s example. */
 export const ENOENT = 2;
 /** `EINVAL`: bad attr, or a command this kernel does not know. See {@linkcode EINTR}'s example. */

@@ -30,7 +30,7 @@ import {
   BPF_OBJ_GET_INFO_BY_FD,
   BPF_OBJ_PIN,
 } from "../ffi/commands.ts";
-import { ENOENT } from "../ffi/errno.ts";
+import { ENOENT, EPERM } from "../ffi/errno.ts";
 import { BatchError, BpfError } from "../ffi/errors.ts";
 import { type Kernel, liveKernel } from "../ffi/kernel.ts";
 import {
@@ -130,7 +130,6 @@ export interface OpenPinnedOptions {
 
 const MAP_NAME = /^[A-Za-z0-9_.]{0,15}$/;
 /** Operation not permitted (errno.h): what the hints explain. */
-const EPERM = 1;
 /** `map_flags` bit saying `numa_node` is set. */
 export const BPF_F_NUMA_NODE = 1 << 2;
 const U64_MAX = (1n << 64n) - 1n;

@@ -35,6 +35,10 @@ export const STABLE_FDINFO_FIELDS: readonly string[] = [
   "frozen",
   "owner_prog_type",
   "owner_jited",
+  // Not a map's: they say what an fd that should have been a map is (openPinned, fromFd).
+  "prog_type",
+  "link_type",
+  "btf_id",
 ];
 
 /**

@@ -110,6 +110,16 @@ export class BpfSystem implements AsyncDisposable {
     return this.#track(BpfMap.fromId(id, this.kernel));
   }
 
+  /** Adopts a map fd this process holds (see `BpfMap.fromFd`: the map then owns it). */
+  mapFromFd(fd: number): BpfMap {
+    return this.#track(BpfMap.fromFd(fd, this.kernel));
+  }
+
+  /** Opens the one map with this name (see `BpfMap.fromName`). */
+  mapFromName(name: string): BpfMap {
+    return this.#track(BpfMap.fromName(name, this.kernel));
+  }
+
   /** Loads BTF types (see `Btf.load`); closed with the system if still open. */
   loadBtf(types: readonly BtfType[] | Uint8Array, opts?: BtfLoadOptions): Btf {
     return this.#trackBtf(Btf.load(types, opts, this.kernel));
