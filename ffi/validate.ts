@@ -165,31 +165,6 @@ export function checkInteger(value: unknown, argument: string, min = 0, max = 0x
 }
 
 /**
- * Asserts `value` is a flag word made only of the bits in `allowed`.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { checkFlags } from "./validate.ts";
- *
- * assert.equal(checkFlags(4, 0b111, "flags"), 4);
- * assert.throws(() => checkFlags(8, 0b111, "flags"), {
- *   name: "RangeError",
- *   message: "flags: 0x8 has bits outside 0x7",
- * });
- * ```
- */
-export function checkFlags(value: unknown, allowed: number, argument: string): number {
-  const flags = checkInteger(value, argument, 0, Number.MAX_SAFE_INTEGER);
-  if (flags > 0xffff_ffff || (flags & ~allowed) !== 0) {
-    throw new RangeError(
-      `${argument}: 0x${flags.toString(16)} has bits outside 0x${allowed.toString(16)}`,
-    );
-  }
-  return flags;
-}
-
-/**
  * A short description of a value for error messages.
  *
  * @example
