@@ -51,9 +51,16 @@ export interface Field {
   readonly slot?: number;
   /**
    * For u32 fields holding an object id: which kind (ids differ from run to
-   * run, so transcripts rename them).
+   * run, so transcripts rename them). On a pointer field inside a struct
+   * (`bpf_prog_info.map_ids`): the region it leads to is an array of such ids.
    */
-  readonly id?: "map" | "btf";
+  readonly id?: "map" | "btf" | "prog";
+  /**
+   * For scalars the kernel writes that differ from run to run whatever the
+   * code does (a test run's `duration`, a program's `load_time`): a
+   * transcript records them as 0, so that verify compares what is stable.
+   */
+  readonly varies?: boolean;
 }
 
 /** One `bpf()` command and its attr layout. */
@@ -86,11 +93,17 @@ const u32 = (offset: number, direction: Direction = "in"): FieldShape => ({
   kind: "u32",
   direction,
 });
-const id = (offset: number, kind: "map" | "btf", direction: Direction = "in"): FieldShape => ({
+const id = (
+  offset: number,
+  kind: "map" | "btf" | "prog",
+  direction: Direction = "in",
+): FieldShape => ({
   ...u32(offset, direction),
   id: kind,
 });
 const u64 = (offset: number): FieldShape => ({ offset, size: 8, kind: "u64", direction: "in" });
+/** A scalar the kernel writes that differs from run to run (see `Field.varies`). */
+const varying = (shape: FieldShape): FieldShape => ({ ...shape, varies: true });
 const fd = (offset: number, optional = false): FieldShape => ({
   offset,
   size: 4,
@@ -252,7 +265,7 @@ export const BPF_MAP_GET_FD_BY_ID = defineCommand("BPF_MAP_GET_FD_BY_ID", 14, "f
 
 /**
  * `BPF_OBJ_GET_INFO_BY_FD` (15): 16 bytes; the kernel writes back `info_len`
- * and the info, a {@linkcode BPF_MAP_INFO} or {@linkcode BPF_BTF_INFO} (the
+ * and the info, a {@linkcode BPF_MAP_INFO}, {@linkcode BPF_PROG_INFO} or {@linkcode BPF_BTF_INFO} (the
  * call binds `info` with its layout).
  */
 export const BPF_OBJ_GET_INFO_BY_FD = defineCommand("BPF_OBJ_GET_INFO_BY_FD", 15, "zero", {
@@ -316,6 +329,130 @@ export const BPF_BTF_GET_FD_BY_ID = defineCommand("BPF_BTF_GET_FD_BY_ID", 19, "f
   btf_id: id(0, "btf"),
   next_id: u32(4),
   open_flags: u32(8),
+});
+
+/**
+ * `BPF_PROG_LOAD` (5): 148 bytes, up to `prog_token_fd`. Returns the
+ * program's fd. The kernel reads `insns` (`insn_cnt` 8-byte instructions)
+ * and the `license` string, writes its verifier log into `log_buf` (on
+ * failure too) and the size the log needed into `log_true_size` (Linux 6.4).
+ * `attach_prog_fd` shares its slot with `attach_btf_obj_fd` (a module's BTF).
+ */
+export const BPF_PROG_LOAD = defineCommand("BPF_PROG_LOAD", 5, "fd", {
+  prog_type: u32(0),
+  insn_cnt: u32(4),
+  insns: pointer(8, "in", "insns"),
+  license: pointer(16, "in", "license"),
+  log_level: u32(24),
+  log_size: u32(28),
+  log_buf: { ...pointer(32, "out", "log"), extent: "log_true_size" },
+  kern_version: u32(40),
+  prog_flags: u32(44),
+  prog_name: chars(48, 16),
+  prog_ifindex: u32(64),
+  expected_attach_type: u32(68),
+  prog_btf_fd: fd(72, true),
+  func_info_rec_size: u32(76),
+  func_info: pointer(80, "in", "func_info"),
+  func_info_cnt: u32(88),
+  line_info_rec_size: u32(92),
+  line_info: pointer(96, "in", "line_info"),
+  line_info_cnt: u32(104),
+  attach_btf_id: u32(108),
+  attach_prog_fd: fd(112, true),
+  core_relo_cnt: u32(116),
+  fd_array: pointer(120, "in", "fds"),
+  core_relos: pointer(128, "in", "core_relos"),
+  core_relo_rec_size: u32(136),
+  log_true_size: u32(140, "out"),
+  prog_token_fd: fd(144, true),
+});
+
+/**
+ * `BPF_PROG_TEST_RUN` (10): 76 bytes, up to `batch_size`. The kernel runs
+ * the program `repeat` times on `data_in` (and `ctx_in`), and writes back
+ * the return value, the average `duration` in ns, and the packet (context)
+ * as the program left it: `data_size_out` bytes, of which at most the room
+ * the caller gave are copied (ENOSPC then, with the rest written all the same).
+ */
+export const BPF_PROG_TEST_RUN = defineCommand("BPF_PROG_TEST_RUN", 10, "zero", {
+  prog_fd: fd(0),
+  retval: u32(4, "out"),
+  data_size_in: u32(8),
+  data_size_out: u32(12, "inout"),
+  data_in: pointer(16, "in", "data"),
+  data_out: { ...pointer(24, "out", "data"), extent: "data_size_out" },
+  repeat: u32(32),
+  duration: varying(u32(36, "out")),
+  ctx_size_in: u32(40),
+  ctx_size_out: u32(44, "inout"),
+  ctx_in: pointer(48, "in", "ctx"),
+  ctx_out: { ...pointer(56, "out", "ctx"), extent: "ctx_size_out" },
+  flags: u32(64),
+  cpu: u32(68),
+  batch_size: u32(72),
+});
+
+/** `BPF_PROG_GET_NEXT_ID` (11): 12 bytes; the kernel writes `next_id`. */
+export const BPF_PROG_GET_NEXT_ID = defineCommand("BPF_PROG_GET_NEXT_ID", 11, "zero", {
+  start_id: id(0, "prog"),
+  next_id: id(4, "prog", "out"),
+  open_flags: u32(8),
+});
+
+/** `BPF_PROG_GET_FD_BY_ID` (13): 12 bytes. Returns a new fd for the program. */
+export const BPF_PROG_GET_FD_BY_ID = defineCommand("BPF_PROG_GET_FD_BY_ID", 13, "fd", {
+  prog_id: id(0, "prog"),
+  next_id: u32(4),
+  open_flags: u32(8),
+});
+
+/**
+ * `struct bpf_prog_info`: 232 bytes. bpfmap leaves the instruction, symbol,
+ * func and line info pointers NULL (the kernel then writes only their
+ * counts) and binds `map_ids` for a second call sized by `nr_map_ids`.
+ * `gpl_compatible` is bit 0 of the u32 after `ifindex` (a bitfield: it has
+ * no offset of its own to check). `load_time` and the run statistics differ
+ * from run to run.
+ */
+export const BPF_PROG_INFO = defineLayout("bpf_prog_info", 232, {
+  type: u32(0),
+  id: id(4, "prog"),
+  tag: chars(8, 8),
+  jited_prog_len: u32(16),
+  xlated_prog_len: u32(20),
+  jited_prog_insns: pointer(24, "out", "jited_insns"),
+  xlated_prog_insns: pointer(32, "out", "xlated_insns"),
+  load_time: varying(u64(40)),
+  created_by_uid: u32(48),
+  nr_map_ids: u32(52),
+  map_ids: { ...pointer(56, "out", "map_ids"), id: "map" },
+  name: chars(64, 16),
+  ifindex: u32(80),
+  netns_dev: u64(88),
+  netns_ino: u64(96),
+  nr_jited_ksyms: u32(104),
+  nr_jited_func_lens: u32(108),
+  jited_ksyms: pointer(112, "out", "jited_ksyms"),
+  jited_func_lens: pointer(120, "out", "jited_func_lens"),
+  btf_id: id(128, "btf"),
+  func_info_rec_size: u32(132),
+  func_info: pointer(136, "out", "func_info"),
+  nr_func_info: u32(144),
+  nr_line_info: u32(148),
+  line_info: pointer(152, "out", "line_info"),
+  jited_line_info: pointer(160, "out", "jited_line_info"),
+  nr_jited_line_info: u32(168),
+  line_info_rec_size: u32(172),
+  jited_line_info_rec_size: u32(176),
+  nr_prog_tags: u32(180),
+  prog_tags: pointer(184, "out", "prog_tags"),
+  run_time_ns: varying(u64(192)),
+  run_cnt: varying(u64(200)),
+  recursion_misses: varying(u64(208)),
+  verified_insns: u32(216),
+  attach_btf_obj_id: id(220, "btf"),
+  attach_btf_id: u32(224),
 });
 
 /** `BPF_MAP_FREEZE` (22): 4 bytes. */
@@ -495,9 +632,13 @@ export type BatchCommand = typeof BPF_MAP_LOOKUP_BATCH;
  *   "BPF_MAP_UPDATE_ELEM 2 32",
  *   "BPF_MAP_DELETE_ELEM 3 32",
  *   "BPF_MAP_GET_NEXT_KEY 4 32",
+ *   "BPF_PROG_LOAD 5 148",
  *   "BPF_OBJ_PIN 6 20",
  *   "BPF_OBJ_GET 7 20",
+ *   "BPF_PROG_TEST_RUN 10 76",
+ *   "BPF_PROG_GET_NEXT_ID 11 12",
  *   "BPF_MAP_GET_NEXT_ID 12 12",
+ *   "BPF_PROG_GET_FD_BY_ID 13 12",
  *   "BPF_MAP_GET_FD_BY_ID 14 12",
  *   "BPF_OBJ_GET_INFO_BY_FD 15 16",
  *   "BPF_BTF_LOAD 18 32",
@@ -519,9 +660,13 @@ export const COMMANDS: ReadonlyMap<number, Command> = new Map<number, Command>(
     BPF_MAP_UPDATE_ELEM,
     BPF_MAP_DELETE_ELEM,
     BPF_MAP_GET_NEXT_KEY,
+    BPF_PROG_LOAD,
     BPF_OBJ_PIN,
     BPF_OBJ_GET,
+    BPF_PROG_TEST_RUN,
+    BPF_PROG_GET_NEXT_ID,
     BPF_MAP_GET_NEXT_ID,
+    BPF_PROG_GET_FD_BY_ID,
     BPF_MAP_GET_FD_BY_ID,
     BPF_OBJ_GET_INFO_BY_FD,
     BPF_BTF_LOAD,

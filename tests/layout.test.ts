@@ -14,7 +14,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { BPF_BTF_INFO, BPF_MAP_INFO, COMMANDS, type Field } from "../ffi/commands.ts";
+import {
+  BPF_BTF_INFO,
+  BPF_MAP_INFO,
+  BPF_PROG_INFO,
+  COMMANDS,
+  type Field,
+} from "../ffi/commands.ts";
 import { MAP_INFO_SIZE } from "../maps/info.ts";
 import { toolTest } from "./helpers/tools.ts";
 
@@ -41,6 +47,7 @@ interface Checked {
 function memberPath(command: string, field: string): string {
   if (command.includes("BATCH")) return `batch.${field}`;
   if (command === "BPF_OBJ_GET_INFO_BY_FD") return `info.${field}`;
+  if (command === "BPF_PROG_TEST_RUN") return `test.${field}`;
   if (command === "BPF_MAP_GET_FD_BY_ID" && field === "map_id") return "map_id";
   return field;
 }
@@ -65,7 +72,7 @@ const FIELDS: Checked[] = [
       docPart: docPart(command.name),
     }))
   ),
-  ...[BPF_MAP_INFO, BPF_BTF_INFO].flatMap((layout) =>
+  ...[BPF_MAP_INFO, BPF_PROG_INFO, BPF_BTF_INFO].flatMap((layout) =>
     layout.fieldList.map((field) => ({
       name: `${layout.name}.${field.name}`,
       field,
@@ -173,9 +180,13 @@ test("attr sizes: 56 for the batch commands, each command's own size for the res
     BPF_MAP_UPDATE_ELEM: 32,
     BPF_MAP_DELETE_ELEM: 32,
     BPF_MAP_GET_NEXT_KEY: 32,
+    BPF_PROG_LOAD: 148,
     BPF_OBJ_PIN: 20,
     BPF_OBJ_GET: 20,
+    BPF_PROG_TEST_RUN: 76,
+    BPF_PROG_GET_NEXT_ID: 12,
     BPF_MAP_GET_NEXT_ID: 12,
+    BPF_PROG_GET_FD_BY_ID: 12,
     BPF_MAP_GET_FD_BY_ID: 12,
     BPF_OBJ_GET_INFO_BY_FD: 16,
     BPF_BTF_LOAD: 32,
