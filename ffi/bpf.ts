@@ -13,6 +13,10 @@
  * The four batch commands share one packer, {@linkcode mapBatch}, as libbpf's
  * `bpf_map_batch_common`.
  *
+ * Programs have theirs too: {@linkcode progLoad}, {@linkcode progTestRun},
+ * {@linkcode progGetNextId} and {@linkcode progGetFdById}, and
+ * {@linkcode objGetInfoByFd} reads the info of any object. Every buffer they pass must be off-heap.
+ *
  * @module
  */
 
@@ -24,8 +28,15 @@ import {
   BPF_MAP_LOOKUP_AND_DELETE_ELEM,
   BPF_MAP_LOOKUP_ELEM,
   BPF_MAP_UPDATE_ELEM,
+  BPF_OBJ_GET_INFO_BY_FD,
+  BPF_PROG_GET_FD_BY_ID,
+  BPF_PROG_GET_NEXT_ID,
+  BPF_PROG_LOAD,
+  BPF_PROG_TEST_RUN,
   type Direction,
   type ElementCommand,
+  type Field,
+  type Layout,
 } from "./commands.ts";
 import type { Kernel } from "./kernel.ts";
 
@@ -382,4 +393,218 @@ export class ElementCalls {
     this.#attrs[which] = attr;
     return attr;
   }
+}
+
+/**
+ * The fields of a `BPF_PROG_LOAD` (libbpf's `bpf_prog_load` options). Fields
+ * left out are 0; `logTrueSize` comes back as the log size the kernel needed.
+ */
+export interface ProgLoadCall {
+  progType: number;
+  /** 8-byte instructions, off-heap. */
+  insns: Uint8Array;
+  /** The license, a NUL-terminated C string, off-heap. */
+  license: Uint8Array;
+  logLevel?: number;
+  /** The verifier log's buffer (off-heap), or `null`. */
+  log?: Uint8Array | null;
+  kernVersion?: number;
+  progFlags?: number;
+  /** At most 15 characters. */
+  name?: string;
+  ifindex?: number;
+  expectedAttachType?: number;
+  progBtfFd?: number;
+  attachBtfId?: number;
+  /** `attach_prog_fd`, or the module BTF object's fd (`attach_btf_obj_fd`). */
+  attachFd?: number;
+  /** u32 fds (off-heap) that `BPF_PSEUDO_MAP_IDX` instructions index. */
+  fdArray?: Uint8Array | null;
+  /** What the kernel wrote into `log_true_size`, after the call. */
+  logTrueSize?: number;
+}
+
+/**
+ * `BPF_PROG_LOAD` (`bpf_prog_load`): the program's fd, or `-errno`. Writes
+ * the log size the kernel needed into `call.logTrueSize`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { progLoad, progTestRun, type TestRunCall } from "./bpf.ts";
+ * import { liveKernel } from "./kernel.ts";
+ * import { cString, offHeapBytes } from "./memory.ts";
+ *
+ * const kernel = liveKernel();
+ * const insns = offHeapBytes(16); // r0 = 2 (XDP_PASS); exit
+ * insns.set([0xb7, 0, 0, 0, 2, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]);
+ * const fd = progLoad(kernel, { progType: 6, insns, license: cString("GPL"), name: "pass" });
+ * assert.ok(fd > 0);
+ * const run: TestRunCall = { dataIn: offHeapBytes(64), dataOut: offHeapBytes(64) };
+ * assert.equal(progTestRun(kernel, fd, run), 0);
+ * assert.deepEqual([run.retval, run.dataSizeOut], [2, 64]);
+ * kernel.close(fd);
+ * ```
+ */
+export function progLoad(kernel: Kernel, call: ProgLoadCall): number {
+  const { fields } = BPF_PROG_LOAD;
+  const attr = kernel.attr(BPF_PROG_LOAD);
+  attr.clear();
+  const log = call.log ?? null;
+  attr.setU32(fields.prog_type, call.progType);
+  attr.setU32(fields.insn_cnt, Math.floor(call.insns.byteLength / 8));
+  attr.setPointer(fields.insns, call.insns);
+  attr.setPointer(fields.license, call.license);
+  attr.setU32(fields.log_level, call.logLevel ?? 0);
+  attr.setU32(fields.log_size, log === null ? 0 : log.byteLength);
+  attr.setPointer(fields.log_buf, log);
+  attr.setU32(fields.kern_version, call.kernVersion ?? 0);
+  attr.setU32(fields.prog_flags, call.progFlags ?? 0);
+  attr.setChars(fields.prog_name, call.name ?? "");
+  attr.setU32(fields.prog_ifindex, call.ifindex ?? 0);
+  attr.setU32(fields.expected_attach_type, call.expectedAttachType ?? 0);
+  attr.setU32(fields.prog_btf_fd, call.progBtfFd ?? 0);
+  attr.setU32(fields.attach_btf_id, call.attachBtfId ?? 0);
+  attr.setU32(fields.attach_prog_fd, call.attachFd ?? 0);
+  attr.setPointer(fields.fd_array, call.fdArray ?? null);
+  attr.setPointer(fields.func_info, null);
+  attr.setPointer(fields.line_info, null);
+  attr.setPointer(fields.core_relos, null);
+  const result = kernel.call(attr);
+  call.logTrueSize = attr.getU32(fields.log_true_size);
+  return result;
+}
+
+/**
+ * The fields of a `BPF_PROG_TEST_RUN` (libbpf's `bpf_test_run_opts`). Buffers
+ * are off-heap; the kernel's answers come back in `retval`, `duration`,
+ * `dataSizeOut` and `ctxSizeOut` (the sizes it wanted to write: more than
+ * the buffer on ENOSPC).
+ */
+export interface TestRunCall {
+  dataIn?: Uint8Array | null;
+  dataOut?: Uint8Array | null;
+  ctxIn?: Uint8Array | null;
+  ctxOut?: Uint8Array | null;
+  repeat?: number;
+  flags?: number;
+  cpu?: number;
+  batchSize?: number;
+  retval?: number;
+  duration?: number;
+  dataSizeOut?: number;
+  ctxSizeOut?: number;
+}
+
+/** `BPF_PROG_TEST_RUN` (`bpf_prog_test_run_opts`): 0 or `-errno`. See {@linkcode progLoad}. */
+export function progTestRun(kernel: Kernel, fd: number, call: TestRunCall): number {
+  const { fields } = BPF_PROG_TEST_RUN;
+  const attr = kernel.attr(BPF_PROG_TEST_RUN);
+  attr.clear();
+  const [dataIn, dataOut] = [call.dataIn ?? null, call.dataOut ?? null];
+  const [ctxIn, ctxOut] = [call.ctxIn ?? null, call.ctxOut ?? null];
+  attr.setU32(fields.prog_fd, fd);
+  attr.setU32(fields.data_size_in, dataIn === null ? 0 : dataIn.byteLength);
+  attr.setU32(fields.data_size_out, dataOut === null ? 0 : dataOut.byteLength);
+  attr.setPointer(fields.data_in, dataIn);
+  attr.setPointer(fields.data_out, dataOut);
+  attr.setU32(fields.repeat, call.repeat ?? 0);
+  attr.setU32(fields.ctx_size_in, ctxIn === null ? 0 : ctxIn.byteLength);
+  attr.setU32(fields.ctx_size_out, ctxOut === null ? 0 : ctxOut.byteLength);
+  attr.setPointer(fields.ctx_in, ctxIn);
+  attr.setPointer(fields.ctx_out, ctxOut);
+  attr.setU32(fields.flags, call.flags ?? 0);
+  attr.setU32(fields.cpu, call.cpu ?? 0);
+  attr.setU32(fields.batch_size, call.batchSize ?? 0);
+  const result = kernel.call(attr);
+  call.retval = attr.getU32(fields.retval);
+  call.duration = attr.getU32(fields.duration);
+  call.dataSizeOut = attr.getU32(fields.data_size_out);
+  call.ctxSizeOut = attr.getU32(fields.ctx_size_out);
+  return result;
+}
+
+/**
+ * `BPF_PROG_GET_NEXT_ID` (`bpf_prog_get_next_id`): the id of the first
+ * program after `startId` (ids start at 1), or `-errno` (`-ENOENT` past the
+ * last).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { progGetFdById, progGetNextId } from "./bpf.ts";
+ * import { ENOENT } from "./errno.ts";
+ * import { liveKernel } from "./kernel.ts";
+ *
+ * const kernel = liveKernel();
+ * assert.equal(progGetNextId(kernel, 0x7fff_fff0), -ENOENT);
+ * assert.equal(progGetFdById(kernel, 0x7fff_fff0), -ENOENT);
+ * ```
+ */
+export function progGetNextId(kernel: Kernel, startId: number): number {
+  const { fields } = BPF_PROG_GET_NEXT_ID;
+  const attr = kernel.attr(BPF_PROG_GET_NEXT_ID);
+  attr.clear();
+  attr.setU32(fields.start_id, startId);
+  const result = kernel.call(attr);
+  return result < 0 ? result : attr.getU32(fields.next_id);
+}
+
+/**
+ * `BPF_PROG_GET_FD_BY_ID` (`bpf_prog_get_fd_by_id_opts`): a new fd for the
+ * program, or `-errno`. See {@linkcode progGetNextId}.
+ */
+export function progGetFdById(kernel: Kernel, id: number, openFlags = 0): number {
+  const { fields } = BPF_PROG_GET_FD_BY_ID;
+  const attr = kernel.attr(BPF_PROG_GET_FD_BY_ID);
+  attr.clear();
+  attr.setU32(fields.prog_id, id);
+  attr.setU32(fields.open_flags, openFlags);
+  return kernel.call(attr);
+}
+
+/**
+ * `BPF_OBJ_GET_INFO_BY_FD` (`bpf_obj_get_info_by_fd`): fills `info`, an
+ * off-heap struct of `layout` (`BPF_PROG_INFO`, `BPF_MAP_INFO`, ...) that
+ * the kernel also reads (zero it, then set what asks for more: a program's
+ * `nr_map_ids`), and the buffers `nested` points its pointer fields at
+ * (a program's `map_ids`). 0 or `-errno`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { objGetInfoByFd, progLoad } from "./bpf.ts";
+ * import { BPF_PROG_INFO, readU32 } from "./commands.ts";
+ * import { liveKernel } from "./kernel.ts";
+ * import { cString, offHeapBytes } from "./memory.ts";
+ *
+ * const kernel = liveKernel();
+ * const insns = offHeapBytes(16); // r0 = 0; exit
+ * insns.set([0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]);
+ * const fd = progLoad(kernel, { progType: 1, insns, license: cString("MIT") });
+ * const info = offHeapBytes(BPF_PROG_INFO.size);
+ * const mapIds = offHeapBytes(4); // room for one; this program has none
+ * info[BPF_PROG_INFO.fields.nr_map_ids.offset] = 1;
+ * assert.equal(objGetInfoByFd(kernel, fd, info, BPF_PROG_INFO, [[BPF_PROG_INFO.fields.map_ids, mapIds]]), 0);
+ * assert.equal(readU32(info, BPF_PROG_INFO.fields.type), 1); // socket_filter
+ * assert.equal(readU32(info, BPF_PROG_INFO.fields.xlated_prog_len), 16);
+ * assert.equal(readU32(info, BPF_PROG_INFO.fields.nr_map_ids), 0);
+ * kernel.close(fd);
+ * ```
+ */
+export function objGetInfoByFd(
+  kernel: Kernel,
+  fd: number,
+  info: Uint8Array,
+  layout: Layout,
+  nested: readonly (readonly [Field, Uint8Array])[] = [],
+): number {
+  const { fields } = BPF_OBJ_GET_INFO_BY_FD;
+  const attr = kernel.attr(BPF_OBJ_GET_INFO_BY_FD);
+  attr.clear();
+  attr.setU32(fields.bpf_fd, fd);
+  attr.setU32(fields.info_len, info.byteLength);
+  attr.setPointer(fields.info, info, undefined, "inout", layout);
+  for (const [field, bytes] of nested) attr.setNestedPointer(fields.info, field, bytes);
+  return kernel.call(attr);
 }
