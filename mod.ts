@@ -63,6 +63,13 @@ export { Kernel } from "./ffi/kernel.ts";
 export { isPerCpu, MAP_TYPES, mapTypeName } from "./ffi/map_types.ts";
 export type { MapTypeName } from "./ffi/map_types.ts";
 export { joinPerCpu, perCpuSlotSize, splitPerCpu } from "./ffi/percpu.ts";
+export {
+  attachTypeName,
+  attachTypeNumber,
+  progTypeName,
+  progTypeNumber,
+} from "./ffi/prog_types.ts";
+export type { AttachTypeName, ProgTypeName } from "./ffi/prog_types.ts";
 export type { BatchLookupOptions, BatchResult, BatchWriteOptions } from "./maps/batch.ts";
 export { BPF_F_NUMA_NODE, BpfMap, findMapsByName } from "./maps/bpf_map.ts";
 export type { MapBtf, MapBtfIds, MapSpec, OpenPinnedOptions } from "./maps/bpf_map.ts";
@@ -70,6 +77,13 @@ export { listMapIds, possibleCpus } from "./maps/ids.ts";
 export type { MapInfo } from "./maps/info.ts";
 export { DEFAULT_BATCH_SIZE, drainBatches, walkBatches } from "./maps/walk.ts";
 export type { BatchWalkOptions, WalkableMap, WalkOptions } from "./maps/walk.ts";
+export { listProgramIds, Program, VerifierError } from "./programs/program.ts";
+export type {
+  ProgramInfo,
+  ProgramSpec,
+  TestRunOptions,
+  TestRunResult,
+} from "./programs/program.ts";
 export { withPossibleCpus } from "./replay/cpus.ts";
 export type { PathPlaceholders } from "./replay/identities.ts";
 export { ReplayDivergenceError } from "./replay/player.ts";
