@@ -596,6 +596,27 @@ export function readU64(bytes: Uint8Array, field: Field): bigint {
 }
 
 /**
+ * A NUL-padded char array of a struct (`bpf_prog_info.name`), up to its
+ * first NUL, as UTF-8.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BPF_PROG_INFO, readChars } from "./commands.ts";
+ * const info = new Uint8Array(BPF_PROG_INFO.size);
+ * info.set(new TextEncoder().encode("pass"), BPF_PROG_INFO.fields.name.offset);
+ * assert.equal(readChars(info, BPF_PROG_INFO.fields.name), "pass");
+ * ```
+ */
+export function readChars(bytes: Uint8Array, field: Field): string {
+  const chars = bytes.subarray(field.offset, field.offset + field.size);
+  const end = chars.indexOf(0);
+  return charsDecoder.decode(end === -1 ? chars : chars.subarray(0, end));
+}
+
+const charsDecoder = new TextDecoder();
+
+/**
  * Whether `bytes` (a struct the kernel filled, maybe shorter than this
  * layout's) reach to the end of `field`.
  *

@@ -25,6 +25,7 @@ import {
   BPF_PROG_LOAD,
   BPF_PROG_TEST_RUN,
   type Field,
+  readChars,
   readU32,
   readU64,
 } from "../ffi/commands.ts";
@@ -539,15 +540,13 @@ export function decodeProgramInfo(info: Uint8Array, mapIds: number[]): ProgramIn
   const u32 = (field: Field) => readU32(info, field);
   const u64 = (field: Field) => readU64(info, field);
   const tag = info.subarray(fields.tag.offset, fields.tag.offset + fields.tag.size);
-  const name = info.subarray(fields.name.offset, fields.name.offset + fields.name.size);
-  const nul = name.indexOf(0);
   const type = u32(fields.type);
   return {
     type,
     typeName: progTypeName(type),
     id: u32(fields.id),
     tag: Array.from(tag, (byte) => byte.toString(16).padStart(2, "0")).join(""),
-    name: decoder.decode(nul === -1 ? name : name.subarray(0, nul)),
+    name: readChars(info, fields.name),
     jitedLength: u32(fields.jited_prog_len),
     xlatedLength: u32(fields.xlated_prog_len),
     loadTime: u64(fields.load_time),
