@@ -22,6 +22,7 @@ import { spawn } from "node:child_process";
 import {
   copyFileSync,
   existsSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
@@ -370,7 +371,8 @@ function copyTree(files: string[], mutation?: Mutation): string {
   const dir = mkdtempSync(join(tmpdir(), "bpfmap-mutant-"));
   for (const file of files) {
     const source = join(ROOT, file);
-    if (!existsSync(source)) continue; // deleted in the working tree, not yet in the index
+    // Deleted in the working tree but not yet in the index, or not a file (a linked node_modules).
+    if (!existsSync(source) || !lstatSync(source).isFile()) continue;
     mkdirSync(dirname(join(dir, file)), { recursive: true });
     copyFileSync(source, join(dir, file));
   }
