@@ -1,7 +1,7 @@
 /**
  * Stable names for what differs from run to run: file descriptors become
- * handles (1, 2, ... in the order the kernel hands them out), map and BTF
- * ids become virtual ids (1, 2, ... per kind, in the order the kernel reports
+ * handles (1, 2, ... in the order the kernel hands them out), map, program
+ * and BTF ids become virtual ids (1, 2, ... per kind, in the order the kernel reports
  * them), and paths under a run's own folders become placeholders
  * (`${BPFFS}/map` for `/tmp/bpffs-x1y2/map`), so that recording the same test
  * twice gives the same transcript.
@@ -12,7 +12,7 @@
 import { mapType } from "../ffi/map_types.ts";
 
 /** The kinds of kernel object ids a transcript renames (each kind has its own id space). */
-export type IdKind = "map" | "btf";
+export type IdKind = "map" | "btf" | "prog";
 
 /**
  * Folders that differ from run to run, by placeholder name: `{ BPFFS: dir }`
@@ -99,7 +99,11 @@ export abstract class Identities {
  */
 export class LiveIdentities extends Identities {
   readonly #handles = new Map<number, number>();
-  readonly #ids: Record<IdKind, Map<number, number>> = { map: new Map(), btf: new Map() };
+  readonly #ids: Record<IdKind, Map<number, number>> = {
+    map: new Map(),
+    btf: new Map(),
+    prog: new Map(),
+  };
   #nextHandle = 1;
 
   /** Gives an fd the kernel returned the next handle. */

@@ -12,6 +12,7 @@ import {
   BPF_MAP_CREATE,
   BPF_MAP_INFO,
   BPF_OBJ_GET_INFO_BY_FD,
+  BPF_PROG_INFO,
   bytesWritten,
   countField,
   type Direction,
@@ -22,7 +23,7 @@ import {
   writesOnFailure,
 } from "../ffi/commands.ts";
 import { errnoName } from "../ffi/errno.ts";
-import type { Identities } from "./identities.ts";
+import type { Identities, IdKind } from "./identities.ts";
 import {
   type CallEntry,
   decodeBytes,
@@ -92,6 +93,7 @@ function inputField(
     case "u32": {
       const value = attr.getU32(field);
       const shown = field.id !== undefined ? ids.idIn(value, field.id) : value;
+      // A scalar the kernel writes starts as the code left it; `out` is filled by completeEntry.
       return field.direction === "in" ? shown : { in: shown, out: 0 };
     }
     case "u64": {
@@ -116,6 +118,9 @@ function inputField(
           });
         }
         if (layout !== null) input = renameStruct(input, layout, (id, kind) => ids.idIn(id, kind));
+        // Fds the code hands the kernel inside memory: map references in instructions, fd arrays.
+        if (field.pointee === "insns") input = insnsIn(input, (fd) => handleIn(ids, fd));
+        if (field.pointee === "fds") input = mapU32s(input, (fd) => handleIn(ids, fd));
         if (field.pointee === "path") {
           // A run's own folder becomes its placeholder, and the size is the placeholder's.
           input = ids.pathIn(input);
@@ -157,7 +162,9 @@ export function completeEntry(
   for (const field of command.fieldList) {
     if (field.kind === "u32" && field.direction !== "in") {
       const value = attr.getU32(field);
-      (entry.attr[field.name] as ScalarInOut).out = field.id !== undefined
+      (entry.attr[field.name] as ScalarInOut).out = field.varies === true
+        ? 0
+        : field.id !== undefined
         ? ids.idOut(value, field.id)
         : value;
     }
@@ -176,8 +183,12 @@ export function completeEntry(
     const region = recorded as RegionRecord;
     region.out = encodeBytes(written);
     for (const pointer of nested) {
-      // inputEntry recorded every nested pointer of this region.
-      region.pointers![pointer.field.name]!.out = encodeBytes(pointer.bytes);
+      // inputEntry recorded every nested pointer of this region; one of ids (map_ids) is renamed.
+      const kind = pointer.field.id;
+      const out = kind === undefined
+        ? pointer.bytes
+        : mapU32s(pointer.bytes, (id) => ids.idOut(id, kind));
+      region.pointers![pointer.field.name]!.out = encodeBytes(out);
     }
   }
   learn(entry, ids);
@@ -240,7 +251,8 @@ export function learn(entry: CallEntry, ids: Identities): void {
   } else if (entry.call === BPF_OBJ_GET_INFO_BY_FD.name && entry.errno === undefined) {
     const info = entry.attr.info as RegionRecord | null;
     const handle = entry.attr.bpf_fd;
-    if (info?.out !== undefined && typeof handle === "number") {
+    // A program's info (232 bytes, its type a program type) says nothing of maps.
+    if (info?.out !== undefined && typeof handle === "number" && info.size < BPF_PROG_INFO.size) {
       const bytes = decodeBytes(info.out);
       const { type } = BPF_MAP_INFO.fields;
       if (holdsField(bytes, type)) ids.learnMapType(handle, readU32(bytes, type));
@@ -271,22 +283,52 @@ function pointerFields(layout: Layout, size: number): Field[] {
 
 /**
  * A copy of a struct's bytes as a transcript shows them: its ids renamed
- * (map and BTF ids) and its pointers, addresses that differ from run to run,
- * zeroed.
+ * (map, program and BTF ids), and its pointers (addresses) and the scalars
+ * that vary from run to run (a program's `load_time`) zeroed.
  */
 function renameStruct(
   bytes: Uint8Array,
   layout: Layout,
-  rename: (id: number, kind: "map" | "btf") => number,
+  rename: (id: number, kind: IdKind) => number,
 ): Uint8Array {
   const copy = bytes.slice();
   const view = new DataView(copy.buffer);
   for (const field of layout.fieldList) {
     if (field.offset + field.size > copy.byteLength) continue;
-    if (field.kind === "pointer") copy.fill(0, field.offset, field.offset + 8);
-    else if (field.id !== undefined) {
+    if (field.kind === "pointer" || field.varies === true) {
+      copy.fill(0, field.offset, field.offset + field.size);
+    } else if (field.id !== undefined) {
       view.setUint32(field.offset, rename(view.getUint32(field.offset, true), field.id), true);
     }
+  }
+  return copy;
+}
+
+/** The handle of an fd the code put in memory, or all ones for one bpfmap never got. */
+function handleIn(ids: Identities, fd: number): number {
+  const handle = ids.handleOf(fd);
+  return handle === "foreign" ? 0xffff_ffff : handle;
+}
+
+/** `BPF_LD | BPF_IMM | BPF_DW`: the first half of a 16-byte `ld_imm64`. */
+const LD_IMM64 = 0x18;
+/** `ld_imm64` sources whose `imm` is a map fd: `BPF_PSEUDO_MAP_FD` and `BPF_PSEUDO_MAP_VALUE`. */
+const MAP_FD_SOURCES = new Set([1, 2]);
+
+/**
+ * A copy of BPF instructions with the map fds of their `ld_imm64`s (as
+ * `BPF_PSEUDO_MAP_FD` / `_VALUE`, the source register naming which) turned
+ * into handles: fds differ from run to run, the maps they name do not.
+ */
+function insnsIn(bytes: Uint8Array, handle: (fd: number) => number): Uint8Array {
+  const copy = bytes.slice();
+  const view = new DataView(copy.buffer);
+  for (let at = 0; at + 16 <= copy.byteLength; at += 8) {
+    if (copy[at] !== LD_IMM64) continue;
+    if (MAP_FD_SOURCES.has(copy[at + 1]! >> 4)) {
+      view.setUint32(at + 4, handle(view.getUint32(at + 4, true)), true);
+    }
+    at += 8; // the second half is data, never an opcode
   }
   return copy;
 }

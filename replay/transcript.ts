@@ -4,8 +4,11 @@
  *
  * A transcript is one JSON document, written with one call per line so that
  * `git diff` shows which call changed. File descriptors appear as stable
- * handles (the first fd the kernel hands out is handle 1 in every run), map
- * ids as stable virtual ids, and addresses not at all. Memory a pointer leads
+ * handles (the first fd the kernel hands out is handle 1 in every run), map,
+ * program and BTF ids as stable virtual ids, and addresses not at all (nor
+ * values that vary from run to run, such as a test run's `duration`: 0).
+ * Instructions are regions too, one per `BPF_PROG_LOAD` (a table of blobs
+ * stored once per transcript is yet to come). Memory a pointer leads
  * to is a region: its size and the bytes the kernel read (`in`) and wrote
  * (`out`), as hex up to 64 bytes and as `base64:` beyond, so that a large dump
  * costs 4/3 of the bytes the kernel moved.
@@ -16,6 +19,7 @@
 import {
   BPF_BTF_INFO,
   BPF_MAP_INFO,
+  BPF_PROG_INFO,
   bytesWritten,
   COMMANDS,
   type Field,
@@ -291,7 +295,7 @@ const MAX_CPUS = 8192;
 const MAX_ERRNO = 4095;
 /** Pointers inside the structs an info call leads to: the only nested regions there are. */
 const NESTED_POINTERS = new Set(
-  [...BPF_MAP_INFO.fieldList, ...BPF_BTF_INFO.fieldList]
+  [...BPF_MAP_INFO.fieldList, ...BPF_PROG_INFO.fieldList, ...BPF_BTF_INFO.fieldList]
     .filter((field) => field.kind === "pointer").map((field) => field.name),
 );
 
