@@ -19,6 +19,7 @@ import { currentPlatform, openLiveBackend, readEnv } from "../ffi/live.ts";
 import { countCpuList } from "../ffi/percpu.ts";
 import { BpfMap, type MapSpec, type OpenPinnedOptions } from "../maps/bpf_map.ts";
 import { listMapIds } from "../maps/ids.ts";
+import { listProgramIds, Program, type ProgramSpec } from "../programs/program.ts";
 import { checkPaths, type PathPlaceholders } from "./identities.ts";
 import { ReplayBackend, type ReplayFault } from "./player.ts";
 import { RecordingBackend } from "./recorder.ts";
@@ -79,6 +80,7 @@ export class BpfSystem implements AsyncDisposable {
   readonly transcript: string | undefined;
   readonly #maps: BpfMap[] = [];
   readonly #btfs: Btf[] = [];
+  readonly #programs: Program[] = [];
   readonly #host: TranscriptHost | undefined;
   #closed = false;
   #failed = false;
@@ -130,6 +132,31 @@ export class BpfSystem implements AsyncDisposable {
     return this.#trackBtf(Btf.fromId(id, this.kernel));
   }
 
+  /** Loads a program (see `Program.load`); closed with the system if still open. */
+  loadProgram(spec: ProgramSpec): Program {
+    return this.#trackProgram(Program.load(spec, this.kernel));
+  }
+
+  /** Opens a program by id (see `Program.fromId`); closed with the system if still open. */
+  programFromId(id: number): Program {
+    return this.#trackProgram(Program.fromId(id, this.kernel));
+  }
+
+  /** Adopts a program fd this process holds (see `Program.fromFd`). */
+  programFromFd(fd: number): Program {
+    return this.#trackProgram(Program.fromFd(fd, this.kernel));
+  }
+
+  /** Opens a pinned program (see `Program.openPinned`); closed with the system if still open. */
+  openPinnedProgram(path: string): Program {
+    return this.#trackProgram(Program.openPinned(path, this.kernel));
+  }
+
+  /** Every program id on the system (see `listProgramIds`). */
+  listProgramIds(): number[] {
+    return listProgramIds(this.kernel);
+  }
+
   /** Every map id on the system (see `listMapIds`). */
   listMapIds(): number[] {
     return listMapIds(this.kernel);
@@ -148,6 +175,8 @@ export class BpfSystem implements AsyncDisposable {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // Programs first: a program holds its maps, so they are freed as their own fds close.
+    for (const program of this.#programs) program.close();
     for (const map of this.#maps) map.close();
     for (const btf of this.#btfs) btf.close();
     // Only recording, verifying and replaying backends have a finish(): a live one has no transcript.
@@ -206,6 +235,11 @@ export class BpfSystem implements AsyncDisposable {
   #track(map: BpfMap): BpfMap {
     this.#maps.push(map);
     return map;
+  }
+
+  #trackProgram(program: Program): Program {
+    this.#programs.push(program);
+    return program;
   }
 
   #trackBtf(btf: Btf): Btf {
