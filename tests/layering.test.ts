@@ -19,6 +19,7 @@ const LAYERS: readonly string[] = [
   "ffi", // the kernel boundary: commands, map types, errno and errors, attrs, memory, backends, Kernel
   "btf", // BTF types, wire format, BTF objects
   "maps", // BpfMap on raw bytes, batches, walks, info, ids
+  "object", // BPF ELF objects read into programs, relocations, map specs, BTF.ext: no kernel call
   "programs", // programs in the kernel: load with the verifier's log, test runs, info, ids, pins
   "codec", // codecs, codecs from and to BTF, typed maps, map.typed()
   "replay", // transcripts, recorder, player, verifier; openSystem and its modes
