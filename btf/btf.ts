@@ -6,11 +6,13 @@
  * @module
  */
 
+import { objGetInfoByFd } from "../ffi/bpf.ts";
 import {
   BPF_BTF_GET_FD_BY_ID,
   BPF_BTF_INFO,
   BPF_BTF_LOAD,
   BPF_OBJ_GET_INFO_BY_FD,
+  type Field,
 } from "../ffi/commands.ts";
 import { BpfError } from "../ffi/errors.ts";
 import { type Kernel, liveKernel } from "../ffi/kernel.ts";
@@ -232,21 +234,19 @@ export function readBtfInfo(kernel: Kernel, fd: number): BtfInfo {
   const { btf_size, id, name_len, kernel_btf } = BPF_BTF_INFO.fields;
   const call = (blob: Uint8Array | null, name: Uint8Array | null) => {
     info.fill(0);
-    const { fields } = BPF_OBJ_GET_INFO_BY_FD;
-    const attr = kernel.attr(BPF_OBJ_GET_INFO_BY_FD);
-    attr.clear();
-    attr.setU32(fields.bpf_fd, fd);
-    attr.setU32(fields.info_len, info.byteLength);
-    attr.setPointer(fields.info, info, undefined, "inout", BPF_BTF_INFO);
+    const nested: [Field, Uint8Array][] = [];
     if (blob !== null) {
-      attr.setNestedPointer(fields.info, BPF_BTF_INFO.fields.btf, blob);
+      nested.push([BPF_BTF_INFO.fields.btf, blob]);
       view.setUint32(btf_size.offset, blob.byteLength, true);
     }
     if (name !== null) {
-      attr.setNestedPointer(fields.info, BPF_BTF_INFO.fields.name, name);
+      nested.push([BPF_BTF_INFO.fields.name, name]);
       view.setUint32(name_len.offset, name.byteLength, true);
     }
-    kernel.callOrThrow(attr, `BTF info of fd ${fd}`);
+    const result = objGetInfoByFd(kernel, fd, info, BPF_BTF_INFO, nested);
+    if (result < 0) {
+      throw new BpfError(BPF_OBJ_GET_INFO_BY_FD.name, -result, `BTF info of fd ${fd}`);
+    }
   };
   call(null, null);
   const blob = offHeapBytes(view.getUint32(btf_size.offset, true));

@@ -8,6 +8,7 @@ import {
   BPF_MAP_INFO,
   BPF_OBJ_GET_INFO_BY_FD,
   type Field,
+  readChars,
   readU32,
   readU64,
 } from "../ffi/commands.ts";
@@ -55,8 +56,6 @@ export interface MapInfo {
  * ```
  */
 export const MAP_INFO_SIZE = BPF_MAP_INFO.size;
-
-const decoder = new TextDecoder();
 
 /** One info buffer per kernel: calls are synchronous and the info is decoded at once. */
 const infoBuffers = new WeakMap<Kernel, Uint8Array>();
@@ -132,8 +131,6 @@ export function decodeMapInfo(info: Uint8Array): MapInfo {
   const { fields } = BPF_MAP_INFO;
   const u32 = (field: Field) => readU32(info, field);
   const u64 = (field: Field) => readU64(info, field);
-  const nameBytes = info.subarray(fields.name.offset, fields.name.offset + fields.name.size);
-  const nul = nameBytes.indexOf(0);
   const type = u32(fields.type);
   return {
     type,
@@ -143,7 +140,7 @@ export function decodeMapInfo(info: Uint8Array): MapInfo {
     valueSize: u32(fields.value_size),
     maxEntries: u32(fields.max_entries),
     flags: u32(fields.map_flags),
-    name: decoder.decode(nul === -1 ? nameBytes : nameBytes.subarray(0, nul)),
+    name: readChars(info, fields.name),
     ifindex: u32(fields.ifindex),
     btfVmlinuxValueTypeId: u32(fields.btf_vmlinux_value_type_id),
     netnsDev: u64(fields.netns_dev),

@@ -52,6 +52,8 @@ export class PerCpuMaps {
       const info = entry.attr.info as RegionRecord | null;
       const handle = entry.attr.bpf_fd;
       if (info?.out === undefined || typeof handle !== "number") return;
+      // A program's or a BTF object's info: its type is no map type.
+      if (info.size !== BPF_MAP_INFO.size) return;
       const bytes = decodeBytes(info.out);
       const { type, value_size } = BPF_MAP_INFO.fields;
       if (!holdsField(bytes, value_size)) return;
