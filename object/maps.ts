@@ -8,16 +8,13 @@
  */
 
 import { type BtfType, resolveType, sizeOfType } from "../btf/types.ts";
+import { BPF_F_RDONLY_PROG } from "../ffi/commands.ts";
 import { MAP_TYPES, mapTypeName } from "../ffi/map_types.ts";
-import type { MapSpec } from "../maps/bpf_map.ts";
+import { BPF_F_NUMA_NODE, type MapSpec } from "../maps/bpf_map.ts";
 import { ObjectFormatError } from "./errors.ts";
 
-/** `BPF_F_RDONLY_PROG`: programs cannot write the map (libbpf's `.rodata` and `.kconfig`). */
-export const BPF_F_RDONLY_PROG = 1 << 7;
 /** `BPF_F_MMAPABLE`: user space can mmap the map (libbpf's global data). */
 export const BPF_F_MMAPABLE = 1 << 10;
-/** `BPF_F_NUMA_NODE`: `numa_node` is meant. */
-const BPF_F_NUMA_NODE = 1 << 2;
 
 /** Where a map of an object comes from. */
 export type ObjectMapKind =
@@ -424,7 +421,8 @@ export function dataSectionKind(name: string): "data" | "rodata" | "bss" | undef
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { BPF_F_MMAPABLE, BPF_F_RDONLY_PROG, dataMap } from "./maps.ts";
+ * import { BPF_F_RDONLY_PROG } from "../ffi/commands.ts";
+ * import { BPF_F_MMAPABLE, dataMap } from "./maps.ts";
  *
  * const rodata = dataMap("prog", ".rodata", new Uint8Array([80, 0]), 0, 0x40, true);
  * assert.equal(rodata.spec.name, "prog.rodata");

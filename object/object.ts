@@ -8,6 +8,7 @@
  */
 
 import { type BtfType, parseBtf, sizeOfType } from "../btf/types.ts";
+import { BPF_F_RDONLY_PROG } from "../ffi/commands.ts";
 import { checkBytes } from "../ffi/validate.ts";
 import { type BtfExt, type BtfExtSection, parseBtfExt } from "./btf_ext.ts";
 import {
@@ -24,7 +25,6 @@ import {
 import { ObjectFormatError } from "./errors.ts";
 import {
   BPF_F_MMAPABLE,
-  BPF_F_RDONLY_PROG,
   btfMaps,
   dataMap,
   dataMapName,
@@ -32,7 +32,7 @@ import {
   type ObjectMap,
   type SlotReference,
 } from "./maps.ts";
-import { functionsOf, programsOf, type ProgramSpec } from "./programs.ts";
+import { functionsOf, type ObjectProgram, programsOf } from "./programs.ts";
 
 /** An extern variable or function the loader resolves from the running kernel. */
 export interface ExternSpec {
@@ -58,9 +58,9 @@ export interface ObjectSpec {
   /** The `version` section's u32, if there is one (old kprobe loaders wanted it). */
   readonly kernelVersion?: number;
   /** One per function of an executable section other than `.text`, in section order. */
-  readonly programs: readonly ProgramSpec[];
+  readonly programs: readonly ObjectProgram[];
   /** The functions of `.text`: the subprograms programs call. */
-  readonly subprograms: readonly ProgramSpec[];
+  readonly subprograms: readonly ObjectProgram[];
   /** `.maps` maps, then global data maps, then the `.kconfig` map if externs need it. */
   readonly maps: readonly ObjectMap[];
   readonly externs: readonly ExternSpec[];
@@ -221,8 +221,8 @@ export function parseObject(bytes: Uint8Array, options: ParseObjectOptions = {})
     mapAt: (offset: number) => maps.find((m) => m.kind === "btf" && m.offset === offset)?.name,
     dataMapOf: (index: number) => dataMaps.get(index),
   };
-  const programs: ProgramSpec[] = [];
-  let subprograms: ProgramSpec[] = [];
+  const programs: ObjectProgram[] = [];
+  let subprograms: ObjectProgram[] = [];
   for (const section of code) {
     const rel = elf.sections.find((s) => s.type === SHT_REL && s.info === section.index);
     const functions = section === textSection ? text! : functionsOf(elf, section);
@@ -380,7 +380,7 @@ function kconfigLayout(types: readonly BtfType[], varId: number): [number, numbe
 }
 
 /** A program with the `.BTF.ext` records of its instructions, counted from its first. */
-function withBtfExt(program: ProgramSpec, ext: BtfExt | undefined): ProgramSpec {
+function withBtfExt(program: ObjectProgram, ext: BtfExt | undefined): ObjectProgram {
   if (ext === undefined) return program;
   const start = program.sectionInsn;
   const end = start + program.instructions.byteLength / 8;

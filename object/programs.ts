@@ -66,7 +66,7 @@ export type ProgramRelocation =
   };
 
 /** A program, or a `.text` subprogram. */
-export interface ProgramSpec {
+export interface ObjectProgram {
   /** The function's name (the kernel keeps 15 characters). */
   readonly name: string;
   /** Its ELF section's name: `xdp`, `tracepoint/syscalls/sys_enter_execve`, `.text`. */
@@ -144,7 +144,7 @@ export function programsOf(
   rel: ElfSection | undefined,
   text: Functions | undefined,
   targets: SymbolTargets,
-): ProgramSpec[] {
+): ObjectProgram[] {
   const { section, functions } = code;
   const bytes = elf.bytes(section);
   const isText = section.name === ".text";
