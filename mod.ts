@@ -77,6 +77,22 @@ export { listMapIds, possibleCpus } from "./maps/ids.ts";
 export type { MapInfo } from "./maps/info.ts";
 export { DEFAULT_BATCH_SIZE, drainBatches, walkBatches } from "./maps/walk.ts";
 export type { BatchWalkOptions, WalkableMap, WalkOptions } from "./maps/walk.ts";
+export { CORE_RELO_KINDS } from "./object/btf_ext.ts";
+export type {
+  BtfExt,
+  BtfExtSection,
+  CoreRelocation,
+  FuncInfo,
+  LineInfo,
+} from "./object/btf_ext.ts";
+export { ObjectFormatError } from "./object/errors.ts";
+export { BPF_F_MMAPABLE } from "./object/maps.ts";
+export type { ObjectMap, ObjectMapKind } from "./object/maps.ts";
+export { objectName, parseObject } from "./object/object.ts";
+export type { ExternSpec, ObjectSpec, ParseObjectOptions } from "./object/object.ts";
+export type { ObjectProgram, ProgramRelocation } from "./object/programs.ts";
+export { programSection, SECTION_DEFS } from "./object/sections.ts";
+export type { AttachTarget, ProgramSection, SectionDef } from "./object/sections.ts";
 export { listProgramIds, Program, VerifierError } from "./programs/program.ts";
 export type {
   ProgramInfo,
