@@ -11,15 +11,13 @@ import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import type { BpfSystem } from "../../mod.ts";
 import { type FreshBpffs, freshBpffs, REPLAY_BPFFS } from "./bpffs.ts";
 import { liveUnavailable, mustRunLive, replayRun } from "./live.ts";
+import { buildObject } from "./object_build.ts";
 import { transcriptTests } from "./transcript.ts";
-
-const SOURCE = fileURLToPath(new URL("../bpf/maps.bpf.c", import.meta.url));
 
 /**
  * Transcript tests on the object's maps, for a test file: live, the object is
@@ -71,22 +69,7 @@ export function clangUnavailable(): string | undefined {
 export function loadClangObject(dir: string): void {
   const build = mkdtempSync(join(tmpdir(), "bpfmap-clang-"));
   try {
-    const object = join(build, "maps.bpf.o");
-    const arch = execFileSync("uname", ["-m"], { encoding: "utf8" }).trim();
-    run("clang", [
-      "-O2",
-      "-g",
-      "-target",
-      "bpf",
-      `-I/usr/include/${arch}-linux-gnu`,
-      // The BTF's line info names the source file: the same name from every checkout.
-      "-fdebug-compilation-dir=.",
-      `-fdebug-prefix-map=${dirname(SOURCE)}=tests/bpf`,
-      "-c",
-      SOURCE,
-      "-o",
-      object,
-    ]);
+    const object = buildObject("maps.bpf.c", build);
     mkdirSync(dir, { recursive: true }); // a folder inside a mounted bpffs
     run("bpftool", ["prog", "load", object, `${dir}/prog`, "pinmaps", `${dir}/maps`]);
   } finally {
