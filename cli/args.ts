@@ -99,15 +99,79 @@ export type MapRef =
 /** Takes `id N`, `pinned PATH` or `name NAME`. */
 export function takeMapRef(args: Args): MapRef {
   const word = args.take("MAP (id N, pinned PATH or name NAME)");
+  const found = takeIdOrPinned(args, word, "map");
+  if (found !== undefined) return found;
+  if (isPrefix(word, "name")) return { kind: "name", name: args.take("a map name after 'name'") };
+  throw new UsageError(`expected 'id', 'pinned' or 'name', got: '${word}'`);
+}
+
+/** What `id N` or `pinned PATH` names, after `word`; `undefined` if `word` is neither. */
+function takeIdOrPinned(
+  args: Args,
+  word: string,
+  what: "map" | "program",
+): { kind: "id"; id: number } | { kind: "pinned"; path: string } | undefined {
   if (isPrefix(word, "id")) {
-    const text = args.take("a map id after 'id'");
-    const id = parseUnsigned(text, "map id");
-    if (id === 0) throw new UsageError(`invalid map id: ${text}`);
+    const text = args.take(`a ${what} id after 'id'`);
+    const id = parseUnsigned(text, `${what} id`);
+    if (id === 0) throw new UsageError(`invalid ${what} id: ${text}`);
     return { kind: "id", id };
   }
   if (isPrefix(word, "pinned")) return { kind: "pinned", path: args.take("a path after 'pinned'") };
-  if (isPrefix(word, "name")) return { kind: "name", name: args.take("a map name after 'name'") };
-  throw new UsageError(`expected 'id', 'pinned' or 'name', got: '${word}'`);
+  return undefined;
+}
+
+/** Which program a command line names. */
+export type ProgRef =
+  | { kind: "id"; id: number }
+  | { kind: "pinned"; path: string }
+  | { kind: "tag"; tag: string }
+  | { kind: "name"; name: string };
+
+/** bpftool's `MAX_PROG_FULL_NAME`, with its NUL: a longer name can match nothing. */
+const MAX_PROG_FULL_NAME = 128;
+
+/**
+ * Takes `id N`, `pinned PATH`, `tag TAG` (16 hex digits, as `prog show`
+ * prints it) or `name NAME` (the full name `prog show` prints).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Args, takeProgRef } from "./args.ts";
+ *
+ * assert.deepEqual(takeProgRef(new Args(["i", "0x10"])), { kind: "id", id: 16 });
+ * assert.deepEqual(takeProgRef(new Args(["tag", "614B434CD8324ECC"])), {
+ *   kind: "tag",
+ *   tag: "614b434cd8324ecc",
+ * });
+ * assert.throws(() => takeProgRef(new Args(["tag", "614b"])), {
+ *   name: "UsageError",
+ *   message: "can't parse tag '614b': expected 16 hex digits, as prog show prints it",
+ * });
+ * ```
+ */
+export function takeProgRef(args: Args): ProgRef {
+  const word = args.take("PROG (id N, pinned PATH, tag TAG or name NAME)");
+  const found = takeIdOrPinned(args, word, "program");
+  if (found !== undefined) return found;
+  if (isPrefix(word, "tag")) {
+    const tag = args.take("a tag after 'tag'");
+    if (!/^[0-9a-f]{16}$/i.test(tag)) {
+      throw new UsageError(
+        `can't parse tag '${tag}': expected 16 hex digits, as prog show prints it`,
+      );
+    }
+    return { kind: "tag", tag: tag.toLowerCase() };
+  }
+  if (isPrefix(word, "name")) {
+    const name = args.take("a program name after 'name'");
+    if (name.length > MAX_PROG_FULL_NAME - 1) {
+      throw new UsageError(`can't parse name: longer than ${MAX_PROG_FULL_NAME - 1} characters`);
+    }
+    return { kind: "name", name };
+  }
+  throw new UsageError(`expected 'id', 'pinned', 'tag' or 'name', got: '${word}'`);
 }
 
 /** Parses an unsigned 32-bit integer in C's notation (`12`, `0x1f`, `017`). */

@@ -1,6 +1,7 @@
 #!/usr/bin/env -S deno run --allow-ffi --allow-read --allow-write
 /**
- * `bpfmap`: bpftool's map commands, batch-powered, with record and replay.
+ * `bpfmap`: bpftool's map commands, batch-powered, and `prog show`/`list`, with record and
+ * replay.
  *
  *   deno run --allow-ffi cli/main.ts map list
  *   bun cli/main.ts -j map dump pinned /sys/fs/bpf/my_map
@@ -48,6 +49,7 @@ import {
 import { JsonWriter } from "./json_writer.ts";
 import { type CliContext, MAP_USAGE, runMapCommand } from "./map_command.ts";
 import { Output, systemErrorWords, WriteError } from "./output.ts";
+import { runProgCommand } from "./prog_command.ts";
 
 /** Lookup batch size of `map dump` unless `--batch` says otherwise (measured best; see README). */
 export const DEFAULT_DUMP_BATCH = 8192;
@@ -219,13 +221,15 @@ async function run(
     return args.left === 0 && !options.help ? 2 : 0;
   }
   const object = args.take("an object");
-  if (!isPrefix(object, "map")) {
-    throw new UsageError(`unknown object '${object}': bpfmap knows 'map'`);
+  const prog = isPrefix(object, "prog");
+  if (!prog && !isPrefix(object, "map")) {
+    throw new UsageError(`unknown object '${object}': bpfmap knows 'map' and 'prog'`);
   }
   const system = await openCliSystem(options);
   const ctx: CliContext = { system, out, err, json, batchSize: options.batch };
   try {
-    runMapCommand(ctx, args);
+    if (prog) runProgCommand(ctx, args);
+    else runMapCommand(ctx, args);
   } catch (error) {
     // The cause is found while the system is open: the map's state is part of it.
     const reason = error instanceof BpfError
