@@ -112,8 +112,9 @@ function show(ctx: CliContext, args: Args): void {
     json?.endArray();
     return;
   }
-  const programs = openPrograms(ctx, takeProgRef(args));
+  const ref = takeProgRef(args);
   args.end();
+  const programs = openPrograms(ctx, ref);
   const many = programs.length > 1;
   if (json && many) json.startArray();
   programs.forEach((program, i) => {
