@@ -15,7 +15,10 @@
  *
  * Programs have theirs too: {@linkcode progLoad}, {@linkcode progTestRun},
  * {@linkcode progGetNextId} and {@linkcode progGetFdById}, and
- * {@linkcode objGetInfoByFd} reads the info of any object. Every buffer they pass must be off-heap.
+ * {@linkcode objGetInfoByFd} reads the info of any object. Links too:
+ * {@linkcode linkCreate}, {@linkcode rawTracepointOpen}, {@linkcode linkUpdate},
+ * {@linkcode linkDetach}, {@linkcode linkGetNextId} and {@linkcode linkGetFdById}.
+ * Every buffer they pass must be off-heap.
  *
  * @module
  */
@@ -23,6 +26,11 @@
 import { Attr } from "./attr.ts";
 import {
   type BatchCommand,
+  BPF_LINK_CREATE,
+  BPF_LINK_DETACH,
+  BPF_LINK_GET_FD_BY_ID,
+  BPF_LINK_GET_NEXT_ID,
+  BPF_LINK_UPDATE,
   BPF_MAP_DELETE_ELEM,
   BPF_MAP_GET_NEXT_KEY,
   BPF_MAP_LOOKUP_AND_DELETE_ELEM,
@@ -33,6 +41,7 @@ import {
   BPF_PROG_GET_NEXT_ID,
   BPF_PROG_LOAD,
   BPF_PROG_TEST_RUN,
+  BPF_RAW_TRACEPOINT_OPEN,
   type Direction,
   type ElementCommand,
   type Field,
@@ -606,5 +615,150 @@ export function objGetInfoByFd(
   attr.setU32(fields.info_len, info.byteLength);
   attr.setPointer(fields.info, info, undefined, "inout", layout);
   for (const [field, bytes] of nested) attr.setNestedPointer(fields.info, field, bytes);
+  return kernel.call(attr);
+}
+
+/** The fields of a `BPF_LINK_CREATE` (libbpf's `bpf_link_create` options). Fields left out are 0. */
+export interface LinkCreateCall {
+  progFd: number;
+  /** The device's ifindex (XDP), or the target's fd (cgroups, programs). */
+  target: number;
+  attachType: number;
+  flags?: number;
+  /** `target_btf_id` (tracing links to a BTF function). */
+  targetBtfId?: number;
+}
+
+/**
+ * `BPF_LINK_CREATE` (`bpf_link_create`): the new link's fd, or `-errno`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { linkCreate, linkDetach, progLoad } from "./bpf.ts";
+ * import { liveKernel } from "./kernel.ts";
+ * import { cString, offHeapBytes } from "./memory.ts";
+ *
+ * const kernel = liveKernel();
+ * const insns = offHeapBytes(16); // r0 = 2 (XDP_PASS); exit
+ * insns.set([0xb7, 0, 0, 0, 2, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]);
+ * const prog = progLoad(kernel, { progType: 6, insns, license: cString("GPL") });
+ * // Loopback (ifindex 1) has no XDP driver: flags 0 let the kernel take generic XDP.
+ * const link = linkCreate(kernel, { progFd: prog, target: 1, attachType: 37 });
+ * assert.ok(link > 0);
+ * assert.equal(linkDetach(kernel, link), 0);
+ * kernel.close(link);
+ * kernel.close(prog);
+ * ```
+ */
+export function linkCreate(kernel: Kernel, call: LinkCreateCall): number {
+  const { fields } = BPF_LINK_CREATE;
+  const attr = kernel.attr(BPF_LINK_CREATE);
+  attr.clear();
+  attr.setU32(fields.prog_fd, call.progFd);
+  attr.setU32(fields.target_ifindex, call.target);
+  attr.setU32(fields.attach_type, call.attachType);
+  attr.setU32(fields.flags, call.flags ?? 0);
+  attr.setU32(fields.target_btf_id, call.targetBtfId ?? 0);
+  return kernel.call(attr);
+}
+
+/**
+ * `BPF_RAW_TRACEPOINT_OPEN` (`bpf_raw_tracepoint_open`): attaches raw
+ * tracepoint program `progFd` to tracepoint `name` (an off-heap C string).
+ * The new link's fd, or `-errno`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { progLoad, rawTracepointOpen } from "./bpf.ts";
+ * import { ENOENT } from "./errno.ts";
+ * import { liveKernel } from "./kernel.ts";
+ * import { cString, offHeapBytes } from "./memory.ts";
+ *
+ * const kernel = liveKernel();
+ * const insns = offHeapBytes(16); // r0 = 0; exit
+ * insns.set([0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]);
+ * const prog = progLoad(kernel, { progType: 17, insns, license: cString("GPL") });
+ * const link = rawTracepointOpen(kernel, cString("sys_enter"), prog);
+ * assert.ok(link > 0);
+ * assert.equal(rawTracepointOpen(kernel, cString("no_such_tracepoint"), prog), -ENOENT);
+ * kernel.close(link);
+ * kernel.close(prog);
+ * ```
+ */
+export function rawTracepointOpen(kernel: Kernel, name: Uint8Array, progFd: number): number {
+  const { fields } = BPF_RAW_TRACEPOINT_OPEN;
+  const attr = kernel.attr(BPF_RAW_TRACEPOINT_OPEN);
+  attr.clear();
+  attr.setPointer(fields.name, name);
+  attr.setU32(fields.prog_fd, progFd);
+  return kernel.call(attr);
+}
+
+/**
+ * `BPF_LINK_UPDATE` (`bpf_link_update`): the link runs `newProgFd` from now
+ * on; with `BPF_F_REPLACE` in `flags`, only if it ran `oldProgFd`. 0 or `-errno`.
+ */
+export function linkUpdate(
+  kernel: Kernel,
+  linkFd: number,
+  newProgFd: number,
+  flags = 0,
+  oldProgFd = 0,
+): number {
+  const { fields } = BPF_LINK_UPDATE;
+  const attr = kernel.attr(BPF_LINK_UPDATE);
+  attr.clear();
+  attr.setU32(fields.link_fd, linkFd);
+  attr.setU32(fields.new_prog_fd, newProgFd);
+  attr.setU32(fields.flags, flags);
+  attr.setU32(fields.old_prog_fd, oldProgFd);
+  return kernel.call(attr);
+}
+
+/** `BPF_LINK_DETACH` (`bpf_link_detach`): 0 or `-errno`. See {@linkcode linkCreate}. */
+export function linkDetach(kernel: Kernel, linkFd: number): number {
+  const attr = kernel.attr(BPF_LINK_DETACH);
+  attr.clear();
+  attr.setU32(BPF_LINK_DETACH.fields.link_fd, linkFd);
+  return kernel.call(attr);
+}
+
+/**
+ * `BPF_LINK_GET_NEXT_ID` (`bpf_link_get_next_id`): the id of the first link
+ * after `startId`, or `-errno` (`-ENOENT` past the last).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { linkGetFdById, linkGetNextId } from "./bpf.ts";
+ * import { ENOENT } from "./errno.ts";
+ * import { liveKernel } from "./kernel.ts";
+ *
+ * const kernel = liveKernel();
+ * assert.equal(linkGetNextId(kernel, 0x7fff_fff0), -ENOENT);
+ * assert.equal(linkGetFdById(kernel, 0x7fff_fff0), -ENOENT);
+ * ```
+ */
+export function linkGetNextId(kernel: Kernel, startId: number): number {
+  const { fields } = BPF_LINK_GET_NEXT_ID;
+  const attr = kernel.attr(BPF_LINK_GET_NEXT_ID);
+  attr.clear();
+  attr.setU32(fields.start_id, startId);
+  const result = kernel.call(attr);
+  return result < 0 ? result : attr.getU32(fields.next_id);
+}
+
+/**
+ * `BPF_LINK_GET_FD_BY_ID` (`bpf_link_get_fd_by_id_opts`): a new fd for the
+ * link, or `-errno`. See {@linkcode linkGetNextId}.
+ */
+export function linkGetFdById(kernel: Kernel, id: number, openFlags = 0): number {
+  const { fields } = BPF_LINK_GET_FD_BY_ID;
+  const attr = kernel.attr(BPF_LINK_GET_FD_BY_ID);
+  attr.clear();
+  attr.setU32(fields.link_id, id);
+  attr.setU32(fields.open_flags, openFlags);
   return kernel.call(attr);
 }

@@ -54,7 +54,7 @@ export interface Field {
    * run, so transcripts rename them). On a pointer field inside a struct
    * (`bpf_prog_info.map_ids`): the region it leads to is an array of such ids.
    */
-  readonly id?: "map" | "btf" | "prog";
+  readonly id?: IdKind;
   /**
    * For scalars the kernel writes that differ from run to run whatever the
    * code does (a test run's `duration`, a program's `load_time`): a
@@ -85,6 +85,9 @@ export interface Command<F extends string = string> {
   readonly batch?: { readonly count: Field };
 }
 
+/** The kinds of kernel object ids (each kind has its own id space). */
+export type IdKind = "map" | "btf" | "prog" | "link";
+
 type FieldShape = Omit<Field, "name" | "slot">;
 
 const u32 = (offset: number, direction: Direction = "in"): FieldShape => ({
@@ -95,7 +98,7 @@ const u32 = (offset: number, direction: Direction = "in"): FieldShape => ({
 });
 const id = (
   offset: number,
-  kind: "map" | "btf" | "prog",
+  kind: IdKind,
   direction: Direction = "in",
 ): FieldShape => ({
   ...u32(offset, direction),
@@ -455,6 +458,89 @@ export const BPF_PROG_INFO = defineLayout("bpf_prog_info", 232, {
   attach_btf_id: u32(224),
 });
 
+/**
+ * `BPF_RAW_TRACEPOINT_OPEN` (17): 12 bytes. Attaches raw tracepoint program
+ * `prog_fd` to the tracepoint `name` (a NUL-terminated C string, e.g.
+ * `"sys_enter"`). Returns the link's fd.
+ */
+export const BPF_RAW_TRACEPOINT_OPEN = defineCommand("BPF_RAW_TRACEPOINT_OPEN", 17, "fd", {
+  name: pointer(0, "in", "name"),
+  prog_fd: fd(8),
+});
+
+/**
+ * `BPF_LINK_CREATE` (28): 20 bytes, up to the union's `target_btf_id`.
+ * Attaches `prog_fd` to `target_ifindex` (XDP; it is `target_fd` for
+ * cgroups) as `attach_type`, with `flags` (XDP's mode: `XDP_FLAGS_SKB_MODE`,
+ * ...). Returns the link's fd.
+ */
+export const BPF_LINK_CREATE = defineCommand("BPF_LINK_CREATE", 28, "fd", {
+  prog_fd: fd(0),
+  target_ifindex: u32(4),
+  attach_type: u32(8),
+  flags: u32(12),
+  target_btf_id: u32(16),
+});
+
+/**
+ * `BPF_LINK_UPDATE` (29): 16 bytes. Puts `new_prog_fd` in the place of the
+ * link's program; with `BPF_F_REPLACE` in `flags`, only if that is `old_prog_fd`.
+ */
+export const BPF_LINK_UPDATE = defineCommand("BPF_LINK_UPDATE", 29, "zero", {
+  link_fd: fd(0),
+  new_prog_fd: fd(4),
+  flags: u32(8),
+  old_prog_fd: fd(12, true),
+});
+
+/** `BPF_LINK_GET_FD_BY_ID` (30): 12 bytes. Returns a new fd for the link. */
+export const BPF_LINK_GET_FD_BY_ID = defineCommand("BPF_LINK_GET_FD_BY_ID", 30, "fd", {
+  link_id: id(0, "link"),
+  next_id: u32(4),
+  open_flags: u32(8),
+});
+
+/** `BPF_LINK_GET_NEXT_ID` (31): 12 bytes; the kernel writes `next_id`. */
+export const BPF_LINK_GET_NEXT_ID = defineCommand("BPF_LINK_GET_NEXT_ID", 31, "zero", {
+  start_id: id(0, "link"),
+  next_id: id(4, "link", "out"),
+  open_flags: u32(8),
+});
+
+/**
+ * `BPF_LINK_DETACH` (34): 4 bytes. Detaches the link's program while its fd
+ * stays open (link types with a `detach` operation only: XDP, tcx, cgroup...;
+ * a raw tracepoint link answers EOPNOTSUPP).
+ */
+export const BPF_LINK_DETACH = defineCommand("BPF_LINK_DETACH", 34, "zero", { link_fd: fd(0) });
+
+/**
+ * `struct bpf_link_info`: 64 bytes on Linux 6.18 (48 in older headers; the
+ * kernel copies what both know). `ifindex` is the XDP member of the union
+ * after `prog_id` (`xdp.ifindex`); a raw tracepoint's name is read with
+ * {@linkcode BPF_LINK_INFO_RAW_TRACEPOINT}, whose pointer shares its bytes.
+ */
+export const BPF_LINK_INFO = defineLayout("bpf_link_info", 64, {
+  type: u32(0),
+  id: id(4, "link"),
+  prog_id: id(8, "prog"),
+  ifindex: u32(16),
+});
+
+/**
+ * `struct bpf_link_info` of a raw tracepoint link: the union's
+ * `raw_tracepoint.tp_name` (where the kernel copies the name) and
+ * `tp_name_len` (the room there; the kernel writes the length it needed,
+ * NUL included).
+ */
+export const BPF_LINK_INFO_RAW_TRACEPOINT = defineLayout("bpf_link_info", 64, {
+  type: u32(0),
+  id: id(4, "link"),
+  prog_id: id(8, "prog"),
+  tp_name: pointer(16, "out", "name"),
+  tp_name_len: u32(24, "inout"),
+});
+
 /** `BPF_MAP_FREEZE` (22): 4 bytes. */
 export const BPF_MAP_FREEZE = defineCommand("BPF_MAP_FREEZE", 22, "zero", { map_fd: fd(0) });
 
@@ -663,6 +749,7 @@ export type BatchCommand = typeof BPF_MAP_LOOKUP_BATCH;
  *   "BPF_MAP_GET_FD_BY_ID 14 12",
  *   "BPF_OBJ_GET_INFO_BY_FD 15 16",
  *   "BPF_BTF_LOAD 18 32",
+ *   "BPF_RAW_TRACEPOINT_OPEN 17 12",
  *   "BPF_BTF_GET_FD_BY_ID 19 12",
  *   "BPF_MAP_LOOKUP_AND_DELETE_ELEM 21 32",
  *   "BPF_MAP_FREEZE 22 4",
@@ -670,6 +757,11 @@ export type BatchCommand = typeof BPF_MAP_LOOKUP_BATCH;
  *   "BPF_MAP_LOOKUP_AND_DELETE_BATCH 25 56",
  *   "BPF_MAP_UPDATE_BATCH 26 56",
  *   "BPF_MAP_DELETE_BATCH 27 56",
+ *   "BPF_LINK_CREATE 28 20",
+ *   "BPF_LINK_UPDATE 29 16",
+ *   "BPF_LINK_GET_FD_BY_ID 30 12",
+ *   "BPF_LINK_GET_NEXT_ID 31 12",
+ *   "BPF_LINK_DETACH 34 4",
  * ]);
  * assert.equal(COMMANDS.get(24)?.fields.count?.offset, 32);
  * ```
@@ -691,6 +783,7 @@ export const COMMANDS: ReadonlyMap<number, Command> = new Map<number, Command>(
     BPF_MAP_GET_FD_BY_ID,
     BPF_OBJ_GET_INFO_BY_FD,
     BPF_BTF_LOAD,
+    BPF_RAW_TRACEPOINT_OPEN,
     BPF_BTF_GET_FD_BY_ID,
     BPF_MAP_LOOKUP_AND_DELETE_ELEM,
     BPF_MAP_FREEZE,
@@ -698,6 +791,11 @@ export const COMMANDS: ReadonlyMap<number, Command> = new Map<number, Command>(
     BPF_MAP_LOOKUP_AND_DELETE_BATCH,
     BPF_MAP_UPDATE_BATCH,
     BPF_MAP_DELETE_BATCH,
+    BPF_LINK_CREATE,
+    BPF_LINK_UPDATE,
+    BPF_LINK_GET_FD_BY_ID,
+    BPF_LINK_GET_NEXT_ID,
+    BPF_LINK_DETACH,
   ].map((command): [number, Command] => [command.number, command as Command]),
 );
 

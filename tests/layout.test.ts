@@ -16,6 +16,8 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import {
   BPF_BTF_INFO,
+  BPF_LINK_INFO,
+  BPF_LINK_INFO_RAW_TRACEPOINT,
   BPF_MAP_INFO,
   BPF_PROG_INFO,
   COMMANDS,
@@ -48,6 +50,10 @@ function memberPath(command: string, field: string): string {
   if (command.includes("BATCH")) return `batch.${field}`;
   if (command === "BPF_OBJ_GET_INFO_BY_FD") return `info.${field}`;
   if (command === "BPF_PROG_TEST_RUN") return `test.${field}`;
+  if (command === "BPF_LINK_CREATE") return `link_create.${field}`;
+  if (command === "BPF_RAW_TRACEPOINT_OPEN") return `raw_tracepoint.${field}`;
+  if (command === "BPF_LINK_UPDATE") return `link_update.${field}`;
+  if (command === "BPF_LINK_DETACH") return `link_detach.${field}`;
   if (command === "BPF_MAP_GET_FD_BY_ID" && field === "map_id") return "map_id";
   return field;
 }
@@ -62,6 +68,22 @@ function docPart(command: string): RegExp {
   return new RegExp(`^- (\\w+ / )?${short}( / \\w+)?:`);
 }
 
+/** Info fields that are members of a struct's union: their paths through it. */
+const UNION_MEMBERS: Record<string, string> = {
+  "bpf_link_info.ifindex": "xdp.ifindex",
+  "bpf_link_info.tp_name": "raw_tracepoint.tp_name",
+  "bpf_link_info.tp_name_len": "raw_tracepoint.tp_name_len",
+};
+
+/** The structs OBJ_GET_INFO_BY_FD fills (a link's twice: its raw tracepoint member has a pointer). */
+const INFO_LAYOUTS = [
+  BPF_MAP_INFO,
+  BPF_PROG_INFO,
+  BPF_BTF_INFO,
+  BPF_LINK_INFO,
+  BPF_LINK_INFO_RAW_TRACEPOINT,
+];
+
 const FIELDS: Checked[] = [
   ...[...COMMANDS.values()].flatMap((command) =>
     command.fieldList.map((field) => ({
@@ -72,12 +94,12 @@ const FIELDS: Checked[] = [
       docPart: docPart(command.name),
     }))
   ),
-  ...[BPF_MAP_INFO, BPF_PROG_INFO, BPF_BTF_INFO].flatMap((layout) =>
+  ...INFO_LAYOUTS.flatMap((layout) =>
     layout.fieldList.map((field) => ({
       name: `${layout.name}.${field.name}`,
       field,
       type: `struct ${layout.name}`,
-      path: field.name,
+      path: UNION_MEMBERS[`${layout.name}.${field.name}`] ?? field.name,
       docPart: new RegExp(`^- [\\s\\S]*struct ${layout.name} \\(`),
     }))
   ),
@@ -197,6 +219,12 @@ test("attr sizes: 56 for the batch commands, each command's own size for the res
     BPF_MAP_LOOKUP_AND_DELETE_BATCH: 56,
     BPF_MAP_UPDATE_BATCH: 56,
     BPF_MAP_DELETE_BATCH: 56,
+    BPF_RAW_TRACEPOINT_OPEN: 12,
+    BPF_LINK_CREATE: 20,
+    BPF_LINK_UPDATE: 16,
+    BPF_LINK_GET_FD_BY_ID: 12,
+    BPF_LINK_GET_NEXT_ID: 12,
+    BPF_LINK_DETACH: 4,
   });
   const create = COMMANDS.get(0)!;
   const { value_type_btf_obj_fd: btfObjFd, map_token_fd: tokenFd } = create.fields;
