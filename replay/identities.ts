@@ -1,7 +1,7 @@
 /**
  * Stable names for what differs from run to run: file descriptors become
- * handles (1, 2, ... in the order the kernel hands them out), map, program
- * and BTF ids become virtual ids (1, 2, ... per kind, in the order the kernel reports
+ * handles (1, 2, ... in the order the kernel hands them out), map, program,
+ * link and BTF ids become virtual ids (1, 2, ... per kind, in the order the kernel reports
  * them), and paths under a run's own folders become placeholders
  * (`${BPFFS}/map` for `/tmp/bpffs-x1y2/map`), so that recording the same test
  * twice gives the same transcript.
@@ -11,8 +11,10 @@
 
 import { mapType } from "../ffi/map_types.ts";
 
+import type { IdKind } from "../ffi/commands.ts";
+
 /** The kinds of kernel object ids a transcript renames (each kind has its own id space). */
-export type IdKind = "map" | "btf" | "prog";
+export type { IdKind };
 
 /**
  * Folders that differ from run to run, by placeholder name: `{ BPFFS: dir }`
@@ -103,6 +105,7 @@ export class LiveIdentities extends Identities {
     map: new Map(),
     btf: new Map(),
     prog: new Map(),
+    link: new Map(),
   };
   #nextHandle = 1;
 
