@@ -60,6 +60,8 @@ export {
 export { errnoName } from "./ffi/errno.ts";
 export { BatchError, BpfError } from "./ffi/errors.ts";
 export { Kernel } from "./ffi/kernel.ts";
+export { linkTypeName } from "./ffi/link_types.ts";
+export type { LinkTypeName } from "./ffi/link_types.ts";
 export { isPerCpu, MAP_TYPES, mapTypeName } from "./ffi/map_types.ts";
 export type { MapTypeName } from "./ffi/map_types.ts";
 export { joinPerCpu, perCpuSlotSize, splitPerCpu } from "./ffi/percpu.ts";
@@ -93,12 +95,15 @@ export type { ExternSpec, ObjectSpec, ParseObjectOptions } from "./object/object
 export type { ObjectProgram, ProgramRelocation } from "./object/programs.ts";
 export { programSection, SECTION_DEFS } from "./object/sections.ts";
 export type { AttachTarget, ProgramSection, SectionDef } from "./object/sections.ts";
+export { Link, listLinkIds } from "./programs/link.ts";
+export type { LinkInfo } from "./programs/link.ts";
 export { listProgramIds, Program, VerifierError } from "./programs/program.ts";
 export type {
   ProgramInfo,
   ProgramSpec,
   TestRunOptions,
   TestRunResult,
+  XdpAttachOptions,
 } from "./programs/program.ts";
 export { withPossibleCpus } from "./replay/cpus.ts";
 export type { PathPlaceholders } from "./replay/identities.ts";

@@ -43,6 +43,7 @@ import {
 import { checkInteger, describe } from "../ffi/validate.ts";
 import { BpfMap } from "../maps/bpf_map.ts";
 import { objectKind } from "../maps/hints.ts";
+import { attachRawTracepointLink, attachXdpLink, type Link } from "./link.ts";
 
 /** The first log buffer of a load that failed: most verifier logs fit. */
 export const FIRST_LOG_SIZE = 64 * 1024;
@@ -185,6 +186,19 @@ export interface TestRunResult {
   /** The context as the program left it, when one was given. */
   ctx?: Uint8Array;
 }
+
+/** Options of {@linkcode Program.attachXdp}. */
+export interface XdpAttachOptions {
+  /**
+   * `XDP_FLAGS_SKB_MODE` (2: generic XDP, any device), `XDP_FLAGS_DRV_MODE`
+   * (4: the driver's), `XDP_FLAGS_HW_MODE` (8: offloaded); 0 (the default)
+   * lets the kernel choose: the driver's if it has XDP, else generic.
+   */
+  flags?: number;
+}
+
+/** The program types that raw tracepoints run. */
+const RAW_TRACEPOINT_TYPES = new Set(["raw_tracepoint", "raw_tracepoint_writable"]);
 
 /** Closes fds of programs dropped without `close()` (live kernels only, as maps do). */
 const unclosed = new FinalizationRegistry<{ kernel: Kernel; fd: number }>(({ kernel, fd }) => {
@@ -409,6 +423,74 @@ export class Program {
     };
     if (call.ctxOut) out.ctx = call.ctxOut.slice(0, call.ctxSizeOut);
     return out;
+  }
+
+  /**
+   * Attaches this XDP program to the device with index `ifindex` through a
+   * link (`BPF_LINK_CREATE`): it runs on every packet the device receives
+   * until the link's last fd is closed (or {@linkcode Link.detach}). A
+   * program of another type, or an ifindex that is not a positive integer,
+   * is refused before any call.
+   *
+   * @throws {BpfError} when the kernel refuses (EBUSY: the device has an XDP program already).
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Program } from "../mod.ts";
+   *
+   * // r0 = 2 (XDP_PASS); exit
+   * const instructions = new Uint8Array([0xb7, 0, 0, 0, 2, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]);
+   * using program = Program.load({ type: "xdp", instructions, license: "GPL" });
+   * using link = program.attachXdp(1); // loopback: generic XDP
+   * assert.deepEqual([link.info().programId, link.info().ifindex], [program.id, 1]);
+   * assert.throws(() => program.attachXdp(0), RangeError);
+   * ```
+   */
+  attachXdp(ifindex: number, opts: XdpAttachOptions = {}): Link {
+    const fd = this.#openFd("attachXdp");
+    if (this.type !== progTypeNumber("xdp")) {
+      throw new TypeError(`attachXdp: ${this.#describe()} is not an xdp program`);
+    }
+    checkInteger(ifindex, "ifindex", 1, 0x7fff_ffff);
+    if (opts === null || typeof opts !== "object") {
+      throw new TypeError(`opts must be an object, got ${describe(opts)}`);
+    }
+    const flags = checkInteger(opts.flags ?? 0, "opts.flags");
+    return attachXdpLink(
+      this.#kernel,
+      fd,
+      ifindex,
+      flags,
+      `${this.#describe()} on ifindex ${ifindex}`,
+    );
+  }
+
+  /**
+   * Attaches this raw tracepoint program to tracepoint `name` (`"sys_enter"`,
+   * `"sched_switch"`, ...: the names under `/sys/kernel/tracing/events/*`)
+   * through a link (`BPF_RAW_TRACEPOINT_OPEN`); closing the link's last fd
+   * detaches it. A program of another type, or a name that is not one, is
+   * refused before any call.
+   *
+   * @throws {BpfError} when the kernel refuses (ENOENT: no such tracepoint).
+   */
+  attachRawTracepoint(name: string): Link {
+    const fd = this.#openFd("attachRawTracepoint");
+    if (!RAW_TRACEPOINT_TYPES.has(progTypeName(this.type))) {
+      throw new TypeError(
+        `attachRawTracepoint: ${this.#describe()} is not a raw_tracepoint program`,
+      );
+    }
+    // The kernel reads at most 127 bytes of the name.
+    if (typeof name !== "string" || !/^[A-Za-z0-9_]{1,127}$/.test(name)) {
+      throw new TypeError(
+        `name: expected a tracepoint name of 1 to 127 characters of A-Z, a-z, 0-9 and _, got ${
+          describe(name)
+        }`,
+      );
+    }
+    return attachRawTracepointLink(this.#kernel, fd, name, `${this.#describe()} on ${name}`);
   }
 
   /** Pins the program in bpffs at `path` (`BPF_OBJ_PIN`). */

@@ -19,6 +19,7 @@ import { currentPlatform, openLiveBackend, readEnv } from "../ffi/live.ts";
 import { countCpuList } from "../ffi/percpu.ts";
 import { BpfMap, type MapSpec, type OpenPinnedOptions } from "../maps/bpf_map.ts";
 import { listMapIds } from "../maps/ids.ts";
+import { Link, listLinkIds, trackLinks } from "../programs/link.ts";
 import { listProgramIds, Program, type ProgramSpec } from "../programs/program.ts";
 import { checkPaths, type PathPlaceholders } from "./identities.ts";
 import { ReplayBackend, type ReplayFault } from "./player.ts";
@@ -81,6 +82,8 @@ export class BpfSystem implements AsyncDisposable {
   readonly #maps: BpfMap[] = [];
   readonly #btfs: Btf[] = [];
   readonly #programs: Program[] = [];
+  /** Every link opened on this system's kernel (attached, by id, by pin): see `trackLinks`. */
+  readonly #links: Link[] = [];
   readonly #host: TranscriptHost | undefined;
   #closed = false;
   #failed = false;
@@ -95,6 +98,7 @@ export class BpfSystem implements AsyncDisposable {
     this.kernel = new Kernel(backend, { closesLeakedFds: mode === "live" });
     this.transcript = transcript;
     this.#host = host;
+    trackLinks(this.kernel, (link) => this.#links.push(link));
   }
 
   /** Creates a map (see `BpfMap.create`). */
@@ -152,6 +156,21 @@ export class BpfSystem implements AsyncDisposable {
     return this.#trackProgram(Program.openPinned(path, this.kernel));
   }
 
+  /** Opens a link by id (see `Link.fromId`); closed with the system if still open. */
+  linkFromId(id: number): Link {
+    return Link.fromId(id, this.kernel);
+  }
+
+  /** Opens a pinned link (see `Link.openPinned`); closed with the system if still open. */
+  openPinnedLink(path: string): Link {
+    return Link.openPinned(path, this.kernel);
+  }
+
+  /** Every link id on the system (see `listLinkIds`). */
+  listLinkIds(): number[] {
+    return listLinkIds(this.kernel);
+  }
+
   /** Every program id on the system (see `listProgramIds`). */
   listProgramIds(): number[] {
     return listProgramIds(this.kernel);
@@ -175,7 +194,9 @@ export class BpfSystem implements AsyncDisposable {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    // Programs first: a program holds its maps, so they are freed as their own fds close.
+    // Links first (closing the last fd of one detaches it), then programs: a program holds
+    // its maps, so they are freed as their own fds close.
+    for (const link of this.#links) link.close();
     for (const program of this.#programs) program.close();
     for (const map of this.#maps) map.close();
     for (const btf of this.#btfs) btf.close();

@@ -1,0 +1,377 @@
+/**
+ * Links: a program attached to a hook (an XDP device, a raw tracepoint),
+ * held by a file descriptor. The program stays attached while the link's
+ * last fd is open or it is pinned, as the kernel does: closing the last
+ * one detaches it. `Program.attachXdp` and `Program.attachRawTracepoint`
+ * make them.
+ *
+ * @module
+ */
+
+import {
+  linkCreate,
+  linkDetach,
+  linkGetFdById,
+  linkGetNextId,
+  linkUpdate,
+  objGetInfoByFd,
+  rawTracepointOpen,
+} from "../ffi/bpf.ts";
+import {
+  BPF_LINK_CREATE,
+  BPF_LINK_DETACH,
+  BPF_LINK_GET_FD_BY_ID,
+  BPF_LINK_GET_NEXT_ID,
+  BPF_LINK_INFO,
+  BPF_LINK_INFO_RAW_TRACEPOINT,
+  BPF_LINK_UPDATE,
+  BPF_OBJ_GET,
+  BPF_OBJ_GET_INFO_BY_FD,
+  BPF_OBJ_PIN,
+  BPF_RAW_TRACEPOINT_OPEN,
+  readU32,
+} from "../ffi/commands.ts";
+import { ENOENT } from "../ffi/errno.ts";
+import { BpfError } from "../ffi/errors.ts";
+import { type Kernel, liveKernel } from "../ffi/kernel.ts";
+import { LINK_TYPE_RAW_TRACEPOINT, LINK_TYPE_XDP, linkTypeName } from "../ffi/link_types.ts";
+import { cString, offHeapBytes } from "../ffi/memory.ts";
+import { checkInteger, describe } from "../ffi/validate.ts";
+import { objectKind } from "../maps/hints.ts";
+
+/** `enum bpf_attach_type`'s `BPF_XDP`. */
+const ATTACH_XDP = 37;
+
+/** What the kernel says of a link (`struct bpf_link_info`). */
+export interface LinkInfo {
+  /** The link type number (`enum bpf_link_type`). */
+  type: number;
+  /** Its name: `"xdp"`, `"raw_tracepoint"`, ... */
+  typeName: string;
+  /** The kernel-wide link id. */
+  id: number;
+  /** The id of the program it attaches (0 once detached). */
+  programId: number;
+  /** XDP links: the device's ifindex (0 once detached). */
+  ifindex?: number;
+  /** Raw tracepoint links: the tracepoint's name. */
+  tracepoint?: string;
+}
+
+/** Closes fds of links dropped without `close()` (live kernels only, as maps do). */
+const unclosed = new FinalizationRegistry<{ kernel: Kernel; fd: number }>(({ kernel, fd }) => {
+  kernel.close(fd);
+});
+
+/** Who is told of each link opened on a kernel: a system, to close it with itself. */
+const trackers = new WeakMap<Kernel, (link: Link) => void>();
+
+/**
+ * Tells `track` of every link opened from now on through `kernel` (attached,
+ * opened by id, fd or pin): what a system closes when it closes.
+ */
+export function trackLinks(kernel: Kernel, track: (link: Link) => void): void {
+  trackers.set(kernel, track);
+}
+
+/** A Link of an fd the kernel just returned for an attachment (set by the class). */
+let adoptNew: (kernel: Kernel, fd: number) => Link;
+
+/**
+ * A program attached to a hook, as long as its fd is open (or it is pinned).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Program } from "../mod.ts";
+ *
+ * // r0 = 0; exit: a raw tracepoint program that does nothing, on every syscall's entry.
+ * const instructions = new Uint8Array([0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]);
+ * using program = Program.load({ type: "raw_tracepoint", instructions, license: "GPL" });
+ * using link = program.attachRawTracepoint("sys_enter");
+ * assert.deepEqual(link.info(), {
+ *   type: 1,
+ *   typeName: "raw_tracepoint",
+ *   id: link.id,
+ *   programId: program.id,
+ *   tracepoint: "sys_enter",
+ * });
+ * ```
+ */
+export class Link {
+  /** The kernel-wide link id. */
+  readonly id: number;
+  /** The link type number (`enum bpf_link_type`). */
+  readonly type: number;
+  readonly #kernel: Kernel;
+  #fd: number;
+
+  static {
+    adoptNew = (kernel, fd) => Link.#adopt(kernel, fd, undefined);
+  }
+
+  private constructor(kernel: Kernel, fd: number, info: LinkInfo) {
+    this.#kernel = kernel;
+    this.#fd = fd;
+    this.id = info.id;
+    this.type = info.type;
+    if (kernel.closesLeakedFds) unclosed.register(this, { kernel, fd }, this);
+    trackers.get(kernel)?.(this);
+  }
+
+  /** Opens the link with a kernel-wide id (`BPF_LINK_GET_FD_BY_ID`). */
+  static fromId(id: number, kernel: Kernel = liveKernel()): Link {
+    checkInteger(id, "id", 1);
+    const fd = linkGetFdById(kernel, id);
+    if (fd < 0) throw new BpfError(BPF_LINK_GET_FD_BY_ID.name, -fd, `link id ${id}`);
+    return Link.#adopt(kernel, fd, undefined);
+  }
+
+  /**
+   * A link from an fd this process has, which it then owns (and closes).
+   * An fd of another kind (a map, a program) is refused with a `TypeError`
+   * naming it, and closed all the same.
+   */
+  static fromFd(fd: number, kernel: Kernel = liveKernel()): Link {
+    checkInteger(fd, "fd", 0, 0x7fff_ffff);
+    return Link.#adopt(kernel, fd, `fd ${fd}`);
+  }
+
+  /**
+   * Opens a link pinned in bpffs (`BPF_OBJ_GET`). A pinned map, program or
+   * BTF object is refused with a `TypeError` naming the path and its kind
+   * (bpftool's `incorrect object type`), its fd closed.
+   */
+  static openPinned(path: string, kernel: Kernel = liveKernel()): Link {
+    const pathname = checkPath(path);
+    const { fields } = BPF_OBJ_GET;
+    const attr = kernel.attr(BPF_OBJ_GET);
+    attr.clear();
+    attr.setPointer(fields.pathname, pathname);
+    return Link.#adopt(kernel, kernel.callOrThrow(attr, path), path);
+  }
+
+  /**
+   * A link of `fd`, which it then owns. `source` (a path, "fd N") is where
+   * an fd of any kind may have come from: its fdinfo says its kind first.
+   * Any failure closes the fd.
+   */
+  static #adopt(kernel: Kernel, fd: number, source: string | undefined): Link {
+    if (source !== undefined) {
+      let fields: Record<string, string>;
+      try {
+        fields = kernel.backend.fdInfo(fd);
+      } catch (error) {
+        throw new TypeError(`${source}: not an open file descriptor`, { cause: error });
+      }
+      const kind = objectKind(fields);
+      if (kind !== "link") {
+        kernel.close(fd);
+        throw new TypeError(
+          `${source}: incorrect object type: ${kind ?? "not a BPF object"}, not a link`,
+        );
+      }
+    }
+    try {
+      return new Link(kernel, fd, readLinkInfo(kernel, fd));
+    } catch (error) {
+      kernel.close(fd);
+      throw error;
+    }
+  }
+
+  /** The link's file descriptor; -1 once closed. */
+  get fd(): number {
+    return this.#fd;
+  }
+
+  /** Whether {@linkcode Link.close} has run. */
+  get closed(): boolean {
+    return this.#fd < 0;
+  }
+
+  /** The kernel's view of the link (`BPF_OBJ_GET_INFO_BY_FD`). */
+  info(): LinkInfo {
+    return readLinkInfo(this.#kernel, this.#openFd("info"));
+  }
+
+  /** Pins the link in bpffs at `path` (`BPF_OBJ_PIN`): it then outlives its fds. */
+  pin(path: string): void {
+    const fd = this.#openFd("pin");
+    const pathname = checkPath(path);
+    const { fields } = BPF_OBJ_PIN;
+    const attr = this.#kernel.attr(BPF_OBJ_PIN);
+    attr.clear();
+    attr.setPointer(fields.pathname, pathname);
+    attr.setU32(fields.bpf_fd, fd);
+    this.#kernel.callOrThrow(attr, `${this.#describe()} at ${path}`);
+  }
+
+  /**
+   * Detaches the program while the fd stays open (`BPF_LINK_DETACH`), for
+   * every holder of the link, pins included. Link types without a detach
+   * operation (raw tracepoints) answer EOPNOTSUPP: close them instead.
+   *
+   * @throws {BpfError} when the kernel refuses.
+   */
+  detach(): void {
+    const result = linkDetach(this.#kernel, this.#openFd("detach"));
+    if (result < 0) throw new BpfError(BPF_LINK_DETACH.name, -result, this.#describe());
+  }
+
+  /**
+   * Runs `program` in the place of the link's program, atomically
+   * (`BPF_LINK_UPDATE`): it must suit the hook (an XDP link takes XDP programs).
+   *
+   * @throws {BpfError} when the kernel refuses.
+   */
+  update(program: { readonly fd: number }): void {
+    const fd = this.#openFd("update");
+    if (program === null || typeof program !== "object" || !(program.fd > 0)) {
+      throw new TypeError(`update: expected an open Program, got ${describe(program)}`);
+    }
+    const result = linkUpdate(this.#kernel, fd, program.fd);
+    if (result < 0) throw new BpfError(BPF_LINK_UPDATE.name, -result, this.#describe());
+  }
+
+  /** Closes the link's fd: the last one closed (with no pin left) detaches the program. Idempotent. */
+  close(): void {
+    if (this.#fd < 0) return;
+    unclosed.unregister(this);
+    this.#kernel.close(this.#fd);
+    this.#fd = -1;
+  }
+
+  /** Closes the link at the end of a `using` block. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** The link as messages name it: `xdp link (id 4)`. */
+  toString(): string {
+    return this.#describe();
+  }
+
+  #describe(): string {
+    return `${linkTypeName(this.type)} link (id ${this.id})`;
+  }
+
+  #openFd(operation: string): number {
+    if (this.#fd < 0) throw new TypeError(`${operation}: ${this.#describe()} is closed`);
+    return this.#fd;
+  }
+}
+
+/**
+ * Attaches XDP program `progFd` to device `ifindex` with a link
+ * (`BPF_LINK_CREATE`, attach type `BPF_XDP`); `flags` choose the mode
+ * (`XDP_FLAGS_SKB_MODE`, ...; 0 lets the kernel pick). Arguments are
+ * checked by the caller (`Program.attachXdp`); `what` names the attachment
+ * in errors.
+ *
+ * @throws {BpfError} when the kernel refuses (EBUSY: the device has an XDP program already).
+ */
+export function attachXdpLink(
+  kernel: Kernel,
+  progFd: number,
+  ifindex: number,
+  flags: number,
+  what: string,
+): Link {
+  const fd = linkCreate(kernel, { progFd, target: ifindex, attachType: ATTACH_XDP, flags });
+  if (fd < 0) throw new BpfError(BPF_LINK_CREATE.name, -fd, what);
+  return adoptNew(kernel, fd);
+}
+
+/**
+ * Attaches raw tracepoint program `progFd` to tracepoint `name`
+ * (`BPF_RAW_TRACEPOINT_OPEN`). Checked by the caller
+ * (`Program.attachRawTracepoint`).
+ *
+ * @throws {BpfError} when the kernel refuses (ENOENT: no such tracepoint).
+ */
+export function attachRawTracepointLink(
+  kernel: Kernel,
+  progFd: number,
+  name: string,
+  what: string,
+): Link {
+  const fd = rawTracepointOpen(kernel, cString(name), progFd);
+  if (fd < 0) throw new BpfError(BPF_RAW_TRACEPOINT_OPEN.name, -fd, what);
+  return adoptNew(kernel, fd);
+}
+
+/**
+ * The ids of every link on the system, ascending (`BPF_LINK_GET_NEXT_ID`).
+ * Needs CAP_SYS_ADMIN.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { listLinkIds, Program } from "../mod.ts";
+ *
+ * const instructions = new Uint8Array([0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]);
+ * using program = Program.load({ type: "raw_tracepoint", instructions, license: "GPL" });
+ * using link = program.attachRawTracepoint("sys_exit");
+ * const ids = listLinkIds();
+ * assert.ok(ids.includes(link.id));
+ * assert.deepEqual(ids, ids.toSorted((a, b) => a - b));
+ * ```
+ */
+export function listLinkIds(kernel: Kernel = liveKernel()): number[] {
+  const ids: number[] = [];
+  for (let id = 0;;) {
+    const next = linkGetNextId(kernel, id);
+    if (next === -ENOENT) return ids;
+    if (next < 0) throw new BpfError(BPF_LINK_GET_NEXT_ID.name, -next, `after id ${id}`);
+    ids.push(id = next);
+  }
+}
+
+/**
+ * Reads a link's info; a raw tracepoint's name with a second call sized by
+ * the `tp_name_len` the first wrote (the kernel copies at most the room given).
+ *
+ * @throws {BpfError} if the kernel refuses.
+ */
+export function readLinkInfo(kernel: Kernel, fd: number): LinkInfo {
+  const info = offHeapBytes(BPF_LINK_INFO.size);
+  const fail = (result: number) => {
+    throw new BpfError(BPF_OBJ_GET_INFO_BY_FD.name, -result, `link fd ${fd}`);
+  };
+  const result = objGetInfoByFd(kernel, fd, info, BPF_LINK_INFO);
+  if (result < 0) fail(result);
+  const { fields } = BPF_LINK_INFO;
+  const type = readU32(info, fields.type);
+  const out: LinkInfo = {
+    type,
+    typeName: linkTypeName(type),
+    id: readU32(info, fields.id),
+    programId: readU32(info, fields.prog_id),
+  };
+  if (type === LINK_TYPE_XDP) out.ifindex = readU32(info, fields.ifindex);
+  if (type === LINK_TYPE_RAW_TRACEPOINT) {
+    const { tp_name, tp_name_len } = BPF_LINK_INFO_RAW_TRACEPOINT.fields;
+    const length = readU32(info, tp_name_len);
+    const name = offHeapBytes(Math.max(length, 1));
+    info.fill(0);
+    new DataView(info.buffer, info.byteOffset).setUint32(tp_name_len.offset, name.byteLength, true);
+    const again = objGetInfoByFd(kernel, fd, info, BPF_LINK_INFO_RAW_TRACEPOINT, [[
+      tp_name,
+      name,
+    ]]);
+    if (again < 0) fail(again);
+    const end = name.indexOf(0);
+    out.tracepoint = decoder.decode(name.subarray(0, end === -1 ? name.byteLength : end));
+  }
+  return out;
+}
+
+const decoder = new TextDecoder();
+
+function checkPath(path: unknown): Uint8Array {
+  if (typeof path !== "string" || path.length === 0 || path.includes("\0")) {
+    throw new TypeError(`path must be a non-empty string without NUL, got ${describe(path)}`);
+  }
+  return cString(path);
+}
