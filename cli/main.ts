@@ -382,7 +382,7 @@ function permissionCause(error: BpfError, system: BpfSystem, words: string[]): s
     if (caps !== undefined && !hasCapability(caps, CAP_DAC_OVERRIDE) && error.code === "EACCES") {
       return "the file's owner and mode do not let this user open it (run as its owner or root)";
     }
-    if (error.op === "BPF_OBJ_GET") return "not a pinned map (a folder of the bpf file system?)";
+    if (error.op === "BPF_OBJ_GET") return "not a pinned object (a folder of the bpf file system?)";
   }
   if (WRITES.has(error.op) && ref !== undefined && ref.kind !== "name" && isFrozen(system, ref)) {
     return FROZEN_HINT;

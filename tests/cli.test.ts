@@ -11,7 +11,6 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import process from "node:process";
 import { after, before, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { detectRuntime, readEnv } from "../ffi/live.ts";
 import { joinPerCpu } from "../ffi/percpu.ts";
 import {
@@ -30,42 +29,14 @@ import { type FreshBpffs, freshBpffs, REPLAY_BPFFS } from "./helpers/bpffs.ts";
 import { RICH_KEY, RICH_TYPES, RICH_VALUE, richValue } from "./helpers/btf_types.ts";
 import { u32, u64 } from "./helpers/bytes.ts";
 import { clangUnavailable, loadClangObject } from "./helpers/clang_object.ts";
+import { bpfmap, bpftool, CLI } from "./helpers/cli_run.ts";
 import { liveTest, liveUnavailable, mustRunLive, replayRun } from "./helpers/live.ts";
 import { fixtureName, FIXTURES, withoutKernelRelease } from "./helpers/transcript.ts";
 
-const CLI = fileURLToPath(new URL("../cli/main.ts", import.meta.url));
 /** This run's own bpffs (transcripts write it as ${BPFFS}, given with --path); replays mount none. */
 let BPFFS = REPLAY_BPFFS;
 const mode = readEnv(TRANSCRIPT_ENV);
 const hasBpftool = !replayRun && spawnSync("bpftool", ["version"]).status === 0;
-
-interface Run {
-  stdout: string;
-  stderr: string;
-  status: number | null;
-}
-
-/** Runs bpfmap in a child of this runtime; `ffi: false` runs it as a replay-only machine would. */
-function bpfmap(args: string[], ffi = true): Run {
-  const deno = detectRuntime() === "deno";
-  // Deno hands a deno child spawned from node:child_process its parent's permissions:
-  // "no FFI" must be said with --deny-ffi.
-  const permissions = ffi
-    ? ["--allow-ffi", "--allow-read", "--allow-write"]
-    : ["--allow-read", "--deny-ffi"];
-  const command = deno ? ["run", ...permissions, CLI, ...args] : [CLI, ...args];
-  const env: Record<string, string | undefined> = { ...process.env };
-  // The test run's mode override is for this process's systems, not for the command's.
-  delete env[TRANSCRIPT_ENV];
-  if (!ffi) env.BPFMAP_FORBID_LIVE = "1";
-  const run = spawnSync(process.execPath, command, { encoding: "utf8", env, maxBuffer: 1 << 28 });
-  return { stdout: run.stdout, stderr: run.stderr, status: run.status };
-}
-
-function bpftool(args: string[]): Run {
-  const run = spawnSync("bpftool", args, { encoding: "utf8", maxBuffer: 1 << 28 });
-  return { stdout: run.stdout, stderr: run.stderr, status: run.status };
-}
 
 /** `map list` output with every btf_id left out (plain, -j and -p). */
 function withoutBtfIds(text: string): string {
@@ -436,7 +407,7 @@ describe("bpfmap map", () => {
       ],
       // Usage errors end with the usage text, which only its own first line is pinned to.
       [["map", "frobnicate"], 2, /^Error: unknown map command 'frobnicate'\n\nUsage: bpfmap /],
-      [["prog", "show"], 2, "Error: unknown object 'prog': bpfmap knows 'map'\n"],
+      [["frob", "show"], 2, "Error: unknown object 'frob': bpfmap knows 'map' and 'prog'\n"],
       [["--frob", "map", "list"], 2, /^Error: unknown option --frob\n$/],
       [["map", "lookup", "pinned", `${BPFFS}/hash`, "key", "77", "0", "0", "0"], 1, ""],
     ];
@@ -478,7 +449,7 @@ describe("bpfmap map", () => {
         "dump",
         "pinned",
         `${BPFFS}/hash`,
-      ], false);
+      ], { ffi: false });
       assert.equal(replayed.stderr, "");
       assert.equal(replayed.stdout, live.stdout);
       const diverged = bpfmap([
@@ -489,7 +460,7 @@ describe("bpfmap map", () => {
         "dump",
         "pinned",
         `${BPFFS}/other`,
-      ], false);
+      ], { ffi: false });
       assert.equal(diverged.status, 1);
       assert.match(diverged.stdout, /diverged from the transcript/);
     } finally {
@@ -519,7 +490,7 @@ describe("bpfmap map", () => {
       // Byte for byte bpftool's output as recorded: one byte of JSON written
       // differently fails here, in the replay passes too.
       test(title, () => {
-        const replayed = bpfmap(["--replay", transcript, ...args()], false);
+        const replayed = bpfmap(["--replay", transcript, ...args()], { ffi: false });
         assert.equal(replayed.stderr, "");
         assert.equal(replayed.status, 0);
         assert.equal(replayed.stdout, readFileSync(expectedPath, "utf8"));

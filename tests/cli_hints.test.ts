@@ -87,7 +87,7 @@ liveTest("a path outside bpffs says so in bpftool's words; a bpffs folder is not
     });
     assert.deepEqual(bpfmapFails(["map", "show", "pinned", bpffs.path]), {
       stderr:
-        `Error: ${EACCES}: ${bpffs.path}: not a pinned map (a folder of the bpf file system?)\n`,
+        `Error: ${EACCES}: ${bpffs.path}: not a pinned object (a folder of the bpf file system?)\n`,
       status: 1,
     });
     const dir = mkdtempSync(join(tmpdir(), "bpfmap-hints-"));

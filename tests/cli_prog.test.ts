@@ -6,23 +6,22 @@
 // BPF forbidden) into bpftool's output as the transcript records it.
 
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import process from "node:process";
 import { after, before, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { PROG_USAGE } from "../cli/prog_command.ts";
-import { detectRuntime, readEnv } from "../ffi/live.ts";
+import { readEnv } from "../ffi/live.ts";
 import { BpfMap, Program, TRANSCRIPT_ENV } from "../mod.ts";
 import { type FreshBpffs, freshBpffs, REPLAY_BPFFS } from "./helpers/bpffs.ts";
 import { clangUnavailable } from "./helpers/clang_object.ts";
+import { bpfmap, bpftool } from "./helpers/cli_run.ts";
 import { exit, mov64Imm, program } from "./helpers/insns.ts";
 import { liveTest, liveUnavailable, mustRunLive, replayRun } from "./helpers/live.ts";
 import { fixtureName, FIXTURES, withoutKernelRelease } from "./helpers/transcript.ts";
 
-const CLI = fileURLToPath(new URL("../cli/main.ts", import.meta.url));
 let BPFFS = REPLAY_BPFFS;
 const mode = readEnv(TRANSCRIPT_ENV);
 const live = !replayRun && liveUnavailable === undefined;
@@ -49,31 +48,6 @@ SEC("xdp") int xdp_counter(struct xdp_md *ctx) {
 SEC("socket") int a_socket_filter_with_a_long_name(struct __sk_buff *skb) { return 0; }
 char LICENSE[] SEC("license") = "GPL";
 `;
-
-interface Run {
-  stdout: string;
-  stderr: string;
-  status: number | null;
-}
-
-/** Runs bpfmap in a child of this runtime; `ffi: false` runs it as a replay-only machine would. */
-function bpfmap(args: string[], ffi = true): Run {
-  const deno = detectRuntime() === "deno";
-  const permissions = ffi
-    ? ["--allow-ffi", "--allow-read", "--allow-write"]
-    : ["--allow-read", "--deny-ffi"];
-  const command = deno ? ["run", ...permissions, CLI, ...args] : [CLI, ...args];
-  const env: Record<string, string | undefined> = { ...process.env };
-  delete env[TRANSCRIPT_ENV];
-  if (!ffi) env.BPFMAP_FORBID_LIVE = "1";
-  const run = spawnSync(process.execPath, command, { encoding: "utf8", env, maxBuffer: 1 << 26 });
-  return { stdout: run.stdout, stderr: run.stderr, status: run.status };
-}
-
-function bpftool(args: string[]): Run {
-  const run = spawnSync("bpftool", args, { encoding: "utf8", maxBuffer: 1 << 26 });
-  return { stdout: run.stdout, stderr: run.stderr, status: run.status };
-}
 
 /** A test beside bpftool and clang: skipped with the reason where they are missing, failed in CI. */
 function toolTest(name: string, fn: () => void): void {
@@ -274,7 +248,7 @@ describe("bpfmap prog", () => {
       const args = ["-j", "prog", "show", "id", String(id)];
       const expected = bpftool(args).stdout;
       assert.equal(bpfmap(["--record", transcript, ...args]).stdout, expected);
-      const replayed = bpfmap(["--replay", transcript, ...args], false);
+      const replayed = bpfmap(["--replay", transcript, ...args], { ffi: false });
       assert.deepEqual([replayed.status, replayed.stderr], [0, ""]);
       assert.equal(replayed.stdout, asRecorded(expected));
       // What the transcript fixes: ids renumbered and the load time gone.
@@ -300,7 +274,7 @@ describe("bpfmap prog", () => {
     const title = `recorded run: bpfmap ${line.replace("BPFFS", "…")}`;
     if (replayRun || (mode === undefined && existsSync(transcript))) {
       test(title, () => {
-        const replayed = bpfmap(["--replay", transcript, ...args()], false);
+        const replayed = bpfmap(["--replay", transcript, ...args()], { ffi: false });
         assert.equal(replayed.stderr, "");
         assert.equal(replayed.status, 0);
         assert.equal(replayed.stdout, readFileSync(expectedPath, "utf8"));
@@ -318,7 +292,7 @@ describe("bpfmap prog", () => {
         mkdirSync(dirname(target), { recursive: true });
         const live = bpfmap(["--record", target, ...args()]);
         assert.equal(live.stdout, expected.stdout, "bpfmap and bpftool differ");
-        const replayed = bpfmap(["--replay", target, ...args()], false);
+        const replayed = bpfmap(["--replay", target, ...args()], { ffi: false });
         assert.equal(replayed.stdout, asRecorded(expected.stdout), "the replay differs");
         if (recording) {
           writeFileSync(expectedPath, replayed.stdout);

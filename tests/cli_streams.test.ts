@@ -5,7 +5,7 @@
 // this runtime, Deno or Bun.
 
 import assert from "node:assert/strict";
-import { spawnSync, type SpawnSyncOptions } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import {
   existsSync,
   mkdirSync,
@@ -20,52 +20,16 @@ import { dirname, join } from "node:path";
 import process from "node:process";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { detectRuntime, readEnv } from "../ffi/live.ts";
+import { readEnv } from "../ffi/live.ts";
 import { BpfMap } from "../maps/bpf_map.ts";
 import { TRANSCRIPT_ENV } from "../replay/system.ts";
 import { serializeTranscript } from "../replay/transcript.ts";
 import { freshBpffs, REPLAY_BPFFS } from "./helpers/bpffs.ts";
+import { bpfmap, bpfmapCommand, childEnv } from "./helpers/cli_run.ts";
 import { liveTest, replayRun } from "./helpers/live.ts";
 import { FIXTURES, withoutKernelRelease } from "./helpers/transcript.ts";
 
-const CLI = fileURLToPath(new URL("../cli/main.ts", import.meta.url));
 const mode = readEnv(TRANSCRIPT_ENV);
-
-/** bpfmap's command line in this runtime; `ffi: false` runs it as a machine without BPF. */
-function bpfmapCommand(ffi = true): string[] {
-  const permissions = ffi
-    ? ["--allow-ffi", "--allow-read", "--allow-write"]
-    : ["--allow-read", "--deny-ffi"];
-  return detectRuntime() === "deno"
-    ? [process.execPath, "run", ...permissions, CLI]
-    : [process.execPath, CLI];
-}
-
-/** The environment of a bpfmap child: this run's transcript mode is not the command's. */
-function childEnv(ffi = true): Record<string, string | undefined> {
-  const env: Record<string, string | undefined> = { ...process.env };
-  delete env[TRANSCRIPT_ENV];
-  if (!ffi) env.BPFMAP_FORBID_LIVE = "1";
-  return env;
-}
-
-interface Run {
-  stdout: string;
-  stderr: string;
-  status: number | null;
-}
-
-function bpfmap(args: string[], opts: { ffi?: boolean } & SpawnSyncOptions = {}): Run {
-  const [command, ...prefix] = bpfmapCommand(opts.ffi);
-  assert.ok(command !== undefined); // bpfmapCommand is never empty
-  const run = spawnSync(command, [...prefix, ...args], {
-    encoding: "utf8",
-    env: childEnv(opts.ffi),
-    maxBuffer: 1 << 28,
-    ...opts,
-  });
-  return { stdout: String(run.stdout), stderr: String(run.stderr), status: run.status };
-}
 
 /** A hash map of `count` elements, 4-byte keys and 8-byte values: its dump is ~50 bytes each. */
 function bigMap(count: number): BpfMap {
