@@ -41,16 +41,23 @@ import {
   XDP_PASS,
 } from "./helpers/insns.ts";
 import { liveTest, liveUnavailable, replayRun, tallyingKernel } from "./helpers/live.ts";
+import { lockMachine } from "./helpers/machine_lock.ts";
 import { transcriptTests } from "./helpers/transcript.ts";
 
 let bpffs = REPLAY_BPFFS;
 let mounted: FreshBpffs | undefined;
+let unlockLoopback: (() => void) | undefined;
 before(() => {
   if (replayRun || liveUnavailable !== undefined) return;
   mounted = freshBpffs("bpfmap-links-");
   bpffs = mounted.path;
+  // Loopback takes one XDP program: another run on this machine waits its turn.
+  unlockLoopback = lockMachine("xdp-lo");
 });
-after(() => mounted?.unmount());
+after(() => {
+  unlockLoopback?.();
+  mounted?.unmount();
+});
 const transcriptTest = transcriptTests(import.meta.url, { paths: () => ({ BPFFS: bpffs }) });
 
 /** Loopback's ifindex: 1 in every network namespace. */
