@@ -14,10 +14,10 @@
  * `bpf_map_batch_common`.
  *
  * Programs have theirs too: {@linkcode progLoad}, {@linkcode progTestRun},
- * {@linkcode progGetNextId} and {@linkcode progGetFdById}, and
+ * {@linkcode objGetNextId}, {@linkcode listObjectIds} and {@linkcode progGetFdById}, and
  * {@linkcode objGetInfoByFd} reads the info of any object. Links too:
  * {@linkcode linkCreate}, {@linkcode rawTracepointOpen}, {@linkcode linkUpdate},
- * {@linkcode linkDetach}, {@linkcode linkGetNextId} and {@linkcode linkGetFdById}.
+ * {@linkcode linkDetach}, and {@linkcode linkGetFdById}.
  * Every buffer they pass must be off-heap.
  *
  * @module
@@ -32,6 +32,7 @@ import {
   BPF_LINK_GET_NEXT_ID,
   BPF_LINK_UPDATE,
   BPF_MAP_DELETE_ELEM,
+  BPF_MAP_GET_NEXT_ID,
   BPF_MAP_GET_NEXT_KEY,
   BPF_MAP_LOOKUP_AND_DELETE_ELEM,
   BPF_MAP_LOOKUP_ELEM,
@@ -47,6 +48,8 @@ import {
   type Field,
   type Layout,
 } from "./commands.ts";
+import { ENOENT } from "./errno.ts";
+import { BpfError } from "./errors.ts";
 import type { Kernel } from "./kernel.ts";
 
 /**
@@ -534,34 +537,8 @@ export function progTestRun(kernel: Kernel, fd: number, call: TestRunCall): numb
 }
 
 /**
- * `BPF_PROG_GET_NEXT_ID` (`bpf_prog_get_next_id`): the id of the first
- * program after `startId` (ids start at 1), or `-errno` (`-ENOENT` past the
- * last).
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { progGetFdById, progGetNextId } from "./bpf.ts";
- * import { ENOENT } from "./errno.ts";
- * import { liveKernel } from "./kernel.ts";
- *
- * const kernel = liveKernel();
- * assert.equal(progGetNextId(kernel, 0x7fff_fff0), -ENOENT);
- * assert.equal(progGetFdById(kernel, 0x7fff_fff0), -ENOENT);
- * ```
- */
-export function progGetNextId(kernel: Kernel, startId: number): number {
-  const { fields } = BPF_PROG_GET_NEXT_ID;
-  const attr = kernel.attr(BPF_PROG_GET_NEXT_ID);
-  attr.clear();
-  attr.setU32(fields.start_id, startId);
-  const result = kernel.call(attr);
-  return result < 0 ? result : attr.getU32(fields.next_id);
-}
-
-/**
  * `BPF_PROG_GET_FD_BY_ID` (`bpf_prog_get_fd_by_id_opts`): a new fd for the
- * program, or `-errno`. See {@linkcode progGetNextId}.
+ * program, or `-errno`. See {@linkcode objGetNextId}.
  */
 export function progGetFdById(kernel: Kernel, id: number, openFlags = 0): number {
   const { fields } = BPF_PROG_GET_FD_BY_ID;
@@ -726,31 +703,6 @@ export function linkDetach(kernel: Kernel, linkFd: number): number {
 }
 
 /**
- * `BPF_LINK_GET_NEXT_ID` (`bpf_link_get_next_id`): the id of the first link
- * after `startId`, or `-errno` (`-ENOENT` past the last).
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { linkGetFdById, linkGetNextId } from "./bpf.ts";
- * import { ENOENT } from "./errno.ts";
- * import { liveKernel } from "./kernel.ts";
- *
- * const kernel = liveKernel();
- * assert.equal(linkGetNextId(kernel, 0x7fff_fff0), -ENOENT);
- * assert.equal(linkGetFdById(kernel, 0x7fff_fff0), -ENOENT);
- * ```
- */
-export function linkGetNextId(kernel: Kernel, startId: number): number {
-  const { fields } = BPF_LINK_GET_NEXT_ID;
-  const attr = kernel.attr(BPF_LINK_GET_NEXT_ID);
-  attr.clear();
-  attr.setU32(fields.start_id, startId);
-  const result = kernel.call(attr);
-  return result < 0 ? result : attr.getU32(fields.next_id);
-}
-
-/**
  * `BPF_LINK_GET_FD_BY_ID` (`bpf_link_get_fd_by_id_opts`): a new fd for the
  * link, or `-errno`. See {@linkcode linkGetNextId}.
  */
@@ -761,4 +713,68 @@ export function linkGetFdById(kernel: Kernel, id: number, openFlags = 0): number
   attr.setU32(fields.link_id, id);
   attr.setU32(fields.open_flags, openFlags);
   return kernel.call(attr);
+}
+
+/** The `*_GET_NEXT_ID` commands: one layout (start_id, next_id, open_flags) for maps, programs and links. */
+export type NextIdCommand =
+  | typeof BPF_MAP_GET_NEXT_ID
+  | typeof BPF_PROG_GET_NEXT_ID
+  | typeof BPF_LINK_GET_NEXT_ID;
+
+/**
+ * `BPF_MAP_GET_NEXT_ID`, `BPF_PROG_GET_NEXT_ID` or `BPF_LINK_GET_NEXT_ID`
+ * (libbpf's `bpf_obj_get_next_id`): the id of the first object after
+ * `startId` (ids start at 1), or `-errno` (`-ENOENT` past the last).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { linkGetFdById, objGetNextId, progGetFdById } from "./bpf.ts";
+ * import { BPF_LINK_GET_NEXT_ID, BPF_PROG_GET_NEXT_ID } from "./commands.ts";
+ * import { ENOENT } from "./errno.ts";
+ * import { liveKernel } from "./kernel.ts";
+ *
+ * const kernel = liveKernel();
+ * assert.equal(objGetNextId(kernel, BPF_PROG_GET_NEXT_ID, 0x7fff_fff0), -ENOENT);
+ * assert.equal(progGetFdById(kernel, 0x7fff_fff0), -ENOENT);
+ * assert.equal(objGetNextId(kernel, BPF_LINK_GET_NEXT_ID, 0x7fff_fff0), -ENOENT);
+ * assert.equal(linkGetFdById(kernel, 0x7fff_fff0), -ENOENT);
+ * ```
+ */
+export function objGetNextId(kernel: Kernel, command: NextIdCommand, startId: number): number {
+  const attr = kernel.attr(command);
+  attr.clear();
+  attr.setU32(command.fields.start_id, startId);
+  const result = kernel.call(attr);
+  return result < 0 ? result : attr.getU32(command.fields.next_id);
+}
+
+/**
+ * Every id `command` walks (maps, programs or links), ascending: what
+ * `listMapIds`, `listProgramIds` and `listLinkIds` return.
+ *
+ * @throws {BpfError} if the kernel refuses a step (EPERM without CAP_SYS_ADMIN).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BpfMap } from "../mod.ts";
+ * import { listObjectIds } from "./bpf.ts";
+ * import { BPF_MAP_GET_NEXT_ID } from "./commands.ts";
+ * import { liveKernel } from "./kernel.ts";
+ *
+ * using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });
+ * const ids = listObjectIds(liveKernel(), BPF_MAP_GET_NEXT_ID);
+ * assert.ok(ids.includes(map.id));
+ * assert.deepEqual(ids, ids.toSorted((a, b) => a - b));
+ * ```
+ */
+export function listObjectIds(kernel: Kernel, command: NextIdCommand): number[] {
+  const ids: number[] = [];
+  for (let id = 0;;) {
+    const next = objGetNextId(kernel, command, id);
+    if (next === -ENOENT) return ids;
+    if (next < 0) throw new BpfError(command.name, -next, `after id ${id}`);
+    ids.push(id = next);
+  }
 }

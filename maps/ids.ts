@@ -4,9 +4,8 @@
  * @module
  */
 
+import { listObjectIds } from "../ffi/bpf.ts";
 import { BPF_MAP_GET_NEXT_ID } from "../ffi/commands.ts";
-import { ENOENT } from "../ffi/errno.ts";
-import { BpfError } from "../ffi/errors.ts";
 import { type Kernel, liveKernel } from "../ffi/kernel.ts";
 
 /**
@@ -25,19 +24,7 @@ import { type Kernel, liveKernel } from "../ffi/kernel.ts";
  * ```
  */
 export function listMapIds(kernel: Kernel = liveKernel()): number[] {
-  const { fields } = BPF_MAP_GET_NEXT_ID;
-  const attr = kernel.attr(BPF_MAP_GET_NEXT_ID);
-  const ids: number[] = [];
-  let id = 0;
-  for (;;) {
-    attr.clear();
-    attr.setU32(fields.start_id, id);
-    const result = kernel.call(attr);
-    if (result === -ENOENT) return ids;
-    if (result < 0) throw new BpfError(BPF_MAP_GET_NEXT_ID.name, -result, `after id ${id}`);
-    id = attr.getU32(fields.next_id);
-    ids.push(id);
-  }
+  return listObjectIds(kernel, BPF_MAP_GET_NEXT_ID);
 }
 
 /**

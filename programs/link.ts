@@ -12,8 +12,8 @@ import {
   linkCreate,
   linkDetach,
   linkGetFdById,
-  linkGetNextId,
   linkUpdate,
+  listObjectIds,
   objGetInfoByFd,
   rawTracepointOpen,
 } from "../ffi/bpf.ts";
@@ -31,7 +31,6 @@ import {
   BPF_RAW_TRACEPOINT_OPEN,
   readU32,
 } from "../ffi/commands.ts";
-import { ENOENT } from "../ffi/errno.ts";
 import { BpfError } from "../ffi/errors.ts";
 import { type Kernel, liveKernel } from "../ffi/kernel.ts";
 import { LINK_TYPE_RAW_TRACEPOINT, LINK_TYPE_XDP, linkTypeName } from "../ffi/link_types.ts";
@@ -319,13 +318,7 @@ export function attachRawTracepointLink(
  * ```
  */
 export function listLinkIds(kernel: Kernel = liveKernel()): number[] {
-  const ids: number[] = [];
-  for (let id = 0;;) {
-    const next = linkGetNextId(kernel, id);
-    if (next === -ENOENT) return ids;
-    if (next < 0) throw new BpfError(BPF_LINK_GET_NEXT_ID.name, -next, `after id ${id}`);
-    ids.push(id = next);
-  }
+  return listObjectIds(kernel, BPF_LINK_GET_NEXT_ID);
 }
 
 /**

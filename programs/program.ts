@@ -8,9 +8,9 @@
 
 import type { Btf } from "../btf/btf.ts";
 import {
+  listObjectIds,
   objGetInfoByFd,
   progGetFdById,
-  progGetNextId,
   progLoad,
   progTestRun,
   type TestRunCall,
@@ -29,7 +29,7 @@ import {
   readU32,
   readU64,
 } from "../ffi/commands.ts";
-import { ENOENT, ENOSPC } from "../ffi/errno.ts";
+import { ENOSPC } from "../ffi/errno.ts";
 import { BpfError } from "../ffi/errors.ts";
 import { type Kernel, liveKernel } from "../ffi/kernel.ts";
 import { byteLengthOf, cString, offHeapBytes } from "../ffi/memory.ts";
@@ -552,13 +552,7 @@ export class Program {
  * ```
  */
 export function listProgramIds(kernel: Kernel = liveKernel()): number[] {
-  const ids: number[] = [];
-  for (let id = 0;;) {
-    const next = progGetNextId(kernel, id);
-    if (next === -ENOENT) return ids;
-    if (next < 0) throw new BpfError(BPF_PROG_GET_NEXT_ID.name, -next, `after id ${id}`);
-    ids.push(id = next);
-  }
+  return listObjectIds(kernel, BPF_PROG_GET_NEXT_ID);
 }
 
 /**
