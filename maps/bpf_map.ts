@@ -41,18 +41,12 @@ import {
   mapTypeName,
   mapTypeNumber,
 } from "../ffi/map_types.ts";
-import { copyInto, cString, offHeapBytes, spanOf } from "../ffi/memory.ts";
+import { copyInto, offHeapBytes, spanOf } from "../ffi/memory.ts";
+import { checkPath, expectObjectKind } from "../ffi/objects.ts";
 import { valueStride as valueStrideOf } from "../ffi/percpu.ts";
 import { checkExactBytes, checkInteger, checkKernelBytes, describe } from "../ffi/validate.ts";
 import type { BatchLookupOptions, BatchResult, BatchWriteOptions } from "./batch.ts";
-import {
-  BPF_FS_TYPE,
-  capabilityHint,
-  fileSystemOf,
-  FROZEN_HINT,
-  notAMapMessage,
-  objectKind,
-} from "./hints.ts";
+import { BPF_FS_TYPE, capabilityHint, fileSystemOf, FROZEN_HINT, notAMapMessage } from "./hints.ts";
 import { listMapIds } from "./ids.ts";
 import { type MapInfo, readMapInfo } from "./info.ts";
 import { walkEntries, type WalkOptions } from "./walk.ts";
@@ -539,16 +533,7 @@ export class BpfMap {
     openFlags: number,
   ): BpfMap {
     if (source !== undefined) {
-      let fields: Record<string, string>;
-      try {
-        fields = kernel.backend.fdInfo(fd);
-      } catch (error) {
-        throw new TypeError(`${source}: not an open file descriptor`, { cause: error });
-      }
-      if (objectKind(fields) !== "map") {
-        kernel.close(fd);
-        throw new TypeError(notAMapMessage(source, fields));
-      }
+      expectObjectKind(kernel, fd, source, "map", (fields) => notAMapMessage(source, fields));
     }
     const info = readMapInfo(kernel, fd);
     if (typeof info === "number") {
@@ -1292,13 +1277,6 @@ function checkMapBtf(btf: MapBtf | undefined): MapBtf | undefined {
   checkInteger(btf.keyTypeId, "spec.btf.keyTypeId");
   checkInteger(btf.valueTypeId, "spec.btf.valueTypeId", 1);
   return btf;
-}
-
-function checkPath(path: unknown): Uint8Array {
-  if (typeof path !== "string" || path.length === 0 || path.includes("\0")) {
-    throw new TypeError(`path must be a non-empty string without NUL, got ${describe(path)}`);
-  }
-  return cString(path);
 }
 
 /**

@@ -7,6 +7,8 @@
  * @module
  */
 
+import { objectKind } from "../ffi/objects.ts";
+
 /** CAP_SYS_ADMIN's bit in `/proc/self/status`'s capability masks. */
 export const CAP_SYS_ADMIN = 21n;
 /** CAP_DAC_OVERRIDE's bit. */
@@ -15,31 +17,6 @@ export const CAP_DAC_OVERRIDE = 1n;
 export const CAP_BPF = 39n;
 /** The file system type of a bpffs in `/proc/self/mountinfo`. */
 export const BPF_FS_TYPE = "bpf";
-
-/**
- * The kind of BPF object an fd's fdinfo describes, as bpftool names it:
- * `"map"`, `"prog"`, `"link"` or `"btf"`, by the field only that kind has;
- * `undefined` when none is there (fdinfo kept only a map's fields, as a
- * transcript does).
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { objectKind } from "./hints.ts";
- *
- * assert.equal(objectKind({ map_type: "1", memlock: "4096" }), "map");
- * assert.equal(objectKind({ prog_type: "3", prog_tag: "28aaeba449446e06" }), "prog");
- * assert.equal(objectKind({ link_type: "tracing", prog_id: "7" }), "link");
- * assert.equal(objectKind({ memlock: "4096" }), undefined);
- * ```
- */
-export function objectKind(fdInfo: Record<string, string>): string | undefined {
-  if (fdInfo.map_type !== undefined) return "map";
-  if (fdInfo.prog_type !== undefined) return "prog";
-  if (fdInfo.link_type !== undefined) return "link";
-  if (fdInfo.btf_id !== undefined) return "btf";
-  return undefined;
-}
 
 /**
  * The message of an fd that is not a map where one was asked for, as

@@ -35,8 +35,8 @@ import { BpfError } from "../ffi/errors.ts";
 import { type Kernel, liveKernel } from "../ffi/kernel.ts";
 import { LINK_TYPE_RAW_TRACEPOINT, LINK_TYPE_XDP, linkTypeName } from "../ffi/link_types.ts";
 import { cString, offHeapBytes } from "../ffi/memory.ts";
+import { checkPath, expectObjectKind, objectKind } from "../ffi/objects.ts";
 import { checkInteger, describe } from "../ffi/validate.ts";
-import { objectKind } from "../maps/hints.ts";
 
 /** `enum bpf_attach_type`'s `BPF_XDP`. */
 const ATTACH_XDP = 37;
@@ -157,19 +157,9 @@ export class Link {
    */
   static #adopt(kernel: Kernel, fd: number, source: string | undefined): Link {
     if (source !== undefined) {
-      let fields: Record<string, string>;
-      try {
-        fields = kernel.backend.fdInfo(fd);
-      } catch (error) {
-        throw new TypeError(`${source}: not an open file descriptor`, { cause: error });
-      }
-      const kind = objectKind(fields);
-      if (kind !== "link") {
-        kernel.close(fd);
-        throw new TypeError(
-          `${source}: incorrect object type: ${kind ?? "not a BPF object"}, not a link`,
-        );
-      }
+      const wrong = (fields: Record<string, string>) =>
+        `${source}: incorrect object type: ${objectKind(fields) ?? "not a BPF object"}, not a link`;
+      expectObjectKind(kernel, fd, source, "link", wrong);
     }
     try {
       return new Link(kernel, fd, readLinkInfo(kernel, fd));
@@ -361,10 +351,3 @@ export function readLinkInfo(kernel: Kernel, fd: number): LinkInfo {
 }
 
 const decoder = new TextDecoder();
-
-function checkPath(path: unknown): Uint8Array {
-  if (typeof path !== "string" || path.length === 0 || path.includes("\0")) {
-    throw new TypeError(`path must be a non-empty string without NUL, got ${describe(path)}`);
-  }
-  return cString(path);
-}

@@ -33,6 +33,7 @@ import { ENOSPC } from "../ffi/errno.ts";
 import { BpfError } from "../ffi/errors.ts";
 import { type Kernel, liveKernel } from "../ffi/kernel.ts";
 import { byteLengthOf, cString, offHeapBytes } from "../ffi/memory.ts";
+import { checkPath, expectObjectKind, objectKind } from "../ffi/objects.ts";
 import {
   type AttachTypeName,
   attachTypeNumber,
@@ -42,7 +43,6 @@ import {
 } from "../ffi/prog_types.ts";
 import { checkInteger, describe } from "../ffi/validate.ts";
 import { BpfMap } from "../maps/bpf_map.ts";
-import { objectKind } from "../maps/hints.ts";
 import { attachRawTracepointLink, attachXdpLink, type Link } from "./link.ts";
 
 /** The first log buffer of a load that failed: most verifier logs fit. */
@@ -324,19 +324,11 @@ export class Program {
    */
   static #adopt(kernel: Kernel, fd: number, source: string | undefined, log: string): Program {
     if (source !== undefined) {
-      let fields: Record<string, string>;
-      try {
-        fields = kernel.backend.fdInfo(fd);
-      } catch (error) {
-        throw new TypeError(`${source}: not an open file descriptor`, { cause: error });
-      }
-      const kind = objectKind(fields);
-      if (kind !== "prog") {
-        kernel.close(fd);
-        throw new TypeError(
-          `${source}: incorrect object type: ${kind ?? "not a BPF object"}, not a program`,
-        );
-      }
+      const wrong = (fields: Record<string, string>) =>
+        `${source}: incorrect object type: ${
+          objectKind(fields) ?? "not a BPF object"
+        }, not a program`;
+      expectObjectKind(kernel, fd, source, "prog", wrong);
     }
     try {
       return new Program(kernel, fd, readProgramInfo(kernel, fd), log);
@@ -764,11 +756,4 @@ function offHeapCopy(bytes: Uint8Array): Uint8Array {
   const copy = offHeapBytes(bytes.byteLength);
   copy.set(bytes);
   return copy;
-}
-
-function checkPath(path: unknown): Uint8Array {
-  if (typeof path !== "string" || path.length === 0 || path.includes("\0")) {
-    throw new TypeError(`path must be a non-empty string without NUL, got ${describe(path)}`);
-  }
-  return cString(path);
 }
