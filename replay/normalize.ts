@@ -12,7 +12,6 @@ import {
   BPF_MAP_CREATE,
   BPF_MAP_INFO,
   BPF_OBJ_GET_INFO_BY_FD,
-  BPF_PROG_INFO,
   bytesWritten,
   countField,
   type Direction,
@@ -251,8 +250,8 @@ export function learn(entry: CallEntry, ids: Identities): void {
   } else if (entry.call === BPF_OBJ_GET_INFO_BY_FD.name && entry.errno === undefined) {
     const info = entry.attr.info as RegionRecord | null;
     const handle = entry.attr.bpf_fd;
-    // A program's info (232 bytes, its type a program type) says nothing of maps.
-    if (info?.out !== undefined && typeof handle === "number" && info.size < BPF_PROG_INFO.size) {
+    // Only a map's info holds a map type: a program's, a link's or a BTF object's has another size.
+    if (info?.out !== undefined && typeof handle === "number" && info.size === BPF_MAP_INFO.size) {
       const bytes = decodeBytes(info.out);
       const { type } = BPF_MAP_INFO.fields;
       if (holdsField(bytes, type)) ids.learnMapType(handle, readU32(bytes, type));

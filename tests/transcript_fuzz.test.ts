@@ -19,7 +19,16 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { Attr } from "../ffi/attr.ts";
-import { BPF_BTF_INFO, BPF_MAP_INFO, COMMANDS, type Field, type Layout } from "../ffi/commands.ts";
+import {
+  BPF_BTF_INFO,
+  BPF_LINK_INFO,
+  BPF_LINK_INFO_RAW_TRACEPOINT,
+  BPF_MAP_INFO,
+  BPF_PROG_INFO,
+  COMMANDS,
+  type Field,
+  type Layout,
+} from "../ffi/commands.ts";
 import { readEnv } from "../ffi/live.ts";
 import { REPLAY_FD_BASE } from "../replay/identities.ts";
 import { ReplayBackend, ReplayDivergenceError } from "../replay/player.ts";
@@ -113,6 +122,17 @@ function pack(entry: CallEntry, player: ReplayBackend): { attr: Attr; bound: Bou
   return { attr, bound };
 }
 
+/**
+ * The info struct a recorded region is, by its size (the library asks for
+ * each kind's whole struct); a link's raw-tracepoint view by its name pointer.
+ */
+function infoLayout(region: RegionRecord): Layout {
+  if (region.pointers?.tp_name !== undefined) return BPF_LINK_INFO_RAW_TRACEPOINT;
+  const bySize = [BPF_MAP_INFO, BPF_BTF_INFO, BPF_PROG_INFO, BPF_LINK_INFO]
+    .find((layout) => layout.size === region.size);
+  return bySize ?? (region.in === undefined ? BPF_MAP_INFO : BPF_BTF_INFO);
+}
+
 function bindRegion(attr: Attr, field: Field, region: RegionRecord | null): Bound[] {
   if (region === null) {
     attr.setPointer(field, null, 0);
@@ -126,7 +146,7 @@ function bindRegion(attr: Attr, field: Field, region: RegionRecord | null): Boun
   let direction = field.direction;
   let layout: Layout | null = null;
   if (field.name === "info") {
-    layout = region.in === undefined ? BPF_MAP_INFO : BPF_BTF_INFO;
+    layout = infoLayout(region);
     if (region.in !== undefined) direction = "inout";
   } else if (field.direction === "out" && region.in !== undefined) direction = "in";
   attr.setPointer(field, buffer.view, undefined, direction, layout);
@@ -138,8 +158,8 @@ function bindRegion(attr: Attr, field: Field, region: RegionRecord | null): Boun
   }];
   for (const [name, inner] of Object.entries(region.pointers ?? {})) {
     const nested = guarded(inner.size, inner.in === undefined ? UNWRITTEN : decodeBytes(inner.in));
-    const nestedField = (BPF_BTF_INFO.fields as Record<string, Field | undefined>)[name]
-      ?? assert.fail(`bpf_btf_info has no ${name}`);
+    const nestedField = (layout?.fields as Record<string, Field | undefined> | undefined)?.[name]
+      ?? assert.fail(`${layout?.name ?? field.name} has no ${name}`);
     attr.setNestedPointer(field, nestedField, nested.view);
     bound.push({
       field: `${field.name}.pointers.${name}`,
