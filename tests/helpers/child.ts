@@ -15,6 +15,7 @@ export function runtimeCommand(script: string, args: string[]): [string, string[
       "run",
       "--allow-ffi",
       "--allow-read",
+      "--allow-write",
       "--allow-env",
       script,
       ...args,

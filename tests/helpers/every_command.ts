@@ -2,7 +2,20 @@
 // process from outside (strace). Argument: a directory on a mounted bpffs.
 
 import process from "node:process";
-import { BpfMap, Btf, listMapIds, specOf, spinLock, struct, u32 as u32Codec } from "../../mod.ts";
+import {
+  BpfMap,
+  Btf,
+  Link,
+  listLinkIds,
+  listMapIds,
+  listProgramIds,
+  Program,
+  specOf,
+  spinLock,
+  struct,
+  u32 as u32Codec,
+} from "../../mod.ts";
+import { lockMachine } from "./machine_lock.ts";
 
 const bpffs = process.argv.at(-1)!;
 const u32 = (...values: number[]) => new Uint8Array(new Uint32Array(values).buffer);
@@ -37,5 +50,28 @@ const u32 = (...values: number[]) => new Uint8Array(new Uint32Array(values).buff
   );
   using btf = locked.btf()!;
   Btf.fromId(btf.id).close();
+}
+{
+  // PROG_LOAD, TEST_RUN, the program ids and fds; a raw tracepoint; an XDP link on loopback
+  // (its one XDP slot: taken in turn with any other run on the machine), updated and detached.
+  const returns = (value: number) =>
+    new Uint8Array([0xb7, 0, 0, 0, value, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]); // r0 = value; exit
+  using xdp = Program.load({ type: "xdp", instructions: returns(2), license: "GPL" });
+  using other = Program.load({ type: "xdp", instructions: returns(2), license: "GPL" });
+  xdp.testRun({ data: new Uint8Array(64) });
+  listProgramIds();
+  Program.fromId(xdp.id).close();
+  using tracer = Program.load({ type: "raw_tracepoint", instructions: returns(0), license: "GPL" });
+  tracer.attachRawTracepoint("sys_enter").close();
+  const unlock = lockMachine("xdp-lo");
+  try {
+    using link = xdp.attachXdp(1, { flags: 2 }); // generic XDP, as loopback has it
+    link.update(other);
+    listLinkIds();
+    Link.fromId(link.id).close();
+    link.detach();
+  } finally {
+    unlock();
+  }
 }
 console.log("done");
