@@ -97,6 +97,8 @@ export { programSection, SECTION_DEFS } from "./object/sections.ts";
 export type { AttachTarget, ProgramSection, SectionDef } from "./object/sections.ts";
 export { Link, listLinkIds } from "./programs/link.ts";
 export type { LinkInfo } from "./programs/link.ts";
+export { BpfObject, kernelVersionCode, ObjectProgramHandle } from "./programs/object_loader.ts";
+export type { BpfObjectOptions, MapOverride } from "./programs/object_loader.ts";
 export { listProgramIds, Program, VerifierError } from "./programs/program.ts";
 export type {
   ProgramInfo,

@@ -20,6 +20,7 @@ import { countCpuList } from "../ffi/percpu.ts";
 import { BpfMap, type MapSpec, type OpenPinnedOptions } from "../maps/bpf_map.ts";
 import { listMapIds } from "../maps/ids.ts";
 import { Link, listLinkIds, trackLinks } from "../programs/link.ts";
+import { BpfObject, type BpfObjectOptions } from "../programs/object_loader.ts";
 import { listProgramIds, Program, type ProgramSpec } from "../programs/program.ts";
 import { checkPaths, type PathPlaceholders } from "./identities.ts";
 import { ReplayBackend, type ReplayFault } from "./player.ts";
@@ -82,6 +83,7 @@ export class BpfSystem implements AsyncDisposable {
   readonly #maps: BpfMap[] = [];
   readonly #btfs: Btf[] = [];
   readonly #programs: Program[] = [];
+  readonly #objects: BpfObject[] = [];
   /** Every link opened on this system's kernel (attached, by id, by pin): see `trackLinks`. */
   readonly #links: Link[] = [];
   readonly #host: TranscriptHost | undefined;
@@ -141,6 +143,22 @@ export class BpfSystem implements AsyncDisposable {
     return this.#trackProgram(Program.load(spec, this.kernel));
   }
 
+  /**
+   * Opens an object file on this system's kernel (see `BpfObject.open`), to
+   * `load()` once its programs' `autoload` and `.rodata` are set; closed
+   * with the system.
+   */
+  openObject(source: Uint8Array | string, opts: Omit<BpfObjectOptions, "kernel"> = {}): BpfObject {
+    const object = BpfObject.open(source, { ...opts, kernel: this.kernel });
+    this.#objects.push(object);
+    return object;
+  }
+
+  /** Opens and loads an object file (see `BpfObject`); closed with the system. */
+  loadObject(source: Uint8Array | string, opts: Omit<BpfObjectOptions, "kernel"> = {}): BpfObject {
+    return this.openObject(source, opts).load();
+  }
+
   /** Opens a program by id (see `Program.fromId`); closed with the system if still open. */
   programFromId(id: number): Program {
     return this.#trackProgram(Program.fromId(id, this.kernel));
@@ -198,6 +216,7 @@ export class BpfSystem implements AsyncDisposable {
     // its maps, so they are freed as their own fds close.
     for (const link of this.#links) link.close();
     for (const program of this.#programs) program.close();
+    for (const object of this.#objects) object.close();
     for (const map of this.#maps) map.close();
     for (const btf of this.#btfs) btf.close();
     // Only recording, verifying and replaying backends have a finish(): a live one has no transcript.

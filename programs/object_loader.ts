@@ -1,0 +1,408 @@
+/**
+ * `BpfObject`: a clang-built object loaded as libbpf's `bpf_object__open`
+ * and `bpf_object__load` load it: its `.BTF` into the kernel, its maps
+ * created (global data written, `.rodata` frozen, `.kconfig` filled), its
+ * programs relocated (map fds, global data, `.text` subprograms appended)
+ * and loaded.
+ *
+ * @module
+ */
+
+import { readFileSync } from "node:fs";
+import { Btf } from "../btf/btf.ts";
+import { BpfError } from "../ffi/errors.ts";
+import { type Kernel, liveKernel } from "../ffi/kernel.ts";
+import { describe } from "../ffi/validate.ts";
+import { BpfMap, type MapSpec } from "../maps/bpf_map.ts";
+import type { ObjectMap } from "../object/maps.ts";
+import { objectName, type ObjectSpec, parseObject } from "../object/object.ts";
+import type { ObjectProgram } from "../object/programs.ts";
+import { Program } from "./program.ts";
+
+const OSRELEASE_PATH = "/proc/sys/kernel/osrelease";
+/** `BPF_PSEUDO_MAP_FD`, `BPF_PSEUDO_MAP_VALUE`, `BPF_PSEUDO_FUNC`: an `ld_imm64`'s `src_reg`. */
+const PSEUDO_MAP_FD = 1;
+const PSEUDO_MAP_VALUE = 2;
+const PSEUDO_FUNC = 4;
+const INSN = 8;
+
+/** Overrides of one map's spec before it is created. */
+export interface MapOverride {
+  /** `max_entries` (a ring buffer's size, a hash's capacity). */
+  maxEntries?: number;
+}
+
+/** Options of {@linkcode BpfObject.open}. */
+export interface BpfObjectOptions {
+  /** The object's name, before its global data maps' names; default from the path, else "". */
+  name?: string;
+  /** The kernel to load into (a system's `kernel` records and replays it). */
+  kernel?: Kernel;
+  /** Overrides by map name (the variable's or section's name, as in `maps`). */
+  maps?: Readonly<Record<string, MapOverride>>;
+  /** Where maps declared `pinning: LIBBPF_PIN_BY_NAME` are pinned (or reused), by name. */
+  pinFolder?: string;
+}
+
+/** One program of an opened object: what `load()` will do with it. */
+export class ObjectProgramHandle {
+  /** Load it with the object (libbpf's `bpf_program__set_autoload`). */
+  autoload = true;
+  /** What the object file says of it. */
+  readonly spec: ObjectProgram;
+
+  constructor(spec: ObjectProgram) {
+    this.spec = spec;
+  }
+}
+
+/**
+ * An object file opened (parsed, nothing in the kernel yet), then loaded:
+ * `maps` and `programs` by name. Closing it closes them all.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { execFileSync } from "node:child_process";
+ * import { BpfObject } from "./object_loader.ts";
+ *
+ * const source = `
+ *   int hits = 7;
+ *   static __attribute__((noinline)) int verdict(void) { return hits > 5 ? 2 : 1; }
+ *   __attribute__((section("xdp"), used)) int pass(void *ctx) { return verdict(); }
+ *   char LICENSE[] __attribute__((section("license"), used)) = "GPL";`;
+ * const args = ["-g", "-O2", "-target", "bpf", "-c", "-x", "c", "-", "-o", "-"];
+ * const bytes = new Uint8Array(execFileSync("clang", args, { input: source }));
+ * using object = BpfObject.open(bytes, { name: "demo" }).load();
+ * assert.equal(object.programs.get("pass")!.testRun({ data: new Uint8Array(64) }).retval, 2);
+ * assert.deepEqual(object.maps.get(".data")!.lookup(new Uint8Array(4)), new Uint8Array([7, 0, 0, 0]));
+ * ```
+ */
+export class BpfObject {
+  /** What the object file holds (its `.rodata` bytes can be set before `load()`). */
+  readonly spec: ObjectSpec;
+  /** Maps by name (the variable's name, or the data section's: `.data`, `.rodata`). */
+  readonly maps: Map<string, BpfMap> = new Map();
+  /** Loaded programs by function name. */
+  readonly programs: Map<string, Program> = new Map();
+  /**
+   * Why the object's `.BTF` is not in the kernel (maps then have no BTF
+   * ids), or `undefined` if it is, or if the object has none.
+   */
+  btfRefused: string | undefined;
+  /** The object's `.BTF` in the kernel, once loaded. */
+  btf: Btf | undefined;
+  #kernel: Kernel | undefined;
+  readonly #options: BpfObjectOptions;
+  readonly #handles: Map<string, ObjectProgramHandle>;
+  #loaded = false;
+
+  private constructor(spec: ObjectSpec, options: BpfObjectOptions) {
+    this.spec = spec;
+    this.#options = options;
+    this.#kernel = options.kernel;
+    this.#handles = new Map(spec.programs.map((p) => [p.name, new ObjectProgramHandle(p)]));
+  }
+
+  /**
+   * Parses an object (its bytes, or the file at a path). Nothing reaches the
+   * kernel until {@linkcode BpfObject.load}.
+   *
+   * @throws {TypeError} for bad arguments; `ObjectFormatError` for a file that is no BPF object.
+   */
+  static open(source: Uint8Array | string, options: BpfObjectOptions = {}): BpfObject {
+    if (options === null || typeof options !== "object") {
+      throw new TypeError(`options must be an object, got ${describe(options)}`);
+    }
+    let bytes: Uint8Array;
+    let name = options.name;
+    if (typeof source === "string") {
+      bytes = new Uint8Array(readFileSync(source));
+      name ??= objectName(source);
+    } else if (source instanceof Uint8Array) {
+      bytes = source;
+    } else {
+      throw new TypeError(`source must be a Uint8Array or a path, got ${describe(source)}`);
+    }
+    const spec = parseObject(bytes, { name: name ?? "" });
+    for (const mapName of Object.keys(options.maps ?? {})) {
+      if (!spec.maps.some((m) => m.name === mapName)) {
+        throw new TypeError(`options.maps: the object has no map '${mapName}'`);
+      }
+    }
+    return new BpfObject(spec, options);
+  }
+
+  /** A program of the object, by function name, to set `autoload` before loading. */
+  program(name: string): ObjectProgramHandle {
+    const handle = this.#handles.get(name);
+    if (handle === undefined) {
+      throw new TypeError(
+        `the object has no program '${name}' (it has: ${[...this.#handles.keys()].join(", ")})`,
+      );
+    }
+    return handle;
+  }
+
+  /**
+   * Loads the object: BTF, maps, then each program with `autoload` set. On
+   * any failure, what was created is closed and the error thrown (a
+   * `VerifierError` with the verifier's log for a program it refuses).
+   */
+  load(): this {
+    if (this.#loaded) throw new Error("the object is already loaded");
+    this.#loaded = true;
+    // The live kernel only now: opening (parsing, checking) needs none.
+    this.#kernel ??= liveKernel();
+    try {
+      this.#loadBtf();
+      for (const map of this.spec.maps) this.maps.set(map.name, this.#createMap(map));
+      for (const handle of this.#handles.values()) {
+        if (handle.autoload) this.programs.set(handle.spec.name, this.#loadProgram(handle.spec));
+      }
+    } catch (error) {
+      this.close();
+      throw error;
+    }
+    return this;
+  }
+
+  /** Closes every program, map and the BTF of the object. */
+  close(): void {
+    for (const program of this.programs.values()) program.close();
+    for (const map of this.maps.values()) map.close();
+    this.btf?.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  #loadBtf(): void {
+    if (this.spec.btf === undefined) return;
+    try {
+      this.btf = Btf.load(fixDatasecs(this.spec), {}, this.#kernel!);
+    } catch (error) {
+      if (!(error instanceof BpfError)) throw error;
+      // libbpf sanitizes what an old kernel cannot take; we only fix DATASECs
+      // (sizes, .kconfig), and do without BTF (maps without type ids) if that is not enough.
+      this.btfRefused = error.message;
+    }
+  }
+
+  #createMap(map: ObjectMap): BpfMap {
+    if (map.inner !== undefined || map.initialSlots.length > 0) {
+      throw new TypeError(
+        `map '${map.name}': maps of maps and prog_array values are not loaded yet`,
+      );
+    }
+    const override = this.#options.maps?.[map.name] ?? {};
+    let spec: MapSpec = { ...map.spec };
+    if (override.maxEntries !== undefined) spec.maxEntries = override.maxEntries;
+    if (map.kind === "kconfig") spec.contents = [[new Uint8Array(4), this.#kconfig(map)]];
+    if (this.btf !== undefined && map.btfValueTypeId > 0) {
+      spec = {
+        ...spec,
+        btf: { btf: this.btf, keyTypeId: map.btfKeyTypeId, valueTypeId: map.btfValueTypeId },
+      };
+    }
+    const folder = this.#options.pinFolder;
+    if (map.pinning !== "byName" || folder === undefined) {
+      return BpfMap.create(spec, this.#kernel!);
+    }
+    const path = `${folder}/${map.name}`;
+    try {
+      return BpfMap.openPinned(path, {}, this.#kernel!);
+    } catch (error) {
+      if (!(error instanceof BpfError) || error.code !== "ENOENT") throw error;
+    }
+    const created = BpfMap.create(spec, this.#kernel!);
+    try {
+      created.pin(path);
+    } catch (error) {
+      created.close();
+      throw error;
+    }
+    return created;
+  }
+
+  /** The `.kconfig` map's value: `LINUX_KERNEL_VERSION`, and zero for weak externs. */
+  #kconfig(map: ObjectMap): Uint8Array {
+    const value = new Uint8Array(map.spec.valueSize);
+    const view = new DataView(value.buffer);
+    for (const extern of this.spec.externs) {
+      if (extern.kind !== "kconfig") continue;
+      if (extern.name === "LINUX_KERNEL_VERSION" && extern.size === 4) {
+        const release = this.#kernel!.backend.readTextFile(OSRELEASE_PATH);
+        view.setUint32(extern.offset, kernelVersionCode(release), true);
+      } else if (!extern.weak) {
+        throw new TypeError(
+          `extern '${extern.name}': only LINUX_KERNEL_VERSION (and __weak externs) are resolved`,
+        );
+      }
+    }
+    return value;
+  }
+
+  #loadProgram(program: ObjectProgram): Program {
+    const type = program.type;
+    if (type === undefined) {
+      throw new TypeError(`program '${program.name}': section '${program.section}' is unknown`);
+    }
+    if (this.spec.license === "") {
+      throw new TypeError(`program '${program.name}': the object has no license section`);
+    }
+    return Program.load({
+      type: type.programType,
+      expectedAttachType: type.expectedAttachType,
+      instructions: this.#relocate(program),
+      license: this.spec.license,
+      name: program.name.slice(0, 15).replace(/[^A-Za-z0-9_.]/g, "_"),
+      ...(this.spec.kernelVersion === undefined ? {} : { kernelVersion: this.spec.kernelVersion }),
+    }, this.#kernel!);
+  }
+
+  /**
+   * The program's instructions with the `.text` subprograms it calls
+   * appended (each once, in the order calls reach them, as libbpf does)
+   * and every relocation applied.
+   */
+  #relocate(program: ObjectProgram): Uint8Array {
+    const parts: { fn: ObjectProgram; at: number }[] = [{ fn: program, at: 0 }];
+    let length = program.instructions.byteLength / INSN;
+    const placed = new Map<string, number>();
+    const placeOf = (target: string): number => {
+      const known = placed.get(target);
+      if (known !== undefined) return known;
+      const fn = this.spec.subprograms.find((s) => s.name === target);
+      if (fn === undefined) throw new TypeError(`no .text function '${target}'`);
+      placed.set(target, length);
+      parts.push({ fn, at: length });
+      length += fn.instructions.byteLength / INSN;
+      return placed.get(target)!;
+    };
+    // Walking `parts` as it grows reaches the subprograms' own calls too.
+    const fixes: (() => void)[] = [];
+    for (let i = 0; i < parts.length; i++) {
+      const { fn, at } = parts[i]!;
+      for (const r of fn.relocations) {
+        const insn = at + r.insn;
+        if (r.kind === "call" || r.kind === "functionAddress") {
+          const target = placeOf(r.target);
+          fixes.push(() => {
+            if (r.kind === "functionAddress") setSrc(out, insn, PSEUDO_FUNC);
+            view.setInt32(insn * INSN + 4, target - insn - 1, true);
+          });
+        } else if (r.kind === "map" || r.kind === "data") {
+          const map = this.maps.get(r.map)!;
+          fixes.push(() => {
+            setSrc(out, insn, r.kind === "map" ? PSEUDO_MAP_FD : PSEUDO_MAP_VALUE);
+            view.setInt32(insn * INSN + 4, map.fd, true);
+            if (r.kind === "data") view.setInt32(insn * INSN + 12, r.offset, true);
+          });
+        } else if (r.kind === "extern") {
+          fixes.push(this.#externFix(r.name, r.call, insn, () => [out, view]));
+        }
+      }
+    }
+    const out = new Uint8Array(length * INSN);
+    const view = new DataView(out.buffer);
+    for (const { fn, at } of parts) out.set(fn.instructions, at * INSN);
+    for (const fix of fixes) fix();
+    return out;
+  }
+
+  #externFix(
+    name: string,
+    call: boolean,
+    insn: number,
+    target: () => [Uint8Array, DataView],
+  ): () => void {
+    const extern = this.spec.externs.find((e) => e.name === name);
+    const kconfig = this.maps.get(".kconfig");
+    if (call || extern?.kind !== "kconfig" || kconfig === undefined) {
+      throw new TypeError(`extern '${name}': kfuncs and .ksyms are not resolved yet`);
+    }
+    return () => {
+      const [out, view] = target();
+      setSrc(out, insn, PSEUDO_MAP_VALUE);
+      view.setInt32(insn * INSN + 4, kconfig.fd, true);
+      view.setInt32(insn * INSN + 12, extern.offset, true);
+    };
+  }
+}
+
+/** Sets instruction `insn`'s `src_reg` (the high nibble of its second byte). */
+function setSrc(out: Uint8Array, insn: number, src: number): void {
+  out[insn * INSN + 1] = (out[insn * INSN + 1]! & 0x0f) | (src << 4);
+}
+
+/** `KERNEL_VERSION(a, b, c)` of a release such as `6.18.44-fc`, as libbpf computes it. */
+export function kernelVersionCode(release: string): number {
+  const match = /^(\d+)\.(\d+)(?:\.(\d+))?/.exec(release.trim());
+  if (match === null) throw new TypeError(`kernel release '${release.trim()}' is not a.b.c`);
+  const [a, b, c] = [1, 2, 3].map((i) => Number(match[i] ?? 0)) as [number, number, number];
+  return (a << 16) + (b << 8) + Math.min(c, 255);
+}
+
+/** BTF kinds' bytes after the 12-byte common header, per `vlen` member or fixed. */
+const KIND_EXTRA: Record<number, [fixed: number, perMember: number]> = {
+  1: [4, 0], // int
+  3: [12, 0], // array
+  4: [0, 12], // struct
+  5: [0, 12], // union
+  6: [0, 8], // enum
+  13: [0, 8], // func_proto
+  14: [4, 0], // var
+  15: [0, 12], // datasec
+  17: [4, 0], // decl_tag
+  19: [0, 12], // enum64
+};
+
+/**
+ * The object's `.BTF` as the kernel takes it, fixed as libbpf's
+ * `btf_fixup_datasec` and extern collection fix it: each DATASEC's size set
+ * (clang leaves 0): the data map's size for a data section, else the end of
+ * its last variable; `.kconfig`'s variables at their offsets in the kconfig
+ * map, and made allocated globals (the kernel refuses extern variables).
+ */
+function fixDatasecs(spec: ObjectSpec): Uint8Array {
+  const blob = spec.btf!.bytes.slice();
+  const types = spec.btf!.types;
+  const view = new DataView(blob.buffer);
+  const headerLength = view.getUint32(4, true);
+  const end = headerLength + view.getUint32(8, true) + view.getUint32(12, true);
+  // Where each type starts in the blob, by id.
+  const starts = [0];
+  for (let at = headerLength + view.getUint32(8, true); at < end;) {
+    starts.push(at);
+    const info = view.getUint32(at + 4, true);
+    const [fixed, perMember] = KIND_EXTRA[(info >>> 24) & 0x1f] ?? [0, 0];
+    at += 12 + fixed + perMember * (info & 0xffff);
+  }
+  const kconfig = spec.maps.find((m) => m.kind === "kconfig");
+  types.forEach((type, id) => {
+    if (type.kind !== "datasec") return;
+    const at = starts[id]!;
+    const members = type.vars.map((_, i) => at + 12 + i * 12);
+    if (type.name === ".kconfig" && kconfig !== undefined) {
+      view.setUint32(at + 8, kconfig.spec.valueSize, true);
+      for (const member of members) {
+        const variable = view.getUint32(member, true);
+        const extern = spec.externs.find((e) => e.typeId === variable);
+        if (extern !== undefined) view.setUint32(member + 4, extern.offset, true);
+        view.setUint32(starts[variable]! + 12, 1, true); // BTF_VAR_GLOBAL_ALLOCATED
+      }
+      return;
+    }
+    if (view.getUint32(at + 8, true) !== 0) return;
+    let size = spec.maps.find((m) => m.kind === "data" && m.section === type.name)?.spec
+      .valueSize;
+    size ??= Math.max(
+      0,
+      ...members.map((m) => view.getUint32(m + 4, true) + view.getUint32(m + 8, true)),
+    );
+    view.setUint32(at + 8, size, true);
+  });
+  return blob;
+}
