@@ -6,12 +6,21 @@
  * @module
  */
 
+import { BPF_OBJ_GET, BPF_OBJ_PIN } from "./commands.ts";
 import type { Kernel } from "./kernel.ts";
 import { cString } from "./memory.ts";
 import { describe } from "./validate.ts";
 
 /** The kinds of BPF object an fd can be. */
 export type ObjectKind = "map" | "prog" | "link" | "btf";
+
+/** Each kind as a message names it. */
+const NOUNS: Readonly<Record<ObjectKind, string>> = {
+  map: "map",
+  prog: "program",
+  link: "link",
+  btf: "BTF object",
+};
 
 /**
  * The kind of BPF object an fd is, from its fdinfo's fields (what bpftool
@@ -39,8 +48,8 @@ export function objectKind(fdInfo: Record<string, string>): ObjectKind | undefin
 /**
  * Asks the fd `source` handed over (a pinned path, "fd N") what it is, and
  * refuses it unless it is a `want`: the fd is closed and the `TypeError`
- * says `wrong(fields)`, bpftool's `incorrect object type` in the caller's
- * words. An fd that is not open at all is a `TypeError` too.
+ * says bpftool's `incorrect object type` (`wrong(fields)` where the caller
+ * has words of its own). An fd that is not open at all is a `TypeError` too.
  *
  * @example
  * ```ts
@@ -63,7 +72,10 @@ export function expectObjectKind(
   fd: number,
   source: string,
   want: ObjectKind,
-  wrong: (fields: Record<string, string>) => string,
+  wrong: (fields: Record<string, string>) => string = (fields) =>
+    `${source}: incorrect object type: ${objectKind(fields) ?? "not a BPF object"}, not a ${
+      NOUNS[want]
+    }`,
 ): void {
   let fields: Record<string, string>;
   try {
@@ -97,4 +109,65 @@ export function checkPath(path: unknown): Uint8Array {
     throw new TypeError(`path must be a non-empty string without NUL, got ${describe(path)}`);
   }
   return cString(path);
+}
+
+/**
+ * `BPF_OBJ_GET` of `pathname` (a path {@linkcode checkPath} made): a new fd
+ * for the object pinned there, of whatever kind; a `BpfError` naming `path`
+ * if the kernel refuses. What the fd is, the caller checks
+ * ({@linkcode expectObjectKind}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { liveKernel } from "./kernel.ts";
+ * import { checkPath, openPinnedFd } from "./objects.ts";
+ *
+ * assert.throws(() => openPinnedFd(liveKernel(), checkPath("/sys/fs/bpf/none"), "/sys/fs/bpf/none"), {
+ *   name: "BpfError",
+ *   code: "ENOENT",
+ *   op: "BPF_OBJ_GET",
+ * });
+ * ```
+ */
+export function openPinnedFd(
+  kernel: Kernel,
+  pathname: Uint8Array,
+  path: string,
+  fileFlags = 0,
+): number {
+  const { fields } = BPF_OBJ_GET;
+  const attr = kernel.attr(BPF_OBJ_GET);
+  attr.clear();
+  attr.setPointer(fields.pathname, pathname);
+  attr.setU32(fields.file_flags, fileFlags);
+  return kernel.callOrThrow(attr, path);
+}
+
+/**
+ * `BPF_OBJ_PIN` of `fd` at `pathname` (a path {@linkcode checkPath} made):
+ * the object then outlives its fds. A `BpfError` naming `what` if the kernel
+ * refuses (EEXIST, a path outside bpffs).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BpfMap } from "../mod.ts";
+ * import { liveKernel } from "./kernel.ts";
+ * import { checkPath, pinFd } from "./objects.ts";
+ *
+ * using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });
+ * assert.throws(() => pinFd(liveKernel(), map.fd, checkPath("/no/bpffs/here"), "a map"), {
+ *   name: "BpfError",
+ *   op: "BPF_OBJ_PIN",
+ * });
+ * ```
+ */
+export function pinFd(kernel: Kernel, fd: number, pathname: Uint8Array, what: string): void {
+  const { fields } = BPF_OBJ_PIN;
+  const attr = kernel.attr(BPF_OBJ_PIN);
+  attr.clear();
+  attr.setPointer(fields.pathname, pathname);
+  attr.setU32(fields.bpf_fd, fd);
+  kernel.callOrThrow(attr, what);
 }

@@ -26,9 +26,7 @@ import {
   BPF_MAP_LOOKUP_ELEM,
   BPF_MAP_UPDATE_BATCH,
   BPF_MAP_UPDATE_ELEM,
-  BPF_OBJ_GET,
   BPF_OBJ_GET_INFO_BY_FD,
-  BPF_OBJ_PIN,
 } from "../ffi/commands.ts";
 import { ENOENT, EPERM } from "../ffi/errno.ts";
 import { BatchError, BpfError } from "../ffi/errors.ts";
@@ -42,7 +40,7 @@ import {
   mapTypeNumber,
 } from "../ffi/map_types.ts";
 import { copyInto, offHeapBytes, spanOf } from "../ffi/memory.ts";
-import { checkPath, expectObjectKind } from "../ffi/objects.ts";
+import { checkPath, expectObjectKind, openPinnedFd, pinFd } from "../ffi/objects.ts";
 import { valueStride as valueStrideOf } from "../ffi/percpu.ts";
 import { checkExactBytes, checkInteger, checkKernelBytes, describe } from "../ffi/validate.ts";
 import type { BatchLookupOptions, BatchResult, BatchWriteOptions } from "./batch.ts";
@@ -423,12 +421,8 @@ export class BpfMap {
     }
     const fileFlags = (opts.readOnly ? BPF_F_RDONLY : opts.writeOnly ? BPF_F_WRONLY : 0)
       | checkInteger(opts.flags ?? 0, "opts.flags");
-    const { fields } = BPF_OBJ_GET;
-    const attr = kernel.attr(BPF_OBJ_GET);
-    attr.clear();
-    attr.setPointer(fields.pathname, pathname);
-    attr.setU32(fields.file_flags, fileFlags >>> 0);
-    return BpfMap.#adopt(kernel, kernel.callOrThrow(attr, path), path, fileFlags >>> 0);
+    const fd = openPinnedFd(kernel, pathname, path, fileFlags >>> 0);
+    return BpfMap.#adopt(kernel, fd, path, fileFlags >>> 0);
   }
 
   /**
@@ -882,13 +876,7 @@ export class BpfMap {
   /** Pins the map in bpffs at `path` (`BPF_OBJ_PIN`). */
   pin(path: string): void {
     const fd = this.#openFd("pin");
-    const pathname = checkPath(path);
-    const { fields } = BPF_OBJ_PIN;
-    const attr = this.#kernel.attr(BPF_OBJ_PIN);
-    attr.clear();
-    attr.setPointer(fields.pathname, pathname);
-    attr.setU32(fields.bpf_fd, fd);
-    this.#kernel.callOrThrow(attr, `${this.#describe()} at ${path}`);
+    pinFd(this.#kernel, fd, checkPath(path), `${this.#describe()} at ${path}`);
   }
 
   /**

@@ -25,9 +25,7 @@ import {
   BPF_LINK_INFO,
   BPF_LINK_INFO_RAW_TRACEPOINT,
   BPF_LINK_UPDATE,
-  BPF_OBJ_GET,
   BPF_OBJ_GET_INFO_BY_FD,
-  BPF_OBJ_PIN,
   BPF_RAW_TRACEPOINT_OPEN,
   readU32,
 } from "../ffi/commands.ts";
@@ -35,7 +33,7 @@ import { BpfError } from "../ffi/errors.ts";
 import { type Kernel, liveKernel } from "../ffi/kernel.ts";
 import { LINK_TYPE_RAW_TRACEPOINT, LINK_TYPE_XDP, linkTypeName } from "../ffi/link_types.ts";
 import { cString, offHeapBytes } from "../ffi/memory.ts";
-import { checkPath, expectObjectKind, objectKind } from "../ffi/objects.ts";
+import { checkPath, expectObjectKind, openPinnedFd, pinFd } from "../ffi/objects.ts";
 import { checkInteger, describe } from "../ffi/validate.ts";
 
 /** `enum bpf_attach_type`'s `BPF_XDP`. */
@@ -143,11 +141,7 @@ export class Link {
    */
   static openPinned(path: string, kernel: Kernel = liveKernel()): Link {
     const pathname = checkPath(path);
-    const { fields } = BPF_OBJ_GET;
-    const attr = kernel.attr(BPF_OBJ_GET);
-    attr.clear();
-    attr.setPointer(fields.pathname, pathname);
-    return Link.#adopt(kernel, kernel.callOrThrow(attr, path), path);
+    return Link.#adopt(kernel, openPinnedFd(kernel, pathname, path), path);
   }
 
   /**
@@ -157,9 +151,7 @@ export class Link {
    */
   static #adopt(kernel: Kernel, fd: number, source: string | undefined): Link {
     if (source !== undefined) {
-      const wrong = (fields: Record<string, string>) =>
-        `${source}: incorrect object type: ${objectKind(fields) ?? "not a BPF object"}, not a link`;
-      expectObjectKind(kernel, fd, source, "link", wrong);
+      expectObjectKind(kernel, fd, source, "link");
     }
     try {
       return new Link(kernel, fd, readLinkInfo(kernel, fd));
@@ -187,13 +179,7 @@ export class Link {
   /** Pins the link in bpffs at `path` (`BPF_OBJ_PIN`): it then outlives its fds. */
   pin(path: string): void {
     const fd = this.#openFd("pin");
-    const pathname = checkPath(path);
-    const { fields } = BPF_OBJ_PIN;
-    const attr = this.#kernel.attr(BPF_OBJ_PIN);
-    attr.clear();
-    attr.setPointer(fields.pathname, pathname);
-    attr.setU32(fields.bpf_fd, fd);
-    this.#kernel.callOrThrow(attr, `${this.#describe()} at ${path}`);
+    pinFd(this.#kernel, fd, checkPath(path), `${this.#describe()} at ${path}`);
   }
 
   /**

@@ -16,9 +16,7 @@ import {
   type TestRunCall,
 } from "../ffi/bpf.ts";
 import {
-  BPF_OBJ_GET,
   BPF_OBJ_GET_INFO_BY_FD,
-  BPF_OBJ_PIN,
   BPF_PROG_GET_FD_BY_ID,
   BPF_PROG_GET_NEXT_ID,
   BPF_PROG_INFO,
@@ -33,7 +31,7 @@ import { ENOSPC } from "../ffi/errno.ts";
 import { BpfError } from "../ffi/errors.ts";
 import { type Kernel, liveKernel } from "../ffi/kernel.ts";
 import { byteLengthOf, cString, offHeapBytes } from "../ffi/memory.ts";
-import { checkPath, expectObjectKind, objectKind } from "../ffi/objects.ts";
+import { checkPath, expectObjectKind, openPinnedFd, pinFd } from "../ffi/objects.ts";
 import {
   type AttachTypeName,
   attachTypeNumber,
@@ -310,11 +308,7 @@ export class Program {
    */
   static openPinned(path: string, kernel: Kernel = liveKernel()): Program {
     const pathname = checkPath(path);
-    const { fields } = BPF_OBJ_GET;
-    const attr = kernel.attr(BPF_OBJ_GET);
-    attr.clear();
-    attr.setPointer(fields.pathname, pathname);
-    return Program.#adopt(kernel, kernel.callOrThrow(attr, path), path, "");
+    return Program.#adopt(kernel, openPinnedFd(kernel, pathname, path), path, "");
   }
 
   /**
@@ -324,11 +318,7 @@ export class Program {
    */
   static #adopt(kernel: Kernel, fd: number, source: string | undefined, log: string): Program {
     if (source !== undefined) {
-      const wrong = (fields: Record<string, string>) =>
-        `${source}: incorrect object type: ${
-          objectKind(fields) ?? "not a BPF object"
-        }, not a program`;
-      expectObjectKind(kernel, fd, source, "prog", wrong);
+      expectObjectKind(kernel, fd, source, "prog");
     }
     try {
       return new Program(kernel, fd, readProgramInfo(kernel, fd), log);
@@ -488,13 +478,7 @@ export class Program {
   /** Pins the program in bpffs at `path` (`BPF_OBJ_PIN`). */
   pin(path: string): void {
     const fd = this.#openFd("pin");
-    const pathname = checkPath(path);
-    const { fields } = BPF_OBJ_PIN;
-    const attr = this.#kernel.attr(BPF_OBJ_PIN);
-    attr.clear();
-    attr.setPointer(fields.pathname, pathname);
-    attr.setU32(fields.bpf_fd, fd);
-    this.#kernel.callOrThrow(attr, `${this.#describe()} at ${path}`);
+    pinFd(this.#kernel, fd, checkPath(path), `${this.#describe()} at ${path}`);
   }
 
   /** Closes the program's fd: the kernel unloads it once nothing else holds it. Idempotent. */
