@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { detectRuntime } from "../ffi/live.ts";
 import {
@@ -28,26 +28,12 @@ import {
   u32,
   u64,
 } from "../mod.ts";
-import { type FreshBpffs, freshBpffs, REPLAY_BPFFS } from "./helpers/bpffs.ts";
-import {
-  liveTest,
-  liveUnavailable,
-  replayRun,
-  tallyingKernel,
-  thrown,
-  throwsBpf,
-} from "./helpers/live.ts";
+import { bpffsForTests, freshBpffs } from "./helpers/bpffs.ts";
+import { liveTest, tallyingKernel, thrown, throwsBpf } from "./helpers/live.ts";
 import { transcriptTests } from "./helpers/transcript.ts";
 
-let bpffs = REPLAY_BPFFS;
-let mounted: FreshBpffs | undefined;
-before(() => {
-  if (replayRun || liveUnavailable !== undefined) return;
-  mounted = freshBpffs("bpfmap-api-gaps-");
-  bpffs = mounted.path;
-});
-after(() => mounted?.unmount());
-const transcriptTest = transcriptTests(import.meta.url, { paths: () => ({ BPFFS: bpffs }) });
+const bpffs = bpffsForTests("bpfmap-api-gaps-");
+const transcriptTest = transcriptTests(import.meta.url, { paths: () => ({ BPFFS: bpffs() }) });
 
 const key4 = (n: number) => new Uint8Array(new Uint32Array([n]).buffer);
 
@@ -79,16 +65,20 @@ transcriptTest(
   (sys) => {
     using map = sys.createMap({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });
     map.update(key4(0), key4(9));
-    map.pin(`${bpffs}/flags`);
-    using readOnly = sys.openPinned(`${bpffs}/flags`, { flags: BPF_F_RDONLY });
+    map.pin(`${bpffs()}/flags`);
+    using readOnly = sys.openPinned(`${bpffs()}/flags`, { flags: BPF_F_RDONLY });
     assert.deepEqual(readOnly.lookup(key4(0)), key4(9));
     throwsBpf(() => readOnly.update(key4(0), key4(1)), "EPERM", "BPF_MAP_UPDATE_ELEM");
-    using writeOnly = sys.openPinned(`${bpffs}/flags`, { flags: BPF_F_WRONLY });
+    using writeOnly = sys.openPinned(`${bpffs()}/flags`, { flags: BPF_F_WRONLY });
     writeOnly.update(key4(0), key4(3));
     throwsBpf(() => writeOnly.lookup(key4(0)), "EPERM", "BPF_MAP_LOOKUP_ELEM");
-    throwsBpf(() => sys.openPinned(`${bpffs}/flags`, { flags: 1 << 20 }), "EINVAL", "BPF_OBJ_GET");
+    throwsBpf(
+      () => sys.openPinned(`${bpffs()}/flags`, { flags: 1 << 20 }),
+      "EINVAL",
+      "BPF_OBJ_GET",
+    );
     assert.deepEqual(map.lookup(key4(0)), key4(3));
-    assert.throws(() => sys.openPinned(`${bpffs}/flags`, { flags: -1 }), {
+    assert.throws(() => sys.openPinned(`${bpffs()}/flags`, { flags: -1 }), {
       name: "RangeError",
       message: "opts.flags must be between 0 and 4294967295, got -1",
     });
@@ -300,13 +290,13 @@ transcriptTest(
   "EPERM says why where the map knows: opened read-only or write-only, frozen here",
   (sys) => {
     using map = sys.createMap({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });
-    map.pin(`${bpffs}/hints`);
-    using readOnly = sys.openPinned(`${bpffs}/hints`, { readOnly: true });
+    map.pin(`${bpffs()}/hints`);
+    using readOnly = sys.openPinned(`${bpffs()}/hints`, { readOnly: true });
     assert.match(
       String(thrown(() => readOnly.update(key4(0), key4(1)))),
       /^BpfError: BPF_MAP_UPDATE_ELEM failed: EPERM .*: the map was opened read-only \(BPF_F_RDONLY\)$/,
     );
-    using writeOnly = sys.openPinned(`${bpffs}/hints`, { flags: BPF_F_WRONLY });
+    using writeOnly = sys.openPinned(`${bpffs()}/hints`, { flags: BPF_F_WRONLY });
     assert.match(
       String(thrown(() => writeOnly.lookup(key4(0)))),
       /: the map was opened write-only \(BPF_F_WRONLY\)$/,

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { rmSync } from "node:fs";
-import { after, before } from "node:test";
+import { after } from "node:test";
 import { LINK_TYPE_RAW_TRACEPOINT, LINK_TYPE_XDP } from "../ffi/link_types.ts";
 import {
   BpfError,
@@ -17,7 +17,7 @@ import {
   Program,
   type ProgramSpec,
 } from "../mod.ts";
-import { type FreshBpffs, freshBpffs, REPLAY_BPFFS } from "./helpers/bpffs.ts";
+import { bpffsForTests } from "./helpers/bpffs.ts";
 import {
   add64Imm,
   atomicAdd64,
@@ -40,25 +40,15 @@ import {
   stMem,
   XDP_PASS,
 } from "./helpers/insns.ts";
-import { liveTest, liveUnavailable, replayRun, tallyingKernel } from "./helpers/live.ts";
+import { liveTest, replayRun, tallyingKernel } from "./helpers/live.ts";
 import { lockMachine } from "./helpers/machine_lock.ts";
 import { transcriptTests } from "./helpers/transcript.ts";
 
-let bpffs = REPLAY_BPFFS;
-let mounted: FreshBpffs | undefined;
 let unlockLoopback: (() => void) | undefined;
-before(() => {
-  if (replayRun || liveUnavailable !== undefined) return;
-  mounted = freshBpffs("bpfmap-links-");
-  bpffs = mounted.path;
-  // Loopback takes one XDP program: another run on this machine waits its turn.
-  unlockLoopback = lockMachine("xdp-lo");
-});
-after(() => {
-  unlockLoopback?.();
-  mounted?.unmount();
-});
-const transcriptTest = transcriptTests(import.meta.url, { paths: () => ({ BPFFS: bpffs }) });
+// Loopback takes one XDP program: another run on this machine waits its turn.
+const bpffs = bpffsForTests("bpfmap-links-", () => (unlockLoopback = lockMachine("xdp-lo")));
+after(() => unlockLoopback?.());
+const transcriptTest = transcriptTests(import.meta.url, { paths: () => ({ BPFFS: bpffs() }) });
 
 /** Loopback's ifindex: 1 in every network namespace. */
 const LOOPBACK = 1;
@@ -267,18 +257,18 @@ transcriptTest("a pinned link outlives its fds, and reopens as a link only", (sy
   const map = counterMap(sys);
   const tracer = load(sys, { type: "raw_tracepoint", instructions: countsKills(map.fd) });
   const link = tracer.attachRawTracepoint("sys_enter");
-  const path = `${bpffs}/link`;
+  const path = `${bpffs()}/link`;
   link.pin(path);
-  map.pin(`${bpffs}/map`);
+  map.pin(`${bpffs()}/map`);
   const reopened = sys.openPinnedLink(path);
   assert.deepEqual([reopened.id, reopened.info().programId], [link.id, tracer.id]);
   link.close();
   reopened.close();
   killNoPid(2); // the pin holds the link: still attached
   assert.equal(counted(map), 2n);
-  assert.throws(() => sys.openPinnedLink(`${bpffs}/map`), {
+  assert.throws(() => sys.openPinnedLink(`${bpffs()}/map`), {
     name: "TypeError",
-    message: `${bpffs}/map: incorrect object type: map, not a link`,
+    message: `${bpffs()}/map: incorrect object type: map, not a link`,
   });
   assert.throws(() => sys.openPinnedProgram(path), {
     name: "TypeError",

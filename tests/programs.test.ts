@@ -3,7 +3,6 @@
 // through bpf_prog_info, opened by id and by pin; every test but the system-wide id list replays.
 
 import assert from "node:assert/strict";
-import { after, before } from "node:test";
 import { BPF_OBJ_GET_INFO_BY_FD, BPF_PROG_INFO, BPF_PROG_TEST_RUN } from "../ffi/commands.ts";
 import { Kernel, liveKernel } from "../ffi/kernel.ts";
 import {
@@ -16,7 +15,7 @@ import {
 } from "../mod.ts";
 import { RecordingBackend } from "../replay/recorder.ts";
 import { decodeBytes, type RegionRecord, type ScalarInOut } from "../replay/transcript.ts";
-import { type FreshBpffs, freshBpffs, REPLAY_BPFFS } from "./helpers/bpffs.ts";
+import { bpffsForTests } from "./helpers/bpffs.ts";
 import {
   add64Imm,
   BPF_FUNC_map_lookup_elem,
@@ -32,18 +31,11 @@ import {
   stMem,
   XDP_PASS,
 } from "./helpers/insns.ts";
-import { liveTest, liveUnavailable, replayRun, tallyingKernel, thrown } from "./helpers/live.ts";
+import { liveTest, tallyingKernel, thrown } from "./helpers/live.ts";
 import { transcriptTests } from "./helpers/transcript.ts";
 
-let bpffs = REPLAY_BPFFS;
-let mounted: FreshBpffs | undefined;
-before(() => {
-  if (replayRun || liveUnavailable !== undefined) return;
-  mounted = freshBpffs("bpfmap-programs-");
-  bpffs = mounted.path;
-});
-after(() => mounted?.unmount());
-const transcriptTest = transcriptTests(import.meta.url, { paths: () => ({ BPFFS: bpffs }) });
+const bpffs = bpffsForTests("bpfmap-programs-");
+const transcriptTest = transcriptTests(import.meta.url, { paths: () => ({ BPFFS: bpffs() }) });
 
 /** r0 = XDP_PASS; exit. */
 const XDP_PASS_PROGRAM = program(mov64Imm(0, XDP_PASS), exit());
@@ -158,18 +150,18 @@ transcriptTest("fromId and a pin in bpffs open the same program", (sys) => {
   const xdp = loadPass(sys, { name: "pinned" });
   const byId = sys.programFromId(xdp.id);
   assert.deepEqual([byId.id, byId.name, byId.type], [xdp.id, "pinned", 6]);
-  xdp.pin(`${bpffs}/prog`);
-  const opened = sys.openPinnedProgram(`${bpffs}/prog`);
+  xdp.pin(`${bpffs()}/prog`);
+  const opened = sys.openPinnedProgram(`${bpffs()}/prog`);
   assert.equal(opened.id, xdp.id);
   assert.equal(opened.testRun({ data: packet() }).retval, XDP_PASS);
   // Each kind refuses the other's pin, as bpftool does.
   const map = sys.createMap({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });
-  map.pin(`${bpffs}/map`);
-  assert.throws(() => sys.openPinnedProgram(`${bpffs}/map`), {
+  map.pin(`${bpffs()}/map`);
+  assert.throws(() => sys.openPinnedProgram(`${bpffs()}/map`), {
     name: "TypeError",
-    message: `${bpffs}/map: incorrect object type: map, not a program`,
+    message: `${bpffs()}/map: incorrect object type: map, not a program`,
   });
-  assert.throws(() => sys.openPinned(`${bpffs}/prog`), {
+  assert.throws(() => sys.openPinned(`${bpffs()}/prog`), {
     name: "TypeError",
     message: /incorrect object type: prog \(prog_type 6\), not a map/,
   });

@@ -11,6 +11,8 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { after, before } from "node:test";
+import { liveUnavailable, replayRun } from "./live.ts";
 
 /** A bpffs mounted for this run: its folder, and how to unmount and remove it. */
 export interface FreshBpffs {
@@ -40,4 +42,24 @@ function unmountAndRemove(dir: string): () => void {
     execFileSync("umount", [dir]);
     rmSync(dir, { recursive: true, force: true });
   };
+}
+
+/**
+ * The bpffs of the tests of a file (or of the `describe` block it is called
+ * in): mounted fresh before them when they run live, unmounted after;
+ * {@linkcode REPLAY_BPFFS} in a replay run. `mounted` runs once it is there
+ * (to take a lock, load an object into it). Returns the folder's getter:
+ * it is known only once `before` has run.
+ */
+export function bpffsForTests(prefix: string, mounted?: (path: string) => void): () => string {
+  let path = REPLAY_BPFFS;
+  let fresh: FreshBpffs | undefined;
+  before(() => {
+    if (replayRun || liveUnavailable !== undefined) return;
+    fresh = freshBpffs(prefix);
+    path = fresh.path;
+    mounted?.(path);
+  });
+  after(() => fresh?.unmount());
+  return () => path;
 }

@@ -12,9 +12,9 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import type { BpfSystem } from "../../mod.ts";
-import { type FreshBpffs, freshBpffs, REPLAY_BPFFS } from "./bpffs.ts";
+import { bpffsForTests } from "./bpffs.ts";
 import { liveUnavailable, mustRunLive, replayRun } from "./live.ts";
 import { buildObject } from "./object_build.ts";
 import { transcriptTests } from "./transcript.ts";
@@ -29,24 +29,18 @@ export function clangTests(moduleUrl: string, prefix: string): {
   clangTest: (name: string, fn: (system: BpfSystem) => void) => void;
   bpffs: () => string;
 } {
-  let path = REPLAY_BPFFS;
-  const transcriptTest = transcriptTests(moduleUrl, { paths: () => ({ BPFFS: path }) });
   const live = !replayRun && liveUnavailable === undefined;
   const missing = live ? clangUnavailable() : undefined;
-  let mounted: FreshBpffs | undefined;
-  before(() => {
-    if (!live || missing !== undefined) return;
-    mounted = freshBpffs(prefix);
-    path = mounted.path;
-    loadClangObject(path);
+  const path = bpffsForTests(prefix, (dir) => {
+    if (missing === undefined) loadClangObject(dir);
   });
-  after(() => mounted?.unmount());
+  const transcriptTest = transcriptTests(moduleUrl, { paths: () => ({ BPFFS: path() }) });
   const clangTest = (name: string, fn: (system: BpfSystem) => void) => {
     if (missing === undefined) transcriptTest(name, fn);
     else if (mustRunLive) test(name, () => assert.fail(`cannot build the BPF object: ${missing}`));
     else test(name, { skip: `cannot build the BPF object: ${missing}` }, () => {});
   };
-  return { clangTest, bpffs: () => path };
+  return { clangTest, bpffs: path };
 }
 
 /** Why the object cannot be built and loaded here, or `undefined` when it can. */
