@@ -21,6 +21,7 @@ const LAYERS: readonly string[] = [
   "maps", // BpfMap on raw bytes, batches, walks, info, ids
   "object", // BPF ELF objects read into programs, relocations, map specs, BTF.ext: no kernel call
   "programs", // programs in the kernel: load with the verifier's log, test runs, info, ids, pins
+  "events", // ring buffers, perf buffers: streams of records the kernel writes into shared memory
   "codec", // codecs, codecs from and to BTF, typed maps, map.typed()
   "replay", // transcripts, recorder, player, verifier; openSystem and its modes
   "testing", // bpfmap/testing: transcriptTests for the users' own tests
