@@ -432,6 +432,10 @@ export interface ProgLoadCall {
   attachFd?: number;
   /** u32 fds (off-heap) that `BPF_PSEUDO_MAP_IDX` instructions index. */
   fdArray?: Uint8Array | null;
+  /** `bpf_func_info` records, 8 bytes each (insn_off, type_id), off-heap; with `progBtfFd`. */
+  funcInfo?: Uint8Array | null;
+  /** `bpf_line_info` records, 16 bytes each (insn_off, file, line, line_col), off-heap. */
+  lineInfo?: Uint8Array | null;
   /** What the kernel wrote into `log_true_size`, after the call. */
   logTrueSize?: number;
 }
@@ -479,8 +483,17 @@ export function progLoad(kernel: Kernel, call: ProgLoadCall): number {
   attr.setU32(fields.attach_btf_id, call.attachBtfId ?? 0);
   attr.setU32(fields.attach_prog_fd, call.attachFd ?? 0);
   attr.setPointer(fields.fd_array, call.fdArray ?? null);
-  attr.setPointer(fields.func_info, null);
-  attr.setPointer(fields.line_info, null);
+  // Record sizes as the kernel's own structs, so a missing record leaves all three at 0.
+  for (
+    const [records, size, pointer, recSize, count] of [
+      [call.funcInfo, 8, fields.func_info, fields.func_info_rec_size, fields.func_info_cnt],
+      [call.lineInfo, 16, fields.line_info, fields.line_info_rec_size, fields.line_info_cnt],
+    ] as const
+  ) {
+    attr.setPointer(pointer, records ?? null);
+    attr.setU32(recSize, records ? size : 0);
+    attr.setU32(count, records ? records.byteLength / size : 0);
+  }
   attr.setPointer(fields.core_relos, null);
   const result = kernel.call(attr);
   call.logTrueSize = attr.getU32(fields.log_true_size);
