@@ -101,6 +101,8 @@ export { BpfObject, kernelVersionCode, ObjectProgramHandle } from "./programs/ob
 export type { BpfObjectOptions, MapOverride } from "./programs/object_loader.ts";
 export { listProgramIds, Program, VerifierError } from "./programs/program.ts";
 export type {
+  FuncInfoRecord,
+  LineInfoRecord,
   ProgramInfo,
   ProgramSpec,
   TestRunOptions,

@@ -14,6 +14,7 @@ import { BpfError } from "../ffi/errors.ts";
 import { type Kernel, liveKernel } from "../ffi/kernel.ts";
 import { describe } from "../ffi/validate.ts";
 import { BpfMap, type MapSpec } from "../maps/bpf_map.ts";
+import type { FuncInfo, LineInfo } from "../object/btf_ext.ts";
 import type { ObjectMap } from "../object/maps.ts";
 import { objectName, type ObjectSpec, parseObject } from "../object/object.ts";
 import type { ObjectProgram } from "../object/programs.ts";
@@ -252,22 +253,31 @@ export class BpfObject {
     if (this.spec.license === "") {
       throw new TypeError(`program '${program.name}': the object has no license section`);
     }
+    const linked = this.#relocate(program);
     return Program.load({
       type: type.programType,
       expectedAttachType: type.expectedAttachType,
-      instructions: this.#relocate(program),
+      instructions: linked.instructions,
       license: this.spec.license,
       name: program.name.slice(0, 15).replace(/[^A-Za-z0-9_.]/g, "_"),
       ...(this.spec.kernelVersion === undefined ? {} : { kernelVersion: this.spec.kernelVersion }),
+      // As libbpf: the object's BTF with every program, and its records where clang wrote them.
+      ...(this.btf === undefined ? {} : {
+        btf: this.btf,
+        ...(linked.funcInfo.length === 0 ? {} : { funcInfo: linked.funcInfo }),
+        ...(linked.lineInfo.length === 0 ? {} : { lineInfo: linked.lineInfo }),
+      }),
     }, this.#kernel!);
   }
 
   /**
    * The program's instructions with the `.text` subprograms it calls
    * appended (each once, in the order calls reach them, as libbpf does)
-   * and every relocation applied.
+   * and every relocation applied; with the func and line info of each
+   * part, moved to where it was placed (libbpf's `adjust_prog_btf_ext_info`),
+   * so ascending as the kernel wants them.
    */
-  #relocate(program: ObjectProgram): Uint8Array {
+  #relocate(program: ObjectProgram): Linked {
     const parts: { fn: ObjectProgram; at: number }[] = [{ fn: program, at: 0 }];
     let length = program.instructions.byteLength / INSN;
     const placed = new Map<string, number>();
@@ -309,7 +319,13 @@ export class BpfObject {
     const view = new DataView(out.buffer);
     for (const { fn, at } of parts) out.set(fn.instructions, at * INSN);
     for (const fix of fixes) fix();
-    return out;
+    const moved = <T extends { insn: number }>(records: (fn: ObjectProgram) => readonly T[]) =>
+      parts.flatMap(({ fn, at }) => records(fn).map((r) => ({ ...r, insn: r.insn + at })));
+    return {
+      instructions: out,
+      funcInfo: moved((fn) => fn.funcInfo),
+      lineInfo: moved((fn) => fn.lineInfo),
+    };
   }
 
   #externFix(
@@ -330,6 +346,13 @@ export class BpfObject {
       view.setInt32(insn * INSN + 12, extern.offset, true);
     };
   }
+}
+
+/** A program linked: its subprograms appended, its relocations applied, its BTF records moved. */
+interface Linked {
+  readonly instructions: Uint8Array;
+  readonly funcInfo: readonly FuncInfo[];
+  readonly lineInfo: readonly LineInfo[];
 }
 
 /** Sets instruction `insn`'s `src_reg` (the high nibble of its second byte). */

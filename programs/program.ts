@@ -80,10 +80,34 @@ export interface ProgramSpec {
   logLevel?: number;
   /** BTF the program's func and line info refer to (`prog_btf_fd`). */
   btf?: Btf;
+  /**
+   * `bpf_func_info`: where each function starts (the program first, at 0,
+   * then its subprograms), as a `FUNC` of `btf`. Needs `btf`.
+   */
+  funcInfo?: readonly FuncInfoRecord[];
+  /** `bpf_line_info`: the source line of instructions, ascending, the first at 0. Needs `btf`. */
+  lineInfo?: readonly LineInfoRecord[];
   /** `attach_btf_id`: the kernel BTF type a tracing program attaches to. */
   attachBtfId?: number;
   /** `ifindex` of the device an offloaded program is for. */
   ifindex?: number;
+}
+
+/** A `bpf_func_info`: the function starting at instruction `insn` is BTF `FUNC` `typeId`. */
+export interface FuncInfoRecord {
+  readonly insn: number;
+  readonly typeId: number;
+}
+
+/** A `bpf_line_info`: instruction `insn` is from `line`:`column` of a file, named in BTF strings. */
+export interface LineInfoRecord {
+  readonly insn: number;
+  /** Offsets in the strings of the program's `btf`: the file's name, the line's text. */
+  readonly fileNameOffset: number;
+  readonly lineOffset: number;
+  /** Up to 2^22 - 1, and the column up to 1023: they share a u32 (`line << 10 | column`). */
+  readonly line: number;
+  readonly column: number;
 }
 
 /**
@@ -147,6 +171,10 @@ export interface ProgramInfo {
   netnsIno: bigint;
   /** The id of its BTF object, 0 if none. */
   btfId: number;
+  /** How many `bpf_func_info` records it was loaded with: its functions, subprograms included. */
+  funcInfoCount: number;
+  /** How many `bpf_line_info` records it was loaded with. */
+  lineInfoCount: number;
   /** Instructions the verifier processed. */
   verifiedInsns: number;
   attachBtfObjId: number;
@@ -264,6 +292,8 @@ export class Program {
       kernVersion: checked.kernelVersion,
       progFlags: checked.flags,
       progBtfFd: checked.btfFd,
+      funcInfo: checked.funcInfo,
+      lineInfo: checked.lineInfo,
       attachBtfId: checked.attachBtfId,
       ifindex: checked.ifindex,
     };
@@ -609,6 +639,8 @@ export function decodeProgramInfo(info: Uint8Array, mapIds: number[]): ProgramIn
     netnsDev: u64(fields.netns_dev),
     netnsIno: u64(fields.netns_ino),
     btfId: u32(fields.btf_id),
+    funcInfoCount: u32(fields.nr_func_info),
+    lineInfoCount: u32(fields.nr_line_info),
     verifiedInsns: u32(fields.verified_insns),
     attachBtfObjId: u32(fields.attach_btf_obj_id),
     attachBtfId: u32(fields.attach_btf_id),
@@ -629,6 +661,9 @@ interface CheckedSpec {
   flags: number;
   logLevel: number;
   btfFd: number;
+  /** The records as the kernel reads them, off-heap, or `null`. */
+  funcInfo: Uint8Array | null;
+  lineInfo: Uint8Array | null;
   attachBtfId: number;
   ifindex: number;
 }
@@ -668,6 +703,7 @@ function checkSpec(spec: ProgramSpec): CheckedSpec {
   if (btf !== undefined && (btf === null || typeof btf !== "object" || !(btf.fd > 0))) {
     throw new TypeError(`spec.btf: expected an open Btf, got ${describe(btf)}`);
   }
+  const count = length / 8;
   return {
     type: progTypeNumber(spec.type, "spec.type"),
     instructions: instructions.slice(0, length),
@@ -680,9 +716,63 @@ function checkSpec(spec: ProgramSpec): CheckedSpec {
     flags: checkInteger(spec.flags ?? 0, "spec.flags"),
     logLevel: checkInteger(spec.logLevel ?? 0, "spec.logLevel", 0, 7),
     btfFd: btf?.fd ?? 0,
+    funcInfo: btfRecords(spec.funcInfo, "spec.funcInfo", btf, count, 8, (view, at, r) => {
+      view.setUint32(at + 4, checkInteger(r.typeId, "spec.funcInfo[].typeId", 1), true);
+    }),
+    lineInfo: btfRecords(spec.lineInfo, "spec.lineInfo", btf, count, 16, (view, at, r) => {
+      view.setUint32(
+        at + 4,
+        checkInteger(r.fileNameOffset, "spec.lineInfo[].fileNameOffset"),
+        true,
+      );
+      view.setUint32(at + 8, checkInteger(r.lineOffset, "spec.lineInfo[].lineOffset"), true);
+      const line = checkInteger(r.line, "spec.lineInfo[].line", 0, 0x3f_ffff);
+      view.setUint32(
+        at + 12,
+        line * 1024 + checkInteger(r.column, "spec.lineInfo[].column", 0, 1023),
+        true,
+      );
+    }),
     attachBtfId: checkInteger(spec.attachBtfId ?? 0, "spec.attachBtfId"),
     ifindex: checkInteger(spec.ifindex ?? 0, "spec.ifindex"),
   };
+}
+
+/**
+ * `records` as the kernel reads them: `size` bytes each, off-heap, their
+ * instruction offsets ascending within the program's `count` instructions
+ * (`write` fills the rest of each); `null` for none. They need the BTF
+ * they refer to.
+ */
+function btfRecords<T extends { readonly insn: number }>(
+  records: readonly T[] | undefined,
+  argument: string,
+  btf: Btf | undefined,
+  count: number,
+  size: number,
+  write: (view: DataView, at: number, record: T) => void,
+): Uint8Array | null {
+  if (records === undefined) return null;
+  if (!Array.isArray(records)) {
+    throw new TypeError(`${argument}: expected an array of records, got ${describe(records)}`);
+  }
+  if (btf === undefined) throw new TypeError(`${argument}: needs spec.btf, the BTF it refers to`);
+  if (records.length === 0) return null;
+  const bytes = offHeapBytes(records.length * size);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let last = -1;
+  records.forEach((record, i) => {
+    if (record === null || typeof record !== "object") {
+      throw new TypeError(`${argument}[${i}]: expected a record, got ${describe(record)}`);
+    }
+    // The kernel wants them strictly ascending inside the program, the first at the program's
+    // start (EINVAL otherwise).
+    const insn = checkInteger(record.insn, `${argument}[${i}].insn`, last + 1, i ? count - 1 : 0);
+    view.setUint32(i * size, insn, true); // an index: .BTF.ext's bytes / 8
+    write(view, i * size, record);
+    last = insn;
+  });
+  return bytes;
 }
 
 /** A load's call, as `progLoad` takes it, before the log fields. */

@@ -5,56 +5,22 @@
 // Replays read the object clang built as a fixture beside the transcripts (written when recording).
 
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { test } from "node:test";
-import { readEnv } from "../ffi/live.ts";
 import { BpfError, BpfObject, kernelVersionCode, type MapInfo, VerifierError } from "../mod.ts";
-import { TRANSCRIPT_ENV } from "../replay/system.ts";
-import { freshBpffs } from "./helpers/bpffs.ts";
 import { u32, u64 } from "./helpers/bytes.ts";
-import { liveTest, replayRun, thrown } from "./helpers/live.ts";
-import { buildObject, CLANG_NEEDS } from "./helpers/object_build.ts";
-import { toolTest } from "./helpers/tools.ts";
-import { FIXTURES, transcriptTests } from "./helpers/transcript.ts";
+import { thrown } from "./helpers/live.ts";
+import {
+  bpftoolShow,
+  kernelToolTest,
+  objectFixture,
+  withLibbpfLoaded,
+} from "./helpers/loader_object.ts";
+import { transcriptTests } from "./helpers/transcript.ts";
 
 const transcriptTest = transcriptTests(import.meta.url);
-const OBJECT_FIXTURE = join(FIXTURES, "bpf_object.test.ts", "loader.bpf.o");
-const mode = readEnv(TRANSCRIPT_ENV);
+const loaderObject = objectFixture(import.meta.url, "loader.bpf.c");
 const XDP_PASS = 2;
 const XDP_DROP = 1;
-
-/** Builds tests/bpf/loader.bpf.c into a folder of its own; `fn` gets the object's path. */
-function withBuiltObject<T>(fn: (path: string) => T): T {
-  const folder = mkdtempSync(join(tmpdir(), "bpfmap-loader-"));
-  try {
-    return fn(buildObject("loader.bpf.c", folder));
-  } finally {
-    rmSync(folder, { recursive: true, force: true });
-  }
-}
-
-let objectBytes: Uint8Array | undefined;
-/**
- * The object's bytes: the fixture where the run replays (no clang needed),
- * else clang's build, written as the fixture when recording and checked
- * against it when verifying (the transcripts hold its instructions).
- */
-function loaderObject(): Uint8Array {
-  if (objectBytes !== undefined) return objectBytes;
-  if (replayRun || (mode === undefined && existsSync(OBJECT_FIXTURE))) {
-    return objectBytes = new Uint8Array(readFileSync(OBJECT_FIXTURE));
-  }
-  const built = withBuiltObject((path) => new Uint8Array(readFileSync(path)));
-  if (mode === "verify") {
-    assert.deepEqual(built, new Uint8Array(readFileSync(OBJECT_FIXTURE)), "clang's build differs");
-  } else {
-    writeFileSync(OBJECT_FIXTURE, built);
-  }
-  return objectBytes = built;
-}
 
 /** A 64-byte packet starting with `first`. */
 const packet = (first: number) => {
@@ -167,49 +133,34 @@ test("bad input is refused before any call", () => {
   assert.equal(kernelVersionCode("5.4.300"), (5 << 16) + (4 << 8) + 255);
 });
 
-/** A tool test that also needs the kernel: skipped where the run replays. */
-function kernelToolTest(name: string, fn: () => void): void {
-  if (replayRun) liveTest(name, fn);
-  else toolTest(name, { ...CLANG_NEEDS, commands: ["clang", "bpftool"] }, fn);
-}
-
 kernelToolTest("the maps and program are the ones libbpf creates and loads from the file", () => {
-  const bpffs = freshBpffs("bpfmap-loader-");
-  try {
-    withBuiltObject((path) => {
-      const bpftool = (...args: string[]) => execFileSync("bpftool", args, { encoding: "utf8" });
-      bpftool("prog", "loadall", path, `${bpffs.path}/progs`, "pinmaps", `${bpffs.path}/maps`);
-      const show = (kind: string, pin: string) =>
-        JSON.parse(bpftool("-j", kind, "show", "pinned", pin));
-      using object = BpfObject.open(path).load();
-      // libbpf pins a .maps map under its name, a data map under its map name, "." as "_".
-      for (const [name, map] of object.maps) {
-        const pin = name.startsWith(".") ? map.info().name.replaceAll(".", "_") : name;
-        const theirs = show("map", `${bpffs.path}/maps/${pin}`);
-        const ours = map.info();
-        assert.deepEqual(
-          [ours.name, ours.typeName, ours.keySize, ours.valueSize, ours.maxEntries, ours.flags],
-          [
-            theirs.name,
-            theirs.type,
-            theirs.bytes_key,
-            theirs.bytes_value,
-            theirs.max_entries,
-            theirs.flags,
-          ],
-          name,
-        );
-        assert.equal(map.info().btfId > 0, theirs.btf_id > 0, name);
-      }
-      for (const [name, program] of object.programs) {
-        const theirs = show("prog", `${bpffs.path}/progs/${name}`);
-        const ours = program.info();
-        assert.deepEqual([ours.typeName, ours.name], [theirs.type, theirs.name]);
-        // The same instructions after relocation: libbpf appended the subprogram as we do.
-        assert.equal(ours.xlatedLength, theirs.bytes_xlated);
-      }
-    });
-  } finally {
-    bpffs.unmount();
-  }
+  withLibbpfLoaded("loader.bpf.c", (path, bpffs) => {
+    using object = BpfObject.open(path).load();
+    // libbpf pins a .maps map under its name, a data map under its map name, "." as "_".
+    for (const [name, map] of object.maps) {
+      const pin = name.startsWith(".") ? map.info().name.replaceAll(".", "_") : name;
+      const theirs = bpftoolShow("map", `${bpffs}/maps/${pin}`);
+      const ours = map.info();
+      assert.deepEqual(
+        [ours.name, ours.typeName, ours.keySize, ours.valueSize, ours.maxEntries, ours.flags],
+        [
+          theirs.name,
+          theirs.type,
+          theirs.bytes_key,
+          theirs.bytes_value,
+          theirs.max_entries,
+          theirs.flags,
+        ],
+        name,
+      );
+      assert.equal(map.info().btfId > 0, (theirs.btf_id as number) > 0, name);
+    }
+    for (const [name, program] of object.programs) {
+      const theirs = bpftoolShow("prog", `${bpffs}/progs/${name}`);
+      const ours = program.info();
+      assert.deepEqual([ours.typeName, ours.name], [theirs.type, theirs.name]);
+      // The same instructions after relocation: libbpf appended the subprogram as we do.
+      assert.equal(ours.xlatedLength, theirs.bytes_xlated);
+    }
+  });
 });
