@@ -1,12 +1,13 @@
 /**
- * `bpfmap prog ...`: bpftool's `prog show` and `prog list`, with the same
- * syntax and the same output (plain, `-j` and `-p`), on bpfmap's systems,
- * so they record and replay as the map commands do.
+ * `bpfmap prog ...`: bpftool's `prog show`, `prog list` and `prog dump
+ * xlated`, with the same syntax and the same output (plain, `-j` and `-p`),
+ * on bpfmap's systems, so they record and replay as the map commands do.
  *
  * @module
  */
 
-import { Btf } from "../btf/btf.ts";
+import { Btf, readBtfInfo } from "../btf/btf.ts";
+import { parseBtf } from "../btf/types.ts";
 import { objGetInfoByFd } from "../ffi/bpf.ts";
 import { BPF_PROG_INFO, readU32 } from "../ffi/commands.ts";
 import { BpfError } from "../ffi/errors.ts";
@@ -17,6 +18,13 @@ import { Args, CommandError, isPrefix, type ProgRef, takeProgRef, UsageError } f
 import type { JsonWriter } from "./json_writer.ts";
 import type { CliContext } from "./map_command.ts";
 import type { Output } from "./output.ts";
+import {
+  type DumpOptions,
+  dumpXlated,
+  KernelSymbols,
+  type LineInfo,
+  type XlatedProgram,
+} from "./prog_dump.ts";
 
 /**
  * The usage text of `bpfmap prog`.
@@ -26,10 +34,12 @@ import type { Output } from "./output.ts";
  * import assert from "node:assert/strict";
  * import { PROG_USAGE } from "./prog_command.ts";
  * assert.match(PROG_USAGE, /^Usage: bpfmap \[OPTIONS\] prog \{ show \| list \} \[PROG\]/);
+ * assert.match(PROG_USAGE, /prog dump xlated PROG \[\{ opcodes \| linum \}\]/);
  * assert.match(PROG_USAGE, /PROG := \{ id PROG_ID \| pinned FILE \| tag PROG_TAG \| name PROG_NAME \}/);
  * ```
  */
 export const PROG_USAGE = `Usage: bpfmap [OPTIONS] prog { show | list } [PROG]
+       bpfmap [OPTIONS] prog dump xlated PROG [{ opcodes | linum }]
        bpfmap [OPTIONS] prog help
 
        PROG := { id PROG_ID | pinned FILE | tag PROG_TAG | name PROG_NAME }
@@ -90,8 +100,9 @@ export interface ProgramView {
  * ```
  */
 export function runProgCommand(ctx: CliContext, args: Args): void {
-  const command = args.take("a prog command (show, list, help)");
+  const command = args.take("a prog command (show, list, dump, help)");
   if (isPrefix(command, "show") || isPrefix(command, "list")) show(ctx, args);
+  else if (isPrefix(command, "dump")) dump(ctx, args);
   else if (isPrefix(command, "help")) {
     args.end();
     if (ctx.json) ctx.json.raw("null");
@@ -126,6 +137,166 @@ function show(ctx: CliContext, args: Args): void {
     }
   });
   if (json && many) json.endArray();
+}
+
+/**
+ * `prog dump xlated PROG [{ opcodes | linum }]`: one word after PROG at
+ * most, as bpftool 7.1 takes it; `file` and `visual` are bpftool's alone.
+ */
+function dump(ctx: CliContext, args: Args): void {
+  const mode = args.take("'xlated' after 'dump'");
+  if (isPrefix(mode, "jited")) {
+    throw new UsageError("bpfmap dumps xlated instructions only: no JIT disassembler");
+  }
+  if (!isPrefix(mode, "xlated")) throw new UsageError(`expected 'xlated', got: ${mode}`);
+  const ref = takeProgRef(args);
+  const options: DumpOptions = { opcodes: false, linum: false };
+  const word = args.peek();
+  if (word !== undefined) {
+    if (isPrefix(word, "opcodes")) options.opcodes = true;
+    else if (isPrefix(word, "linum")) options.linum = true;
+    else if (isPrefix(word, "file") || isPrefix(word, "visual")) {
+      throw new UsageError(`'${word}' is bpftool's: bpfmap dumps to stdout as text or JSON`);
+    } else throw new UsageError(`expected 'opcodes' or 'linum', got: ${word}\n\n${PROG_USAGE}`);
+    args.take("an option");
+  }
+  args.end();
+  const programs = openPrograms(ctx, ref);
+  const many = programs.length > 1;
+  const { json } = ctx;
+  // Symbols name calls; a replay has the recorded kernel's instructions but not its symbols.
+  let symbols: KernelSymbols | undefined;
+  const kernelSymbols = () => symbols ??= loadSymbols(ctx);
+  if (json && many) json.startArray();
+  programs.forEach((program, i) => {
+    try {
+      const info = program.info();
+      const name = fullName(ctx, program, info);
+      if (json && many) {
+        json.startObject();
+        headerJson(json, info, name);
+        json.name("insns");
+      } else if (many) ctx.out.write(headerPlain(info, name));
+      const xlated = readXlated(ctx, program, info);
+      dumpXlated(
+        ctx.out,
+        json,
+        xlated,
+        options,
+        hasCalls(xlated.insns) ? kernelSymbols() : KernelSymbols.NONE,
+      );
+      if (json && many) json.endObject();
+      else if (many && i !== programs.length - 1) ctx.out.write("\n");
+    } finally {
+      program.close();
+    }
+  });
+  if (json && many) json.endArray();
+}
+
+/** Whether a program calls anything: only then are the kernel's symbols read. */
+function hasCalls(insns: Uint8Array): boolean {
+  for (let at = 0; at < insns.byteLength; at += 8) {
+    if ((insns[at]! & 0xf7) === 0x85) return true;
+  }
+  return false;
+}
+
+/** `/proc/kallsyms`, read live (root sees addresses), or none in a replay. */
+function loadSymbols(ctx: CliContext): KernelSymbols {
+  if (ctx.system.mode === "replay") return KernelSymbols.NONE;
+  try {
+    return KernelSymbols.parse(openLiveBackend().readTextFile("/proc/kallsyms"));
+  } catch {
+    return KernelSymbols.NONE;
+  }
+}
+
+/** `sizeof(struct bpf_line_info)` as this code reads it. */
+const LINE_INFO_SIZE = 16;
+
+/**
+ * A program's xlated instructions with their func and line info and JIT
+ * symbols: the counts first, then the arrays with room for them, as
+ * bpftool's `prep_prog_info`.
+ */
+function readXlated(ctx: CliContext, program: Program, info: ProgramInfo): XlatedProgram {
+  const { kernel } = ctx.system;
+  const f = BPF_PROG_INFO.fields;
+  const bytes = offHeapBytes(BPF_PROG_INFO.size);
+  const call = (nested: [typeof f.func_info, Uint8Array][]) => {
+    const result = objGetInfoByFd(kernel, program.fd, bytes, BPF_PROG_INFO, nested);
+    if (result < 0) throw new BpfError("BPF_OBJ_GET_INFO_BY_FD", -result, `program id ${info.id}`);
+  };
+  call([]);
+  const counts = {
+    xlated: readU32(bytes, f.xlated_prog_len),
+    ksyms: readU32(bytes, f.nr_jited_ksyms),
+    funcs: readU32(bytes, f.nr_func_info),
+    funcSize: readU32(bytes, f.func_info_rec_size),
+    lines: readU32(bytes, f.nr_line_info),
+    lineSize: readU32(bytes, f.line_info_rec_size),
+  };
+  const insns = offHeapBytes(Math.max(counts.xlated, 1));
+  const ksyms = offHeapBytes(Math.max(counts.ksyms * 8, 1));
+  const funcs = offHeapBytes(Math.max(counts.funcs * counts.funcSize, 1));
+  const lines = offHeapBytes(Math.max(counts.lines * counts.lineSize, 1));
+  bytes.fill(0);
+  const view = new DataView(bytes.buffer, bytes.byteOffset);
+  view.setUint32(f.xlated_prog_len.offset, counts.xlated, true);
+  view.setUint32(f.nr_jited_ksyms.offset, counts.ksyms, true);
+  view.setUint32(f.nr_func_info.offset, counts.funcs, true);
+  view.setUint32(f.func_info_rec_size.offset, counts.funcSize, true);
+  view.setUint32(f.nr_line_info.offset, counts.lines, true);
+  view.setUint32(f.line_info_rec_size.offset, counts.lineSize, true);
+  const nested: [typeof f.func_info, Uint8Array][] = [[f.xlated_prog_insns, insns]];
+  if (counts.ksyms) nested.push([f.jited_ksyms, ksyms]);
+  if (counts.funcs) nested.push([f.func_info, funcs]);
+  if (counts.lines) nested.push([f.line_info, lines]);
+  call(nested);
+  const words = (from: Uint8Array, n: number, size: number, word: number) =>
+    new DataView(from.buffer, from.byteOffset).getUint32(n * size + word * 4, true);
+  const funcInfo = Array.from({ length: counts.funcs }, (_, n) => ({
+    insnOff: words(funcs, n, counts.funcSize, 0),
+    typeId: words(funcs, n, counts.funcSize, 1),
+  }));
+  const lineInfo: LineInfo[] = counts.lineSize < LINE_INFO_SIZE ? [] : Array.from(
+    { length: counts.lines },
+    (_, n) => ({
+      insnOff: words(lines, n, counts.lineSize, 0),
+      fileNameOff: words(lines, n, counts.lineSize, 1),
+      lineOff: words(lines, n, counts.lineSize, 2),
+      lineCol: words(lines, n, counts.lineSize, 3),
+    }),
+  );
+  const jitedKsyms = Array.from(
+    { length: counts.ksyms },
+    (_, n) => new DataView(ksyms.buffer, ksyms.byteOffset).getBigUint64(n * 8, true),
+  );
+  return {
+    insns: insns.slice(0, counts.xlated),
+    jitedKsyms,
+    funcInfo,
+    lineInfo,
+    btf: info.btfId ? programBtf(ctx, info.btfId) : undefined,
+  };
+}
+
+/** A program's BTF: its types and its string section, for signatures and source lines. */
+function programBtf(ctx: CliContext, id: number): XlatedProgram["btf"] {
+  const btf = ctx.system.btfFromId(id);
+  try {
+    const { blob } = readBtfInfo(ctx.system.kernel, btf.fd);
+    const view = new DataView(blob.buffer, blob.byteOffset, blob.byteLength);
+    const headerLength = view.getUint32(4, true);
+    const start = headerLength + view.getUint32(16, true);
+    return {
+      types: parseBtf(blob),
+      strings: blob.subarray(start, start + view.getUint32(20, true)),
+    };
+  } finally {
+    btf.close();
+  }
 }
 
 /** Prints a program and closes it. */
@@ -284,24 +455,13 @@ function fullName(ctx: CliContext, program: Program, info: ProgramInfo): string 
  */
 export function showProgram(out: Output, json: JsonWriter | undefined, view: ProgramView): void {
   const { info, fullName, memlock } = view;
-  const known = !info.typeName.startsWith("type ");
   // bpftool's print_boot_time: whole seconds since the epoch, rounded down.
   const loadedAt = info.loadTime === 0n
     ? undefined
     : (view.bootEpochNs() + info.loadTime) / 1_000_000_000n;
   if (json !== undefined) {
     json.startObject();
-    json.rawField("id", info.id);
-    if (known) json.stringField("type", info.typeName);
-    else json.rawField("type", info.type);
-    if (info.name) json.stringField("name", fullName);
-    json.stringField("tag", info.tag);
-    json.rawField("gpl_compatible", String(info.gplCompatible));
-    if (info.runTimeNs) {
-      json.rawField("run_time_ns", String(info.runTimeNs));
-      json.rawField("run_cnt", String(info.runCount));
-    }
-    if (info.recursionMisses) json.rawField("recursion_misses", String(info.recursionMisses));
+    headerJson(json, info, fullName);
     if (info.ifindex) {
       json.name("dev");
       json.startObject();
@@ -328,6 +488,20 @@ export function showProgram(out: Output, json: JsonWriter | undefined, view: Pro
     json.endObject();
     return;
   }
+  let text = headerPlain(info, fullName);
+  if (loadedAt !== undefined) {
+    text += `\tloaded_at ${localTime(loadedAt)}  uid ${info.createdByUid}\n`;
+  }
+  text += `\txlated ${info.xlatedLength}B`;
+  text += info.jitedLength ? `  jited ${info.jitedLength}B` : "  not jited";
+  if (memlock !== undefined) text += `  memlock ${memlock}B`;
+  if (info.mapIds.length > 0) text += `  map_ids ${info.mapIds.join(",")}`;
+  if (info.btfId) text += `\n\tbtf_id ${info.btfId}`;
+  out.write(text + "\n");
+}
+
+/** The first line of `prog show`, and of each program of a `prog dump` of several (`print_prog_header_plain`). */
+function headerPlain(info: ProgramInfo, fullName: string): string {
   let text = `${info.id}: ${info.typeName}  ${
     info.name ? `name ${fullName}  ` : ""
   }tag ${info.tag}`;
@@ -339,16 +513,22 @@ export function showProgram(out: Output, json: JsonWriter | undefined, view: Pro
   if (info.gplCompatible) text += "  gpl";
   if (info.runTimeNs) text += ` run_time_ns ${info.runTimeNs} run_cnt ${info.runCount}`;
   if (info.recursionMisses) text += ` recursion_misses ${info.recursionMisses}`;
-  text += "\n";
-  if (loadedAt !== undefined) {
-    text += `\tloaded_at ${localTime(loadedAt)}  uid ${info.createdByUid}\n`;
+  return text + "\n";
+}
+
+/** The first members of `prog show`'s object, and of each program of a `prog dump` of several (`print_prog_header_json`). */
+function headerJson(json: JsonWriter, info: ProgramInfo, fullName: string): void {
+  json.rawField("id", info.id);
+  if (!info.typeName.startsWith("type ")) json.stringField("type", info.typeName);
+  else json.rawField("type", info.type);
+  if (info.name) json.stringField("name", fullName);
+  json.stringField("tag", info.tag);
+  json.rawField("gpl_compatible", String(info.gplCompatible));
+  if (info.runTimeNs) {
+    json.rawField("run_time_ns", String(info.runTimeNs));
+    json.rawField("run_cnt", String(info.runCount));
   }
-  text += `\txlated ${info.xlatedLength}B`;
-  text += info.jitedLength ? `  jited ${info.jitedLength}B` : "  not jited";
-  if (memlock !== undefined) text += `  memlock ${memlock}B`;
-  if (info.mapIds.length > 0) text += `  map_ids ${info.mapIds.join(",")}`;
-  if (info.btfId) text += `\n\tbtf_id ${info.btfId}`;
-  out.write(text + "\n");
+  if (info.recursionMisses) json.rawField("recursion_misses", String(info.recursionMisses));
 }
 
 /** `strftime("%FT%T%z")` of `localtime(seconds)`: `2026-11-26T00:56:17+0000`. */
