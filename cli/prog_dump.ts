@@ -163,15 +163,16 @@ function stringAt(strings: Uint8Array, offset: number): string | undefined {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import type { BtfType } from "../btf/types.ts";
  * import { typeOnly } from "./prog_dump.ts";
- * const types = [
+ * const types: BtfType[] = [
  *   { kind: "void", name: "" },
  *   { kind: "int", name: "int", size: 4, bits: 32, bitOffset: 0, encoding: "signed" },
  *   { kind: "struct", name: "xdp_md", size: 24, members: [] },
  *   { kind: "ptr", name: "", type: 2 },
  *   { kind: "func_proto", name: "", type: 1, params: [{ name: "ctx", type: 3 }, { name: "", type: 0 }] },
  *   { kind: "func", name: "xdp_pass", type: 4, linkage: 1 },
- * ] as const;
+ * ];
  * assert.equal(typeOnly(types, 5), "int xdp_pass(struct xdp_md * ctx, ...)");
  * ```
  */
