@@ -180,6 +180,42 @@ const encoder = new TextEncoder();
  * ```
  */
 export function parseBtf(blob: Uint8Array): BtfType[] {
+  return parseTypes(blob, undefined);
+}
+
+/**
+ * Parses split BTF (a kernel module's `/sys/kernel/btf/<module>`): types
+ * and strings that continue those of `base` (vmlinux's blob), ids and
+ * string offsets counted on from where the base's end. Returns the base's
+ * types followed by the split's, so a type's index is its id.
+ *
+ * @throws {BtfFormatError} for a blob that is not BTF.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeBtf, parseBtf, parseSplitBtf } from "./types.ts";
+ *
+ * const base = encodeBtf([{ kind: "float", name: "double", size: 8 }]); // strings "\0double\0"
+ * const split = encodeBtf([{ kind: "typedef", name: "", type: 1 }]); // strings "\0"
+ * // The split's type names its string 8 (base strings are 8 bytes): byte 0 of its own strings.
+ * assert.deepEqual(
+ *   parseSplitBtf(split, base).map((t) => t.kind),
+ *   ["void", "float", "typedef"],
+ * );
+ * assert.deepEqual(parseSplitBtf(split, base).slice(0, 2), parseBtf(base));
+ * ```
+ */
+export function parseSplitBtf(blob: Uint8Array, base: Uint8Array): BtfType[] {
+  const baseTypes = parseBtf(base);
+  const baseStrings = stringSection(base);
+  return baseTypes.concat(
+    parseTypes(blob, { types: baseTypes.length, strings: baseStrings }).slice(1),
+  );
+}
+
+/** A blob's header, checked against its length. */
+function headerOf(blob: Uint8Array) {
   const view = new DataView(blob.buffer, blob.byteOffset, blob.byteLength);
   if (blob.byteLength < BTF_HEADER_SIZE || view.getUint16(0, true) !== BTF_MAGIC) {
     throw new BtfFormatError("not BTF: no 0xeB9F magic");
@@ -192,15 +228,40 @@ export function parseBtf(blob: Uint8Array): BtfType[] {
   if (hdrLen + Math.max(typeOff + typeLen, strOff + strLen) > blob.byteLength) {
     throw new BtfFormatError(`BTF sections overrun the ${blob.byteLength}-byte blob`);
   }
+  return { view, hdrLen, typeOff, typeLen, strOff, strLen };
+}
+
+function stringSection(blob: Uint8Array): Uint8Array {
+  const { hdrLen, strOff, strLen } = headerOf(blob);
+  return blob.subarray(hdrLen + strOff, hdrLen + strOff + strLen);
+}
+
+/**
+ * The types of `blob`, from `void`; with a `base`, the split blob's own
+ * types (after `void`), whose string offsets past the base's strings are
+ * into the blob's.
+ */
+function parseTypes(
+  blob: Uint8Array,
+  base: { types: number; strings: Uint8Array } | undefined,
+): BtfType[] {
+  const { view, hdrLen, typeOff, typeLen, strOff, strLen } = headerOf(blob);
   const strings = blob.subarray(hdrLen + strOff, hdrLen + strOff + strLen);
+  const baseStrings = base?.strings ?? new Uint8Array(0);
+  const text = (bytes: Uint8Array, offset: number) => {
+    const end = bytes.indexOf(0, offset);
+    return decoder.decode(bytes.subarray(offset, end === -1 ? bytes.byteLength : end));
+  };
   const name = (offset: number) => {
+    if (offset < baseStrings.byteLength) return text(baseStrings, offset);
+    offset -= baseStrings.byteLength;
     if (offset >= strings.byteLength) {
-      throw new BtfFormatError(`string offset ${offset} out of range`);
+      throw new BtfFormatError(`string offset ${offset + baseStrings.byteLength} out of range`);
     }
-    const end = strings.indexOf(0, offset);
-    return decoder.decode(strings.subarray(offset, end === -1 ? strings.byteLength : end));
+    return text(strings, offset);
   };
   const types: BtfType[] = [VOID];
+  const firstId = base?.types ?? 1;
   let at = hdrLen + typeOff;
   const end = at + typeLen;
   const u32 = () => {
@@ -309,7 +370,9 @@ export function parseBtf(blob: Uint8Array): BtfType[] {
         types.push({ kind, name: typeName, type: sizeOrType, componentIndex: u32() | 0 });
         break;
       default:
-        throw new BtfFormatError(`type ${types.length}: unknown BTF kind ${kindNumber}`);
+        throw new BtfFormatError(
+          `type ${firstId + types.length - 1}: unknown BTF kind ${kindNumber}`,
+        );
     }
   }
   return types;
