@@ -122,3 +122,73 @@ export function kernelArch(arch: string): string {
 export function isLittleEndian(): boolean {
   return new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 }
+
+/**
+ * `__NR_perf_event_open` per Linux architecture, keyed as {@linkcode BPF_SYSCALL_NUMBERS}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BPF_SYSCALL_NUMBERS, PERF_EVENT_OPEN_SYSCALL_NUMBERS } from "./arch.ts";
+ * assert.equal(PERF_EVENT_OPEN_SYSCALL_NUMBERS.x86_64, 298);
+ * assert.equal(PERF_EVENT_OPEN_SYSCALL_NUMBERS.aarch64, 241); // the generic table
+ * assert.deepEqual(
+ *   Object.keys(PERF_EVENT_OPEN_SYSCALL_NUMBERS).sort(),
+ *   Object.keys(BPF_SYSCALL_NUMBERS).sort(),
+ * );
+ * ```
+ */
+export const PERF_EVENT_OPEN_SYSCALL_NUMBERS: Readonly<Record<string, number>> = Object.freeze({
+  x86_64: 298,
+  i386: 336,
+  aarch64: 241,
+  arm: 364,
+  riscv64: 241,
+  loongarch64: 241,
+  s390x: 331,
+  ppc64: 319,
+  ppc64le: 319,
+  sparc: 327,
+  sparc64: 327,
+  mips: 4333,
+  mipsn32: 6296,
+  mips64: 5292,
+});
+
+/** The per-architecture facts a live backend needs beside libc's named functions. */
+export interface SyscallAbi {
+  /** `__NR_bpf`. */
+  readonly bpf: number;
+  /** `__NR_perf_event_open` (libc has no wrapper for it). */
+  readonly perfEventOpen: number;
+  /**
+   * `sizeof(struct epoll_event)`: 12 on x86_64, where the kernel declares it packed
+   * (`EPOLL_PACKED`), 16 elsewhere (the u64 `data` aligned to 8).
+   */
+  readonly epollEventSize: 12 | 16;
+}
+
+/**
+ * The {@linkcode SyscallAbi} of a platform; refuses as {@linkcode bpfSyscallNumber} does.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { syscallAbi } from "./arch.ts";
+ * assert.deepEqual(syscallAbi({ os: "linux", arch: "x64", littleEndian: true }), {
+ *   bpf: 321,
+ *   perfEventOpen: 298,
+ *   epollEventSize: 12,
+ * });
+ * assert.equal(syscallAbi({ os: "linux", arch: "arm64", littleEndian: true }).epollEventSize, 16);
+ * ```
+ */
+export function syscallAbi(platform: Platform): SyscallAbi {
+  const bpf = bpfSyscallNumber(platform);
+  const arch = kernelArch(platform.arch);
+  return {
+    bpf,
+    perfEventOpen: PERF_EVENT_OPEN_SYSCALL_NUMBERS[arch]!,
+    epollEventSize: arch === "x86_64" ? 12 : 16,
+  };
+}

@@ -7,10 +7,94 @@
  */
 
 import type { Attr } from "./attr.ts";
+import type { EpollOp, EpollResult } from "./epoll.ts";
 import type { AddressSpace } from "./memory.ts";
+import type { MappedRegion, MapProtection } from "./mmap.ts";
+import type { PerfEventField } from "./perf_event.ts";
 
-/** A way to issue `bpf()` and the few libc calls bpfmap needs beside it. */
-export interface SyscallBackend extends AddressSpace {
+/**
+ * The kernel beyond `bpf()`: perf events, ioctl, shared mappings, epoll and
+ * binary files, for attaching programs and reading ring and perf buffers.
+ * Every call goes through the backend, so a recorder writes it into the
+ * transcript and a player serves it back with no FFI.
+ */
+export interface KernelPrimitives {
+  /**
+   * Reads a whole file (`/sys/kernel/btf/vmlinux`, 5.5 MB) through libc, in
+   * chunks until `read` returns 0 (sysfs sizes are not known from `stat`).
+   *
+   * @returns the file's bytes, in a buffer of their own.
+   * @throws {Error} `bpfmap: cannot open PATH: ENOENT (errno 2)` (or `cannot read`), with `code`
+   * and `errno` properties.
+   */
+  readFile(path: string): Uint8Array;
+  /**
+   * `perf_event_open(attr, pid, cpu, groupFd, flags)`. `attr` is packed with
+   * {@linkcode PerfEventField}s (`perfEventAttr()` in `perf_event.ts`): its
+   * `config1` string (a kprobe's function, an uprobe's path) is bound with
+   * `attr.setPointer`, so it is off-heap and recorded as a region.
+   *
+   * @returns the new event's fd (closed with {@linkcode SyscallBackend.close}), or `-errno`.
+   */
+  perfEventOpen(
+    attr: Attr<PerfEventField>,
+    pid: number,
+    cpu: number,
+    groupFd: number,
+    flags: number,
+  ): number;
+  /**
+   * `ioctl(fd, request, arg)` with an integer argument (`PERF_EVENT_IOC_ENABLE`,
+   * `PERF_EVENT_IOC_SET_BPF` with a program fd).
+   *
+   * @returns the kernel's result (0 for those), or `-errno`.
+   */
+  ioctl(fd: number, request: number, arg: number): number;
+  /**
+   * `mmap(NULL, length, prot, MAP_SHARED, fd, offset)`: a BPF map made with
+   * `BPF_F_MMAPABLE`, a ring buffer's pages, a perf event's ring.
+   *
+   * @returns the mapping, or `-errno`.
+   * @throws {RangeError} for a length that is not positive or an offset that is not page-aligned.
+   */
+  mmap(fd: number, length: number, prot: MapProtection, offset: number): MappedRegion | number;
+  /** `sysconf(_SC_PAGESIZE)`: the unit of mmap offsets and ring sizes. */
+  readonly pageSize: number;
+  /**
+   * `epoll_create1(EPOLL_CLOEXEC)`.
+   *
+   * @returns the epoll fd (closed with {@linkcode SyscallBackend.close}), or `-errno`.
+   */
+  epollCreate(): number;
+  /**
+   * `epoll_ctl(epfd, op, fd, {events, data: fd})`: a wait reports `fd` itself.
+   *
+   * @returns 0, or `-errno`.
+   */
+  epollCtl(epfd: number, op: EpollOp, fd: number, events: number): number;
+  /**
+   * `epoll_wait(epfd, ..., maxEvents, timeoutMs)`, blocking this thread up
+   * to `timeoutMs` (-1: until an fd is ready).
+   *
+   * @returns the ready fds (`[]` on timeout), or `-errno` (`-EINTR` included).
+   */
+  epollWait(epfd: number, maxEvents: number, timeoutMs: number): EpollResult;
+  /**
+   * {@linkcode KernelPrimitives.epollWait} without blocking the event loop:
+   * Deno runs `epoll_wait` on another thread (a `nonblocking` symbol); Bun,
+   * whose FFI has no such symbols, polls with timeout 0 on timers backing
+   * off to 4 ms (see `pollUntilReady`).
+   */
+  epollWaitAsync(epfd: number, maxEvents: number, timeoutMs: number): Promise<EpollResult>;
+}
+
+/**
+ * A way to issue `bpf()` and the libc calls bpfmap needs beside it. The
+ * {@linkcode KernelPrimitives} are optional in the type so that stand-ins
+ * written before them still compile: the live, recording and replaying
+ * backends have them all; reach them through {@linkcode primitivesOf}.
+ */
+export interface SyscallBackend extends AddressSpace, Partial<KernelPrimitives> {
   /** Which runtime's FFI this is: `"deno"`, `"bun"`, or a stand-in's name. */
   readonly runtime: string;
   /**
@@ -29,6 +113,47 @@ export interface SyscallBackend extends AddressSpace {
    * (`memlock`, `frozen`, `map_type`, ...).
    */
   fdInfo(fd: number): Record<string, string>;
+}
+
+const PRIMITIVES: readonly (keyof KernelPrimitives)[] = [
+  "readFile",
+  "perfEventOpen",
+  "ioctl",
+  "mmap",
+  "pageSize",
+  "epollCreate",
+  "epollCtl",
+  "epollWait",
+  "epollWaitAsync",
+];
+
+/**
+ * `backend` as {@linkcode KernelPrimitives}, or an `Error` naming what a
+ * stand-in lacks (before any syscall).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { primitivesOf } from "./backend.ts";
+ * import { liveKernel } from "./kernel.ts";
+ *
+ * const backend = liveKernel().backend;
+ * assert.equal(primitivesOf(backend).pageSize, 4096); // x86_64
+ * const { mmap: _, ...withoutMmap } = backend;
+ * assert.throws(() => primitivesOf(withoutMmap), {
+ *   message: "bpfmap: this deno backend has no mmap (a stand-in that does not forward it)",
+ * });
+ * ```
+ */
+export function primitivesOf(backend: SyscallBackend): KernelPrimitives {
+  for (const name of PRIMITIVES) {
+    if (backend[name] === undefined) {
+      throw new Error(
+        `bpfmap: this ${backend.runtime} backend has no ${name} (a stand-in that does not forward it)`,
+      );
+    }
+  }
+  return backend as KernelPrimitives;
 }
 
 /**

@@ -10,15 +10,30 @@
  * @module
  */
 
+import type { SyscallAbi } from "./arch.ts";
 import type { Attr } from "./attr.ts";
-import { parseFdInfo, type SyscallBackend } from "./backend.ts";
+import { type KernelPrimitives, parseFdInfo, type SyscallBackend } from "./backend.ts";
 import { loadLibc, readWholeFile } from "./libc.ts";
+import { type LibcCalls, libcPrimitives } from "./libc_primitives.ts";
 
 /** The slice of `bun:ffi` this backend uses. */
 interface BunFfi {
   dlopen(path: string, symbols: typeof LIBC_SYMBOLS): { symbols: LibcSymbols };
+  dlopen(path: string, symbols: typeof PERF_SYMBOLS): { symbols: PerfSymbols };
   ptr(value: ArrayBufferLike | ArrayBufferView): number;
   read: { i32(address: number, offset: number): number };
+  toArrayBuffer(address: number, offset: number, length: number): ArrayBuffer;
+}
+
+interface PerfSymbols {
+  syscall(
+    number: number,
+    attr: number,
+    pid: number,
+    cpu: number,
+    group: number,
+    flags: number,
+  ): number;
 }
 
 interface LibcSymbols {
@@ -27,6 +42,20 @@ interface LibcSymbols {
   close(fd: number): number;
   open(path: Uint8Array, flags: number): number;
   read(fd: number, buffer: Uint8Array, count: number): number;
+  ioctl(fd: number, request: number, arg: number): number;
+  mmap(
+    address: null,
+    length: number,
+    prot: number,
+    flags: number,
+    fd: number,
+    offset: number,
+  ): number | bigint;
+  munmap(address: number, length: number): number;
+  sysconf(name: number): number;
+  epoll_create1(flags: number): number;
+  epoll_ctl(epfd: number, op: number, fd: number, event: Uint8Array): number;
+  epoll_wait(epfd: number, events: Uint8Array, maxEvents: number, timeoutMs: number): number;
 }
 
 const LIBC_SYMBOLS = {
@@ -36,7 +65,25 @@ const LIBC_SYMBOLS = {
   close: { args: ["i32"], returns: "i32" },
   open: { args: ["ptr", "i32"], returns: "i32" },
   read: { args: ["i32", "ptr", "u64"], returns: "i64_fast" },
+  ioctl: { args: ["i32", "u64", "i64"], returns: "i32" },
+  mmap: { args: ["ptr", "u64", "i32", "i32", "i32", "i64"], returns: "i64_fast" },
+  munmap: { args: ["ptr", "u64"], returns: "i32" },
+  sysconf: { args: ["i32"], returns: "i64_fast" },
+  epoll_create1: { args: ["i32"], returns: "i32" },
+  epoll_ctl: { args: ["i32", "i32", "i32", "ptr"], returns: "i32" },
+  epoll_wait: { args: ["i32", "ptr", "i32", "i32"], returns: "i32" },
 } as const;
+
+/**
+ * `syscall(__NR_perf_event_open, attr, pid, cpu, group_fd, flags)` (libc has no wrapper): a
+ * second binding of `syscall`, with these arguments, as bun:ffi has no aliases in one dlopen.
+ */
+const PERF_SYMBOLS = {
+  syscall: { args: ["i64", "ptr", "i32", "i32", "i32", "u64"], returns: "i32" },
+} as const;
+
+/** `_SC_PAGESIZE`. */
+const SC_PAGESIZE = 30;
 
 /**
  * Opens the Bun backend; loads libc once.
@@ -46,18 +93,47 @@ const LIBC_SYMBOLS = {
  * // Bun only (doc tests run under Deno); ffi/live.ts's example runs this backend under Bun.
  * import assert from "node:assert/strict";
  * import { openBunBackend } from "./bun_backend.ts";
- * const backend = openBunBackend(321); // x86_64; see arch.ts for the others
+ * import { syscallAbi } from "./arch.ts";
+ * const backend = openBunBackend(syscallAbi({ os: "linux", arch: "x64", littleEndian: true }));
  * assert.equal(backend.runtime, "bun");
  * assert.match(backend.readTextFile("/sys/devices/system/cpu/possible"), /^0(-\d+)?\n$/);
  * ```
  */
-export function openBunBackend(syscallNumber: number): SyscallBackend {
+export function openBunBackend(abi: SyscallAbi): SyscallBackend & KernelPrimitives {
   const ffi = (import.meta as unknown as { require(id: string): BunFfi }).require("bun:ffi");
-  const libc = loadLibc((name) => ffi.dlopen(name, LIBC_SYMBOLS).symbols);
+  let perfName = "";
+  const libc = loadLibc((name) => {
+    const symbols = ffi.dlopen(name, LIBC_SYMBOLS).symbols;
+    perfName = name;
+    return symbols;
+  });
+  const perf = ffi.dlopen(perfName, PERF_SYMBOLS).symbols;
   const errnoAddress = libc.__errno_location();
   const readErrno = () => ffi.read.i32(errnoAddress, 0);
+  const syscallNumber = abi.bpf;
+  const calls: LibcCalls = {
+    open: libc.open,
+    read: (fd, chunk) => libc.read(fd, chunk, chunk.byteLength),
+    close: libc.close,
+    errno: readErrno,
+    perfEventOpen: (attr, pid, cpu, groupFd, flags) =>
+      perf.syscall(abi.perfEventOpen, attr.address, pid, cpu, groupFd, flags),
+    ioctl: libc.ioctl,
+    mmap(fd, length, prot, flags, offset) {
+      // The address as a signed integer: MAP_FAILED is -1.
+      const address = Number(libc.mmap(null, length, prot, flags, fd, offset));
+      if (address === -1) return undefined;
+      const buffer = ffi.toArrayBuffer(address, 0, length);
+      return { buffer, munmap: () => libc.munmap(address, length) };
+    },
+    epollCreate1: libc.epoll_create1,
+    epollCtl: libc.epoll_ctl,
+    epollWait: libc.epoll_wait,
+    pageSize: libc.sysconf(SC_PAGESIZE),
+  };
 
   return {
+    ...libcPrimitives(calls, abi.epollEventSize),
     runtime: "bun",
     bpf(attr: Attr): number {
       const result = libc.syscall(
@@ -79,12 +155,7 @@ export function openBunBackend(syscallNumber: number): SyscallBackend {
       return parseFdInfo(this.readTextFile(`/proc/self/fdinfo/${fd}`));
     },
     readTextFile(path: string): string {
-      return readWholeFile(path, {
-        open: libc.open,
-        read: (fd, chunk) => libc.read(fd, chunk, chunk.byteLength),
-        close: libc.close,
-        errno: readErrno,
-      });
+      return readWholeFile(path, calls);
     },
   };
 }

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { errnoName } from "./errno.ts";
 import { cString, offHeapBytes } from "./memory.ts";
 
 /**
@@ -72,13 +73,15 @@ export interface FileCalls {
 }
 
 /**
- * Reads a small file (`/sys`, `/proc`) through libc, so bpfmap needs no
- * runtime permission beyond FFI. Errors name the path and errno.
+ * Reads a whole file through libc into one buffer of its own, in chunks
+ * until `read` returns 0 (a sysfs file's size is not known beforehand), so
+ * bpfmap needs no runtime permission beyond FFI. A failure is an `Error`
+ * naming the path and errno, with `code` and `errno` properties.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { readWholeFile } from "./libc.ts";
+ * import { readWholeBytes } from "./libc.ts";
  *
  * const libc = Deno.dlopen("libc.so.6", {
  *   open: { parameters: ["buffer", "i32"], result: "i32" },
@@ -93,33 +96,69 @@ export interface FileCalls {
  *   close,
  *   errno: () => new Deno.UnsafePointerView(__errno_location()!).getInt32(),
  * };
- * assert.equal(readWholeFile("/proc/self/comm", calls), "deno\n");
- * assert.throws(() => readWholeFile("/no/such/file", calls), {
- *   message: "bpfmap: cannot open /no/such/file (errno 2)", // ENOENT
+ * assert.deepEqual(readWholeBytes("/proc/self/comm", calls), new TextEncoder().encode("deno\n"));
+ * assert.throws(() => readWholeBytes("/no/such/file", calls), {
+ *   message: "bpfmap: cannot open /no/such/file: ENOENT (errno 2)",
+ *   code: "ENOENT",
  * });
  * libc.close();
  * ```
  */
-export function readWholeFile(path: string, calls: FileCalls): string {
+export function readWholeBytes(path: string, calls: FileCalls): Uint8Array {
   const fd = calls.open(cString(path), O_RDONLY_CLOEXEC);
-  if (fd < 0) throw new Error(`bpfmap: cannot open ${path} (errno ${calls.errno()})`);
+  if (fd < 0) throw fileError("open", path, calls.errno());
   const chunks: Uint8Array[] = [];
+  let total = 0;
   try {
+    // One off-heap chunk, reused: what each read returns is copied out.
+    const chunk = offHeapBytes(CHUNK_SIZE);
     for (;;) {
-      const chunk = offHeapBytes(4096);
       const n = calls.read(fd, chunk);
-      if (n < 0) throw new Error(`bpfmap: cannot read ${path} (errno ${calls.errno()})`);
+      if (n < 0) throw fileError("read", path, calls.errno());
       if (n === 0) break;
-      chunks.push(chunk.subarray(0, n));
+      chunks.push(chunk.slice(0, n));
+      total += n;
     }
   } finally {
     calls.close(fd);
   }
-  const whole = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0));
+  if (chunks.length === 1) return chunks[0]!;
+  const whole = new Uint8Array(total);
   let offset = 0;
   for (const chunk of chunks) {
     whole.set(chunk, offset);
     offset += chunk.byteLength;
   }
-  return new TextDecoder().decode(whole);
+  return whole;
+}
+
+/** How many bytes {@linkcode readWholeBytes} asks for per `read`. */
+const CHUNK_SIZE = 64 * 1024;
+
+function fileError(what: "open" | "read", path: string, errno: number): Error {
+  const code = errnoName(errno);
+  return Object.assign(new Error(`bpfmap: cannot ${what} ${path}: ${code} (errno ${errno})`), {
+    code,
+    errno,
+  });
+}
+
+/**
+ * A whole small text file (`/sys`, `/proc`), read as {@linkcode readWholeBytes} does.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readWholeFile } from "./libc.ts";
+ * const calls = {
+ *   open: () => 3,
+ *   read: (_fd: number, chunk: Uint8Array) => 0,
+ *   close: () => 0,
+ *   errno: () => 0,
+ * };
+ * assert.equal(readWholeFile("/empty", calls), "");
+ * ```
+ */
+export function readWholeFile(path: string, calls: FileCalls): string {
+  return new TextDecoder().decode(readWholeBytes(path, calls));
 }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { bpfSyscallNumber, isLittleEndian, type Platform } from "./arch.ts";
+import { isLittleEndian, type Platform, syscallAbi } from "./arch.ts";
 import type { SyscallBackend } from "./backend.ts";
 import { openBunBackend } from "./bun_backend.ts";
 import { openDenoBackend } from "./deno_backend.ts";
@@ -144,7 +144,7 @@ export function openLiveBackend(): SyscallBackend {
       `bpfmap: live BPF is forbidden here (${FORBID_LIVE_ENV}=1): a replay must not load FFI.`,
     );
   }
-  const syscallNumber = bpfSyscallNumber(currentPlatform());
+  const abi = syscallAbi(currentPlatform());
   const runtime = detectRuntime();
   if (runtime === "deno") {
     // Without the permission, dlopen's own error ("cannot load the C library (libc.so.6:
@@ -154,9 +154,9 @@ export function openLiveBackend(): SyscallBackend {
         "bpfmap: live BPF needs FFI: run Deno with --allow-ffi (deno run --allow-ffi ...)",
       );
     }
-    return openDenoBackend(syscallNumber);
+    return openDenoBackend(abi);
   }
-  if (runtime === "bun") return openBunBackend(syscallNumber);
+  if (runtime === "bun") return openBunBackend(abi);
   throw new Error("bpfmap: live BPF needs Deno (with --allow-ffi) or Bun.");
 }
 

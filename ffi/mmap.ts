@@ -1,0 +1,119 @@
+/**
+ * Shared mappings of kernel memory (`mmap(MAP_SHARED)` of a map or perf
+ * event fd), as every backend hands them out: bytes to read and write, and
+ * the two calls that tell a recorder or player what was read and written.
+ *
+ * @module
+ */
+
+/** How a mapping may be accessed: `PROT_READ`, or `PROT_READ | PROT_WRITE`. */
+export type MapProtection = "read" | "readWrite";
+
+/** `PROT_READ`. */
+export const PROT_READ = 1;
+/** `PROT_WRITE`. */
+export const PROT_WRITE = 2;
+/** `MAP_SHARED`: writes reach the kernel's object, and its writes are seen. */
+export const MAP_SHARED = 1;
+
+/**
+ * The `prot` argument of `mmap` for a {@linkcode MapProtection}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { protFlags } from "./mmap.ts";
+ * assert.equal(protFlags("read"), 1);
+ * assert.equal(protFlags("readWrite"), 3);
+ * ```
+ */
+export function protFlags(prot: MapProtection): number {
+  return prot === "read" ? PROT_READ : PROT_READ | PROT_WRITE;
+}
+
+/** A mapping made by a backend's `mmap`. */
+export interface MappedRegion {
+  /** The mapping's length in bytes, as asked. */
+  readonly length: number;
+  /**
+   * The mapping's bytes. Live: a view of the kernel's memory (Atomics and
+   * DataView work on its buffer); replay: a buffer the player fills. After
+   * {@linkcode MappedRegion.unmap} its buffer is detached: length 0, so a
+   * stale read cannot touch unmapped memory.
+   */
+  readonly bytes: Uint8Array;
+  /**
+   * Call before reading bytes `[offset, offset + length)`: the recorder notes
+   * what they held then; the player writes the recorded bytes into `bytes`.
+   * Live: does nothing.
+   */
+  observe(offset: number, length: number): void;
+  /**
+   * Call after writing bytes `[offset, offset + length)` (a consumer
+   * position): the recorder notes them; the player checks them against the
+   * transcript. Live: does nothing.
+   */
+  wrote(offset: number, length: number): void;
+  /** `munmap`: 0, or `-errno`. A second call does nothing and returns 0. */
+  unmap(): number;
+}
+
+/**
+ * The live {@linkcode MappedRegion} over `buffer` (the runtime's view of the
+ * mapping): `unmap` detaches the buffer first, then calls `munmap`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { liveRegion } from "./mmap.ts";
+ *
+ * let unmapped = 0;
+ * const region = liveRegion(new ArrayBuffer(8), () => (unmapped++, 0));
+ * region.bytes[0] = 1;
+ * assert.equal(region.unmap(), 0);
+ * assert.equal(region.unmap(), 0); // idempotent
+ * assert.equal(unmapped, 1);
+ * assert.equal(region.bytes.byteLength, 0); // detached: no read reaches the old mapping
+ * ```
+ */
+export function liveRegion(buffer: ArrayBuffer, munmap: () => number): MappedRegion {
+  const length = buffer.byteLength;
+  let unmapped = false;
+  return {
+    length,
+    bytes: new Uint8Array(buffer),
+    observe() {},
+    wrote() {},
+    unmap(): number {
+      if (unmapped) return 0;
+      unmapped = true;
+      // Detach before the memory goes: every view of it then reads as empty, never a fault.
+      buffer.transfer(0);
+      return munmap();
+    },
+  };
+}
+
+/**
+ * Checks an `mmap` request before any syscall: a positive length and a
+ * page-aligned offset, both safe integers.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkMmap } from "./mmap.ts";
+ * checkMmap(8192, 4096, 4096);
+ * assert.throws(() => checkMmap(0, 0, 4096), { name: "RangeError", message: /length/ });
+ * assert.throws(() => checkMmap(4096, 100, 4096), { name: "RangeError", message: /offset/ });
+ * ```
+ */
+export function checkMmap(length: number, offset: number, pageSize: number): void {
+  if (!Number.isSafeInteger(length) || length <= 0) {
+    throw new RangeError(`mmap: length must be a positive integer, got ${length}`);
+  }
+  if (!Number.isSafeInteger(offset) || offset < 0 || offset % pageSize !== 0) {
+    throw new RangeError(
+      `mmap: offset must be a non-negative multiple of the page size (${pageSize}), got ${offset}`,
+    );
+  }
+}
