@@ -469,14 +469,24 @@ export const BPF_RAW_TRACEPOINT_OPEN = defineCommand("BPF_RAW_TRACEPOINT_OPEN", 
 });
 
 /**
- * `BPF_LINK_CREATE` (28): 20 bytes, up to the union's `target_btf_id`.
- * Attaches `prog_fd` to `target_ifindex` (XDP; it is `target_fd` for
- * cgroups) as `attach_type`, with `flags` (XDP's mode: `XDP_FLAGS_SKB_MODE`,
- * ...). Returns the link's fd.
+ * `BPF_LINK_CREATE` (28): 20 bytes, up to the union's first u32. Attaches
+ * `prog_fd` as `attach_type` to its target, with `flags`:
+ * - `target_ifindex` is the kernel's `target_fd`/`target_ifindex` union: a
+ *   device's ifindex (XDP, tcx), a cgroup directory's fd (cgroup links), a
+ *   perf event's fd (`perf_event` links), 0 (tracing, lsm and iter links,
+ *   whose target the program's `attach_btf_id` names). A transcript writes
+ *   it as an fd: a perf event's handle, and `"foreign"` for what bpfmap did
+ *   not get from the kernel (a cgroup's fd, an ifindex), so that a replay
+ *   does not depend on a number only the recording machine had.
+ * - `target_btf_id` is the union's first u32: a tracing link's
+ *   `target_btf_id` (0: the program's own), tcx's `relative_fd`/`relative_id`
+ *   (0 with `BPF_F_BEFORE`/`BPF_F_AFTER`: first or last).
+ *
+ * Returns the link's fd.
  */
 export const BPF_LINK_CREATE = defineCommand("BPF_LINK_CREATE", 28, "fd", {
   prog_fd: fd(0),
-  target_ifindex: u32(4),
+  target_ifindex: fd(4, true),
   attach_type: u32(8),
   flags: u32(12),
   target_btf_id: u32(16),
@@ -539,6 +549,59 @@ export const BPF_LINK_INFO_RAW_TRACEPOINT = defineLayout("bpf_link_info", 64, {
   prog_id: id(8, "prog"),
   tp_name: pointer(16, "out", "name"),
   tp_name_len: u32(24, "inout"),
+});
+
+/**
+ * `struct bpf_link_info` of a tcx link: the union's `tcx.ifindex` and
+ * `tcx.attach_type` (`tcx_ingress`, `tcx_egress`); the ifindex is 0 once the
+ * device is gone or the link detached. Read from the bytes a
+ * {@linkcode BPF_LINK_INFO} call fills.
+ */
+export const BPF_LINK_INFO_TCX = defineLayout("bpf_link_info", 64, {
+  type: u32(0),
+  id: id(4, "link"),
+  prog_id: id(8, "prog"),
+  ifindex: u32(16),
+  attach_type: u32(20),
+});
+
+/**
+ * `struct bpf_link_info` of a cgroup link: the union's `cgroup.cgroup_id`
+ * (the cgroup directory's inode number; 0 once detached) and
+ * `cgroup.attach_type`.
+ */
+export const BPF_LINK_INFO_CGROUP = defineLayout("bpf_link_info", 64, {
+  type: u32(0),
+  id: id(4, "link"),
+  prog_id: id(8, "prog"),
+  cgroup_id: u64(16),
+  attach_type: u32(24),
+});
+
+/**
+ * `struct bpf_link_info` of a tracing link (fentry, fexit, fmod_ret, lsm,
+ * tp_btf): the union's `tracing.attach_type`, `target_obj_id` (the BTF
+ * object of the target, vmlinux's or a module's) and `target_btf_id`.
+ */
+export const BPF_LINK_INFO_TRACING = defineLayout("bpf_link_info", 64, {
+  type: u32(0),
+  id: id(4, "link"),
+  prog_id: id(8, "prog"),
+  attach_type: u32(16),
+  target_obj_id: u32(20),
+  target_btf_id: u32(24),
+});
+
+/**
+ * `struct bpf_link_info` of a `perf_event` link: the union's
+ * `perf_event.type` (`enum bpf_perf_event_type`: 1 uprobe, 2 uretprobe,
+ * 3 kprobe, 4 kretprobe, 5 tracepoint, 6 event).
+ */
+export const BPF_LINK_INFO_PERF_EVENT = defineLayout("bpf_link_info", 64, {
+  type: u32(0),
+  id: id(4, "link"),
+  prog_id: id(8, "prog"),
+  perf_event_type: u32(16),
 });
 
 /** `BPF_MAP_FREEZE` (22): 4 bytes. */

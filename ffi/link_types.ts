@@ -29,8 +29,18 @@ export type LinkTypeName = Exclude<(typeof LINK_TYPE_NAMES)[number], "unspec">;
 
 /** `BPF_LINK_TYPE_RAW_TRACEPOINT`. */
 export const LINK_TYPE_RAW_TRACEPOINT = 1;
+/** `BPF_LINK_TYPE_TRACING`: fentry, fexit, fmod_ret, lsm and tp_btf programs. */
+export const LINK_TYPE_TRACING = 2;
+/** `BPF_LINK_TYPE_CGROUP`. */
+export const LINK_TYPE_CGROUP = 3;
+/** `BPF_LINK_TYPE_ITER`. */
+export const LINK_TYPE_ITER = 4;
 /** `BPF_LINK_TYPE_XDP`. */
 export const LINK_TYPE_XDP = 6;
+/** `BPF_LINK_TYPE_PERF_EVENT`: tracepoints, kprobes and uprobes through a perf event. */
+export const LINK_TYPE_PERF_EVENT = 7;
+/** `BPF_LINK_TYPE_TCX`. */
+export const LINK_TYPE_TCX = 11;
 
 /**
  * A link type's name by number, or `"type N"` for a number newer than this

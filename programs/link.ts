@@ -1,9 +1,10 @@
 /**
- * Links: a program attached to a hook (an XDP device, a raw tracepoint),
- * held by a file descriptor. The program stays attached while the link's
- * last fd is open or it is pinned, as the kernel does: closing the last
- * one detaches it. `Program.attachXdp` and `Program.attachRawTracepoint`
- * make them.
+ * Links: a program attached to a hook (an XDP or tcx device, a cgroup, a
+ * raw tracepoint, a kernel function, a perf event), held by a file
+ * descriptor. The program stays attached while the link's last fd is open
+ * or it is pinned, as the kernel does: closing the last one detaches it.
+ * `Program.attachXdp`, `attachTcx`, `attachCgroup`, `attachTracing`,
+ * `attachRawTracepoint` ... make them.
  *
  * @module
  */
@@ -23,17 +24,31 @@ import {
   BPF_LINK_GET_FD_BY_ID,
   BPF_LINK_GET_NEXT_ID,
   BPF_LINK_INFO,
+  BPF_LINK_INFO_CGROUP,
+  BPF_LINK_INFO_PERF_EVENT,
   BPF_LINK_INFO_RAW_TRACEPOINT,
+  BPF_LINK_INFO_TCX,
+  BPF_LINK_INFO_TRACING,
   BPF_LINK_UPDATE,
   BPF_OBJ_GET_INFO_BY_FD,
   BPF_RAW_TRACEPOINT_OPEN,
   readU32,
+  readU64,
 } from "../ffi/commands.ts";
 import { BpfError } from "../ffi/errors.ts";
 import { type Kernel, liveKernel } from "../ffi/kernel.ts";
-import { LINK_TYPE_RAW_TRACEPOINT, LINK_TYPE_XDP, linkTypeName } from "../ffi/link_types.ts";
+import {
+  LINK_TYPE_CGROUP,
+  LINK_TYPE_PERF_EVENT,
+  LINK_TYPE_RAW_TRACEPOINT,
+  LINK_TYPE_TCX,
+  LINK_TYPE_TRACING,
+  LINK_TYPE_XDP,
+  linkTypeName,
+} from "../ffi/link_types.ts";
 import { cString, offHeapBytes } from "../ffi/memory.ts";
 import { checkPath, expectObjectKind, openPinnedFd, pinFd } from "../ffi/objects.ts";
+import { attachTypeName, progTypeName } from "../ffi/prog_types.ts";
 import { checkInteger, describe } from "../ffi/validate.ts";
 
 /** `enum bpf_attach_type`'s `BPF_XDP`. */
@@ -49,10 +64,43 @@ export interface LinkInfo {
   id: number;
   /** The id of the program it attaches (0 once detached). */
   programId: number;
-  /** XDP links: the device's ifindex (0 once detached). */
+  /** XDP and tcx links: the device's ifindex (0 once detached). */
   ifindex?: number;
   /** Raw tracepoint links: the tracepoint's name. */
   tracepoint?: string;
+  /** tcx, cgroup and tracing links: how the program is attached (`"tcx_ingress"`, ...). */
+  attachType?: string;
+  /** Cgroup links: the cgroup's id, its directory's inode number (0 once detached). */
+  cgroupId?: bigint;
+  /** Tracing links: the id of the BTF object the target is in (vmlinux's, a module's). */
+  targetObjId?: number;
+  /** Tracing links: the target's BTF type id in that object. */
+  targetBtfId?: number;
+  /** `perf_event` links: what the event is (`"tracepoint"`, `"kprobe"`, `"uprobe"`, ...). */
+  perfEventType?: string;
+}
+
+/** `enum bpf_perf_event_type`, by number. */
+const PERF_EVENT_TYPES = [
+  "unspec",
+  "uprobe",
+  "uretprobe",
+  "kprobe",
+  "kretprobe",
+  "tracepoint",
+  "event",
+] as const;
+
+/** What `BPF_LINK_CREATE` attaches, after the caller's checks. */
+export interface LinkTarget {
+  /** An ifindex (XDP, tcx), a cgroup's or perf event's fd, or 0 (tracing, iter). */
+  target: number;
+  /** `enum bpf_attach_type`. */
+  attachType: number;
+  /** `link_create.flags` (XDP's mode, tcx's `BPF_F_BEFORE`/`BPF_F_AFTER`, ...). */
+  flags?: number;
+  /** The union's first u32: a tracing link's `target_btf_id`, tcx's `relative_fd`/`relative_id`. */
+  targetBtfId?: number;
 }
 
 /** Closes fds of links dropped without `close()` (live kernels only, as maps do). */
@@ -238,6 +286,63 @@ export class Link {
 }
 
 /**
+ * A program an attach function attaches (`Program` hands it over): its
+ * kernel, open fd, type and name in messages, and the method called.
+ */
+export interface AttachingProgram {
+  readonly kernel: Kernel;
+  readonly fd: number;
+  /** `enum bpf_prog_type`. */
+  readonly type: number;
+  /** The program as messages name it: `sched_cls program "count" (id 12)`. */
+  readonly description: string;
+  /** The method attaching it, for messages: `"attachTcx"`. */
+  readonly operation: string;
+}
+
+/**
+ * Refuses, before any call, a program whose type is none of `types`
+ * (names as `progTypeName` gives them).
+ *
+ * @throws {TypeError} naming the method, the program and the types it takes.
+ */
+export function expectProgramType(program: AttachingProgram, types: readonly string[]): void {
+  if (types.includes(progTypeName(program.type))) return;
+  const wanted = types.length === 1
+    ? `a ${types[0]}`
+    : `a ${types.slice(0, -1).join(", ")} or ${types.at(-1)}`;
+  throw new TypeError(`${program.operation}: ${program.description} is not ${wanted} program`);
+}
+
+/** `opts` as an object, or a `TypeError` naming what it is. */
+export function checkOptions<T extends object>(opts: T | undefined): Partial<T> {
+  if (opts === undefined) return {};
+  if (opts === null || typeof opts !== "object") {
+    throw new TypeError(`opts must be an object, got ${describe(opts)}`);
+  }
+  return opts;
+}
+
+/**
+ * Attaches program `progFd` with a link (`BPF_LINK_CREATE`), as `link`
+ * says. Arguments are checked by the caller (`Program.attachTcx`, ...);
+ * `what` names the attachment in errors.
+ *
+ * @throws {BpfError} when the kernel refuses.
+ */
+export function createLink(kernel: Kernel, progFd: number, link: LinkTarget, what: string): Link {
+  const fd = linkCreate(kernel, {
+    progFd,
+    target: link.target,
+    attachType: link.attachType,
+    flags: link.flags ?? 0,
+    targetBtfId: link.targetBtfId ?? 0,
+  });
+  if (fd < 0) throw new BpfError(BPF_LINK_CREATE.name, -fd, what);
+  return adoptNew(kernel, fd);
+}
+
+/**
  * Attaches XDP program `progFd` to device `ifindex` with a link
  * (`BPF_LINK_CREATE`, attach type `BPF_XDP`); `flags` choose the mode
  * (`XDP_FLAGS_SKB_MODE`, ...; 0 lets the kernel pick). Arguments are
@@ -253,9 +358,7 @@ export function attachXdpLink(
   flags: number,
   what: string,
 ): Link {
-  const fd = linkCreate(kernel, { progFd, target: ifindex, attachType: ATTACH_XDP, flags });
-  if (fd < 0) throw new BpfError(BPF_LINK_CREATE.name, -fd, what);
-  return adoptNew(kernel, fd);
+  return createLink(kernel, progFd, { target: ifindex, attachType: ATTACH_XDP, flags }, what);
 }
 
 /**
@@ -319,6 +422,25 @@ export function readLinkInfo(kernel: Kernel, fd: number): LinkInfo {
     programId: readU32(info, fields.prog_id),
   };
   if (type === LINK_TYPE_XDP) out.ifindex = readU32(info, fields.ifindex);
+  if (type === LINK_TYPE_TCX) {
+    out.ifindex = readU32(info, BPF_LINK_INFO_TCX.fields.ifindex);
+    out.attachType = attachTypeName(readU32(info, BPF_LINK_INFO_TCX.fields.attach_type));
+  }
+  if (type === LINK_TYPE_CGROUP) {
+    const { cgroup_id, attach_type } = BPF_LINK_INFO_CGROUP.fields;
+    out.cgroupId = readU64(info, cgroup_id);
+    out.attachType = attachTypeName(readU32(info, attach_type));
+  }
+  if (type === LINK_TYPE_TRACING) {
+    const { attach_type, target_obj_id, target_btf_id } = BPF_LINK_INFO_TRACING.fields;
+    out.attachType = attachTypeName(readU32(info, attach_type));
+    out.targetObjId = readU32(info, target_obj_id);
+    out.targetBtfId = readU32(info, target_btf_id);
+  }
+  if (type === LINK_TYPE_PERF_EVENT) {
+    const number = readU32(info, BPF_LINK_INFO_PERF_EVENT.fields.perf_event_type);
+    out.perfEventType = PERF_EVENT_TYPES[number] ?? `type ${number}`;
+  }
   if (type === LINK_TYPE_RAW_TRACEPOINT) {
     const { tp_name, tp_name_len } = BPF_LINK_INFO_RAW_TRACEPOINT.fields;
     const length = readU32(info, tp_name_len);

@@ -41,7 +41,15 @@ import {
 } from "../ffi/prog_types.ts";
 import { checkInteger, describe } from "../ffi/validate.ts";
 import { BpfMap } from "../maps/bpf_map.ts";
-import { attachRawTracepointLink, attachXdpLink, type Link } from "./link.ts";
+import { attachCgroup, type CgroupAttachType } from "./attach_cgroup.ts";
+import { attachTcx, type TcxAttachOptions, type TcxDirection } from "./attach_tcx.ts";
+import { attachTracing, type TracingAttachOptions } from "./attach_tracing.ts";
+import {
+  type AttachingProgram,
+  attachRawTracepointLink,
+  attachXdpLink,
+  type Link,
+} from "./link.ts";
 
 /** The first log buffer of a load that failed: most verifier logs fit. */
 export const FIRST_LOG_SIZE = 64 * 1024;
@@ -260,6 +268,8 @@ export class Program {
   readonly log: string;
   readonly #kernel: Kernel;
   #fd: number;
+  /** The attach type it was loaded with; unknown for a program opened by id, pin or fd. */
+  #expectedAttachType: number | undefined;
 
   private constructor(kernel: Kernel, fd: number, info: ProgramInfo, log: string) {
     this.#kernel = kernel;
@@ -301,7 +311,11 @@ export class Program {
       checked.name ? ` "${checked.name}"` : ""
     } of ${insns.byteLength / 8} instruction(s)`;
     const first = loadLogged(kernel, call, checked.logLevel);
-    if (first.fd >= 0) return Program.#adopt(kernel, first.fd, undefined, first.log);
+    if (first.fd >= 0) {
+      const program = Program.#adopt(kernel, first.fd, undefined, first.log);
+      program.#expectedAttachType = checked.expectedAttachType;
+      return program;
+    }
     if (checked.logLevel !== 0) throw new VerifierError(-first.fd, first.log, detail);
     // Again with a log, for the verifier's reasons; the errno stays the first call's.
     const logged = loadLogged(kernel, call, 1);
@@ -503,6 +517,36 @@ export class Program {
       );
     }
     return attachRawTracepointLink(this.#kernel, fd, name, `${this.#describe()} on ${name}`);
+  }
+
+  /**
+   * Attaches this `sched_cls` program to device `ifindex`'s ingress or
+   * egress through a tcx link (see `attachTcx` in `attach_tcx.ts`).
+   */
+  attachTcx(ifindex: number, direction: TcxDirection, opts?: TcxAttachOptions): Link {
+    return attachTcx(this.#attaching("attachTcx"), ifindex, direction, opts);
+  }
+
+  /**
+   * Attaches this program to a cgroup v2 directory (a path or an fd) as
+   * `attachType` through a cgroup link (see `attachCgroup` in `attach_cgroup.ts`).
+   */
+  attachCgroup(cgroup: string | number, attachType: CgroupAttachType | number): Link {
+    return attachCgroup(this.#attaching("attachCgroup"), cgroup, attachType);
+  }
+
+  /**
+   * Attaches this tracing or lsm program to what its `attachBtfId` named
+   * (fentry, fexit, fmod_ret, lsm, tp_btf, iter; see `attachTracing` in `attach_tracing.ts`).
+   */
+  attachTracing(opts?: TracingAttachOptions): Link {
+    return attachTracing(this.#attaching("attachTracing"), this.#expectedAttachType, opts);
+  }
+
+  /** What an attach function needs of this program (refused if it is closed). */
+  #attaching(operation: string): AttachingProgram {
+    const fd = this.#openFd(operation);
+    return { kernel: this.#kernel, fd, type: this.type, description: this.#describe(), operation };
   }
 
   /** Pins the program in bpffs at `path` (`BPF_OBJ_PIN`). */
