@@ -45,6 +45,17 @@ export {
   TypedMap,
 } from "./codec/typed_map.ts";
 export type { TypedMapSpec, TypedSpec } from "./codec/typed_map.ts";
+export { decodeRecords, TypedRing } from "./codec/typed_ring.ts";
+export type { ValueCallback } from "./codec/typed_ring.ts";
+export { RingBuffer, RingRecord, WAIT_SLICE_MS } from "./events/ring_buffer.ts";
+export type { RecordCallback } from "./events/ring_buffer.ts";
+export { RingBufferSet } from "./events/ring_buffer_set.ts";
+export {
+  BPF_RINGBUF_BUSY_BIT,
+  BPF_RINGBUF_DISCARD_BIT,
+  BPF_RINGBUF_HDR_SZ,
+} from "./events/ring_memory.ts";
+export { UserRingBuffer } from "./events/user_ring_buffer.ts";
 export {
   BPF_ANY,
   BPF_EXIST,

@@ -1,0 +1,331 @@
+/**
+ * `BPF_MAP_TYPE_RINGBUF` read from user space: the records programs write
+ * with `bpf_ringbuf_output` or `bpf_ringbuf_reserve` + `submit`, in the order
+ * they were committed, across all CPUs, as libbpf's `ring_buffer__consume`
+ * and `__poll` and cilium/ebpf's `ringbuf.Reader` read them.
+ *
+ * Replay: every read of the ring's memory is observed and every move of the
+ * consumer position reported to the backend, so a recorded stream replays
+ * exactly as the consumer saw it: the same records, discards and busy stops,
+ * in the same order, split across the same `consume` calls and wake-ups,
+ * with no FFI. What a replay cannot reproduce is time: a wait returns at
+ * once with what the recording's wait returned, however long that took, and
+ * a recorded timeout is a timeout again. A replayed consumer must make the
+ * same calls in the same order as the recorded one.
+ *
+ * @module
+ */
+
+import type { KernelPrimitives } from "../ffi/backend.ts";
+import { EPOLLIN } from "../ffi/epoll.ts";
+import { EINTR } from "../ffi/errno.ts";
+import { BpfError } from "../ffi/errors.ts";
+import { type Kernel, liveKernel } from "../ffi/kernel.ts";
+import type { BpfMap } from "../maps/bpf_map.ts";
+import { EpollWaiter } from "./epoll_waiter.ts";
+import {
+  BPF_RINGBUF_BUSY_BIT,
+  BPF_RINGBUF_DISCARD_BIT,
+  BPF_RINGBUF_HDR_SZ,
+  checkRingMap,
+  mapRing,
+  readOwnPosition,
+  readPeerPosition,
+  RECORD_LENGTH_MASK,
+  recordSpan,
+  type RingMemory,
+  unmapRing,
+  writePosition,
+} from "./ring_memory.ts";
+
+/**
+ * The longest an async wait of the iterator lasts before it looks again: a
+ * ring closed while the loop waits stops it within this time (the wait
+ * itself runs on and holds the epoll fd until then).
+ */
+export const WAIT_SLICE_MS = 1000;
+
+/**
+ * One record, in place in the ring: `data[offset .. offset + length)`. The
+ * same object is handed out for every record of a ring, so it allocates
+ * nothing; its bytes are the kernel's and are valid until the next record
+ * is consumed (the callback returns, or the loop asks for the next one):
+ * {@linkcode RingRecord.copy} keeps them.
+ */
+export class RingRecord {
+  /** The ring's data area, mapped twice in a row: a record that wraps is contiguous here. */
+  readonly data: Uint8Array;
+  /** A DataView of {@linkcode RingRecord.data} (codecs read through it at `offset`). */
+  readonly view: DataView;
+  /** Where this record's bytes start in `data` and `view`. */
+  offset = 0;
+  /** This record's length in bytes, as the program wrote it. */
+  length = 0;
+
+  /** @internal */
+  constructor(data: Uint8Array) {
+    this.data = data;
+    this.view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /** A view of this record's bytes (one small allocation, no copy), valid as the record is. */
+  bytes(): Uint8Array {
+    return new Uint8Array(this.data.buffer, this.data.byteOffset + this.offset, this.length);
+  }
+
+  /** A copy of this record's bytes in an `ArrayBuffer` of its own. */
+  copy(): Uint8Array {
+    return this.data.slice(this.offset, this.offset + this.length);
+  }
+}
+
+/**
+ * What is called for each record. Return `false` to stop after this record
+ * (it is consumed); anything else goes on. A callback that throws stops the
+ * walk too, its record consumed, and the error propagates.
+ */
+export type RecordCallback = (record: RingRecord) => unknown;
+
+/**
+ * A `ringbuf` map's records, read in place.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BpfMap, RingBuffer } from "../mod.ts";
+ *
+ * using map = BpfMap.create({ type: "ringbuf", keySize: 0, valueSize: 0, maxEntries: 4096 });
+ * using ring = new RingBuffer(map);
+ * assert.equal(ring.size, 4096);
+ * assert.equal(ring.consume(() => {}), 0); // nothing written yet
+ * assert.equal(ring.poll(0, () => {}), 0); // nor ready: a wait of 0 ms says so at once
+ * ```
+ */
+export class RingBuffer {
+  /** The map this ring reads. */
+  readonly map: BpfMap;
+  /** The data area's size in bytes (the map's `max_entries`). */
+  readonly size: number;
+  readonly #kernel: Kernel;
+  readonly #primitives: KernelPrimitives;
+  readonly #memory: RingMemory;
+  readonly #record: RingRecord;
+  /** The consumer position: only this reader writes it, so it is kept here and stored. */
+  #consumer: number;
+  /** The producer position's low word, as last read. */
+  #producer: number;
+  /** Where the record handed out last ends: the consumer position once it is consumed. */
+  #pendingEnd = -1;
+  /** Made on the first wait: a ring read only by `consume` (or by a set) needs none. */
+  #waiter: EpollWaiter | undefined;
+  #closed = false;
+
+  /**
+   * Maps `map`'s ring (two `mmap` calls) on `kernel`, the kernel the map was
+   * created or opened on (a system's `kernel` for a map of that system). A
+   * map that is not an open `ringbuf` is refused before any syscall.
+   *
+   * @throws {TypeError} for a map that is closed or not a ringbuf.
+   * @throws {BpfError} when the kernel refuses a mapping (`op` `"mmap"`).
+   */
+  constructor(map: BpfMap, kernel: Kernel = liveKernel()) {
+    this.#primitives = checkRingMap("RingBuffer", map, "ringbuf", kernel);
+    this.#kernel = kernel;
+    this.map = map;
+    this.size = map.maxEntries;
+    this.#memory = mapRing(this.#primitives, map, "consumer");
+    this.#record = new RingRecord(this.#memory.data);
+    this.#consumer = readOwnPosition(this.#memory.consumer, this.#memory.consumerWords);
+    this.#producer = this.#consumer >>> 0;
+  }
+
+  /** Whether {@linkcode RingBuffer.close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Bytes the producers have committed or reserved that this reader has not
+   * consumed yet (libbpf's `ring__avail_data_size`).
+   */
+  available(): number {
+    this.#checkOpen("available");
+    this.#producer = readPeerPosition(this.#memory.producer, this.#memory.producerWords);
+    return (this.#producer - this.#consumer) >>> 0;
+  }
+
+  /**
+   * Calls `onRecord` for each record committed now, in order, up to `limit`
+   * records, skipping discarded ones and stopping at the first record still
+   * being written (its producer has not committed it: later records wait for
+   * it). Each record is consumed once its callback returns: its space goes
+   * back to the producers.
+   *
+   * @returns how many records `onRecord` was called with.
+   */
+  consume(onRecord: RecordCallback, limit = Infinity): number {
+    this.#checkOpen("consume");
+    checkCallback("consume", onRecord);
+    if (!(limit > 0)) throw new RangeError(`consume: limit must be positive, got ${limit}`);
+    return this.#walk(onRecord, limit);
+  }
+
+  /**
+   * Waits up to `timeoutMs` (-1: for ever; 0: not at all) until the ring has
+   * data, then {@linkcode RingBuffer.consume}s it. Blocks the thread while it
+   * waits: {@linkcode RingBuffer.pollAsync} and `for await` do not.
+   *
+   * @returns how many records were handed to `onRecord`: 0 after a timeout.
+   * @throws {BpfError} (`op` `"epoll_wait"`) when the wait fails.
+   */
+  poll(timeoutMs: number, onRecord: RecordCallback): number {
+    this.#checkOpen("poll");
+    checkTimeout("poll", timeoutMs);
+    checkCallback("poll", onRecord);
+    const ready = this.#waiting().wait(1, timeoutMs);
+    return ready.length === 0 ? 0 : this.#walk(onRecord, Infinity);
+  }
+
+  /**
+   * {@linkcode RingBuffer.poll} without blocking the event loop: timers,
+   * I/O and other promises run while it waits.
+   */
+  async pollAsync(timeoutMs: number, onRecord: RecordCallback): Promise<number> {
+    this.#checkOpen("pollAsync");
+    checkTimeout("pollAsync", timeoutMs);
+    checkCallback("pollAsync", onRecord);
+    const ready = await this.#waiting().waitAsync(1, timeoutMs);
+    return ready.length === 0 || this.#closed ? 0 : this.#walk(onRecord, Infinity);
+  }
+
+  /**
+   * The records as they come, for ever (until the loop breaks or the ring is
+   * closed), waiting without blocking the event loop. A record is valid
+   * until the loop asks for the next one; leaving the loop consumes the last
+   * record it saw.
+   */
+  async *[Symbol.asyncIterator](): AsyncGenerator<RingRecord, void, undefined> {
+    while (!this.#closed) {
+      // Closed in the loop's body: the memory is gone, stop before touching it.
+      while (!this.#closed && this.#next()) {
+        try {
+          yield this.#record;
+        } finally {
+          this.#commit();
+        }
+      }
+      if (!this.#closed) await this.#waiting().waitAsync(1, WAIT_SLICE_MS);
+    }
+  }
+
+  /** Unmaps the ring and closes its epoll fd; a second call does nothing. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#waiter?.close();
+    unmapRing(this.#memory);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  toString(): string {
+    return `ring buffer of ${this.map}`;
+  }
+
+  /**
+   * Hands `onRecord` up to `limit` records, as libbpf's
+   * `ringbuf_process_ring`; each is consumed once its callback returns.
+   */
+  #walk(onRecord: RecordCallback, limit: number): number {
+    const record = this.#record;
+    let count = 0;
+    while (count < limit && this.#next()) {
+      count++;
+      let more: unknown;
+      try {
+        more = onRecord(record);
+      } finally {
+        this.#commit();
+      }
+      if (more === false) break;
+    }
+    return count;
+  }
+
+  /**
+   * Finds the next committed record and points {@linkcode RingRecord} at it
+   * (not consumed yet: {@linkcode RingBuffer.#commit} does that), consuming
+   * discarded ones on the way. False when none is committed: the ring is
+   * empty, or its next record is still being written.
+   */
+  #next(): boolean {
+    const memory = this.#memory;
+    const producer = memory.producer;
+    for (;;) {
+      if (this.#producer === this.#consumer >>> 0) {
+        // Caught up with what was read of the producer: read it again.
+        this.#producer = readPeerPosition(producer, memory.producerWords);
+        if (this.#producer === this.#consumer >>> 0) return false;
+      }
+      const offset = this.#consumer & memory.mask;
+      producer.observe(memory.pageSize + offset, BPF_RINGBUF_HDR_SZ);
+      // Acquire: the record's bytes are read after its header says it is committed.
+      const header = Atomics.load(memory.dataWords, offset >>> 2);
+      if ((header & BPF_RINGBUF_BUSY_BIT) !== 0) return false;
+      const length = header & RECORD_LENGTH_MASK;
+      const end = this.#consumer + recordSpan(length);
+      if ((header & BPF_RINGBUF_DISCARD_BIT) === 0) {
+        producer.observe(memory.pageSize + offset + BPF_RINGBUF_HDR_SZ, length);
+        this.#record.offset = offset + BPF_RINGBUF_HDR_SZ;
+        this.#record.length = length;
+        this.#pendingEnd = end;
+        return true;
+      }
+      this.#consumer = end;
+      writePosition(memory.consumer, memory.consumerWords, end);
+    }
+  }
+
+  /** Consumes the record {@linkcode RingBuffer.#next} found: its space goes back to the producers. */
+  #commit(): void {
+    if (this.#pendingEnd < 0 || this.#closed) return;
+    this.#consumer = this.#pendingEnd;
+    this.#pendingEnd = -1;
+    writePosition(this.#memory.consumer, this.#memory.consumerWords, this.#consumer);
+  }
+
+  /** What waits for this ring, made on first use. */
+  #waiting(): EpollWaiter {
+    if (this.#waiter !== undefined) return this.#waiter;
+    const waiter = new EpollWaiter(this.#kernel, this.#primitives);
+    waiter.add(this.map.fd);
+    return this.#waiter = waiter;
+  }
+
+  #checkOpen(op: string): void {
+    if (this.#closed) throw new TypeError(`${op}: ${this} is closed`);
+  }
+}
+
+/** Refuses a timeout that is not -1 or a non-negative integer that fits an int. */
+export function checkTimeout(op: string, timeoutMs: unknown): void {
+  if (
+    !Number.isInteger(timeoutMs) || (timeoutMs as number) < -1
+    || (timeoutMs as number) > 0x7fffffff
+  ) {
+    throw new RangeError(
+      `${op}: timeoutMs must be -1 (no limit) or an integer from 0 to 2147483647, got ${
+        String(timeoutMs)
+      }`,
+    );
+  }
+}
+
+/** Refuses a callback that is not a function. */
+export function checkCallback(op: string, onRecord: unknown): void {
+  if (typeof onRecord !== "function") {
+    throw new TypeError(`${op}: onRecord must be a function, got ${typeof onRecord}`);
+  }
+}
