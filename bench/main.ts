@@ -3,9 +3,11 @@
 // as a child process of this one. Prints seconds, the TS/C ratio and the
 // target per phase, and the peak RSS of both processes; then the replay of a
 // recorded dump against the live one; then the bpfmap command's JSON dump
-// against bpftool's (bench/cli_dump.ts).
+// against bpftool's (bench/cli_dump.ts); then opening and loading an object
+// against libbpf's bpf_object__open + __load (bench/object_bench.ts).
 //
 //   deno task bench      bun run bench      (root or CAP_BPF; Linux)
+//   BPFMAP_BENCH_SECTION=object deno task bench     (the object section alone)
 
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
@@ -20,6 +22,7 @@ import { liveKernel } from "../ffi/kernel.ts";
 import { detectRuntime } from "../ffi/live.ts";
 import { BpfMap, type BpfSystem, openSystem, u32, u64 } from "../mod.ts";
 import { benchCliDump } from "./cli_dump.ts";
+import { benchObjectLoad } from "./object_bench.ts";
 
 const ENTRIES = Number(process.env.BPFMAP_BENCH_ENTRIES ?? 1_000_000);
 const BATCH = 4096;
@@ -348,6 +351,10 @@ function peakRssKiB(): number {
 }
 
 const runtime = detectRuntime();
+if (process.env.BPFMAP_BENCH_SECTION === "object") {
+  benchObjectLoad(runtime);
+  process.exit(0);
+}
 const binary = buildC();
 console.log(
   `bpfmap bench: ${ENTRIES} entries, hash u32 -> u64, best of ${RUNS} runs, `
@@ -414,3 +421,4 @@ console.log(
 );
 
 benchCliDump(ENTRIES);
+benchObjectLoad(runtime);
