@@ -25,18 +25,11 @@ function build(): { object: string; binary: string } {
   mkdirSync(`${root}/.build`, { recursive: true });
   const object = `${root}/.build/bench_object.bpf.o`;
   const binary = `${root}/.build/bench_object_libbpf`;
+  // As tests/helpers/object_build.ts builds tests/bpf/ (bench sits below tests: it cannot import it).
   const arch = execFileSync("uname", ["-m"], { encoding: "utf8" }).trim();
-  execFileSync("clang", [
-    "-O2",
-    "-g",
-    "-target",
-    "bpf",
-    `-I/usr/include/${arch}-linux-gnu`,
-    "-c",
-    `${root}/tests/bpf/bench_object.bpf.c`,
-    "-o",
-    object,
-  ], { stdio: "inherit" });
+  const source = `${root}/tests/bpf/bench_object.bpf.c`;
+  const flags = ["-O2", "-g", "-target", "bpf", `-I/usr/include/${arch}-linux-gnu`, "-c"];
+  execFileSync("clang", [...flags, source, "-o", object], { stdio: "inherit" });
   execFileSync("cc", ["-O2", "-o", binary, `${root}/bench/bench_object_libbpf.c`, "-lbpf"], {
     stdio: "inherit",
   });
