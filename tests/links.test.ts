@@ -4,40 +4,32 @@
 // exact and the same on every run: recorded, verified and replayed in both runtimes.
 
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { rmSync } from "node:fs";
 import { after } from "node:test";
 import { LINK_TYPE_RAW_TRACEPOINT, LINK_TYPE_XDP } from "../ffi/link_types.ts";
-import {
-  BpfError,
-  type BpfMap,
-  type BpfSystem,
-  Link,
-  listLinkIds,
-  Program,
-  type ProgramSpec,
-} from "../mod.ts";
+import { BpfError, type BpfSystem, Link, listLinkIds, Program, type ProgramSpec } from "../mod.ts";
 import { bpffsForTests } from "./helpers/bpffs.ts";
 import {
+  counted,
+  counterMap,
+  counting,
+  countsDatagrams,
+  talliedPrograms,
+  XDP_CONTEXT,
+} from "./helpers/counting.ts";
+import { exchangeDatagrams } from "./helpers/datagrams.ts";
+import {
   add64Imm,
-  atomicAdd64,
-  BPF_B,
   BPF_DW,
-  BPF_FUNC_map_lookup_elem,
   BPF_FUNC_probe_read_kernel,
-  BPF_H,
   BPF_W,
   call,
   exit,
-  jeqImm,
-  jgtReg,
   jneImm,
-  ldMapFd,
   ldxMem,
   mov64Imm,
   mov64Reg,
   program,
-  stMem,
   XDP_PASS,
 } from "./helpers/insns.ts";
 import { liveTest, replayRun, tallyingKernel } from "./helpers/live.ts";
@@ -52,63 +44,12 @@ const transcriptTest = transcriptTests(import.meta.url, { paths: () => ({ BPFFS:
 
 /** Loopback's ifindex: 1 in every network namespace. */
 const LOOPBACK = 1;
-/** The first 4 bytes of the test's datagrams ("LINK"), as a little-endian u32. */
-const COOKIE = 0x4b4e_494c;
 /** A pid no process has (pid_max is at most 2^22): kill() of it is the test's own syscall. */
 const NO_PID = 1_999_999_999;
 /** `__NR_kill` on x86_64, where the transcripts are recorded. */
 const NR_KILL = 62;
 /** `offsetof(struct pt_regs, di)` on x86_64: the first syscall argument. */
 const PT_REGS_DI = 112;
-
-/** A jump to the program's last two instructions (`r0 = verdict; exit`), placed by `counting`. */
-type Jump = (off: number) => Uint8Array;
-
-/**
- * A program that runs `filter` (which jumps out on anything that is not the test's), then adds 1
- * to the u64 at key 0 of the map behind `mapFd`, and returns `verdict`.
- */
-function counting(mapFd: number, verdict: number, filter: (Uint8Array | Jump)[]): Uint8Array {
-  const steps: (Uint8Array | Jump)[] = [
-    ...filter,
-    stMem(BPF_W, 10, -4, 0), // key = 0, on the stack
-    mov64Reg(2, 10),
-    add64Imm(2, -4),
-    ldMapFd(1, mapFd),
-    call(BPF_FUNC_map_lookup_elem),
-    (off) => jeqImm(0, 0, off), // no element: out
-    mov64Imm(1, 1),
-    atomicAdd64(0, 1, 0), // two CPUs may count at once
-  ];
-  const slots = (step: Uint8Array | Jump) => step instanceof Uint8Array ? step.byteLength / 8 : 1;
-  const out = steps.reduce((sum, step) => sum + slots(step), 0);
-  let at = 0;
-  const insns = steps.map((step) => {
-    const bytes = step instanceof Uint8Array ? step : step(out - at - 1);
-    at += slots(step);
-    return bytes;
-  });
-  return program(...insns, mov64Imm(0, verdict), exit());
-}
-
-/** XDP: counts IPv4 UDP packets whose payload starts with the cookie, and passes every packet. */
-function countsDatagrams(mapFd: number): Uint8Array {
-  return counting(mapFd, XDP_PASS, [
-    ldxMem(BPF_W, 2, 1, 0), // r2 = ctx->data
-    ldxMem(BPF_W, 3, 1, 4), // r3 = ctx->data_end
-    mov64Reg(4, 2),
-    add64Imm(4, 14 + 20 + 8 + 4), // Ethernet, IPv4 without options, UDP, the cookie
-    (off) => jgtReg(4, 3, off),
-    ldxMem(BPF_H, 5, 2, 12),
-    (off) => jneImm(5, 0x0008, off), // ETH_P_IP, big-endian
-    ldxMem(BPF_B, 5, 2, 14),
-    (off) => jneImm(5, 0x45, off), // IPv4, a 20-byte header
-    ldxMem(BPF_B, 5, 2, 14 + 9),
-    (off) => jneImm(5, 17, off), // IPPROTO_UDP
-    ldxMem(BPF_W, 5, 2, 14 + 20 + 8),
-    (off) => jneImm(5, COOKIE, off),
-  ]);
-}
 
 /** Raw tracepoint sys_enter: counts kill() calls whose pid is NO_PID. */
 function countsKills(mapFd: number): Uint8Array {
@@ -128,38 +69,12 @@ function countsKills(mapFd: number): Uint8Array {
   ]);
 }
 
-/**
- * Sends `count` datagrams carrying the cookie over loopback and returns once a socket received
- * them all: by then XDP has seen each. A node child, so that Deno needs no --allow-net.
- */
-function sendDatagrams(count: number): void {
-  const script = `
-    const dgram = require("node:dgram");
-    const count = Number(process.argv[1]);
-    const rx = dgram.createSocket("udp4");
-    const tx = dgram.createSocket("udp4");
-    let got = 0;
-    rx.on("message", () => { if (++got === count) { rx.close(); tx.close(); } });
-    rx.bind(0, "127.0.0.1", () => {
-      for (let i = 0; i < count; i++) tx.send("LINK datagram", rx.address().port, "127.0.0.1");
-    });`;
-  execFileSync("node", ["-e", script, String(count)], { stdio: "inherit" });
-}
-
 /** Makes `count` kill() syscalls of NO_PID (each fails with ESRCH). */
 function killNoPid(count: number): void {
   for (let i = 0; i < count; i++) {
     assert.throws(() => process.kill(NO_PID, 0), { code: "ESRCH" });
   }
 }
-
-/** A one-element array map of one u64 counter. */
-const counterMap = (sys: BpfSystem) =>
-  sys.createMap({ type: "array", keySize: 4, valueSize: 8, maxEntries: 1 });
-
-/** The counter's value. */
-const counted = (map: BpfMap) =>
-  new DataView(map.lookup(new Uint8Array(4))!.buffer).getBigUint64(0, true);
 
 const load = (sys: BpfSystem, spec: Omit<ProgramSpec, "license">) =>
   sys.loadProgram({ license: "GPL", ...spec });
@@ -170,11 +85,11 @@ transcriptTest(
     const map = counterMap(sys);
     const xdp = load(sys, {
       type: "xdp",
-      instructions: countsDatagrams(map.fd),
+      instructions: countsDatagrams(map.fd, XDP_PASS, XDP_CONTEXT),
       name: "count_udp",
     });
     const link = xdp.attachXdp(LOOPBACK);
-    sendDatagrams(3);
+    exchangeDatagrams(3);
     assert.equal(counted(map), 3n);
     assert.deepEqual(link.info(), {
       type: LINK_TYPE_XDP,
@@ -187,7 +102,7 @@ transcriptTest(
     link.detach();
     // Detached for good while the fd stays open: the device has no program, the link no target.
     assert.deepEqual([link.info().programId, link.info().ifindex], [xdp.id, 0]);
-    sendDatagrams(2);
+    exchangeDatagrams(2);
     assert.equal(counted(map), 3n);
     link.close();
   },
@@ -195,13 +110,16 @@ transcriptTest(
 
 transcriptTest("closing an XDP link's last fd detaches its program", (sys) => {
   const map = counterMap(sys);
-  const xdp = load(sys, { type: "xdp", instructions: countsDatagrams(map.fd) });
+  const xdp = load(sys, {
+    type: "xdp",
+    instructions: countsDatagrams(map.fd, XDP_PASS, XDP_CONTEXT),
+  });
   const link = xdp.attachXdp(LOOPBACK, { flags: 2 }); // XDP_FLAGS_SKB_MODE: generic, as lo has it
   // A second fd of the same link, by id: the link lives until both are closed.
   const again = sys.linkFromId(link.id);
   assert.equal(again.id, link.id);
   link.close();
-  sendDatagrams(2);
+  exchangeDatagrams(2);
   assert.equal(counted(map), 2n);
   // One XDP program a device (and mode): a second attachment is refused while the first holds.
   assert.throws(
@@ -210,7 +128,7 @@ transcriptTest("closing an XDP link's last fd detaches its program", (sys) => {
       error instanceof BpfError && error.code === "EBUSY" && error.op === "BPF_LINK_CREATE",
   );
   again.close();
-  sendDatagrams(4);
+  exchangeDatagrams(4);
   assert.equal(counted(map), 2n);
   // Now the device is free again.
   xdp.attachXdp(LOOPBACK).close();
@@ -283,13 +201,10 @@ transcriptTest("a pinned link outlives its fds, and reopens as a link only", (sy
 });
 
 transcriptTest("bad input is refused before any syscall", (sys) => {
-  const { kernel, calls } = tallyingKernel(sys.kernel.backend);
-  const exitZero = program(mov64Imm(0, 0), exit());
-  const filter = Program.load(
-    { type: "socket_filter", instructions: exitZero, license: "GPL", name: "filter" },
-    kernel,
-  );
-  const xdp = Program.load({ type: "xdp", instructions: exitZero, license: "GPL" }, kernel);
+  const { kernel, programs: [filter, xdp], calls } = talliedPrograms(sys, [
+    { type: "socket_filter", name: "filter" },
+    { type: "xdp" },
+  ]);
   const before = calls();
   assert.throws(() => filter.attachXdp(LOOPBACK), {
     name: "TypeError",

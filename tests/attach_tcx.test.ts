@@ -1,0 +1,186 @@
+// tcx links (issue 14, part 4): sched_cls programs on a veth's ingress and egress, and XDP on the
+// same veth, each counting the test's own datagrams across the pair (the peer end sits in a
+// network namespace of its own), so that the counts are exact on every run: until the link is
+// closed or detached, while it is pinned, and with other tcx programs on the same hook. Recorded,
+// verified and replayed in both runtimes; the veth exists in live runs only.
+
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { rmSync } from "node:fs";
+import { LINK_TYPE_TCX } from "../ffi/link_types.ts";
+import { type BpfSystem, Link, listLinkIds, Program, type ProgramSpec } from "../mod.ts";
+import { TCX_NEXT } from "../programs/attach_tcx.ts";
+import { bpffsForTests } from "./helpers/bpffs.ts";
+import {
+  counted,
+  counterMap,
+  countsDatagrams,
+  talliedPrograms,
+  TC_CONTEXT,
+  XDP_CONTEXT,
+} from "./helpers/counting.ts";
+import { exchangeDatagrams } from "./helpers/datagrams.ts";
+import { exit, mov64Imm, program, XDP_PASS } from "./helpers/insns.ts";
+import { liveTest, replayRun } from "./helpers/live.ts";
+import { transcriptTests } from "./helpers/transcript.ts";
+import { FROM_PEER, TO_PEER, VETH_IFINDEX, vethForTests } from "./helpers/veth.ts";
+
+vethForTests();
+const bpffs = bpffsForTests("bpfmap-tcx-");
+const transcriptTest = transcriptTests(import.meta.url, { paths: () => ({ BPFFS: bpffs() }) });
+
+const load = (sys: BpfSystem, spec: Omit<ProgramSpec, "license">) =>
+  sys.loadProgram({ license: "GPL", ...spec });
+
+/** A sched_cls program counting the test's datagrams into `map`, passing every packet on. */
+const tcxCounter = (sys: BpfSystem, mapFd: number) =>
+  load(sys, {
+    type: "sched_cls",
+    instructions: countsDatagrams(mapFd, TCX_NEXT, TC_CONTEXT),
+    name: "count_tcx",
+  });
+
+transcriptTest("a tcx ingress link counts the peer's datagrams until its fd is closed", (sys) => {
+  const map = counterMap(sys);
+  const counter = tcxCounter(sys, map.fd);
+  const link = counter.attachTcx(VETH_IFINDEX, "ingress");
+  exchangeDatagrams(3, FROM_PEER);
+  assert.equal(counted(map), 3n);
+  assert.deepEqual(link.info(), {
+    type: LINK_TYPE_TCX,
+    typeName: "tcx",
+    id: link.id,
+    programId: counter.id,
+    ifindex: VETH_IFINDEX,
+    attachType: "tcx_ingress",
+  });
+  assert.equal(String(link), `tcx link (id ${link.id})`);
+  // Datagrams to the peer leave through egress: ingress does not see them.
+  exchangeDatagrams(2, TO_PEER());
+  assert.equal(counted(map), 3n);
+  link.close();
+  exchangeDatagrams(4, FROM_PEER);
+  assert.equal(counted(map), 3n);
+});
+
+transcriptTest("a tcx egress link counts datagrams to the peer until detached", (sys) => {
+  const map = counterMap(sys);
+  const counter = tcxCounter(sys, map.fd);
+  const link = counter.attachTcx(VETH_IFINDEX, "egress");
+  exchangeDatagrams(5, TO_PEER());
+  exchangeDatagrams(2, FROM_PEER);
+  assert.equal(counted(map), 5n);
+  assert.equal(link.info().attachType, "tcx_egress");
+  link.detach();
+  // Detached for good while the fd stays open: the link keeps its program, not the device.
+  assert.deepEqual([link.info().programId, link.info().ifindex], [counter.id, 0]);
+  exchangeDatagrams(3, TO_PEER());
+  assert.equal(counted(map), 5n);
+  link.close();
+});
+
+transcriptTest("a device runs many tcx programs: one put first, one last, both count", (sys) => {
+  const [first, last] = [counterMap(sys), counterMap(sys)];
+  const a = tcxCounter(sys, last.fd).attachTcx(VETH_IFINDEX, "ingress", { position: "last" });
+  const b = tcxCounter(sys, first.fd).attachTcx(VETH_IFINDEX, "ingress", { position: "first" });
+  exchangeDatagrams(4, FROM_PEER);
+  assert.deepEqual([counted(first), counted(last)], [4n, 4n]);
+  b.close();
+  exchangeDatagrams(1, FROM_PEER);
+  assert.deepEqual([counted(first), counted(last)], [4n, 5n]);
+  a.close();
+});
+
+transcriptTest("a pinned tcx link counts with no fd open, and reopens from its pin", (sys) => {
+  const map = counterMap(sys);
+  const counter = tcxCounter(sys, map.fd);
+  const link = counter.attachTcx(VETH_IFINDEX, "egress");
+  const path = `${bpffs()}/tcx`;
+  link.pin(path);
+  link.close();
+  counter.close();
+  exchangeDatagrams(2, TO_PEER());
+  assert.equal(counted(map), 2n);
+  const reopened = sys.openPinnedLink(path);
+  assert.deepEqual(
+    [reopened.id, reopened.info().ifindex, reopened.info().attachType],
+    [link.id, VETH_IFINDEX, "tcx_egress"],
+  );
+  // Detaching through the reopened fd ends the pinned link's attachment too.
+  reopened.detach();
+  exchangeDatagrams(3, TO_PEER());
+  assert.equal(counted(map), 2n);
+  reopened.close();
+  if (!replayRun) rmSync(path);
+});
+
+transcriptTest("XDP on the veth counts the peer's datagrams, not those to it", (sys) => {
+  const map = counterMap(sys);
+  const xdp = load(sys, {
+    type: "xdp",
+    instructions: countsDatagrams(map.fd, XDP_PASS, XDP_CONTEXT),
+    name: "count_xdp",
+  });
+  const link = xdp.attachXdp(VETH_IFINDEX);
+  exchangeDatagrams(3, FROM_PEER);
+  exchangeDatagrams(2, TO_PEER());
+  assert.equal(counted(map), 3n);
+  assert.deepEqual(link.info().ifindex, VETH_IFINDEX);
+  link.close();
+  exchangeDatagrams(1, FROM_PEER);
+  assert.equal(counted(map), 3n);
+});
+
+transcriptTest("attachTcx refuses bad input before any syscall", (sys) => {
+  const { programs: [xdp, tc], calls } = talliedPrograms(sys, [
+    { type: "xdp", name: "x" },
+    { type: "sched_cls" },
+  ]);
+  const before = calls();
+  assert.throws(() => xdp.attachTcx(VETH_IFINDEX, "ingress"), {
+    name: "TypeError",
+    message: `attachTcx: xdp program "x" (id ${xdp.id}) is not a sched_cls program`,
+  });
+  assert.throws(() => tc.attachTcx(0, "ingress"), {
+    name: "RangeError",
+    message: "ifindex must be between 1 and 2147483647, got 0",
+  });
+  assert.throws(() => tc.attachTcx("4242" as never, "ingress"), /ifindex must be an integer/);
+  assert.throws(() => tc.attachTcx(VETH_IFINDEX, "sideways" as never), {
+    name: "TypeError",
+    message: "direction: expected \"ingress\" or \"egress\", got \"sideways\"",
+  });
+  assert.throws(
+    () => tc.attachTcx(VETH_IFINDEX, "egress", { position: "middle" as never }),
+    /^TypeError: opts.position: expected "first" or "last", got "middle"$/,
+  );
+  assert.throws(
+    () => tc.attachTcx(VETH_IFINDEX, "egress", null as never),
+    /opts must be an object/,
+  );
+  assert.equal(calls(), before);
+  tc.close();
+  assert.throws(() => tc.attachTcx(VETH_IFINDEX, "egress"), /^TypeError: attachTcx: .* is closed$/);
+  xdp.close();
+});
+
+liveTest("bpftool and listLinkIds see a tcx link while it lives, and not after", () => {
+  const instructions = program(mov64Imm(0, TCX_NEXT), exit());
+  using tc = Program.load({ type: "sched_cls", instructions, license: "GPL", name: "pass_tcx" });
+  const link = tc.attachTcx(VETH_IFINDEX, "egress");
+  const shown = JSON.parse(
+    execFileSync("bpftool", ["-j", "link", "show", "id", String(link.id)], { encoding: "utf8" }),
+  );
+  // bpftool 7.1 predates tcx: it shows the link type by number, and no device.
+  assert.deepEqual([shown.id, shown.type, shown.prog_id], [link.id, LINK_TYPE_TCX, tc.id]);
+  assert.ok(listLinkIds().includes(link.id));
+  using byId = Link.fromId(link.id);
+  assert.equal(byId.info().attachType, "tcx_egress");
+  byId.close();
+  link.close();
+  assert.ok(!listLinkIds().includes(link.id));
+  assert.throws(
+    () => execFileSync("bpftool", ["link", "show", "id", String(link.id)], { stdio: "pipe" }),
+    /Command failed/,
+  );
+});

@@ -1,0 +1,142 @@
+/**
+ * Hand-assembled programs that count what a test itself makes (datagrams
+ * carrying a cookie), into the u64 at key 0 of a one-element array map:
+ * the attach tests prove a program ran by its count, exact on every run.
+ *
+ * @module
+ */
+
+import type { Kernel } from "../../ffi/kernel.ts";
+import { type BpfMap, type BpfSystem, Program, type ProgramSpec } from "../../mod.ts";
+import {
+  add64Imm,
+  atomicAdd64,
+  BPF_B,
+  BPF_FUNC_map_lookup_elem,
+  BPF_H,
+  BPF_W,
+  call,
+  exit,
+  jeqImm,
+  jgtReg,
+  jneImm,
+  ldMapFd,
+  ldxMem,
+  mov64Imm,
+  mov64Reg,
+  program,
+  stMem,
+} from "./insns.ts";
+import { tallyingKernel } from "./live.ts";
+
+/** The first 4 bytes of the tests' datagrams ("LINK"), as a little-endian u32. */
+export const COOKIE = 0x4b4e_494c;
+/** What the tests' datagrams carry. */
+export const PAYLOAD = "LINK datagram";
+
+/** A jump to the program's last two instructions (`r0 = verdict; exit`), placed by `counting`. */
+export type Jump = (off: number) => Uint8Array;
+
+/**
+ * A program that runs `filter` (which jumps out on anything that is not the test's), then adds 1
+ * to the u64 at key 0 of the map behind `mapFd`, and returns `verdict`.
+ */
+export function counting(
+  mapFd: number,
+  verdict: number,
+  filter: (Uint8Array | Jump)[],
+): Uint8Array {
+  const steps: (Uint8Array | Jump)[] = [
+    ...filter,
+    stMem(BPF_W, 10, -4, 0), // key = 0, on the stack
+    mov64Reg(2, 10),
+    add64Imm(2, -4),
+    ldMapFd(1, mapFd),
+    call(BPF_FUNC_map_lookup_elem),
+    (off) => jeqImm(0, 0, off), // no element: out
+    mov64Imm(1, 1),
+    atomicAdd64(0, 1, 0), // two CPUs may count at once
+  ];
+  const slots = (step: Uint8Array | Jump) => step instanceof Uint8Array ? step.byteLength / 8 : 1;
+  const out = steps.reduce((sum, step) => sum + slots(step), 0);
+  let at = 0;
+  const insns = steps.map((step) => {
+    const bytes = step instanceof Uint8Array ? step : step(out - at - 1);
+    at += slots(step);
+    return bytes;
+  });
+  return program(...insns, mov64Imm(0, verdict), exit());
+}
+
+/** Where a program type's context says the packet starts and ends, and what comes before IPv4. */
+export interface PacketContext {
+  /** Offsets in the context of the u32s `data` and `data_end`. */
+  data: number;
+  dataEnd: number;
+  /** Bytes before the IPv4 header: 14 (Ethernet) for XDP and tc, 0 for cgroup_skb. */
+  link: number;
+}
+
+/** `struct xdp_md`: data, data_end; frames start with Ethernet. */
+export const XDP_CONTEXT: PacketContext = { data: 0, dataEnd: 4, link: 14 };
+/** `struct __sk_buff` at tc (tcx): data, data_end; Ethernet first. */
+export const TC_CONTEXT: PacketContext = { data: 76, dataEnd: 80, link: 14 };
+/** `struct __sk_buff` at a cgroup: data, data_end; the IPv4 header first. */
+export const CGROUP_SKB_CONTEXT: PacketContext = { data: 76, dataEnd: 80, link: 0 };
+
+/**
+ * Counts IPv4 UDP packets whose payload starts with the cookie, and returns `verdict` for every
+ * packet.
+ */
+export function countsDatagrams(mapFd: number, verdict: number, at: PacketContext): Uint8Array {
+  const ip = at.link;
+  const ethernet = ip === 14
+    ? [
+      ldxMem(BPF_H, 5, 2, 12),
+      (off: number) => jneImm(5, 0x0008, off), // ETH_P_IP, big-endian
+    ]
+    : [];
+  return counting(mapFd, verdict, [
+    ldxMem(BPF_W, 2, 1, at.data), // r2 = ctx->data
+    ldxMem(BPF_W, 3, 1, at.dataEnd), // r3 = ctx->data_end
+    mov64Reg(4, 2),
+    add64Imm(4, ip + 20 + 8 + 4), // IPv4 without options, UDP, the cookie
+    (off) => jgtReg(4, 3, off),
+    ...ethernet,
+    ldxMem(BPF_B, 5, 2, ip),
+    (off) => jneImm(5, 0x45, off), // IPv4, a 20-byte header
+    ldxMem(BPF_B, 5, 2, ip + 9),
+    (off) => jneImm(5, 17, off), // IPPROTO_UDP
+    ldxMem(BPF_W, 5, 2, ip + 20 + 8),
+    (off) => jneImm(5, COOKIE, off),
+  ]);
+}
+
+/** A one-element array map of one u64 counter. */
+export const counterMap = (sys: BpfSystem): BpfMap =>
+  sys.createMap({ type: "array", keySize: 4, valueSize: 8, maxEntries: 1 });
+
+/** The counter's value. */
+export const counted = (map: BpfMap): bigint =>
+  new DataView(map.lookup(new Uint8Array(4))!.buffer).getBigUint64(0, true);
+
+/**
+ * Programs that only return 0, one per spec, loaded through a kernel that counts the calls made
+ * through it (`calls()`; use `kernel` for more): bad-input tests assert that a refusal made none.
+ */
+export function talliedPrograms<
+  const S extends readonly Pick<
+    ProgramSpec,
+    "type" | "name" | "expectedAttachType" | "attachBtfId"
+  >[],
+>(
+  sys: BpfSystem,
+  specs: S,
+): { kernel: Kernel; programs: { [K in keyof S]: Program }; calls: () => number } {
+  const { kernel, calls } = tallyingKernel(sys.kernel.backend);
+  const instructions = program(mov64Imm(0, 0), exit());
+  const programs = specs.map((spec) =>
+    Program.load({ instructions, license: "GPL", ...spec }, kernel)
+  );
+  return { kernel, programs: programs as { [K in keyof S]: Program }, calls };
+}
