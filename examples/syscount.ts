@@ -51,6 +51,23 @@ const value = struct({ count: u64, last: u64, comm: chars(16) });
 using object = BpfObject.open(path).load();
 const counts = object.maps.get("counts")!.typed({ key, value });
 
+/**
+ * System call names by number, from the kernel's headers where they are installed (Debian's
+ * linux-libc-dev; x86_64 has a table of its own, arm64 and riscv64 the generic one); else none.
+ */
+function syscallNames(): Map<number, string> {
+  const machine = { x64: "x86_64", arm64: "aarch64", riscv64: "riscv64" }[process.arch as string];
+  for (const header of [`${machine}-linux-gnu/asm/unistd_64.h`, "asm-generic/unistd.h"]) {
+    try {
+      const text = readFileSync(`/usr/include/${header}`, "utf8");
+      const defines = text.matchAll(/^#define __NR_(\w+) (\d+)$/gm);
+      return new Map(Array.from(defines, ([, name, nr]) => [Number(nr), name!]));
+    } catch { /* not installed: the next, or numbers only */ }
+  }
+  return new Map();
+}
+const names = syscallNames();
+
 /** The process's name now, or the one the program saw if it has exited since. */
 function commOf(tgid: number, seen: string): string {
   try {
@@ -79,7 +96,9 @@ function report(): void {
   for (const [tgid, { comm, total, nr, most }] of rows.slice(0, top)) {
     const name = commOf(tgid, comm).padEnd(16);
     console.log(
-      `${String(tgid).padStart(7)} ${name} ${String(total).padStart(10)}  ${nr} (${most})`,
+      `${String(tgid).padStart(7)} ${name} ${String(total).padStart(10)}  ${
+        names.get(nr) ?? nr
+      } (${most})`,
     );
   }
 }
