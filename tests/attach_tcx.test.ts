@@ -8,19 +8,12 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { rmSync } from "node:fs";
 import { LINK_TYPE_TCX } from "../ffi/link_types.ts";
-import { type BpfSystem, Link, listLinkIds, Program, type ProgramSpec } from "../mod.ts";
+import { type BpfMap, type BpfSystem, Link, listLinkIds, Program } from "../mod.ts";
 import { TCX_NEXT } from "../programs/attach_tcx.ts";
 import { bpffsForTests } from "./helpers/bpffs.ts";
-import {
-  counted,
-  counterMap,
-  countsDatagrams,
-  talliedPrograms,
-  TC_CONTEXT,
-  XDP_CONTEXT,
-} from "./helpers/counting.ts";
+import { counted, counterMap, datagramCounter, talliedPrograms } from "./helpers/counting.ts";
 import { exchangeDatagrams } from "./helpers/datagrams.ts";
-import { exit, mov64Imm, program, XDP_PASS } from "./helpers/insns.ts";
+import { exit, mov64Imm, program } from "./helpers/insns.ts";
 import { liveTest, replayRun } from "./helpers/live.ts";
 import { transcriptTests } from "./helpers/transcript.ts";
 import { FROM_PEER, TO_PEER, VETH_IFINDEX, vethForTests } from "./helpers/veth.ts";
@@ -29,20 +22,12 @@ vethForTests();
 const bpffs = bpffsForTests("bpfmap-tcx-");
 const transcriptTest = transcriptTests(import.meta.url, { paths: () => ({ BPFFS: bpffs() }) });
 
-const load = (sys: BpfSystem, spec: Omit<ProgramSpec, "license">) =>
-  sys.loadProgram({ license: "GPL", ...spec });
-
 /** A sched_cls program counting the test's datagrams into `map`, passing every packet on. */
-const tcxCounter = (sys: BpfSystem, mapFd: number) =>
-  load(sys, {
-    type: "sched_cls",
-    instructions: countsDatagrams(mapFd, TCX_NEXT, TC_CONTEXT),
-    name: "count_tcx",
-  });
+const tcxCounter = (sys: BpfSystem, map?: BpfMap) =>
+  datagramCounter(sys, "sched_cls", "count_tcx", map);
 
 transcriptTest("a tcx ingress link counts the peer's datagrams until its fd is closed", (sys) => {
-  const map = counterMap(sys);
-  const counter = tcxCounter(sys, map.fd);
+  const { map, program: counter } = tcxCounter(sys);
   const link = counter.attachTcx(VETH_IFINDEX, "ingress");
   exchangeDatagrams(3, FROM_PEER);
   assert.equal(counted(map), 3n);
@@ -64,8 +49,7 @@ transcriptTest("a tcx ingress link counts the peer's datagrams until its fd is c
 });
 
 transcriptTest("a tcx egress link counts datagrams to the peer until detached", (sys) => {
-  const map = counterMap(sys);
-  const counter = tcxCounter(sys, map.fd);
+  const { map, program: counter } = tcxCounter(sys);
   const link = counter.attachTcx(VETH_IFINDEX, "egress");
   exchangeDatagrams(5, TO_PEER());
   exchangeDatagrams(2, FROM_PEER);
@@ -81,8 +65,10 @@ transcriptTest("a tcx egress link counts datagrams to the peer until detached", 
 
 transcriptTest("a device runs many tcx programs: one put first, one last, both count", (sys) => {
   const [first, last] = [counterMap(sys), counterMap(sys)];
-  const a = tcxCounter(sys, last.fd).attachTcx(VETH_IFINDEX, "ingress", { position: "last" });
-  const b = tcxCounter(sys, first.fd).attachTcx(VETH_IFINDEX, "ingress", { position: "first" });
+  const a = tcxCounter(sys, last).program.attachTcx(VETH_IFINDEX, "ingress", { position: "last" });
+  const b = tcxCounter(sys, first).program.attachTcx(VETH_IFINDEX, "ingress", {
+    position: "first",
+  });
   exchangeDatagrams(4, FROM_PEER);
   assert.deepEqual([counted(first), counted(last)], [4n, 4n]);
   b.close();
@@ -92,8 +78,7 @@ transcriptTest("a device runs many tcx programs: one put first, one last, both c
 });
 
 transcriptTest("a pinned tcx link counts with no fd open, and reopens from its pin", (sys) => {
-  const map = counterMap(sys);
-  const counter = tcxCounter(sys, map.fd);
+  const { map, program: counter } = tcxCounter(sys);
   const link = counter.attachTcx(VETH_IFINDEX, "egress");
   const path = `${bpffs()}/tcx`;
   link.pin(path);
@@ -115,12 +100,7 @@ transcriptTest("a pinned tcx link counts with no fd open, and reopens from its p
 });
 
 transcriptTest("XDP on the veth counts the peer's datagrams, not those to it", (sys) => {
-  const map = counterMap(sys);
-  const xdp = load(sys, {
-    type: "xdp",
-    instructions: countsDatagrams(map.fd, XDP_PASS, XDP_CONTEXT),
-    name: "count_xdp",
-  });
+  const { map, program: xdp } = datagramCounter(sys, "xdp", "count_xdp");
   const link = xdp.attachXdp(VETH_IFINDEX);
   exchangeDatagrams(3, FROM_PEER);
   exchangeDatagrams(2, TO_PEER());

@@ -13,9 +13,8 @@ import {
   counted,
   counterMap,
   counting,
-  countsDatagrams,
+  datagramCounter,
   talliedPrograms,
-  XDP_CONTEXT,
 } from "./helpers/counting.ts";
 import { exchangeDatagrams } from "./helpers/datagrams.ts";
 import {
@@ -30,7 +29,6 @@ import {
   mov64Imm,
   mov64Reg,
   program,
-  XDP_PASS,
 } from "./helpers/insns.ts";
 import { liveTest, replayRun, tallyingKernel } from "./helpers/live.ts";
 import { lockMachine } from "./helpers/machine_lock.ts";
@@ -82,12 +80,7 @@ const load = (sys: BpfSystem, spec: Omit<ProgramSpec, "license">) =>
 transcriptTest(
   "an XDP link on loopback counts the test's datagrams, and none once detached",
   (sys) => {
-    const map = counterMap(sys);
-    const xdp = load(sys, {
-      type: "xdp",
-      instructions: countsDatagrams(map.fd, XDP_PASS, XDP_CONTEXT),
-      name: "count_udp",
-    });
+    const { map, program: xdp } = datagramCounter(sys, "xdp", "count_udp");
     const link = xdp.attachXdp(LOOPBACK);
     exchangeDatagrams(3);
     assert.equal(counted(map), 3n);
@@ -109,11 +102,7 @@ transcriptTest(
 );
 
 transcriptTest("closing an XDP link's last fd detaches its program", (sys) => {
-  const map = counterMap(sys);
-  const xdp = load(sys, {
-    type: "xdp",
-    instructions: countsDatagrams(map.fd, XDP_PASS, XDP_CONTEXT),
-  });
+  const { map, program: xdp } = datagramCounter(sys, "xdp", "");
   const link = xdp.attachXdp(LOOPBACK, { flags: 2 }); // XDP_FLAGS_SKB_MODE: generic, as lo has it
   // A second fd of the same link, by id: the link lives until both are closed.
   const again = sys.linkFromId(link.id);

@@ -26,6 +26,7 @@ import {
   mov64Reg,
   program,
   stMem,
+  XDP_PASS,
 } from "./insns.ts";
 import { tallyingKernel } from "./live.ts";
 
@@ -115,6 +116,28 @@ export function countsDatagrams(mapFd: number, verdict: number, at: PacketContex
 /** A one-element array map of one u64 counter. */
 export const counterMap = (sys: BpfSystem): BpfMap =>
   sys.createMap({ type: "array", keySize: 4, valueSize: 8, maxEntries: 1 });
+
+/** The context and the verdict that lets every packet go on, of each packet-counting program type. */
+const COUNTERS = {
+  xdp: { at: XDP_CONTEXT, verdict: XDP_PASS },
+  sched_cls: { at: TC_CONTEXT, verdict: -1 }, // TCX_NEXT
+  cgroup_skb: { at: CGROUP_SKB_CONTEXT, verdict: 1 }, // allow
+} as const;
+
+/**
+ * A program of `type` named `name` that counts the test's datagrams into `map` (by default a
+ * fresh counter, created before the program is loaded), and lets every packet go on.
+ */
+export function datagramCounter(
+  sys: BpfSystem,
+  type: keyof typeof COUNTERS,
+  name: string,
+  map: BpfMap = counterMap(sys),
+): { map: BpfMap; program: Program } {
+  const { at, verdict } = COUNTERS[type];
+  const instructions = countsDatagrams(map.fd, verdict, at);
+  return { map, program: sys.loadProgram({ type, instructions, license: "GPL", name }) };
+}
 
 /** The counter's value. */
 export const counted = (map: BpfMap): bigint =>
