@@ -28,6 +28,7 @@ import {
   BPF_RINGBUF_DISCARD_BIT,
   BPF_RINGBUF_HDR_SZ,
   checkRingMap,
+  loadWord,
   mapRing,
   readOwnPosition,
   readPeerPosition,
@@ -272,7 +273,7 @@ export class RingBuffer {
       const offset = this.#consumer & memory.mask;
       producer.observe(memory.pageSize + offset, BPF_RINGBUF_HDR_SZ);
       // Acquire: the record's bytes are read after its header says it is committed.
-      const header = Atomics.load(memory.dataWords, offset >>> 2);
+      const header = loadWord(memory.dataWords, offset >>> 2);
       if ((header & BPF_RINGBUF_BUSY_BIT) !== 0) return false;
       const length = header & RECORD_LENGTH_MASK;
       const end = this.#consumer + recordSpan(length);

@@ -33,6 +33,28 @@ export const BPF_RINGBUF_HDR_SZ = 8;
 /** The length bits of a header's first word. */
 export const RECORD_LENGTH_MASK = 0x3fffffff;
 
+/**
+ * Whether words of a mapping are read and written with `Atomics` (acquire and
+ * release, as the kernel's `smp_load_acquire`/`smp_store_release` pair with
+ * them). Not in Bun: Bun 1.4's JIT crashes (SIGSEGV) on `Atomics.load` of a
+ * typed array over memory `toArrayBuffer` wraps, once the loop is compiled.
+ * There plain loads and stores stand in, which x86-64 keeps in order (loads
+ * with loads, stores with stores), as the kernel's own barriers on it are
+ * compiler barriers only.
+ */
+const ATOMICS = (globalThis as { Bun?: unknown }).Bun === undefined;
+
+/** Reads word `index` of `words`, with acquire ordering where the runtime allows (see `ATOMICS`). */
+export const loadWord: (words: Int32Array | Uint32Array, index: number) => number = ATOMICS
+  ? (words, index) => Atomics.load(words, index)
+  : (words, index) => words[index]!;
+
+/** Writes word `index` of `words`, with release ordering where the runtime allows. */
+export const storeWord: (words: Int32Array | Uint32Array, index: number, value: number) => void =
+  ATOMICS
+    ? (words, index, value) => void Atomics.store(words, index, value)
+    : (words, index, value) => void (words[index] = value);
+
 /** 2^32, to split a 64-bit position into the two u32 words it is stored as. */
 const TWO_TO_32 = 4294967296;
 
@@ -72,7 +94,7 @@ export interface RingMemory {
   readonly producerWords: Uint32Array;
   /** The data area, both mappings: a record that wraps reads on past `size`. */
   readonly data: Uint8Array;
-  /** The data area as i32s, for the header's length word (read with `Atomics.load`). */
+  /** The data area as i32s, for the header's length word (read with {@linkcode loadWord}). */
   readonly dataWords: Int32Array;
 }
 
@@ -170,7 +192,7 @@ function mapOrThrow(
  */
 export function readOwnPosition(region: MappedRegion, words: Uint32Array): number {
   region.observe(0, 8);
-  return Atomics.load(words, 1) * TWO_TO_32 + Atomics.load(words, 0);
+  return loadWord(words, 1) * TWO_TO_32 + loadWord(words, 0);
 }
 
 /**
@@ -181,7 +203,7 @@ export function readOwnPosition(region: MappedRegion, words: Uint32Array): numbe
  */
 export function readPeerPosition(region: MappedRegion, words: Uint32Array): number {
   region.observe(0, 4);
-  return Atomics.load(words, 0);
+  return loadWord(words, 0);
 }
 
 /**
@@ -192,8 +214,8 @@ export function readPeerPosition(region: MappedRegion, words: Uint32Array): numb
  */
 export function writePosition(region: MappedRegion, words: Uint32Array, position: number): void {
   const low = position >>> 0;
-  Atomics.store(words, 0, low);
-  Atomics.store(words, 1, (position - low) / TWO_TO_32);
+  storeWord(words, 0, low);
+  storeWord(words, 1, (position - low) / TWO_TO_32);
   region.wrote(0, 8);
 }
 
