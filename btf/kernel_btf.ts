@@ -7,6 +7,7 @@
  * @module
  */
 
+import { primitivesOf } from "../ffi/backend.ts";
 import type { Kernel } from "../ffi/kernel.ts";
 import { type BtfKind, type BtfType, parseBtf, parseSplitBtf } from "./types.ts";
 
@@ -201,11 +202,6 @@ export class TargetBtf {
   }
 }
 
-/** A backend that can read a whole binary file (the syscall backend's `readFile`). */
-interface FileReader {
-  readFile(path: string): Uint8Array;
-}
-
 const cache = new WeakMap<Kernel, TargetBtf>();
 
 /**
@@ -230,7 +226,7 @@ const cache = new WeakMap<Kernel, TargetBtf>();
 export function kernelBtf(kernel: Kernel): TargetBtf {
   let btf = cache.get(kernel);
   if (btf === undefined) {
-    const backend = kernel.backend as unknown as FileReader;
+    const backend = primitivesOf(kernel.backend);
     let vmlinux: Uint8Array;
     try {
       vmlinux = backend.readFile(KERNEL_BTF_PATH);
@@ -256,7 +252,7 @@ function moduleBlobs(kernel: Kernel): Record<string, Uint8Array> {
     return {}; // no /proc/modules: a kernel without loadable modules
   }
   const blobs: Record<string, Uint8Array> = {};
-  const backend = kernel.backend as unknown as FileReader;
+  const backend = primitivesOf(kernel.backend);
   for (const line of list.split("\n")) {
     const name = line.split(" ")[0];
     if (!name) continue;

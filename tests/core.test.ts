@@ -1,0 +1,380 @@
+// CO-RE (issue 14, part 2): tests/bpf/core.bpf.c, compiled against tests/bpf/core_layouts.h (layouts
+// that are not the kernel's), relocated against this kernel's BTF. The pure tests check every
+// patched instruction against what bpftool's raw dump of /sys/kernel/btf/vmlinux says (offsets,
+// sizes, bits, ids, enumerator values: read by another route than the resolver's); the live test
+// loads and test-runs the programs, which report what they read next to what helpers say.
+
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { kernelBtf, TargetBtf } from "../btf/kernel_btf.ts";
+import { encodeBtf, parseSplitBtf } from "../btf/types.ts";
+import { liveKernel } from "../ffi/kernel.ts";
+import { CORE_RELO_KINDS } from "../object/btf_ext.ts";
+import { applyCoreRelocations, CORE_POISON, CoreRelocationError } from "../object/core.ts";
+import { parseObject } from "../object/object.ts";
+import type { ObjectProgram } from "../object/programs.ts";
+import { BpfObject } from "../programs/object_loader.ts";
+import { liveTest } from "./helpers/live.ts";
+import { buildObject, CLANG_NEEDS } from "./helpers/object_build.ts";
+import { toolTest } from "./helpers/tools.ts";
+
+const VMLINUX = "/sys/kernel/btf/vmlinux";
+const NEEDS = {
+  commands: [...CLANG_NEEDS.commands, "bpftool"],
+  paths: CLANG_NEEDS.paths,
+};
+
+let built: Uint8Array | undefined;
+/** tests/bpf/core.bpf.c as clang builds it. */
+function coreObject(): Uint8Array {
+  if (built !== undefined) return built;
+  const folder = mkdtempSync(join(tmpdir(), "bpfmap-core-"));
+  try {
+    return built = new Uint8Array(readFileSync(buildObject("core.bpf.c", folder)));
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
+}
+
+/** A type of bpftool's raw dump: its id, kind, name, size and members or enumerators. */
+interface RawType {
+  id: number;
+  kind: string;
+  name: string;
+  size: number;
+  members: Map<string, { bits: number; bitfield: number }>;
+  values: Map<string, bigint>;
+}
+
+let dump: string | undefined;
+/**
+ * The types named `name` in `bpftool btf dump file /sys/kernel/btf/vmlinux
+ * format raw` (of `kind`, if given), read from the lines of each.
+ */
+function bpftoolTypes(name: string, kind = "\\w+"): RawType[] {
+  dump ??= execFileSync("bpftool", ["btf", "dump", "file", VMLINUX, "format", "raw"], {
+    encoding: "utf8",
+    maxBuffer: 1 << 30,
+  });
+  const found: RawType[] = [];
+  const head = new RegExp(`^\\[(\\d+)\\] (${kind}) '${name}'(?:.* size=(\\d+))?`, "gm");
+  for (const match of dump.matchAll(head)) {
+    const type: RawType = {
+      id: Number(match[1]),
+      kind: match[2]!,
+      name,
+      size: Number(match[3] ?? 0),
+      members: new Map(),
+      values: new Map(),
+    };
+    const end = dump.indexOf("\n[", match.index);
+    for (const line of dump.slice(match.index, end < 0 ? undefined : end).split("\n").slice(1)) {
+      const member = /^\t'([^']*)' type_id=\d+ bits_offset=(\d+)(?: bitfield_size=(\d+))?/.exec(
+        line,
+      );
+      if (member !== null) {
+        type.members.set(member[1]!, { bits: Number(member[2]), bitfield: Number(member[3] ?? 0) });
+      }
+      const value = /^\t'([^']*)' val=(-?\d+)/.exec(line);
+      if (value !== null) type.values.set(value[1]!, BigInt(value[2]!));
+    }
+    found.push(type);
+  }
+  return found;
+}
+
+/** The one struct (or enum) of this name in vmlinux, as bpftool prints it. */
+function bpftoolType(name: string, kind: string): RawType {
+  const found = bpftoolTypes(name, kind);
+  assert.equal(found.length, 1, `${kind} ${name} in vmlinux`);
+  return found[0]!;
+}
+
+let target: TargetBtf | undefined;
+// Read by cat: Deno wants --allow-all to read a file of /sys itself.
+const vmlinux = () =>
+  target ??= TargetBtf.fromBlobs(
+    new Uint8Array(execFileSync("cat", [VMLINUX], { maxBuffer: 1 << 30 })),
+  );
+
+/** One relocated instruction: its code, offset and immediate (64 bits for ld_imm64). */
+interface Patched {
+  code: number;
+  off: number;
+  imm: bigint;
+}
+
+/**
+ * The instructions of `name` that the relocations of `kind` on access
+ * `access` of the type named `root` patch, after relocation.
+ */
+function patched(
+  programs: readonly ObjectProgram[],
+  original: readonly ObjectProgram[],
+  name: string,
+  kind: (typeof CORE_RELO_KINDS)[number],
+  root: string,
+  access: string,
+): Patched[] {
+  const index = original.findIndex((p) => p.name === name);
+  const before = original[index]!;
+  const after = programs[index]!;
+  const types = parseObject(coreObject()).btf!.types;
+  const found = before.coreRelocations.filter((r) =>
+    r.kindName === kind && r.access === access && types[r.typeId]!.name === root
+  );
+  assert.ok(found.length > 0, `${name} has a ${kind} relocation of ${root} ${access}`);
+  return found.map((r) => {
+    const view = new DataView(
+      after.instructions.buffer,
+      after.instructions.byteOffset + r.insn * 8,
+    );
+    const code = view.getUint8(0);
+    const imm = code === 0x18
+      ? BigInt(view.getUint32(4, true)) | (BigInt(view.getUint32(12, true)) << 32n)
+      : BigInt(view.getInt32(4, true));
+    return { code, off: view.getInt16(2, true), imm };
+  });
+}
+
+/** The relocated object, and a reader of its patched instructions. */
+function relocated() {
+  const object = parseObject(coreObject());
+  const result = applyCoreRelocations(object, vmlinux());
+  const at = (
+    name: string,
+    kind: (typeof CORE_RELO_KINDS)[number],
+    root: string,
+    access: string,
+  ) => patched(result.programs, object.programs, name, kind, root, access);
+  /** The value every instruction of the relocation holds now: an ALU or ld_imm64 immediate. */
+  const imm = (...args: Parameters<typeof at>) => {
+    const values = new Set(at(...args).map((p) => p.imm));
+    assert.equal(values.size, 1, `one value for ${args.join(" ")}`);
+    return [...values][0]!;
+  };
+  return { object, result, at, imm };
+}
+
+const BAD_RELO_CALL = { code: 0x85, off: 0, imm: BigInt(CORE_POISON) };
+
+toolTest("field offsets, sizes and existence are the kernel's task_struct's", NEEDS, () => {
+  const { imm, at } = relocated();
+  const task = bpftoolType("task_struct", "STRUCT");
+  const byte = (field: string) => BigInt(task.members.get(field)!.bits / 8);
+  // task_struct___mine: tgid 0, pid 1, comm 2, not_in_any_kernel 3 (access 0:N).
+  assert.equal(imm("read_task", "field_byte_offset", "task_struct___mine", "0:0"), byte("tgid"));
+  assert.equal(imm("read_task", "field_byte_offset", "task_struct___mine", "0:1"), byte("pid"));
+  assert.equal(imm("read_task", "field_byte_offset", "task_struct___mine", "0:2"), byte("comm"));
+  assert.notEqual(byte("pid"), 4n); // where the local layout has it: relocation changed it
+  assert.equal(imm("read_task", "field_byte_size", "task_struct___mine", "0:1"), 4n);
+  assert.equal(imm("read_task", "field_exists", "task_struct___mine", "0:1"), 1n);
+  assert.equal(imm("read_task", "field_exists", "task_struct___mine", "0:3"), 0n);
+  // The guarded read of the missing field is poisoned, as libbpf does: dead code to the verifier.
+  assert.deepEqual(at("read_task", "field_byte_offset", "task_struct___mine", "0:3"), [
+    BAD_RELO_CALL,
+  ]);
+});
+
+toolTest(
+  "bitfields: byte offset, size, shifts and signedness from the kernel's bits",
+  NEEDS,
+  () => {
+    const { imm } = relocated();
+    const task = bpftoolType("task_struct", "STRUCT");
+    const bitfields: [string, string][] = [["0:6", "in_execve"], [
+      "0:5",
+      "init_private_fork_class",
+    ]];
+    for (const [access, field] of bitfields) {
+      const { bits, bitfield } = task.members.get(field)!;
+      assert.ok(bitfield > 0, `${field} is a bitfield`);
+      // The kernel's field is an unsigned int: an aligned 4-byte load holds it.
+      const byteOffset = Math.floor(bits / 32) * 4;
+      const of = (kind: (typeof CORE_RELO_KINDS)[number]) =>
+        imm("read_task", kind, "task_struct___mine", access);
+      assert.equal(of("field_byte_offset"), BigInt(byteOffset), field);
+      assert.equal(of("field_byte_size"), 4n, field);
+      assert.equal(of("field_lshift_u64"), BigInt(64 - (bits + bitfield - byteOffset * 8)), field);
+      assert.equal(of("field_rshift_u64"), BigInt(64 - bitfield), field);
+      assert.equal(of("field_signed"), 0n, field);
+    }
+    assert.equal(imm("read_task", "field_signed", "task_struct___mine", "0:1"), 1n); // int pid
+    assert.equal(imm("read_task", "field_signed", "task_struct___mine", "0:4"), 0n); // in_iowait
+  },
+);
+
+toolTest("type ids, existence and sizes are the kernel's; flavors are ignored", NEEDS, () => {
+  const { imm } = relocated();
+  const task = bpftoolType("task_struct", "STRUCT");
+  assert.equal(imm("read_task", "type_id_target", "task_struct___mine", "0"), BigInt(task.id));
+  assert.equal(imm("read_task", "type_size", "task_struct___mine", "0"), BigInt(task.size));
+  assert.equal(imm("read_task", "type_exists", "task_struct___mine", "0"), 1n);
+  assert.equal(imm("read_task", "type_exists", "list_head___mine", "0"), 1n);
+  assert.equal(bpftoolTypes("no_such_struct").length, 0);
+  assert.equal(imm("read_task", "type_exists", "no_such_struct___mine", "0"), 0n);
+});
+
+toolTest(
+  "type matches: list_head___mine matches the kernel's, a renamed member does not",
+  NEEDS,
+  () => {
+    // clang 14 cannot emit bpf_core_type_matches: the existence relocations of both list_heads are
+    // made match relocations (the instruction, a move of 1, is the same).
+    const object = parseObject(coreObject());
+    const types = object.btf!.types;
+    const matches = CORE_RELO_KINDS.indexOf("type_matches");
+    const asMatch = {
+      ...object,
+      programs: object.programs.map((p) => ({
+        ...p,
+        coreRelocations: p.coreRelocations.map((r) =>
+          types[r.typeId]!.name.startsWith("list_head___")
+            ? { ...r, kind: matches, kindName: "type_matches" as const }
+            : r
+        ),
+      })),
+    };
+    const result = applyCoreRelocations(asMatch, vmlinux());
+    const at = (root: string) =>
+      patched(result.programs, asMatch.programs, "read_task", "type_matches", root, "0")[0]!.imm;
+    assert.ok(bpftoolType("list_head", "STRUCT").members.has("prev"));
+    assert.equal(at("list_head___mine"), 1n);
+    assert.equal(at("list_head___mismatch"), 0n); // its "previous" is no member of list_head
+  },
+);
+
+toolTest("enumerators: existence and the kernel's value, whatever the local one", NEEDS, () => {
+  const { imm } = relocated();
+  const ringbuf = bpftoolType("bpf_map_type", "ENUM").values.get("BPF_MAP_TYPE_RINGBUF")!;
+  assert.notEqual(ringbuf, 1n); // the local value
+  assert.equal(imm("read_task", "enumval_value", "bpf_map_type___mine", "0"), ringbuf);
+  assert.equal(imm("read_task", "enumval_exists", "bpf_map_type___mine", "0"), 1n);
+  assert.equal(imm("read_task", "enumval_exists", "bpf_map_type___mine", "1"), 0n);
+});
+
+toolTest("context loads through __sk_buff___mine get __sk_buff's offsets", NEEDS, () => {
+  const { at, imm } = relocated();
+  const skb = bpftoolType("__sk_buff", "STRUCT");
+  const off = (access: string) =>
+    at("read_skb", "field_byte_offset", "__sk_buff___mine", access).map((p) => p.off);
+  // __sk_buff___mine: mark 0, not_in_any_kernel 1, protocol 2, len 3.
+  assert.deepEqual(off("0:0"), [skb.members.get("mark")!.bits / 8]);
+  assert.deepEqual(off("0:2"), [skb.members.get("protocol")!.bits / 8]);
+  assert.deepEqual(off("0:3"), [skb.members.get("len")!.bits / 8]);
+  assert.equal(imm("read_skb", "field_exists", "__sk_buff___mine", "0:1"), 0n);
+  assert.deepEqual(at("read_skb", "field_byte_offset", "__sk_buff___mine", "0:1"), [
+    BAD_RELO_CALL,
+  ]);
+});
+
+toolTest("the input object is not modified, and the relocated one shares no bytes", NEEDS, () => {
+  const { object, result } = relocated();
+  const again = parseObject(coreObject());
+  object.programs.forEach((p, i) => {
+    assert.deepEqual(p.instructions, again.programs[i]!.instructions);
+    assert.notEqual(result.programs[i]!.instructions.buffer, p.instructions.buffer);
+    assert.notDeepEqual(result.programs[i]!.instructions, p.instructions);
+  });
+});
+
+toolTest("a record the instruction does not fit is a CoreRelocationError", NEEDS, () => {
+  const object = parseObject(coreObject());
+  // The pid offset relocation pointed at `exit`: no instruction libbpf relocates.
+  const program = object.programs.find((p) => p.name === "read_skb")!;
+  const last = program.instructions.byteLength / 8 - 1;
+  const broken = {
+    ...object,
+    programs: [{
+      ...program,
+      coreRelocations: [{ ...program.coreRelocations[0]!, insn: last }],
+    }],
+  };
+  assert.throws(() => applyCoreRelocations(broken, vmlinux()), (error) => {
+    assert.ok(error instanceof CoreRelocationError);
+    assert.equal(error.program, "read_skb");
+    assert.equal(error.insn, last);
+    assert.match(error.message, /instruction code 0x95 cannot be relocated/);
+    return true;
+  });
+});
+
+test("module BTF is split BTF: its ids and strings continue vmlinux's", () => {
+  const base = encodeBtf([
+    { kind: "int", name: "int", size: 4, bits: 32, bitOffset: 0, encoding: "signed" },
+  ]);
+  const module = encodeBtf([{
+    kind: "struct",
+    name: "nf_conn___x",
+    size: 4,
+    members: [{ name: "mark", type: 1, bitOffset: 0, bitSize: 0 }],
+  }]);
+  // Split BTF counts string offsets from the end of the base's strings ("\0int\0", 5 bytes): the
+  // struct's and its member's names, at bytes 24 and 36 of the blob, move up by 5.
+  const view = new DataView(module.buffer);
+  for (const at of [24, 36]) view.setUint32(at, view.getUint32(at, true) + 5, true);
+  const types = parseSplitBtf(module, base);
+  assert.deepEqual(types.map((t) => t.name), ["", "int", "nf_conn___x"]);
+  assert.deepEqual(types[2], {
+    kind: "struct",
+    name: "nf_conn___x",
+    size: 4,
+    members: [{ name: "mark", type: 1, bitOffset: 0, bitSize: 0 }], // type 1: vmlinux's int
+  });
+  let reads = 0;
+  const target = TargetBtf.fromBlobs(base, () => (reads++, { nf_conntrack: module }));
+  // Not in vmlinux: looked for in the module, by essential name, with the module's id.
+  const found = target.candidates("nf_conn", (t) => t.kind === "struct");
+  assert.deepEqual(found.map((c) => [c.btf.name, c.id]), [["nf_conntrack", 2]]);
+  assert.equal(target.candidates("int", (t) => t.kind === "int")[0]?.btf.name, "vmlinux");
+  assert.equal(reads, 1);
+});
+
+liveTest("the programs load and read the kernel's fields only because they are relocated", () => {
+  const kernel = liveKernel();
+  using object = BpfObject.open(coreObject(), { name: "core", kernel });
+  const relocatedSpec = applyCoreRelocations(object.spec, kernelBtf(kernel));
+  object.spec.programs.forEach((p, i) =>
+    p.instructions.set(relocatedSpec.programs[i]!.instructions)
+  );
+  object.load();
+  /** A reader of .bss from `start`: task_results is at 0, skb_results at 128 (their sizes). */
+  const global = (start: number) => {
+    const value = object.maps.get(".bss")!.lookup(new Uint8Array(4))!;
+    const view = new DataView(value.buffer, value.byteOffset + start);
+    return {
+      u32: (offset: number) => view.getUint32(offset, true),
+      text: (offset: number) =>
+        new TextDecoder().decode(value.subarray(start + offset, start + offset + 16))
+          .replace(/\0.*$/s, ""),
+    };
+  };
+
+  object.programs.get("read_task")!.testRun();
+  const task = global(0);
+  assert.ok(task.u32(8) > 0);
+  assert.equal(task.u32(0), task.u32(8)); // pid through task_struct___mine = bpf_get_current_pid_tgid's
+  assert.equal(task.u32(4), task.u32(12)); // tgid
+  assert.ok(task.text(32).length > 0);
+  assert.equal(task.text(16), task.text(32)); // comm = bpf_get_current_comm's
+  assert.equal(task.u32(104), 0xdead); // the guarded read of a missing field did not run
+
+  // An IPv4 frame of 64 bytes, mark 0x1234 in the context.
+  const frame = new Uint8Array(64);
+  frame.set([0x08, 0x00], 12);
+  const ctx = new Uint8Array(192);
+  new DataView(ctx.buffer).setUint32(8, 0x1234, true); // __sk_buff.mark
+  object.programs.get("read_skb")!.testRun({ data: frame, ctx });
+  const skb = global(128);
+  assert.equal(skb.u32(8), 0x1234); // mark through __sk_buff___mine
+  assert.equal(skb.u32(20), 0x1234); // and through __sk_buff
+  assert.equal(skb.u32(4), skb.u32(16)); // protocol
+  assert.equal(skb.u32(4), 0x0008); // ETH_P_IP, in network order
+  assert.equal(skb.u32(0), skb.u32(12)); // len
+  assert.ok(skb.u32(0) >= 50);
+  assert.equal(skb.u32(24), 0xdead);
+});
