@@ -14,6 +14,7 @@ import { type BtfExt, type BtfExtSection, parseBtfExt } from "./btf_ext.ts";
 import {
   ElfFile,
   type ElfSection,
+  type ElfSymbol,
   SHF_EXECINSTR,
   SHN_UNDEF,
   SHT_NOBITS,
@@ -64,7 +65,11 @@ export interface ObjectSpec {
   /** `.maps` maps, then global data maps, then the `.kconfig` map if externs need it. */
   readonly maps: readonly ObjectMap[];
   readonly externs: readonly ExternSpec[];
-  /** `.BTF`: its bytes (its own copy, for `BPF_BTF_LOAD`) and types. */
+  /**
+   * `.BTF`: its bytes for `BPF_BTF_LOAD` (its own copy, finalized as libbpf
+   * finalizes it: see {@linkcode finalizeBtf}), and its types as clang wrote
+   * them (the local types of CO-RE, the externs' own types).
+   */
   readonly btf?: { readonly bytes: Uint8Array; readonly types: readonly BtfType[] };
   /** `.BTF.ext`, by section (each program also has its own records). */
   readonly btfExt?: BtfExt;
@@ -232,6 +237,11 @@ export function parseObject(bytes: Uint8Array, options: ParseObjectOptions = {})
     if (section === textSection) subprograms = found;
     else programs.push(...found);
   }
+  checkSlots(maps, programs, mapsSection?.offset ?? 0);
+  if (btf !== undefined) {
+    const bytes = finalizeBtf(elf, btf, externs, kconfigSize, btfSection!.offset);
+    btf = { bytes, types: btf.types };
+  }
   const spec = { license, programs, subprograms, maps, externs };
   return {
     ...spec,
@@ -269,6 +279,30 @@ function slotReferences(elf: ElfFile, maps: ElfSection): SlotReference[] {
     name: elf.symbols[relocation.symbol]!.name,
     at: rel.offset + i * 16,
   }));
+}
+
+/**
+ * Checks that each `values` slot names what its map holds: a `.maps` map
+ * in a map of maps, a program in a prog_array (libbpf refuses the object
+ * otherwise).
+ */
+function checkSlots(maps: readonly ObjectMap[], programs: readonly ObjectProgram[], at: number) {
+  for (const map of maps) {
+    const ofMaps = map.inner !== undefined;
+    for (const { index, name } of map.initialSlots) {
+      const found = ofMaps
+        ? maps.some((m) => m.kind === "btf" && m.name === name && m !== map)
+        : programs.some((p) => p.name === name);
+      if (!found) {
+        throw new ObjectFormatError(
+          `map '${map.name}': slot ${index} names '${name}', which is no ${
+            ofMaps ? "other map of .maps" : "program"
+          }`,
+          at,
+        );
+      }
+    }
+  }
 }
 
 /** Whether a DATASEC holds a variable that is not static (libbpf then makes its map mmapable). */
@@ -396,4 +430,157 @@ function withBtfExt(program: ObjectProgram, ext: BtfExt | undefined): ObjectProg
     lineInfo: mine(ext.lineInfo),
     coreRelocations: mine(ext.coreRelocations),
   };
+}
+
+/** BTF kinds' bytes after the 12-byte common header: fixed, and per `vlen` member. */
+const KIND_EXTRA: Record<number, [fixed: number, perMember: number]> = {
+  1: [4, 0], // int
+  3: [12, 0], // array
+  4: [0, 12], // struct
+  5: [0, 12], // union
+  6: [0, 8], // enum
+  13: [0, 8], // func_proto
+  14: [4, 0], // var
+  15: [0, 12], // datasec
+  17: [4, 0], // decl_tag
+  19: [0, 12], // enum64
+};
+const BTF_KIND_VAR = 14;
+const BTF_VAR_STATIC = 0;
+const BTF_VAR_GLOBAL_ALLOCATED = 1;
+const BTF_FUNC_GLOBAL = 1;
+/** `STV_INTERNAL`, `STV_HIDDEN`: a global variable no other object sees, static to the kernel. */
+const HIDDEN_VISIBILITY = new Set([1, 2]);
+
+/**
+ * `.BTF` as the kernel takes it, finalized as libbpf's
+ * `bpf_object__collect_externs` and `btf_fixup_datasec` finalize it:
+ *
+ * - a data section's DATASEC (size 0 as clang leaves it): the section's size, each variable at its
+ *   symbol's offset, a hidden one made static; the variables then sorted by offset;
+ * - `.kconfig`: its size and variables' offsets those of the kconfig map, extern variables made
+ *   allocated globals (the kernel refuses extern variables);
+ * - `.ksyms`: 4 bytes for each, variables made allocated `int`s, kfuncs (`FUNC`s, which a DATASEC
+ *   cannot hold) made global and replaced in it by one `int` variable appended to the types (its
+ *   name the first kfunc's, as their unnamed parameters take it).
+ *
+ * The types keep their ids: only that one variable is added, after the last.
+ */
+function finalizeBtf(
+  elf: ElfFile,
+  btf: NonNullable<ObjectSpec["btf"]>,
+  externs: readonly ExternSpec[],
+  kconfigSize: number,
+  at: number,
+): Uint8Array {
+  const { types } = btf;
+  const blob = btf.bytes.slice();
+  const view = new DataView(blob.buffer);
+  const u32 = (offset: number) => view.getUint32(offset, true);
+  const set = (offset: number, value: number) => view.setUint32(offset, value, true);
+  const headerLength = u32(4);
+  const typesEnd = headerLength + u32(8) + u32(12);
+  // Where each type starts in the blob, by id.
+  const starts = [0];
+  for (let p = headerLength + u32(8); p < typesEnd;) {
+    starts.push(p);
+    const [fixed, perMember] = KIND_EXTRA[(u32(p + 4) >>> 24) & 0x1f] ?? [0, 0];
+    p += 12 + fixed + perMember * (u32(p + 4) & 0xffff);
+  }
+  const dummyId = types.length;
+  let dummyName: number | undefined;
+  const int = types.findIndex((t) => t.kind === "int" && t.size === 4);
+  types.forEach((type, id) => {
+    if (type.kind !== "datasec") return;
+    const infos = type.vars.map((_, i) => starts[id]! + 12 + i * 12);
+    if (type.name === ".kconfig") {
+      set(starts[id]! + 8, kconfigSize);
+      for (const info of infos) {
+        const extern = externs.find((e) => e.typeId === u32(info));
+        if (extern !== undefined) set(info + 4, extern.offset);
+        if (types[u32(info)]?.kind === "var") {
+          set(starts[u32(info)]! + 12, BTF_VAR_GLOBAL_ALLOCATED);
+        }
+      }
+    } else if (type.name === ".ksyms") {
+      if (int < 0) throw new ObjectFormatError(".BTF: .ksyms externs need a 4-byte int type", at);
+      infos.forEach((info, i) => {
+        const target = u32(info);
+        const start = starts[target]!;
+        const t = types[target];
+        if (t?.kind === "func") {
+          dummyName ??= u32(start);
+          set(info, dummyId);
+          set(start + 4, (u32(start + 4) & ~0xffff) | BTF_FUNC_GLOBAL);
+          const proto = types[t.type];
+          if (proto?.kind === "func_proto") {
+            proto.params.forEach((param, j) => {
+              const name = starts[t.type]! + 12 + 8 * j;
+              if (param.type !== 0 && u32(name) === 0) set(name, dummyName!);
+            });
+          }
+        } else if (t?.kind === "var") {
+          set(start + 8, int);
+          set(start + 12, BTF_VAR_GLOBAL_ALLOCATED);
+        }
+        set(info + 4, 4 * i);
+        set(info + 8, 4);
+      });
+      set(starts[id]! + 8, 4 * infos.length);
+    } else {
+      fixDataDatasec(elf, types, type.name, starts[id]!, infos, view, starts);
+    }
+  });
+  if (dummyName === undefined) return blob;
+  // The variable kfuncs stand for in .ksyms, added after the last type (the strings follow).
+  const dummy = new Uint8Array(16);
+  const dummyView = new DataView(dummy.buffer);
+  dummyView.setUint32(0, dummyName, true);
+  dummyView.setUint32(4, BTF_KIND_VAR << 24, true);
+  dummyView.setUint32(8, int, true);
+  dummyView.setUint32(12, BTF_VAR_GLOBAL_ALLOCATED, true);
+  const grown = new Uint8Array(blob.byteLength + 16);
+  grown.set(blob.subarray(0, typesEnd));
+  grown.set(dummy, typesEnd);
+  grown.set(blob.subarray(typesEnd), typesEnd + 16);
+  const header = new DataView(grown.buffer);
+  header.setUint32(12, u32(12) + 16, true); // type_len
+  if (u32(16) >= u32(8) + u32(12)) header.setUint32(16, u32(16) + 16, true); // str_off
+  return grown;
+}
+
+/**
+ * A data section's DATASEC: its size (if clang left 0) the section's, its
+ * variables at their symbols' offsets, a hidden one made static, sorted by
+ * offset as the kernel wants them.
+ */
+function fixDataDatasec(
+  elf: ElfFile,
+  types: readonly BtfType[],
+  name: string,
+  start: number,
+  infos: readonly number[],
+  view: DataView,
+  starts: readonly number[],
+): void {
+  const u32 = (offset: number) => view.getUint32(offset, true);
+  const section = elf.sectionByName(name);
+  const sized = u32(start + 8) !== 0;
+  if (!sized) view.setUint32(start + 8, section?.size ?? 0, true);
+  const records = infos.map((info) => {
+    const variable = u32(info);
+    const symbol: ElfSymbol | undefined = elf.symbols.find((s) =>
+      s.section === section?.index && s.type === STT_OBJECT
+      && types[variable]?.kind === "var" && s.name === types[variable].name
+    );
+    if (symbol !== undefined && HIDDEN_VISIBILITY.has(symbol.visibility)) {
+      view.setUint32(starts[variable]! + 12, BTF_VAR_STATIC, true);
+    }
+    const offset = sized || symbol === undefined ? u32(info + 4) : symbol.value;
+    return [variable, offset, u32(info + 8)] as const;
+  });
+  records.sort((a, b) => a[1] - b[1]);
+  records.forEach((record, i) =>
+    record.forEach((word, j) => view.setUint32(infos[i]! + 4 * j, word, true))
+  );
 }

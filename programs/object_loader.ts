@@ -157,9 +157,21 @@ export class BpfObject {
     this.#kernel ??= liveKernel();
     try {
       this.#loadBtf();
-      for (const map of this.spec.maps) this.maps.set(map.name, this.#createMap(map));
+      const created = this.spec.maps.filter((map) => {
+        const [bpfMap, fresh] = this.#createMap(map);
+        this.maps.set(map.name, bpfMap);
+        return fresh;
+      });
+      // As libbpf: a map of maps' slots once every map exists, and only in a map just created (a
+      // pinned one keeps what it holds); a prog_array's once the programs are loaded.
+      for (const map of created) {
+        if (map.inner !== undefined) this.#fillSlots(map, this.maps, "map");
+      }
       for (const handle of this.#handles.values()) {
         if (handle.autoload) this.programs.set(handle.spec.name, this.#loadProgram(handle.spec));
+      }
+      for (const map of this.spec.maps) {
+        if (map.inner === undefined) this.#fillSlots(map, this.programs, "program");
       }
     } catch (error) {
       this.close();
@@ -182,21 +194,41 @@ export class BpfObject {
   #loadBtf(): void {
     if (this.spec.btf === undefined) return;
     try {
-      this.btf = Btf.load(fixDatasecs(this.spec), {}, this.#kernel!);
+      this.btf = Btf.load(this.spec.btf.bytes, {}, this.#kernel!);
     } catch (error) {
       if (!(error instanceof BpfError)) throw error;
-      // libbpf sanitizes what an old kernel cannot take; we only fix DATASECs
-      // (sizes, .kconfig), and do without BTF (maps without type ids) if that is not enough.
+      // libbpf sanitizes what an old kernel cannot take; we only finalize DATASECs and externs
+      // (parseObject), and do without BTF (maps without type ids) if that is not enough.
       this.btfRefused = error.message;
     }
   }
 
-  #createMap(map: ObjectMap): BpfMap {
-    if (map.inner !== undefined || map.initialSlots.length > 0) {
-      throw new TypeError(
-        `map '${map.name}': maps of maps and prog_array values are not loaded yet`,
-      );
+  /** Creates a map (or opens its pin): the map, and whether it was created. */
+  #createMap(map: ObjectMap): [BpfMap, boolean] {
+    const folder = this.#options.pinFolder;
+    if (map.pinning !== "byName" || folder === undefined) return [this.#newMap(map), true];
+    const path = `${folder}/${map.name}`;
+    try {
+      return [BpfMap.openPinned(path, {}, this.#kernel!), false];
+    } catch (error) {
+      if (!(error instanceof BpfError) || error.code !== "ENOENT") throw error;
     }
+    const created = this.#newMap(map);
+    try {
+      created.pin(path);
+    } catch (error) {
+      created.close();
+      throw error;
+    }
+    return [created, true];
+  }
+
+  /**
+   * A new map of `map`'s spec, its overrides applied, with the object's BTF;
+   * a map of maps with its inner map's template, created for it and closed
+   * after, as libbpf does.
+   */
+  #newMap(map: ObjectMap): BpfMap {
     const override = this.#options.maps?.[map.name] ?? {};
     let spec: MapSpec = { ...map.spec };
     if (override.maxEntries !== undefined) spec.maxEntries = override.maxEntries;
@@ -207,24 +239,30 @@ export class BpfObject {
         btf: { btf: this.btf, keyTypeId: map.btfKeyTypeId, valueTypeId: map.btfValueTypeId },
       };
     }
-    const folder = this.#options.pinFolder;
-    if (map.pinning !== "byName" || folder === undefined) {
-      return BpfMap.create(spec, this.#kernel!);
+    if (map.inner === undefined) return BpfMap.create(spec, this.#kernel!);
+    using template = this.#newMap(map.inner);
+    return BpfMap.create({ ...spec, innerMap: template }, this.#kernel!);
+  }
+
+  /**
+   * Writes `map`'s `values` initializers: slot `index` gets the fd of the
+   * map or program named (key and value u32s, as libbpf writes them).
+   */
+  #fillSlots(
+    map: ObjectMap,
+    targets: ReadonlyMap<string, BpfMap | Program>,
+    kind: "map" | "program",
+  ): void {
+    const outer = this.maps.get(map.name)!;
+    for (const { index, name } of map.initialSlots) {
+      const target = targets.get(name);
+      if (target === undefined) {
+        throw new TypeError(
+          `map '${map.name}': slot ${index} holds ${kind} '${name}', which is not loaded (autoload off?)`,
+        );
+      }
+      outer.update(u32(index), u32(target.fd));
     }
-    const path = `${folder}/${map.name}`;
-    try {
-      return BpfMap.openPinned(path, {}, this.#kernel!);
-    } catch (error) {
-      if (!(error instanceof BpfError) || error.code !== "ENOENT") throw error;
-    }
-    const created = BpfMap.create(spec, this.#kernel!);
-    try {
-      created.pin(path);
-    } catch (error) {
-      created.close();
-      throw error;
-    }
-    return created;
   }
 
   /** The `.kconfig` map's value: `LINUX_KERNEL_VERSION`, and zero for weak externs. */
@@ -355,6 +393,13 @@ interface Linked {
   readonly lineInfo: readonly LineInfo[];
 }
 
+/** A u32's 4 little-endian bytes. */
+function u32(value: number): Uint8Array {
+  const bytes = new Uint8Array(4);
+  new DataView(bytes.buffer).setUint32(0, value, true);
+  return bytes;
+}
+
 /** Sets instruction `insn`'s `src_reg` (the high nibble of its second byte). */
 function setSrc(out: Uint8Array, insn: number, src: number): void {
   out[insn * INSN + 1] = (out[insn * INSN + 1]! & 0x0f) | (src << 4);
@@ -366,66 +411,4 @@ export function kernelVersionCode(release: string): number {
   if (match === null) throw new TypeError(`kernel release '${release.trim()}' is not a.b.c`);
   const [a, b, c] = [1, 2, 3].map((i) => Number(match[i] ?? 0)) as [number, number, number];
   return (a << 16) + (b << 8) + Math.min(c, 255);
-}
-
-/** BTF kinds' bytes after the 12-byte common header, per `vlen` member or fixed. */
-const KIND_EXTRA: Record<number, [fixed: number, perMember: number]> = {
-  1: [4, 0], // int
-  3: [12, 0], // array
-  4: [0, 12], // struct
-  5: [0, 12], // union
-  6: [0, 8], // enum
-  13: [0, 8], // func_proto
-  14: [4, 0], // var
-  15: [0, 12], // datasec
-  17: [4, 0], // decl_tag
-  19: [0, 12], // enum64
-};
-
-/**
- * The object's `.BTF` as the kernel takes it, fixed as libbpf's
- * `btf_fixup_datasec` and extern collection fix it: each DATASEC's size set
- * (clang leaves 0): the data map's size for a data section, else the end of
- * its last variable; `.kconfig`'s variables at their offsets in the kconfig
- * map, and made allocated globals (the kernel refuses extern variables).
- */
-function fixDatasecs(spec: ObjectSpec): Uint8Array {
-  const blob = spec.btf!.bytes.slice();
-  const types = spec.btf!.types;
-  const view = new DataView(blob.buffer);
-  const headerLength = view.getUint32(4, true);
-  const end = headerLength + view.getUint32(8, true) + view.getUint32(12, true);
-  // Where each type starts in the blob, by id.
-  const starts = [0];
-  for (let at = headerLength + view.getUint32(8, true); at < end;) {
-    starts.push(at);
-    const info = view.getUint32(at + 4, true);
-    const [fixed, perMember] = KIND_EXTRA[(info >>> 24) & 0x1f] ?? [0, 0];
-    at += 12 + fixed + perMember * (info & 0xffff);
-  }
-  const kconfig = spec.maps.find((m) => m.kind === "kconfig");
-  types.forEach((type, id) => {
-    if (type.kind !== "datasec") return;
-    const at = starts[id]!;
-    const members = type.vars.map((_, i) => at + 12 + i * 12);
-    if (type.name === ".kconfig" && kconfig !== undefined) {
-      view.setUint32(at + 8, kconfig.spec.valueSize, true);
-      for (const member of members) {
-        const variable = view.getUint32(member, true);
-        const extern = spec.externs.find((e) => e.typeId === variable);
-        if (extern !== undefined) view.setUint32(member + 4, extern.offset, true);
-        view.setUint32(starts[variable]! + 12, 1, true); // BTF_VAR_GLOBAL_ALLOCATED
-      }
-      return;
-    }
-    if (view.getUint32(at + 8, true) !== 0) return;
-    let size = spec.maps.find((m) => m.kind === "data" && m.section === type.name)?.spec
-      .valueSize;
-    size ??= Math.max(
-      0,
-      ...members.map((m) => view.getUint32(m + 4, true) + view.getUint32(m + 8, true)),
-    );
-    view.setUint32(at + 8, size, true);
-  });
-  return blob;
 }

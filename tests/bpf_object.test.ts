@@ -10,7 +10,7 @@ import { BpfError, BpfObject, kernelVersionCode, type MapInfo, VerifierError } f
 import { u32, u64 } from "./helpers/bytes.ts";
 import { thrown } from "./helpers/live.ts";
 import {
-  bpftoolShow,
+  assertLikeLibbpf,
   kernelToolTest,
   objectFixture,
   withLibbpfLoaded,
@@ -136,31 +136,6 @@ test("bad input is refused before any call", () => {
 kernelToolTest("the maps and program are the ones libbpf creates and loads from the file", () => {
   withLibbpfLoaded("loader.bpf.c", (path, bpffs) => {
     using object = BpfObject.open(path).load();
-    // libbpf pins a .maps map under its name, a data map under its map name, "." as "_".
-    for (const [name, map] of object.maps) {
-      const pin = name.startsWith(".") ? map.info().name.replaceAll(".", "_") : name;
-      const theirs = bpftoolShow("map", `${bpffs}/maps/${pin}`);
-      const ours = map.info();
-      assert.deepEqual(
-        [ours.name, ours.typeName, ours.keySize, ours.valueSize, ours.maxEntries, ours.flags],
-        [
-          theirs.name,
-          theirs.type,
-          theirs.bytes_key,
-          theirs.bytes_value,
-          theirs.max_entries,
-          theirs.flags,
-        ],
-        name,
-      );
-      assert.equal(map.info().btfId > 0, (theirs.btf_id as number) > 0, name);
-    }
-    for (const [name, program] of object.programs) {
-      const theirs = bpftoolShow("prog", `${bpffs}/progs/${name}`);
-      const ours = program.info();
-      assert.deepEqual([ours.typeName, ours.name], [theirs.type, theirs.name]);
-      // The same instructions after relocation: libbpf appended the subprogram as we do.
-      assert.equal(ours.xlatedLength, theirs.bytes_xlated);
-    }
+    assertLikeLibbpf(object, bpffs);
   });
 });

@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { readEnv } from "../../ffi/live.ts";
+import type { BpfObject } from "../../mod.ts";
 import { TRANSCRIPT_ENV } from "../../replay/system.ts";
 import { freshBpffs } from "./bpffs.ts";
 import { liveTest, replayRun } from "./live.ts";
@@ -90,4 +91,42 @@ export function withLibbpfLoaded(source: string, fn: (path: string, bpffs: strin
 /** `bpftool -j KIND show pinned PIN`, parsed. */
 export function bpftoolShow(kind: "map" | "prog", pin: string): Record<string, unknown> {
   return JSON.parse(bpftool("-j", kind, "show", "pinned", pin));
+}
+
+/**
+ * Asserts that the maps and programs of `object` are those libbpf loaded
+ * from the same file into `bpffs` (see {@linkcode withLibbpfLoaded}): each
+ * map's name, type, sizes, entries, flags and whether it has BTF; each
+ * program's type, name and instructions' length after relocation. libbpf
+ * pins a data map under its map name, its dots made underscores.
+ */
+export function assertLikeLibbpf(object: BpfObject, bpffs: string): void {
+  for (const [name, map] of object.maps) {
+    const ours = map.info();
+    const pin = name.startsWith(".") ? ours.name.replaceAll(".", "_") : name;
+    const theirs = bpftoolShow("map", `${bpffs}/maps/${pin}`);
+    assert.deepEqual(
+      [ours.name, ours.typeName, ours.keySize, ours.valueSize, ours.maxEntries, ours.flags],
+      [
+        theirs.name,
+        theirs.type,
+        theirs.bytes_key,
+        theirs.bytes_value,
+        theirs.max_entries,
+        theirs.flags,
+      ],
+      name,
+    );
+    assert.equal(ours.btfId > 0, ((theirs.btf_id as number | undefined) ?? 0) > 0, name);
+  }
+  for (const [name, program] of object.programs) {
+    const theirs = bpftoolShow("prog", `${bpffs}/progs/${name}`);
+    const ours = program.info();
+    // The same instructions after relocation: libbpf appended the subprograms as we do.
+    assert.deepEqual(
+      [ours.typeName, ours.name, ours.xlatedLength],
+      [theirs.type, theirs.name, theirs.bytes_xlated],
+      name,
+    );
+  }
 }
