@@ -150,7 +150,15 @@ function relocated() {
     kind: (typeof CORE_RELO_KINDS)[number],
     root: string,
     access: string,
-  ) => patched(result.programs, object.programs, name, kind, root, access);
+  ) =>
+    patched(
+      [...result.programs, ...result.subprograms],
+      [...object.programs, ...object.subprograms],
+      name,
+      kind,
+      root,
+      access,
+    );
   /** The value every instruction of the relocation holds now: an ALU or ld_imm64 immediate. */
   const imm = (...args: Parameters<typeof at>) => {
     const values = new Set(at(...args).map((p) => p.imm));
@@ -266,6 +274,11 @@ toolTest("context loads through __sk_buff___mine get __sk_buff's offsets", NEEDS
   assert.deepEqual(off("0:0"), [skb.members.get("mark")!.bits / 8]);
   assert.deepEqual(off("0:2"), [skb.members.get("protocol")!.bits / 8]);
   assert.deepEqual(off("0:3"), [skb.members.get("len")!.bits / 8]);
+  // The .text subprogram's load too, before the loader appends it to read_skb.
+  assert.deepEqual(
+    at("length_of", "field_byte_offset", "__sk_buff___mine", "0:3").map((p) => p.off),
+    [skb.members.get("len")!.bits / 8],
+  );
   assert.equal(imm("read_skb", "field_exists", "__sk_buff___mine", "0:1"), 0n);
   assert.deepEqual(at("read_skb", "field_byte_offset", "__sk_buff___mine", "0:1"), [
     BAD_RELO_CALL,
@@ -338,8 +351,12 @@ liveTest("the programs load and read the kernel's fields only because they are r
   const kernel = liveKernel();
   using object = BpfObject.open(coreObject(), { name: "core", kernel });
   const relocatedSpec = applyCoreRelocations(object.spec, kernelBtf(kernel));
+  // Until BpfObject.load applies them itself: the relocated instructions, in place.
   object.spec.programs.forEach((p, i) =>
     p.instructions.set(relocatedSpec.programs[i]!.instructions)
+  );
+  object.spec.subprograms.forEach((p, i) =>
+    p.instructions.set(relocatedSpec.subprograms[i]!.instructions)
   );
   object.load();
   /** A reader of .bss from `start`: task_results is at 0, skb_results at 128 (their sizes). */
@@ -377,4 +394,5 @@ liveTest("the programs load and read the kernel's fields only because they are r
   assert.equal(skb.u32(0), skb.u32(12)); // len
   assert.ok(skb.u32(0) >= 50);
   assert.equal(skb.u32(24), 0xdead);
+  assert.equal(skb.u32(28), skb.u32(12)); // len, read by the subprogram
 });

@@ -43,7 +43,7 @@ struct skb_results {
 	__u32 plain_protocol;
 	__u32 plain_mark;
 	__u32 missing_field;
-	__u32 pad;
+	__u32 subprogram_len;
 };
 
 struct task_results task_results;
@@ -94,6 +94,12 @@ int read_task(void *ctx)
 	return 0;
 }
 
+/* A .text subprogram: its relocations are applied too, before the loader appends it. */
+static __attribute__((noinline)) __u32 length_of(struct __sk_buff___mine *mine)
+{
+	return mine->len;
+}
+
 SEC("socket")
 int read_skb(struct __sk_buff *skb)
 {
@@ -109,6 +115,7 @@ int read_skb(struct __sk_buff *skb)
 		skb_results.missing_field = mine->not_in_any_kernel;
 	else
 		skb_results.missing_field = 0xdead;
+	skb_results.subprogram_len = length_of(mine);
 	return 0;
 }
 
