@@ -14,7 +14,7 @@ import { BpfError } from "../ffi/errors.ts";
 import { openLiveBackend } from "../ffi/live.ts";
 import { offHeapBytes } from "../ffi/memory.ts";
 import type { Program, ProgramInfo } from "../programs/program.ts";
-import { Args, CommandError, isPrefix, type ProgRef, takeProgRef, UsageError } from "./args.ts";
+import { type Args, CommandError, isPrefix, type ProgRef, takeProgRef, UsageError } from "./args.ts";
 import type { JsonWriter } from "./json_writer.ts";
 import type { CliContext } from "./map_command.ts";
 import type { Output } from "./output.ts";
@@ -194,10 +194,14 @@ function dump(ctx: CliContext, args: Args): void {
   if (json && many) json.endArray();
 }
 
-/** Whether a program calls anything: only then are the kernel's symbols read. */
-function hasCalls(insns: Uint8Array): boolean {
-  for (let at = 0; at < insns.byteLength; at += 8) {
-    if ((insns[at]! & 0xf7) === 0x85) return true;
+/**
+ * Whether a program calls anything (only then are the kernel's symbols
+ * read), or with `subprograms`, any subprogram (`BPF_PSEUDO_CALL`).
+ */
+function hasCalls(insns: Uint8Array, subprograms = false): boolean {
+  for (let at = 0; at + 1 < insns.byteLength; at += 8) {
+    if ((insns[at]! & 0xf7) !== 0x85) continue;
+    if (!subprograms || insns[at + 1]! >> 4 === 1) return true;
   }
   return false;
 }
@@ -244,16 +248,21 @@ function readXlated(ctx: CliContext, program: Program, info: ProgramInfo): Xlate
   bytes.fill(0);
   const view = new DataView(bytes.buffer, bytes.byteOffset);
   view.setUint32(f.xlated_prog_len.offset, counts.xlated, true);
-  view.setUint32(f.nr_jited_ksyms.offset, counts.ksyms, true);
   view.setUint32(f.nr_func_info.offset, counts.funcs, true);
   view.setUint32(f.func_info_rec_size.offset, counts.funcSize, true);
   view.setUint32(f.nr_line_info.offset, counts.lines, true);
   view.setUint32(f.line_info_rec_size.offset, counts.lineSize, true);
   const nested: [typeof f.func_info, Uint8Array][] = [[f.xlated_prog_insns, insns]];
-  if (counts.ksyms) nested.push([f.jited_ksyms, ksyms]);
   if (counts.funcs) nested.push([f.func_info, funcs]);
   if (counts.lines) nested.push([f.line_info, lines]);
   call(nested);
+  // The JIT images' addresses name calls to subprograms only, and differ every load: asked for
+  // only then, so a recorded dump of a program without them is the same every run.
+  if (counts.ksyms && hasCalls(insns, true)) {
+    bytes.fill(0);
+    view.setUint32(f.nr_jited_ksyms.offset, counts.ksyms, true);
+    call([[f.jited_ksyms, ksyms]]);
+  } else counts.ksyms = 0;
   const words = (from: Uint8Array, n: number, size: number, word: number) =>
     new DataView(from.buffer, from.byteOffset).getUint32(n * size + word * 4, true);
   const funcInfo = Array.from({ length: counts.funcs }, (_, n) => ({

@@ -7,23 +7,20 @@
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import process from "node:process";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { PROG_USAGE } from "../cli/prog_command.ts";
-import { readEnv } from "../ffi/live.ts";
-import { BpfMap, Program, TRANSCRIPT_ENV } from "../mod.ts";
+import { BpfMap, Program } from "../mod.ts";
 import { type FreshBpffs, freshBpffs, REPLAY_BPFFS } from "./helpers/bpffs.ts";
 import { clangUnavailable } from "./helpers/clang_object.ts";
+import { recordedRuns } from "./helpers/cli_recorded.ts";
 import { bpfmap, bpftool } from "./helpers/cli_run.ts";
 import { exit, mov64Imm, program } from "./helpers/insns.ts";
 import { liveTest, liveUnavailable, mustRunLive, replayRun } from "./helpers/live.ts";
-import { fixtureName, FIXTURES, withoutKernelRelease } from "./helpers/transcript.ts";
 
 let BPFFS = REPLAY_BPFFS;
-const mode = readEnv(TRANSCRIPT_ENV);
 const live = !replayRun && liveUnavailable === undefined;
 const missing = live ? clangUnavailable() : undefined;
 
@@ -262,55 +259,17 @@ describe("bpfmap prog", () => {
   });
 
   // Recorded CLI runs: the transcript and bpftool's output as it records it, replayed in every pass.
-  const RECORDED: [string, string][] = [
-    ["show xdp plain", "prog show pinned BPFFS/progs/xdp_counter"],
-    ["show long name pretty", "-p prog show pinned BPFFS/progs/a_socket_filter_with_a_long_name"],
-    ["show bare json", "-j prog show pinned BPFFS/bare"],
-  ];
-  for (const [name, line] of RECORDED) {
-    const args = () => ["--path", `BPFFS=${BPFFS}`, ...line.replaceAll("BPFFS", BPFFS).split(" ")];
-    const transcript = join(FIXTURES, "cli_prog.test.ts", `${fixtureName(name)}.json`);
-    const expectedPath = transcript.replace(/\.json$/, ".out");
-    const title = `recorded run: bpfmap ${line.replace("BPFFS", "…")}`;
-    if (replayRun || (mode === undefined && existsSync(transcript))) {
-      test(title, () => {
-        const replayed = bpfmap(["--replay", transcript, ...args()], { ffi: false });
-        assert.equal(replayed.stderr, "");
-        assert.equal(replayed.status, 0);
-        assert.equal(replayed.stdout, readFileSync(expectedPath, "utf8"));
-      });
-      continue;
-    }
-    toolTest(title, () => {
-      const expected = bpftool(args().slice(2));
-      assert.equal(expected.status, 0, expected.stderr);
-      assert.match(expected.stdout, /loaded_at/, "bpftool printed a load time to leave out");
-      const recording = mode !== "verify";
-      const dir = recording ? undefined : mkdtempSync(join(tmpdir(), "bpfmap-cli-prog-"));
-      try {
-        const target = dir === undefined ? transcript : join(dir, "run.json");
-        mkdirSync(dirname(target), { recursive: true });
-        const live = bpfmap(["--record", target, ...args()]);
-        assert.equal(live.stdout, expected.stdout, "bpfmap and bpftool differ");
-        const replayed = bpfmap(["--replay", target, ...args()], { ffi: false });
-        assert.equal(replayed.stdout, asRecorded(expected.stdout), "the replay differs");
-        if (recording) {
-          writeFileSync(expectedPath, replayed.stdout);
-          return;
-        }
-        assert.equal(
-          withoutKernelRelease(readFileSync(target, "utf8")),
-          withoutKernelRelease(readFileSync(transcript, "utf8")),
-          "the transcript changed",
-        );
-        assert.equal(
-          readFileSync(expectedPath, "utf8"),
-          replayed.stdout,
-          "bpftool's output changed",
-        );
-      } finally {
-        if (dir !== undefined) rmSync(dir, { recursive: true });
-      }
-    });
-  }
+  recordedRuns({
+    file: "cli_prog.test.ts",
+    runs: [
+      ["show xdp plain", "prog show pinned BPFFS/progs/xdp_counter"],
+      ["show long name pretty", "-p prog show pinned BPFFS/progs/a_socket_filter_with_a_long_name"],
+      ["show bare json", "-j prog show pinned BPFFS/bare"],
+    ],
+    bpffs: () => BPFFS,
+    liveTest: toolTest,
+    asRecorded,
+    check: (stdout: string) =>
+      assert.match(stdout, /loaded_at/, "bpftool printed a load time to leave out"),
+  });
 });
