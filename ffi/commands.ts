@@ -525,10 +525,22 @@ export const BPF_LINK_GET_NEXT_ID = defineCommand("BPF_LINK_GET_NEXT_ID", 31, "z
 export const BPF_LINK_DETACH = defineCommand("BPF_LINK_DETACH", 34, "zero", { link_fd: fd(0) });
 
 /**
+ * The head of `struct bpf_link_info` (16 bytes: `type`, `id`, `prog_id` and
+ * the union's alignment): what a link's kind is, read before its union,
+ * whose layout depends on it (and may hold what differs from run to run).
+ */
+export const BPF_LINK_INFO_HEAD = defineLayout("bpf_link_info", 16, {
+  type: u32(0),
+  id: id(4, "link"),
+  prog_id: id(8, "prog"),
+});
+
+/**
  * `struct bpf_link_info`: 64 bytes on Linux 6.18 (48 in older headers; the
  * kernel copies what both know). `ifindex` is the XDP member of the union
  * after `prog_id` (`xdp.ifindex`); a raw tracepoint's name is read with
- * {@linkcode BPF_LINK_INFO_RAW_TRACEPOINT}, whose pointer shares its bytes.
+ * {@linkcode BPF_LINK_INFO_RAW_TRACEPOINT}, whose pointer shares its bytes,
+ * and the union of other link types with their own layouts (`_TCX`, ...).
  */
 export const BPF_LINK_INFO = defineLayout("bpf_link_info", 64, {
   type: u32(0),
@@ -567,14 +579,14 @@ export const BPF_LINK_INFO_TCX = defineLayout("bpf_link_info", 64, {
 
 /**
  * `struct bpf_link_info` of a cgroup link: the union's `cgroup.cgroup_id`
- * (the cgroup directory's inode number; 0 once detached) and
- * `cgroup.attach_type`.
+ * (the cgroup directory's inode number; 0 once detached; a transcript
+ * writes 0, as a new cgroup has a new one each run) and `cgroup.attach_type`.
  */
 export const BPF_LINK_INFO_CGROUP = defineLayout("bpf_link_info", 64, {
   type: u32(0),
   id: id(4, "link"),
   prog_id: id(8, "prog"),
-  cgroup_id: u64(16),
+  cgroup_id: varying(u64(16)),
   attach_type: u32(24),
 });
 
@@ -588,7 +600,7 @@ export const BPF_LINK_INFO_TRACING = defineLayout("bpf_link_info", 64, {
   id: id(4, "link"),
   prog_id: id(8, "prog"),
   attach_type: u32(16),
-  target_obj_id: u32(20),
+  target_obj_id: id(20, "btf"),
   target_btf_id: u32(24),
 });
 

@@ -25,6 +25,7 @@ import {
   BPF_LINK_GET_NEXT_ID,
   BPF_LINK_INFO,
   BPF_LINK_INFO_CGROUP,
+  BPF_LINK_INFO_HEAD,
   BPF_LINK_INFO_PERF_EVENT,
   BPF_LINK_INFO_RAW_TRACEPOINT,
   BPF_LINK_INFO_TCX,
@@ -32,6 +33,7 @@ import {
   BPF_LINK_UPDATE,
   BPF_OBJ_GET_INFO_BY_FD,
   BPF_RAW_TRACEPOINT_OPEN,
+  type Layout,
   readU32,
   readU64,
 } from "../ffi/commands.ts";
@@ -70,7 +72,10 @@ export interface LinkInfo {
   tracepoint?: string;
   /** tcx, cgroup and tracing links: how the program is attached (`"tcx_ingress"`, ...). */
   attachType?: string;
-  /** Cgroup links: the cgroup's id, its directory's inode number (0 once detached). */
+  /**
+   * Cgroup links: the cgroup's id, its directory's inode number (0 once
+   * detached, and in a transcript: a new cgroup has a new id each run).
+   */
   cgroupId?: bigint;
   /** Tracing links: the id of the BTF object the target is in (vmlinux's, a module's). */
   targetObjId?: number;
@@ -202,7 +207,7 @@ export class Link {
       expectObjectKind(kernel, fd, source, "link");
     }
     try {
-      return new Link(kernel, fd, readLinkInfo(kernel, fd));
+      return new Link(kernel, fd, readLinkHead(kernel, fd));
     } catch (error) {
       kernel.close(fd);
       throw error;
@@ -400,28 +405,55 @@ export function listLinkIds(kernel: Kernel = liveKernel()): number[] {
   return listObjectIds(kernel, BPF_LINK_GET_NEXT_ID);
 }
 
+/** The layout of each link type's union, by link type (XDP's and raw tracepoints': the plain one). */
+const INFO_LAYOUTS: ReadonlyMap<number, Layout> = new Map<number, Layout>([
+  [LINK_TYPE_TCX, BPF_LINK_INFO_TCX],
+  [LINK_TYPE_CGROUP, BPF_LINK_INFO_CGROUP],
+  [LINK_TYPE_TRACING, BPF_LINK_INFO_TRACING],
+  [LINK_TYPE_PERF_EVENT, BPF_LINK_INFO_PERF_EVENT],
+]);
+
 /**
- * Reads a link's info; a raw tracepoint's name with a second call sized by
- * the `tp_name_len` the first wrote (the kernel copies at most the room given).
+ * Reads the head of a link's info (type, id, program id): all a `Link`
+ * needs to exist.
+ *
+ * @throws {BpfError} if the kernel refuses.
+ */
+function readLinkHead(kernel: Kernel, fd: number): LinkInfo {
+  const head = offHeapBytes(BPF_LINK_INFO_HEAD.size);
+  const result = objGetInfoByFd(kernel, fd, head, BPF_LINK_INFO_HEAD);
+  if (result < 0) throw new BpfError(BPF_OBJ_GET_INFO_BY_FD.name, -result, `link fd ${fd}`);
+  const { fields } = BPF_LINK_INFO_HEAD;
+  const type = readU32(head, fields.type);
+  return {
+    type,
+    typeName: linkTypeName(type),
+    id: readU32(head, fields.id),
+    programId: readU32(head, fields.prog_id),
+  };
+}
+
+/**
+ * Reads a link's info: its head, then the whole struct with the layout of
+ * its type's union (so that what differs from run to run, a cgroup's id, is
+ * marked so for transcripts); a raw tracepoint's name with a third call,
+ * sized by the `tp_name_len` the second wrote (the kernel copies at most
+ * the room given).
  *
  * @throws {BpfError} if the kernel refuses.
  */
 export function readLinkInfo(kernel: Kernel, fd: number): LinkInfo {
-  const info = offHeapBytes(BPF_LINK_INFO.size);
+  const out = readLinkHead(kernel, fd);
+  const type = out.type;
+  const layout = INFO_LAYOUTS.get(type) ?? BPF_LINK_INFO;
+  const info = offHeapBytes(layout.size);
   const fail = (result: number) => {
     throw new BpfError(BPF_OBJ_GET_INFO_BY_FD.name, -result, `link fd ${fd}`);
   };
-  const result = objGetInfoByFd(kernel, fd, info, BPF_LINK_INFO);
+  const result = objGetInfoByFd(kernel, fd, info, layout);
   if (result < 0) fail(result);
-  const { fields } = BPF_LINK_INFO;
-  const type = readU32(info, fields.type);
-  const out: LinkInfo = {
-    type,
-    typeName: linkTypeName(type),
-    id: readU32(info, fields.id),
-    programId: readU32(info, fields.prog_id),
-  };
-  if (type === LINK_TYPE_XDP) out.ifindex = readU32(info, fields.ifindex);
+  out.programId = readU32(info, BPF_LINK_INFO.fields.prog_id);
+  if (type === LINK_TYPE_XDP) out.ifindex = readU32(info, BPF_LINK_INFO.fields.ifindex);
   if (type === LINK_TYPE_TCX) {
     out.ifindex = readU32(info, BPF_LINK_INFO_TCX.fields.ifindex);
     out.attachType = attachTypeName(readU32(info, BPF_LINK_INFO_TCX.fields.attach_type));
