@@ -10,11 +10,13 @@
 
 import { readFileSync } from "node:fs";
 import { Btf } from "../btf/btf.ts";
+import { kernelBtf } from "../btf/kernel_btf.ts";
 import { BpfError } from "../ffi/errors.ts";
 import { type Kernel, liveKernel } from "../ffi/kernel.ts";
 import { describe } from "../ffi/validate.ts";
 import { BpfMap, type MapSpec } from "../maps/bpf_map.ts";
 import type { FuncInfo, LineInfo } from "../object/btf_ext.ts";
+import { applyCoreRelocations } from "../object/core.ts";
 import type { ObjectMap } from "../object/maps.ts";
 import { objectName, type ObjectSpec, parseObject } from "../object/object.ts";
 import type { ObjectProgram } from "../object/programs.ts";
@@ -167,8 +169,9 @@ export class BpfObject {
       for (const map of created) {
         if (map.inner !== undefined) this.#fillSlots(map, this.maps, "map");
       }
-      for (const handle of this.#handles.values()) {
-        if (handle.autoload) this.programs.set(handle.spec.name, this.#loadProgram(handle.spec));
+      const code = this.#withCoreRelocations();
+      for (const program of code.programs) {
+        this.programs.set(program.name, this.#loadProgram(program, code.subprograms));
       }
       for (const map of this.spec.maps) {
         if (map.inner === undefined) this.#fillSlots(map, this.programs, "program");
@@ -283,7 +286,21 @@ export class BpfObject {
     return value;
   }
 
-  #loadProgram(program: ObjectProgram): Program {
+  /**
+   * The programs to load (autoload set) and the subprograms, their CO-RE
+   * relocations applied against the running kernel's BTF (read only for an
+   * object that has some: vmlinux's is megabytes).
+   */
+  #withCoreRelocations(): Pick<ObjectSpec, "programs" | "subprograms"> {
+    const programs = this.spec.programs.filter((p) => this.#handles.get(p.name)!.autoload);
+    const code = { ...this.spec, programs };
+    const relocated = [...programs, ...this.spec.subprograms].some((p) =>
+      p.coreRelocations.length > 0
+    );
+    return relocated ? applyCoreRelocations(code, kernelBtf(this.#kernel!)) : code;
+  }
+
+  #loadProgram(program: ObjectProgram, subprograms: readonly ObjectProgram[]): Program {
     const type = program.type;
     if (type === undefined) {
       throw new TypeError(`program '${program.name}': section '${program.section}' is unknown`);
@@ -291,7 +308,7 @@ export class BpfObject {
     if (this.spec.license === "") {
       throw new TypeError(`program '${program.name}': the object has no license section`);
     }
-    const linked = this.#relocate(program);
+    const linked = this.#relocate(program, subprograms);
     return Program.load({
       type: type.programType,
       expectedAttachType: type.expectedAttachType,
@@ -315,14 +332,14 @@ export class BpfObject {
    * part, moved to where it was placed (libbpf's `adjust_prog_btf_ext_info`),
    * so ascending as the kernel wants them.
    */
-  #relocate(program: ObjectProgram): Linked {
+  #relocate(program: ObjectProgram, subprograms: readonly ObjectProgram[]): Linked {
     const parts: { fn: ObjectProgram; at: number }[] = [{ fn: program, at: 0 }];
     let length = program.instructions.byteLength / INSN;
     const placed = new Map<string, number>();
     const placeOf = (target: string): number => {
       const known = placed.get(target);
       if (known !== undefined) return known;
-      const fn = this.spec.subprograms.find((s) => s.name === target);
+      const fn = subprograms.find((s) => s.name === target);
       if (fn === undefined) throw new TypeError(`no .text function '${target}'`);
       placed.set(target, length);
       parts.push({ fn, at: length });
