@@ -106,6 +106,11 @@ export type { ExternSpec, ObjectSpec, ParseObjectOptions } from "./object/object
 export type { ObjectProgram, ProgramRelocation } from "./object/programs.ts";
 export { programSection, SECTION_DEFS } from "./object/sections.ts";
 export type { AttachTarget, ProgramSection, SectionDef } from "./object/sections.ts";
+export type { CgroupAttachType } from "./programs/attach_cgroup.ts";
+export { BPF_F_AFTER, BPF_F_BEFORE, TCX_NEXT } from "./programs/attach_tcx.ts";
+export type { TcxAttachOptions, TcxDirection } from "./programs/attach_tcx.ts";
+export { attachBtfIdOf } from "./programs/attach_tracing.ts";
+export type { TracingAttachOptions, TracingAttachType } from "./programs/attach_tracing.ts";
 export { Link, listLinkIds } from "./programs/link.ts";
 export type { LinkInfo } from "./programs/link.ts";
 export { BpfObject, kernelVersionCode, ObjectProgramHandle } from "./programs/object_loader.ts";

@@ -8,7 +8,11 @@
  * @module
  */
 
+import { kernelBtf } from "../btf/kernel_btf.ts";
+import type { BtfKind } from "../btf/types.ts";
+import { type Kernel, liveKernel } from "../ffi/kernel.ts";
 import { type AttachTypeName, attachTypeName, attachTypeNumber } from "../ffi/prog_types.ts";
+import { describe } from "../ffi/validate.ts";
 import {
   type AttachingProgram,
   checkOptions,
@@ -81,4 +85,73 @@ export function attachTracing(
     { target: 0, attachType: type },
     `${program.description} (${attachTypeName(type)})`,
   );
+}
+
+/** How a tracing target is named in the kernel's BTF, by attach type: a prefix and a kind. */
+const TARGET_NAMES: ReadonlyMap<string, { prefix: string; kind: BtfKind }> = new Map([
+  ["trace_fentry", { prefix: "", kind: "func" }],
+  ["trace_fexit", { prefix: "", kind: "func" }],
+  ["modify_return", { prefix: "", kind: "func" }],
+  ["lsm_mac", { prefix: "bpf_lsm_", kind: "func" }],
+  ["trace_raw_tp", { prefix: "btf_trace_", kind: "typedef" }],
+  ["trace_iter", { prefix: "bpf_iter_", kind: "func" }],
+]);
+
+/**
+ * The kernel BTF id a tracing program of `attachType` loads against to
+ * attach to `target` (libbpf's section suffix): a kernel function for
+ * fentry, fexit and fmod_ret (`"do_sys_openat2"`), an LSM hook for lsm
+ * (`"file_open"`: `bpf_lsm_file_open`), a tracepoint for tp_btf
+ * (`"sys_enter"`: the typedef `btf_trace_sys_enter`), an iterator for iter
+ * (`"bpf_map"`: `bpf_iter_bpf_map`). Read from vmlinux's BTF through the
+ * kernel's backend (so a recorded run replays it); module BTF is not
+ * searched (its id would need the module's BTF fd at load).
+ *
+ * @throws {TypeError} for an attach type that is not a tracing one, or a target vmlinux lacks.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { attachBtfIdOf, Program } from "../mod.ts";
+ *
+ * // r0 = 0; exit: an iterator over every map, printing nothing.
+ * const instructions = new Uint8Array([0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]);
+ * const attachBtfId = attachBtfIdOf("trace_iter", "bpf_map");
+ * using iter = Program.load({
+ *   type: "tracing",
+ *   expectedAttachType: "trace_iter",
+ *   attachBtfId,
+ *   instructions,
+ *   license: "GPL",
+ * });
+ * assert.equal(iter.info().attachBtfId, attachBtfId);
+ * using link = iter.attachTracing();
+ * assert.equal(link.info().typeName, "iter");
+ * assert.throws(() => attachBtfIdOf("trace_fentry", "no_such_function"), TypeError);
+ * ```
+ */
+export function attachBtfIdOf(
+  attachType: TracingAttachType,
+  target: string,
+  kernel: Kernel = liveKernel(),
+): number {
+  const naming = TARGET_NAMES.get(attachType);
+  if (naming === undefined) {
+    throw new TypeError(
+      `attachType: expected one of ${[...TARGET_NAMES.keys()].join(", ")}, got ${
+        describe(attachType)
+      }`,
+    );
+  }
+  if (typeof target !== "string" || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(target)) {
+    throw new TypeError(`target: expected a C identifier, got ${describe(target)}`);
+  }
+  const name = naming.prefix + target;
+  const [id] = kernelBtf(kernel).vmlinux.named(name, naming.kind);
+  if (id === undefined) {
+    throw new TypeError(
+      `target: the kernel's BTF has no ${naming.kind} ${name} (for ${attachType} ${target})`,
+    );
+  }
+  return id;
 }
