@@ -245,14 +245,15 @@ export function kernelBtf(kernel: Kernel): TargetBtf {
 
 /** The BTF of each loaded module that has one, by module name. */
 function moduleBlobs(kernel: Kernel): Record<string, Uint8Array> {
+  const backend = primitivesOf(kernel.backend);
   let list: string;
   try {
-    list = kernel.backend.readTextFile(MODULES_PATH);
+    // readFile, not readTextFile: a transcript keeps a failed readFile, and replays it.
+    list = new TextDecoder().decode(backend.readFile(MODULES_PATH));
   } catch {
     return {}; // no /proc/modules: a kernel without loadable modules
   }
   const blobs: Record<string, Uint8Array> = {};
-  const backend = primitivesOf(kernel.backend);
   for (const line of list.split("\n")) {
     const name = line.split(" ")[0];
     if (!name) continue;
