@@ -414,7 +414,7 @@ function typesMatch(
         if (behindPointer) {
           return a.kind === b.kind || (b.kind === "fwd" && b.union === (a.kind === "union"));
         }
-        if (a.kind !== b.kind) return false;
+        if (a.kind !== b.kind || a.members.length > b.members.length) return false;
         return a.members.every((m) =>
           (b as typeof a).members.some((n) =>
             namesMatch(m.name, n.name)
