@@ -20,11 +20,13 @@ struct {
 	__uint(max_entries, 4096);
 } small SEC(".maps");
 
-// One variable per data section: with several, BpfObject hands the kernel DATASEC member
-// offsets of 0 (clang leaves them so; libbpf sets them from the symbols), which it refuses.
+// The counters the test reads back from .bss, in one struct: one lookup reads them all.
+#define MAX_CPUS 8
+
 struct counters {
 	__u64 failures; // reservations the kernel refused: the ring was full
 	__u32 seq; // the next record's sequence number
+	__u32 per_cpu[MAX_CPUS]; // ON_CPU records written, by CPU
 } counters;
 // The bytes records are made of past their sequence number: the test writes them.
 __u8 payload[16384] SEC(".data.payload");
@@ -40,6 +42,7 @@ struct command {
 enum {
 	OUTPUT = 1, // count records of size bytes, with bpf_ringbuf_output
 	RESERVE = 2, // count 16-byte records, reserved and submitted; every third discarded
+	ON_CPU = 3, // count 8-byte records: the CPU, and how many it wrote before
 };
 
 // Records per run at most: the verifier walks each turn of a loop.
@@ -85,6 +88,23 @@ static __always_inline void reserve_one(__u32 index, struct command *command)
 		bpf_ringbuf_submit(record, 0);
 }
 
+// For producers on several CPUs at once: each CPU numbers its own records
+// (a slot of its own: no other CPU writes it), so one CPU's numbers are 0,
+// 1, 2, ... in the order the ring holds them, whatever the others did.
+static __always_inline void on_cpu_one(void)
+{
+	__u32 cpu = bpf_get_smp_processor_id() & (MAX_CPUS - 1);
+	__u32 *record = bpf_ringbuf_reserve(&events, 8, 0);
+
+	if (!record) {
+		__sync_fetch_and_add(&counters.failures, 1);
+		return;
+	}
+	record[0] = cpu;
+	record[1] = counters.per_cpu[cpu]++;
+	bpf_ringbuf_submit(record, 0);
+}
+
 SEC("xdp")
 int produce(struct xdp_md *ctx)
 {
@@ -106,6 +126,11 @@ int produce(struct xdp_md *ctx)
 #pragma clang loop unroll(disable)
 		for (i = 0; i < MAX_COUNT && i < command.count; i++)
 			reserve_one(i, &command);
+		break;
+	case ON_CPU:
+#pragma clang loop unroll(disable)
+		for (i = 0; i < MAX_COUNT && i < command.count; i++)
+			on_cpu_one();
 		break;
 	default:
 		return XDP_ABORTED;
