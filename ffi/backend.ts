@@ -88,6 +88,9 @@ export interface KernelPrimitives {
   epollWaitAsync(epfd: number, maxEvents: number, timeoutMs: number): Promise<EpollResult>;
 }
 
+/** The arguments of {@linkcode KernelPrimitives.perfEventOpen}, for backends that pass them on. */
+export type PerfEventOpenArgs = Parameters<KernelPrimitives["perfEventOpen"]>;
+
 /**
  * A way to issue `bpf()` and the libc calls bpfmap needs beside it. The
  * {@linkcode KernelPrimitives} are optional in the type so that stand-ins
@@ -147,7 +150,8 @@ const PRIMITIVES: readonly (keyof KernelPrimitives)[] = [
  */
 export function primitivesOf(backend: SyscallBackend): KernelPrimitives {
   for (const name of PRIMITIVES) {
-    if (backend[name] === undefined) {
+    // `in` for pageSize: a recorder's getter notes each read, and this is none.
+    if (name === "pageSize" ? !(name in backend) : typeof backend[name] !== "function") {
       throw new Error(
         `bpfmap: this ${backend.runtime} backend has no ${name} (a stand-in that does not forward it)`,
       );

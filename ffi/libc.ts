@@ -135,12 +135,28 @@ export function readWholeBytes(path: string, calls: FileCalls): Uint8Array {
 /** How many bytes {@linkcode readWholeBytes} asks for per `read`. */
 const CHUNK_SIZE = 64 * 1024;
 
-function fileError(what: "open" | "read", path: string, errno: number): Error {
+/**
+ * The error {@linkcode readWholeBytes} throws when `open` or `read` fails:
+ * `code` (`"ENOENT"`), `errno` and `syscall` say which and why. A player
+ * throws the same for a recorded failure.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { fileError } from "./libc.ts";
+ * const error = fileError("read", "/sys/x", 5);
+ * assert.equal(error.message, "bpfmap: cannot read /sys/x: EIO (errno 5)");
+ * assert.deepEqual([error.code, error.errno, error.syscall], ["EIO", 5, "read"]);
+ * ```
+ */
+export function fileError(
+  syscall: "open" | "read",
+  path: string,
+  errno: number,
+): Error & { code: string; errno: number; syscall: "open" | "read" } {
   const code = errnoName(errno);
-  return Object.assign(new Error(`bpfmap: cannot ${what} ${path}: ${code} (errno ${errno})`), {
-    code,
-    errno,
-  });
+  const message = `bpfmap: cannot ${syscall} ${path}: ${code} (errno ${errno})`;
+  return Object.assign(new Error(message), { code, errno, syscall });
 }
 
 /**

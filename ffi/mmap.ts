@@ -82,8 +82,12 @@ export function liveRegion(buffer: ArrayBuffer, munmap: () => number): MappedReg
   return {
     length,
     bytes: new Uint8Array(buffer),
-    observe() {},
-    wrote() {},
+    observe(offset: number, size: number) {
+      checkSpan("observe", length, offset, size);
+    },
+    wrote(offset: number, size: number) {
+      checkSpan("wrote", length, offset, size);
+    },
     unmap(): number {
       if (unmapped) return 0;
       unmapped = true;
@@ -92,6 +96,33 @@ export function liveRegion(buffer: ArrayBuffer, munmap: () => number): MappedReg
       return munmap();
     },
   };
+}
+
+/**
+ * Checks that `[offset, offset + size)` is a non-empty span of a mapping of
+ * `length` bytes, for {@linkcode MappedRegion.observe} and `wrote`: the same
+ * refusal live, recording and replaying.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkSpan } from "./mmap.ts";
+ * checkSpan("observe", 4096, 4088, 8);
+ * assert.throws(() => checkSpan("observe", 4096, 4090, 8), {
+ *   name: "RangeError",
+ *   message: "observe: bytes [4090, 4098) are not inside the mapping's 4096",
+ * });
+ * ```
+ */
+export function checkSpan(what: string, length: number, offset: number, size: number): void {
+  if (
+    !Number.isSafeInteger(offset) || !Number.isSafeInteger(size) || offset < 0 || size <= 0
+    || offset + size > length
+  ) {
+    throw new RangeError(
+      `${what}: bytes [${offset}, ${offset + size}) are not inside the mapping's ${length}`,
+    );
+  }
 }
 
 /**

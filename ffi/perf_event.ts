@@ -31,8 +31,11 @@ const SHAPES = {
   /** Or `wakeup_watermark` with {@linkcode PERF_FLAG_BITS}`.watermark`. */
   wakeup_events: [48, "u32"],
   bp_type: [52, "u32"],
-  /** `kprobe_func` / `uprobe_path` (`config1`): a C string the kernel reads. */
-  config1: [56, "pointer", "name"],
+  /**
+   * `kprobe_func` / `uprobe_path` (`config1`): a C string the kernel reads, recorded as a path
+   * (a run's folder is written as its placeholder).
+   */
+  config1: [56, "pointer", "path"],
   /** `kprobe_addr` / `probe_offset` (`config2`). */
   config2: [64, "u64"],
   branch_sample_type: [72, "u64"],

@@ -7,12 +7,15 @@
  */
 
 import { COMMANDS, type Field } from "../ffi/commands.ts";
+import { PERF_EVENT_ATTR } from "../ffi/perf_event.ts";
 import {
   type CallEntry,
   type CloseEntry,
   decodeBytes,
   encodeBytes,
   type Entry,
+  type EntryKind,
+  entryKind,
   type FieldRecord,
   isCall,
   type RegionRecord,
@@ -29,19 +32,105 @@ const SMALL_ELEMENT = 64;
 const MAX_ELEMENTS_LISTED = 5;
 
 const FIELDS_BY_COMMAND = new Map<string, Map<string, Field>>(
-  [...COMMANDS.values()].map((c) => [c.name, new Map(c.fieldList.map((f) => [f.name, f]))]),
+  [...COMMANDS.values(), PERF_EVENT_ATTR].map((
+    c,
+  ) => [c.name, new Map(c.fieldList.map((f) => [f.name, f]))]),
 );
 
-/** A one-line description of an entry, e.g. `BPF_MAP_LOOKUP_BATCH` or `close(handle 2)`. */
+/**
+ * A one-line description of an entry, e.g. `BPF_MAP_LOOKUP_BATCH`, `close(handle 2)` or
+ * `mmap(handle 3, 8192 bytes at 0)`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { describeEntry } from "./diff.ts";
+ * assert.equal(describeEntry({ readFile: "/sys/kernel/btf/vmlinux", bytes: "" }), "readFile(/sys/kernel/btf/vmlinux)");
+ * assert.equal(describeEntry({ wrote: 1, offset: 0, size: 8, bytes: "0000000000000000" }), "wrote(mapping 1, 8 bytes at 0)");
+ * ```
+ */
 export function describeEntry(entry: Entry | undefined): string {
   if (entry === undefined) return "nothing (the transcript ended)";
-  if (isCall(entry)) return entry.call;
-  if ("fdinfo" in entry) return `fdinfo(handle ${entry.fdinfo})`;
-  return `close(handle ${entry.close})`;
+  const e = entry as unknown as Record<string, unknown>;
+  switch (entryKind(entry)) {
+    case "call":
+      return (entry as CallEntry).call;
+    case "fdinfo":
+      return `fdinfo(handle ${e.fdinfo})`;
+    case "readFile":
+      return `readFile(${e.readFile})`;
+    case "ioctl":
+      return `ioctl(handle ${e.ioctl}, 0x${(e.request as number).toString(16)})`;
+    case "mmap":
+      return `mmap(handle ${e.mmap}, ${e.length} bytes at ${e.offset})`;
+    case "observe":
+    case "wrote": {
+      const kind = "observe" in e ? "observe" : "wrote";
+      return `${kind}(mapping ${e[kind]}, ${e.size} bytes at ${e.offset})`;
+    }
+    case "munmap":
+      return `munmap(mapping ${e.munmap})`;
+    case "epoll":
+      return `epoll ${e.epoll}`;
+    default:
+      return `close(handle ${e.close})`;
+  }
 }
 
-function kindOf(entry: Entry): "call" | "close" | "fdinfo" {
-  return "call" in entry ? "call" : "fdinfo" in entry ? "fdinfo" : "close";
+function kindOf(entry: Entry): EntryKind {
+  return entryKind(entry) ?? "close";
+}
+
+/**
+ * For each primitive's entry: the keys the code passes (compared by the
+ * player and the verifier), the keys the kernel answers (compared by the
+ * verifier), and those whose value depends on timing (what a mapping held
+ * when the code looked, what the code wrote from it, which fds a wait found
+ * ready): verify compares the calls, their inputs and results, not those.
+ */
+const PRIMITIVE_KEYS: Record<string, { inputs: string[]; outputs: string[]; varies: string[] }> = {
+  readFile: { inputs: ["readFile"], outputs: ["bytes", "errno", "at"], varies: [] },
+  ioctl: { inputs: ["ioctl", "request", "arg"], outputs: ["result", "errno"], varies: [] },
+  mmap: { inputs: ["mmap", "length", "prot", "offset"], outputs: ["result", "errno"], varies: [] },
+  observe: { inputs: ["observe", "offset", "size"], outputs: ["bytes"], varies: ["bytes"] },
+  wrote: { inputs: ["wrote", "offset", "size", "bytes"], outputs: [], varies: ["bytes"] },
+  munmap: { inputs: ["munmap"], outputs: ["errno"], varies: [] },
+  epoll: {
+    inputs: ["epoll", "epfd", "op", "fd", "events", "maxEvents", "timeoutMs"],
+    outputs: ["result", "ready", "errno"],
+    varies: ["ready"],
+  },
+};
+
+/** Differences of two entries of one primitive (see {@linkcode PRIMITIVE_KEYS}). */
+function diffPrimitive(
+  kind: EntryKind,
+  expected: Entry,
+  actual: Entry,
+  scope: "inputs" | "all",
+): string[] {
+  const { inputs, outputs, varies } = PRIMITIVE_KEYS[kind]!;
+  const want = expected as unknown as Record<string, unknown>;
+  const got = actual as unknown as Record<string, unknown>;
+  const keys = scope === "inputs"
+    ? inputs
+    : [...inputs, ...outputs].filter((key) => !varies.includes(key));
+  const lines: string[] = [];
+  for (const key of keys) {
+    const a = want[key];
+    const b = got[key];
+    if (JSON.stringify(a) === JSON.stringify(b)) continue;
+    if (typeof a === "string" && typeof b === "string" && key === "bytes") {
+      lines.push(...diffBytes(key, a, b, 0));
+    } else {
+      lines.push(`${key}: expected ${shown(a)}, got ${shown(b)}`);
+    }
+  }
+  return lines;
+}
+
+function shown(value: unknown): string {
+  return value === undefined ? "nothing" : JSON.stringify(value).slice(0, 80);
 }
 
 /**
@@ -60,9 +149,11 @@ function kindOf(entry: Entry): "call" | "close" | "fdinfo" {
  * ```
  */
 export function diffEntries(expected: Entry, actual: Entry, scope: "inputs" | "all"): string[] {
-  if (kindOf(expected) !== kindOf(actual)) {
+  const kind = kindOf(expected);
+  if (kind !== kindOf(actual)) {
     return [`expected ${describeEntry(expected)}, got ${describeEntry(actual)}`];
   }
+  if (kind in PRIMITIVE_KEYS) return diffPrimitive(kind, expected, actual, scope);
   if ("fdinfo" in expected && "fdinfo" in actual) {
     const lines: string[] = [];
     if (expected.fdinfo !== actual.fdinfo) {
@@ -99,6 +190,13 @@ export function diffEntries(expected: Entry, actual: Entry, scope: "inputs" | "a
     lines.push(
       ...diffField(name, fields.get(name), expected.attr[name], actual.attr[name], expected, scope),
     );
+  }
+  if (expected.args !== undefined || actual.args !== undefined) {
+    for (const key of ["pid", "cpu", "group_fd", "flags"] as const) {
+      const a = expected.args?.[key];
+      const b = actual.args?.[key];
+      if (a !== b) lines.push(`${key}: expected ${shown(a)}, got ${shown(b)}`);
+    }
   }
   if (scope === "all") {
     const want = resultText(expected);

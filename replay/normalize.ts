@@ -8,6 +8,7 @@
  */
 
 import type { Attr, NestedPointer } from "../ffi/attr.ts";
+import type { PerfEventOpenArgs } from "../ffi/backend.ts";
 import {
   BPF_MAP_CREATE,
   BPF_MAP_INFO,
@@ -22,6 +23,7 @@ import {
   writesOnFailure,
 } from "../ffi/commands.ts";
 import { errnoName } from "../ffi/errno.ts";
+import { PERF_EVENT_IOC_SET_BPF } from "../ffi/perf_event.ts";
 import type { Identities, IdKind } from "./identities.ts";
 import {
   type CallEntry,
@@ -234,13 +236,29 @@ export function applyOutputs(
 
 /** The result a recorded call returns: an fd from `fdFor`, 0, or `-errno`. */
 export function entryResult(
-  entry: CallEntry,
+  entry: Pick<CallEntry, "result" | "errno">,
   errnoOf: (name: string) => number,
   fdFor: (handle: number) => number,
 ): number {
   if (entry.errno !== undefined) return -errnoOf(entry.errno);
   if (typeof entry.result === "object") return fdFor(entry.result.fd);
   return entry.result ?? 0;
+}
+
+/** ioctl requests whose integer argument is an fd: a transcript names it by its handle. */
+const FD_ARGUMENT_REQUESTS: ReadonlySet<number> = new Set([PERF_EVENT_IOC_SET_BPF]);
+
+/** An ioctl's argument as a transcript writes it: a handle where it is an fd. */
+export function ioctlArgument(request: number, arg: number, ids: Identities): number | "foreign" {
+  return FD_ARGUMENT_REQUESTS.has(request) ? ids.handleOf(arg) : arg;
+}
+
+/** A `perf_event_open` as it goes in: the attr's fields, and its other arguments as `args`. */
+export function perfEventEntry(ids: Identities, ...call: PerfEventOpenArgs): CallEntry {
+  const [attr, pid, cpu, groupFd, flags] = call;
+  const entry = inputEntry(attr, ids);
+  entry.args = { pid, cpu, group_fd: groupFd === -1 ? -1 : ids.handleOf(groupFd), flags };
+  return entry;
 }
 
 /** Teaches `ids` the map types a completed entry reveals. */

@@ -6,20 +6,39 @@
  */
 
 import type { Attr } from "../ffi/attr.ts";
+import type { PerfEventOpenArgs } from "../ffi/backend.ts";
 import { type Field, writesOnFailure } from "../ffi/commands.ts";
+import { checkEpollWait, type EpollOp, type EpollResult } from "../ffi/epoll.ts";
 import { errnoNumber } from "../ffi/errno.ts";
+import { fileError } from "../ffi/libc.ts";
+import { checkMmap, checkSpan, type MappedRegion, type MapProtection } from "../ffi/mmap.ts";
 import { describeEntry, diffEntries } from "./diff.ts";
-import { type PathPlaceholders, ReplayIdentities } from "./identities.ts";
-import { applyOutputs, inputEntry, learn, pointerBinding } from "./normalize.ts";
+import { type PathPlaceholders, REPLAY_FD_BASE, ReplayIdentities } from "./identities.ts";
+import {
+  applyOutputs,
+  entryResult,
+  inputEntry,
+  ioctlArgument,
+  learn,
+  perfEventEntry,
+  pointerBinding,
+} from "./normalize.ts";
 import type { SessionBackend, SessionEnd } from "./session.ts";
 import {
   type CallEntry,
   type CloseEntry,
   decodeBytes,
+  encodeBytes,
   encodedLength,
   type Entry,
+  type EpollEntry,
   type FdInfoEntry,
+  type IoctlEntry,
   isCall,
+  type MemoryEntry,
+  type MmapEntry,
+  type MunmapEntry,
+  type ReadFileEntry,
   type RegionRecord,
   type Transcript,
   TranscriptError,
@@ -123,6 +142,7 @@ export class ReplayBackend implements SessionBackend {
   readonly #faults: Map<number, { errno: number; processed?: number | undefined }>;
   #next = 0;
   #attempts = 0;
+  #mappings = 0;
   /** Set once a fault was injected: cleanup closes the recording never made are then accepted. */
   #faulted = false;
   /**
@@ -197,11 +217,155 @@ export class ReplayBackend implements SessionBackend {
 
   fdInfo(fd: number): Record<string, string> {
     const actual: FdInfoEntry = { fdinfo: this.#ids.handleOf(fd), fields: {} };
+    return { ...this.#take<FdInfoEntry>(actual).fields };
+  }
+
+  /** The next entry, if the code asked what it holds (else a divergence); played. */
+  #take<T extends Entry>(actual: Entry): T {
     const expected = this.#expect(actual);
     const differences = diffEntries(expected, actual, "inputs");
     if (differences.length > 0) throw this.#diverged(actual, differences);
     this.#next++;
-    return { ...(expected as FdInfoEntry).fields };
+    return expected as T;
+  }
+
+  /** The recording host's page size. */
+  get pageSize(): number {
+    const size = this.#transcript.host.pageSize;
+    if (size === undefined) {
+      this.#divergedOnce = true;
+      throw new ReplayDivergenceError(this.#path, this.#next, "pageSize", [
+        "the transcript holds no page size: the recorded code never asked for it",
+      ]);
+    }
+    return size;
+  }
+
+  readFile(path: string): Uint8Array {
+    const expected = this.#take<ReadFileEntry>({ readFile: path });
+    if (expected.errno !== undefined) {
+      throw fileError(expected.at ?? "open", path, errnoOf(expected.errno));
+    }
+    return decodeBytes(expected.bytes ?? "");
+  }
+
+  perfEventOpen(...args: PerfEventOpenArgs): number {
+    const expected = this.#take<CallEntry>(perfEventEntry(this.#ids, ...args));
+    return entryResult(expected, errnoOf, (handle) => this.#ids.fdFor(handle));
+  }
+
+  ioctl(fd: number, request: number, arg: number): number {
+    const ids = this.#ids;
+    const actual: IoctlEntry = {
+      ioctl: ids.handleOf(fd),
+      request,
+      arg: ioctlArgument(request, arg, ids),
+    };
+    const expected = this.#take<IoctlEntry>(actual);
+    return expected.errno !== undefined ? -errnoOf(expected.errno) : expected.result ?? 0;
+  }
+
+  mmap(fd: number, length: number, prot: MapProtection, offset: number): MappedRegion | number {
+    checkMmap(length, offset, this.#transcript.host.pageSize ?? 4096);
+    const actual: MmapEntry = { mmap: this.#ids.handleOf(fd), length, prot, offset };
+    const expected = this.#take<MmapEntry>(actual);
+    if (expected.errno !== undefined) return -errnoOf(expected.errno);
+    const mapping = ++this.#mappings;
+    if (expected.result?.mapping !== mapping) {
+      throw new TranscriptError(
+        this.#path,
+        `entry ${this.#next - 1} (mmap): result: expected mapping ${mapping}, got ${
+          JSON.stringify(expected.result)
+        }`,
+        this.#next - 1,
+        "result",
+      );
+    }
+    return this.#region(mapping, length);
+  }
+
+  /** A mapping of `length` bytes whose contents the transcript's `observe` entries give. */
+  #region(mapping: number, length: number): MappedRegion {
+    const buffer = new ArrayBuffer(length);
+    const bytes = new Uint8Array(buffer);
+    let unmapped = false;
+    return {
+      length,
+      bytes,
+      observe: (offset, size) => {
+        checkSpan("observe", length, offset, size);
+        const actual = { observe: mapping, offset, size } as MemoryEntry;
+        bytes.set(decodeBytes(this.#take<MemoryEntry>(actual).bytes), offset);
+      },
+      wrote: (offset, size) => {
+        checkSpan("wrote", length, offset, size);
+        const written = encodeBytes(bytes.subarray(offset, offset + size));
+        this.#take({ wrote: mapping, offset, size, bytes: written });
+      },
+      unmap: () => {
+        if (unmapped) return 0;
+        unmapped = true;
+        buffer.transfer(0);
+        const actual: MunmapEntry = { munmap: mapping };
+        // As with close: cleanup after a fault or a divergence is let through.
+        const next = this.#transcript.entries[this.#next];
+        const matches = next !== undefined && diffEntries(next, actual, "inputs").length === 0;
+        if (!matches && (this.#faulted || this.#divergedOnce)) return 0;
+        const expected = this.#take<MunmapEntry>(actual);
+        return expected.errno === undefined ? 0 : -errnoOf(expected.errno);
+      },
+    };
+  }
+
+  epollCreate(): number {
+    const expected = this.#take<EpollEntry>({ epoll: "create" });
+    return entryResult(expected, errnoOf, (handle) => this.#ids.fdFor(handle));
+  }
+
+  epollCtl(epfd: number, op: EpollOp, fd: number, events: number): number {
+    const ids = this.#ids;
+    const actual: EpollEntry = {
+      epoll: "ctl",
+      epfd: ids.handleOf(epfd),
+      op,
+      fd: ids.handleOf(fd),
+      events,
+    };
+    const expected = this.#take<EpollEntry>(actual);
+    return expected.errno === undefined ? 0 : -errnoOf(expected.errno);
+  }
+
+  epollWait(epfd: number, maxEvents: number, timeoutMs: number): EpollResult {
+    return this.#wait("wait", epfd, maxEvents, timeoutMs);
+  }
+
+  /** Answers with what the recorded wait returned, after a turn of the event loop. */
+  async epollWaitAsync(epfd: number, maxEvents: number, timeoutMs: number): Promise<EpollResult> {
+    const result = this.#wait("waitAsync", epfd, maxEvents, timeoutMs);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    return result;
+  }
+
+  #wait(
+    kind: "wait" | "waitAsync",
+    epfd: number,
+    maxEvents: number,
+    timeoutMs: number,
+  ): EpollResult {
+    checkEpollWait(maxEvents, timeoutMs);
+    const actual: EpollEntry = {
+      epoll: kind,
+      epfd: this.#ids.handleOf(epfd),
+      maxEvents,
+      timeoutMs,
+    };
+    const expected = this.#take<EpollEntry>(actual);
+    if (expected.errno !== undefined) return -errnoOf(expected.errno);
+    // A fd bpfmap did not get from the kernel has no handle to give back: -1.
+    return (expected.ready ?? []).map(({ fd, events }) => ({
+      fd: fd === "foreign" ? -1 : REPLAY_FD_BASE + fd,
+      events,
+    }));
   }
 
   baseAddress(): number {

@@ -6,13 +6,23 @@
  */
 
 import type { Attr } from "../ffi/attr.ts";
-import type { SyscallBackend } from "../ffi/backend.ts";
+import {
+  type KernelPrimitives,
+  type PerfEventOpenArgs,
+  primitivesOf,
+  type SyscallBackend,
+} from "../ffi/backend.ts";
+import type { EpollOp, EpollResult } from "../ffi/epoll.ts";
 import { errnoName } from "../ffi/errno.ts";
+import { checkSpan, type MappedRegion, type MapProtection } from "../ffi/mmap.ts";
 import { LiveIdentities, type PathPlaceholders } from "./identities.ts";
-import { completeEntry, inputEntry } from "./normalize.ts";
+import { completeEntry, inputEntry, ioctlArgument, perfEventEntry } from "./normalize.ts";
 import { type SessionBackend, type SessionEnd, writeAtomically } from "./session.ts";
 import {
+  encodeBytes,
   type Entry,
+  type EpollEntry,
+  type MemoryEntry,
   serializeTranscript,
   type Transcript,
   TRANSCRIPT_FORMAT,
@@ -69,6 +79,8 @@ export class RecordingBackend implements SessionBackend {
   readonly files: Record<string, string> = {};
   readonly #live: SyscallBackend;
   readonly #ids: LiveIdentities;
+  #pageSize: number | undefined;
+  #mappings = 0;
 
   /** `paths`: a run's own folders, written in the transcript as their placeholders. */
   constructor(live: SyscallBackend, paths: PathPlaceholders = {}) {
@@ -77,21 +89,162 @@ export class RecordingBackend implements SessionBackend {
     this.runtime = live.runtime;
   }
 
+  /**
+   * Called with each entry as it is recorded (a wait that is still pending
+   * comes with what it was asked; its answer is filled in later): the
+   * verifier compares here.
+   */
+  protected recorded(_entry: Entry): void {}
+
+  #push(entry: Entry): void {
+    this.entries.push(entry);
+    this.recorded(entry);
+  }
+
   bpf(attr: Attr): number {
     const entry = inputEntry(attr, this.#ids);
     const result = this.#live.bpf(attr);
     completeEntry(entry, attr, result, this.#ids, (fd) => this.#ids.newHandle(fd));
-    this.entries.push(entry);
+    this.#push(entry);
     return result;
   }
 
   close(fd: number): number {
     const handle = this.#ids.closed(fd);
     const result = this.#live.close(fd);
-    this.entries.push(
-      result < 0 ? { close: handle, errno: errnoName(-result) } : { close: handle },
+    this.#push(result < 0 ? { close: handle, errno: errnoName(-result) } : { close: handle });
+    return result;
+  }
+
+  get #primitives(): KernelPrimitives {
+    return primitivesOf(this.#live);
+  }
+
+  /** The live page size; the transcript's host notes it once the code has asked. */
+  get pageSize(): number {
+    this.#pageSize = this.#primitives.pageSize;
+    return this.#pageSize;
+  }
+
+  readFile(path: string): Uint8Array {
+    let bytes: Uint8Array;
+    try {
+      bytes = this.#primitives.readFile(path);
+    } catch (error) {
+      const { code, syscall } = error as { code?: unknown; syscall?: unknown };
+      if (typeof code === "string" && (syscall === "open" || syscall === "read")) {
+        this.#push({ readFile: path, errno: code, at: syscall });
+      }
+      throw error;
+    }
+    this.#push({ readFile: path, bytes: encodeBytes(bytes) });
+    return bytes;
+  }
+
+  perfEventOpen(...args: PerfEventOpenArgs): number {
+    const entry = perfEventEntry(this.#ids, ...args);
+    const result = this.#primitives.perfEventOpen(...args);
+    this.#push(completeEntry(entry, args[0], result, this.#ids, (fd) => this.#ids.newHandle(fd)));
+    return result;
+  }
+
+  ioctl(fd: number, request: number, arg: number): number {
+    const ids = this.#ids;
+    const result = this.#primitives.ioctl(fd, request, arg);
+    const entry = { ioctl: ids.handleOf(fd), request, arg: ioctlArgument(request, arg, ids) };
+    this.#push(result < 0 ? { ...entry, errno: errnoName(-result) } : { ...entry, result });
+    return result;
+  }
+
+  mmap(fd: number, length: number, prot: MapProtection, offset: number): MappedRegion | number {
+    const region = this.#primitives.mmap(fd, length, prot, offset);
+    const entry = { mmap: this.#ids.handleOf(fd), length, prot, offset };
+    if (typeof region === "number") {
+      this.#push({ ...entry, errno: errnoName(-region) });
+      return region;
+    }
+    const mapping = ++this.#mappings;
+    this.#push({ ...entry, result: { mapping } });
+    const note = (kind: "observe" | "wrote", offset: number, size: number) => {
+      checkSpan(kind, length, offset, size);
+      const bytes = encodeBytes(region.bytes.subarray(offset, offset + size));
+      this.#push({ [kind]: mapping, offset, size, bytes } as unknown as MemoryEntry);
+    };
+    let unmapped = false;
+    return {
+      length,
+      bytes: region.bytes,
+      observe: (offset, size) => note("observe", offset, size),
+      wrote: (offset, size) => note("wrote", offset, size),
+      unmap: () => {
+        if (unmapped) return 0;
+        unmapped = true;
+        const result = region.unmap();
+        this.#push(
+          result < 0 ? { munmap: mapping, errno: errnoName(-result) } : { munmap: mapping },
+        );
+        return result;
+      },
+    };
+  }
+
+  epollCreate(): number {
+    const result = this.#primitives.epollCreate();
+    this.#push(
+      result < 0
+        ? { epoll: "create", errno: errnoName(-result) }
+        : { epoll: "create", result: { fd: this.#ids.newHandle(result) } },
     );
     return result;
+  }
+
+  epollCtl(epfd: number, op: EpollOp, fd: number, events: number): number {
+    const ids = this.#ids;
+    const result = this.#primitives.epollCtl(epfd, op, fd, events);
+    const entry: EpollEntry = {
+      epoll: "ctl",
+      epfd: ids.handleOf(epfd),
+      op,
+      fd: ids.handleOf(fd),
+      events,
+    };
+    this.#push(result < 0 ? { ...entry, errno: errnoName(-result) } : { ...entry, result });
+    return result;
+  }
+
+  epollWait(epfd: number, maxEvents: number, timeoutMs: number): EpollResult {
+    const result = this.#primitives.epollWait(epfd, maxEvents, timeoutMs);
+    this.#push(
+      this.#waited({ epoll: "wait", epfd: this.#ids.handleOf(epfd), maxEvents, timeoutMs }, result),
+    );
+    return result;
+  }
+
+  async epollWaitAsync(epfd: number, maxEvents: number, timeoutMs: number): Promise<EpollResult> {
+    const waiting = this.#primitives.epollWaitAsync(epfd, maxEvents, timeoutMs);
+    // Recorded where it was asked, in call order: calls made while it waits come after it.
+    const entry: EpollEntry = {
+      epoll: "waitAsync",
+      epfd: this.#ids.handleOf(epfd),
+      maxEvents,
+      timeoutMs,
+      ready: [],
+    };
+    this.#push(entry);
+    const result = await waiting;
+    this.#waited(entry, result);
+    return result;
+  }
+
+  /** `entry` completed with what a wait returned: the ready fds as handles, or the errno. */
+  #waited(entry: EpollEntry, result: EpollResult): EpollEntry {
+    if (typeof result === "number") {
+      delete entry.ready;
+      entry.errno = errnoName(-result);
+    } else {
+      entry.ready = result.map(({ fd, events }) => ({ fd: this.#ids.handleOf(fd), events }));
+    }
+    return entry;
   }
 
   baseAddress(buffer: ArrayBufferLike): number {
@@ -105,7 +258,7 @@ export class RecordingBackend implements SessionBackend {
       const value = fields[key];
       if (value !== undefined) stable[key] = value;
     }
-    this.entries.push({ fdinfo: this.#ids.handleOf(fd), fields: stable });
+    this.#push({ fdinfo: this.#ids.handleOf(fd), fields: stable });
     return stable;
   }
 
@@ -138,7 +291,7 @@ export class RecordingBackend implements SessionBackend {
     return {
       format: TRANSCRIPT_FORMAT,
       version: TRANSCRIPT_VERSION,
-      host,
+      host: this.#pageSize === undefined ? host : { ...host, pageSize: this.#pageSize },
       files,
       entries: this.entries,
     };

@@ -7,11 +7,17 @@
  * handles (the first fd the kernel hands out is handle 1 in every run), map,
  * program and BTF ids as stable virtual ids, and addresses not at all (nor
  * values that vary from run to run, such as a test run's `duration`: 0).
- * Instructions are regions too, one per `BPF_PROG_LOAD` (a table of blobs
- * stored once per transcript is yet to come). Memory a pointer leads
- * to is a region: its size and the bytes the kernel read (`in`) and wrote
- * (`out`), as hex up to 64 bytes and as `base64:` beyond, so that a large dump
- * costs 4/3 of the bytes the kernel moved.
+ * Memory a pointer leads to is a region: its size and the bytes the kernel
+ * read (`in`) and wrote (`out`), as hex up to 64 bytes and as `base64:`
+ * beyond. Bytes of more than 4 KiB (instructions, BTF, large batches, files
+ * such as the kernel's BTF) are stored once per transcript in its blob table
+ * (`blobs.ts`), gzip-compressed, and named by their SHA-256 where they occur.
+ *
+ * Beside `bpf()` calls, closes and fdinfo reads, a transcript holds the
+ * backend's other primitives: `readFile`, `perf_event_open` (a call whose
+ * attr is a `perf_event_attr`, with its other arguments in `args`), `ioctl`,
+ * `mmap` with what the code `observe`d and `wrote` in the mapping and its
+ * `munmap`, and `epoll` (create, ctl, wait).
  *
  * @module
  */
@@ -27,6 +33,8 @@ import {
   writesOnFailure,
 } from "../ffi/commands.ts";
 import { errnoNumber } from "../ffi/errno.ts";
+import { PERF_EVENT_ATTR } from "../ffi/perf_event.ts";
+import { type Blobs, collapseBlobs, expandBlobs } from "./blobs.ts";
 
 /** The format's name, first in every transcript. */
 export const TRANSCRIPT_FORMAT = "bpfmap-transcript";
@@ -41,6 +49,8 @@ export interface TranscriptHost {
   kernel: string;
   /** Possible CPUs of the recording host (the per-CPU value slots). */
   possibleCpus: number;
+  /** `sysconf(_SC_PAGESIZE)` of the recording host, present when the code asked for it. */
+  pageSize?: number;
 }
 
 /** Memory a pointer leads to: `in` what the kernel read, `out` what it wrote. */
@@ -61,13 +71,76 @@ export interface ScalarInOut {
 /** One attr field as recorded. Fds are handles; `"foreign"` is an fd bpfmap did not get from the kernel. */
 export type FieldRecord = number | string | null | ScalarInOut | RegionRecord;
 
-/** One `bpf()` call. */
+/** One `bpf()` call, or a `perf_event_open` (`call: "perf_event_open"`, with `args`). */
 export interface CallEntry {
   call: string;
   attr: Record<string, FieldRecord>;
+  /** `perf_event_open`'s arguments beside the attr (`group_fd`: -1, a handle or `"foreign"`). */
+  args?: { pid: number; cpu: number; group_fd: number | "foreign"; flags: number };
   /** The result: 0, or `{ fd: handle }` for a command that returns an fd. */
   result?: number | { fd: number };
   /** The errno name when the call failed. */
+  errno?: string;
+}
+
+/** A handle, or `"foreign"` for an fd bpfmap did not get from the kernel. */
+export type Handle = number | "foreign";
+
+/** One `readFile`: the file's bytes, or where reading it failed. */
+export interface ReadFileEntry {
+  readFile: string;
+  bytes?: string;
+  errno?: string;
+  /** Which call failed. */
+  at?: "open" | "read";
+}
+
+/** One `ioctl`; `arg` is a handle for requests whose argument is an fd (`PERF_EVENT_IOC_SET_BPF`). */
+export interface IoctlEntry {
+  ioctl: Handle;
+  request: number;
+  arg: number | "foreign";
+  result?: number;
+  errno?: string;
+}
+
+/** One `mmap`: the result names the mapping (1, 2, ... in the order they were made). */
+export interface MmapEntry {
+  mmap: Handle;
+  length: number;
+  prot: "read" | "readWrite";
+  offset: number;
+  result?: { mapping: number };
+  errno?: string;
+}
+
+/** What the code read (`observe`) or wrote (`wrote`) in a mapping, at `offset`. */
+export interface MemoryEntry {
+  observe?: number;
+  wrote?: number;
+  offset: number;
+  size: number;
+  bytes: string;
+}
+
+/** One `munmap` of a mapping. */
+export interface MunmapEntry {
+  munmap: number;
+  errno?: string;
+}
+
+/** One epoll call: `create`, `ctl`, or a `wait` (`waitAsync` for `epollWaitAsync`). */
+export interface EpollEntry {
+  epoll: "create" | "ctl" | "wait" | "waitAsync";
+  epfd?: Handle;
+  op?: "add" | "del";
+  fd?: Handle;
+  events?: number;
+  maxEvents?: number;
+  timeoutMs?: number;
+  result?: number | { fd: number };
+  /** What a wait returned: the ready fds as handles. */
+  ready?: { fd: Handle; events: number }[];
   errno?: string;
 }
 
@@ -84,7 +157,59 @@ export interface FdInfoEntry {
 }
 
 /** What the transcript holds in call order. */
-export type Entry = CallEntry | CloseEntry | FdInfoEntry;
+export type Entry =
+  | CallEntry
+  | CloseEntry
+  | FdInfoEntry
+  | ReadFileEntry
+  | IoctlEntry
+  | MmapEntry
+  | MemoryEntry
+  | MunmapEntry
+  | EpollEntry;
+
+/** The kinds of entry, by the key that names each. */
+export type EntryKind =
+  | "call"
+  | "close"
+  | "fdinfo"
+  | "readFile"
+  | "ioctl"
+  | "mmap"
+  | "observe"
+  | "wrote"
+  | "munmap"
+  | "epoll";
+
+const KIND_KEYS: readonly EntryKind[] = [
+  "call",
+  "close",
+  "fdinfo",
+  "readFile",
+  "ioctl",
+  "mmap",
+  "observe",
+  "wrote",
+  "munmap",
+  "epoll",
+];
+
+/**
+ * Which kind an entry is, or `undefined` for something no transcript holds.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { entryKind } from "./transcript.ts";
+ * assert.equal(entryKind({ close: 1 }), "close");
+ * assert.equal(entryKind({ observe: 1, offset: 0, size: 1, bytes: "00" }), "observe");
+ * assert.equal(entryKind({ nothing: 1 }), undefined);
+ * ```
+ */
+export function entryKind(entry: unknown): EntryKind | undefined {
+  if (typeof entry !== "object" || entry === null || Array.isArray(entry)) return undefined;
+  return KIND_KEYS.find((key) => key in entry);
+}
 
 /** A whole transcript. */
 export interface Transcript {
@@ -94,6 +219,11 @@ export interface Transcript {
   /** Files bpfmap read through libc (`/sys/devices/system/cpu/possible`), by path. */
   files: Record<string, string>;
   entries: Entry[];
+  /**
+   * On disk only, where entries hold bytes of more than 4 KiB: those bytes by
+   * SHA-256 (see `blobs.ts`). A parsed transcript has them back in its entries.
+   */
+  blobs?: Blobs;
 }
 
 /**
@@ -245,8 +375,12 @@ export function serializeTranscript(transcript: Transcript): string {
     host: transcript.host,
     files: transcript.files,
   });
-  const entries = transcript.entries.map((entry) => "  " + JSON.stringify(entry)).join(",\n");
-  return `${head.slice(0, -1)},\n"entries": [\n${entries}${entries ? "\n" : ""}]}\n`;
+  const { entries: stored, blobs } = collapseBlobs(transcript.entries);
+  const entries = stored.map((entry) => "  " + JSON.stringify(entry)).join(",\n");
+  // One blob a line, after the entries: a diff of the calls stays readable.
+  const table = Object.entries(blobs).map(([hash, text]) => `  ${JSON.stringify(hash)}: "${text}"`);
+  const tail = table.length === 0 ? "" : `,\n"blobs": {\n${table.join(",\n")}\n}`;
+  return `${head.slice(0, -1)},\n"entries": [\n${entries}${entries ? "\n" : ""}]${tail}}\n`;
 }
 
 /**
@@ -275,6 +409,15 @@ export function parseTranscript(text: string, path: string): Transcript {
     );
   }
   checkHeader(t, path);
+  if (t.blobs !== undefined) {
+    if (!isObject(t.blobs)) throw new TranscriptError(path, "blobs: expected an object");
+    try {
+      t.entries = expandBlobs(t.entries as Entry[], t.blobs as Blobs, path);
+    } catch (error) {
+      throw new TranscriptError(path, (error as Error).message);
+    }
+    delete t.blobs;
+  }
   (t.entries as unknown[]).forEach((entry, index) => checkEntry(entry, index, path));
   return t as Transcript;
 }
@@ -284,8 +427,10 @@ export function isCall(entry: Entry): entry is CallEntry {
   return "call" in entry;
 }
 
-const COMMANDS_BY_NAME = new Map([...COMMANDS.values()].map((command) => [command.name, command]));
-const HEADER_KEYS = ["format", "version", "host", "files", "entries"];
+const COMMANDS_BY_NAME = new Map(
+  [...COMMANDS.values(), PERF_EVENT_ATTR].map((command) => [command.name, command]),
+);
+const HEADER_KEYS = ["format", "version", "host", "files", "entries", "blobs"];
 /** The largest handle a transcript may name: the player gives handle h the fd 1000 + h. */
 const MAX_HANDLE = 0xf_ffff;
 /** The largest region a transcript may declare: 1 GiB, beyond any buffer bpfmap binds. */
@@ -343,8 +488,13 @@ function checkHeader(t: Json, path: string): void {
   if (!isObject(host) || !isObject(t.files) || !Array.isArray(t.entries)) {
     throw bad("missing host, files or entries");
   }
-  const hostExtra = Object.keys(host).find((k) => !["arch", "kernel", "possibleCpus"].includes(k));
+  const hostKeys = ["arch", "kernel", "possibleCpus", "pageSize"];
+  const hostExtra = Object.keys(host).find((k) => !hostKeys.includes(k));
   if (hostExtra !== undefined) throw bad(`host.${hostExtra}: not a field of a host`);
+  const page = host.pageSize;
+  if (page !== undefined && !(isU32(page) && page >= 4096 && (page & (page - 1)) === 0)) {
+    throw bad(`host.pageSize: expected a power of two from 4096, got ${show(page)}`);
+  }
   if (typeof host.arch !== "string" || typeof host.kernel !== "string") {
     throw bad("host.arch and host.kernel must be strings");
   }
@@ -359,15 +509,10 @@ function checkHeader(t: Json, path: string): void {
 
 /** Checks one entry against the command table; throws a TranscriptError naming it and the field. */
 function checkEntry(entry: unknown, index: number, path: string): void {
-  const what = isObject(entry)
-    ? typeof entry.call === "string"
-      ? entry.call
-      : "close" in entry
-      ? "close"
-      : "fdinfo" in entry
-      ? "fdinfo"
-      : undefined
-    : undefined;
+  const kind = entryKind(entry);
+  const what = kind === "call"
+    ? typeof (entry as Json).call === "string" ? (entry as Json).call as string : undefined
+    : kind;
   if (!isObject(entry) || what === undefined) {
     throw new TranscriptError(path, `entry ${index} is not a call, a close or an fdinfo`, index);
   }
@@ -402,7 +547,109 @@ function checkEntry(entry: unknown, index: number, path: string): void {
     }
     return;
   }
+  if (kind !== "call") return checkPrimitive(entry, kind!, { fail, only });
   checkCall(entry, what, { fail, only });
+}
+
+const isHandleOrForeign = (value: unknown) => value === "foreign" || isHandle(value);
+const isInt = (value: unknown) => Number.isSafeInteger(value);
+
+/**
+ * The keys each primitive's entry may hold, each with its check; `*` marks
+ * the keys every such entry has.
+ */
+const PRIMITIVE_KEYS: Record<string, Record<string, (value: unknown) => boolean>> = {
+  readFile: {
+    "readFile*": (v) => typeof v === "string",
+    bytes: (v) => encodedLength(v) !== undefined,
+    at: (v) => v === "open" || v === "read",
+  },
+  ioctl: {
+    "ioctl*": isHandleOrForeign,
+    "request*": isU32,
+    "arg*": (v) => v === "foreign" || isInt(v),
+    result: (v) => isInt(v) && (v as number) >= 0,
+  },
+  mmap: {
+    "mmap*": isHandleOrForeign,
+    "length*": (v) => isInt(v) && (v as number) > 0 && (v as number) <= MAX_REGION,
+    "prot*": (v) => v === "read" || v === "readWrite",
+    "offset*": (v) => isInt(v) && (v as number) >= 0,
+    result: (v) => isObject(v) && Object.keys(v).length === 1 && isHandle(v.mapping),
+  },
+  observe: memoryKeys("observe"),
+  wrote: memoryKeys("wrote"),
+  munmap: { "munmap*": isHandle },
+  epoll: {
+    "epoll*": (v) => ["create", "ctl", "wait", "waitAsync"].includes(v as string),
+    epfd: isHandleOrForeign,
+    op: (v) => v === "add" || v === "del",
+    fd: isHandleOrForeign,
+    events: isU32,
+    maxEvents: (v) => isInt(v) && (v as number) >= 1 && (v as number) <= 1024,
+    timeoutMs: (v) => isInt(v) && (v as number) >= -1,
+    result: (v) => v === 0 || (isObject(v) && Object.keys(v).length === 1 && isHandle(v.fd)),
+    ready: (v) =>
+      Array.isArray(v) && v.length <= 1024
+      && v.every((r) =>
+        isObject(r) && Object.keys(r).length === 2 && isHandleOrForeign(r.fd) && isU32(r.events)
+      ),
+  },
+};
+
+function memoryKeys(kind: string): Record<string, (value: unknown) => boolean> {
+  return {
+    [`${kind}*`]: isHandle,
+    "offset*": (v) => isInt(v) && (v as number) >= 0 && (v as number) <= MAX_REGION,
+    "size*": (v) => isInt(v) && (v as number) > 0 && (v as number) <= MAX_REGION,
+    "bytes*": (v) => encodedLength(v) !== undefined,
+  };
+}
+
+/** What each epoll entry must hold beside `epoll`, and whether it fails or answers. */
+const EPOLL_SHAPES: Record<string, string[]> = {
+  create: [],
+  ctl: ["epfd", "op", "fd", "events"],
+  wait: ["epfd", "maxEvents", "timeoutMs"],
+  waitAsync: ["epfd", "maxEvents", "timeoutMs"],
+};
+
+function checkPrimitive(entry: Json, kind: EntryKind, { fail, only }: Report): void {
+  const keys = PRIMITIVE_KEYS[kind]!;
+  const names = Object.keys(keys).map((key) => key.replace("*", ""));
+  only(entry, [...names, "errno"]);
+  for (const [key, check] of Object.entries(keys)) {
+    const name = key.replace("*", "");
+    if (!(name in entry)) {
+      if (key.endsWith("*")) fail(name, "missing");
+      continue;
+    }
+    if (!check(entry[name])) fail(name, `not valid here: ${show(entry[name])}`);
+  }
+  const failed = entry.errno !== undefined;
+  const answer = { readFile: "bytes", ioctl: "result", mmap: "result", epoll: "" }[kind as string];
+  if (kind === "epoll") {
+    const op = entry.epoll as string;
+    const needs = EPOLL_SHAPES[op]!;
+    only(entry, ["epoll", ...needs, op.startsWith("wait") ? "ready" : "result", "errno"]);
+    for (const name of needs) if (!(name in entry)) fail(name, "missing");
+    const out = op.startsWith("wait") ? "ready" : "result";
+    if (failed === (out in entry)) fail(out, `expected either ${out} or an errno`);
+    if (op === "create" && !failed && !isObject(entry.result)) fail("result", "expected { fd }");
+    // The kernel reports at most maxEvents ready fds.
+    if (Array.isArray(entry.ready) && entry.ready.length > (entry.maxEvents as number)) {
+      fail("ready", `${entry.ready.length} fds for maxEvents ${entry.maxEvents}`);
+    }
+    if (op === "ctl" && !failed && entry.result !== 0) fail("result", "expected 0");
+  } else if (answer !== undefined && failed === (answer in entry)) {
+    fail(answer, `expected either ${answer} or an errno`);
+  }
+  if (kind === "readFile" && failed !== ("at" in entry)) {
+    fail("at", "only a failed read says where");
+  }
+  if ((kind === "observe" || kind === "wrote") && encodedLength(entry.bytes) !== entry.size) {
+    fail("bytes", `${encodedLength(entry.bytes)} bytes, but size says ${entry.size}`);
+  }
 }
 
 function checkCall(
@@ -410,8 +657,13 @@ function checkCall(
   name: string,
   { fail, only }: Report,
 ): void {
-  only(entry, ["call", "attr", "result", "errno"]);
+  const perf = name === PERF_EVENT_ATTR.name;
+  only(
+    entry,
+    perf ? ["call", "attr", "args", "result", "errno"] : ["call", "attr", "result", "errno"],
+  );
   const command = COMMANDS_BY_NAME.get(name) ?? fail("call", `not a command bpfmap issues`);
+  if (perf) checkPerfArgs(entry.args, { fail, only });
   const attr = isObject(entry.attr) ? entry.attr : fail("attr", "expected an object");
   const failed = entry.errno !== undefined;
   if (failed === ("result" in entry)) fail("result", "expected either a result or an errno");
@@ -453,6 +705,23 @@ function checkCall(
     const length = encodedLength(region.out);
     if (length !== extent) fail(label, `${length} bytes, but the call wrote ${extent}`);
   }
+}
+
+function checkPerfArgs(args: unknown, { fail, only }: Report): void {
+  if (!isObject(args)) {
+    return fail("args", `expected { pid, cpu, group_fd, flags }, got ${show(args)}`);
+  }
+  only(args, ["pid", "cpu", "group_fd", "flags"], "args.");
+  for (const name of ["pid", "cpu"]) {
+    const value = args[name];
+    if (!Number.isInteger(value) || (value as number) < -1 || (value as number) > 0x7fff_ffff) {
+      fail(`args.${name}`, `expected -1 or more, got ${show(value)}`);
+    }
+  }
+  if (!(args.group_fd === -1 || isHandleOrForeign(args.group_fd))) {
+    fail("args.group_fd", `expected -1, a handle or "foreign", got ${show(args.group_fd)}`);
+  }
+  if (!isU32(args.flags)) fail("args.flags", `expected a u32, got ${show(args.flags)}`);
 }
 
 function checkField(

@@ -1,8 +1,10 @@
 // The backend's kernel primitives beyond bpf(): binary files, perf_event_open, ioctl, mmap and
-// epoll, live against this kernel in Deno and Bun.
+// epoll, against this kernel in Deno and Bun, recorded, and replayed with no FFI; a replay that
+// diverges names the entry.
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { test } from "node:test";
 import { type KernelPrimitives, primitivesOf, type SyscallBackend } from "../ffi/backend.ts";
 import { EPOLLIN } from "../ffi/epoll.ts";
 import { liveKernel } from "../ffi/kernel.ts";
@@ -17,16 +19,20 @@ import {
   PERF_TYPE_SOFTWARE,
   perfEventAttr,
 } from "../ffi/perf_event.ts";
-import { BpfMap } from "../mod.ts";
+import { type BpfSystem, openSystem, ReplayDivergenceError } from "../mod.ts";
 import { liveTest } from "./helpers/live.ts";
+import { fixturePath, transcriptTests } from "./helpers/transcript.ts";
+
+const transcriptTest = transcriptTests(import.meta.url);
 
 const BPF_F_MMAPABLE = 1 << 10;
 const EBADF = 9;
 
-function live(): KernelPrimitives & SyscallBackend {
-  const backend = liveKernel().backend;
+type Primitives = KernelPrimitives & SyscallBackend;
+
+function primitives(backend: SyscallBackend): Primitives {
   primitivesOf(backend);
-  return backend as KernelPrimitives & SyscallBackend;
+  return backend as Primitives;
 }
 
 function region(result: MappedRegion | number): MappedRegion {
@@ -34,27 +40,27 @@ function region(result: MappedRegion | number): MappedRegion {
   return result as MappedRegion;
 }
 
-liveTest("readFile reads all of /sys/kernel/btf/vmlinux, BTF magic first", () => {
-  const bytes = live().readFile("/sys/kernel/btf/vmlinux");
-  assert.equal(new DataView(bytes.buffer, bytes.byteOffset).getUint16(0, true), 0xeb9f);
+liveTest("readFile reads all of /sys/kernel/btf/vmlinux, to the last chunk", () => {
+  const bytes = primitives(liveKernel().backend).readFile("/sys/kernel/btf/vmlinux");
   // cat: Deno's own file reads need --allow-all for /sys.
   const expected = execFileSync("cat", ["/sys/kernel/btf/vmlinux"], { maxBuffer: 1 << 26 });
-  assert.equal(bytes.byteLength, expected.byteLength); // every chunk, to the last read of 0
+  assert.equal(bytes.byteLength, expected.byteLength);
   assert.ok(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).equals(expected));
   assert.equal(bytes.buffer.byteLength, bytes.byteLength); // a buffer of its own
 });
 
-liveTest("readFile of a missing file is an Error with its errno code", () => {
-  assert.throws(() => live().readFile("/sys/kernel/btf/no-such-module"), {
-    message: "bpfmap: cannot open /sys/kernel/btf/no-such-module: ENOENT (errno 2)",
+transcriptTest("readFile of a missing file is an Error with its errno code", (system) => {
+  assert.throws(() => primitives(system.kernel.backend).readFile("/sys/kernel/btf/no-such"), {
+    message: "bpfmap: cannot open /sys/kernel/btf/no-such: ENOENT (errno 2)",
     code: "ENOENT",
     errno: 2,
+    syscall: "open",
   });
 });
 
 /** A cpu-clock event on CPU 0 sampling every 100 µs into a one-page ring, created disabled. */
-function openClockEvent(kernel: ReturnType<typeof live>): { fd: number; ring: MappedRegion } {
-  const attr = perfEventAttr(liveKernel().backend);
+function openClockEvent(kernel: Primitives): { fd: number; ring: MappedRegion } {
+  const attr = perfEventAttr(kernel);
   const f = PERF_EVENT_ATTR.fields;
   attr.setU32(f.type, PERF_TYPE_SOFTWARE);
   attr.setU64(f.config, PERF_COUNT_SW_CPU_CLOCK);
@@ -68,13 +74,14 @@ function openClockEvent(kernel: ReturnType<typeof live>): { fd: number; ring: Ma
 }
 
 function dataHead(ring: MappedRegion): bigint {
+  ring.observe(PERF_MMAP_PAGE.data_head, 8);
   return new DataView(ring.bytes.buffer).getBigUint64(PERF_MMAP_PAGE.data_head, true);
 }
 
-liveTest(
-  "perfEventOpen opens a disabled event that ioctl(ENABLE) starts; epoll wakes on it",
-  () => {
-    const kernel = live();
+transcriptTest(
+  "perfEventOpen opens a disabled event; ioctl(ENABLE) starts it; epoll wakes",
+  (system) => {
+    const kernel = primitives(system.kernel.backend);
     const { fd, ring } = openClockEvent(kernel);
     const epfd = kernel.epollCreate();
     try {
@@ -89,16 +96,17 @@ liveTest(
       assert.deepEqual(kernel.epollWait(epfd, 4, 0), []);
     } finally {
       assert.equal(ring.unmap(), 0);
+      assert.equal(ring.bytes.byteLength, 0); // detached: a stale read cannot fault
       assert.equal(kernel.close(fd), 0);
       assert.equal(kernel.close(epfd), 0);
     }
   },
 );
 
-liveTest(
-  "epollWaitAsync resolves when the event fires, with the event loop free meanwhile",
-  async () => {
-    const kernel = live();
+transcriptTest(
+  "epollWaitAsync resolves when the event fires; timers run meanwhile",
+  async (system) => {
+    const kernel = primitives(system.kernel.backend);
     const { fd, ring } = openClockEvent(kernel);
     const epfd = kernel.epollCreate();
     try {
@@ -106,13 +114,11 @@ liveTest(
       let ticks = 0;
       const timer = setInterval(() => ticks++, 1);
       const waiting = kernel.epollWaitAsync(epfd, 4, 5000);
-      // The loop runs timers while the wait is pending: enable the event from one of them.
       await new Promise((resolve) => setTimeout(resolve, 30));
+      clearInterval(timer);
       assert.ok(ticks > 0, "timers ran while the wait was pending");
       assert.equal(kernel.ioctl(fd, PERF_EVENT_IOC_ENABLE, 0), 0);
       assert.deepEqual(await waiting, [{ fd, events: EPOLLIN }]);
-      clearInterval(timer);
-      assert.deepEqual(await kernel.epollWaitAsync(epfd, 4, 0).then((r) => typeof r), "object");
     } finally {
       ring.unmap();
       kernel.close(fd);
@@ -121,10 +127,10 @@ liveTest(
   },
 );
 
-liveTest(
-  "the primitives report -errno for a bad fd, and refuse bad arguments before any call",
-  () => {
-    const kernel = live();
+transcriptTest(
+  "the primitives return -errno for a bad fd, and refuse bad arguments first",
+  (system) => {
+    const kernel = primitives(system.kernel.backend);
     assert.equal(kernel.ioctl(-1, PERF_EVENT_IOC_ENABLE, 0), -EBADF);
     assert.equal(kernel.mmap(-1, 4096, "read", 0), -EBADF);
     assert.equal(kernel.epollCtl(-1, "add", 0, EPOLLIN), -EBADF);
@@ -138,33 +144,75 @@ liveTest(
   },
 );
 
-liveTest("mmap of a BPF_F_MMAPABLE array: updates seen in the bytes, writes seen by lookup", () => {
-  const kernel = live();
-  using map = BpfMap.create({
+const key = (i: number) => new Uint8Array(new Uint32Array([i]).buffer);
+const u64 = (n: bigint) => new Uint8Array(new BigUint64Array([n]).buffer);
+
+/**
+ * An mmap-able array seen through its mapping and through lookups; `variant` changes what the
+ * code asks (for the divergence tests below).
+ */
+function mmapSession(
+  system: BpfSystem,
+  variant: { length?: number; wroteAt?: number } = {},
+): void {
+  const kernel = primitives(system.kernel.backend);
+  using map = system.createMap({
     type: "array",
     keySize: 4,
     valueSize: 8,
     maxEntries: 4,
     flags: BPF_F_MMAPABLE,
   });
-  const mapped = region(kernel.mmap(map.fd, kernel.pageSize, "readWrite", 0));
+  const mapped = region(kernel.mmap(map.fd, variant.length ?? kernel.pageSize, "readWrite", 0));
   try {
-    assert.equal(mapped.length, kernel.pageSize);
-    const key = (i: number) => new Uint8Array(new Uint32Array([i]).buffer);
-    map.update(key(2), new Uint8Array(new BigUint64Array([0x1122334455n]).buffer));
+    map.update(key(2), u64(0x1122334455n));
     mapped.observe(16, 8);
     const view = new DataView(mapped.bytes.buffer);
     assert.equal(view.getBigUint64(16, true), 0x1122334455n); // element 2, at 2 * 8
-    // Atomics work on the mapping's buffer in both runtimes (ring buffer positions need them).
+    // Atomics work on the mapping's buffer in both runtimes (ring positions need them).
     const words = new BigUint64Array(mapped.bytes.buffer, 0, 4);
     assert.equal(Atomics.load(words, 2), 0x1122334455n);
     Atomics.store(words, 1, 77n);
-    mapped.wrote(8, 8);
-    assert.deepEqual(map.lookup(key(1)), new Uint8Array(new BigUint64Array([77n]).buffer));
-    assert.equal(mapped.unmap(), 0);
-    assert.equal(mapped.bytes.byteLength, 0); // detached: a stale read cannot fault
-    assert.equal(mapped.unmap(), 0);
+    mapped.wrote(variant.wroteAt ?? 8, 8);
+    assert.deepEqual(map.lookup(key(1)), u64(77n));
   } finally {
-    mapped.unmap();
+    assert.equal(mapped.unmap(), 0);
   }
+  assert.equal(mapped.unmap(), 0); // idempotent
+}
+
+transcriptTest(
+  "mmap of a BPF_F_MMAPABLE array: updates seen in the bytes, writes by lookup",
+  (s) => {
+    mmapSession(s);
+  },
+);
+
+const MMAP_FIXTURE = fixturePath(
+  import.meta.url,
+  "mmap of a BPF_F_MMAPABLE array: updates seen in the bytes, writes by lookup",
+);
+
+/** Replays the mmap fixture with `variant`, expecting a divergence; returns its message. */
+async function divergence(variant: { length?: number; wroteAt?: number }): Promise<string> {
+  const system = await openSystem({
+    transcript: MMAP_FIXTURE,
+    mode: "replay",
+    modeFromEnvironment: false,
+  });
+  const error = await system.run((s) => mmapSession(s, variant)).then(() => undefined, (e) => e);
+  assert.ok(error instanceof ReplayDivergenceError, String(error));
+  return error.message;
+}
+
+test("a replay that mmaps another length diverges at that mmap, named", async () => {
+  const message = await divergence({ length: 8192 });
+  assert.match(message, /call #\d+ \(mmap\(handle 1, 8192 bytes at 0\)\) diverged/);
+  assert.match(message, /- length: expected 4096, got 8192/);
+});
+
+test("a replay that writes another position diverges at that write, named", async () => {
+  const message = await divergence({ wroteAt: 16 });
+  assert.match(message, /call #\d+ \(wrote\(mapping 1, 8 bytes at 16\)\) diverged/);
+  assert.match(message, /- offset: expected 8, got 16/);
 });

@@ -30,12 +30,18 @@ import {
   type Layout,
 } from "../ffi/commands.ts";
 import { readEnv } from "../ffi/live.ts";
+import type { MappedRegion } from "../ffi/mmap.ts";
+import { PERF_EVENT_ATTR } from "../ffi/perf_event.ts";
 import { REPLAY_FD_BASE } from "../replay/identities.ts";
 import { ReplayBackend, ReplayDivergenceError } from "../replay/player.ts";
 import {
   type CallEntry,
   decodeBytes,
   type Entry,
+  type EpollEntry,
+  type IoctlEntry,
+  type MemoryEntry,
+  type MmapEntry,
   parseTranscript,
   type RegionRecord,
   type ScalarInOut,
@@ -55,7 +61,9 @@ const GUARD_BYTE = 0xa5;
 const UNWRITTEN = 0x5a;
 /** An fd the player never handed out: `"foreign"` in a transcript. */
 const FOREIGN_FD = 3;
-const COMMANDS_BY_NAME = new Map([...COMMANDS.values()].map((c) => [c.name, c]));
+const COMMANDS_BY_NAME = new Map(
+  [...COMMANDS.values(), PERF_EVENT_ATTR].map((c) => [c.name, c]),
+);
 
 /** A buffer the caller passes, inside guard bytes that no write may reach. */
 interface Guarded {
@@ -243,6 +251,7 @@ function drive(original: Transcript, text: string, where: string): "refused" | "
     return "refused";
   }
   const player = new ReplayBackend(mutated, where);
+  const mappings: MappedRegion[] = [];
   for (const [index, entry] of original.entries.entries()) {
     const at = `${where} entry ${index}`;
     try {
@@ -253,7 +262,10 @@ function drive(original: Transcript, text: string, where: string): "refused" | "
         const asked = countField === undefined ? undefined : attr.getU32(countField);
         let result: number;
         try {
-          result = player.bpf(attr);
+          const args = entry.args;
+          result = args === undefined
+            ? player.bpf(attr)
+            : player.perfEventOpen(attr, args.pid, args.cpu, fdOf(args.group_fd), args.flags);
         } catch (error) {
           // Refused before a byte was written.
           for (const b of bound) {
@@ -265,9 +277,11 @@ function drive(original: Transcript, text: string, where: string): "refused" | "
         checkAnswer(served as CallEntry, attr, bound, result, asked, at);
       } else if ("close" in entry) {
         player.close(fdOf(entry.close));
-      } else {
+      } else if ("fdinfo" in entry) {
         const fields = player.fdInfo(fdOf(entry.fdinfo));
         for (const value of Object.values(fields)) assert.equal(typeof value, "string", at);
+      } else {
+        drivePrimitive(entry, player, mappings, at);
       }
     } catch (error) {
       if (error instanceof assert.AssertionError) throw error;
@@ -277,6 +291,67 @@ function drive(original: Transcript, text: string, where: string): "refused" | "
     }
   }
   return "played";
+}
+
+/** Plays one entry of the backend's other primitives, checking that the answer is in bounds. */
+function drivePrimitive(
+  entry: Entry,
+  player: ReplayBackend,
+  mappings: MappedRegion[],
+  at: string,
+): void {
+  const isErrno = (n: number) => n < 0 && n >= -4095;
+  const isFd = (n: number) => isErrno(n) || n >= REPLAY_FD_BASE;
+  if ("readFile" in entry) {
+    try {
+      assert.ok(player.readFile(entry.readFile) instanceof Uint8Array, at);
+    } catch (error) {
+      // A recorded failure is thrown as the live backend throws it: an Error with errno's code.
+      if (!(error as { code?: unknown }).code) throw error;
+    }
+  } else if ("ioctl" in entry) {
+    const { ioctl, request, arg } = entry as IoctlEntry;
+    const result = player.ioctl(fdOf(ioctl), request, arg === "foreign" ? FOREIGN_FD : arg);
+    assert.ok(isErrno(result) || result >= 0, `${at}: ioctl result ${result}`);
+  } else if ("mmap" in entry) {
+    const { mmap, length, prot, offset } = entry as MmapEntry;
+    const region = player.mmap(fdOf(mmap), length, prot, offset);
+    if (typeof region === "number") return assert.ok(isErrno(region), `${at}: mmap ${region}`);
+    assert.equal(region.bytes.byteLength, length, `${at}: a mapping of another length`);
+    mappings.push(region);
+  } else if ("observe" in entry || "wrote" in entry) {
+    const { observe, wrote, offset, size, bytes } = entry as MemoryEntry;
+    const region = mappings[(observe ?? wrote)! - 1] ?? assert.fail(`${at}: no such mapping`);
+    if (wrote !== undefined) {
+      region.bytes.set(decodeBytes(bytes), offset);
+      region.wrote(offset, size);
+    } else {
+      const before = region.bytes.slice();
+      region.observe(offset, size);
+      // Only the span observed may change.
+      before.set(region.bytes.subarray(offset, offset + size), offset);
+      assert.deepEqual(region.bytes, before, `${at}: observe wrote outside its span`);
+    }
+  } else if ("munmap" in entry) {
+    const region = mappings[entry.munmap - 1] ?? assert.fail(`${at}: no such mapping`);
+    assert.ok(region.unmap() <= 0, at);
+  } else {
+    const e = entry as EpollEntry;
+    if (e.epoll === "create") {
+      assert.ok(isFd(player.epollCreate()), at);
+    } else if (e.epoll === "ctl") {
+      const result = player.epollCtl(fdOf(e.epfd), e.op!, fdOf(e.fd), e.events!);
+      assert.ok(result === 0 || isErrno(result), `${at}: epoll_ctl ${result}`);
+    } else if (e.epoll === "wait") {
+      const result = player.epollWait(fdOf(e.epfd), e.maxEvents!, e.timeoutMs!);
+      if (typeof result === "number") return assert.ok(isErrno(result), at);
+      assert.ok(result.length <= e.maxEvents!, `${at}: more ready fds than maxEvents`);
+      for (const { fd } of result) assert.ok(fd === -1 || fd >= REPLAY_FD_BASE, at);
+    } else {
+      // The async wait answers after a turn of the event loop: its checks are the sync one's.
+      void player.epollWaitAsync(fdOf(e.epfd), e.maxEvents!, e.timeoutMs!).catch(() => {});
+    }
+  }
 }
 
 /** Values that break assumptions: wrong types, bounds, encodings, errnos. */
