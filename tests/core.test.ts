@@ -6,21 +6,26 @@
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { test } from "node:test";
-import { kernelBtf, TargetBtf } from "../btf/kernel_btf.ts";
+import { TargetBtf } from "../btf/kernel_btf.ts";
 import { encodeBtf, parseSplitBtf } from "../btf/types.ts";
-import { liveKernel } from "../ffi/kernel.ts";
+import { readEnv } from "../ffi/live.ts";
 import { CORE_RELO_KINDS } from "../object/btf_ext.ts";
 import { applyCoreRelocations, CORE_POISON, CoreRelocationError } from "../object/core.ts";
 import { parseObject } from "../object/object.ts";
 import type { ObjectProgram } from "../object/programs.ts";
-import { BpfObject } from "../programs/object_loader.ts";
-import { liveTest } from "./helpers/live.ts";
+import { TRANSCRIPT_ENV } from "../replay/system.ts";
+import { replayRun } from "./helpers/live.ts";
 import { buildObject, CLANG_NEEDS } from "./helpers/object_build.ts";
 import { toolTest } from "./helpers/tools.ts";
+import { FIXTURES, transcriptTests } from "./helpers/transcript.ts";
+
+const transcriptTest = transcriptTests(import.meta.url);
+const OBJECT_FIXTURE = join(FIXTURES, "core.test.ts", "core.bpf.o");
+const mode = readEnv(TRANSCRIPT_ENV);
 
 const VMLINUX = "/sys/kernel/btf/vmlinux";
 const NEEDS = {
@@ -40,6 +45,28 @@ function coreObject(): Uint8Array {
   }
 }
 
+/**
+ * The object the transcripts were recorded with: the fixture where the run
+ * replays (no clang needed), else clang's build, written as the fixture when
+ * recording and checked against it when verifying.
+ */
+function objectFixture(): Uint8Array {
+  if (replayRun || (mode === undefined && existsSync(OBJECT_FIXTURE))) {
+    return new Uint8Array(readFileSync(OBJECT_FIXTURE));
+  }
+  if (mode === "verify") {
+    assert.deepEqual(
+      coreObject(),
+      new Uint8Array(readFileSync(OBJECT_FIXTURE)),
+      "clang's build differs",
+    );
+  } else {
+    mkdirSync(dirname(OBJECT_FIXTURE), { recursive: true });
+    writeFileSync(OBJECT_FIXTURE, coreObject());
+  }
+  return coreObject();
+}
+
 /** A type of bpftool's raw dump: its id, kind, name, size and members or enumerators. */
 interface RawType {
   id: number;
@@ -47,6 +74,8 @@ interface RawType {
   name: string;
   size: number;
   members: Map<string, { bits: number; bitfield: number }>;
+  /** Anonymous members (an embedded union or struct): their type's id and bit offset. */
+  anonymous: { type: number; bits: number }[];
   values: Map<string, bigint>;
 }
 
@@ -55,29 +84,31 @@ let dump: string | undefined;
  * The types named `name` in `bpftool btf dump file /sys/kernel/btf/vmlinux
  * format raw` (of `kind`, if given), read from the lines of each.
  */
-function bpftoolTypes(name: string, kind = "\\w+"): RawType[] {
+function bpftoolTypes(name: string, kind = "\\w+", id = "\\d+"): RawType[] {
   dump ??= execFileSync("bpftool", ["btf", "dump", "file", VMLINUX, "format", "raw"], {
     encoding: "utf8",
     maxBuffer: 1 << 30,
   });
   const found: RawType[] = [];
-  const head = new RegExp(`^\\[(\\d+)\\] (${kind}) '${name}'(?:.* size=(\\d+))?`, "gm");
+  const head = new RegExp(`^\\[(${id})\\] (${kind}) '${name}'(?:.* size=(\\d+))?`, "gm");
   for (const match of dump.matchAll(head)) {
     const type: RawType = {
       id: Number(match[1]),
       kind: match[2]!,
-      name,
+      name: match[0].split("'")[1]!,
       size: Number(match[3] ?? 0),
       members: new Map(),
+      anonymous: [],
       values: new Map(),
     };
     const end = dump.indexOf("\n[", match.index);
     for (const line of dump.slice(match.index, end < 0 ? undefined : end).split("\n").slice(1)) {
-      const member = /^\t'([^']*)' type_id=\d+ bits_offset=(\d+)(?: bitfield_size=(\d+))?/.exec(
-        line,
-      );
-      if (member !== null) {
-        type.members.set(member[1]!, { bits: Number(member[2]), bitfield: Number(member[3] ?? 0) });
+      const member = /^\t'([^']*)' type_id=(\d+) bits_offset=(\d+)(?: bitfield_size=(\d+))?/
+        .exec(line);
+      if (member?.[1] === "(anon)") {
+        type.anonymous.push({ type: Number(member[2]), bits: Number(member[3]) });
+      } else if (member !== null) {
+        type.members.set(member[1]!, { bits: Number(member[3]), bitfield: Number(member[4] ?? 0) });
       }
       const value = /^\t'([^']*)' val=(-?\d+)/.exec(line);
       if (value !== null) type.values.set(value[1]!, BigInt(value[2]!));
@@ -92,6 +123,18 @@ function bpftoolType(name: string, kind: string): RawType {
   const found = bpftoolTypes(name, kind);
   assert.equal(found.length, 1, `${kind} ${name} in vmlinux`);
   return found[0]!;
+}
+
+/** The bit offset of `field` in `type`, looked for in its anonymous members too, as C finds it. */
+function bpftoolBits(type: RawType, field: string): number | undefined {
+  const own = type.members.get(field);
+  if (own !== undefined) return own.bits;
+  for (const { type: id, bits } of type.anonymous) {
+    const inner = bpftoolTypes("[^']*", "\\w+", String(id))[0]!;
+    const found = bpftoolBits(inner, field);
+    if (found !== undefined) return bits + found;
+  }
+  return undefined;
 }
 
 let target: TargetBtf | undefined;
@@ -215,6 +258,22 @@ toolTest(
     assert.equal(imm("read_task", "field_signed", "task_struct___mine", "0:4"), 0n); // in_iowait
   },
 );
+
+toolTest("members of anonymous unions and structs, and array elements, are found", NEEDS, () => {
+  const { imm } = relocated();
+  const skb = bpftoolType("sk_buff", "STRUCT");
+  assert.equal(skb.members.has("next"), false); // next is in an anonymous member
+  const next = bpftoolBits(skb, "next")!;
+  assert.equal(imm("read_task", "field_byte_offset", "sk_buff___mine", "0:1"), BigInt(next / 8));
+  const len = bpftoolBits(skb, "len")!;
+  assert.notEqual(len, 0);
+  assert.equal(imm("read_task", "field_byte_offset", "sk_buff___mine", "0:0"), BigInt(len / 8));
+  const comm = bpftoolType("task_struct", "STRUCT").members.get("comm")!.bits / 8;
+  assert.equal(
+    imm("read_task", "field_byte_offset", "task_struct___mine", "0:2:3"),
+    BigInt(comm + 3),
+  );
+});
 
 toolTest("type ids, existence and sizes are the kernel's; flavors are ignored", NEEDS, () => {
   const { imm } = relocated();
@@ -347,38 +406,27 @@ test("module BTF is split BTF: its ids and strings continue vmlinux's", () => {
   assert.equal(reads, 1);
 });
 
-liveTest("the programs load and read the kernel's fields only because they are relocated", () => {
-  const kernel = liveKernel();
-  using object = BpfObject.open(coreObject(), { name: "core", kernel });
-  const relocatedSpec = applyCoreRelocations(object.spec, kernelBtf(kernel));
-  // Until BpfObject.load applies them itself: the relocated instructions, in place.
-  object.spec.programs.forEach((p, i) =>
-    p.instructions.set(relocatedSpec.programs[i]!.instructions)
-  );
-  object.spec.subprograms.forEach((p, i) =>
-    p.instructions.set(relocatedSpec.subprograms[i]!.instructions)
-  );
-  object.load();
-  /** A reader of .bss from `start`: task_results is at 0, skb_results at 128 (their sizes). */
-  const global = (start: number) => {
+transcriptTest("the programs load and read the kernel's fields only because they are relocated", (
+  sys,
+) => {
+  // BpfObject.load relocates them against the kernel's BTF (read through the backend: replayed).
+  const object = sys.loadObject(objectFixture(), { name: "core" });
+  /** The .bss u32 at `offset`: task_results at 0, skb_results at 104 (after it). */
+  const bss = () => {
     const value = object.maps.get(".bss")!.lookup(new Uint8Array(4))!;
-    const view = new DataView(value.buffer, value.byteOffset + start);
-    return {
-      u32: (offset: number) => view.getUint32(offset, true),
-      text: (offset: number) =>
-        new TextDecoder().decode(value.subarray(start + offset, start + offset + 16))
-          .replace(/\0.*$/s, ""),
-    };
+    const view = new DataView(value.buffer, value.byteOffset, value.byteLength);
+    return (offset: number) => view.getUint32(offset, true);
   };
 
   object.programs.get("read_task")!.testRun();
-  const task = global(0);
-  assert.ok(task.u32(8) > 0);
-  assert.equal(task.u32(0), task.u32(8)); // pid through task_struct___mine = bpf_get_current_pid_tgid's
-  assert.equal(task.u32(4), task.u32(12)); // tgid
-  assert.ok(task.text(32).length > 0);
-  assert.equal(task.text(16), task.text(32)); // comm = bpf_get_current_comm's
-  assert.equal(task.u32(104), 0xdead); // the guarded read of a missing field did not run
+  const task = bss();
+  // What the program read through task_struct___mine equals what helpers say of the same task.
+  assert.deepEqual([task(0), task(4), task(8), task(12)], [1, 1, 1, 1]); // pid, tgid, comm, comm set
+  assert.deepEqual([task(16), task(20), task(24)], [1, 0, 4]); // pid exists, missing doesn't; size
+  assert.deepEqual([task(28), task(32)], [1, 0]); // task_struct exists, no_such_struct doesn't
+  assert.deepEqual([task(44), task(48)], [1, 0]); // RINGBUF is an enumerator, the other not
+  assert.equal(task(72), 0xdead); // the guarded read of a missing field was poisoned, and dead
+  assert.deepEqual([task(76), task(80)], [1, 0]); // pid is signed, in_iowait not
 
   // An IPv4 frame of 64 bytes, mark 0x1234 in the context.
   const frame = new Uint8Array(64);
@@ -386,13 +434,13 @@ liveTest("the programs load and read the kernel's fields only because they are r
   const ctx = new Uint8Array(192);
   new DataView(ctx.buffer).setUint32(8, 0x1234, true); // __sk_buff.mark
   object.programs.get("read_skb")!.testRun({ data: frame, ctx });
-  const skb = global(128);
-  assert.equal(skb.u32(8), 0x1234); // mark through __sk_buff___mine
-  assert.equal(skb.u32(20), 0x1234); // and through __sk_buff
-  assert.equal(skb.u32(4), skb.u32(16)); // protocol
-  assert.equal(skb.u32(4), 0x0008); // ETH_P_IP, in network order
-  assert.equal(skb.u32(0), skb.u32(12)); // len
-  assert.ok(skb.u32(0) >= 50);
-  assert.equal(skb.u32(24), 0xdead);
-  assert.equal(skb.u32(28), skb.u32(12)); // len, read by the subprogram
+  const skb = (offset: number) => bss()(104 + offset);
+  assert.equal(skb(8), 0x1234); // mark through __sk_buff___mine
+  assert.equal(skb(20), 0x1234); // and through __sk_buff
+  assert.equal(skb(4), skb(16)); // protocol
+  assert.equal(skb(4), 0x0008); // ETH_P_IP, in network order
+  assert.equal(skb(0), skb(12)); // len
+  assert.ok(skb(0) >= 50);
+  assert.equal(skb(24), 0xdead);
+  assert.equal(skb(28), skb(12)); // len, read by the subprogram
 });

@@ -8,13 +8,13 @@
 #include <bpf/bpf_core_read.h>
 #include "core_layouts.h"
 
+/* Only what is the same in every run and runtime (the transcripts compare it byte for byte):
+ * whether what was read through task_struct___mine equals what the helpers say, not the values. */
 struct task_results {
-	__u32 core_pid;
-	__u32 core_tgid;
-	__u32 helper_pid;
-	__u32 helper_tgid;
-	char core_comm[16];
-	char helper_comm[16];
+	__u32 pid_matches;
+	__u32 tgid_matches;
+	__u32 comm_matches;
+	__u32 comm_nonempty;
 	__u32 pid_exists;
 	__u32 missing_field_exists;
 	__u32 pid_size;
@@ -32,7 +32,9 @@ struct task_results {
 	__u32 in_iowait_signed;
 	__u32 in_execve;
 	__u32 fork_class;
-	__u32 pad;
+	__u32 skb_next_offset;
+	__u32 skb_len_offset;
+	__u32 comm3_offset;
 };
 
 struct skb_results {
@@ -54,13 +56,19 @@ int read_task(void *ctx)
 {
 	struct task_struct___mine *task = (void *)bpf_get_current_task();
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	char core_comm[16] = {}, helper_comm[16] = {};
+	__u32 pid = BPF_CORE_READ(task, pid);
+	__u32 same = 1;
 
-	task_results.core_pid = BPF_CORE_READ(task, pid);
-	task_results.core_tgid = BPF_CORE_READ(task, tgid);
-	BPF_CORE_READ_STR_INTO(&task_results.core_comm, task, comm);
-	task_results.helper_pid = (__u32)pid_tgid;
-	task_results.helper_tgid = pid_tgid >> 32;
-	bpf_get_current_comm(task_results.helper_comm, sizeof(task_results.helper_comm));
+	task_results.pid_matches = pid == (__u32)pid_tgid && pid != 0;
+	task_results.tgid_matches = BPF_CORE_READ(task, tgid) == pid_tgid >> 32;
+	BPF_CORE_READ_STR_INTO(&core_comm, task, comm);
+	bpf_get_current_comm(helper_comm, sizeof(helper_comm));
+	for (int i = 0; i < 16; i++)
+		if (core_comm[i] != helper_comm[i])
+			same = 0;
+	task_results.comm_matches = same;
+	task_results.comm_nonempty = core_comm[0] != 0;
 
 	task_results.pid_exists = bpf_core_field_exists(task->pid);
 	task_results.missing_field_exists = bpf_core_field_exists(task->not_in_any_kernel);
@@ -75,6 +83,10 @@ int read_task(void *ctx)
 	task_results.in_iowait_signed = __builtin_preserve_field_info(task->in_iowait, BPF_FIELD_SIGNED);
 	task_results.in_execve = BPF_CORE_READ_BITFIELD_PROBED(task, in_execve);
 	task_results.fork_class = BPF_CORE_READ_BITFIELD_PROBED(task, init_private_fork_class);
+
+	task_results.skb_next_offset = bpf_core_field_offset(struct sk_buff___mine, next);
+	task_results.skb_len_offset = bpf_core_field_offset(struct sk_buff___mine, len);
+	task_results.comm3_offset = bpf_core_field_offset(task->comm[3]);
 
 	task_results.task_exists = bpf_core_type_exists(struct task_struct___mine);
 	task_results.missing_type_exists = bpf_core_type_exists(struct no_such_struct___mine);

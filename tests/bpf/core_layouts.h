@@ -23,6 +23,13 @@ struct task_struct___mine {
 	unsigned int in_execve : 1;
 } CORE;
 
+/* sk_buff: the kernel's next is in an anonymous struct of an anonymous union at its start; len
+ * is further in. */
+struct sk_buff___mine {
+	unsigned int len;
+	struct sk_buff___mine *next;
+} CORE;
+
 /* A type no kernel has: bpf_core_type_exists() is 0. */
 struct no_such_struct___mine {
 	int x;
