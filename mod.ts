@@ -24,7 +24,15 @@
 
 export { Btf, BTF_LOG_SIZE } from "./btf/btf.ts";
 export type { BtfInfo, BtfLoadOptions } from "./btf/btf.ts";
-export { BtfFormatError, encodeBtf, parseBtf } from "./btf/types.ts";
+export {
+  essentialName,
+  IndexedBtf,
+  KERNEL_BTF_PATH,
+  kernelBtf,
+  type KernelType,
+  TargetBtf,
+} from "./btf/kernel_btf.ts";
+export { BtfFormatError, encodeBtf, parseBtf, parseSplitBtf } from "./btf/types.ts";
 export type {
   BtfEnumValue,
   BtfKind,
@@ -98,6 +106,7 @@ export type {
   FuncInfo,
   LineInfo,
 } from "./object/btf_ext.ts";
+export { applyCoreRelocations, CORE_POISON, CoreRelocationError } from "./object/core.ts";
 export { ObjectFormatError } from "./object/errors.ts";
 export { BPF_F_MMAPABLE } from "./object/maps.ts";
 export type { ObjectMap, ObjectMapKind } from "./object/maps.ts";
