@@ -279,6 +279,41 @@ const MUTATIONS: Mutation[] = [
     to: "return false;",
     tests: ["tests/cli_streams.test.ts"],
   },
+  {
+    name: "core-bitfield-lshift-off-by-one",
+    why: "a CO-RE bitfield read keeps one bit too many of the kernel's neighbouring field",
+    file: "object/core.ts",
+    from: "return result(64 - (bitOffset + bitSize - byteOffset * 8));",
+    to: "return result(63 - (bitOffset + bitSize - byteOffset * 8));",
+    tests: ["tests/core.test.ts"],
+  },
+  {
+    name: "core-flavor-kept",
+    why:
+      "task_struct___mine is looked for as such in the kernel: no local layout of a kernel type resolves",
+    file: "object/core.ts",
+    from: "target.candidates(essentialName(root.name),",
+    to: "target.candidates(root.name,",
+    tests: ["tests/core.test.ts"],
+  },
+  {
+    name: "core-missing-field-not-poisoned",
+    why:
+      "an access to a field the kernel lacks keeps the local offset: guarded code reads the wrong field",
+    file: "object/core.ts",
+    from: "if (after === POISONED) return { ...poisoned, expected: before.value, validate };",
+    to:
+      "if (after === POISONED) return { ...poisoned, poison: false, expected: before.value, value: before.value, validate };",
+    tests: ["tests/core.test.ts"],
+  },
+  {
+    name: "core-anonymous-members-skipped",
+    why: "a field inside an anonymous union or struct of the kernel's type is never found",
+    file: "object/core_spec.ts",
+    from: "const found = matchMember(local, accessor, spec, member.type);",
+    to: "const found = undefined;",
+    tests: ["tests/core.test.ts"],
+  },
 ];
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
