@@ -61,6 +61,7 @@ export function attachTracing(
   expectedAttachType: number | undefined,
   opts?: TracingAttachOptions,
 ): Link {
+  expectProgramType(program, ["tracing", "lsm"]);
   const { attachType } = checkOptions(opts);
   const type = attachType === undefined
     ? expectedAttachType
@@ -74,8 +75,8 @@ export function attachTracing(
   const wanted = TRACING_ATTACH_TYPES.get(attachTypeName(type));
   if (wanted === undefined) {
     throw new TypeError(
-      `${program.operation}: ${program.description} has attach type ${attachTypeName(type)}, `
-        + `not a tracing one (trace_fentry, trace_fexit, modify_return, trace_raw_tp, trace_iter, lsm_mac)`,
+      `${program.operation}: attach type ${attachTypeName(type)} is not a tracing one `
+        + `(trace_fentry, trace_fexit, modify_return, trace_raw_tp, trace_iter, lsm_mac)`,
     );
   }
   expectProgramType(program, [wanted]);

@@ -6,30 +6,20 @@
 import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
 import { after } from "node:test";
-import { LINK_TYPE_RAW_TRACEPOINT, LINK_TYPE_XDP } from "../ffi/link_types.ts";
+import { LINK_TYPE_XDP } from "../ffi/link_types.ts";
 import { BpfError, type BpfSystem, Link, listLinkIds, Program, type ProgramSpec } from "../mod.ts";
 import { bpffsForTests } from "./helpers/bpffs.ts";
 import {
   counted,
   counterMap,
-  counting,
+  countsKills,
   datagramCounter,
+  killNoPid,
+  sysEnterInfo,
   talliedPrograms,
 } from "./helpers/counting.ts";
 import { exchangeDatagrams } from "./helpers/datagrams.ts";
-import {
-  add64Imm,
-  BPF_DW,
-  BPF_FUNC_probe_read_kernel,
-  BPF_W,
-  call,
-  exit,
-  jneImm,
-  ldxMem,
-  mov64Imm,
-  mov64Reg,
-  program,
-} from "./helpers/insns.ts";
+import { exit, mov64Imm, program } from "./helpers/insns.ts";
 import { liveTest, replayRun, tallyingKernel } from "./helpers/live.ts";
 import { lockMachine } from "./helpers/machine_lock.ts";
 import { transcriptTests } from "./helpers/transcript.ts";
@@ -42,38 +32,6 @@ const transcriptTest = transcriptTests(import.meta.url, { paths: () => ({ BPFFS:
 
 /** Loopback's ifindex: 1 in every network namespace. */
 const LOOPBACK = 1;
-/** A pid no process has (pid_max is at most 2^22): kill() of it is the test's own syscall. */
-const NO_PID = 1_999_999_999;
-/** `__NR_kill` on x86_64, where the transcripts are recorded. */
-const NR_KILL = 62;
-/** `offsetof(struct pt_regs, di)` on x86_64: the first syscall argument. */
-const PT_REGS_DI = 112;
-
-/** Raw tracepoint sys_enter: counts kill() calls whose pid is NO_PID. */
-function countsKills(mapFd: number): Uint8Array {
-  return counting(mapFd, 0, [
-    mov64Reg(6, 1), // ctx: u64 args[2] = { struct pt_regs *regs, long id }
-    ldxMem(BPF_DW, 2, 6, 8),
-    (off) => jneImm(2, NR_KILL, off),
-    ldxMem(BPF_DW, 3, 6, 0),
-    add64Imm(3, PT_REGS_DI), // r3 = &regs->di
-    mov64Reg(1, 10),
-    add64Imm(1, -16), // r1 = a stack slot
-    mov64Imm(2, 8),
-    call(BPF_FUNC_probe_read_kernel),
-    (off) => jneImm(0, 0, off),
-    ldxMem(BPF_W, 2, 10, -16), // pid_t: the low half
-    (off) => jneImm(2, NO_PID, off),
-  ]);
-}
-
-/** Makes `count` kill() syscalls of NO_PID (each fails with ESRCH). */
-function killNoPid(count: number): void {
-  for (let i = 0; i < count; i++) {
-    assert.throws(() => process.kill(NO_PID, 0), { code: "ESRCH" });
-  }
-}
-
 const load = (sys: BpfSystem, spec: Omit<ProgramSpec, "license">) =>
   sys.loadProgram({ license: "GPL", ...spec });
 
@@ -135,13 +93,7 @@ transcriptTest(
     const link = tracer.attachRawTracepoint("sys_enter");
     killNoPid(5);
     assert.equal(counted(map), 5n);
-    assert.deepEqual(link.info(), {
-      type: LINK_TYPE_RAW_TRACEPOINT,
-      typeName: "raw_tracepoint",
-      id: link.id,
-      programId: tracer.id,
-      tracepoint: "sys_enter",
-    });
+    assert.deepEqual(link.info(), sysEnterInfo(link, tracer));
     // Raw tracepoint links have no detach operation: closing is how they end.
     assert.throws(
       () => link.detach(),

@@ -6,13 +6,25 @@
  * @module
  */
 
+import assert from "node:assert/strict";
+import process from "node:process";
 import type { Kernel } from "../../ffi/kernel.ts";
-import { type BpfMap, type BpfSystem, Program, type ProgramSpec } from "../../mod.ts";
+import { LINK_TYPE_RAW_TRACEPOINT } from "../../ffi/link_types.ts";
+import {
+  type BpfMap,
+  type BpfSystem,
+  type Link,
+  type LinkInfo,
+  Program,
+  type ProgramSpec,
+} from "../../mod.ts";
 import {
   add64Imm,
   atomicAdd64,
   BPF_B,
+  BPF_DW,
   BPF_FUNC_map_lookup_elem,
+  BPF_FUNC_probe_read_kernel,
   BPF_H,
   BPF_W,
   call,
@@ -39,25 +51,9 @@ export const PAYLOAD = "LINK datagram";
 export type Jump = (off: number) => Uint8Array;
 
 /**
- * A program that runs `filter` (which jumps out on anything that is not the test's), then adds 1
- * to the u64 at key 0 of the map behind `mapFd`, and returns `verdict`.
+ * A program of `steps`, then `r0 = verdict; exit`: each `Jump` in the steps jumps to that end.
  */
-export function counting(
-  mapFd: number,
-  verdict: number,
-  filter: (Uint8Array | Jump)[],
-): Uint8Array {
-  const steps: (Uint8Array | Jump)[] = [
-    ...filter,
-    stMem(BPF_W, 10, -4, 0), // key = 0, on the stack
-    mov64Reg(2, 10),
-    add64Imm(2, -4),
-    ldMapFd(1, mapFd),
-    call(BPF_FUNC_map_lookup_elem),
-    (off) => jeqImm(0, 0, off), // no element: out
-    mov64Imm(1, 1),
-    atomicAdd64(0, 1, 0), // two CPUs may count at once
-  ];
+export function assemble(steps: (Uint8Array | Jump)[], verdict: number): Uint8Array {
   const slots = (step: Uint8Array | Jump) => step instanceof Uint8Array ? step.byteLength / 8 : 1;
   const out = steps.reduce((sum, step) => sum + slots(step), 0);
   let at = 0;
@@ -67,6 +63,72 @@ export function counting(
     return bytes;
   });
   return program(...insns, mov64Imm(0, verdict), exit());
+}
+
+/**
+ * A program that runs `filter` (which jumps out on anything that is not the test's), then adds 1
+ * to the u64 at key 0 of the map behind `mapFd`, and returns `verdict`.
+ */
+export function counting(
+  mapFd: number,
+  verdict: number,
+  filter: (Uint8Array | Jump)[],
+): Uint8Array {
+  return assemble([
+    ...filter,
+    stMem(BPF_W, 10, -4, 0), // key = 0, on the stack
+    mov64Reg(2, 10),
+    add64Imm(2, -4),
+    ldMapFd(1, mapFd),
+    call(BPF_FUNC_map_lookup_elem),
+    (off) => jeqImm(0, 0, off), // no element: out
+    mov64Imm(1, 1),
+    atomicAdd64(0, 1, 0), // two CPUs may count at once
+  ], verdict);
+}
+
+/** A pid no process has (pid_max is at most 2^22): kill() of it is the test's own syscall. */
+export const NO_PID = 1_999_999_999;
+/** `__NR_kill` on x86_64, where the transcripts are recorded. */
+const NR_KILL = 62;
+/** `offsetof(struct pt_regs, di)` on x86_64: the first syscall argument. */
+const PT_REGS_DI = 112;
+
+/**
+ * At sys_enter (a raw tracepoint, or tp_btf): counts kill() calls whose pid is NO_PID. The
+ * context is the tracepoint's arguments, `{ struct pt_regs *regs, long id }`.
+ */
+export function countsKills(mapFd: number): Uint8Array {
+  return counting(mapFd, 0, [
+    mov64Reg(6, 1),
+    ldxMem(BPF_DW, 2, 6, 8),
+    (off) => jneImm(2, NR_KILL, off),
+    ldxMem(BPF_DW, 3, 6, 0),
+    add64Imm(3, PT_REGS_DI), // r3 = &regs->di
+    mov64Reg(1, 10),
+    add64Imm(1, -16), // r1 = a stack slot
+    mov64Imm(2, 8),
+    call(BPF_FUNC_probe_read_kernel),
+    (off) => jneImm(0, 0, off),
+    ldxMem(BPF_W, 2, 10, -16), // pid_t: the low half
+    (off) => jneImm(2, NO_PID, off),
+  ]);
+}
+
+/** What `link.info()` says of a raw tracepoint (or tp_btf) link of `program` on sys_enter. */
+export const sysEnterInfo = (link: Link, program: Program): LinkInfo => ({
+  type: LINK_TYPE_RAW_TRACEPOINT,
+  typeName: "raw_tracepoint",
+  id: link.id,
+  programId: program.id,
+  tracepoint: "sys_enter",
+});
+
+/** Makes `count` kill() syscalls of NO_PID (each fails with ESRCH). */
+export function killNoPid(count: number): void {
+  for (let i = 0; i < count; i++) {
+    assert.throws(() => process.kill(NO_PID, 0), { code: "ESRCH" });
+  }
 }
 
 /** Where a program type's context says the packet starts and ends, and what comes before IPv4. */
