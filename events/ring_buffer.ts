@@ -47,6 +47,13 @@ import {
 export const WAIT_SLICE_MS = 1000;
 
 /**
+ * A walk stores the consumer position once every this many records (and at
+ * its end), not after each as libbpf does: producers get the space back in
+ * steps of a few records, and a record costs two stores less.
+ */
+const STORE_EVERY = 64;
+
+/**
  * One record, in place in the ring: `data[offset .. offset + length)`. The
  * same object is handed out for every record of a ring, so it allocates
  * nothing; its bytes are the kernel's and are valid until the next record
@@ -113,6 +120,8 @@ export class RingBuffer {
   readonly #record: RingRecord;
   /** The consumer position: only this reader writes it, so it is kept here and stored. */
   #consumer: number;
+  /** The consumer position as last stored: a walk stores it every few records, and at its end. */
+  #stored: number;
   /** The producer position's low word, as last read. */
   #producer: number;
   /** Where the record handed out last ends: the consumer position once it is consumed. */
@@ -137,6 +146,7 @@ export class RingBuffer {
     this.#memory = mapRing(this.#primitives, map, "consumer");
     this.#record = new RingRecord(this.#memory.data);
     this.#consumer = readOwnPosition(this.#memory.consumer, this.#memory.consumerWords);
+    this.#stored = this.#consumer;
     this.#producer = this.#consumer >>> 0;
   }
 
@@ -215,6 +225,7 @@ export class RingBuffer {
           this.#commit();
         }
       }
+      this.#storeAt(this.#consumer); // the discarded records passed on the way to an empty ring
       if (!this.#closed) await this.#waiting().waitAsync(1, WAIT_SLICE_MS);
     }
   }
@@ -240,17 +251,44 @@ export class RingBuffer {
    * `ringbuf_process_ring`; each is consumed once its callback returns.
    */
   #walk(onRecord: RecordCallback, limit: number): number {
+    // #next and #commit, by hand, on locals: a record costs some 30 ns less in Deno.
+    const { producer, producerWords, dataWords, mask, pageSize } = this.#memory;
     const record = this.#record;
+    let consumer = this.#consumer;
+    let produced = this.#producer;
     let count = 0;
-    while (count < limit && this.#next()) {
-      count++;
-      let more: unknown;
-      try {
-        more = onRecord(record);
-      } finally {
-        this.#commit();
+    try {
+      while (count < limit) {
+        if (produced === consumer >>> 0) {
+          produced = readPeerPosition(producer, producerWords);
+          if (produced === consumer >>> 0) break;
+        }
+        const offset = consumer & mask;
+        producer.observe(pageSize + offset, BPF_RINGBUF_HDR_SZ);
+        const header = loadWord(dataWords, offset >>> 2);
+        if ((header & BPF_RINGBUF_BUSY_BIT) !== 0) break;
+        const length = header & RECORD_LENGTH_MASK;
+        const end = consumer + recordSpan(length);
+        if ((header & BPF_RINGBUF_DISCARD_BIT) !== 0) {
+          consumer = end;
+          continue;
+        }
+        if (length > 0) producer.observe(pageSize + offset + BPF_RINGBUF_HDR_SZ, length);
+        record.offset = offset + BPF_RINGBUF_HDR_SZ;
+        record.length = length;
+        count++;
+        let more: unknown;
+        try {
+          more = onRecord(record);
+        } finally {
+          consumer = end;
+          if ((count & (STORE_EVERY - 1)) === 0) this.#storeAt(consumer);
+        }
+        if (more === false || this.#closed) break;
       }
-      if (more === false) break;
+    } finally {
+      this.#producer = produced;
+      this.#storeAt(consumer);
     }
     return count;
   }
@@ -278,23 +316,30 @@ export class RingBuffer {
       const length = header & RECORD_LENGTH_MASK;
       const end = this.#consumer + recordSpan(length);
       if ((header & BPF_RINGBUF_DISCARD_BIT) === 0) {
-        producer.observe(memory.pageSize + offset + BPF_RINGBUF_HDR_SZ, length);
+        if (length > 0) producer.observe(memory.pageSize + offset + BPF_RINGBUF_HDR_SZ, length);
         this.#record.offset = offset + BPF_RINGBUF_HDR_SZ;
         this.#record.length = length;
         this.#pendingEnd = end;
         return true;
       }
-      this.#consumer = end;
-      writePosition(memory.consumer, memory.consumerWords, end);
+      this.#consumer = end; // stored with the next record consumed, or when the walk ends
     }
   }
 
   /** Consumes the record {@linkcode RingBuffer.#next} found: its space goes back to the producers. */
   #commit(): void {
-    if (this.#pendingEnd < 0 || this.#closed) return;
-    this.#consumer = this.#pendingEnd;
+    if (this.#pendingEnd < 0) return;
+    const end = this.#pendingEnd;
     this.#pendingEnd = -1;
-    writePosition(this.#memory.consumer, this.#memory.consumerWords, this.#consumer);
+    this.#storeAt(end);
+  }
+
+  /** Moves the consumer position to `position`, and stores it if it moved since it was stored last. */
+  #storeAt(position: number): void {
+    this.#consumer = position;
+    if (this.#stored === position || this.#closed) return;
+    this.#stored = position;
+    writePosition(this.#memory.consumer, this.#memory.consumerWords, position);
   }
 
   /** What waits for this ring, made on first use. */
