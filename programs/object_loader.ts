@@ -11,6 +11,7 @@
 import { readFileSync } from "node:fs";
 import { Btf } from "../btf/btf.ts";
 import { kernelBtf } from "../btf/kernel_btf.ts";
+import type { BtfType } from "../btf/types.ts";
 import { BpfError } from "../ffi/errors.ts";
 import { type Kernel, liveKernel } from "../ffi/kernel.ts";
 import { describe } from "../ffi/validate.ts";
@@ -18,15 +19,24 @@ import { BpfMap, type MapSpec } from "../maps/bpf_map.ts";
 import type { FuncInfo, LineInfo } from "../object/btf_ext.ts";
 import { applyCoreRelocations } from "../object/core.ts";
 import type { ObjectMap } from "../object/maps.ts";
-import { objectName, type ObjectSpec, parseObject } from "../object/object.ts";
+import { type ExternSpec, objectName, type ObjectSpec, parseObject } from "../object/object.ts";
 import type { ObjectProgram } from "../object/programs.ts";
 import { Program } from "./program.ts";
 
 const OSRELEASE_PATH = "/proc/sys/kernel/osrelease";
-/** `BPF_PSEUDO_MAP_FD`, `BPF_PSEUDO_MAP_VALUE`, `BPF_PSEUDO_FUNC`: an `ld_imm64`'s `src_reg`. */
+/**
+ * `BPF_PSEUDO_MAP_FD`, `BPF_PSEUDO_MAP_VALUE`, `BPF_PSEUDO_BTF_ID`, `BPF_PSEUDO_FUNC`: an
+ * `ld_imm64`'s `src_reg`.
+ */
 const PSEUDO_MAP_FD = 1;
 const PSEUDO_MAP_VALUE = 2;
+const PSEUDO_BTF_ID = 3;
 const PSEUDO_FUNC = 4;
+/** `BPF_PSEUDO_KFUNC_CALL`: a call's `src_reg` for a kfunc, `imm` its BTF id. */
+const PSEUDO_KFUNC_CALL = 2;
+const KALLSYMS_PATH = "/proc/kallsyms";
+/** BTF kinds a type's name passes through to the type it qualifies. */
+const MODIFIERS = new Set(["typedef", "const", "volatile", "restrict", "type_tag"]);
 const INSN = 8;
 
 /** Overrides of one map's spec before it is created. */
@@ -99,6 +109,9 @@ export class BpfObject {
   readonly #options: BpfObjectOptions;
   readonly #handles: Map<string, ObjectProgramHandle>;
   #loaded = false;
+  /** The `.ksyms` externs resolved, by name; the kallsyms read for them. */
+  readonly #ksyms = new Map<string, number | bigint>();
+  #symbols: Map<string, bigint> | undefined;
 
   private constructor(spec: ObjectSpec, options: BpfObjectOptions) {
     this.spec = spec;
@@ -383,24 +396,112 @@ export class BpfObject {
     };
   }
 
+  /**
+   * The fix of an extern's instruction: a `.kconfig` variable is a load
+   * from the kconfig map; a `.ksyms` one is what the running kernel has
+   * (`#ksym`).
+   */
   #externFix(
     name: string,
     call: boolean,
     insn: number,
     target: () => [Uint8Array, DataView],
   ): () => void {
-    const extern = this.spec.externs.find((e) => e.name === name);
-    const kconfig = this.maps.get(".kconfig");
-    if (call || extern?.kind !== "kconfig" || kconfig === undefined) {
-      throw new TypeError(`extern '${name}': kfuncs and .ksyms are not resolved yet`);
+    const extern = this.spec.externs.find((e) => e.name === name)!;
+    if (extern.kind === "kconfig") {
+      const kconfig = this.maps.get(".kconfig")!;
+      return () => {
+        const [out, view] = target();
+        setSrc(out, insn, PSEUDO_MAP_VALUE);
+        view.setInt32(insn * INSN + 4, kconfig.fd, true);
+        view.setInt32(insn * INSN + 12, extern.offset, true);
+      };
     }
+    const ksym = this.#ksym(extern);
     return () => {
       const [out, view] = target();
-      setSrc(out, insn, PSEUDO_MAP_VALUE);
-      view.setInt32(insn * INSN + 4, kconfig.fd, true);
-      view.setInt32(insn * INSN + 12, extern.offset, true);
+      const at = insn * INSN;
+      if (call) {
+        // A weak kfunc the kernel lacks stays a call of id 0: the verifier accepts it in dead code.
+        setSrc(out, insn, PSEUDO_KFUNC_CALL);
+        view.setInt32(at + 4, typeof ksym === "number" ? ksym : 0, true);
+        view.setInt16(at + 2, 0, true); // off: an fd_array index for a module's kfunc; vmlinux's
+      } else if (typeof ksym === "number") {
+        setSrc(out, insn, PSEUDO_BTF_ID);
+        view.setInt32(at + 4, ksym, true);
+        view.setInt32(at + 12, 0, true); // the BTF object's fd for a module's; vmlinux's
+      } else {
+        setSrc(out, insn, 0);
+        view.setUint32(at + 4, Number(ksym & 0xffff_ffffn), true);
+        view.setUint32(at + 12, Number(ksym >> 32n), true);
+      }
     };
   }
+
+  /**
+   * What a `.ksyms` extern is in the running kernel, as libbpf resolves it:
+   * a kfunc or a typed variable, its BTF id in vmlinux (a `number`); a
+   * typeless variable (`extern const void x __ksym`), its address in
+   * `/proc/kallsyms` (a `bigint`); a `__weak` one the kernel lacks, `0n`.
+   *
+   * @throws {TypeError} for one the kernel lacks that is not weak.
+   */
+  #ksym(extern: ExternSpec): number | bigint {
+    const known = this.#ksyms.get(extern.name);
+    if (known !== undefined) return known;
+    const typeless = !extern.function && isVoidVariable(this.spec.btf?.types ?? [], extern.typeId);
+    let found: number | bigint | undefined;
+    if (typeless) {
+      found = this.#kallsyms().get(extern.name);
+    } else {
+      // vmlinux only: the kfuncs and variables of modules need their BTF fds (not done yet).
+      found =
+        kernelBtf(this.#kernel!).vmlinux.named(extern.name, extern.function ? "func" : "var")[0];
+    }
+    if (found === undefined) {
+      if (!extern.weak) {
+        const where = typeless ? KALLSYMS_PATH : "vmlinux's BTF (modules' are not searched yet)";
+        throw new TypeError(
+          `extern '${extern.name}': the running kernel has no ${
+            extern.function ? "kfunc" : "symbol"
+          } of that name in ${where}; declare it __weak to load without it`,
+        );
+      }
+      found = 0n;
+    }
+    this.#ksyms.set(extern.name, found);
+    return found;
+  }
+
+  /** The addresses of `/proc/kallsyms` by name (the first of each), read once per load. */
+  #kallsyms(): Map<string, bigint> {
+    if (this.#symbols !== undefined) return this.#symbols;
+    const symbols = new Map<string, bigint>();
+    let shown = false;
+    for (const line of this.#kernel!.backend.readTextFile(KALLSYMS_PATH).split("\n")) {
+      const [address, , name] = line.split(/\s+/);
+      if (name === undefined || address === undefined || symbols.has(name)) continue;
+      const value = BigInt(`0x${address}`);
+      shown ||= value !== 0n;
+      symbols.set(name, value);
+    }
+    // kptr_restrict shows zeros to a process without CAP_SYSLOG: no address is better than 0.
+    if (!shown) throw new TypeError(`${KALLSYMS_PATH} shows no addresses: run as root`);
+    return this.#symbols = symbols;
+  }
+}
+
+/** Whether BTF `id` is a variable of type `void` (after modifiers and typedefs). */
+function isVoidVariable(types: readonly BtfType[], id: number): boolean {
+  const variable = types[id];
+  if (variable?.kind !== "var") return false;
+  let type = variable.type;
+  for (let hops = 0; hops < 32 && type !== 0; hops++) {
+    const t = types[type];
+    if (t === undefined || !("type" in t) || !MODIFIERS.has(t.kind)) return false;
+    type = t.type;
+  }
+  return type === 0;
 }
 
 /** A program linked: its subprograms appended, its relocations applied, its BTF records moved. */
