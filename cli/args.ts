@@ -7,6 +7,8 @@
  * @module
  */
 
+import { BpfError } from "../ffi/errors.ts";
+
 /**
  * Bad usage: exit code 2, and the message on stderr (`{"error":...}` with `-j`).
  *
@@ -109,8 +111,8 @@ export function takeMapRef(args: Args): MapRef {
 function takeIdOrPinned(
   args: Args,
   word: string,
-  what: "map" | "program",
-): { kind: "id"; id: number } | { kind: "pinned"; path: string } | undefined {
+  what: "map" | "program" | "link",
+): LinkRef | undefined {
   if (isPrefix(word, "id")) {
     const text = args.take(`a ${what} id after 'id'`);
     const id = parseUnsigned(text, `${what} id`);
@@ -119,6 +121,27 @@ function takeIdOrPinned(
   }
   if (isPrefix(word, "pinned")) return { kind: "pinned", path: args.take("a path after 'pinned'") };
   return undefined;
+}
+
+/** Which link a command line names (bpftool's `LINK`). */
+export type LinkRef = { kind: "id"; id: number } | { kind: "pinned"; path: string };
+
+/**
+ * Takes a LINK: `id N` or `pinned PATH`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Args, takeLinkRef } from "./args.ts";
+ * assert.deepEqual(takeLinkRef(new Args(["id", "7"])), { kind: "id", id: 7 });
+ * assert.throws(() => takeLinkRef(new Args(["tag", "x"])), { name: "UsageError" });
+ * ```
+ */
+export function takeLinkRef(args: Args): LinkRef {
+  const word = args.take("LINK (id N or pinned PATH)");
+  const found = takeIdOrPinned(args, word, "link");
+  if (found !== undefined) return found;
+  throw new UsageError(`expected 'id' or 'pinned', got: '${word}'`);
 }
 
 /** Which program a command line names. */
@@ -235,4 +258,78 @@ function parseCNumber(text: string, base: 0 | 16): number | undefined {
   if (/^0[0-7]*$/.test(text)) return parseInt(text, 8);
   if (/^[1-9][0-9]*$/.test(text)) return Number(text);
   return undefined;
+}
+
+/** What {@linkcode runSubcommand} needs of a command's context: where help goes. */
+export interface HelpTarget {
+  out: { write(text: string): void };
+  json?: { raw(value: string): void } | undefined;
+}
+
+/**
+ * Runs the subcommand `args` names (by prefix, as bpftool: `sh` is `show`),
+ * or `help` (`null` in JSON, as bpftool); anything else is a UsageError
+ * with `usage`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Args, runSubcommand } from "./args.ts";
+ * const seen: string[] = [];
+ * const ctx = { out: { write: (text: string) => seen.push(text) } };
+ * const commands = { show: (_: typeof ctx, args: Args) => seen.push(args.take("x")) };
+ * runSubcommand(ctx, new Args(["sh", "7"]), "thing", "Usage: ...\n", commands);
+ * runSubcommand(ctx, new Args(["help"]), "thing", "Usage: ...\n", commands);
+ * assert.deepEqual(seen, ["7", "Usage: ...\n"]);
+ * assert.throws(() => runSubcommand(ctx, new Args(["frob"]), "thing", "Usage: ...\n", commands), {
+ *   message: "unknown thing command 'frob'\n\nUsage: ...\n",
+ * });
+ * ```
+ */
+export function runSubcommand<C extends HelpTarget>(
+  ctx: C,
+  args: Args,
+  object: string,
+  usage: string,
+  commands: Record<string, (ctx: C, args: Args) => void>,
+): void {
+  const names = Object.keys(commands);
+  const command = args.take(`a ${object} command (${[...names, "help"].join(", ")})`);
+  const run = names.find((name) => isPrefix(command, name));
+  if (run !== undefined) return commands[run]!(ctx, args);
+  if (!isPrefix(command, "help")) {
+    throw new UsageError(`unknown ${object} command '${command}'\n\n${usage}`);
+  }
+  args.end();
+  if (ctx.json) ctx.json.raw("null");
+  else ctx.out.write(usage);
+}
+
+/**
+ * What `open` returns, or `undefined` when the kernel answers ENOENT: an
+ * object listed a moment ago and gone since, or an id no object has.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BpfError } from "../ffi/errors.ts";
+ * import { unlessGone } from "./args.ts";
+ * assert.equal(unlessGone(() => 7), 7);
+ * assert.equal(unlessGone(() => { throw new BpfError("BPF_PROG_GET_FD_BY_ID", 2); }), undefined);
+ * ```
+ */
+export function unlessGone<T>(open: () => T): T | undefined {
+  try {
+    return open();
+  } catch (error) {
+    if (error instanceof BpfError && error.code === "ENOENT") return undefined;
+    throw error;
+  }
+}
+
+/** What `open` opens at a pinned `path`; no such pin is a CommandError that says so. */
+export function openPinnedAt<T>(path: string, open: (path: string) => T): T {
+  const found = unlessGone(() => open(path));
+  if (found === undefined) throw new CommandError(`pinned ${path}: no such pinned object`);
+  return found;
 }

@@ -47,6 +47,7 @@ import {
   UsageError,
 } from "./args.ts";
 import { JsonWriter } from "./json_writer.ts";
+import { runLinkCommand } from "./link_command.ts";
 import { type CliContext, MAP_USAGE, runMapCommand } from "./map_command.ts";
 import { Output, systemErrorWords, WriteError } from "./output.ts";
 import { runProgCommand } from "./prog_command.ts";
@@ -222,13 +223,15 @@ async function run(
   }
   const object = args.take("an object");
   const prog = isPrefix(object, "prog");
-  if (!prog && !isPrefix(object, "map")) {
-    throw new UsageError(`unknown object '${object}': bpfmap knows 'map' and 'prog'`);
+  const link = isPrefix(object, "link");
+  if (!prog && !link && !isPrefix(object, "map")) {
+    throw new UsageError(`unknown object '${object}': bpfmap knows 'map', 'prog' and 'link'`);
   }
   const system = await openCliSystem(options);
   const ctx: CliContext = { system, out, err, json, batchSize: options.batch };
   try {
     if (prog) runProgCommand(ctx, args);
+    else if (link) runLinkCommand(ctx, args);
     else runMapCommand(ctx, args);
   } catch (error) {
     // The cause is found while the system is open: the map's state is part of it.

@@ -14,7 +14,17 @@ import { BpfError } from "../ffi/errors.ts";
 import { openLiveBackend } from "../ffi/live.ts";
 import { offHeapBytes } from "../ffi/memory.ts";
 import type { Program, ProgramInfo } from "../programs/program.ts";
-import { type Args, CommandError, isPrefix, type ProgRef, takeProgRef, UsageError } from "./args.ts";
+import {
+  type Args,
+  CommandError,
+  isPrefix,
+  openPinnedAt,
+  type ProgRef,
+  runSubcommand,
+  takeProgRef,
+  unlessGone,
+  UsageError,
+} from "./args.ts";
 import type { JsonWriter } from "./json_writer.ts";
 import type { CliContext } from "./map_command.ts";
 import type { Output } from "./output.ts";
@@ -100,14 +110,7 @@ export interface ProgramView {
  * ```
  */
 export function runProgCommand(ctx: CliContext, args: Args): void {
-  const command = args.take("a prog command (show, list, dump, help)");
-  if (isPrefix(command, "show") || isPrefix(command, "list")) show(ctx, args);
-  else if (isPrefix(command, "dump")) dump(ctx, args);
-  else if (isPrefix(command, "help")) {
-    args.end();
-    if (ctx.json) ctx.json.raw("null");
-    else ctx.out.write(PROG_USAGE);
-  } else throw new UsageError(`unknown prog command '${command}'\n\n${PROG_USAGE}`);
+  runSubcommand(ctx, args, "prog", PROG_USAGE, { show, list: show, dump });
 }
 
 function show(ctx: CliContext, args: Args): void {
@@ -326,12 +329,7 @@ function printOne(ctx: CliContext, program: Program, boot: () => bigint): void {
 
 /** A program by id, or `undefined` if it is gone. */
 function openId(ctx: CliContext, id: number): Program | undefined {
-  try {
-    return ctx.system.programFromId(id);
-  } catch (error) {
-    if (error instanceof BpfError && error.code === "ENOENT") return undefined;
-    throw error;
-  }
+  return unlessGone(() => ctx.system.programFromId(id));
 }
 
 /** Opens the programs a PROG names: one for `id` and `pinned`, every match for `tag` and `name`. */
@@ -342,14 +340,7 @@ function openPrograms(ctx: CliContext, ref: ProgRef): Program[] {
     return [program];
   }
   if (ref.kind === "pinned") {
-    try {
-      return [ctx.system.openPinnedProgram(ref.path)];
-    } catch (error) {
-      if (error instanceof BpfError && error.code === "ENOENT") {
-        throw new CommandError(`pinned ${ref.path}: no such pinned object`);
-      }
-      throw error;
-    }
+    return [openPinnedAt(ref.path, (path) => ctx.system.openPinnedProgram(path))];
   }
   const found: Program[] = [];
   try {

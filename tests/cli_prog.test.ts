@@ -15,7 +15,7 @@ import { PROG_USAGE } from "../cli/prog_command.ts";
 import { BpfMap, Program } from "../mod.ts";
 import { type FreshBpffs, freshBpffs, REPLAY_BPFFS } from "./helpers/bpffs.ts";
 import { clangUnavailable } from "./helpers/clang_object.ts";
-import { recordedRuns } from "./helpers/cli_recorded.ts";
+import { assertUsageErrors, recordedRuns } from "./helpers/cli_recorded.ts";
 import { bpfmap, bpftool } from "./helpers/cli_run.ts";
 import { exit, mov64Imm, program } from "./helpers/insns.ts";
 import { liveTest, liveUnavailable, mustRunLive, replayRun } from "./helpers/live.ts";
@@ -228,11 +228,7 @@ describe("bpfmap prog", () => {
       [["prog", "show", "name", "a".repeat(128)], /^Error: can't parse name: longer than 127/],
       [["prog", "frob"], /^Error: unknown prog command 'frob'\n\nUsage: bpfmap \[OPTIONS\] prog /],
     ];
-    for (const [args, stderr] of cases) {
-      const run = bpfmap(args);
-      assert.equal(run.status, 2, `${args.join(" ")}: ${run.stderr}`);
-      assert.match(run.stderr, stderr);
-    }
+    assertUsageErrors(cases);
     assert.deepEqual(bpfmap(["prog", "help"]), { stdout: PROG_USAGE, stderr: "", status: 0 });
     assert.equal(bpfmap(["-j", "prog", "help"]).stdout, "null\n");
   });

@@ -18,7 +18,12 @@ import { PROG_USAGE } from "../cli/prog_command.ts";
 import { decodeInsn, formatInsn, HELPER_NAMES } from "../ffi/insn.ts";
 import { BpfMap, BpfObject, Program } from "../mod.ts";
 import { bpffsForTests } from "./helpers/bpffs.ts";
-import { recordedRuns } from "./helpers/cli_recorded.ts";
+import {
+  assertUsageErrors,
+  bpftoolTest,
+  canUseBpftool,
+  recordedRuns,
+} from "./helpers/cli_recorded.ts";
 import { bpfmap, bpftool } from "./helpers/cli_run.ts";
 import {
   atomicAdd64,
@@ -33,19 +38,9 @@ import {
   program,
   stMem,
 } from "./helpers/insns.ts";
-import { liveTest, liveUnavailable, replayRun } from "./helpers/live.ts";
-import { buildObject, CLANG_NEEDS } from "./helpers/object_build.ts";
-import { missingTools, toolTest } from "./helpers/tools.ts";
-
-const NEEDS = { commands: ["bpftool", ...CLANG_NEEDS.commands], paths: CLANG_NEEDS.paths };
-const live = !replayRun && liveUnavailable === undefined;
-const canLoad = live && missingTools(NEEDS) === undefined;
-
-/** A test beside bpftool and clang: live only (skipped in replay), failed in CI where one is missing. */
-function bpftoolTest(name: string, fn: () => void): void {
-  if (replayRun || !live) liveTest(name, fn);
-  else toolTest(name, NEEDS, fn);
-}
+import { liveTest } from "./helpers/live.ts";
+import { buildObject } from "./helpers/object_build.ts";
+import { toolTest } from "./helpers/tools.ts";
 
 /**
  * Every instruction class clang emits for BPF at -O2 with -mcpu=v3, and what
@@ -144,7 +139,7 @@ function pinned(): string[] {
 }
 
 const bpffs = bpffsForTests("bpfmap-cli-prog-dump-", (dir) => {
-  if (!canLoad) return;
+  if (!canUseBpftool) return;
   const build = mkdtempSync(join(tmpdir(), "bpfmap-cli-prog-dump-"));
   try {
     const arch = execFileSync("uname", ["-m"], { encoding: "utf8" }).trim();
@@ -313,11 +308,7 @@ describe("bpfmap prog dump xlated", () => {
         /^Error: expected 'opcodes' or 'linum', got: frob\n\nUsage: /,
       ],
     ];
-    for (const [args, stderr] of cases) {
-      const run = bpfmap(args);
-      assert.equal(run.status, 2, `${args.join(" ")}: ${run.stderr}`);
-      assert.match(run.stderr, stderr, args.join(" "));
-    }
+    assertUsageErrors(cases);
     assert.match(PROG_USAGE, /prog dump xlated PROG \[\{ opcodes \| linum \}\]/);
   });
 

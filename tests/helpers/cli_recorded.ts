@@ -15,7 +15,9 @@ import { test } from "node:test";
 import { readEnv } from "../../ffi/live.ts";
 import { TRANSCRIPT_ENV } from "../../mod.ts";
 import { bpfmap, bpftool } from "./cli_run.ts";
-import { replayRun } from "./live.ts";
+import { liveTest, liveUnavailable, replayRun } from "./live.ts";
+import { CLANG_NEEDS } from "./object_build.ts";
+import { missingTools, type ToolNeeds, toolTest } from "./tools.ts";
 import { fixtureName, FIXTURES, withoutKernelRelease } from "./transcript.ts";
 
 /** How a test file's recorded runs are set up. */
@@ -86,4 +88,32 @@ export function recordedRuns(options: RecordedRuns): void {
       }
     });
   }
+}
+
+/**
+ * Runs each command line and checks that it is bad usage: exit code 2, and
+ * stderr matching its pattern.
+ */
+export function assertUsageErrors(cases: readonly (readonly [string[], RegExp])[]): void {
+  for (const [args, stderr] of cases) {
+    const run = bpfmap(args);
+    assert.equal(run.status, 2, `${args.join(" ")}: ${run.stderr}`);
+    assert.match(run.stderr, stderr, args.join(" "));
+  }
+}
+
+/** What the CLI tests beside bpftool need: bpftool, and clang with libbpf's headers. */
+export const BPFTOOL_NEEDS: ToolNeeds = {
+  commands: ["bpftool", ...CLANG_NEEDS.commands],
+  paths: CLANG_NEEDS.paths,
+};
+
+/** Whether this run can load programs beside bpftool: live, with every tool of BPFTOOL_NEEDS. */
+export const canUseBpftool: boolean = !replayRun && liveUnavailable === undefined
+  && missingTools(BPFTOOL_NEEDS) === undefined;
+
+/** A test beside bpftool and clang: live only (skipped in replay), failed in CI where one is missing. */
+export function bpftoolTest(name: string, fn: () => void): void {
+  if (replayRun || liveUnavailable !== undefined) liveTest(name, fn);
+  else toolTest(name, BPFTOOL_NEEDS, fn);
 }
