@@ -81,9 +81,10 @@ export interface KernelPrimitives {
   epollWait(epfd: number, maxEvents: number, timeoutMs: number): EpollResult;
   /**
    * {@linkcode KernelPrimitives.epollWait} without blocking the event loop:
-   * Deno runs `epoll_wait` on another thread (a `nonblocking` symbol); Bun,
-   * whose FFI has no such symbols, polls with timeout 0 on timers backing
-   * off to 4 ms (see `pollUntilReady`).
+   * `epoll_wait` runs on another thread (Deno: a `nonblocking` symbol; Bun,
+   * whose FFI has none: a Worker, see `bun_epoll_worker.ts`). A wake-up
+   * reaches the awaiting code in about 80 µs (Deno) and 50-110 µs (Bun) at
+   * the median on this 2-core machine.
    */
   epollWaitAsync(epfd: number, maxEvents: number, timeoutMs: number): Promise<EpollResult>;
 }

@@ -13,6 +13,7 @@
 import type { SyscallAbi } from "./arch.ts";
 import type { Attr } from "./attr.ts";
 import { type KernelPrimitives, parseFdInfo, type SyscallBackend } from "./backend.ts";
+import type { WaitAnswer, WaitRequest } from "./bun_epoll_worker.ts";
 import { loadLibc, readWholeFile } from "./libc.ts";
 import { type LibcCalls, libcPrimitives } from "./libc_primitives.ts";
 
@@ -131,6 +132,8 @@ export function openBunBackend(abi: SyscallAbi): SyscallBackend & KernelPrimitiv
     epollWait: libc.epoll_wait,
     pageSize: libc.sysconf(SC_PAGESIZE),
   };
+  const offThread = workerWaits();
+  if (offThread !== undefined) calls.epollWaitOffThread = offThread;
 
   return {
     ...libcPrimitives(calls, abi.epollEventSize),
@@ -158,4 +161,43 @@ export function openBunBackend(abi: SyscallAbi): SyscallBackend & KernelPrimitiv
       return readWholeFile(path, calls);
     },
   };
+}
+
+/** The slice of Bun's Worker the waits use. */
+interface BunWorker {
+  onmessage: ((event: { data: WaitAnswer }) => void) | null;
+  onerror: ((event: { message?: string }) => void) | null;
+  postMessage(message: WaitRequest): void;
+  ref(): void;
+  unref(): void;
+  terminate(): void;
+}
+
+/**
+ * `epoll_wait` on worker threads (`bun_epoll_worker.ts`), one wait per worker
+ * at a time, from a pool that grows to the number of waits pending at once.
+ * A worker keeps the process alive only while its wait is pending, as
+ * Deno's non-blocking calls do; an idle one does not.
+ */
+function workerWaits(): LibcCalls["epollWaitOffThread"] | undefined {
+  const Worker = (globalThis as unknown as { Worker?: new(url: string) => BunWorker }).Worker;
+  if (Worker === undefined) return undefined;
+  const url = new URL("./bun_epoll_worker.ts", import.meta.url).href;
+  const idle: BunWorker[] = [];
+  return (epfd, events, maxEvents, timeoutMs) =>
+    new Promise<number>((resolve, reject) => {
+      const worker = idle.pop() ?? new Worker(url);
+      worker.ref();
+      worker.onmessage = ({ data }) => {
+        events.set(new Uint8Array(data.events));
+        worker.unref();
+        idle.push(worker);
+        resolve(data.count);
+      };
+      worker.onerror = (event) => {
+        worker.terminate();
+        reject(new Error(`bpfmap: the epoll wait thread failed: ${event.message ?? "unknown"}`));
+      };
+      worker.postMessage({ epfd, maxEvents, timeoutMs, size: events.byteLength });
+    });
 }

@@ -51,12 +51,12 @@ export interface LibcCalls extends FileCalls {
    * `epoll_wait` on another thread, where the runtime can (Deno's `nonblocking`);
    * its errno is that thread's and is not read.
    */
-  epollWaitOffThread?(
+  epollWaitOffThread?: (
     epfd: number,
     events: Uint8Array,
     maxEvents: number,
     timeoutMs: number,
-  ): Promise<number>;
+  ) => Promise<number>;
   /** `sysconf(_SC_PAGESIZE)`. */
   readonly pageSize: number;
 }

@@ -4,6 +4,7 @@
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import process from "node:process";
 import { test } from "node:test";
 import { type KernelPrimitives, primitivesOf, type SyscallBackend } from "../ffi/backend.ts";
 import { EPOLLIN } from "../ffi/epoll.ts";
@@ -215,4 +216,37 @@ test("a replay that writes another position diverges at that write, named", asyn
   const message = await divergence({ wroteAt: 16 });
   assert.match(message, /call #\d+ \(wrote\(mapping 1, 8 bytes at 16\)\) diverged/);
   assert.match(message, /- offset: expected 8, got 16/);
+});
+
+liveTest("epollWaitAsync: two waits at once both answer; a timed-out one answers []", async () => {
+  const kernel = primitives(liveKernel().backend);
+  const events = [openClockEvent(kernel), openClockEvent(kernel)];
+  const epfds = events.map(() => kernel.epollCreate());
+  try {
+    events.forEach(({ fd }, i) => assert.equal(kernel.epollCtl(epfds[i]!, "add", fd, EPOLLIN), 0));
+    const started = performance.now();
+    assert.deepEqual(await kernel.epollWaitAsync(epfds[0]!, 4, 30), []); // nothing enabled
+    assert.ok(performance.now() - started >= 25, "the wait lasted its timeout");
+    const waits = epfds.map((epfd) => kernel.epollWaitAsync(epfd, 4, 5000));
+    for (const { fd } of events) assert.equal(kernel.ioctl(fd, PERF_EVENT_IOC_ENABLE, 0), 0);
+    assert.deepEqual(await Promise.all(waits), events.map(({ fd }) => [{ fd, events: EPOLLIN }]));
+  } finally {
+    for (const { fd, ring } of events) {
+      ring.unmap();
+      kernel.close(fd);
+    }
+    for (const epfd of epfds) kernel.close(epfd);
+  }
+});
+
+liveTest("a process whose waits have answered exits: no wait thread keeps it alive", () => {
+  const live = new URL("../ffi/live.ts", import.meta.url).href;
+  const script = `import { openLiveBackend } from ${JSON.stringify(live)};
+    const backend = openLiveBackend();
+    const epfd = backend.epollCreate();
+    console.log(JSON.stringify(await backend.epollWaitAsync(epfd, 1, 10)));`;
+  const bun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
+  const args = bun ? ["-e", script] : ["eval", "--allow-ffi", script];
+  const out = execFileSync(process.execPath, args, { timeout: 20_000, encoding: "utf8" });
+  assert.equal(out.trim(), "[]");
 });
