@@ -162,6 +162,53 @@ export function primitivesOf(backend: SyscallBackend): KernelPrimitives {
 }
 
 /**
+ * A backend that passes every call to `target()` (asked at each call, so a
+ * live backend can be opened on first use): what a stand-in that changes a
+ * few calls starts from, so that it forwards the calls it does not change,
+ * those added later included. Override with `Object.assign`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { forwardingBackend, primitivesOf } from "./backend.ts";
+ * import { liveKernel } from "./kernel.ts";
+ *
+ * const live = liveKernel().backend;
+ * let closes = 0;
+ * const counting = Object.assign(forwardingBackend(() => live), {
+ *   close: (fd: number) => (closes++, live.close(fd)),
+ * });
+ * assert.equal(counting.close(-1), -9); // EBADF, through the live backend
+ * assert.equal(closes, 1);
+ * assert.equal(primitivesOf(counting).pageSize, live.pageSize); // the rest forwarded
+ * ```
+ */
+export function forwardingBackend(target: () => SyscallBackend): SyscallBackend & KernelPrimitives {
+  const p = () => primitivesOf(target());
+  return {
+    get runtime() {
+      return target().runtime;
+    },
+    bpf: (attr) => target().bpf(attr),
+    close: (fd) => target().close(fd),
+    readTextFile: (path) => target().readTextFile(path),
+    fdInfo: (fd) => target().fdInfo(fd),
+    baseAddress: (buffer) => target().baseAddress(buffer),
+    get pageSize() {
+      return p().pageSize;
+    },
+    readFile: (path) => p().readFile(path),
+    perfEventOpen: (...args) => p().perfEventOpen(...args),
+    ioctl: (fd, request, arg) => p().ioctl(fd, request, arg),
+    mmap: (fd, length, prot, offset) => p().mmap(fd, length, prot, offset),
+    epollCreate: () => p().epollCreate(),
+    epollCtl: (epfd, op, fd, events) => p().epollCtl(epfd, op, fd, events),
+    epollWait: (epfd, maxEvents, timeoutMs) => p().epollWait(epfd, maxEvents, timeoutMs),
+    epollWaitAsync: (epfd, maxEvents, timeoutMs) => p().epollWaitAsync(epfd, maxEvents, timeoutMs),
+  };
+}
+
+/**
  * Parses the `key:\tvalue` lines of an fdinfo file.
  *
  * @example
