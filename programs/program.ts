@@ -42,6 +42,14 @@ import {
 import { checkInteger, describe } from "../ffi/validate.ts";
 import { BpfMap } from "../maps/bpf_map.ts";
 import { attachCgroup, type CgroupAttachType } from "./attach_cgroup.ts";
+import {
+  attachKprobe,
+  attachKsyscall,
+  attachTracepoint,
+  attachUprobe,
+  type KprobeAttachOptions,
+  type UprobeAttachOptions,
+} from "./attach_perf_link.ts";
 import { attachTcx, type TcxAttachOptions, type TcxDirection } from "./attach_tcx.ts";
 import { attachTracing, type TracingAttachOptions } from "./attach_tracing.ts";
 import {
@@ -541,6 +549,33 @@ export class Program {
    */
   attachTracing(opts?: TracingAttachOptions): Link {
     return attachTracing(this.#attaching("attachTracing"), this.#expectedAttachType, opts);
+  }
+
+  /**
+   * Attaches this `tracepoint` program to tracepoint `category`/`name`
+   * (`"syscalls"`, `"sys_enter_kill"`) through a perf event link (see
+   * `attachTracepoint` in `attach_perf_link.ts`).
+   */
+  attachTracepoint(category: string, name: string): Link {
+    return attachTracepoint(this.#attaching("attachTracepoint"), category, name);
+  }
+
+  /** Attaches this `kprobe` program to kernel function `fn` (see `attachKprobe`). */
+  attachKprobe(fn: string, opts?: KprobeAttachOptions): Link {
+    return attachKprobe(this.#attaching("attachKprobe"), fn, opts);
+  }
+
+  /** Attaches this `kprobe` program to system call `name`'s entry point (see `attachKsyscall`). */
+  attachKsyscall(name: string, opts?: KprobeAttachOptions): Link {
+    return attachKsyscall(this.#attaching("attachKsyscall"), name, opts);
+  }
+
+  /**
+   * Attaches this `kprobe` program to function `symbol` (or a file offset) of
+   * the ELF file at `path` as an uprobe (see `attachUprobe`).
+   */
+  attachUprobe(path: string, symbol: string | number, opts?: UprobeAttachOptions): Link {
+    return attachUprobe(this.#attaching("attachUprobe"), path, symbol, opts);
   }
 
   /** What an attach function needs of this program (refused if it is closed). */

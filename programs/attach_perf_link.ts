@@ -1,0 +1,261 @@
+/**
+ * Perf event links: a tracepoint, kprobe or uprobe opened with
+ * `perf_event_open` (through the kernel's backend, so a recorded run
+ * replays it), then a program attached to the event with `BPF_LINK_CREATE`
+ * (attach type `perf_event`), as libbpf does on kernels since 5.15. The link
+ * holds the event: the event's own fd is closed once the link exists, and
+ * closing the link detaches the program and frees the event.
+ *
+ * @module
+ */
+
+import { kernelArch } from "../ffi/arch.ts";
+import { primitivesOf } from "../ffi/backend.ts";
+import { BpfError } from "../ffi/errors.ts";
+import type { Kernel } from "../ffi/kernel.ts";
+import { currentPlatform } from "../ffi/live.ts";
+import { cString } from "../ffi/memory.ts";
+import {
+  KPROBE_TYPE_PATH,
+  PERF_EVENT_ATTR,
+  PERF_FLAG_FD_CLOEXEC,
+  PERF_TYPE_TRACEPOINT,
+  perfEventAttr,
+  UPROBE_TYPE_PATH,
+} from "../ffi/perf_event.ts";
+import { attachTypeNumber } from "../ffi/prog_types.ts";
+import { checkInteger, describe } from "../ffi/validate.ts";
+import { uprobeOffset } from "./attach_uprobe_target.ts";
+import {
+  type AttachingProgram,
+  checkOptions,
+  createLink,
+  expectProgramType,
+  type Link,
+} from "./link.ts";
+
+/** Where tracefs lists each tracepoint's id (`<category>/<name>/id`), mounted or automounted. */
+export const TRACEFS_EVENTS = ["/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events"];
+
+/** Options of `Program.attachKprobe` and `attachKsyscall`. */
+export interface KprobeAttachOptions {
+  /** A kretprobe: the program runs when the function returns. */
+  retprobe?: boolean;
+}
+
+/** Options of `Program.attachUprobe`. */
+export interface UprobeAttachOptions {
+  /** An uretprobe: the program runs when the function returns. */
+  retprobe?: boolean;
+  /** Only in this process (default: every process that runs the file). */
+  pid?: number;
+}
+
+/** A name the kernel reads as a path segment or symbol: no `/`, no NUL, no `..`. */
+const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.]{0,254}$/;
+
+function checkName(value: unknown, argument: string): string {
+  if (typeof value !== "string" || !NAME.test(value)) {
+    throw new TypeError(
+      `${argument}: expected a name of A-Z, a-z, 0-9, _ and . (not starting with .), got ${
+        describe(value)
+      }`,
+    );
+  }
+  return value;
+}
+
+/** A file's text through the backend; `undefined` if it cannot be read (ENOENT: not there). */
+function readText(kernel: Kernel, path: string): string | undefined {
+  try {
+    return new TextDecoder().decode(primitivesOf(kernel.backend).readFile(path));
+  } catch (error) {
+    if ((error as { code?: string }).code === "ENOENT") return undefined;
+    throw error;
+  }
+}
+
+/**
+ * A dynamic PMU's type and its `retprobe` config bit, from sysfs.
+ *
+ * @throws {Error} when the kernel has no such PMU (a kernel without `CONFIG_KPROBES` has no kprobe).
+ */
+function probePmu(kernel: Kernel, path: string, what: string): { type: number; retprobe: number } {
+  const type = readText(kernel, path);
+  if (type === undefined) {
+    throw new Error(
+      `${what}: this kernel has no ${path.split("/").at(-2)} PMU (${path} is missing: `
+        + `a kernel built without CONFIG_${path.includes("kprobe") ? "KPROBES" : "UPROBE_EVENTS"})`,
+    );
+  }
+  const format = readText(kernel, path.replace(/type$/, "format/retprobe")) ?? "config:0";
+  const bit = /^config:(\d+)/.exec(format.trim());
+  return { type: Number(type.trim()), retprobe: Number(bit?.[1] ?? 0) };
+}
+
+/**
+ * Opens a perf event with the attr `fill` writes (pid -1 and CPU 0 for a
+ * tracepoint or probe: the program runs on every CPU all the same), attaches
+ * the program to it with a link, and closes the event's fd (the link holds it).
+ */
+function attachToPerfEvent(
+  program: AttachingProgram,
+  fill: (attr: ReturnType<typeof perfEventAttr>) => void,
+  pid: number,
+  what: string,
+): Link {
+  const { kernel } = program;
+  const primitives = primitivesOf(kernel.backend);
+  const attr = perfEventAttr(kernel.backend);
+  fill(attr);
+  const cpu = pid === -1 ? 0 : -1;
+  const event = primitives.perfEventOpen(attr, pid, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+  attr.release();
+  if (event < 0) throw new BpfError("perf_event_open", -event, what);
+  try {
+    return createLink(kernel, program.fd, {
+      target: event,
+      attachType: attachTypeNumber("perf_event"),
+    }, what);
+  } finally {
+    kernel.close(event);
+  }
+}
+
+/**
+ * Attaches a `tracepoint` program to tracepoint `category`/`name`
+ * (`"syscalls"`, `"sys_enter_kill"`): its id read from tracefs, a perf
+ * event opened on it, a link made.
+ *
+ * @throws {TypeError} for bad names or program types (before any call), or a
+ * tracepoint tracefs does not list.
+ * @throws {BpfError} when the kernel refuses.
+ */
+export function attachTracepoint(program: AttachingProgram, category: string, name: string): Link {
+  expectProgramType(program, ["tracepoint"]);
+  checkName(category, "category");
+  checkName(name, "name");
+  const what = `${program.description} on tracepoint ${category}/${name}`;
+  let id: string | undefined;
+  for (const events of TRACEFS_EVENTS) {
+    id = readText(program.kernel, `${events}/${category}/${name}/id`);
+    if (id !== undefined) break;
+  }
+  if (id === undefined) {
+    throw new TypeError(
+      `${what}: no such tracepoint in ${TRACEFS_EVENTS.join(" or ")} `
+        + `(is tracefs mounted? mount -t tracefs nodev /sys/kernel/tracing)`,
+    );
+  }
+  return attachToPerfEvent(
+    program,
+    (attr) => {
+      attr.setU32(PERF_EVENT_ATTR.fields.type, PERF_TYPE_TRACEPOINT);
+      attr.setU64(PERF_EVENT_ATTR.fields.config, Number(id!.trim()));
+    },
+    -1,
+    what,
+  );
+}
+
+/**
+ * Attaches a `kprobe` program to kernel function `fn` (its entry, or its
+ * return with `retprobe`) through the kprobe PMU.
+ *
+ * @throws {Error} when the kernel has no kprobe PMU (`CONFIG_KPROBES` off).
+ * @throws {BpfError} when the kernel refuses (ENOENT: no such function).
+ */
+export function attachKprobe(
+  program: AttachingProgram,
+  fn: string,
+  opts?: KprobeAttachOptions,
+): Link {
+  expectProgramType(program, ["kprobe"]);
+  checkName(fn, "fn");
+  const retprobe = checkFlag(checkOptions(opts).retprobe, "opts.retprobe");
+  const what = `${program.description} on ${retprobe ? "kretprobe" : "kprobe"} ${fn}`;
+  const pmu = probePmu(program.kernel, KPROBE_TYPE_PATH, what);
+  return attachToPerfEvent(
+    program,
+    (attr) => {
+      attr.setU32(PERF_EVENT_ATTR.fields.type, pmu.type);
+      attr.setU64(PERF_EVENT_ATTR.fields.config, retprobe ? 2 ** pmu.retprobe : 0);
+      attr.setPointer(PERF_EVENT_ATTR.fields.config1, cString(fn));
+    },
+    -1,
+    what,
+  );
+}
+
+/** The prefix of syscall entry points by kernel architecture (libbpf's `arch_specific_syscall_pfx`). */
+const SYSCALL_PREFIXES: Readonly<Record<string, string>> = {
+  x86_64: "__x64_sys_",
+  aarch64: "__arm64_sys_",
+  s390x: "__s390x_sys_",
+  riscv64: "__riscv_sys_",
+  ppc64le: "sys_",
+};
+
+/**
+ * Attaches a `kprobe` program to system call `name` (`"openat"`): a kprobe
+ * on its entry point, `__x64_sys_openat` on x86_64, as libbpf's ksyscall.
+ */
+export function attachKsyscall(
+  program: AttachingProgram,
+  name: string,
+  opts?: KprobeAttachOptions,
+): Link {
+  checkName(name, "name");
+  const arch = kernelArch(currentPlatform().arch);
+  return attachKprobe(program, `${SYSCALL_PREFIXES[arch] ?? "sys_"}${name}`, opts);
+}
+
+/**
+ * Attaches a `kprobe` program to function `symbol` of the ELF file at `path`
+ * (an executable or shared library; a number is a file offset): it runs
+ * each time a process (or only `opts.pid`) calls it, or returns from it with
+ * `retprobe`. The symbol's offset is read from the file through the backend.
+ *
+ * @throws {TypeError} for bad input (before any call), or a symbol the file lacks.
+ * @throws {BpfError} when the kernel refuses.
+ */
+export function attachUprobe(
+  program: AttachingProgram,
+  path: string,
+  symbol: string | number,
+  opts?: UprobeAttachOptions,
+): Link {
+  expectProgramType(program, ["kprobe"]);
+  if (typeof path !== "string" || !path.startsWith("/") || path.includes("\0")) {
+    throw new TypeError(`path: expected an absolute path to an ELF file, got ${describe(path)}`);
+  }
+  const { retprobe, pid = -1 } = checkOptions(opts);
+  checkFlag(retprobe, "opts.retprobe");
+  if (pid !== -1) checkInteger(pid, "opts.pid", 1, 0x7fff_ffff);
+  if (typeof symbol === "number") checkInteger(symbol, "symbol", 0, Number.MAX_SAFE_INTEGER);
+  else checkName(symbol, "symbol");
+  const what = `${program.description} on ${retprobe ? "uretprobe" : "uprobe"} ${path}:${symbol}`;
+  const pmu = probePmu(program.kernel, UPROBE_TYPE_PATH, what);
+  const offset = typeof symbol === "number"
+    ? symbol
+    : uprobeOffset(primitivesOf(program.kernel.backend).readFile(path), symbol, path);
+  return attachToPerfEvent(
+    program,
+    (attr) => {
+      attr.setU32(PERF_EVENT_ATTR.fields.type, pmu.type);
+      attr.setU64(PERF_EVENT_ATTR.fields.config, retprobe ? 2 ** pmu.retprobe : 0);
+      attr.setPointer(PERF_EVENT_ATTR.fields.config1, cString(path));
+      attr.setU64(PERF_EVENT_ATTR.fields.config2, offset);
+    },
+    pid,
+    what,
+  );
+}
+
+function checkFlag(value: unknown, argument: string): boolean {
+  if (value === undefined) return false;
+  if (typeof value !== "boolean") {
+    throw new TypeError(`${argument}: expected a boolean, got ${describe(value)}`);
+  }
+  return value;
+}

@@ -1,0 +1,236 @@
+// Perf event links (issue 14, part 4): a tracepoint (its id read from tracefs) and uprobes on a
+// function of a tiny C program the test builds, each opened with perf_event_open through the
+// backend and attached with BPF_LINK_CREATE, counting only what the test makes (kill() of a pid no
+// process has; calls of the program's function), until the link is closed; pinned, a link keeps
+// counting with no fd open. kprobe and ksyscall: this kernel is built without CONFIG_KPROBES (no
+// kprobe PMU in sysfs), which the test asserts, and the attach on a kernel that has one.
+
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { after, before } from "node:test";
+import { LINK_TYPE_PERF_EVENT } from "../ffi/link_types.ts";
+import { type BpfSystem, type Link } from "../mod.ts";
+import { bpffsForTests } from "./helpers/bpffs.ts";
+import {
+  counted,
+  counterMap,
+  counting,
+  killNoPid,
+  NO_PID,
+  talliedPrograms,
+} from "./helpers/counting.ts";
+import { BPF_W, jneImm, ldxMem } from "./helpers/insns.ts";
+import { replayRun, thrown } from "./helpers/live.ts";
+import { lockMachine } from "./helpers/machine_lock.ts";
+import { transcriptTests } from "./helpers/transcript.ts";
+
+/**
+ * Where the test's C program is built: a fixed folder, as the uprobe's path and the file read for
+ * its symbols are written in transcripts as they are (hence the machine lock).
+ */
+const BUILD = "/tmp/bpfmap-attach-perf";
+const TARGET = `${BUILD}/probed`;
+/** The function the uprobes go on. */
+const PROBED = "bpfmap_probed";
+const SOURCE = `#include <stdlib.h>
+__attribute__((noinline)) int ${PROBED}(int x) {
+  __asm__ volatile("" ::: "memory");
+  return x + 1;
+}
+int main(int argc, char **argv) {
+  int n = argc > 1 ? atoi(argv[1]) : 0, sum = 0;
+  for (int i = 0; i < n; i++) sum += ${PROBED}(i);
+  return sum < 0;
+}
+`;
+
+if (!replayRun) {
+  let unlock: (() => void) | undefined;
+  let mountedTracefs = false;
+  before(() => {
+    unlock = lockMachine("attach-perf");
+    mountedTracefs = execFileSync("sh", [
+      "-c",
+      "test -d /sys/kernel/tracing/events || { mount -t tracefs nodev /sys/kernel/tracing && echo mounted; }",
+    ], { encoding: "utf8" }).trim() === "mounted";
+    mkdirSync(BUILD, { recursive: true });
+    writeFileSync(`${BUILD}/probed.c`, SOURCE);
+    execFileSync("gcc", ["-O1", "-o", TARGET, `${BUILD}/probed.c`]);
+  });
+  after(() => {
+    rmSync(BUILD, { recursive: true, force: true });
+    if (mountedTracefs) execFileSync("umount", ["/sys/kernel/tracing"]);
+    unlock?.();
+  });
+}
+const bpffs = bpffsForTests("bpfmap-perf-");
+const transcriptTest = transcriptTests(import.meta.url, { paths: () => ({ BPFFS: bpffs() }) });
+
+/** Runs the test's C program, which calls the probed function `calls` times (live runs only). */
+function callProbed(calls: number): void {
+  if (!replayRun) execFileSync(TARGET, [String(calls)]);
+}
+
+/**
+ * syscalls/sys_enter_kill: counts kill() calls of NO_PID. The context is the tracepoint's
+ * record, as its tracefs format says: `pid_t pid` at offset 16 (a long).
+ */
+function killCounter(sys: BpfSystem) {
+  const map = counterMap(sys);
+  const instructions = counting(map.fd, 0, [
+    ldxMem(BPF_W, 2, 1, 16),
+    (off) => jneImm(2, NO_PID, off),
+  ]);
+  const program = sys.loadProgram({
+    type: "tracepoint",
+    instructions,
+    license: "GPL",
+    name: "tp_kill",
+  });
+  return { map, program };
+}
+
+/** A kprobe-type program that counts every run (uprobes, kprobes). */
+function runCounter(sys: BpfSystem, name: string) {
+  const map = counterMap(sys);
+  const program = sys.loadProgram({
+    type: "kprobe",
+    instructions: counting(map.fd, 0, []),
+    license: "GPL",
+    name,
+  });
+  return { map, program };
+}
+
+const perfInfo = (link: Link, programId: number, perfEventType: string) => ({
+  type: LINK_TYPE_PERF_EVENT,
+  typeName: "perf_event",
+  id: link.id,
+  programId,
+  perfEventType,
+});
+
+transcriptTest(
+  "a tracepoint link on syscalls/sys_enter_kill counts the test's kill() calls",
+  (sys) => {
+    const { map, program } = killCounter(sys);
+    const link = program.attachTracepoint("syscalls", "sys_enter_kill");
+    killNoPid(3);
+    assert.equal(counted(map), 3n);
+    assert.deepEqual(link.info(), perfInfo(link, program.id, "tracepoint"));
+    link.close();
+    killNoPid(2);
+    assert.equal(counted(map), 3n);
+    assert.throws(() => program.attachTracepoint("syscalls", "sys_enter_no_such_call"), {
+      name: "TypeError",
+      message: /no such tracepoint/,
+    });
+  },
+);
+
+transcriptTest(
+  "a pinned tracepoint link counts with no fd open, and reopens from its pin",
+  (sys) => {
+    const { map, program } = killCounter(sys);
+    const link = program.attachTracepoint("syscalls", "sys_enter_kill");
+    const path = `${bpffs()}/tracepoint`;
+    link.pin(path);
+    link.close();
+    program.close();
+    killNoPid(2);
+    assert.equal(counted(map), 2n);
+    const reopened = sys.openPinnedLink(path);
+    assert.deepEqual(
+      reopened.info(),
+      perfInfo(reopened, program.id, "tracepoint"),
+    );
+    reopened.close();
+    if (!replayRun) rmSync(path);
+  },
+);
+
+transcriptTest(
+  "uprobes and uretprobes count the calls of a function of the test's program",
+  (sys) => {
+    const entries = runCounter(sys, "uprobe");
+    const returns = runCounter(sys, "uretprobe");
+    const init = runCounter(sys, "uprobe_init");
+    const entry = entries.program.attachUprobe(TARGET, PROBED);
+    const exit = returns.program.attachUprobe(TARGET, PROBED, { retprobe: true });
+    // Only calls made by init (pid 1, the same on every run), which never calls it.
+    const onlyInit = init.program.attachUprobe(TARGET, PROBED, { pid: 1 });
+    callProbed(3);
+    callProbed(2);
+    assert.deepEqual([counted(entries.map), counted(returns.map), counted(init.map)], [5n, 5n, 0n]);
+    assert.deepEqual(entry.info(), perfInfo(entry, entries.program.id, "uprobe"));
+    assert.equal(exit.info().perfEventType, "uretprobe");
+    entry.close();
+    callProbed(4);
+    assert.deepEqual([counted(entries.map), counted(returns.map)], [5n, 9n]);
+    exit.close();
+    onlyInit.close();
+    callProbed(1);
+    assert.deepEqual([counted(entries.map), counted(returns.map)], [5n, 9n]);
+    assert.throws(() => entries.program.attachUprobe(TARGET, "no_such_function"), {
+      name: "TypeError",
+      message: `${TARGET} has no function no_such_function`,
+    });
+  },
+);
+
+transcriptTest("kprobes and ksyscalls: this kernel has no kprobe PMU, or they attach", (sys) => {
+  const { program } = runCounter(sys, "kprobe");
+  for (
+    const attach of [
+      () => program.attachKprobe("do_sys_openat2"),
+      () => program.attachKsyscall("openat", { retprobe: true }),
+    ]
+  ) {
+    const refusal = thrown(attach);
+    if (refusal === undefined) continue; // a kernel with CONFIG_KPROBES: attached, closed with the system
+    assert.ok(refusal instanceof Error);
+    assert.match(
+      refusal.message,
+      /this kernel has no kprobe PMU \(\/sys\/bus\/event_source\/devices\/kprobe\/type is missing: a kernel built without CONFIG_KPROBES\)$/,
+    );
+  }
+});
+
+transcriptTest("perf event attachments refuse bad input before any bpf() call", (sys) => {
+  const { programs: [xdp, tracepoint, kprobe], calls } = talliedPrograms(sys, [
+    { type: "xdp", name: "x" },
+    { type: "tracepoint" },
+    { type: "kprobe" },
+  ]);
+  const before = calls();
+  assert.throws(() => xdp.attachTracepoint("syscalls", "sys_enter_kill"), {
+    name: "TypeError",
+    message: `attachTracepoint: xdp program "x" (id ${xdp.id}) is not a tracepoint program`,
+  });
+  assert.throws(() => tracepoint.attachKprobe("do_sys_openat2"), /is not a kprobe program/);
+  assert.throws(() => tracepoint.attachUprobe(TARGET, PROBED), /is not a kprobe program/);
+  for (const bad of ["", "../events", "a/b", ".hidden", "x\0"]) {
+    assert.throws(
+      () => tracepoint.attachTracepoint(bad, "sys_enter_kill"),
+      /^TypeError: category: expected a name/,
+    );
+    assert.throws(() => kprobe.attachKprobe(bad), /^TypeError: fn: expected a name/);
+  }
+  assert.throws(
+    () => kprobe.attachUprobe("probed", PROBED),
+    /^TypeError: path: expected an absolute path/,
+  );
+  assert.throws(
+    () => kprobe.attachUprobe(TARGET, PROBED, { pid: 0 }),
+    /^RangeError: opts.pid must be between 1/,
+  );
+  assert.throws(() => kprobe.attachUprobe(TARGET, -1), /^RangeError: symbol must be between 0/);
+  assert.throws(
+    () => kprobe.attachUprobe(TARGET, PROBED, { retprobe: "yes" as never }),
+    /opts.retprobe: expected a boolean/,
+  );
+  assert.throws(() => kprobe.attachKprobe("f", null as never), /opts must be an object/);
+  assert.equal(calls(), before);
+  for (const program of [xdp, tracepoint, kprobe]) program.close();
+});
