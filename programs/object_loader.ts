@@ -21,6 +21,7 @@ import { applyCoreRelocations } from "../object/core.ts";
 import type { ObjectMap } from "../object/maps.ts";
 import { type ExternSpec, objectName, type ObjectSpec, parseObject } from "../object/object.ts";
 import type { ObjectProgram } from "../object/programs.ts";
+import { attachBtfIdOf, type TracingAttachType } from "./attach_tracing.ts";
 import { Program } from "./program.ts";
 
 const OSRELEASE_PATH = "/proc/sys/kernel/osrelease";
@@ -35,6 +36,18 @@ const PSEUDO_FUNC = 4;
 /** `BPF_PSEUDO_KFUNC_CALL`: a call's `src_reg` for a kfunc, `imm` its BTF id. */
 const PSEUDO_KFUNC_CALL = 2;
 const KALLSYMS_PATH = "/proc/kallsyms";
+/** `prog_flags` of sections libbpf loads sleepable (`.s`), or as XDP with fragments (`.frags`). */
+const BPF_F_SLEEPABLE = 1 << 4;
+const BPF_F_XDP_HAS_FRAGS = 1 << 5;
+/** The attach types whose target `attachBtfIdOf` finds in vmlinux. */
+const TRACING = new Set<string>([
+  "trace_fentry",
+  "trace_fexit",
+  "modify_return",
+  "trace_raw_tp",
+  "trace_iter",
+  "lsm_mac",
+]);
 /** BTF kinds a type's name passes through to the type it qualifies. */
 const MODIFIERS = new Set(["typedef", "const", "volatile", "restrict", "type_tag"]);
 const INSN = 8;
@@ -322,9 +335,17 @@ export class BpfObject {
       throw new TypeError(`program '${program.name}': the object has no license section`);
     }
     const linked = this.#relocate(program, subprograms);
+    const { def, target } = type;
+    const flags = (def.sleepable ? BPF_F_SLEEPABLE : 0) | (def.xdpFrags ? BPF_F_XDP_HAS_FRAGS : 0);
+    // fentry/fexit/fmod_ret, lsm, tp_btf and iter name their target in vmlinux's BTF.
+    const attachBtfId = def.attachBtf && target?.kind === "btf" && TRACING.has(def.attachType!)
+      ? attachBtfIdOf(def.attachType as TracingAttachType, target.name, this.#kernel!)
+      : 0;
     return Program.load({
       type: type.programType,
       expectedAttachType: type.expectedAttachType,
+      flags,
+      attachBtfId,
       instructions: linked.instructions,
       license: this.spec.license,
       name: program.name.slice(0, 15).replace(/[^A-Za-z0-9_.]/g, "_"),
