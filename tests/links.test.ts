@@ -4,8 +4,18 @@
 // exact and the same on every run: recorded, verified and replayed in both runtimes.
 
 import assert from "node:assert/strict";
-import { rmSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after } from "node:test";
+import {
+  BPF_LINK_INFO_CGROUP,
+  BPF_LINK_INFO_PERF_EVENT,
+  BPF_LINK_INFO_TCX,
+  BPF_LINK_INFO_TRACING,
+  type Layout,
+} from "../ffi/commands.ts";
 import { LINK_TYPE_XDP } from "../ffi/link_types.ts";
 import { BpfError, type BpfSystem, Link, listLinkIds, Program, type ProgramSpec } from "../mod.ts";
 import { bpffsForTests } from "./helpers/bpffs.ts";
@@ -22,6 +32,7 @@ import { exchangeDatagrams } from "./helpers/datagrams.ts";
 import { exit, mov64Imm, program } from "./helpers/insns.ts";
 import { liveTest, replayRun, tallyingKernel } from "./helpers/live.ts";
 import { lockMachine } from "./helpers/machine_lock.ts";
+import { toolTest } from "./helpers/tools.ts";
 import { transcriptTests } from "./helpers/transcript.ts";
 
 let unlockLoopback: (() => void) | undefined;
@@ -195,4 +206,61 @@ liveTest("listLinkIds lists an attached link, and a closed one goes", () => {
   byId.close();
   link.close();
   assert.ok(!listLinkIds().includes(link.id));
+});
+
+/** Each link type's union member in `struct bpf_link_info`, as the layouts name its fields. */
+const UNION_LAYOUTS: [Layout, string, Record<string, string>][] = [
+  [BPF_LINK_INFO_TCX, "tcx", { ifindex: "ifindex", attach_type: "attach_type" }],
+  [BPF_LINK_INFO_CGROUP, "cgroup", { cgroup_id: "cgroup_id", attach_type: "attach_type" }],
+  [BPF_LINK_INFO_TRACING, "tracing", {
+    attach_type: "attach_type",
+    target_obj_id: "target_obj_id",
+    target_btf_id: "target_btf_id",
+  }],
+  [BPF_LINK_INFO_PERF_EVENT, "perf_event", { perf_event_type: "type" }],
+];
+
+toolTest("the link info unions sit where this kernel's struct bpf_link_info puts them", {
+  commands: ["bpftool", "cc"],
+}, () => {
+  // The installed <linux/bpf.h> may predate tcx: the kernel's own BTF has every member.
+  const dir = mkdtempSync(join(tmpdir(), "bpfmap-link-info-"));
+  try {
+    const vmlinux = execFileSync("bpftool", [
+      "btf",
+      "dump",
+      "file",
+      "/sys/kernel/btf/vmlinux",
+      "format",
+      "c",
+    ], {
+      encoding: "utf8",
+      maxBuffer: 1 << 28,
+    });
+    const checks = UNION_LAYOUTS.flatMap(([layout, member, fields]) =>
+      Object.entries(fields).map(([field, name]) => ({
+        field: layout.fields[field]!,
+        path: `${member}.${name}`,
+      }))
+    );
+    const lines = checks.map(({ path }) =>
+      `printf("%lu %lu\\n", (unsigned long)__builtin_offsetof(struct bpf_link_info, ${path}), `
+      + `(unsigned long)sizeof(((struct bpf_link_info *)0)->${path}));`
+    );
+    writeFileSync(
+      join(dir, "info.c"),
+      `${vmlinux}\nextern int printf(const char *, ...);\nint main(void) {\n${
+        lines.join("\n")
+      }\nreturn 0;\n}\n`,
+    );
+    execFileSync("cc", ["-w", "-o", join(dir, "info"), join(dir, "info.c")]);
+    const compiled = execFileSync(join(dir, "info"), { encoding: "utf8" }).trim().split("\n");
+    assert.deepEqual(
+      compiled,
+      checks.map(({ field }) => `${field.offset} ${field.size}`),
+      checks.map(({ path }) => path).join(", "),
+    );
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
 });
