@@ -1,9 +1,11 @@
 /**
  * `BpfObject`: a clang-built object loaded as libbpf's `bpf_object__open`
  * and `bpf_object__load` load it: its `.BTF` into the kernel, its maps
- * created (global data written, `.rodata` frozen, `.kconfig` filled), its
- * programs relocated (map fds, global data, `.text` subprograms appended)
- * and loaded.
+ * created (global data written, `.rodata` frozen, `.kconfig` filled, maps of
+ * maps and prog_arrays given their `.values`), its programs relocated (CO-RE
+ * against the kernel's BTF, map fds, global data, `.ksyms` and kfuncs,
+ * `.text` subprograms appended) and loaded with their func and line info and
+ * their attach target's BTF id.
  *
  * @module
  */
