@@ -1,7 +1,8 @@
 /**
- * `bpfmap prog ...`: bpftool's `prog show`, `prog list` and `prog dump
- * xlated`, with the same syntax and the same output (plain, `-j` and `-p`),
- * on bpfmap's systems, so they record and replay as the map commands do.
+ * `bpfmap prog ...`: bpftool's `prog show`, `prog list`, `prog dump
+ * xlated` and `prog loadall`, with the same syntax and the same output
+ * (plain, `-j` and `-p`), on bpfmap's systems, so they record and replay as
+ * the map commands do.
  *
  * @module
  */
@@ -35,6 +36,7 @@ import {
   type LineInfo,
   type XlatedProgram,
 } from "./prog_dump.ts";
+import { loadAll, takeLoadAll } from "./prog_load.ts";
 
 /**
  * The usage text of `bpfmap prog`.
@@ -45,11 +47,13 @@ import {
  * import { PROG_USAGE } from "./prog_command.ts";
  * assert.match(PROG_USAGE, /^Usage: bpfmap \[OPTIONS\] prog \{ show \| list \} \[PROG\]/);
  * assert.match(PROG_USAGE, /prog dump xlated PROG \[\{ opcodes \| linum \}\]/);
+ * assert.match(PROG_USAGE, /prog \{ load \| loadall \} OBJ PATH \[pinmaps MAP_DIR\]/);
  * assert.match(PROG_USAGE, /PROG := \{ id PROG_ID \| pinned FILE \| tag PROG_TAG \| name PROG_NAME \}/);
  * ```
  */
 export const PROG_USAGE = `Usage: bpfmap [OPTIONS] prog { show | list } [PROG]
        bpfmap [OPTIONS] prog dump xlated PROG [{ opcodes | linum }]
+       bpfmap [OPTIONS] prog { load | loadall } OBJ PATH [pinmaps MAP_DIR]
        bpfmap [OPTIONS] prog help
 
        PROG := { id PROG_ID | pinned FILE | tag PROG_TAG | name PROG_NAME }
@@ -110,7 +114,14 @@ export interface ProgramView {
  * ```
  */
 export function runProgCommand(ctx: CliContext, args: Args): void {
-  runSubcommand(ctx, args, "prog", PROG_USAGE, { show, list: show, dump });
+  runSubcommand(ctx, args, "prog", PROG_USAGE, {
+    show,
+    list: show,
+    dump,
+    // `load` first: a word that is a prefix of both is bpftool's `load`.
+    load: (ctx, args) => loadAll(ctx, takeLoadAll(args), true),
+    loadall: (ctx, args) => loadAll(ctx, takeLoadAll(args)),
+  });
 }
 
 function show(ctx: CliContext, args: Args): void {
