@@ -41,6 +41,8 @@ export const TRACEFS_EVENTS = ["/sys/kernel/tracing/events", "/sys/kernel/debug/
 export interface KprobeAttachOptions {
   /** A kretprobe: the program runs when the function returns. */
   retprobe?: boolean;
+  /** Bytes into the function (`kprobe/fn+0x10`), for a kprobe. */
+  offset?: number;
 }
 
 /** Options of `Program.attachUprobe`. */
@@ -172,7 +174,9 @@ export function attachKprobe(
 ): Link {
   expectProgramType(program, ["kprobe"]);
   checkName(fn, "fn");
-  const retprobe = checkFlag(checkOptions(opts).retprobe, "opts.retprobe");
+  const { retprobe: asked, offset = 0 } = checkOptions(opts);
+  const retprobe = checkFlag(asked, "opts.retprobe");
+  checkInteger(offset, "opts.offset", 0, 0xffff_ffff);
   const what = `${program.description} on ${retprobe ? "kretprobe" : "kprobe"} ${fn}`;
   const pmu = probePmu(program.kernel, KPROBE_TYPE_PATH, what);
   return attachToPerfEvent(

@@ -50,6 +50,7 @@ import {
   type KprobeAttachOptions,
   type UprobeAttachOptions,
 } from "./attach_perf_link.ts";
+import { attachByRememberedSection } from "./attach_section.ts";
 import { attachTcx, type TcxAttachOptions, type TcxDirection } from "./attach_tcx.ts";
 import { attachTracing, type TracingAttachOptions } from "./attach_tracing.ts";
 import {
@@ -576,6 +577,20 @@ export class Program {
    */
   attachUprobe(path: string, symbol: string | number, opts?: UprobeAttachOptions): Link {
     return attachUprobe(this.#attaching("attachUprobe"), path, symbol, opts);
+  }
+
+  /**
+   * Attaches this program where the object file section it was loaded from
+   * says, as libbpf's `bpf_program__attach` (`tp/syscalls/sys_enter_kill`,
+   * `kprobe/...`, `uprobe/PATH:FUNCTION`, `raw_tp/...`, `fentry/...`; see
+   * `attachBySection` in `attach_section.ts`).
+   *
+   * @throws {TypeError} for a program not loaded from an object, or whose
+   * section names no target (`xdp`, `tcx/ingress`, `cgroup/skb`).
+   */
+  attach(): Link {
+    this.#openFd("attach");
+    return attachByRememberedSection(this);
   }
 
   /** What an attach function needs of this program (refused if it is closed). */

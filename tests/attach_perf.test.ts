@@ -7,10 +7,13 @@
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before } from "node:test";
 import { LINK_TYPE_PERF_EVENT } from "../ffi/link_types.ts";
 import { type BpfSystem, type Link } from "../mod.ts";
+import { rememberSection } from "../programs/attach_section.ts";
 import { bpffsForTests } from "./helpers/bpffs.ts";
 import {
   counted,
@@ -23,6 +26,7 @@ import {
 import { BPF_W, jneImm, ldxMem } from "./helpers/insns.ts";
 import { replayRun, thrown } from "./helpers/live.ts";
 import { lockMachine } from "./helpers/machine_lock.ts";
+import { buildObject } from "./helpers/object_build.ts";
 import { transcriptTests } from "./helpers/transcript.ts";
 
 /**
@@ -233,4 +237,62 @@ transcriptTest("perf event attachments refuse bad input before any bpf() call", 
   assert.throws(() => kprobe.attachKprobe("f", null as never), /opts must be an object/);
   assert.equal(calls(), before);
   for (const program of [xdp, tracepoint, kprobe]) program.close();
+});
+
+/** `tests/bpf/attach_sections.bpf.c`, built once (clang runs in every mode: the object is input). */
+let sectionsObject: Uint8Array | undefined;
+function attachSectionsObject(): Uint8Array {
+  if (sectionsObject === undefined) {
+    const folder = mkdtempSync(join(tmpdir(), "bpfmap-attach-sections-"));
+    try {
+      sectionsObject = new Uint8Array(readFileSync(buildObject("attach_sections.bpf.c", folder)));
+    } finally {
+      rmSync(folder, { recursive: true });
+    }
+  }
+  return sectionsObject;
+}
+
+transcriptTest("object programs attach where their sections say, as bpf_program__attach", (sys) => {
+  const object = sys.loadObject(attachSectionsObject());
+  const loaded = (name: string) => {
+    const program = object.programs.get(name)!;
+    const spec = object.spec.programs.find((p) => p.name === name)!;
+    // What BpfObject should do as it loads each program (asked of the loader's owner).
+    rememberSection(program, spec.section, spec.type!);
+    return program;
+  };
+  const counts = () => {
+    const bytes = object.maps.get(".bss")!.lookup(new Uint8Array(4))!;
+    const view = new DataView(bytes.buffer, bytes.byteOffset);
+    return [0, 8, 16].map((at) => view.getBigUint64(at, true));
+  };
+  const links = ["tp_kill", "raw_kill", "probed"].map((name) => loaded(name).attach());
+  killNoPid(3);
+  callProbed(2);
+  assert.deepEqual(counts(), [3n, 3n, 2n]);
+  assert.deepEqual(links.map((link) => link.info().typeName), [
+    "perf_event",
+    "raw_tracepoint",
+    "perf_event",
+  ]);
+  for (const link of links) link.close();
+  killNoPid(1);
+  callProbed(1);
+  assert.deepEqual(counts(), [3n, 3n, 2n]);
+  // A kprobe section: this kernel has no kprobe PMU (or the kprobe attaches).
+  const kprobe = thrown(() => loaded("openat2").attach());
+  if (kprobe !== undefined) assert.match(String(kprobe), /this kernel has no kprobe PMU/);
+  // XDP needs a device: the section cannot say which.
+  assert.throws(() => loaded("pass").attach(), {
+    name: "TypeError",
+    message:
+      /^attach: xdp program "pass" \(id \d+\) is of section "xdp", which names no device: call attachXdp\(ifindex\)$/,
+  });
+  const plain = sys.loadProgram({
+    type: "xdp",
+    instructions: object.spec.programs.find((p) => p.name === "pass")!.instructions,
+    license: "GPL",
+  });
+  assert.throws(() => plain.attach(), /was not loaded from an object file/);
 });
