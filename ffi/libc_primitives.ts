@@ -8,7 +8,6 @@
 
 import type { KernelPrimitives } from "./backend.ts";
 import {
-  checkEpollWait,
   decodeEpollEvents,
   encodeEpollEvent,
   EPOLL_CLOEXEC,
@@ -20,13 +19,13 @@ import {
 import { type FileCalls, readWholeBytes } from "./libc.ts";
 import { offHeapBytes } from "./memory.ts";
 import {
-  checkMmap,
   liveRegion,
   MAP_SHARED,
   type MappedRegion,
   type MapProtection,
   protFlags,
 } from "./mmap.ts";
+import { checkArgs } from "./primitive_args.ts";
 
 /** A runtime's raw bindings: each returns what the C function does (-1 and errno on failure). */
 export interface LibcCalls extends FileCalls {
@@ -81,32 +80,41 @@ export function libcPrimitives(calls: LibcCalls, eventSize: 12 | 16): KernelPrim
   const pageSize = calls.pageSize;
   const ctlEvent = offHeapBytes(eventSize);
   const wait = (epfd: number, maxEvents: number, timeoutMs: number): EpollResult => {
-    checkEpollWait(maxEvents, timeoutMs);
+    checkArgs.epollWait(epfd, maxEvents, timeoutMs);
     const events = offHeapBytes(maxEvents * eventSize);
     const count = calls.epollWait(epfd, events, maxEvents, timeoutMs);
     return count < 0 ? -calls.errno() : decodeEpollEvents(events, eventSize, count);
   };
   return {
     pageSize,
-    readFile: (path) => readWholeBytes(path, calls),
-    // attr.pointees keeps config1's string referenced through the call.
-    perfEventOpen: (attr, pid, cpu, groupFd, flags) =>
-      orErrno(calls.perfEventOpen(attr, pid, cpu, groupFd, flags)),
-    ioctl: (fd, request, arg) => orErrno(calls.ioctl(fd, request, arg)),
+    readFile(path) {
+      checkArgs.readFile(path);
+      return readWholeBytes(path, calls);
+    },
+    perfEventOpen(...args) {
+      checkArgs.perfEventOpen(...args);
+      // attr.pointees keeps config1's string referenced through the call.
+      return orErrno(calls.perfEventOpen(...args));
+    },
+    ioctl(fd, request, arg) {
+      checkArgs.ioctl(fd, request, arg);
+      return orErrno(calls.ioctl(fd, request, arg));
+    },
     mmap(fd: number, length: number, prot: MapProtection, offset: number): MappedRegion | number {
-      checkMmap(length, offset, pageSize);
+      checkArgs.mmap(fd, length, prot, offset, pageSize);
       const mapping = calls.mmap(fd, length, protFlags(prot), MAP_SHARED, offset);
       if (mapping === undefined) return -calls.errno();
       return liveRegion(mapping.buffer, () => orErrno(mapping.munmap()));
     },
     epollCreate: () => orErrno(calls.epollCreate1(EPOLL_CLOEXEC)),
     epollCtl(epfd: number, op: EpollOp, fd: number, events: number): number {
+      checkArgs.epollCtl(epfd, op, fd, events);
       encodeEpollEvent(ctlEvent, eventSize, events, fd);
       return orErrno(calls.epollCtl(epfd, epollOpNumber(op), fd, ctlEvent));
     },
     epollWait: wait,
     async epollWaitAsync(epfd: number, maxEvents: number, timeoutMs: number) {
-      checkEpollWait(maxEvents, timeoutMs);
+      checkArgs.epollWait(epfd, maxEvents, timeoutMs);
       const offThread = calls.epollWaitOffThread;
       if (offThread === undefined) {
         // No blocking call off the event loop (Bun): waits of timeout 0 on timers.

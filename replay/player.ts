@@ -8,10 +8,11 @@
 import type { Attr } from "../ffi/attr.ts";
 import type { PerfEventOpenArgs } from "../ffi/backend.ts";
 import { type Field, writesOnFailure } from "../ffi/commands.ts";
-import { checkEpollWait, type EpollOp, type EpollResult } from "../ffi/epoll.ts";
+import type { EpollOp, EpollResult } from "../ffi/epoll.ts";
 import { errnoNumber } from "../ffi/errno.ts";
 import { fileError } from "../ffi/libc.ts";
-import { checkMmap, checkSpan, type MappedRegion, type MapProtection } from "../ffi/mmap.ts";
+import { checkSpan, type MappedRegion, type MapProtection } from "../ffi/mmap.ts";
+import { checkArgs } from "../ffi/primitive_args.ts";
 import { describeEntry, diffEntries } from "./diff.ts";
 import { type PathPlaceholders, REPLAY_FD_BASE, ReplayIdentities } from "./identities.ts";
 import {
@@ -242,6 +243,7 @@ export class ReplayBackend implements SessionBackend {
   }
 
   readFile(path: string): Uint8Array {
+    checkArgs.readFile(path);
     const expected = this.#take<ReadFileEntry>({ readFile: path });
     if (expected.errno !== undefined) {
       throw fileError(expected.at ?? "open", path, errnoOf(expected.errno));
@@ -250,11 +252,13 @@ export class ReplayBackend implements SessionBackend {
   }
 
   perfEventOpen(...args: PerfEventOpenArgs): number {
+    checkArgs.perfEventOpen(...args);
     const expected = this.#take<CallEntry>(perfEventEntry(this.#ids, ...args));
     return entryResult(expected, errnoOf, (handle) => this.#ids.fdFor(handle));
   }
 
   ioctl(fd: number, request: number, arg: number): number {
+    checkArgs.ioctl(fd, request, arg);
     const ids = this.#ids;
     const actual: IoctlEntry = {
       ioctl: ids.handleOf(fd),
@@ -266,7 +270,7 @@ export class ReplayBackend implements SessionBackend {
   }
 
   mmap(fd: number, length: number, prot: MapProtection, offset: number): MappedRegion | number {
-    checkMmap(length, offset, this.#transcript.host.pageSize ?? 4096);
+    checkArgs.mmap(fd, length, prot, offset, this.#transcript.host.pageSize ?? 4096);
     const actual: MmapEntry = { mmap: this.#ids.handleOf(fd), length, prot, offset };
     const expected = this.#take<MmapEntry>(actual);
     if (expected.errno !== undefined) return -errnoOf(expected.errno);
@@ -323,6 +327,7 @@ export class ReplayBackend implements SessionBackend {
   }
 
   epollCtl(epfd: number, op: EpollOp, fd: number, events: number): number {
+    checkArgs.epollCtl(epfd, op, fd, events);
     const ids = this.#ids;
     const actual: EpollEntry = {
       epoll: "ctl",
@@ -352,7 +357,7 @@ export class ReplayBackend implements SessionBackend {
     maxEvents: number,
     timeoutMs: number,
   ): EpollResult {
-    checkEpollWait(maxEvents, timeoutMs);
+    checkArgs.epollWait(epfd, maxEvents, timeoutMs);
     const actual: EpollEntry = {
       epoll: kind,
       epfd: this.#ids.handleOf(epfd),

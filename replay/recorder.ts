@@ -15,6 +15,7 @@ import {
 import type { EpollOp, EpollResult } from "../ffi/epoll.ts";
 import { errnoName } from "../ffi/errno.ts";
 import { checkSpan, type MappedRegion, type MapProtection } from "../ffi/mmap.ts";
+import { checkArgs } from "../ffi/primitive_args.ts";
 import { LiveIdentities, type PathPlaceholders } from "./identities.ts";
 import { completeEntry, inputEntry, ioctlArgument, perfEventEntry } from "./normalize.ts";
 import { type SessionBackend, type SessionEnd, writeAtomically } from "./session.ts";
@@ -142,6 +143,7 @@ export class RecordingBackend implements SessionBackend {
   }
 
   perfEventOpen(...args: PerfEventOpenArgs): number {
+    checkArgs.perfEventOpen(...args); // before the entry is made of them
     const entry = perfEventEntry(this.#ids, ...args);
     const result = this.#primitives.perfEventOpen(...args);
     this.#push(completeEntry(entry, args[0], result, this.#ids, (fd) => this.#ids.newHandle(fd)));

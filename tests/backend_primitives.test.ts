@@ -6,7 +6,9 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import process from "node:process";
 import { test } from "node:test";
+import { Attr } from "../ffi/attr.ts";
 import { type KernelPrimitives, primitivesOf, type SyscallBackend } from "../ffi/backend.ts";
+import { BPF_MAP_FREEZE } from "../ffi/commands.ts";
 import { EPOLLIN } from "../ffi/epoll.ts";
 import { liveKernel } from "../ffi/kernel.ts";
 import type { MappedRegion } from "../ffi/mmap.ts";
@@ -142,6 +144,19 @@ transcriptTest(
     });
     assert.throws(() => kernel.mmap(-1, 0, "read", 0), { name: "RangeError", message: /length/ });
     assert.throws(() => kernel.epollWait(-1, 0, 0), { name: "RangeError", message: /maxEvents/ });
+    const bpfAttr = new Attr(BPF_MAP_FREEZE, kernel);
+    assert.throws(() => kernel.perfEventOpen(bpfAttr as never, -1, 0, -1, 0), {
+      name: "TypeError",
+      message: /^perfEventOpen: attr must be a perf_event_attr/,
+    });
+    assert.throws(() => kernel.perfEventOpen(perfEventAttr(kernel), -2, 0, -1, 0), {
+      name: "RangeError",
+      message: "perfEventOpen: pid must be between -1 and 2147483647, got -2",
+    });
+    assert.throws(() => kernel.ioctl(3, -1, 0), { name: "RangeError", message: /ioctl: request/ });
+    assert.throws(() => kernel.epollCtl(3, "mod" as "add", 4, 1), { name: "TypeError" });
+    assert.throws(() => kernel.mmap(3, 4096, "write" as "read", 0), { name: "TypeError" });
+    assert.throws(() => kernel.readFile(""), { name: "TypeError", message: /readFile: path/ });
   },
 );
 
