@@ -1,0 +1,712 @@
+/**
+ * A `perf_event_array` map read from user space: the samples programs send
+ * with `bpf_perf_event_output(ctx, &map, BPF_F_CURRENT_CPU, data, size)`,
+ * and the counts of samples the kernel had no room for, as libbpf's
+ * `perf_buffer__poll`/`__consume` and cilium/ebpf's `perf.Reader` read them.
+ *
+ * Each CPU has a ring of its own: one `perf_event_open` of
+ * `PERF_COUNT_SW_BPF_OUTPUT` on that CPU, its fd stored in the map's slot for
+ * the CPU, and one `mmap` of the event: a metadata page
+ * (`struct perf_event_mmap_page`: `data_head`, the kernel's write position,
+ * and `data_tail`, the reader's), then `2^n` data pages mapped once. A record
+ * is a `struct perf_event_header` (u32 type, u16 misc, u16 size) and its
+ * body, 8-byte aligned, so a header never straddles the end of the data area
+ * but a body may: such a record is copied out whole before it is handed on.
+ *
+ * Replay: every read of a ring is observed and every store of `data_tail`
+ * reported to the backend, so a recorded stream replays as the reader saw
+ * it (records, lost counts, wake-ups, in order) with no FFI; a wait returns
+ * at once with what the recording's wait returned. Time is not reproduced.
+ *
+ * @module
+ */
+
+import { type KernelPrimitives, primitivesOf } from "../ffi/backend.ts";
+import { BpfError } from "../ffi/errors.ts";
+import { type Kernel, liveKernel } from "../ffi/kernel.ts";
+import { MAP_TYPES } from "../ffi/map_types.ts";
+import type { MappedRegion } from "../ffi/mmap.ts";
+import {
+  PERF_COUNT_SW_BPF_OUTPUT,
+  PERF_EVENT_ATTR,
+  PERF_EVENT_IOC_DISABLE,
+  PERF_EVENT_IOC_ENABLE,
+  PERF_FLAG_BITS,
+  PERF_FLAG_FD_CLOEXEC,
+  PERF_MMAP_PAGE,
+  PERF_RECORD_LOST,
+  PERF_RECORD_SAMPLE,
+  PERF_SAMPLE_RAW,
+  PERF_TYPE_SOFTWARE,
+  perfEventAttr,
+} from "../ffi/perf_event.ts";
+import { describe } from "../ffi/validate.ts";
+import { BpfMap } from "../maps/bpf_map.ts";
+import { EpollWaiter } from "./epoll_waiter.ts";
+import { checkCallback, checkTimeout, WAIT_SLICE_MS } from "./ring_buffer.ts";
+import { loadWord, storeWord } from "./ring_memory.ts";
+
+/** Where the kernel lists the CPUs that are online now (libbpf opens rings on those only). */
+export const ONLINE_CPUS_PATH = "/sys/devices/system/cpu/online";
+
+/** `sizeof(struct perf_event_header)`. */
+const HEADER_SIZE = 8;
+/** The largest record: a header's `size` is a u16. */
+const MAX_RECORD = 0xffff;
+/** 2^32, to split the 64-bit tail into the two u32 words it is stored as. */
+const TWO_TO_32 = 4294967296;
+
+/** Options of {@linkcode PerfBuffer}. */
+export interface PerfBufferOptions {
+  /** The kernel the map was created or opened on (a system's `kernel`); the live one by default. */
+  kernel?: Kernel | undefined;
+  /** Data pages per CPU: a power of 2 (default 8, libbpf's examples' size). */
+  pages?: number | undefined;
+  /**
+   * Wake a waiting reader after this many samples (default 1: every
+   * sample, as libbpf does). Ignored with `wakeupBytes`.
+   */
+  wakeupEvents?: number | undefined;
+  /**
+   * Wake a waiting reader once this many bytes are in a CPU's ring (the
+   * kernel's `wakeup_watermark`) instead of counting samples: fewer wake-ups
+   * for a busy stream, later ones for a quiet one.
+   */
+  wakeupBytes?: number | undefined;
+  /**
+   * Called with the count of samples a CPU's ring had no room for, when
+   * the kernel reports them (`PERF_RECORD_LOST`, written once the reader
+   * freed room): they are also summed in {@linkcode PerfBuffer.lost}.
+   */
+  onLost?: ((cpu: number, count: number) => void) | undefined;
+}
+
+/**
+ * One sample, as the program sent it: `data[offset .. offset + length)` on
+ * CPU `cpu`. The same object is handed out for every sample of a buffer, so
+ * it allocates nothing; its bytes are the kernel's (or, for a sample that
+ * ran past the end of its ring, a copy in a scratch buffer) and are valid
+ * until the next sample is consumed: {@linkcode PerfRecord.copy} keeps them.
+ *
+ * `length` is the kernel's raw size: the program's bytes, then the zeros the
+ * kernel adds so that the 4-byte size and the bytes fill whole 8-byte words
+ * (as libbpf and cilium/ebpf hand them out).
+ */
+export class PerfRecord {
+  /** The CPU whose ring held the sample: the CPU the program ran on. */
+  cpu = 0;
+  /** The bytes the sample is in: a CPU's data area, or the scratch copy of a wrapped sample. */
+  data: Uint8Array;
+  /** A DataView of {@linkcode PerfRecord.data} (codecs read through it at `offset`). */
+  view: DataView;
+  /** Where this sample's bytes start in `data` and `view`. */
+  offset = 0;
+  /** This sample's length in bytes (see the class's note on padding). */
+  length = 0;
+  /**
+   * Whether the sample ran past the end of its CPU's data area (mapped
+   * once, unlike a ring buffer's): `data` is then a copy of it, made whole.
+   */
+  wrapped = false;
+
+  /** @internal */
+  constructor(data: Uint8Array) {
+    this.data = data;
+    this.view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /** A view of this sample's bytes (one small allocation, no copy), valid as the record is. */
+  bytes(): Uint8Array {
+    return new Uint8Array(this.data.buffer, this.data.byteOffset + this.offset, this.length);
+  }
+
+  /** A copy of this sample's bytes in an `ArrayBuffer` of its own. */
+  copy(): Uint8Array {
+    return this.data.slice(this.offset, this.offset + this.length);
+  }
+}
+
+/**
+ * What is called for each sample. Return `false` to stop after this one (it
+ * is consumed); anything else goes on. A callback that throws stops the
+ * walk too, its sample consumed, and the error propagates.
+ */
+export type PerfRecordCallback = (record: PerfRecord) => unknown;
+
+/** A structural codec (`u32`, `struct({...})`): what {@linkcode PerfBuffer.typed} reads with. */
+export interface PerfDecoder<T> {
+  readonly name?: string;
+  readonly size: number;
+  read(view: DataView, offset: number): T;
+}
+
+/** One CPU's event and ring. */
+interface CpuRing {
+  readonly cpu: number;
+  readonly fd: number;
+  readonly region: MappedRegion;
+  /** The data area, in place. */
+  readonly data: Uint8Array;
+  readonly view: DataView;
+  /** `data`'s offset in the mapping (`data_offset`), for observe. */
+  readonly dataOffset: number;
+  /** `data_head` and `data_tail` as u32 words: `[head low, head high, tail low, tail high]`. */
+  readonly words: Uint32Array;
+  /** The reader's position (only this reader writes it). */
+  tail: number;
+  /** The tail as last stored. */
+  stored: number;
+  /** `data_head`'s low word as last read. */
+  head: number;
+}
+
+/**
+ * A `perf_event_array` map's samples, one ring per online CPU.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BpfMap, PerfBuffer, possibleCpus } from "../mod.ts";
+ *
+ * using map = BpfMap.create({
+ *   type: "perf_event_array",
+ *   keySize: 4,
+ *   valueSize: 4,
+ *   maxEntries: possibleCpus(),
+ * });
+ * const lost: number[] = [];
+ * using perf = new PerfBuffer(map, { pages: 2, onLost: (cpu, count) => lost.push(count) });
+ * assert.equal(perf.size, 8192); // per CPU
+ * assert.equal(perf.cpus.length, possibleCpus()); // all online here
+ * assert.equal(perf.consume(() => {}), 0); // nothing sent yet
+ * assert.equal(perf.poll(0, () => {}), 0);
+ * assert.equal(perf.lost, 0);
+ * ```
+ */
+export class PerfBuffer {
+  /** The map whose slots hold this buffer's events. */
+  readonly map: BpfMap;
+  /** Each CPU's data area in bytes. */
+  readonly size: number;
+  /** The CPUs with a ring, in the order they are read. */
+  readonly cpus: readonly number[];
+  readonly #kernel: Kernel;
+  readonly #primitives: KernelPrimitives;
+  readonly #rings: CpuRing[] = [];
+  readonly #onLost: ((cpu: number, count: number) => void) | undefined;
+  readonly #record: PerfRecord;
+  /** Where a sample that runs past the end of its ring is copied whole. */
+  readonly #scratch = new Uint8Array(MAX_RECORD + 1);
+  /** The ring of the sample handed out last, not consumed yet; and where it ends. */
+  #pending: CpuRing | undefined;
+  #pendingEnd = 0;
+  #lost = 0;
+  #waiter: EpollWaiter | undefined;
+  #closed = false;
+
+  /**
+   * Opens one `PERF_COUNT_SW_BPF_OUTPUT` event per online CPU (those below
+   * the map's `max_entries`), maps its ring, enables it and stores its fd in
+   * the map's slot for the CPU. Bad input is refused before any syscall.
+   *
+   * @throws {TypeError} for a map that is closed or not a `perf_event_array`, or bad options.
+   * @throws {BpfError} when the kernel refuses (`op` `"perf_event_open"`, `"mmap"`,
+   * `"ioctl"`, `"map_update_elem"`); what was opened before is closed.
+   */
+  constructor(map: BpfMap, options: PerfBufferOptions = {}) {
+    const { kernel = liveKernel(), pages = 8, wakeupEvents = 1, wakeupBytes, onLost } =
+      checkOptions(map, options);
+    this.#kernel = kernel;
+    this.#primitives = primitivesOf(kernel.backend);
+    this.map = map;
+    this.size = pages * this.#primitives.pageSize;
+    this.#onLost = onLost;
+    const online = onlineCpus(kernel.backend.readTextFile(ONLINE_CPUS_PATH));
+    this.cpus = Object.freeze(online.filter((cpu) => cpu < map.maxEntries));
+    try {
+      for (const cpu of this.cpus) {
+        this.#rings.push(this.#openRing(cpu, pages, wakeupEvents, wakeupBytes));
+      }
+    } catch (error) {
+      this.#closeRings();
+      throw error;
+    }
+    this.#record = new PerfRecord(this.#scratch);
+  }
+
+  /** Whether {@linkcode PerfBuffer.close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Samples the kernel had no room for, summed over the CPUs, as reported so far. */
+  get lost(): number {
+    return this.#lost;
+  }
+
+  /** Bytes written into the CPUs' rings and not consumed yet (records' headers included). */
+  available(): number {
+    this.#checkOpen("available");
+    let bytes = 0;
+    for (const ring of this.#rings) bytes += (this.#readHead(ring) - ring.tail) >>> 0;
+    return bytes;
+  }
+
+  /**
+   * Calls `onRecord` for each sample in the rings now, CPU by CPU (each
+   * CPU's in order), up to `limit` samples; lost counts on the way go to
+   * `onLost`. Each sample is consumed once its callback returns.
+   *
+   * @returns how many samples `onRecord` was called with.
+   */
+  consume(onRecord: PerfRecordCallback, limit = Infinity): number {
+    this.#checkOpen("consume");
+    checkCallback("consume", onRecord);
+    if (!(limit > 0)) throw new RangeError(`consume: limit must be positive, got ${limit}`);
+    return this.#walk(this.#rings, onRecord, limit);
+  }
+
+  /**
+   * Waits up to `timeoutMs` (-1: for ever; 0: not at all) until a CPU's ring
+   * wakes the reader, then consumes the rings that did. Blocks the thread
+   * while it waits: {@linkcode PerfBuffer.pollAsync} and `for await` do not.
+   *
+   * @returns how many samples were handed to `onRecord`: 0 after a timeout.
+   * @throws {BpfError} (`op` `"epoll_wait"`) when the wait fails.
+   */
+  poll(timeoutMs: number, onRecord: PerfRecordCallback): number {
+    this.#checkOpen("poll");
+    checkTimeout("poll", timeoutMs);
+    checkCallback("poll", onRecord);
+    const ready = this.#waiting().wait(this.#rings.length, timeoutMs);
+    return this.#walk(this.#ringsOf(ready), onRecord, Infinity);
+  }
+
+  /** {@linkcode PerfBuffer.poll} without blocking the event loop. */
+  async pollAsync(timeoutMs: number, onRecord: PerfRecordCallback): Promise<number> {
+    this.#checkOpen("pollAsync");
+    checkTimeout("pollAsync", timeoutMs);
+    checkCallback("pollAsync", onRecord);
+    const ready = await this.#waiting().waitAsync(this.#rings.length, timeoutMs);
+    return this.#closed ? 0 : this.#walk(this.#ringsOf(ready), onRecord, Infinity);
+  }
+
+  /**
+   * The samples as they come, for ever (until the loop breaks or the buffer
+   * is closed), waiting without blocking the event loop. A sample is valid
+   * until the loop asks for the next one; leaving the loop consumes the last
+   * sample it saw.
+   */
+  async *[Symbol.asyncIterator](): AsyncGenerator<PerfRecord, void, undefined> {
+    while (!this.#closed) {
+      for (const ring of this.#rings) {
+        while (!this.#closed && this.#next(ring)) {
+          try {
+            yield this.#record;
+          } finally {
+            this.#commit();
+          }
+        }
+        if (!this.#closed) this.#store(ring); // the lost counts passed on the way
+      }
+      if (!this.#closed) await this.#waiting().waitAsync(this.#rings.length, WAIT_SLICE_MS);
+    }
+  }
+
+  /**
+   * This buffer's samples decoded through `codec` (a sample shorter than
+   * the codec is a `RangeError`; bytes past its size, the kernel's padding
+   * included, are left out).
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { BpfMap, PerfBuffer, possibleCpus, struct, u32 } from "../mod.ts";
+   *
+   * using map = BpfMap.create({
+   *   type: "perf_event_array",
+   *   keySize: 4,
+   *   valueSize: 4,
+   *   maxEntries: possibleCpus(),
+   * });
+   * using perf = new PerfBuffer(map, { pages: 1 });
+   * const events = perf.typed(struct({ pid: u32, uid: u32 }));
+   * assert.equal(events.consume((event) => console.log(event.pid)), 0); // none yet
+   * ```
+   */
+  typed<T>(codec: PerfDecoder<T>): TypedPerfBuffer<T> {
+    return new TypedPerfBuffer(this, codec);
+  }
+
+  /** Disables the events, empties the map's slots, unmaps the rings, closes the fds; once. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#waiter?.close();
+    this.#closeRings();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  toString(): string {
+    return `perf buffer of ${this.map}`;
+  }
+
+  #openRing(
+    cpu: number,
+    pages: number,
+    wakeupEvents: number,
+    wakeupBytes: number | undefined,
+  ): CpuRing {
+    const primitives = this.#primitives;
+    const attr = perfEventAttr(this.#kernel.backend);
+    const f = PERF_EVENT_ATTR.fields;
+    attr.setU32(f.type, PERF_TYPE_SOFTWARE);
+    attr.setU64(f.config, PERF_COUNT_SW_BPF_OUTPUT);
+    attr.setU64(f.sample_type, PERF_SAMPLE_RAW);
+    attr.setU64(f.sample_period, 1);
+    if (wakeupBytes === undefined) {
+      attr.setU32(f.wakeup_events, wakeupEvents);
+    } else {
+      attr.setU64(f.flags, PERF_FLAG_BITS.watermark);
+      attr.setU32(f.wakeup_events, wakeupBytes);
+    }
+    const fd = primitives.perfEventOpen(attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+    if (fd < 0) throw new BpfError("perf_event_open", -fd, `BPF output on CPU ${cpu}`);
+    const pageSize = primitives.pageSize;
+    const region = primitives.mmap(fd, (pages + 1) * pageSize, "readWrite", 0);
+    if (typeof region === "number") {
+      this.#kernel.close(fd);
+      throw new BpfError("mmap", -region, `perf event of CPU ${cpu}: ${pages + 1} pages`);
+    }
+    const bytes = region.bytes;
+    const meta = new DataView(bytes.buffer, bytes.byteOffset, pageSize);
+    // Linux 4.1's data_offset and data_size; before it, 0 (the data starts one page in).
+    region.observe(PERF_MMAP_PAGE.data_offset, 16);
+    const dataOffset = Number(meta.getBigUint64(PERF_MMAP_PAGE.data_offset, true)) || pageSize;
+    const dataSize = Number(meta.getBigUint64(PERF_MMAP_PAGE.data_size, true)) || pages * pageSize;
+    const words = new Uint32Array(bytes.buffer, bytes.byteOffset + PERF_MMAP_PAGE.data_head, 4);
+    region.observe(PERF_MMAP_PAGE.data_tail, 8);
+    const tail = loadWord(words, 3) * TWO_TO_32 + loadWord(words, 2);
+    const data = bytes.subarray(dataOffset, dataOffset + dataSize);
+    const ring: CpuRing = {
+      cpu,
+      fd,
+      region,
+      data,
+      view: new DataView(data.buffer, data.byteOffset, data.byteLength),
+      dataOffset,
+      words,
+      tail,
+      stored: tail,
+      head: tail >>> 0,
+    };
+    // In the list of what close() undoes from here on.
+    try {
+      const enabled = primitives.ioctl(fd, PERF_EVENT_IOC_ENABLE, 0);
+      if (enabled < 0) throw new BpfError("ioctl", -enabled, `PERF_EVENT_IOC_ENABLE, CPU ${cpu}`);
+      this.map.update(u32Bytes(cpu), u32Bytes(fd));
+    } catch (error) {
+      region.unmap();
+      this.#kernel.close(fd);
+      throw error;
+    }
+    return ring;
+  }
+
+  /**
+   * Hands `onRecord` up to `limit` samples of `rings`, ring after ring, as
+   * libbpf's `perf_buffer__consume`; each is consumed once its callback returns.
+   */
+  #walk(rings: CpuRing[], onRecord: PerfRecordCallback, limit: number): number {
+    let count = 0;
+    for (const ring of rings) {
+      if (this.#closed) break;
+      try {
+        // A callback may close the buffer: its rings are unmapped then.
+        while (count < limit && !this.#closed && this.#next(ring)) {
+          count++;
+          let more: unknown;
+          try {
+            more = onRecord(this.#record);
+          } finally {
+            this.#commit();
+          }
+          if (more === false) return count;
+        }
+      } finally {
+        this.#store(ring);
+      }
+      if (count >= limit) break;
+    }
+    return count;
+  }
+
+  /**
+   * Finds `ring`'s next sample and points the record at it (not consumed
+   * yet: {@linkcode PerfBuffer.#commit} does that), reporting and passing
+   * lost counts and records of other types on the way. False when the ring
+   * is empty.
+   */
+  #next(ring: CpuRing): boolean {
+    const size = ring.data.byteLength;
+    for (;;) {
+      if (ring.head === ring.tail >>> 0) {
+        this.#readHead(ring);
+        if (ring.head === ring.tail >>> 0) return false;
+      }
+      const offset = ring.tail % size;
+      ring.region.observe(ring.dataOffset + offset, HEADER_SIZE);
+      const type = ring.view.getUint32(offset, true);
+      const recordSize = ring.view.getUint16(offset + 6, true);
+      if (recordSize < HEADER_SIZE || recordSize > ((ring.head - ring.tail) >>> 0)) {
+        throw new Error(
+          `bpfmap: ${this}: CPU ${ring.cpu}'s ring holds a record of ${recordSize} bytes at ${offset}, with ${
+            (ring.head - ring.tail) >>> 0
+          } written: not a perf ring`,
+        );
+      }
+      const end = ring.tail + recordSize;
+      if (type !== PERF_RECORD_SAMPLE && type !== PERF_RECORD_LOST) {
+        ring.tail = end; // mmap, comm, ... records: none for a BPF output event; skipped
+        continue;
+      }
+      const record = this.#record;
+      if (offset + recordSize <= size) {
+        ring.region.observe(ring.dataOffset + offset + HEADER_SIZE, recordSize - HEADER_SIZE);
+        if (record.data !== ring.data) {
+          record.data = ring.data;
+          record.view = ring.view;
+        }
+        record.offset = offset;
+        record.wrapped = false;
+      } else {
+        // Runs past the end of the data area, mapped once: copied whole, in two parts.
+        const first = size - offset;
+        ring.region.observe(ring.dataOffset + offset, first);
+        ring.region.observe(ring.dataOffset, recordSize - first);
+        this.#scratch.set(ring.data.subarray(offset, size), 0);
+        this.#scratch.set(ring.data.subarray(0, recordSize - first), first);
+        if (record.data !== this.#scratch) {
+          record.data = this.#scratch;
+          record.view = new DataView(this.#scratch.buffer);
+        }
+        record.offset = 0;
+        record.wrapped = true;
+      }
+      const at = record.offset;
+      if (type === PERF_RECORD_LOST) {
+        // struct { header; u64 id; u64 lost; }
+        const count = Number(record.view.getBigUint64(at + 16, true));
+        ring.tail = end;
+        this.#lost += count;
+        this.#onLost?.(ring.cpu, count);
+        continue;
+      }
+      // struct { header; u32 size; char data[size]; }
+      const rawSize = record.view.getUint32(at + HEADER_SIZE, true);
+      if (rawSize + 4 > recordSize - HEADER_SIZE) {
+        throw new Error(
+          `bpfmap: ${this}: CPU ${ring.cpu}'s sample says ${rawSize} raw bytes in a ${recordSize}-byte record`,
+        );
+      }
+      record.cpu = ring.cpu;
+      record.offset = at + HEADER_SIZE + 4;
+      record.length = rawSize;
+      this.#pending = ring;
+      this.#pendingEnd = end;
+      return true;
+    }
+  }
+
+  /** Consumes the sample {@linkcode PerfBuffer.#next} found (its ring's tail is stored later). */
+  #commit(): void {
+    const ring = this.#pending;
+    if (ring === undefined || this.#closed) return;
+    ring.tail = this.#pendingEnd;
+    this.#pending = undefined;
+  }
+
+  /**
+   * Stores `ring`'s tail, if it moved: the low word, then the high one (the
+   * kernel computes free space from the difference of head and tail masked
+   * to the ring's size, so a store between the two is never read wrong);
+   * both after every read of the records they free, which x86-64 keeps in order.
+   */
+  #store(ring: CpuRing): void {
+    if (ring.stored === ring.tail || this.#closed) return;
+    ring.stored = ring.tail;
+    const low = ring.tail >>> 0;
+    storeWord(ring.words, 2, low);
+    storeWord(ring.words, 3, (ring.tail - low) / TWO_TO_32);
+    ring.region.wrote(PERF_MMAP_PAGE.data_tail, 8);
+  }
+
+  /** Reads `data_head`'s low word (positions are compared by differences smaller than the ring). */
+  #readHead(ring: CpuRing): number {
+    ring.region.observe(PERF_MMAP_PAGE.data_head, 4);
+    // Acquire: the records are read after the head that says they are there.
+    return ring.head = loadWord(ring.words, 0);
+  }
+
+  /** The rings of the fds a wait reported, in CPU order. */
+  #ringsOf(ready: readonly { fd: number }[]): CpuRing[] {
+    if (ready.length === 0) return [];
+    const fds = new Set(ready.map((event) => event.fd));
+    return this.#rings.filter((ring) => fds.has(ring.fd));
+  }
+
+  /** What waits for the rings, made on first use. */
+  #waiting(): EpollWaiter {
+    if (this.#waiter !== undefined) return this.#waiter;
+    const waiter = new EpollWaiter(this.#kernel, this.#primitives);
+    try {
+      for (const ring of this.#rings) waiter.add(ring.fd);
+    } catch (error) {
+      waiter.close();
+      throw error;
+    }
+    return this.#waiter = waiter;
+  }
+
+  /** Undoes what the constructor did, ring by ring; the first failure is thrown at the end. */
+  #closeRings(): void {
+    let failure: unknown;
+    const mapOpen = !this.map.closed;
+    for (const ring of this.#rings.splice(0)) {
+      this.#primitives.ioctl(ring.fd, PERF_EVENT_IOC_DISABLE, 0);
+      if (mapOpen) {
+        try {
+          this.map.delete(u32Bytes(ring.cpu));
+        } catch (error) {
+          failure ??= error;
+        }
+      }
+      const unmapped = ring.region.unmap();
+      if (unmapped < 0) failure ??= new BpfError("munmap", -unmapped, `CPU ${ring.cpu}`);
+      this.#kernel.close(ring.fd);
+    }
+    if (failure !== undefined) throw failure;
+  }
+
+  #checkOpen(op: string): void {
+    if (this.#closed) throw new TypeError(`${op}: ${this} is closed`);
+  }
+}
+
+/** Samples of a perf buffer, decoded. */
+export class TypedPerfBuffer<T> {
+  /** The raw buffer. */
+  readonly perf: PerfBuffer;
+  /** What each sample is decoded with. */
+  readonly codec: PerfDecoder<T>;
+
+  constructor(perf: PerfBuffer, codec: PerfDecoder<T>) {
+    const candidate = codec as Partial<PerfDecoder<T>> | null;
+    if (
+      candidate === null || typeof candidate !== "object" || typeof candidate.read !== "function"
+      || typeof candidate.size !== "number"
+    ) {
+      throw new TypeError(
+        `typed: codec must be a codec (u32, struct({...}), ...), got ${describe(codec)}`,
+      );
+    }
+    this.perf = perf;
+    this.codec = codec;
+  }
+
+  /** {@linkcode PerfBuffer.consume}, with values and the CPU each came from. */
+  consume(onValue: (value: T, cpu: number) => unknown, limit?: number): number {
+    return this.perf.consume(this.#decoding("consume", onValue), limit);
+  }
+
+  /** {@linkcode PerfBuffer.poll}, with values. */
+  poll(timeoutMs: number, onValue: (value: T, cpu: number) => unknown): number {
+    return this.perf.poll(timeoutMs, this.#decoding("poll", onValue));
+  }
+
+  /** {@linkcode PerfBuffer.pollAsync}, with values. */
+  pollAsync(timeoutMs: number, onValue: (value: T, cpu: number) => unknown): Promise<number> {
+    return this.perf.pollAsync(timeoutMs, this.#decoding("pollAsync", onValue));
+  }
+
+  /** The values as they come, for ever: see the buffer's own async iterator. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
+    for await (const record of this.perf) yield this.#decode(record);
+  }
+
+  #decoding(op: string, onValue: (value: T, cpu: number) => unknown): PerfRecordCallback {
+    checkCallback(op, onValue);
+    return (record) => onValue(this.#decode(record), record.cpu);
+  }
+
+  #decode(record: PerfRecord): T {
+    if (record.length < this.codec.size) {
+      throw new RangeError(
+        `a sample of ${record.length} bytes is shorter than ${
+          this.codec.name ?? "the codec"
+        } (${this.codec.size} bytes)`,
+      );
+    }
+    return this.codec.read(record.view, record.offset);
+  }
+}
+
+/** The CPUs of a kernel CPU list (`0-3,5`), in order. */
+function onlineCpus(list: string): number[] {
+  const cpus: number[] = [];
+  for (const part of list.trim().split(",")) {
+    if (part === "") continue;
+    const [first, last = first] = part.split("-").map(Number) as [number, number?];
+    for (let cpu = first; cpu <= last!; cpu++) cpus.push(cpu);
+  }
+  if (cpus.length === 0 || cpus.some((cpu) => !Number.isInteger(cpu))) {
+    throw new Error(`bpfmap: ${ONLINE_CPUS_PATH}: not a CPU list: ${JSON.stringify(list)}`);
+  }
+  return cpus;
+}
+
+/** A little-endian u32, in a buffer of its own. */
+function u32Bytes(value: number): Uint8Array {
+  return new Uint8Array(new Uint32Array([value]).buffer);
+}
+
+/** Checks the map and options before any syscall. */
+function checkOptions(map: unknown, options: PerfBufferOptions): PerfBufferOptions {
+  if (!(map instanceof BpfMap)) {
+    throw new TypeError(`PerfBuffer: map must be a BpfMap, got ${describe(map)}`);
+  }
+  if (map.closed) throw new TypeError(`PerfBuffer: ${map} is closed`);
+  if (map.type !== MAP_TYPES.perf_event_array) {
+    const hint = map.type === MAP_TYPES.ringbuf ? " (a ringbuf is read with RingBuffer)" : "";
+    throw new TypeError(
+      `PerfBuffer: ${map} is a ${map.typeName} map, not a perf_event_array${hint}`,
+    );
+  }
+  if (options === null || typeof options !== "object") {
+    throw new TypeError(`PerfBuffer: options must be an object, got ${describe(options)}`);
+  }
+  const { pages, wakeupEvents, wakeupBytes, onLost } = options;
+  if (
+    pages !== undefined
+    && (!Number.isInteger(pages) || pages < 1 || pages > 1 << 20 || (pages & (pages - 1)) !== 0)
+  ) {
+    throw new RangeError(`PerfBuffer: pages must be a power of 2, got ${String(pages)}`);
+  }
+  for (const [name, value] of [["wakeupEvents", wakeupEvents], ["wakeupBytes", wakeupBytes]]) {
+    if (
+      value !== undefined
+      && (!Number.isInteger(value) || (value as number) < 1 || (value as number) > 0xffffffff)
+    ) {
+      throw new RangeError(
+        `PerfBuffer: ${name} must be a positive integer, got ${String(value)}`,
+      );
+    }
+  }
+  if (onLost !== undefined && typeof onLost !== "function") {
+    throw new TypeError(`PerfBuffer: onLost must be a function, got ${typeof onLost}`);
+  }
+  return options;
+}
