@@ -57,6 +57,21 @@ export type CgroupAttachType = Extract<AttachTypeName, `cgroup_${string}`>;
  *
  * @throws {BpfError} when the kernel refuses (EBADF: the fd is not a cgroup's directory).
  * @throws {Error} when the path cannot be opened (ENOENT, ENOTDIR).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readFileSync } from "node:fs";
+ * import { Program } from "../mod.ts";
+ *
+ * // The root of the cgroup2 hierarchy; r0 = 1; exit: every packet allowed.
+ * const root = /^\S+ (\S+) cgroup2 /m.exec(readFileSync("/proc/mounts", "utf8"))![1]!;
+ * const instructions = new Uint8Array([0xb7, 0, 0, 0, 1, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]);
+ * using program = Program.load({ type: "cgroup_skb", instructions, license: "GPL" });
+ * using link = program.attachCgroup(root, "cgroup_inet_egress");
+ * assert.deepEqual([link.info().typeName, link.info().attachType], ["cgroup", "cgroup_inet_egress"]);
+ * assert.throws(() => program.attachCgroup(root, "cgroup_inet_sock_create"), /not a cgroup_sock program/);
+ * ```
  */
 export function attachCgroup(
   program: AttachingProgram,

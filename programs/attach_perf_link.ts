@@ -132,6 +132,17 @@ function attachToPerfEvent(
  * @throws {TypeError} for bad names or program types (before any call), or a
  * tracepoint tracefs does not list.
  * @throws {BpfError} when the kernel refuses.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Program } from "../mod.ts";
+ *
+ * const instructions = new Uint8Array([0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]);
+ * using program = Program.load({ type: "tracepoint", instructions, license: "GPL" });
+ * // Refused before any call: a name is never a path.
+ * assert.throws(() => program.attachTracepoint("syscalls", "../../x"), TypeError);
+ * ```
  */
 export function attachTracepoint(program: AttachingProgram, category: string, name: string): Link {
   expectProgramType(program, ["tracepoint"]);
@@ -166,6 +177,23 @@ export function attachTracepoint(program: AttachingProgram, category: string, na
  *
  * @throws {Error} when the kernel has no kprobe PMU (`CONFIG_KPROBES` off).
  * @throws {BpfError} when the kernel refuses (ENOENT: no such function).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { existsSync } from "node:fs";
+ * import { Program } from "../mod.ts";
+ *
+ * const instructions = new Uint8Array([0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]);
+ * using program = Program.load({ type: "kprobe", instructions, license: "GPL" });
+ * if (existsSync("/sys/bus/event_source/devices/kprobe/type")) {
+ *   using link = program.attachKprobe("do_sys_openat2", { retprobe: true });
+ *   assert.equal(link.info().perfEventType, "kretprobe");
+ * } else {
+ *   // A kernel built without CONFIG_KPROBES, this one among them.
+ *   assert.throws(() => program.attachKprobe("do_sys_openat2"), /this kernel has no kprobe PMU/);
+ * }
+ * ```
  */
 export function attachKprobe(
   program: AttachingProgram,
@@ -222,6 +250,21 @@ export function attachKsyscall(
  *
  * @throws {TypeError} for bad input (before any call), or a symbol the file lacks.
  * @throws {BpfError} when the kernel refuses.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readFileSync } from "node:fs";
+ * import { Program } from "../mod.ts";
+ *
+ * // The C library this process runs with; r0 = 0; exit.
+ * const libc = /\s(\/\S*libc\.so\.6)$/m.exec(readFileSync("/proc/self/maps", "utf8"))![1]!;
+ * const instructions = new Uint8Array([0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]);
+ * using program = Program.load({ type: "kprobe", instructions, license: "GPL" });
+ * using link = program.attachUprobe(libc, "getpid", { retprobe: true, pid: 1 });
+ * assert.equal(link.info().perfEventType, "uretprobe");
+ * assert.throws(() => program.attachUprobe("libc.so.6", "getpid"), /expected an absolute path/);
+ * ```
  */
 export function attachUprobe(
   program: AttachingProgram,

@@ -51,6 +51,22 @@ const NEEDS_A_TARGET: Readonly<Record<string, string>> = {
  *
  * @throws {TypeError} for a section that names no target (`xdp`, `cgroup/skb`, ...), saying
  * which method attaches it, or one bpfmap cannot attach by name.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Program, programSection } from "../mod.ts";
+ * import { attachBySection, rememberSection } from "./attach_section.ts";
+ *
+ * const instructions = new Uint8Array([0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]);
+ * using tracer = Program.load({ type: "raw_tracepoint", instructions, license: "GPL" });
+ * using link = attachBySection(tracer, "raw_tp/sys_exit", programSection("raw_tp/sys_exit")!);
+ * assert.equal(link.info().tracepoint, "sys_exit");
+ * // What an object loader does, so that program.attach() knows where:
+ * rememberSection(tracer, "raw_tp/sys_enter", programSection("raw_tp/sys_enter")!);
+ * using again = tracer.attach();
+ * assert.equal(again.info().tracepoint, "sys_enter");
+ * ```
  */
 export function attachBySection(
   program: SectionAttachable,

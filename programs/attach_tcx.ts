@@ -43,6 +43,20 @@ export const TCX_NEXT = -1;
  * a direction or position that is neither, are refused before any call.
  *
  * @throws {BpfError} when the kernel refuses (ENODEV: no such device).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Program, TCX_NEXT } from "../mod.ts";
+ *
+ * // r0 = TCX_NEXT; exit: passes every packet on to the next program.
+ * const instructions = new Uint8Array([0xb7, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x95, 0, 0, 0, 0, 0, 0, 0]);
+ * using program = Program.load({ type: "sched_cls", instructions, license: "GPL" });
+ * assert.equal(TCX_NEXT, -1);
+ * using link = program.attachTcx(1, "ingress"); // loopback
+ * assert.deepEqual([link.info().ifindex, link.info().attachType], [1, "tcx_ingress"]);
+ * assert.throws(() => program.attachTcx(1, "inbound" as never), TypeError);
+ * ```
  */
 export function attachTcx(
   program: AttachingProgram,

@@ -310,6 +310,19 @@ export interface AttachingProgram {
  * (names as `progTypeName` gives them).
  *
  * @throws {TypeError} naming the method, the program and the types it takes.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { liveKernel } from "../ffi/kernel.ts";
+ * import { expectProgramType } from "./link.ts";
+ *
+ * const program = { kernel: liveKernel(), fd: 0, type: 6, description: "xdp program (id 1)", operation: "attachTcx" };
+ * expectProgramType(program, ["xdp"]);
+ * assert.throws(() => expectProgramType(program, ["sched_cls"]), {
+ *   message: "attachTcx: xdp program (id 1) is not a sched_cls program",
+ * });
+ * ```
  */
 export function expectProgramType(program: AttachingProgram, types: readonly string[]): void {
   if (types.includes(progTypeName(program.type))) return;
@@ -319,7 +332,15 @@ export function expectProgramType(program: AttachingProgram, types: readonly str
   throw new TypeError(`${program.operation}: ${program.description} is not ${wanted} program`);
 }
 
-/** `opts` as an object, or a `TypeError` naming what it is. */
+/** `opts` as an object, or a `TypeError` naming what it is. *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkOptions } from "./link.ts";
+ * assert.deepEqual(checkOptions(undefined), {});
+ * assert.throws(() => checkOptions(7 as never), /opts must be an object, got number 7/);
+ * ```
+ */
 export function checkOptions<T extends object>(opts: T | undefined): Partial<T> {
   if (opts === undefined) return {};
   if (opts === null || typeof opts !== "object") {
@@ -334,6 +355,22 @@ export function checkOptions<T extends object>(opts: T | undefined): Partial<T> 
  * `what` names the attachment in errors.
  *
  * @throws {BpfError} when the kernel refuses.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { liveKernel } from "../ffi/kernel.ts";
+ * import { attachTypeNumber } from "../ffi/prog_types.ts";
+ * import { Program } from "../mod.ts";
+ * import { createLink } from "./link.ts";
+ *
+ * // r0 = 2 (XDP_PASS); exit, on loopback's XDP hook in generic mode (XDP_FLAGS_SKB_MODE).
+ * const instructions = new Uint8Array([0xb7, 0, 0, 0, 2, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]);
+ * using program = Program.load({ type: "xdp", instructions, license: "GPL" });
+ * const target = { target: 1, attachType: attachTypeNumber("xdp"), flags: 2 };
+ * using link = createLink(liveKernel(), program.fd, target, "pass on lo");
+ * assert.equal(link.info().ifindex, 1);
+ * ```
  */
 export function createLink(kernel: Kernel, progFd: number, link: LinkTarget, what: string): Link {
   const fd = linkCreate(kernel, {
