@@ -17,13 +17,13 @@
  * @module
  */
 
-import { type KernelPrimitives, primitivesOf } from "../ffi/backend.ts";
-import { BPF_F_RDONLY, BPF_F_RDONLY_PROG } from "../ffi/commands.ts";
+import { primitivesOf } from "../ffi/backend.ts";
+import { BPF_F_RDONLY_PROG } from "../ffi/commands.ts";
 import { errnoNumber } from "../ffi/errno.ts";
 import { BpfError } from "../ffi/errors.ts";
 import { type Kernel, liveKernel } from "../ffi/kernel.ts";
 import { isPerCpu, MAP_TYPES } from "../ffi/map_types.ts";
-import type { MappedRegion, MapProtection } from "../ffi/mmap.ts";
+import type { MappedRegion } from "../ffi/mmap.ts";
 import { checkBytes, describe } from "../ffi/validate.ts";
 import { BpfMap } from "./bpf_map.ts";
 
@@ -36,6 +36,8 @@ const MMAPABLE = 1 << 10;
 
 /** What `mmap` answers for a writable mapping of an fd opened read-only. */
 const EACCES = errnoNumber("EACCES")!;
+/** What `mmap` answers for a shared mapping of an fd opened read-only (`VM_SHARED` cleared). */
+const EINVAL = errnoNumber("EINVAL")!;
 
 /** Options of {@linkcode MapMemory.open} and `map.memory()`. */
 export interface MemoryOptions {
@@ -49,9 +51,10 @@ declare module "./bpf_map.ts" {
   interface BpfMap {
     /**
      * Maps this array's memory (it must be created with `BPF_F_MMAPABLE`):
-     * see {@linkcode MapMemory}. Read-only where the map is frozen, read-only
-     * for programs (`BPF_F_RDONLY_PROG`: the kernel refuses to map it
-     * writable), created `BPF_F_RDONLY`, or opened read-only.
+     * see {@linkcode MapMemory}. Read-only where the map is frozen or
+     * read-only for programs (`BPF_F_RDONLY_PROG`: the kernel refuses to map
+     * it writable). A read-only fd (`BPF_F_RDONLY`) cannot be mapped at all:
+     * the kernel shares mappings of writable fds only.
      *
      * @example
      * ```ts
@@ -69,7 +72,7 @@ declare module "./bpf_map.ts" {
      * ```
      *
      * @throws {TypeError} for a map that is closed, not an array, per-CPU or not mmapable.
-     * @throws {BpfError} (`op` `"mmap"`) when the kernel refuses the mapping.
+     * @throws {BpfError} (`op` `"mmap"`) when the kernel refuses the mapping (`EACCES`: a read-only fd).
      */
     memory(options?: MemoryOptions): MapMemory;
   }
@@ -142,12 +145,10 @@ export class MapMemory {
 
   /**
    * Maps `map`'s memory: writable unless `options.readOnly`, or the map is
-   * frozen (fdinfo), read-only for programs or for user space (its flags),
-   * or its fd was opened read-only (the kernel's EACCES to a writable
-   * mapping: then mapped read-only).
+   * frozen (fdinfo) or read-only for programs (`BPF_F_RDONLY_PROG`).
    *
    * @throws {TypeError} for a map that is closed, not an array, per-CPU or not mmapable (before any syscall).
-   * @throws {BpfError} (`op` `"mmap"`) when the kernel refuses the mapping.
+   * @throws {BpfError} (`op` `"mmap"`) when the kernel refuses: `EACCES` for a read-only fd.
    */
   static open(map: BpfMap, options: MemoryOptions = {}): MapMemory {
     if (!(map instanceof BpfMap)) {
@@ -175,21 +176,16 @@ export class MapMemory {
     const length = map.maxEntries * strideOf(map.valueSize);
     // The kernel maps whole pages: the last one past the elements reads as zeros.
     const pages = Math.ceil(length / primitives.pageSize) * primitives.pageSize;
-    let writable = options.readOnly !== true
-      && (map.flags & (BPF_F_RDONLY | BPF_F_RDONLY_PROG)) === 0
+    const writable = options.readOnly !== true && (map.flags & BPF_F_RDONLY_PROG) === 0
       && kernel.backend.fdInfo(map.fd)["frozen"] !== "1";
-    let region = mapOnce(primitives, map, pages, writable ? "readWrite" : "read");
-    if (region === -EACCES && writable) {
-      // An fd opened read-only (BPF_F_RDONLY at BPF_OBJ_GET): fdinfo does not keep its mode.
-      writable = false;
-      region = mapOnce(primitives, map, pages, "read");
-    }
+    const prot = writable ? "readWrite" : "read";
+    const region = primitives.mmap(map.fd, pages, prot, 0);
     if (typeof region === "number") {
-      throw new BpfError(
-        "mmap",
-        -region,
-        `${map}: ${pages} bytes, ${writable ? "readWrite" : "read"}`,
-      );
+      // A read-only fd: the kernel refuses PROT_WRITE (EACCES), and a shared mapping at all (EINVAL).
+      const hint = region === -EACCES || region === -EINVAL
+        ? " (an fd opened read-only, BPF_F_RDONLY, cannot be mapped: open the map read-write)"
+        : "";
+      throw new BpfError("mmap", -region, `${map}: ${pages} bytes, ${prot}${hint}`);
     }
     return new MapMemory(map, region, length, writable);
   }
@@ -338,9 +334,7 @@ export class MapMemory {
   #element(op: string, index: number): number {
     if (!Number.isSafeInteger(index) || index < 0 || index >= this.map.maxEntries) {
       throw new RangeError(
-        `${op}: index must be an integer from 0 to ${this.map.maxEntries - 1}, got ${
-          describe(index)
-        }`,
+        `${op}: index must be an integer from 0 to ${this.map.maxEntries - 1}, got ${shown(index)}`,
       );
     }
     return index * this.stride;
@@ -359,8 +353,8 @@ export class MapMemory {
       || offset + size > this.length
     ) {
       throw new RangeError(
-        `${op}: bytes [${describe(offset)}, +${
-          describe(size)
+        `${op}: bytes [${String(offset)}, +${
+          String(size)
         }) are not inside the map's ${this.length}`,
       );
     }
@@ -394,14 +388,14 @@ export class MapMemory {
     const op = `set${kind.toUpperCase()}`;
     if (kind === "f64") {
       if (typeof value !== "number") {
-        throw new TypeError(`${op}: value must be a number, got ${describe(value)}`);
+        throw new TypeError(`${op}: value must be a number, got ${shown(value)}`);
       }
     } else {
       const bits = SIZES[kind] * 8;
       const [min, max] = kind === "i32" ? [-(2 ** 31), 2 ** 31 - 1] : [0, 2 ** bits - 1];
       if (!Number.isInteger(value) || value < min || value > max) {
         throw new RangeError(
-          `${op}: value must be an integer from ${min} to ${max}, got ${describe(value)}`,
+          `${op}: value must be an integer from ${min} to ${max}, got ${shown(value)}`,
         );
       }
     }
@@ -424,7 +418,7 @@ export class MapMemory {
     if (big === undefined || big < min || big > max) {
       throw new RangeError(
         `${op}: value must be a bigint or a safe integer from ${min} to ${max}, got ${
-          describe(value)
+          shown(value)
         }`,
       );
     }
@@ -434,18 +428,14 @@ export class MapMemory {
   }
 }
 
+/** A number as written, anything else as `describe` names it. */
+function shown(value: unknown): string {
+  return typeof value === "number" || typeof value === "bigint" ? String(value) : describe(value);
+}
+
 /** An array element's stride: its value size rounded up to 8, as `array_map_alloc` rounds it. */
 function strideOf(valueSize: number): number {
   return (valueSize + 7) & ~7;
-}
-
-function mapOnce(
-  primitives: KernelPrimitives,
-  map: BpfMap,
-  length: number,
-  prot: MapProtection,
-): MappedRegion | number {
-  return primitives.mmap(map.fd, length, prot, 0);
 }
 
 // A method, as a class would define it: not enumerable.
