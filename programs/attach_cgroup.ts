@@ -51,7 +51,9 @@ export type CgroupAttachType = Extract<AttachTypeName, `cgroup_${string}`>;
 /**
  * Attaches a program to a cgroup v2 directory (its path, or an fd open on
  * it) as `attachType`, with a cgroup link (`BPF_LINK_CREATE`). A path is
- * opened for the call and closed after it: the link holds the cgroup. An
+ * opened for the call (with node:fs: Deno asks `--allow-read`, and `--allow-all` for a path
+ * under `/sys`, so mount cgroup2 elsewhere or pass an fd) and closed after it: the link holds
+ * the cgroup. An
  * attach type that is not a cgroup's, or that the program's type does not
  * run at, is refused before any call.
  *
@@ -61,16 +63,29 @@ export type CgroupAttachType = Extract<AttachTypeName, `cgroup_${string}`>;
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { readFileSync } from "node:fs";
+ * import { execFileSync } from "node:child_process";
+ * import { mkdirSync, mkdtempSync, rmdirSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  * import { Program } from "../mod.ts";
  *
- * // The root of the cgroup2 hierarchy; r0 = 1; exit: every packet allowed.
- * const root = /^\S+ (\S+) cgroup2 /m.exec(readFileSync("/proc/mounts", "utf8"))![1]!;
+ * // A cgroup of its own, in the cgroup2 hierarchy mounted under /tmp (Deno grants /sys to
+ * // --allow-all only); r0 = 1; exit: every packet allowed.
+ * const mount = mkdtempSync(join(tmpdir(), "cgroup2-"));
+ * execFileSync("mount", ["-t", "cgroup2", "none", mount]);
+ * const cgroup = join(mount, "attach-example");
+ * mkdirSync(cgroup);
  * const instructions = new Uint8Array([0xb7, 0, 0, 0, 1, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]);
- * using program = Program.load({ type: "cgroup_skb", instructions, license: "GPL" });
- * using link = program.attachCgroup(root, "cgroup_inet_egress");
- * assert.deepEqual([link.info().typeName, link.info().attachType], ["cgroup", "cgroup_inet_egress"]);
- * assert.throws(() => program.attachCgroup(root, "cgroup_inet_sock_create"), /not a cgroup_sock program/);
+ * try {
+ *   using program = Program.load({ type: "cgroup_skb", instructions, license: "GPL" });
+ *   using link = program.attachCgroup(cgroup, "cgroup_inet_egress");
+ *   assert.deepEqual([link.info().typeName, link.info().attachType], ["cgroup", "cgroup_inet_egress"]);
+ *   assert.throws(() => program.attachCgroup(cgroup, "cgroup_inet_sock_create"), /not a cgroup_sock/);
+ * } finally {
+ *   rmdirSync(cgroup);
+ *   execFileSync("umount", [mount]);
+ *   rmdirSync(mount);
+ * }
  * ```
  */
 export function attachCgroup(

@@ -181,12 +181,20 @@ export function attachTracepoint(program: AttachingProgram, category: string, na
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { existsSync } from "node:fs";
+ * import { liveKernel } from "../ffi/kernel.ts";
+ * import { KPROBE_TYPE_PATH } from "../ffi/perf_event.ts";
  * import { Program } from "../mod.ts";
  *
  * const instructions = new Uint8Array([0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]);
  * using program = Program.load({ type: "kprobe", instructions, license: "GPL" });
- * if (existsSync("/sys/bus/event_source/devices/kprobe/type")) {
+ * const hasKprobes = (() => {
+ *   try {
+ *     return liveKernel().backend.readTextFile(KPROBE_TYPE_PATH) !== "";
+ *   } catch {
+ *     return false;
+ *   }
+ * })();
+ * if (hasKprobes) {
  *   using link = program.attachKprobe("do_sys_openat2", { retprobe: true });
  *   assert.equal(link.info().perfEventType, "kretprobe");
  * } else {
@@ -254,11 +262,13 @@ export function attachKsyscall(
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { readFileSync } from "node:fs";
+ * import { liveKernel } from "../ffi/kernel.ts";
  * import { Program } from "../mod.ts";
  *
- * // The C library this process runs with; r0 = 0; exit.
- * const libc = /\s(\/\S*libc\.so\.6)$/m.exec(readFileSync("/proc/self/maps", "utf8"))![1]!;
+ * // The C library this process runs with (its maps read through libc: Deno grants /proc to
+ * // --allow-all only); r0 = 0; exit.
+ * const maps = liveKernel().backend.readTextFile("/proc/self/maps");
+ * const libc = /\s(\/\S*libc\.so\.6)$/m.exec(maps)![1]!;
  * const instructions = new Uint8Array([0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]);
  * using program = Program.load({ type: "kprobe", instructions, license: "GPL" });
  * using link = program.attachUprobe(libc, "getpid", { retprobe: true, pid: 1 });

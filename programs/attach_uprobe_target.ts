@@ -28,10 +28,13 @@ const SYMBOL_SIZE = 24;
  * ```ts
  * import assert from "node:assert/strict";
  * import { readFileSync } from "node:fs";
+ * import { liveKernel } from "../ffi/kernel.ts";
  * import { uprobeOffset } from "./attach_uprobe_target.ts";
  *
- * // The C library this process runs with, and its getpid (in .dynsym).
- * const libc = /\s(\/\S*libc\.so\.6)$/m.exec(readFileSync("/proc/self/maps", "utf8"))![1]!;
+ * // The C library this process runs with (Deno grants /proc to --allow-all only: read through
+ * // libc), and its getpid (in .dynsym).
+ * const maps = liveKernel().backend.readTextFile("/proc/self/maps");
+ * const libc = /\s(\/\S*libc\.so\.6)$/m.exec(maps)![1]!;
  * const bytes = readFileSync(libc);
  * assert.ok(uprobeOffset(bytes, "getpid", libc) > 0);
  * assert.throws(() => uprobeOffset(bytes, "no_such_function_here", libc), /has no function/);
