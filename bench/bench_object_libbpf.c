@@ -1,11 +1,11 @@
 // The C side of the object bench: libbpf's bpf_object__open_file, then
 // bpf_object__load, then bpf_object__close of one object, ITERATIONS times
 // after one warm-up (libbpf probes the kernel's features once per process).
-// Prints one JSON object: the warm-up's and each iteration's seconds (open, load, close), the
-// time its bpf() calls spent in the kernel (all of them, and the object's
-// BPF_PROG_LOADs alone), then a pass with the verifier's statistics
-// (log_level 4: the kernel's own "verification time" per program), and this
-// process's RSS.
+// Prints one JSON object: the warm-up's and each iteration's seconds (open,
+// load, close), the time its bpf() calls spent in the kernel (all of them,
+// and the object's BPF_PROG_LOADs alone), the CPU time of all iterations
+// (user, kernel), then a pass with the verifier's statistics (log_level 4:
+// the kernel's own "verification time" per program), and this process's RSS.
 //
 //   cc -O2 -o bench_object_libbpf bench/bench_object_libbpf.c -lbpf
 //   ./bench_object_libbpf .build/bench_object.bpf.o 20
@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -88,6 +89,15 @@ static long status_kib(const char *field) {
   return kib;
 }
 
+// CPU seconds this process has run in user mode and in the kernel: unlike
+// wall time, they do not grow while other work holds the CPU.
+static void cpu_seconds(double *user, double *system) {
+  struct rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  *user = usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6;
+  *system = usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
+}
+
 static int quiet(enum libbpf_print_level level, const char *format, va_list args) {
   return level == LIBBPF_WARN ? vfprintf(stderr, format, args) : 0;
 }
@@ -153,11 +163,14 @@ int main(int argc, char **argv) {
   printf("{\"warmup\":");
   iteration(path);
   printf(",\"iterations\":[");
+  double user0, system0, user1, system1;
+  cpu_seconds(&user0, &system0);
   for (int i = 0; i < iterations; i++) {
     if (i > 0) printf(",");
     iteration(path);
   }
-  printf("],");
+  cpu_seconds(&user1, &system1);
+  printf("],\"cpu\":{\"user\":%.6f,\"system\":%.6f},", user1 - user0, system1 - system0);
   verifier_stats(path);
   printf(",\"baseRssKiB\":%ld,\"peakRssKiB\":%ld}\n", base, status_kib("VmHWM"));
   return 0;

@@ -39,6 +39,8 @@ export interface VerifierStats {
 export interface SideRun {
   warmup: Iteration;
   iterations: Iteration[];
+  /** CPU seconds of all iterations, in user mode and in the kernel (getrusage). */
+  cpu: { user: number; system: number };
   verifier: Record<string, VerifierStats>;
   baseRssKiB: number;
   peakRssKiB: number;
@@ -135,11 +137,14 @@ export function runObjectSide(path: string, iterations: number): SideRun {
   const baseRssKiB = statusKiB("VmRSS");
   const timed = timedKernel();
   const warmup = iteration(path, timed);
+  const before = process.cpuUsage();
   const runs = Array.from({ length: iterations }, () => iteration(path, timed));
+  const { user, system } = process.cpuUsage(before);
+  const cpu = { user: user / 1e6, system: system / 1e6 };
   const verifier: Record<string, VerifierStats> = {};
   timed.state.stats = verifier;
   iteration(path, timed);
-  return { warmup, iterations: runs, verifier, baseRssKiB, peakRssKiB: statusKiB("VmHWM") };
+  return { warmup, iterations: runs, cpu, verifier, baseRssKiB, peakRssKiB: statusKiB("VmHWM") };
 }
 
 if (import.meta.main) {
