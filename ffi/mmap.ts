@@ -6,6 +6,8 @@
  * @module
  */
 
+import { byteLengthOf } from "./memory.ts";
+
 /** How a mapping may be accessed: `PROT_READ`, or `PROT_READ | PROT_WRITE`. */
 export type MapProtection = "read" | "readWrite";
 
@@ -78,15 +80,16 @@ export interface MappedRegion {
  */
 export function liveRegion(buffer: ArrayBuffer, munmap: () => number): MappedRegion {
   const length = buffer.byteLength;
+  const bytes = new Uint8Array(buffer);
   let unmapped = false;
   return {
     length,
-    bytes: new Uint8Array(buffer),
+    bytes,
     observe(offset: number, size: number) {
-      checkSpan("observe", length, offset, size);
+      checkSpan("observe", bytes, offset, size);
     },
     wrote(offset: number, size: number) {
-      checkSpan("wrote", length, offset, size);
+      checkSpan("wrote", bytes, offset, size);
     },
     unmap(): number {
       if (unmapped) return 0;
@@ -99,22 +102,31 @@ export function liveRegion(buffer: ArrayBuffer, munmap: () => number): MappedReg
 }
 
 /**
- * Checks that `[offset, offset + size)` is a non-empty span of a mapping of
- * `length` bytes, for {@linkcode MappedRegion.observe} and `wrote`: the same
- * refusal live, recording and replaying.
+ * Checks that `[offset, offset + size)` is a non-empty span of a mapping's
+ * `bytes`, for {@linkcode MappedRegion.observe} and `wrote`: the same
+ * refusal live, recording and replaying, and after `unmap` (whose bytes are
+ * detached) a `TypeError`.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { checkSpan } from "./mmap.ts";
- * checkSpan("observe", 4096, 4088, 8);
- * assert.throws(() => checkSpan("observe", 4096, 4090, 8), {
+ * const bytes = new Uint8Array(4096);
+ * checkSpan("observe", bytes, 4088, 8);
+ * assert.throws(() => checkSpan("observe", bytes, 4090, 8), {
  *   name: "RangeError",
  *   message: "observe: bytes [4090, 4098) are not inside the mapping's 4096",
  * });
+ * bytes.buffer.transfer(0);
+ * assert.throws(() => checkSpan("wrote", bytes, 0, 8), {
+ *   name: "TypeError",
+ *   message: "wrote: the mapping was unmapped",
+ * });
  * ```
  */
-export function checkSpan(what: string, length: number, offset: number, size: number): void {
+export function checkSpan(what: string, bytes: Uint8Array, offset: number, size: number): void {
+  const length = byteLengthOf(bytes);
+  if (length === 0) throw new TypeError(`${what}: the mapping was unmapped`);
   if (
     !Number.isSafeInteger(offset) || !Number.isSafeInteger(size) || offset < 0 || size <= 0
     || offset + size > length

@@ -297,12 +297,12 @@ export class ReplayBackend implements SessionBackend {
       length,
       bytes,
       observe: (offset, size) => {
-        checkSpan("observe", length, offset, size);
+        checkSpan("observe", bytes, offset, size);
         const actual = { observe: mapping, offset, size } as MemoryEntry;
         bytes.set(decodeBytes(this.#take<MemoryEntry>(actual).bytes), offset);
       },
       wrote: (offset, size) => {
-        checkSpan("wrote", length, offset, size);
+        checkSpan("wrote", bytes, offset, size);
         const written = encodeBytes(bytes.subarray(offset, offset + size));
         this.#take({ wrote: mapping, offset, size, bytes: written });
       },

@@ -168,7 +168,7 @@ export class RecordingBackend implements SessionBackend {
     const mapping = ++this.#mappings;
     this.#push({ ...entry, result: { mapping } });
     const note = (kind: "observe" | "wrote", offset: number, size: number) => {
-      checkSpan(kind, length, offset, size);
+      checkSpan(kind, region.bytes, offset, size);
       const bytes = encodeBytes(region.bytes.subarray(offset, offset + size));
       this.#push({ [kind]: mapping, offset, size, bytes } as unknown as MemoryEntry);
     };

@@ -195,6 +195,7 @@ function mmapSession(
     assert.equal(mapped.unmap(), 0);
   }
   assert.equal(mapped.unmap(), 0); // idempotent
+  assert.throws(() => mapped.observe(0, 8), { name: "TypeError", message: /was unmapped/ });
 }
 
 transcriptTest(
