@@ -4,8 +4,8 @@
 // by --count replays, with no FFI and no BPF, into the same rows.
 
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -94,6 +94,86 @@ for (const runtime of RUNTIMES) {
       const replayed = await runExample(runtime, "execsnoop.ts", args, { ffi: false });
       assert.equal(replayed.status, 0, replayed.stderr);
       assert.deepEqual(execRows(replayed.stdout), execRows(recorded.stdout));
+    },
+  );
+}
+
+// opensnoop: a shell the test starts opens a file the test names, once, seen through the perf
+// buffer as one row (its pid, "sh", the path), live and replayed from a recording.
+
+let opensnoop: string | undefined;
+/** examples/bpf/opensnoop.bpf.c built by clang, once per run. */
+const opensnoopObject = () => opensnoop ??= buildExample("opensnoop", scratch());
+
+/**
+ * A shell waiting for a line on its stdin, then opening `path` (its redirection: one openat, with
+ * no exec in between) and ending: the process opensnoop is told to watch, made before it starts.
+ */
+function opener(path: string): { pid: number; open(): void; ended: Promise<number | null> } {
+  writeFileSync(path, "opened by the test\n");
+  const child = spawn("sh", ["-c", `read line; read text < '${path}'`], {
+    stdio: ["pipe", "ignore", "inherit"],
+  });
+  const ended = new Promise<number | null>((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", resolve);
+  });
+  return { pid: child.pid!, open: () => child.stdin!.end("go\n"), ended };
+}
+
+/** The table rows opensnoop printed: pid, comm, path. */
+function openRows(stdout: string): string[][] {
+  return stdout.split("\n").filter((line) => /^\d+\s/.test(line)).map((line) =>
+    line.trim().split(/\s+/)
+  );
+}
+
+for (const runtime of RUNTIMES) {
+  exampleTest(`opensnoop (${runtime}) prints the file the test's process opens`, async () => {
+    const path = join(scratch(), `opened-${runtime}`);
+    const shell = opener(path);
+    const run = new ExampleRun(runtime, "opensnoop.ts", [
+      opensnoopObject(),
+      "--duration",
+      "1",
+      "--pid",
+      String(shell.pid),
+    ], {});
+    await run.waitFor("Ctrl-C to stop");
+    shell.open();
+    assert.equal(await shell.ended, 0);
+    const { status, stdout, stderr } = await run.ended();
+    assert.equal(status, 0, stderr);
+    assert.match(stdout, /^PID {5}COMM {13}PATH$/m);
+    assert.deepEqual(openRows(stdout), [[String(shell.pid), "sh", path]]);
+    assert.match(stdout, /\ndetached\n$/);
+  });
+
+  exampleTest(
+    `opensnoop (${runtime}) recorded with --count replays into the same rows with no BPF`,
+    async () => {
+      const path = join(scratch(), `opened-recorded-${runtime}`);
+      const transcript = join(scratch(), `opensnoop-${runtime}.json`);
+      const shell = opener(path);
+      const args = [
+        opensnoopObject(),
+        "--count",
+        "1",
+        "--pid",
+        String(shell.pid),
+        "--transcript",
+        transcript,
+      ];
+      const recording = new ExampleRun(runtime, "opensnoop.ts", args, { write: true });
+      await recording.waitFor("Ctrl-C to stop");
+      shell.open();
+      assert.equal(await shell.ended, 0);
+      const recorded = await recording.ended();
+      assert.equal(recorded.status, 0, recorded.stderr);
+      assert.deepEqual(openRows(recorded.stdout), [[String(shell.pid), "sh", path]]);
+      const replayed = await runExample(runtime, "opensnoop.ts", args, { ffi: false });
+      assert.equal(replayed.status, 0, replayed.stderr);
+      assert.deepEqual(openRows(replayed.stdout), openRows(recorded.stdout));
     },
   );
 }
