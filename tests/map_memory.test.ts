@@ -11,6 +11,7 @@ import {
   BPF_F_RDONLY_PROG,
   BpfMap,
   type BpfSystem,
+  globals,
   type MapMemory,
 } from "../mod.ts";
 import { objectFixture } from "./helpers/loader_object.ts";
@@ -245,5 +246,52 @@ transcriptTest(
     // The same values through bpf(), to be sure the mappings are the maps' own memory.
     const counter = object.maps.get(".bss")!.lookup(ZERO)!;
     assert.equal(new DataView(counter.buffer).getBigUint64(0, true), 103n);
+  },
+);
+
+transcriptTest(
+  "globals() reads and writes the variables by their BTF, with no bpf() call",
+  (sys) => {
+    using object = sys.loadObject(memoryObject(), { name: "map_memory" });
+    const bump = object.programs.get("bump")!;
+    using bss = object.globals(".bss", { kernel: sys.kernel });
+    using data = object.globals(".data", { kernel: sys.kernel });
+    using rodata = object.globals(".rodata", { kernel: sys.kernel });
+    assert.equal(bump.testRun({ data: new Uint8Array(64) }).retval, XDP_PASS);
+    const read = countingCalls(sys, () => ({ ...bss, ...data, ...rodata }));
+    assert.deepEqual(read.result, {
+      counter: 3n,
+      seq: 0n,
+      squares: Array.from({ length: 8 }, (_, i) => i * i + 3),
+      step: 3,
+    });
+    const written = countingCalls(sys, () => {
+      bss.counter = 40n;
+      data.squares = [8, 7, 6, 5, 4, 3, 2, 1];
+    });
+    assert.deepEqual([...read.calls, ...written.calls], []);
+    assert.deepEqual(
+      object.maps.get(".data")!.typed().get(0),
+      { squares: [8, 7, 6, 5, 4, 3, 2, 1] },
+    );
+    assert.equal(bump.testRun({ data: new Uint8Array(64) }).retval, XDP_PASS);
+    assert.equal(bss.counter, 43n);
+    // Refused before the memory is touched: a codec's refusal, a frozen section.
+    assert.throws(() => (data.squares = [1, 2]), { name: "RangeError", message: /^squares: / });
+    assert.throws(() => (bss.counter = -1n), { name: "RangeError", message: /^counter: / });
+    assert.throws(() => (rodata.step = 4), {
+      name: "TypeError",
+      message: /is mapped read-only$/,
+    });
+    assert.equal(rodata.step, 3);
+    assert.equal(bss.counter, 43n);
+    assert.throws(() => object.globals(".bss.missing", { kernel: sys.kernel }), {
+      name: "TypeError",
+      message: "globals: the object has no map '.bss.missing' (global data: .data, .rodata, .bss)",
+    });
+    assert.throws(() => globals(object.maps.get("shared")!, { kernel: sys.kernel }), {
+      name: "TypeError",
+      message: /'s value is a typedef, not a DATASEC; use map.typed\(\) or map.memory\(\)$/,
+    });
   },
 );
