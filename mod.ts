@@ -57,6 +57,8 @@ export {
 export type { TypedMapSpec, TypedSpec } from "./codec/typed_map.ts";
 export { decodeRecords, TypedRing } from "./codec/typed_ring.ts";
 export type { ValueCallback } from "./codec/typed_ring.ts";
+export { ONLINE_CPUS_PATH, PerfBuffer, PerfRecord, TypedPerfBuffer } from "./events/perf_buffer.ts";
+export type { PerfBufferOptions, PerfDecoder, PerfRecordCallback } from "./events/perf_buffer.ts";
 export { RingBuffer, RingRecord, WAIT_SLICE_MS } from "./events/ring_buffer.ts";
 export type { RecordCallback } from "./events/ring_buffer.ts";
 export { RingBufferSet } from "./events/ring_buffer_set.ts";
@@ -120,6 +122,9 @@ export type { ObjectProgram, ProgramRelocation } from "./object/programs.ts";
 export { programSection, SECTION_DEFS } from "./object/sections.ts";
 export type { AttachTarget, ProgramSection, SectionDef } from "./object/sections.ts";
 export type { CgroupAttachType } from "./programs/attach_cgroup.ts";
+export type { KprobeAttachOptions, UprobeAttachOptions } from "./programs/attach_perf_link.ts";
+export { attachBySection, rememberSection } from "./programs/attach_section.ts";
+export type { SectionAttachable } from "./programs/attach_section.ts";
 export { BPF_F_AFTER, BPF_F_BEFORE, TCX_NEXT } from "./programs/attach_tcx.ts";
 export type { TcxAttachOptions, TcxDirection } from "./programs/attach_tcx.ts";
 export { attachBtfIdOf } from "./programs/attach_tracing.ts";
