@@ -42,9 +42,9 @@ export type {
   MapTypes,
 } from "./btf/types.ts";
 export { btfOfCodecs, codecOfType } from "./codec/btf.ts";
+export * from "./codec/codec.ts";
 export { globals, globalsMemory } from "./codec/datasec_memory.ts";
 export type { Globals } from "./codec/datasec_memory.ts";
-export * from "./codec/codec.ts";
 export {
   DrainError,
   maxPerCpu,
