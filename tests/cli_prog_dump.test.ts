@@ -13,6 +13,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import process from "node:process";
 import { describe } from "node:test";
 import { PROG_USAGE } from "../cli/prog_command.ts";
 import { decodeInsn, formatInsn, HELPER_NAMES } from "../ffi/insn.ts";
@@ -254,30 +255,32 @@ describe("bpfmap prog dump xlated", () => {
   });
 
   bpftoolTest("several programs by name: each with its header, as bpftool", () => {
+    // A name of this process's own: another run's programs are not these.
+    const twin = `twin_${process.pid}`;
     using first = Program.load({
       type: "socket_filter",
-      name: "dump_twin",
+      name: twin,
       license: "GPL",
       instructions: program(mov64Imm(0, 1), exit()),
     });
     using second = Program.load({
       type: "socket_filter",
-      name: "dump_twin",
+      name: twin,
       license: "GPL",
       instructions: program(mov64Imm(0, 2), exit()),
     });
     for (const format of [[], ["-j"], ["-p"]]) {
-      const args = [...format, "prog", "dump", "xlated", "name", "dump_twin", "opcodes"];
+      const args = [...format, "prog", "dump", "xlated", "name", twin, "opcodes"];
       const ours = bpfmap(args);
       assert.equal(ours.status, 0, ours.stderr);
       assert.equal(ours.stdout, bpftool(args).stdout, args.join(" "));
     }
-    const plain = bpfmap(["prog", "dump", "xlated", "name", "dump_twin"]).stdout;
+    const plain = bpfmap(["prog", "dump", "xlated", "name", twin]).stdout;
     assert.equal(
       plain,
-      `${first.id}: socket_filter  name dump_twin  tag ${first.info().tag}  gpl\n`
+      `${first.id}: socket_filter  name ${twin}  tag ${first.info().tag}  gpl\n`
         + "   0: (b7) r0 = 1\n   1: (95) exit\n\n"
-        + `${second.id}: socket_filter  name dump_twin  tag ${second.info().tag}  gpl\n`
+        + `${second.id}: socket_filter  name ${twin}  tag ${second.info().tag}  gpl\n`
         + "   0: (b7) r0 = 2\n   1: (95) exit\n",
     );
   });
