@@ -162,8 +162,7 @@ const bpffs = bpffsForTests("bpfmap-cli-prog-dump-", (dir) => {
       "zoo.o",
     ], { cwd: build });
     mkdirSync(join(dir, "objects"));
-    // By libbpf: BpfObject refuses bpf_loop's callback (no func_info for a subprogram reached by
-    // ld_imm64 only).
+    // By libbpf, the loader bpftool's dumps are usually of (loader.bpf.c goes through BpfObject).
     execFileSync("bpftool", ["prog", "loadall", join(build, "zoo.o"), join(dir, "zoo")]);
     using objects = BpfObject.open(buildObject("loader.bpf.c", build)).load();
     for (const [name, loaded] of objects.programs) loaded.pin(join(dir, "objects", name));
