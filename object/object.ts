@@ -502,6 +502,7 @@ function finalizeBtf(
           set(starts[u32(info)]! + 12, BTF_VAR_GLOBAL_ALLOCATED);
         }
       }
+      sortVars(view, infos);
     } else if (type.name === ".ksyms") {
       if (int < 0) throw new ObjectFormatError(".BTF: .ksyms externs need a 4-byte int type", at);
       infos.forEach((info, i) => {
@@ -567,7 +568,7 @@ function fixDataDatasec(
   const section = elf.sectionByName(name);
   const sized = u32(start + 8) !== 0;
   if (!sized) view.setUint32(start + 8, section?.size ?? 0, true);
-  const records = infos.map((info) => {
+  infos.forEach((info) => {
     const variable = u32(info);
     const symbol: ElfSymbol | undefined = elf.symbols.find((s) =>
       s.section === section?.index && s.type === STT_OBJECT
@@ -576,10 +577,15 @@ function fixDataDatasec(
     if (symbol !== undefined && HIDDEN_VISIBILITY.has(symbol.visibility)) {
       view.setUint32(starts[variable]! + 12, BTF_VAR_STATIC, true);
     }
-    const offset = sized || symbol === undefined ? u32(info + 4) : symbol.value;
-    return [variable, offset, u32(info + 8)] as const;
+    if (!sized && symbol !== undefined) view.setUint32(info + 4, symbol.value, true);
   });
-  records.sort((a, b) => a[1] - b[1]);
+  sortVars(view, infos);
+}
+
+/** Sorts a DATASEC's variables (12-byte records at `infos`) by offset, as the kernel wants them. */
+function sortVars(view: DataView, infos: readonly number[]): void {
+  const records = infos.map((info) => [0, 4, 8].map((at) => view.getUint32(info + at, true)));
+  records.sort((a, b) => a[1]! - b[1]!);
   records.forEach((record, i) =>
     record.forEach((word, j) => view.setUint32(infos[i]! + 4 * j, word, true))
   );

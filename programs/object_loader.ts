@@ -11,9 +11,11 @@
  */
 
 import { readFileSync } from "node:fs";
+import { gunzipSync } from "node:zlib";
 import { Btf } from "../btf/btf.ts";
 import { kernelBtf } from "../btf/kernel_btf.ts";
 import type { BtfType } from "../btf/types.ts";
+import { primitivesOf } from "../ffi/backend.ts";
 import { BpfError } from "../ffi/errors.ts";
 import { type Kernel, liveKernel } from "../ffi/kernel.ts";
 import { describe } from "../ffi/validate.ts";
@@ -27,6 +29,8 @@ import { attachBtfIdOf, type TracingAttachType } from "./attach_tracing.ts";
 import { Program } from "./program.ts";
 
 const OSRELEASE_PATH = "/proc/sys/kernel/osrelease";
+const PROC_CONFIG_PATH = "/proc/config.gz";
+const decoder = new TextDecoder();
 /**
  * `BPF_PSEUDO_MAP_FD`, `BPF_PSEUDO_MAP_VALUE`, `BPF_PSEUDO_BTF_ID`, `BPF_PSEUDO_FUNC`: an
  * `ld_imm64`'s `src_reg`.
@@ -296,22 +300,71 @@ export class BpfObject {
     }
   }
 
-  /** The `.kconfig` map's value: `LINUX_KERNEL_VERSION`, and zero for weak externs. */
+  /**
+   * The `.kconfig` map's value: `LINUX_KERNEL_VERSION`, the `CONFIG_*`
+   * values of the running kernel's config, and zero for weak externs it
+   * has no value for, as libbpf fills it.
+   */
   #kconfig(map: ObjectMap): Uint8Array {
     const value = new Uint8Array(map.spec.valueSize);
     const view = new DataView(value.buffer);
+    let config: Map<string, string> | undefined;
     for (const extern of this.spec.externs) {
       if (extern.kind !== "kconfig") continue;
       if (extern.name === "LINUX_KERNEL_VERSION" && extern.size === 4) {
         const release = this.#kernel!.backend.readTextFile(OSRELEASE_PATH);
         view.setUint32(extern.offset, kernelVersionCode(release), true);
+        continue;
+      }
+      const text = extern.name.startsWith("CONFIG_")
+        ? (config ??= this.#kernelConfig()).get(extern.name)
+        : undefined;
+      if (text !== undefined) {
+        const type = kconfigType(this.spec.btf?.types ?? [], extern.typeId);
+        value.set(kconfigValue(extern, type, text), extern.offset);
       } else if (!extern.weak) {
         throw new TypeError(
-          `extern '${extern.name}': only LINUX_KERNEL_VERSION (and __weak externs) are resolved`,
+          `extern '${extern.name}': ${
+            extern.name.startsWith("CONFIG_")
+              ? "the running kernel's config does not set it"
+              : "only LINUX_KERNEL_VERSION and CONFIG_* externs are resolved"
+          }; declare it __weak to read 0`,
         );
       }
     }
     return value;
+  }
+
+  /**
+   * The running kernel's config, `CONFIG_*` names to their text as written
+   * (`y`, `250`, `"-fc"`): `/boot/config-<release>`, else `/proc/config.gz`,
+   * as libbpf looks for it; an option "is not set" is absent.
+   */
+  #kernelConfig(): Map<string, string> {
+    const files = primitivesOf(this.#kernel!.backend);
+    const release = this.#kernel!.backend.readTextFile(OSRELEASE_PATH).trim();
+    let text: string;
+    try {
+      text = decoder.decode(files.readFile(`/boot/config-${release}`));
+    } catch {
+      try {
+        text = decoder.decode(gunzipSync(files.readFile(PROC_CONFIG_PATH)));
+      } catch (error) {
+        throw new TypeError(
+          `the kernel's config is in neither /boot/config-${release} nor ${PROC_CONFIG_PATH} `
+            + `(CONFIG_IKCONFIG_PROC), for the object's CONFIG_* externs: ${
+              (error as Error).message
+            }`,
+          { cause: error },
+        );
+      }
+    }
+    const config = new Map<string, string>();
+    for (const line of text.split("\n")) {
+      const match = /^(CONFIG_[A-Za-z0-9_]+)=(.*)$/.exec(line);
+      if (match !== null) config.set(match[1]!, match[2]!);
+    }
+    return config;
   }
 
   /**
@@ -514,17 +567,93 @@ export class BpfObject {
   }
 }
 
+/** How libbpf stores a kconfig extern, by its C type (`find_kcfg_type`). */
+type KconfigType =
+  | { kind: "bool" | "char" | "tristate" | "chars" | "unknown" }
+  | { kind: "int"; signed: boolean };
+
+/** The kind of kconfig extern `id` (a VAR) is: `bool`, `char`, an integer, `enum libbpf_tristate`, `char[N]`. */
+function kconfigType(types: readonly BtfType[], id: number): KconfigType {
+  const variable = types[id];
+  const type = variable?.kind === "var" ? types[skipModifiers(types, variable.type)] : undefined;
+  if (type?.kind === "int") {
+    if (type.encoding === "bool") return { kind: "bool" };
+    if (type.size === 1) return { kind: "char" };
+    if ([2, 4, 8].includes(type.size)) return { kind: "int", signed: type.encoding === "signed" };
+  } else if (
+    (type?.kind === "enum" || type?.kind === "enum64") && type.name === "libbpf_tristate"
+  ) {
+    return { kind: "tristate" };
+  } else if (type?.kind === "array" && type.length > 0) {
+    const element = types[skipModifiers(types, type.type)];
+    if (element?.kind === "int" && element.encoding !== "bool" && element.size === 1) {
+      return { kind: "chars" };
+    }
+  }
+  return { kind: "unknown" };
+}
+
+/**
+ * A kconfig extern's bytes from its config text, as libbpf's
+ * `set_kcfg_value_tri`, `_str` and `_num` write them: `y`/`n`/`m` into a
+ * bool (no `m`), a tristate (1, 0, 2) or a char; a quoted string into a char
+ * array (cut to fit with its NUL); a number into an integer it fits.
+ *
+ * @throws {TypeError} for a value the extern's type cannot hold.
+ */
+function kconfigValue(extern: ExternSpec, type: KconfigType, text: string): Uint8Array {
+  const bytes = new Uint8Array(extern.size);
+  const fail = (why: string): never => {
+    throw new TypeError(`extern '${extern.name}': the kernel's value ${text} ${why}`);
+  };
+  if (text.startsWith("\"")) {
+    if (type.kind !== "chars" || !text.endsWith("\"") || text.length < 2) {
+      return fail("is a string, which only a char array takes");
+    }
+    bytes.set(new TextEncoder().encode(text.slice(1, -1)).subarray(0, extern.size - 1));
+    return bytes;
+  }
+  if (/^[ynm]$/.test(text)) {
+    if (type.kind === "bool" && text !== "m") bytes[0] = text === "y" ? 1 : 0;
+    else if (type.kind === "tristate") bytes[0] = { y: 1, n: 0, m: 2 }[text as "y" | "n" | "m"];
+    else if (type.kind === "char") bytes[0] = text.charCodeAt(0);
+    else fail(`is not one a ${type.kind} extern takes`);
+    return bytes;
+  }
+  if (type.kind !== "int" && type.kind !== "char" && type.kind !== "bool") {
+    return fail(`is a number, which a ${type.kind} extern does not take`);
+  }
+  let number: bigint;
+  try {
+    number = /^-?0[0-7]+$/.test(text) ? BigInt(text.replace("0", "0o")) : BigInt(text);
+  } catch {
+    return fail("is not a number");
+  }
+  const bits = BigInt(8 * extern.size);
+  const signed = type.kind === "int" && type.signed;
+  const [min, max] = signed
+    ? [-(1n << (bits - 1n)), (1n << (bits - 1n)) - 1n]
+    : [0n, (1n << bits) - 1n];
+  if (number < min || number > max) fail(`does not fit ${extern.size} byte(s)`);
+  const unsigned = BigInt.asUintN(Number(bits), number);
+  for (let i = 0; i < extern.size; i++) bytes[i] = Number((unsigned >> BigInt(8 * i)) & 0xffn);
+  return bytes;
+}
+
+/** `id` with its typedefs and qualifiers passed through. */
+function skipModifiers(types: readonly BtfType[], id: number): number {
+  for (let hops = 0; hops < 32; hops++) {
+    const t = types[id];
+    if (t === undefined || !("type" in t) || !MODIFIERS.has(t.kind)) return id;
+    id = t.type;
+  }
+  return id;
+}
+
 /** Whether BTF `id` is a variable of type `void` (after modifiers and typedefs). */
 function isVoidVariable(types: readonly BtfType[], id: number): boolean {
   const variable = types[id];
-  if (variable?.kind !== "var") return false;
-  let type = variable.type;
-  for (let hops = 0; hops < 32 && type !== 0; hops++) {
-    const t = types[type];
-    if (t === undefined || !("type" in t) || !MODIFIERS.has(t.kind)) return false;
-    type = t.type;
-  }
-  return type === 0;
+  return variable?.kind === "var" && skipModifiers(types, variable.type) === 0;
 }
 
 /** A program linked: its subprograms appended, its relocations applied, its BTF records moved. */
