@@ -255,6 +255,12 @@ function readXlated(ctx: CliContext, program: Program, info: ProgramInfo): Xlate
     lines: readU32(bytes, f.nr_line_info),
     lineSize: readU32(bytes, f.line_info_rec_size),
   };
+  // The kernel tells a caller without CAP_BPF no lengths at all (bpftool's words, then why).
+  if (counts.xlated === 0) {
+    throw new CommandError(
+      `program id ${info.id}: no instructions returned (the kernel shows them to CAP_BPF only)`,
+    );
+  }
   const insns = offHeapBytes(Math.max(counts.xlated, 1));
   const ksyms = offHeapBytes(Math.max(counts.ksyms * 8, 1));
   const funcs = offHeapBytes(Math.max(counts.funcs * counts.funcSize, 1));
