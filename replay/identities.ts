@@ -89,9 +89,21 @@ export abstract class Identities {
 
   /** Whether the map behind a handle stores inner maps (fds in, ids out). */
   holdsMaps(handle: number | "foreign"): boolean {
-    if (handle === "foreign") return false;
-    const type = this.#mapTypes.get(handle);
-    return type !== undefined && mapType(type).holds === "maps";
+    return this.#holds(handle) === "maps";
+  }
+
+  /**
+   * Whether the map behind a handle takes other fds as values: programs (a
+   * prog array), perf events (a perf event array), sockets, cgroups.
+   */
+  holdsOtherFds(handle: number | "foreign"): boolean {
+    const holds = this.#holds(handle);
+    return holds !== undefined && holds !== "maps" && holds !== "bytes";
+  }
+
+  #holds(handle: number | "foreign"): string | undefined {
+    const type = handle === "foreign" ? undefined : this.#mapTypes.get(handle);
+    return type === undefined ? undefined : mapType(type).holds;
   }
 }
 

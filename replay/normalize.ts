@@ -117,6 +117,13 @@ function inputField(
             const handle = ids.handleOf(fd);
             return handle === "foreign" ? 0xffff_ffff : handle;
           });
+        } else if (VALUE_FIELDS.has(field.name) && ids.holdsOtherFds(mapHandle)) {
+          // Program and perf event fds become handles; an fd bpfmap never got from the kernel
+          // (a socket or cgroup the code opened, a constant) stays as it is.
+          input = mapU32s(bytes, (fd) => {
+            const handle = ids.handleOf(fd);
+            return handle === "foreign" ? fd : handle;
+          });
         }
         if (layout !== null) input = renameStruct(input, layout, (id, kind) => ids.idIn(id, kind));
         // Fds the code hands the kernel inside memory: map references in instructions, fd arrays.

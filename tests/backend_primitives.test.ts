@@ -13,6 +13,7 @@ import { EPOLLIN } from "../ffi/epoll.ts";
 import { liveKernel } from "../ffi/kernel.ts";
 import type { MappedRegion } from "../ffi/mmap.ts";
 import {
+  PERF_COUNT_SW_BPF_OUTPUT,
   PERF_COUNT_SW_CPU_CLOCK,
   PERF_EVENT_ATTR,
   PERF_EVENT_IOC_ENABLE,
@@ -265,4 +266,27 @@ liveTest("a process whose waits have answered exits: no wait thread keeps it ali
   const args = bun ? ["-e", script] : ["eval", "--allow-ffi", script];
   const out = execFileSync(process.execPath, args, { timeout: 20_000, encoding: "utf8" });
   assert.equal(out.trim(), "[]");
+});
+
+transcriptTest("a perf event array's values are perf event fds: recorded as handles", (system) => {
+  const kernel = primitives(system.kernel.backend);
+  const attr = perfEventAttr(kernel);
+  attr.setU32(PERF_EVENT_ATTR.fields.type, PERF_TYPE_SOFTWARE);
+  attr.setU64(PERF_EVENT_ATTR.fields.config, PERF_COUNT_SW_BPF_OUTPUT);
+  attr.setU32(PERF_EVENT_ATTR.fields.wakeup_events, 1);
+  const fd = kernel.perfEventOpen(attr, -1, 0, -1, PERF_FLAG_FD_CLOEXEC);
+  assert.ok(fd > 0, `perf_event_open: ${fd}`);
+  try {
+    using map = system.createMap({
+      type: "perf_event_array",
+      keySize: 4,
+      valueSize: 4,
+      maxEntries: 2,
+    });
+    // Replayed, the fd is the player's (1000 and up): it matches because both are handle 1.
+    map.update(key(0), new Uint8Array(new Uint32Array([fd]).buffer));
+    assert.equal(map.delete(key(0)), true);
+  } finally {
+    assert.equal(kernel.close(fd), 0);
+  }
 });
