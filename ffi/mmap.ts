@@ -41,7 +41,9 @@ export interface MappedRegion {
    * The mapping's bytes. Live: a view of the kernel's memory (Atomics and
    * DataView work on its buffer); replay: a buffer the player fills. After
    * {@linkcode MappedRegion.unmap} its buffer is detached: length 0, so a
-   * stale read cannot touch unmapped memory.
+   * stale read cannot touch unmapped memory. A `"read"` mapping must never be
+   * written: JavaScript cannot make the buffer read-only, and the kernel's
+   * page protection ends the process (SIGSEGV) at the first write.
    */
   readonly bytes: Uint8Array;
   /**
