@@ -6,10 +6,12 @@
  */
 
 import { isatty } from "node:tty";
+import { PerfBuffer, type PerfRecord } from "../events/perf_buffer.ts";
+import { RingBuffer, type RingRecord } from "../events/ring_buffer.ts";
 import { BPF_ANY, BPF_EXIST, BPF_NOEXIST } from "../ffi/commands.ts";
 import { ENOENT, errnoDescription } from "../ffi/errno.ts";
 import { BpfError } from "../ffi/errors.ts";
-import { isPerCpu, mapType, mapTypeNumber } from "../ffi/map_types.ts";
+import { isPerCpu, MAP_TYPES, mapType, mapTypeNumber } from "../ffi/map_types.ts";
 import { joinPerCpu } from "../ffi/percpu.ts";
 import { type BpfMap, findMapsByName } from "../maps/bpf_map.ts";
 import { walkBatches } from "../maps/walk.ts";
@@ -71,6 +73,7 @@ export const MAP_USAGE = `Usage: bpfmap [OPTIONS] map { show | list }   [MAP]
        bpfmap [OPTIONS] map delete     MAP  key DATA
        bpfmap [OPTIONS] map pin        MAP  FILE
        bpfmap [OPTIONS] map freeze     MAP
+       bpfmap [OPTIONS] map watch      MAP [count N]
        bpfmap [OPTIONS] map help
 
        MAP := { id MAP_ID | pinned FILE | name MAP_NAME }
@@ -79,6 +82,9 @@ export const MAP_USAGE = `Usage: bpfmap [OPTIONS] map { show | list }   [MAP]
        UPDATE_FLAGS := { any | exist | noexist }
        OPTIONS := { -j | --json } [{ -p | --pretty }] | --batch N | --record FILE | --replay FILE
                   | --path NAME=DIR
+
+       watch (not in bpftool): prints a ringbuf's or perf_event_array's records as they come,
+         as hex (with -j: one JSON object per line), until interrupted or N records are printed
 
        --path NAME=DIR: with --record or --replay, paths under DIR (a folder of this run's
          own, e.g. a fresh bpffs) are recorded as \${NAME}/..., and \${NAME} replays as DIR
@@ -132,6 +138,7 @@ export function runMapCommand(ctx: CliContext, args: Args): void {
     ["create", create],
     ["pin", pin],
     ["freeze", freeze],
+    ["watch", watch],
     ["help", help],
   ];
   const found = table.find(([name]) => isPrefix(command, name));
@@ -216,6 +223,7 @@ function dump(ctx: CliContext, args: Args): void {
   maps.forEach((map, i) => {
     dumpMap({ ...ctx, json }, map, many, plainBtf);
     if (!json && many && i !== maps.length - 1) out.write("\n");
+    noteStream(ctx, map);
     map.close();
   });
   if (json && many) json.endArray();
@@ -489,6 +497,110 @@ function freeze(ctx: CliContext, args: Args): void {
   args.end();
   map.freeze();
   ctx.json?.raw("null");
+}
+
+/**
+ * After a dump of a map whose data are records, not elements: a note on
+ * stderr (stdout stays what bpftool prints, for scripts that compare it)
+ * that names the type and says how to read them.
+ */
+function noteStream(ctx: CliContext, map: BpfMap): void {
+  if (map.type === MAP_TYPES.ringbuf || map.type === MAP_TYPES.perf_event_array) {
+    ctx.err.write(
+      `Note: map ${map.id} is a ${map.typeName}: its records are not elements, and a dump `
+        + `finds none; print them as they come with: bpfmap map watch id ${map.id}\n`,
+    );
+  } else if (map.type === MAP_TYPES.user_ringbuf) {
+    ctx.err.write(
+      `Note: map ${map.id} is a user_ringbuf: user space writes its records and programs `
+        + `read them (bpfmap map watch reads ringbuf and perf_event_array maps)\n`,
+    );
+  }
+}
+
+/**
+ * `map watch MAP [count N]` (not in bpftool): a ringbuf's records (read as
+ * RingBuffer reads them) or a perf_event_array's samples (PerfBuffer: one
+ * perf event per online CPU, its fd put in the map's slot) printed as they
+ * come, as hex, or one JSON object per line with `-j`, flushed after each
+ * wake-up, until the process is interrupted or N records are printed.
+ */
+function watch(ctx: CliContext, args: Args): void {
+  using map = openOne(ctx, args);
+  let count = Infinity;
+  if (args.left > 0) {
+    const word = args.take("'count'");
+    if (!isPrefix(word, "count")) throw new UsageError(`expected 'count', got: '${word}'`);
+    count = parseUnsigned(args.take("a number after 'count'"), "count");
+    if (count === 0) throw new UsageError("count must be at least 1");
+  }
+  args.end();
+  const kernel = ctx.system.kernel;
+  const printer = new RecordPrinter(ctx, count);
+  if (map.type === MAP_TYPES.ringbuf) {
+    using ring = new RingBuffer(map, kernel);
+    const onRecord = (record: RingRecord) => printer.record(record, undefined);
+    while (!printer.done) printer.flushAfter(ring.poll(-1, onRecord));
+  } else if (map.type === MAP_TYPES.perf_event_array) {
+    const onLost = (cpu: number, lost: number) => printer.lost(cpu, lost);
+    using perf = new PerfBuffer(map, { kernel, onLost });
+    const onRecord = (record: PerfRecord) => printer.record(record, record.cpu);
+    while (!printer.done) printer.flushAfter(perf.poll(-1, onRecord));
+  } else {
+    throw new CommandError(
+      `map ${map.id} (${map.typeName}) has no records to watch: watch reads ringbuf and `
+        + `perf_event_array maps`
+        + (map.type === MAP_TYPES.user_ringbuf ? " (a user_ringbuf's are read by programs)" : ""),
+    );
+  }
+}
+
+/** Prints the records of `map watch`: numbered from 1, hex or JSON lines. */
+class RecordPrinter {
+  readonly #ctx: CliContext;
+  readonly #count: number;
+  #printed = 0;
+
+  constructor(ctx: CliContext, count: number) {
+    this.#ctx = ctx;
+    this.#count = count;
+  }
+
+  get done(): boolean {
+    return this.#printed >= this.#count;
+  }
+
+  /** Prints one record; `false` (stop) once `count` are printed. */
+  record(record: RingRecord | PerfRecord, cpu: number | undefined): boolean {
+    const { out, json } = this.#ctx;
+    const number = ++this.#printed;
+    const { data, offset, length } = record;
+    if (json) {
+      out.write(
+        `{"record":${number},${cpu === undefined ? "" : `"cpu":${cpu},`}"size":${length},"data":[`,
+      );
+      out.jsonHex(data, offset, offset + length);
+      out.write("]}\n");
+    } else {
+      out.write(`record ${number}: ${cpu === undefined ? "" : `cpu ${cpu}, `}${length} bytes\n`);
+      if (length > 0) {
+        out.plainHex(data, offset, offset + length);
+        out.write("\n");
+      }
+    }
+    return !this.done;
+  }
+
+  /** A CPU's count of samples its ring had no room for. */
+  lost(cpu: number, lost: number): void {
+    const { out, json } = this.#ctx;
+    out.write(json ? `{"lost":${lost},"cpu":${cpu}}\n` : `lost ${lost} samples on cpu ${cpu}\n`);
+  }
+
+  /** After a wake-up: what it printed reaches the reader now, not at exit. */
+  flushAfter(_records: number): void {
+    this.#ctx.out.flush();
+  }
 }
 
 /** A progress line on stderr, for dumps that run longer than a second on a terminal. */

@@ -4,7 +4,7 @@
 // .bss `counter`, writes the .data `squares` from it and counts in `shared`
 // (an mmapable array), so the test reads what the program wrote through the
 // mapped memory with no bpf() call; `emit` writes numbered records into the
-// `events` ring for `bpfmap map watch`.
+// `events` ring and `samples` perf buffer for `bpfmap map watch`.
 
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -21,6 +21,13 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 4096);
 } events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+	__uint(max_entries, 8); // one slot per CPU, up to 8
+} samples SEC(".maps");
 
 __u64 counter;
 __u32 squares[8] = { 1, 2, 3 };
@@ -41,7 +48,8 @@ int bump(struct xdp_md *ctx)
 	return XDP_PASS;
 }
 
-// Three records per run: 8 bytes (a sequence number), 3 bytes, then 12.
+// Three records per run into each of `events` and `samples`: 8 bytes (a sequence number),
+// 3 bytes, then 12.
 __u64 seq;
 
 SEC("xdp")
@@ -54,6 +62,9 @@ int emit(struct xdp_md *ctx)
 	bpf_ringbuf_output(&events, &seq, sizeof(seq), 0);
 	bpf_ringbuf_output(&events, small, sizeof(small), 0);
 	bpf_ringbuf_output(&events, wide, sizeof(wide), 0);
+	bpf_perf_event_output(ctx, &samples, BPF_F_CURRENT_CPU, &seq, sizeof(seq));
+	bpf_perf_event_output(ctx, &samples, BPF_F_CURRENT_CPU, small, sizeof(small));
+	bpf_perf_event_output(ctx, &samples, BPF_F_CURRENT_CPU, wide, sizeof(wide));
 	return XDP_PASS;
 }
 

@@ -1,0 +1,202 @@
+// `bpfmap map watch` (issue 15, item 7): the records of a ringbuf and the samples of a
+// perf_event_array, written by tests/bpf/map_memory.bpf.c's `emit` (test-run: three records of
+// 8, 3 and 12 bytes into each), printed by a bpfmap child as hex or JSON lines, until it is
+// interrupted or has printed `count`; a recorded watch replays with no BPF. And `map dump` of
+// such maps prints what bpftool prints on stdout, with a note on stderr that says where the
+// records are.
+
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { BpfObject } from "../mod.ts";
+import { bpfmap, bpfmapCommand, bpftool, childEnv } from "./helpers/cli_run.ts";
+import { liveTest } from "./helpers/live.ts";
+import { withBuiltObject } from "./helpers/loader_object.ts";
+
+/** The object clang builds (every test here runs live: no fixture to replay it from). */
+let built: Uint8Array | undefined;
+const watchObject = () =>
+  built ??= withBuiltObject("map_memory.bpf.c", (path) => new Uint8Array(readFileSync(path)));
+const XDP_PASS = 2;
+
+/** The object loaded, and `emit` run `runs` times (3 records per run into each map). */
+function emitter(runs: number): { object: BpfObject; emit(): void } & Disposable {
+  const object = BpfObject.open(watchObject(), { name: "watch" }).load();
+  const emit = () => {
+    const program = object.programs.get("emit")!;
+    assert.equal(program.testRun({ data: new Uint8Array(64) }).retval, XDP_PASS);
+  };
+  for (let i = 0; i < runs; i++) emit();
+  return { object, emit, [Symbol.dispose]: () => object.close() };
+}
+
+/** The three records of run `seq` (1-based), as `emit` writes them. */
+function recordsOf(seq: number): Uint8Array[] {
+  return [
+    new Uint8Array(new BigUint64Array([BigInt(seq)]).buffer),
+    new Uint8Array([0xab, 0xcd, 0xef]),
+    new Uint8Array(new Uint32Array([0x11223344, 0x55667788, 0x99aabbcc]).buffer),
+  ];
+}
+
+/** How `map watch` prints records in plain text: a numbered line, then bpftool's hex rows. */
+function plainRecord(number: number, bytes: Uint8Array): string {
+  const hex = [...bytes].map((b) => b.toString(16).padStart(2, "0"));
+  const rows: string[] = [];
+  for (let i = 0; i < hex.length; i += 16) {
+    rows.push(
+      hex.slice(i, i + 8).join(" ") + (i + 8 < hex.length ? "  " : "")
+        + hex.slice(i + 8, i + 16).join(" "),
+    );
+  }
+  return `record ${number}: ${bytes.byteLength} bytes\n${rows.join("\n")}\n`;
+}
+
+const jsonBytes = (bytes: Uint8Array) =>
+  [...bytes].map((b) => `0x${b.toString(16).padStart(2, "0")}`);
+
+liveTest("map watch prints a ringbuf's records as they come, until interrupted", async () => {
+  using loaded = emitter(1);
+  const { object, emit } = loaded;
+  const id = object.maps.get("events")!.id;
+  const [command, ...prefix] = bpfmapCommand();
+  const child = spawn(command, [...prefix, "map", "watch", "id", `${id}`], { env: childEnv() });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  const exited = new Promise<[number | null, string | null]>((resolve) =>
+    child.on("exit", (code, signal) => resolve([code, signal]))
+  );
+  const expected = [1, 2].flatMap((seq) => recordsOf(seq))
+    .map((bytes, i) => plainRecord(i + 1, bytes)).join("");
+  // The first run's records wait in the ring for the child; the second's wake it.
+  emit();
+  // Until all six are printed (flushed at each wake-up), or the child ends: not a timing check.
+  for (let waited = 0; stdout.length < expected.length && child.exitCode === null; waited++) {
+    if (waited > 600) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  child.kill("SIGINT");
+  const [code, signal] = await exited;
+  assert.equal(stderr, "");
+  assert.equal(stdout, expected);
+  // Interrupted, as it waits for ever otherwise.
+  assert.ok(signal === "SIGINT" || code === 130, `exit ${code} ${signal}`);
+});
+
+liveTest("map watch -j prints JSON lines, count N ends it, and a recorded watch replays", () => {
+  using loaded = emitter(2);
+  const { object } = loaded;
+  const id = object.maps.get("events")!.id;
+  const folder = mkdtempSync(join(tmpdir(), "bpfmap-watch-"));
+  try {
+    const transcript = join(folder, "watch.json");
+    const live = bpfmap([
+      "--record",
+      transcript,
+      "-j",
+      "map",
+      "watch",
+      "id",
+      `${id}`,
+      "count",
+      "4",
+    ]);
+    assert.deepEqual([live.stderr, live.status], ["", 0]);
+    const lines = live.stdout.split("\n").filter((line) => line !== "");
+    const records = [...recordsOf(1), recordsOf(2)[0]!];
+    assert.deepEqual(
+      lines.map((line) => JSON.parse(line)),
+      records.map((bytes, i) => ({
+        record: i + 1,
+        size: bytes.byteLength,
+        data: jsonBytes(bytes),
+      })),
+    );
+    // The rest stay in the ring for the next reader.
+    const rest = bpfmap(["map", "watch", "id", `${id}`, "count", "2"]);
+    assert.equal(rest.stdout, plainRecord(1, recordsOf(2)[1]!) + plainRecord(2, recordsOf(2)[2]!));
+    const replayed = bpfmap(
+      ["--replay", transcript, "-j", "map", "watch", "id", `${id}`, "count", "4"],
+      { ffi: false },
+    );
+    assert.deepEqual([replayed.stderr, replayed.status], ["", 0]);
+    assert.equal(replayed.stdout, live.stdout);
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
+});
+
+liveTest("map watch prints a perf_event_array's samples with their CPU", async () => {
+  using loaded = emitter(0);
+  const { object, emit } = loaded;
+  const id = object.maps.get("samples")!.id;
+  // Samples sent while no reader has put its events in the map are dropped by the kernel
+  // (ENOENT): this run's go nowhere, and the child's wait ends with the next run's.
+  emit();
+  const [command, ...prefix] = bpfmapCommand();
+  const child = spawn(command, [...prefix, "-j", "map", "watch", "id", `${id}`, "count", "3"], {
+    env: childEnv(),
+  });
+  let stdout = "";
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+  // Emit until the child has opened its events and printed what a run sent.
+  for (let tries = 0; stdout === "" && child.exitCode === null && tries < 600; tries++) {
+    emit();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assert.equal(await exited, 0);
+  const samples = stdout.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line));
+  assert.equal(samples.length, 3);
+  // One run's three samples, on the CPU it ran on; the kernel pads each to 8-byte words with
+  // its 4-byte size: 8 bytes take 12, 3 take 4, 12 take 12.
+  const seq = new DataView(new Uint8Array(samples[0].data.map(Number)).buffer).getBigUint64(
+    0,
+    true,
+  );
+  const expected = recordsOf(Number(seq));
+  assert.deepEqual(samples.map((s) => s.record), [1, 2, 3]);
+  assert.deepEqual(samples.map((s) => s.size), [12, 4, 12]);
+  for (let i = 0; i < 3; i++) {
+    assert.deepEqual(samples[i].data.slice(0, expected[i]!.byteLength), jsonBytes(expected[i]!));
+    assert.equal(samples[i].cpu, samples[0].cpu);
+  }
+});
+
+liveTest("map dump of a ringbuf prints what bpftool prints, and a note on stderr", () => {
+  using loaded = emitter(1);
+  const { object } = loaded;
+  for (const name of ["events", "samples"]) {
+    const map = object.maps.get(name)!;
+    for (const json of [[], ["-j"]]) {
+      const args = [...json, "map", "dump", "id", `${map.id}`];
+      const ours = bpfmap(args);
+      if (name === "events") assert.equal(ours.stdout, bpftool(args).stdout);
+      assert.equal(
+        ours.stderr,
+        `Note: map ${map.id} is a ${map.typeName}: its records are not elements, and a dump finds `
+          + `none; print them as they come with: bpfmap map watch id ${map.id}\n`,
+      );
+    }
+  }
+});
+
+liveTest("map watch refuses maps without records to watch", () => {
+  using loaded = emitter(0);
+  const { object } = loaded;
+  const shared = object.maps.get("shared")!;
+  const run = bpfmap(["map", "watch", "id", `${shared.id}`]);
+  assert.deepEqual([run.stdout, run.stderr, run.status], [
+    "",
+    `Error: map ${shared.id} (array) has no records to watch: watch reads ringbuf and `
+    + `perf_event_array maps\n`,
+    1,
+  ]);
+  const zero = bpfmap(["map", "watch", "id", `${shared.id}`, "count", "0"]);
+  assert.equal(zero.status, 2);
+  assert.match(zero.stderr, /count must be at least 1/);
+});
