@@ -294,30 +294,35 @@ function countingMmaps(kernel: Kernel): { kernel: Kernel; mmaps: () => number } 
 }
 
 liveTest("producers on both CPUs at once: each CPU's records in its order, none lost", async () => {
-  using object = BpfObject.open(ringObject(), {
+  // Closed by hand: `using` on a BpfObject trips Deno's checker (see typed_methods.ts).
+  const object = BpfObject.open(ringObject(), {
     name: "ringbuf",
     maps: { events: { maxEntries: 1 << 21 } },
   }).load();
-  const program = object.programs.get("produce")!;
-  using ring = new RingBuffer(object.maps.get("events")!, liveKernel());
-  const PER_CHILD = 40 * 500;
-  // Each child test-runs the program on its own CPU (XDP test runs stay on the caller's CPU).
-  const children = [0, 1].map((cpu) => runPinned(cpu, program.id, 40));
-  const counts = [0, 0];
-  const next = [0, 0];
-  let ended = false;
-  void Promise.all(children).then(() => (ended = true));
-  while (!ended || ring.available() > 0) {
-    await ring.pollAsync(50, (record) => {
-      const cpu = record.view.getUint32(record.offset, true);
-      const index = record.view.getUint32(record.offset + 4, true);
-      assert.equal(index, next[cpu], `CPU ${cpu}'s records out of order`);
-      next[cpu]!++;
-      counts[cpu]!++;
-    });
+  try {
+    const program = object.programs.get("produce")!;
+    using ring = new RingBuffer(object.maps.get("events")!, liveKernel());
+    const PER_CHILD = 40 * 500;
+    // Each child test-runs the program on its own CPU (XDP test runs stay on the caller's CPU).
+    const children = [0, 1].map((cpu) => runPinned(cpu, program.id, 40));
+    const counts = [0, 0];
+    const next = [0, 0];
+    let ended = false;
+    void Promise.all(children).then(() => (ended = true));
+    while (!ended || ring.available() > 0) {
+      await ring.pollAsync(50, (record) => {
+        const cpu = record.view.getUint32(record.offset, true);
+        const index = record.view.getUint32(record.offset + 4, true);
+        assert.equal(index, next[cpu], `CPU ${cpu}'s records out of order`);
+        next[cpu]!++;
+        counts[cpu]!++;
+      });
+    }
+    for (const status of await Promise.all(children)) assert.equal(status, 0);
+    assert.deepEqual(counts, [PER_CHILD, PER_CHILD]);
+  } finally {
+    object.close();
   }
-  for (const status of await Promise.all(children)) assert.equal(status, 0);
-  assert.deepEqual(counts, [PER_CHILD, PER_CHILD]);
 });
 
 /** Runs the program `rounds` times 500 records in a child pinned to `cpu`; its exit status. */
