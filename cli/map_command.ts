@@ -580,7 +580,8 @@ class RecordPrinter {
         `{"record":${number},${cpu === undefined ? "" : `"cpu":${cpu},`}"size":${length},"data":[`,
       );
       out.jsonHex(data, offset, offset + length);
-      out.write("]}\n");
+      // The last line's newline is the one the JSON writer ends stdout with.
+      out.write(this.done ? "]}" : "]}\n");
     } else {
       out.write(`record ${number}: ${cpu === undefined ? "" : `cpu ${cpu}, `}${length} bytes\n`);
       if (length > 0) {

@@ -7,19 +7,33 @@
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { BpfObject } from "../mod.ts";
+import { dirname, join } from "node:path";
+import { test } from "node:test";
+import { readEnv } from "../ffi/live.ts";
+import { BpfObject, TRANSCRIPT_ENV } from "../mod.ts";
 import { bpfmap, bpfmapCommand, bpftool, childEnv } from "./helpers/cli_run.ts";
 import { liveTest } from "./helpers/live.ts";
 import { withBuiltObject } from "./helpers/loader_object.ts";
+import { FIXTURES } from "./helpers/transcript.ts";
 
 /** The object clang builds (every test here runs live: no fixture to replay it from). */
 let built: Uint8Array | undefined;
 const watchObject = () =>
   built ??= withBuiltObject("map_memory.bpf.c", (path) => new Uint8Array(readFileSync(path)));
 const XDP_PASS = 2;
+/** A recorded `-j map watch ... count 4`, and its command line and output, replayed in every pass. */
+const RECORDED = join(FIXTURES, "cli_watch.test.ts", "watch_ringbuf.json");
+const RECORDED_RUN = RECORDED.replace(/\.json$/, ".run.json");
 
 /** The object loaded, and `emit` run `runs` times (3 records per run into each map). */
 function emitter(runs: number): { object: BpfObject; emit(): void } & Disposable {
@@ -106,7 +120,9 @@ liveTest("map watch -j prints JSON lines, count N ends it, and a recorded watch 
       "4",
     ]);
     assert.deepEqual([live.stderr, live.status], ["", 0]);
-    const lines = live.stdout.split("\n").filter((line) => line !== "");
+    // One object per line, each line ended, nothing else.
+    const lines = live.stdout.split("\n");
+    assert.equal(lines.pop(), "");
     const records = [...recordsOf(1), recordsOf(2)[0]!];
     assert.deepEqual(
       lines.map((line) => JSON.parse(line)),
@@ -125,9 +141,23 @@ liveTest("map watch -j prints JSON lines, count N ends it, and a recorded watch 
     );
     assert.deepEqual([replayed.stderr, replayed.status], ["", 0]);
     assert.equal(replayed.stdout, live.stdout);
+    if (readEnv(TRANSCRIPT_ENV) === "record" || !existsSync(RECORDED)) {
+      mkdirSync(dirname(RECORDED), { recursive: true });
+      copyFileSync(transcript, RECORDED);
+      const args = ["-j", "map", "watch", "id", `${id}`, "count", "4"];
+      writeFileSync(RECORDED_RUN, JSON.stringify({ args, stdout: live.stdout }, null, 2) + "\n");
+    }
   } finally {
     rmSync(folder, { recursive: true, force: true });
   }
+});
+
+test("a recorded map watch replays with no BPF, record for record", () => {
+  const { args, stdout } = JSON.parse(readFileSync(RECORDED_RUN, "utf8"));
+  const replayed = bpfmap(["--replay", RECORDED, ...args], { ffi: false });
+  assert.deepEqual([replayed.stderr, replayed.status], ["", 0]);
+  assert.equal(replayed.stdout, stdout);
+  assert.equal(stdout.split("\n").filter((line: string) => line !== "").length, 4);
 });
 
 liveTest("map watch prints a perf_event_array's samples with their CPU", async () => {
