@@ -28,7 +28,7 @@ import {
   BPF_RINGBUF_DISCARD_BIT,
   BPF_RINGBUF_HDR_SZ,
   checkRingMap,
-  loadWord,
+  loadI32,
   mapRing,
   readOwnPosition,
   readPeerPosition,
@@ -265,7 +265,7 @@ export class RingBuffer {
         }
         const offset = consumer & mask;
         producer.observe(pageSize + offset, BPF_RINGBUF_HDR_SZ);
-        const header = loadWord(dataWords, offset >>> 2);
+        const header = loadI32(dataWords, offset >>> 2);
         if ((header & BPF_RINGBUF_BUSY_BIT) !== 0) break;
         const length = header & RECORD_LENGTH_MASK;
         const end = consumer + recordSpan(length);
@@ -311,7 +311,7 @@ export class RingBuffer {
       const offset = this.#consumer & memory.mask;
       producer.observe(memory.pageSize + offset, BPF_RINGBUF_HDR_SZ);
       // Acquire: the record's bytes are read after its header says it is committed.
-      const header = loadWord(memory.dataWords, offset >>> 2);
+      const header = loadI32(memory.dataWords, offset >>> 2);
       if ((header & BPF_RINGBUF_BUSY_BIT) !== 0) return false;
       const length = header & RECORD_LENGTH_MASK;
       const end = this.#consumer + recordSpan(length);

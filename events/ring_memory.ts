@@ -55,6 +55,20 @@ export const storeWord: (words: Int32Array | Uint32Array, index: number, value: 
     ? (words, index, value) => void Atomics.store(words, index, value)
     : (words, index, value) => void (words[index] = value);
 
+/**
+ * {@linkcode loadWord} for i32 views only, as the rings use: one element
+ * kind keeps the call monomorphic, so V8 inlines `Atomics.load` in the walk
+ * (with two kinds it calls a builtin per word).
+ */
+export const loadI32: (words: Int32Array, index: number) => number = ATOMICS
+  ? (words, index) => Atomics.load(words, index)
+  : (words, index) => words[index]!;
+
+/** {@linkcode storeWord} for i32 views only (see {@linkcode loadI32}). */
+export const storeI32: (words: Int32Array, index: number, value: number) => void = ATOMICS
+  ? (words, index, value) => void Atomics.store(words, index, value)
+  : (words, index, value) => void (words[index] = value);
+
 /** 2^32, to split a 64-bit position into the two u32 words it is stored as. */
 const TWO_TO_32 = 4294967296;
 
@@ -89,12 +103,12 @@ export interface RingMemory {
   /** The producer page (its first 8 bytes: the producer position), then the data area twice. */
   readonly producer: MappedRegion;
   /** The consumer position's words: `[low, high]`. */
-  readonly consumerWords: Uint32Array;
+  readonly consumerWords: Int32Array;
   /** The producer position's words: `[low, high]`. */
-  readonly producerWords: Uint32Array;
+  readonly producerWords: Int32Array;
   /** The data area, both mappings: a record that wraps reads on past `size`. */
   readonly data: Uint8Array;
-  /** The data area as i32s, for the header's length word (read with {@linkcode loadWord}). */
+  /** The data area as i32s, for the header's length word (read with {@linkcode loadI32}). */
   readonly dataWords: Int32Array;
 }
 
@@ -164,8 +178,8 @@ export function mapRing(
     pageSize,
     consumer,
     producer,
-    consumerWords: new Uint32Array(consumer.bytes.buffer, consumer.bytes.byteOffset, 2),
-    producerWords: new Uint32Array(producer.bytes.buffer, producer.bytes.byteOffset, 2),
+    consumerWords: new Int32Array(consumer.bytes.buffer, consumer.bytes.byteOffset, 2),
+    producerWords: new Int32Array(producer.bytes.buffer, producer.bytes.byteOffset, 2),
     data,
     dataWords: new Int32Array(data.buffer, data.byteOffset, data.byteLength >>> 2),
   };
@@ -190,9 +204,9 @@ function mapOrThrow(
  * move while read), observed first so that a replay serves what the
  * recording saw.
  */
-export function readOwnPosition(region: MappedRegion, words: Uint32Array): number {
+export function readOwnPosition(region: MappedRegion, words: Int32Array): number {
   region.observe(0, 8);
-  return loadWord(words, 1) * TWO_TO_32 + loadWord(words, 0);
+  return (loadI32(words, 1) >>> 0) * TWO_TO_32 + (loadI32(words, 0) >>> 0);
 }
 
 /**
@@ -201,9 +215,9 @@ export function readOwnPosition(region: MappedRegion, words: Uint32Array): numbe
  * `(a - b) >>> 0` of the low words gives it, and a position that crosses a
  * 4 GiB boundary between two reads of its words can never be read torn.
  */
-export function readPeerPosition(region: MappedRegion, words: Uint32Array): number {
+export function readPeerPosition(region: MappedRegion, words: Int32Array): number {
   region.observe(0, 4);
-  return loadWord(words, 0);
+  return loadI32(words, 0) >>> 0;
 }
 
 /**
@@ -212,10 +226,10 @@ export function readPeerPosition(region: MappedRegion, words: Uint32Array): numb
  * behind the real one (less room, never room that is not there); then
  * tells the recorder.
  */
-export function writePosition(region: MappedRegion, words: Uint32Array, position: number): void {
+export function writePosition(region: MappedRegion, words: Int32Array, position: number): void {
   const low = position >>> 0;
-  storeWord(words, 0, low);
-  storeWord(words, 1, (position - low) / TWO_TO_32);
+  storeI32(words, 0, low | 0);
+  storeI32(words, 1, ((position - low) / TWO_TO_32) | 0);
   region.wrote(0, 8);
 }
 

@@ -31,7 +31,7 @@ import {
   readPeerPosition,
   recordSpan,
   type RingMemory,
-  storeWord,
+  storeI32,
   unmapRing,
   writePosition,
 } from "./ring_memory.ts";
@@ -173,7 +173,7 @@ export class UserRingBuffer implements Disposable {
     const length = memory.dataWords[header >>> 2]! & ~BPF_RINGBUF_BUSY_BIT;
     memory.producer.wrote(memory.pageSize + header + BPF_RINGBUF_HDR_SZ, length);
     // Release: the record's bytes are visible before the header says it is committed.
-    storeWord(memory.dataWords, header >>> 2, length | discard);
+    storeI32(memory.dataWords, header >>> 2, length | discard);
     memory.producer.wrote(memory.pageSize + header, 4);
   }
 
