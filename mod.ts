@@ -101,7 +101,7 @@ export type { MapBtf, MapBtfIds, MapSpec, OpenPinnedOptions } from "./maps/bpf_m
 export { listMapIds, possibleCpus } from "./maps/ids.ts";
 export type { MapInfo } from "./maps/info.ts";
 export { MapMemory } from "./maps/memory.ts";
-export type { MemoryOptions } from "./maps/memory.ts";
+export type { ElementCodec, MemoryOptions } from "./maps/memory.ts";
 export { DEFAULT_BATCH_SIZE, drainBatches, walkBatches } from "./maps/walk.ts";
 export type { BatchWalkOptions, WalkableMap, WalkOptions } from "./maps/walk.ts";
 export { CORE_RELO_KINDS } from "./object/btf_ext.ts";

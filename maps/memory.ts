@@ -78,6 +78,20 @@ declare module "./bpf_map.ts" {
   }
 }
 
+/**
+ * What {@linkcode MapMemory.get} and `set` read and write elements through:
+ * any codec of `codec/` (`u64`, `struct({...})`, ...), whose size is the
+ * map's value size.
+ */
+export interface ElementCodec<T> {
+  /** For messages. */
+  readonly name: string;
+  /** Bytes, as C's `sizeof`. */
+  readonly size: number;
+  read(view: DataView, offset: number): T;
+  write(view: DataView, offset: number, value: T): void;
+}
+
 /** One of the fixed-size numbers {@linkcode MapMemory} reads and writes. */
 type NumberKind = "u8" | "u16" | "u32" | "i32" | "f64";
 
@@ -232,6 +246,50 @@ export class MapMemory {
     this.write(this.#element("setValue", index), bytes);
   }
 
+  /**
+   * Element `index` decoded by `codec`, read in place (no copy first).
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { BPF_F_MMAPABLE, BpfMap, struct, u16, u32 } from "../mod.ts";
+   *
+   * const point = struct({ x: u32, y: u16 }); // 8 bytes, as gcc pads it
+   * using map = BpfMap.create({
+   *   type: "array", keySize: 4, valueSize: point.size, maxEntries: 4, flags: BPF_F_MMAPABLE,
+   * });
+   * using memory = map.memory();
+   * memory.set(3, point, { x: 70000, y: 9 });
+   * assert.deepEqual(memory.get(3, point), { x: 70000, y: 9 });
+   * assert.throws(() => memory.set(3, point, { x: 1 }), { name: "TypeError", message: /^value: / });
+   * ```
+   *
+   * @throws {RangeError} for an index out of range, or a codec of another size than the value's.
+   */
+  get<T>(index: number, codec: ElementCodec<T>): T {
+    const offset = this.#element("get", index);
+    this.#checkCodec("get", codec);
+    this.#observe("get", offset, codec.size);
+    return codec.read(this.#view, offset);
+  }
+
+  /**
+   * Writes element `index` as `codec` encodes `value`: encoded aside first,
+   * so a value the codec refuses leaves the memory as it was.
+   */
+  set<T>(index: number, codec: ElementCodec<T>, value: T): void {
+    const offset = this.#element("set", index);
+    this.#checkCodec("set", codec);
+    const bytes = new Uint8Array(codec.size);
+    try {
+      codec.write(new DataView(bytes.buffer), 0, value);
+    } catch (error) {
+      if (error instanceof Error) error.message = `value: ${error.message}`;
+      throw error;
+    }
+    this.write(offset, bytes);
+  }
+
   /** The u8 at `offset`. */
   readU8(offset: number): number {
     return this.#readNumber("u8", offset);
@@ -329,6 +387,17 @@ export class MapMemory {
   /** {@linkcode MapMemory.close}, for `using`. */
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  #checkCodec(op: string, codec: ElementCodec<unknown>): void {
+    if (codec === null || typeof codec !== "object" || typeof codec.read !== "function") {
+      throw new TypeError(`${op}: codec must be a codec, got ${describe(codec)}`);
+    }
+    if (codec.size !== this.map.valueSize) {
+      throw new RangeError(
+        `${op}: codec ${codec.name} is ${codec.size} bytes; the map's values are ${this.map.valueSize}`,
+      );
+    }
   }
 
   #element(op: string, index: number): number {

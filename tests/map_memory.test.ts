@@ -13,6 +13,9 @@ import {
   type BpfSystem,
   globals,
   type MapMemory,
+  struct,
+  u32,
+  u64,
 } from "../mod.ts";
 import { objectFixture } from "./helpers/loader_object.ts";
 import { transcriptTests } from "./helpers/transcript.ts";
@@ -89,6 +92,11 @@ transcriptTest("an mmapable array's memory is its elements, each at index times 
   assert.equal(memory.readF64(2 * 16), 1.5);
   memory.setU16(2 * 16 + 8, 0xbeef);
   assert.equal(memory.readU16(2 * 16 + 8), 0xbeef);
+  // Through a codec of the value's size: read in place, written whole.
+  const triple = struct({ lo: u32, mid: u32, hi: u32 });
+  memory.set(2, triple, { lo: 1, mid: 0x0200, hi: 0x030000 });
+  assert.deepEqual(map.lookup(keyOf(2)), new Uint8Array([1, 0, 0, 0, 0, 2, 0, 0, 0, 0, 3, 0]));
+  assert.deepEqual(memory.get(3, triple), { lo: 0x04030201, mid: 0x08070605, hi: 0x0c0b0a09 });
   // A view is the memory itself, as it is when taken (replay serves that moment's bytes).
   map.update(keyOf(0), new Uint8Array(12).fill(3));
   const view = memory.view();
@@ -184,6 +192,19 @@ transcriptTest("bad input is refused before any syscall", (sys) => {
     assert.throws(() => memory.setValue(4, new Uint8Array(12)), {
       name: "RangeError",
       message: "setValue: index must be an integer from 0 to 3, got 4",
+    });
+    assert.throws(() => memory.get(0, u64), {
+      name: "RangeError",
+      message: "get: codec u64 is 8 bytes; the map's values are 12",
+    });
+    const triple = struct({ lo: u32, mid: u32, hi: u32 });
+    assert.throws(() => memory.set(0, triple, { lo: 1, mid: 2 } as never), {
+      name: "TypeError",
+      message: /^value: missing field hi/,
+    });
+    assert.throws(() => memory.set(0, triple, { lo: 1, mid: 2, hi: -1 }), {
+      name: "RangeError",
+      message: /^value: hi: /,
     });
     assert.throws(() => memory.setValue(0, new Uint8Array(8)), {
       name: "RangeError",
