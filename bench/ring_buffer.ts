@@ -26,7 +26,7 @@ function build(): { object: string; binary: string } {
   mkdirSync(join(root, ".build"), { recursive: true });
   const object = join(root, ".build", "ringbuf.bpf.o");
   const binary = join(root, ".build", "ring_buffer_libbpf");
-  // As tests/helpers/object_build.ts builds tests/bpf/ (bench sits below tests: it cannot import it).
+  // As tests/helpers/object_build.ts builds tests/bpf/ (bench is below tests: no import).
   const arch = execFileSync("uname", ["-m"], { encoding: "utf8" }).trim();
   const flags = ["-O2", "-g", "-target", "bpf", `-I/usr/include/${arch}-linux-gnu`, "-c"];
   execFileSync("clang", [...flags, join(root, "tests", "bpf", "ringbuf.bpf.c"), "-o", object]);

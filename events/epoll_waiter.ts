@@ -45,7 +45,7 @@ export class EpollWaiter {
     return ready(this.#primitives.epollWait(this.#fd, maxEvents, timeoutMs));
   }
 
-  /** {@linkcode EpollWaiter.wait} without blocking the event loop; none when interrupted or closed. */
+  /** {@linkcode EpollWaiter.wait}, not blocking the event loop; none if interrupted or closed. */
   async waitAsync(maxEvents: number, timeoutMs: number): Promise<EpollReady[]> {
     this.#waits++;
     let result;

@@ -100,13 +100,32 @@ export type RecordCallback = (record: RingRecord) => unknown;
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { BpfMap, RingBuffer } from "../mod.ts";
+ * import { BpfMap, Program, RingBuffer, type RingRecord } from "../mod.ts";
  *
  * using map = BpfMap.create({ type: "ringbuf", keySize: 0, valueSize: 0, maxEntries: 4096 });
+ * // An XDP program: u64 n = 42; bpf_ringbuf_output(&map, &n, 8, 0); return XDP_PASS;
+ * const fd = new Uint8Array(new Uint32Array([map.fd]).buffer);
+ * // deno-fmt-ignore
+ * const instructions = new Uint8Array([
+ *   0x7a, 0x0a, 0xf8, 0xff, 42, 0, 0, 0, // *(u64 *)(r10 - 8) = 42
+ *   0x18, 0x11, 0, 0, ...fd, 0, 0, 0, 0, 0, 0, 0, 0, // r1 = the map (ld_imm64, BPF_PSEUDO_MAP_FD)
+ *   0xbf, 0xa2, 0, 0, 0, 0, 0, 0, // r2 = r10
+ *   0x07, 0x02, 0, 0, 0xf8, 0xff, 0xff, 0xff, // r2 += -8
+ *   0xb7, 0x03, 0, 0, 8, 0, 0, 0, // r3 = 8
+ *   0xb7, 0x04, 0, 0, 0, 0, 0, 0, // r4 = 0
+ *   0x85, 0, 0, 0, 130, 0, 0, 0, // call bpf_ringbuf_output
+ *   0xb7, 0, 0, 0, 2, 0, 0, 0, // r0 = XDP_PASS
+ *   0x95, 0, 0, 0, 0, 0, 0, 0, // exit
+ * ]);
+ * using program = Program.load({ type: "xdp", instructions, license: "GPL" });
  * using ring = new RingBuffer(map);
- * assert.equal(ring.size, 4096);
- * assert.equal(ring.consume(() => {}), 0); // nothing written yet
- * assert.equal(ring.poll(0, () => {}), 0); // nor ready: a wait of 0 ms says so at once
+ * assert.equal(ring.poll(0, () => {}), 0); // nothing written yet: a wait of 0 ms says so
+ * program.testRun({ data: new Uint8Array(64), repeat: 3 }); // three records
+ * const seen: bigint[] = [];
+ * const read = (record: RingRecord) => seen.push(record.view.getBigUint64(record.offset, true));
+ * assert.equal(ring.consume(read), 3);
+ * assert.deepEqual(seen, [42n, 42n, 42n]);
+ * assert.equal(ring.consume(() => {}), 0); // each record is consumed once
  * ```
  */
 export class RingBuffer {
@@ -326,7 +345,7 @@ export class RingBuffer {
     }
   }
 
-  /** Consumes the record {@linkcode RingBuffer.#next} found: its space goes back to the producers. */
+  /** Consumes the record `#next` found: its space goes back to the producers. */
   #commit(): void {
     if (this.#pendingEnd < 0) return;
     const end = this.#pendingEnd;
@@ -334,7 +353,7 @@ export class RingBuffer {
     this.#storeAt(end);
   }
 
-  /** Moves the consumer position to `position`, and stores it if it moved since it was stored last. */
+  /** Moves the consumer position to `position`; stores it if it moved since last stored. */
   #storeAt(position: number): void {
     this.#consumer = position;
     if (this.#stored === position || this.#closed) return;

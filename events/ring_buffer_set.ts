@@ -24,10 +24,13 @@ import { checkCallback, checkTimeout, type RecordCallback, RingBuffer } from "./
  * using a = BpfMap.create(spec);
  * using b = BpfMap.create(spec);
  * using rings = new RingBufferSet();
- * rings.add(a, (record) => console.log("a", record.copy()));
- * rings.add(b, (record) => console.log("b", record.copy()));
+ * const seen: string[] = [];
+ * rings.add(a, (record) => seen.push(`a: ${record.length} bytes`));
+ * rings.add(b, (record) => seen.push(`b: ${record.length} bytes`));
  * assert.equal(rings.size, 2);
- * assert.equal(rings.poll(0), 0); // neither has data
+ * assert.equal(rings.poll(0), 0); // neither has data: one epoll_wait said so for both
+ * assert.deepEqual(seen, []);
+ * assert.throws(() => rings.add(a, () => {}), /is in this set already/);
  * ```
  */
 export class RingBufferSet implements Disposable {

@@ -44,7 +44,7 @@ export const RECORD_LENGTH_MASK = 0x3fffffff;
  */
 const ATOMICS = (globalThis as { Bun?: unknown }).Bun === undefined;
 
-/** Reads word `index` of `words`, with acquire ordering where the runtime allows (see `ATOMICS`). */
+/** Reads word `index` of `words`, with acquire ordering where the runtime allows (`ATOMICS`). */
 export const loadWord: (words: Int32Array | Uint32Array, index: number) => number = ATOMICS
   ? (words, index) => Atomics.load(words, index)
   : (words, index) => words[index]!;

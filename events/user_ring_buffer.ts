@@ -62,7 +62,7 @@ export class UserRingBuffer implements Disposable {
   readonly #memory: RingMemory;
   /** The producer position: only this writer moves it. */
   #producer: number;
-  /** Records reserved and not yet submitted or discarded: view -> header offset in the data area. */
+  /** Records reserved, not yet submitted or discarded: view -> its header's offset in the data. */
   readonly #reserved = new Map<Uint8Array, number>();
   #closed = false;
 
