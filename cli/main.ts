@@ -1,7 +1,7 @@
 #!/usr/bin/env -S deno run --allow-ffi --allow-read --allow-write
 /**
- * `bpfmap`: bpftool's map commands, batch-powered, and `prog show`/`list`, with record and
- * replay.
+ * `bpfmap`: bpftool's map commands, batch-powered, `prog show|list|dump xlated|load|loadall`
+ * and `link show|list`, with record and replay.
  *
  *   deno run --allow-ffi cli/main.ts map list
  *   bun cli/main.ts -j map dump pinned /sys/fs/bpf/my_map

@@ -407,7 +407,11 @@ describe("bpfmap map", () => {
       ],
       // Usage errors end with the usage text, which only its own first line is pinned to.
       [["map", "frobnicate"], 2, /^Error: unknown map command 'frobnicate'\n\nUsage: bpfmap /],
-      [["frob", "show"], 2, "Error: unknown object 'frob': bpfmap knows 'map' and 'prog'\n"],
+      [
+        ["frob", "show"],
+        2,
+        "Error: unknown object 'frob': bpfmap knows 'map', 'prog' and 'link'\n",
+      ],
       [["--frob", "map", "list"], 2, /^Error: unknown option --frob\n$/],
       [["map", "lookup", "pinned", `${BPFFS}/hash`, "key", "77", "0", "0", "0"], 1, ""],
     ];
