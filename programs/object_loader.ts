@@ -25,6 +25,7 @@ import { applyCoreRelocations } from "../object/core.ts";
 import type { ObjectMap } from "../object/maps.ts";
 import { type ExternSpec, objectName, type ObjectSpec, parseObject } from "../object/object.ts";
 import type { ObjectProgram } from "../object/programs.ts";
+import { rememberSection } from "./attach_section.ts";
 import { attachBtfIdOf, type TracingAttachType } from "./attach_tracing.ts";
 import { Program } from "./program.ts";
 
@@ -75,6 +76,13 @@ export interface BpfObjectOptions {
   /** Where maps declared `pinning: LIBBPF_PIN_BY_NAME` are pinned (or reused), by name. */
   pinFolder?: string;
 }
+
+/**
+ * `BpfObject` is `Disposable` (`using`) whatever other modules add to it:
+ * an interface that augments the class (`codec/datasec_memory.ts`'s
+ * `globals`) otherwise hides its `[Symbol.dispose]` from Deno's checker.
+ */
+export interface BpfObject extends Disposable {}
 
 /** One program of an opened object: what `load()` will do with it. */
 export class ObjectProgramHandle {
@@ -396,7 +404,7 @@ export class BpfObject {
     const attachBtfId = def.attachBtf && target?.kind === "btf" && TRACING.has(def.attachType!)
       ? attachBtfIdOf(def.attachType as TracingAttachType, target.name, this.#kernel!)
       : 0;
-    return Program.load({
+    const loaded = Program.load({
       type: type.programType,
       expectedAttachType: type.expectedAttachType,
       flags,
@@ -412,6 +420,9 @@ export class BpfObject {
         ...(linked.lineInfo.length === 0 ? {} : { lineInfo: linked.lineInfo }),
       }),
     }, this.#kernel!);
+    // program.attach() attaches it where its section says.
+    rememberSection(loaded, program.section, type);
+    return loaded;
   }
 
   /**

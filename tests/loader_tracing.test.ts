@@ -32,7 +32,8 @@ transcriptTest("tp_btf and iter programs load with their target's BTF id; tp_btf
   assert.equal(attachBtfId("count_kills"), attachBtfIdOf("trace_raw_tp", "sys_enter", sys.kernel));
   assert.equal(attachBtfId("list_maps"), attachBtfIdOf("trace_iter", "bpf_map", sys.kernel));
   assert.notEqual(attachBtfId("count_kills"), attachBtfId("list_maps"));
-  const link = object.programs.get("count_kills")!.attachTracing();
+  // Attached where its section says (tp_btf/sys_enter): the loader told the program its section.
+  const link = object.programs.get("count_kills")!.attach();
   for (let i = 0; i < 3; i++) killNoOne();
   link.close();
   killNoOne(); // not counted: detached
