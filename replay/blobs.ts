@@ -10,11 +10,18 @@
  * that the player, the verifier and the diff never see a reference. A
  * transcript with no such bytes has no `blobs` field and reads as before.
  *
+ * A blob store (a folder shared by many transcripts, such as a test suite's
+ * fixtures) holds each blob once for all of them, as `<sha-256>.gz`; a
+ * transcript's table then says `file:` and the file's path relative to the
+ * transcript (see {@linkcode BlobStore}).
+ *
  * @module
  */
 
 import { Buffer } from "node:buffer";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
 
 /** Bytes beyond this many are a blob on disk (4 KiB: a page, a small batch, a short program). */
@@ -23,6 +30,7 @@ export const BLOB_THRESHOLD = 4096;
 const BLOB = "blob:";
 const BASE64 = "base64:";
 const GZIP = "gzip:";
+const FILE = "file:";
 const BLOB_REF = /^blob:[0-9a-f]{64}$/;
 
 /** The blob table of a transcript, by SHA-256 (hex): `gzip:` and the base64 of the gzip. */
@@ -42,23 +50,108 @@ export function sha256(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
 
-/**
- * Bytes as a blob's stored text: gzip at level 9 (the same bytes give the
- * same text in one runtime, so a re-recorded transcript is unchanged).
- */
-function compress(bytes: Uint8Array): string {
-  return GZIP + Buffer.from(gzipSync(bytes, { level: 9 })).toString("base64");
+/** gzip at level 9: the same bytes give the same gzip (Deno and Bun alike), so re-recording changes nothing. */
+function gzip(bytes: Uint8Array): Uint8Array {
+  return gzipSync(bytes, { level: 9 });
 }
 
-/** A blob's bytes from its stored text, or `undefined` if it is not what {@linkcode compress} writes. */
-function decompress(text: string): Uint8Array | undefined {
-  if (!text.startsWith(GZIP)) return undefined;
+/** A blob's stored text in a transcript's own table: `gzip:` and base64. */
+function compress(bytes: Uint8Array): string {
+  return GZIP + Buffer.from(gzip(bytes)).toString("base64");
+}
+
+/** Bytes from gzip, or `undefined` if they are not gzip. */
+function gunzip(gzipped: Uint8Array): Uint8Array | undefined {
   try {
-    const gzip = Buffer.from(text.slice(GZIP.length), "base64");
-    return new Uint8Array(gunzipSync(gzip));
+    return new Uint8Array(gunzipSync(gzipped));
   } catch {
     return undefined;
   }
+}
+
+/**
+ * A folder that holds blobs for many transcripts, each once, as
+ * `<sha-256>.gz` (written atomically, never rewritten: its name says what it
+ * holds). A transcript written with it names each blob by its path from the
+ * transcript's folder, so the pair can move together.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mkdtempSync, readdirSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ * import { BlobStore } from "./blobs.ts";
+ * import { encodeBytes, parseTranscript, serializeTranscript } from "./transcript.ts";
+ *
+ * const dir = mkdtempSync(join(tmpdir(), "bpfmap-"));
+ * const store = new BlobStore(join(dir, "blobs"));
+ * const big = encodeBytes(new Uint8Array(10_000).fill(1));
+ * const transcript = {
+ *   format: "bpfmap-transcript" as const,
+ *   version: 1,
+ *   host: { arch: "x86_64", kernel: "6.18", possibleCpus: 2 },
+ *   files: {},
+ *   entries: [{ readFile: "/a", bytes: big }],
+ * };
+ * for (const name of ["one.json", "two.json"]) {
+ *   const text = serializeTranscript(transcript, store.for(join(dir, "t", name)));
+ *   assert.match(text, /"file:\.\.\/blobs\/[0-9a-f]{64}\.gz"/);
+ *   assert.deepEqual(parseTranscript(text, join(dir, "t", name)), transcript);
+ * }
+ * assert.equal(readdirSync(join(dir, "blobs")).length, 1); // one file for both
+ * ```
+ */
+export class BlobStore {
+  /** The folder. */
+  readonly dir: string;
+
+  constructor(dir: string) {
+    this.dir = resolve(dir);
+  }
+
+  /** How a transcript at `transcript` names the blobs it puts here. */
+  for(transcript: string): (hash: string, bytes: Uint8Array) => string {
+    return (hash, bytes) => {
+      const file = join(this.dir, `${hash}.gz`);
+      if (!existsSync(file)) {
+        mkdirSync(this.dir, { recursive: true });
+        const temporary = `${file}.${randomBytes(8).toString("hex")}.tmp`;
+        writeFileSync(temporary, gzip(bytes), { flag: "wx" });
+        renameSync(temporary, file);
+      }
+      return FILE + relative(dirname(resolve(transcript)), file);
+    };
+  }
+}
+
+/**
+ * A blob's bytes from its table entry: `gzip:` and base64 in the transcript,
+ * or `file:` and a path from the transcript's folder to `<hash>.gz` in a
+ * {@linkcode BlobStore} (no other file is read).
+ */
+function readBlob(hash: string, stored: string, path: string): Uint8Array {
+  if (stored.startsWith(GZIP)) {
+    const bytes = gunzip(Buffer.from(stored.slice(GZIP.length), "base64"));
+    if (bytes === undefined) throw new Error(`blobs.${hash}: not gzip: and base64`);
+    return bytes;
+  }
+  const file = stored.slice(FILE.length);
+  if (!stored.startsWith(FILE) || !/^([A-Za-z0-9._-]+\/)*[0-9a-f]{64}\.gz$/.test(file)) {
+    throw new Error(`blobs.${hash}: neither gzip: and base64 nor file: and a <sha-256>.gz`);
+  }
+  if (!file.endsWith(`${hash}.gz`)) {
+    throw new Error(`blobs.${hash}: ${file} is another blob's file`);
+  }
+  let gzipped: Uint8Array;
+  try {
+    gzipped = readFileSync(join(dirname(resolve(path)), file));
+  } catch (error) {
+    throw new Error(`blobs.${hash}: cannot read ${file}: ${(error as Error).message}`);
+  }
+  const bytes = gunzip(gzipped);
+  if (bytes === undefined) throw new Error(`blobs.${hash}: ${file} is not gzip`);
+  return bytes;
 }
 
 /** How many bytes a `base64:` string holds. */
@@ -99,7 +192,10 @@ function mapStrings(value: unknown, rewrite: (text: string) => string): unknown 
  * assert.deepEqual(expandBlobs(stored, blobs, "t.json"), entries);
  * ```
  */
-export function collapseBlobs<T>(entries: readonly T[]): { entries: T[]; blobs: Blobs } {
+export function collapseBlobs<T>(
+  entries: readonly T[],
+  store: (hash: string, bytes: Uint8Array) => string = (_, bytes) => compress(bytes),
+): { entries: T[]; blobs: Blobs } {
   const blobs: Blobs = {};
   const hashes = new Map<string, string>();
   const collapsed = entries.map((entry) =>
@@ -110,7 +206,7 @@ export function collapseBlobs<T>(entries: readonly T[]): { entries: T[]; blobs: 
         const bytes = new Uint8Array(Buffer.from(text.slice(BASE64.length), "base64"));
         hash = sha256(bytes);
         hashes.set(text, hash);
-        blobs[hash] ??= compress(bytes);
+        blobs[hash] ??= store(hash, bytes);
       }
       return BLOB + hash;
     }) as T
@@ -133,8 +229,7 @@ export function expandBlobs<T>(entries: readonly T[], blobs: Blobs, path: string
   for (const [hash, stored] of Object.entries(blobs)) {
     if (!/^[0-9a-f]{64}$/.test(hash)) throw new Error(`blobs: ${hash.slice(0, 70)}: not a SHA-256`);
     if (typeof stored !== "string") throw new Error(`blobs.${hash}: not a string`);
-    const bytes = decompress(stored);
-    if (bytes === undefined) throw new Error(`blobs.${hash}: not gzip: and base64`);
+    const bytes = readBlob(hash, stored, path);
     if (sha256(bytes) !== hash) throw new Error(`blobs.${hash}: the bytes have another SHA-256`);
     // Bytes below the threshold stay in their entries: a blob of them was not written by bpfmap.
     if (bytes.byteLength <= BLOB_THRESHOLD) {

@@ -16,6 +16,7 @@ import type { EpollOp, EpollResult } from "../ffi/epoll.ts";
 import { errnoName } from "../ffi/errno.ts";
 import { checkSpan, type MappedRegion, type MapProtection } from "../ffi/mmap.ts";
 import { checkArgs } from "../ffi/primitive_args.ts";
+import type { BlobStore } from "./blobs.ts";
 import { LiveIdentities, type PathPlaceholders } from "./identities.ts";
 import { completeEntry, inputEntry, ioctlArgument, perfEventEntry } from "./normalize.ts";
 import { type SessionBackend, type SessionEnd, writeAtomically } from "./session.ts";
@@ -83,8 +84,15 @@ export class RecordingBackend implements SessionBackend {
   #pageSize: number | undefined;
   #mappings = 0;
 
-  /** `paths`: a run's own folders, written in the transcript as their placeholders. */
-  constructor(live: SyscallBackend, paths: PathPlaceholders = {}) {
+  readonly #blobStore: BlobStore | undefined;
+
+  /**
+   * `paths`: a run's own folders, written in the transcript as their
+   * placeholders; `blobStore`: where the transcript's blobs go, shared with
+   * other transcripts (default: in the transcript).
+   */
+  constructor(live: SyscallBackend, paths: PathPlaceholders = {}, blobStore?: BlobStore) {
+    this.#blobStore = blobStore;
     this.#live = live;
     this.#ids = new LiveIdentities(paths);
     this.runtime = live.runtime;
@@ -284,7 +292,8 @@ export class RecordingBackend implements SessionBackend {
       );
       return;
     }
-    await writeAtomically(end.transcript, serializeTranscript(this.transcript(end.host)));
+    const store = this.#blobStore?.for(end.transcript);
+    await writeAtomically(end.transcript, serializeTranscript(this.transcript(end.host), store));
   }
 
   /** The transcript of everything recorded, for a host described by `host`. */

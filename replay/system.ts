@@ -22,6 +22,7 @@ import { listMapIds } from "../maps/ids.ts";
 import { Link, listLinkIds, trackLinks } from "../programs/link.ts";
 import { BpfObject, type BpfObjectOptions } from "../programs/object_loader.ts";
 import { listProgramIds, Program, type ProgramSpec } from "../programs/program.ts";
+import { BlobStore } from "./blobs.ts";
 import { checkPaths, type PathPlaceholders } from "./identities.ts";
 import { ReplayBackend, type ReplayFault } from "./player.ts";
 import { RecordingBackend } from "./recorder.ts";
@@ -52,6 +53,12 @@ export interface SystemOptions {
    * folders (a fresh bpffs each) share one transcript.
    */
   paths?: PathPlaceholders | undefined;
+  /**
+   * Record only: a folder where the transcript's blobs (bytes over 4 KiB: the
+   * kernel's BTF, instructions, large batches) are kept once for every
+   * transcript recorded with it, instead of in each transcript (see `BlobStore`).
+   */
+  blobStore?: string | undefined;
 }
 
 /** Overrides the mode of every system of a run that has a transcript: `live`, `record`, `replay` or `verify`. */
@@ -342,7 +349,8 @@ export async function openSystem(opts: SystemOptions = {}): Promise<BpfSystem> {
     verifier.readTextFile(POSSIBLE_CPUS_PATH);
     return new BpfSystem("verify", verifier, path, host);
   }
-  const recorder = new RecordingBackend(live, paths);
+  const store = opts.blobStore === undefined ? undefined : new BlobStore(opts.blobStore);
+  const recorder = new RecordingBackend(live, paths, store);
   recorder.readTextFile(POSSIBLE_CPUS_PATH);
   return new BpfSystem("record", recorder, path, host);
 }

@@ -348,7 +348,9 @@ function fromBase64(text: string): Uint8Array {
 
 /**
  * The transcript as text: the header fields, then one entry per line.
- * Deterministic: the same transcript always gives the same bytes.
+ * Deterministic: the same transcript always gives the same bytes. Blobs go
+ * into the transcript's own table, or where `store` puts them (a
+ * `BlobStore`'s `for(path)`, which returns the reference to write).
  *
  * @example
  * ```ts
@@ -368,14 +370,17 @@ function fromBase64(text: string): Uint8Array {
  * assert.throws(() => parseTranscript("{}", "t.json"), /t\.json: not a bpfmap-transcript file/);
  * ```
  */
-export function serializeTranscript(transcript: Transcript): string {
+export function serializeTranscript(
+  transcript: Transcript,
+  store?: (hash: string, bytes: Uint8Array) => string,
+): string {
   const head = JSON.stringify({
     format: transcript.format,
     version: transcript.version,
     host: transcript.host,
     files: transcript.files,
   });
-  const { entries: stored, blobs } = collapseBlobs(transcript.entries);
+  const { entries: stored, blobs } = collapseBlobs(transcript.entries, store);
   const entries = stored.map((entry) => "  " + JSON.stringify(entry)).join(",\n");
   // One blob a line, after the entries: a diff of the calls stays readable.
   const table = Object.entries(blobs).map(([hash, text]) => `  ${JSON.stringify(hash)}: "${text}"`);

@@ -38,6 +38,13 @@ export interface TranscriptTestsOptions {
    * run too); e.g. `Deno.test`, or `bun:test`'s `test`.
    */
   test?: ((name: string, fn: () => Promise<void>) => unknown) | undefined;
+  /**
+   * A folder (path or `file:` URL) that keeps each blob of the transcripts
+   * recorded (bytes over 4 KiB, such as the kernel's BTF) once for all of
+   * them, shared by test files, instead of once per transcript (see
+   * `openSystem`'s `blobStore`). Default: in each transcript.
+   */
+  blobStore?: string | URL | undefined;
 }
 
 /** The body of a transcript test: it gets the system to create and open maps on. */
@@ -109,6 +116,9 @@ export function transcriptTests(opts: TranscriptTestsOptions): TranscriptTest {
     throw new TypeError("opts.test: expected a function (name, fn) that registers a test");
   }
   const register = opts.test ?? test;
+  const blobStore = opts.blobStore === undefined
+    ? undefined
+    : folderOf(opts.blobStore, "opts.blobStore");
   const seen = new Set<string>();
   return (name, fn) => {
     if (typeof name !== "string" || fixtureName(name) === "") {
@@ -121,7 +131,12 @@ export function transcriptTests(opts: TranscriptTestsOptions): TranscriptTest {
     if (seen.has(path)) throw new Error(`two transcript tests share the transcript ${path}`);
     seen.add(path);
     register(name, async () => {
-      const system = await openSystem({ transcript: path, mode: "auto", paths: paths?.() ?? {} });
+      const system = await openSystem({
+        transcript: path,
+        mode: "auto",
+        paths: paths?.() ?? {},
+        blobStore,
+      });
       try {
         await system.run(fn);
       } catch (error) {
@@ -131,11 +146,11 @@ export function transcriptTests(opts: TranscriptTestsOptions): TranscriptTest {
   };
 }
 
-function folderOf(fixtures: unknown): string {
+function folderOf(fixtures: unknown, option = "opts.fixtures"): string {
   if (typeof fixtures === "string" && fixtures !== "") return fixtures;
   if (fixtures instanceof URL && fixtures.protocol === "file:") return fileURLToPath(fixtures);
   throw new TypeError(
-    `opts.fixtures: expected a folder path or a file: URL, got ${
+    `${option}: expected a folder path or a file: URL, got ${
       fixtures instanceof URL ? fixtures.href : JSON.stringify(fixtures)
     }`,
   );

@@ -3,8 +3,11 @@
 // tampered with is refused; a replay that reads another file diverges, named.
 
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
+import { gunzipSync } from "node:zlib";
 import { type KernelPrimitives, primitivesOf } from "../ffi/backend.ts";
 import { type BpfSystem, openSystem, ReplayDivergenceError } from "../mod.ts";
 import { BLOB_THRESHOLD, sha256 } from "../replay/blobs.ts";
@@ -15,9 +18,10 @@ import {
   type Transcript,
   TranscriptError,
 } from "../replay/transcript.ts";
-import { fixturePath, transcriptTests } from "./helpers/transcript.ts";
+import { transcriptTests } from "../testing/mod.ts";
+import { fixturePath, FIXTURES, transcriptTests as fixtureTests } from "./helpers/transcript.ts";
 
-const transcriptTest = transcriptTests(import.meta.url);
+const transcriptTest = fixtureTests(import.meta.url);
 
 const VMLINUX = "/sys/kernel/btf/vmlinux";
 const BTF_MAGIC = 0xeb9f;
@@ -144,4 +148,51 @@ test("a tampered, unknown or unnamed blob is refused, naming it", () => {
         && error.message.startsWith("t.json: "),
     );
   }
+});
+
+// A blob store shared by transcripts: each blob once, as <sha-256>.gz, for all of them.
+const STORE = join(FIXTURES, ".blobs");
+const storedTest = transcriptTests({
+  fixtures: join(FIXTURES, "blobs.test.ts"),
+  blobStore: STORE,
+});
+const STORED = ["a stored batch, first transcript", "a stored batch, second transcript"];
+
+for (const name of STORED) {
+  storedTest(name, (system) => {
+    using map = system.createMap({ type: "array", keySize: 4, valueSize: 4, maxEntries: COUNT });
+    const keys = new Uint32Array(COUNT).map((_, i) => i);
+    assert.equal(map.updateBatch(new Uint8Array(keys.buffer), new Uint8Array(keys.buffer)), COUNT);
+  });
+}
+
+test("transcripts recorded with a blob store name one shared file, and replay from it", () => {
+  const texts = STORED.map((name) => readFileSync(fixturePath(import.meta.url, name), "utf8"));
+  const refs = texts.map((text) => JSON.parse(text).blobs as Record<string, string>);
+  assert.deepEqual(refs[0], refs[1]); // the same keys and values: one blob, one file
+  const [hash, ref] = Object.entries(refs[0]!)[0]!;
+  assert.equal(ref, `file:../.blobs/${hash}.gz`);
+  const stored = readFileSync(join(STORE, `${hash}.gz`));
+  assert.equal(sha256(gunzipSync(stored)), hash);
+  for (const text of texts) assert.ok(text.length < 4096, `${text.length} bytes`);
+});
+
+test("a store reference to another blob's file, to a file outside the store, or to a missing one is refused", () => {
+  const path = fixturePath(import.meta.url, STORED[0]!);
+  const text = readFileSync(path, "utf8");
+  const hash = /"([0-9a-f]{64})": "file:/.exec(text)![1]!;
+  const other = sha256(new Uint8Array(1));
+  const refused = (bad: string, message: RegExp, at = path) =>
+    assert.throws(
+      () => parseTranscript(bad, at),
+      (error) => error instanceof TranscriptError && message.test(error.message),
+    );
+  refused(text.replace(`/${hash}.gz`, `/${other}.gz`), /is another blob's file/);
+  refused(text.replace(`../.blobs/${hash}.gz`, "../../../etc/passwd"), /file: and a <sha-256>\.gz/);
+  // The same text in another folder: the file it names is not there.
+  refused(
+    text,
+    /cannot read \.\.\/\.blobs\//,
+    join(mkdtempSync(join(tmpdir(), "bpfmap-")), "t.json"),
+  );
 });

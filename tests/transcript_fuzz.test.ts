@@ -46,6 +46,7 @@ import {
   type RegionRecord,
   type ScalarInOut,
   type Transcript,
+  TRANSCRIPT_FORMAT,
   TranscriptError,
 } from "../replay/transcript.ts";
 import { random } from "./helpers/fuzzer.ts";
@@ -458,6 +459,8 @@ function corpus(): { name: string; transcript: Transcript; text: string }[] {
       const path = join(FIXTURES, folder, file);
       if (!file.endsWith(".json") || statSync(path).size > MAX_FIXTURE_BYTES) continue;
       const text = readFileSync(path, "utf8");
+      // Beside transcripts, a test may keep other JSON (a CLI run's expected output).
+      if (!text.startsWith(`{"format":"${TRANSCRIPT_FORMAT}"`)) continue;
       const transcript = parseTranscript(text, path);
       // Map-in-map values and per-run paths need the library's own packing: left to their tests.
       if (drive(transcript, text, path) === "played") {
