@@ -84,7 +84,9 @@ export interface KernelPrimitives {
    * `epoll_wait` runs on another thread (Deno: a `nonblocking` symbol; Bun,
    * whose FFI has none: a Worker, see `bun_epoll_worker.ts`). A wake-up
    * reaches the awaiting code in about 80 µs (Deno) and 50-110 µs (Bun) at
-   * the median on this 2-core machine.
+   * the median on this 2-core machine. A pending wait keeps the process
+   * alive, as a timer does, until it answers: loops that must end wait with
+   * a finite timeout.
    */
   epollWaitAsync(epfd: number, maxEvents: number, timeoutMs: number): Promise<EpollResult>;
 }
