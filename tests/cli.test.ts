@@ -6,12 +6,12 @@
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import process from "node:process";
 import { after, before, describe, test } from "node:test";
-import { detectRuntime, readEnv } from "../ffi/live.ts";
+import { detectRuntime } from "../ffi/live.ts";
 import { joinPerCpu } from "../ffi/percpu.ts";
 import {
   BPF_F_LOCK,
@@ -21,7 +21,6 @@ import {
   specOf,
   spinLock,
   struct,
-  TRANSCRIPT_ENV,
   u32 as u32Codec,
   u64 as u64Codec,
 } from "../mod.ts";
@@ -29,13 +28,12 @@ import { type FreshBpffs, freshBpffs, REPLAY_BPFFS } from "./helpers/bpffs.ts";
 import { RICH_KEY, RICH_TYPES, RICH_VALUE, richValue } from "./helpers/btf_types.ts";
 import { u32, u64 } from "./helpers/bytes.ts";
 import { clangUnavailable, loadClangObject } from "./helpers/clang_object.ts";
+import { recordedRuns } from "./helpers/cli_recorded.ts";
 import { bpfmap, bpftool, CLI } from "./helpers/cli_run.ts";
 import { liveTest, liveUnavailable, mustRunLive, replayRun } from "./helpers/live.ts";
-import { fixtureName, FIXTURES, withoutKernelRelease } from "./helpers/transcript.ts";
 
 /** This run's own bpffs (transcripts write it as ${BPFFS}, given with --path); replays mount none. */
 let BPFFS = REPLAY_BPFFS;
-const mode = readEnv(TRANSCRIPT_ENV);
 const hasBpftool = !replayRun && spawnSync("bpftool", ["version"]).status === 0;
 
 /** `map list` output with every btf_id left out (plain, -j and -p). */
@@ -485,54 +483,11 @@ describe("bpfmap map", () => {
     ["dump clang btf json", "-j map dump pinned BPFFS/clang/maps/policies"],
     ["dump clang btf locked plain", "map dump pinned BPFFS/clang/maps/flows"],
   ];
-  for (const [name, line] of RECORDED) {
-    const args = () => ["--path", `BPFFS=${BPFFS}`, ...line.replaceAll("BPFFS", BPFFS).split(" ")];
-    const transcript = join(FIXTURES, "cli.test.ts", `${fixtureName(name)}.json`);
-    const expectedPath = transcript.replace(/\.json$/, ".out");
-    const title = `recorded run: bpfmap ${line.replace("BPFFS", "…")}`;
-    if (replayRun || (mode === undefined && existsSync(transcript))) {
-      // Byte for byte bpftool's output as recorded: one byte of JSON written
-      // differently fails here, in the replay passes too.
-      test(title, () => {
-        const replayed = bpfmap(["--replay", transcript, ...args()], { ffi: false });
-        assert.equal(replayed.stderr, "");
-        assert.equal(replayed.status, 0);
-        assert.equal(replayed.stdout, readFileSync(expectedPath, "utf8"));
-      });
-      continue;
-    }
-    // Recording (record mode, or auto mode with no fixture yet) or verifying:
-    // live, beside bpftool, skipped or failed as any bpftool test.
-    bpftoolTest(title, () => {
-      const expected = bpftool(args().slice(2));
-      assert.equal(expected.status, 0, expected.stderr);
-      assert.notEqual(expected.stdout, "", "bpftool printed nothing to compare with");
-      if (mode !== "verify") {
-        // Only a recording writes fixtures.
-        mkdirSync(dirname(transcript), { recursive: true });
-        const live = bpfmap(["--record", transcript, ...args()]);
-        assert.equal(live.stdout, expected.stdout, "bpfmap and bpftool differ");
-        writeFileSync(expectedPath, expected.stdout);
-        return;
-      }
-      const dir = mkdtempSync(join(tmpdir(), "bpfmap-cli-"));
-      try {
-        const target = join(dir, "run.json");
-        const live = bpfmap(["--record", target, ...args()]);
-        assert.equal(live.stdout, expected.stdout, "bpfmap and bpftool differ");
-        assert.equal(
-          withoutKernelRelease(readFileSync(target, "utf8")),
-          withoutKernelRelease(readFileSync(transcript, "utf8")),
-          "the transcript changed",
-        );
-        assert.equal(
-          readFileSync(expectedPath, "utf8"),
-          expected.stdout,
-          "bpftool's output changed",
-        );
-      } finally {
-        rmSync(dir, { recursive: true });
-      }
-    }, line.includes("/clang/"));
-  }
+  recordedRuns({
+    file: "cli.test.ts",
+    runs: RECORDED,
+    bpffs: () => BPFFS,
+    liveTest: (name, fn) => bpftoolTest(name, fn, name.includes("/clang/")),
+    check: (stdout) => assert.notEqual(stdout, "", "bpftool printed nothing to compare with"),
+  });
 });
