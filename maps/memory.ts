@@ -261,7 +261,7 @@ export class MapMemory {
    * using memory = map.memory();
    * memory.set(3, point, { x: 70000, y: 9 });
    * assert.deepEqual(memory.get(3, point), { x: 70000, y: 9 });
-   * assert.throws(() => memory.set(3, point, { x: 1 }), { name: "TypeError", message: /^value: / });
+   * assert.throws(() => memory.set(3, point, { x: 1 } as never), { name: "TypeError", message: /^value: / });
    * ```
    *
    * @throws {RangeError} for an index out of range, or a codec of another size than the value's.
