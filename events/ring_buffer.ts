@@ -28,12 +28,15 @@ import {
   BPF_RINGBUF_DISCARD_BIT,
   BPF_RINGBUF_HDR_SZ,
   checkRingMap,
+  closedByOwner,
   loadI32,
   mapRing,
   readOwnPosition,
   readPeerPosition,
   RECORD_LENGTH_MASK,
   recordSpan,
+  releaseWhenDropped,
+  type RingLeftovers,
   type RingMemory,
   unmapRing,
   writePosition,
@@ -147,6 +150,8 @@ export class RingBuffer {
   #pendingEnd = -1;
   /** Made on the first wait: a ring read only by `consume` (or by a set) needs none. */
   #waiter: EpollWaiter | undefined;
+  /** What the garbage collector releases if this ring is dropped without close(). */
+  readonly #leftovers: RingLeftovers;
   #closed = false;
 
   /**
@@ -167,6 +172,7 @@ export class RingBuffer {
     this.#consumer = readOwnPosition(this.#memory.consumer, this.#memory.consumerWords);
     this.#stored = this.#consumer;
     this.#producer = this.#consumer >>> 0;
+    releaseWhenDropped(this, kernel, this.#leftovers = { memory: this.#memory });
   }
 
   /** Whether {@linkcode RingBuffer.close} was called. */
@@ -253,6 +259,7 @@ export class RingBuffer {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    closedByOwner(this);
     this.#waiter?.close();
     unmapRing(this.#memory);
   }
@@ -366,7 +373,7 @@ export class RingBuffer {
     if (this.#waiter !== undefined) return this.#waiter;
     const waiter = new EpollWaiter(this.#kernel, this.#primitives);
     waiter.add(this.map.fd);
-    return this.#waiter = waiter;
+    return this.#leftovers.waiter = this.#waiter = waiter;
   }
 
   #checkOpen(op: string): void {

@@ -233,6 +233,34 @@ export function writePosition(region: MappedRegion, words: Int32Array, position:
   region.wrote(0, 8);
 }
 
+/** What a ring dropped without `close()` leaves behind: its mappings, and maybe an epoll fd. */
+export interface RingLeftovers {
+  readonly memory: RingMemory;
+  /** The ring's epoll waiter, once it has one. */
+  waiter?: { close(): void };
+}
+
+/** Unmaps what rings dropped without `close()` left, once collected (as maps close their fds). */
+const dropped = new FinalizationRegistry<RingLeftovers>((left) => {
+  left.waiter?.close();
+  left.memory.producer.unmap();
+  left.memory.consumer.unmap();
+});
+
+/**
+ * Has `leftovers` released when `owner` is collected without being closed;
+ * only on a kernel that closes leaked fds (a live one: a recording or replay
+ * must not see calls at moments the garbage collector picks).
+ */
+export function releaseWhenDropped(owner: object, kernel: Kernel, leftovers: RingLeftovers): void {
+  if (kernel.closesLeakedFds) dropped.register(owner, leftovers, owner);
+}
+
+/** `owner` is being closed: nothing is left to release for it. */
+export function closedByOwner(owner: object): void {
+  dropped.unregister(owner);
+}
+
 /** Unmaps both regions; the first failure is thrown once both are gone. */
 export function unmapRing(memory: RingMemory): void {
   const results = [memory.producer.unmap(), memory.consumer.unmap()];

@@ -26,10 +26,12 @@ import {
   BPF_RINGBUF_DISCARD_BIT,
   BPF_RINGBUF_HDR_SZ,
   checkRingMap,
+  closedByOwner,
   mapRing,
   readOwnPosition,
   readPeerPosition,
   recordSpan,
+  releaseWhenDropped,
   type RingMemory,
   storeI32,
   unmapRing,
@@ -85,6 +87,7 @@ export class UserRingBuffer implements Disposable {
     this.size = map.maxEntries;
     this.#memory = mapRing(primitives, map, "producer");
     this.#producer = readOwnPosition(this.#memory.producer, this.#memory.producerWords);
+    releaseWhenDropped(this, kernel, { memory: this.#memory });
   }
 
   /** Whether {@linkcode UserRingBuffer.close} was called. */
@@ -150,6 +153,7 @@ export class UserRingBuffer implements Disposable {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    closedByOwner(this);
     this.#reserved.clear();
     unmapRing(this.#memory);
   }

@@ -11,7 +11,7 @@ import { spawn } from "node:child_process";
 import process from "node:process";
 import { Kernel, liveKernel } from "../ffi/kernel.ts";
 import {
-  type BpfMap,
+  BpfMap,
   BpfObject,
   type BpfSystem,
   type Program,
@@ -21,8 +21,9 @@ import {
   TRANSCRIPT_ENV,
   u32,
   u64,
+  UserRingBuffer,
 } from "../mod.ts";
-import { liveTest } from "./helpers/live.ts";
+import { canCollectGarbage, collectGarbage, liveTest } from "./helpers/live.ts";
 import { objectFixture } from "./helpers/loader_object.ts";
 import { transcriptTests } from "./helpers/transcript.ts";
 
@@ -345,3 +346,33 @@ function runPinned(cpu: number, programId: number, rounds: number): Promise<numb
     child.on("close", resolve);
   });
 }
+
+/** How many mappings of BPF maps this process has (`/proc/self/maps`). */
+function bpfMappings(): number {
+  return liveKernel().backend.readTextFile("/proc/self/maps").split("\n")
+    .filter((line) => line.includes("bpf-map")).length;
+}
+
+liveTest("rings dropped without close() are unmapped once collected", async () => {
+  assert.ok(canCollectGarbage);
+  using map = BpfMap.create({ type: "ringbuf", keySize: 0, valueSize: 0, maxEntries: 4096 });
+  using requests = BpfMap.create({
+    type: "user_ringbuf",
+    keySize: 0,
+    valueSize: 0,
+    maxEntries: 4096,
+  });
+  const before = bpfMappings();
+  (() => {
+    const ring = new RingBuffer(map);
+    ring.poll(0, () => {}); // with an epoll fd too
+    new UserRingBuffer(requests);
+  })();
+  assert.equal(bpfMappings(), before + 4); // two mappings each
+  // Finalizers run after a collection, on a later turn of the event loop.
+  for (let tries = 0; tries < 50 && bpfMappings() > before; tries++) {
+    collectGarbage();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  assert.equal(bpfMappings(), before);
+});
