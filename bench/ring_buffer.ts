@@ -7,6 +7,7 @@
 // pollAsync waits, from the write's start to the callback.
 //
 //   deno run -A bench/ring_buffer.ts      bun bench/ring_buffer.ts      (root or CAP_BPF; Linux)
+//   import { benchRingBuffer } from "./ring_buffer.ts"               (a section of bench/main.ts)
 
 import { execFileSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
@@ -63,56 +64,65 @@ function run<T>(side: Side, binary: string, object: string, args: string[]): T {
   return JSON.parse(execFileSync(file, argv, { encoding: "utf8" })) as T;
 }
 
-const { object, binary } = build();
-// Sequence numbers 0 .. warm-up + RECORDS - 1 were written; the timed rounds' sum to check.
-const warmup = 2 * 200_000;
-const expected = (warmup + RECORDS) * (warmup + RECORDS - 1) / 2 - warmup * (warmup - 1) / 2;
-const best = new Map<Side, Run>();
-for (let i = 0; i < RUNS; i++) {
-  // Each run starts with another side, so none always runs first on a cold machine.
-  for (const side of [...SIDES.slice(i % 3), ...SIDES.slice(0, i % 3)]) {
-    const result = run<Run>(side, binary, object, [String(RECORDS)]);
-    if (result.records !== RECORDS || result.checksum !== expected) {
-      throw new Error(`${side} read ${result.records} records summing to ${result.checksum}`);
+/**
+ * Runs the section: both sides RUNS times, then the wake-up latency in both
+ * runtimes; prints the table. For bench/main.ts (`benchRingBuffer()`), or
+ * run alone.
+ */
+export function benchRingBuffer(): void {
+  const { object, binary } = build();
+  // Sequence numbers 0 .. warm-up + RECORDS - 1 were written; the timed rounds' sum to check.
+  const warmup = 2 * 200_000;
+  const expected = (warmup + RECORDS) * (warmup + RECORDS - 1) / 2 - warmup * (warmup - 1) / 2;
+  const best = new Map<Side, Run>();
+  for (let i = 0; i < RUNS; i++) {
+    // Each run starts with another side, so none always runs first on a cold machine.
+    for (const side of [...SIDES.slice(i % 3), ...SIDES.slice(0, i % 3)]) {
+      const result = run<Run>(side, binary, object, [String(RECORDS)]);
+      if (result.records !== RECORDS || result.checksum !== expected) {
+        throw new Error(`${side} read ${result.records} records summing to ${result.checksum}`);
+      }
+      const previous = best.get(side);
+      if (previous === undefined || result.seconds < previous.seconds) best.set(side, result);
     }
-    const previous = best.get(side);
-    if (previous === undefined || result.seconds < previous.seconds) best.set(side, result);
+  }
+
+  const c = best.get("C (libbpf)")!;
+  const rate = (r: Run) => r.records / r.seconds;
+  console.log(`ring buffer: ${RECORDS.toLocaleString("en")} records of 64 bytes, best of ${RUNS}`);
+  console.log(
+    `${"side".padEnd(12)}${"records/s".padStart(14)}${"ns/record".padStart(11)}${
+      "x C".padStart(8)
+    }${"peak RSS".padStart(11)}`,
+  );
+  for (const side of SIDES) {
+    const r = best.get(side)!;
+    const ratio = rate(r) / rate(c);
+    const mark = side === "C (libbpf)" ? "" : ratio >= GOAL ? "  (goal met)" : `  (goal ${GOAL}x)`;
+    console.log(
+      `${side.padEnd(12)}${Math.round(rate(r)).toLocaleString("en").padStart(14)}${
+        (r.seconds / r.records * 1e9).toFixed(1).padStart(11)
+      }${ratio.toFixed(2).padStart(8)}${
+        `${Math.round(r.peakRssKiB / 1024)} MiB`.padStart(11)
+      }${mark}`,
+    );
+  }
+  console.log("async wake-up latency (a record written while pollAsync waits, to its callback):");
+  for (const side of ["deno", "bun"] as const) {
+    const l = run<{ medianMs: number; p90Ms: number; maxMs: number; missed: number }>(
+      side,
+      binary,
+      object,
+      [
+        "latency",
+      ],
+    );
+    console.log(
+      `${side.padEnd(12)} median ${l.medianMs.toFixed(3)} ms, p90 ${l.p90Ms.toFixed(3)} ms, max ${
+        l.maxMs.toFixed(3)
+      } ms${l.missed ? `, ${l.missed} wake-ups missed (waited 1 s)` : ""}`,
+    );
   }
 }
 
-const c = best.get("C (libbpf)")!;
-const rate = (r: Run) => r.records / r.seconds;
-console.log(`ring buffer: ${RECORDS.toLocaleString("en")} records of 64 bytes, best of ${RUNS}`);
-console.log(
-  `${"side".padEnd(12)}${"records/s".padStart(14)}${"ns/record".padStart(11)}${"x C".padStart(8)}${
-    "peak RSS".padStart(11)
-  }`,
-);
-for (const side of SIDES) {
-  const r = best.get(side)!;
-  const ratio = rate(r) / rate(c);
-  const mark = side === "C (libbpf)" ? "" : ratio >= GOAL ? "  (goal met)" : `  (goal ${GOAL}x)`;
-  console.log(
-    `${side.padEnd(12)}${Math.round(rate(r)).toLocaleString("en").padStart(14)}${
-      (r.seconds / r.records * 1e9).toFixed(1).padStart(11)
-    }${ratio.toFixed(2).padStart(8)}${
-      `${Math.round(r.peakRssKiB / 1024)} MiB`.padStart(11)
-    }${mark}`,
-  );
-}
-console.log("async wake-up latency (a record written while pollAsync waits, to its callback):");
-for (const side of ["deno", "bun"] as const) {
-  const l = run<{ medianMs: number; p90Ms: number; maxMs: number; missed: number }>(
-    side,
-    binary,
-    object,
-    [
-      "latency",
-    ],
-  );
-  console.log(
-    `${side.padEnd(12)} median ${l.medianMs.toFixed(3)} ms, p90 ${l.p90Ms.toFixed(3)} ms, max ${
-      l.maxMs.toFixed(3)
-    } ms${l.missed ? `, ${l.missed} wake-ups missed (waited 1 s)` : ""}`,
-  );
-}
+if ((import.meta as { main?: boolean }).main) benchRingBuffer();
