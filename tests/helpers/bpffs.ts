@@ -31,6 +31,28 @@ export function freshBpffs(prefix = "bpfmap-bpffs-"): FreshBpffs {
 }
 
 /**
+ * {@linkcode freshBpffs}, then `mounted` on its folder; if `mounted` throws,
+ * the bpffs is unmounted and its folder removed before the error goes on:
+ * a `before` that throws runs no `after` (in Deno), which would leave it
+ * mounted.
+ */
+export function mountedBpffs(prefix: string, mounted?: (path: string) => void): FreshBpffs {
+  const fresh = freshBpffs(prefix);
+  try {
+    mounted?.(fresh.path);
+  } catch (error) {
+    try {
+      fresh.unmount();
+    } catch (cleanup) {
+      // Both said: the test's failure, and why its bpffs is still mounted.
+      throw new AggregateError([error, cleanup], `${fresh.path} left mounted`);
+    }
+    throw error;
+  }
+  return fresh;
+}
+
+/**
  * The folder a replay run gives as its bpffs: replays reach no file system,
  * so any absolute folder stands for the recorded `${BPFFS}`; this one makes
  * plain that nothing is mounted there.
@@ -56,9 +78,8 @@ export function bpffsForTests(prefix: string, mounted?: (path: string) => void):
   let fresh: FreshBpffs | undefined;
   before(() => {
     if (replayRun || liveUnavailable !== undefined) return;
-    fresh = freshBpffs(prefix);
+    fresh = mountedBpffs(prefix, mounted);
     path = fresh.path;
-    mounted?.(path);
   });
   after(() => fresh?.unmount());
   return () => path;
