@@ -277,7 +277,7 @@ export class RingBuffer {
    * `ringbuf_process_ring`; each is consumed once its callback returns.
    */
   #walk(onRecord: RecordCallback, limit: number): number {
-    // #next and #commit, by hand, on locals: a record costs some 30 ns less in Deno.
+    // #next and #commit by hand, on locals: no field is read or written per record.
     const { producer, producerWords, dataWords, mask, pageSize } = this.#memory;
     const record = this.#record;
     let consumer = this.#consumer;
@@ -303,14 +303,11 @@ export class RingBuffer {
         record.offset = offset + BPF_RINGBUF_HDR_SZ;
         record.length = length;
         count++;
-        let more: unknown;
-        try {
-          more = onRecord(record);
-        } finally {
-          consumer = end;
-          if ((count & (STORE_EVERY - 1)) === 0) this.#storeAt(consumer);
-        }
-        if (more === false || this.#closed) break;
+        // Consumed before its callback runs, so that one that throws leaves it consumed; the
+        // position is stored only after a callback returns, so its record stays in place.
+        consumer = end;
+        if (onRecord(record) === false || this.#closed) break;
+        if ((count & (STORE_EVERY - 1)) === 0) this.#storeAt(consumer);
       }
     } finally {
       this.#producer = produced;
