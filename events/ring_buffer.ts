@@ -11,7 +11,14 @@
  * with no FFI. What a replay cannot reproduce is time: a wait returns at
  * once with what the recording's wait returned, however long that took, and
  * a recorded timeout is a timeout again. A replayed consumer must make the
- * same calls in the same order as the recorded one.
+ * same calls in the same order as the recorded one (stop it by a count of
+ * records, not by the clock).
+ *
+ * Waiting without blocking: Deno runs `epoll_wait` on another thread (a
+ * `nonblocking` FFI symbol); Bun, which has none, polls with timeout 0 on
+ * timers backing off to 4 ms. Measured by bench/ring_buffer.ts (a record
+ * written while `pollAsync` waits, to its callback, on a busy 2-core
+ * machine): median 0.08-0.11 ms in Deno, 0.06-0.08 ms in Bun.
  *
  * @module
  */
