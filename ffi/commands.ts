@@ -1017,3 +1017,22 @@ export const BPF_F_RDONLY_PROG = 1 << 7;
  * ```
  */
 export const BPF_F_WRONLY_PROG = 1 << 8;
+/**
+ * `map_flags`: user space can `mmap` the map's memory (an array's values;
+ * libbpf's global data, `.bss`/`.data`/`.rodata`): see `map.memory()`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BPF_F_MMAPABLE, BpfMap } from "../mod.ts";
+ *
+ * const spec = { type: "array", keySize: 4, valueSize: 8, maxEntries: 2 } as const;
+ * using map = BpfMap.create({ ...spec, flags: BPF_F_MMAPABLE });
+ * using memory = map.memory();
+ * memory.setU64(8, 5n); // element 1, written in place
+ * assert.equal(map.lookup(new Uint8Array([1, 0, 0, 0]))![0], 5);
+ * using plain = BpfMap.create(spec);
+ * assert.throws(() => plain.memory(), { name: "TypeError" }); // not mmapable
+ * ```
+ */
+export const BPF_F_MMAPABLE = 1 << 10;
