@@ -213,6 +213,10 @@ export function attachKprobe(
   const { retprobe: asked, offset = 0 } = checkOptions(opts);
   const retprobe = checkFlag(asked, "opts.retprobe");
   checkInteger(offset, "opts.offset", 0, 0xffff_ffff);
+  // The kernel takes a kretprobe at a function's entry only (it would refuse at the attach).
+  if (retprobe && offset > 0) {
+    throw new RangeError(`opts.offset: a kretprobe is placed at ${fn}'s entry, not at +${offset}`);
+  }
   const what = `${program.description} on ${retprobe ? "kretprobe" : "kprobe"} ${fn}`;
   const pmu = probePmu(program.kernel, KPROBE_TYPE_PATH, what);
   return attachToPerfEvent(
@@ -221,6 +225,8 @@ export function attachKprobe(
       attr.setU32(PERF_EVENT_ATTR.fields.type, pmu.type);
       attr.setU64(PERF_EVENT_ATTR.fields.config, retprobe ? 2 ** pmu.retprobe : 0);
       attr.setPointer(PERF_EVENT_ATTR.fields.config1, cString(fn));
+      // probe_offset: the kprobe PMU reads the offset into the function from config2.
+      attr.setU64(PERF_EVENT_ATTR.fields.config2, offset);
     },
     -1,
     what,
