@@ -15,9 +15,11 @@
  * @module
  */
 
+import { kernelArch } from "../ffi/arch.ts";
 import { type KernelPrimitives, primitivesOf } from "../ffi/backend.ts";
 import { BpfError } from "../ffi/errors.ts";
 import type { Kernel } from "../ffi/kernel.ts";
+import { currentPlatform } from "../ffi/live.ts";
 import { MAP_TYPES } from "../ffi/map_types.ts";
 import type { MappedRegion } from "../ffi/mmap.ts";
 import { describe } from "../ffi/validate.ts";
@@ -36,13 +38,19 @@ export const RECORD_LENGTH_MASK = 0x3fffffff;
 /**
  * Whether words of a mapping are read and written with `Atomics` (acquire and
  * release, as the kernel's `smp_load_acquire`/`smp_store_release` pair with
- * them). Not in Bun: Bun 1.4's JIT crashes (SIGSEGV) on `Atomics.load` of a
- * typed array over memory `toArrayBuffer` wraps, once the loop is compiled.
- * There plain loads and stores stand in, which x86-64 keeps in order (loads
- * with loads, stores with stores), as the kernel's own barriers on it are
- * compiler barriers only.
+ * them), or with plain loads and stores.
+ *
+ * Plain on x86-64: it keeps loads in order with loads and stores with stores,
+ * so there the kernel's own acquire and release are compiler barriers only,
+ * and the engines keep typed-array accesses in program order; and `Atomics`
+ * cost there: Deno 2.9 takes 40-60 ns a record more with them on mapped
+ * memory (12 ns without, bench/ring_buffer.ts's loop). Plain in Bun on every
+ * CPU: Bun 1.4's JIT crashes (SIGSEGV) on `Atomics.load` of a typed array over
+ * memory `toArrayBuffer` wraps, once the loop is compiled (on arm64 that
+ * leaves Bun's reads unordered: a known gap).
  */
-const ATOMICS = (globalThis as { Bun?: unknown }).Bun === undefined;
+const ATOMICS = (globalThis as { Bun?: unknown }).Bun === undefined
+  && kernelArch(currentPlatform().arch) !== "x86_64";
 
 /** Reads word `index` of `words`, with acquire ordering where the runtime allows (`ATOMICS`). */
 export const loadWord: (words: Int32Array | Uint32Array, index: number) => number = ATOMICS
