@@ -8,13 +8,13 @@
  */
 
 import { type BtfType, resolveType, sizeOfType } from "../btf/types.ts";
-import { BPF_F_RDONLY_PROG } from "../ffi/commands.ts";
+import { BPF_F_MMAPABLE, BPF_F_RDONLY_PROG } from "../ffi/commands.ts";
 import { MAP_TYPES, mapTypeName } from "../ffi/map_types.ts";
 import { BPF_F_NUMA_NODE, type MapSpec } from "../maps/bpf_map.ts";
 import { ObjectFormatError } from "./errors.ts";
 
-/** `BPF_F_MMAPABLE`: user space can mmap the map (libbpf's global data). */
-export const BPF_F_MMAPABLE = 1 << 10;
+// The flag lives with the other map_flags; the object layer's users have long imported it here.
+export { BPF_F_MMAPABLE };
 
 /** Where a map of an object comes from. */
 export type ObjectMapKind =
