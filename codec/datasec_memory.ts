@@ -34,8 +34,8 @@ declare module "../programs/object_loader.ts" {
     /**
      * The variables of one of the object's global data sections (`".bss"`,
      * `".data"`, `".rodata"`, `".data.NAME"`), read and written in place:
-     * see {@linkcode globals}. `options.kernel`: the kernel the object was
-     * loaded on (a system's `kernel`).
+     * see {@linkcode globals}. Mapped through the kernel the object was
+     * loaded on.
      *
      * @example
      * ```ts

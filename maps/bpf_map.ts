@@ -548,6 +548,30 @@ export class BpfMap {
   }
 
   /**
+   * The kernel the map was created or opened on: the live one, or a
+   * system's (`openSystem`), which records or replays. What reaches the map
+   * beside its own methods (`map.memory()`, `globals(map)`) calls through
+   * it, so those calls are recorded and replayed with the map's.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { BpfMap, openSystem } from "../mod.ts";
+   * import { liveKernel } from "../ffi/kernel.ts";
+   *
+   * await using system = await openSystem({ mode: "live" });
+   * const spec = { type: "array", keySize: 4, valueSize: 4, maxEntries: 1 } as const;
+   * using map = system.createMap(spec);
+   * assert.equal(map.kernel, system.kernel);
+   * using plain = BpfMap.create(spec);
+   * assert.equal(plain.kernel, liveKernel());
+   * ```
+   */
+  get kernel(): Kernel {
+    return this.#kernel;
+  }
+
+  /**
    * The value stored under `key` (`valueStride` bytes), or `undefined` if
    * there is none. `flags` may be `BPF_F_LOCK`. The result has an
    * `ArrayBuffer` of its own: transfer it, keep it, it affects nothing else.

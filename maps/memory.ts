@@ -18,33 +18,27 @@
  */
 
 import { primitivesOf } from "../ffi/backend.ts";
-import { BPF_F_RDONLY_PROG } from "../ffi/commands.ts";
+import { BPF_F_MMAPABLE, BPF_F_RDONLY_PROG } from "../ffi/commands.ts";
 import { errnoNumber } from "../ffi/errno.ts";
 import { BpfError } from "../ffi/errors.ts";
-import { type Kernel, liveKernel } from "../ffi/kernel.ts";
 import { isPerCpu, MAP_TYPES } from "../ffi/map_types.ts";
 import type { MappedRegion } from "../ffi/mmap.ts";
 import { checkBytes, describe } from "../ffi/validate.ts";
 import { BpfMap } from "./bpf_map.ts";
-
-/**
- * `BPF_F_MMAPABLE` (`1 << 10`): the map's memory can be mapped into user
- * space. The same bit `object/maps.ts` exports; the maps layer cannot
- * import that one.
- */
-const MMAPABLE = 1 << 10;
 
 /** What `mmap` answers for a writable mapping of an fd opened read-only. */
 const EACCES = errnoNumber("EACCES")!;
 /** What `mmap` answers for a shared mapping of an fd opened read-only (`VM_SHARED` cleared). */
 const EINVAL = errnoNumber("EINVAL")!;
 
-/** Options of {@linkcode MapMemory.open} and `map.memory()`. */
+/**
+ * Options of {@linkcode MapMemory.open} and `map.memory()`. The mapping is
+ * made through the map's own kernel (`map.kernel`), so a system's map is
+ * mapped, recorded and replayed with its other calls.
+ */
 export interface MemoryOptions {
   /** Map read-only even where the map could be written (`PROT_READ`). */
   readOnly?: boolean;
-  /** The kernel the map was created or opened on (a system's `kernel` records and replays). */
-  kernel?: Kernel;
 }
 
 declare module "./bpf_map.ts" {
@@ -180,12 +174,12 @@ export class MapMemory {
     if (map.type !== MAP_TYPES.array) {
       throw new TypeError(`memory: ${map} is a ${map.typeName} map; only arrays can be mapped`);
     }
-    if ((map.flags & MMAPABLE) === 0) {
+    if ((map.flags & BPF_F_MMAPABLE) === 0) {
       throw new TypeError(
         `memory: ${map} was not created with BPF_F_MMAPABLE (flags 0x${map.flags.toString(16)})`,
       );
     }
-    const kernel = options.kernel ?? liveKernel();
+    const kernel = map.kernel;
     const primitives = primitivesOf(kernel.backend);
     const length = map.maxEntries * strideOf(map.valueSize);
     // The kernel maps whole pages: the last one past the elements reads as zeros.

@@ -62,7 +62,7 @@ function mmapable(sys: BpfSystem, valueSize: number, maxEntries: number, flags =
 
 transcriptTest("an mmapable array's memory is its elements, each at index times stride", (sys) => {
   using map = mmapable(sys, 12, 5);
-  using memory = map.memory({ kernel: sys.kernel });
+  using memory = map.memory();
   assert.equal(memory.stride, 16);
   assert.equal(memory.length, 80);
   assert.equal(memory.writable, true);
@@ -124,21 +124,21 @@ transcriptTest(
     using frozen = mmapable(sys, 8, 2);
     frozen.update(keyOf(0), new Uint8Array(8).fill(9));
     frozen.freeze();
-    using frozenMemory = frozen.memory({ kernel: sys.kernel });
+    using frozenMemory = frozen.memory();
     checkReadOnly(frozenMemory, 9);
     // Read-only for programs: the kernel refuses a writable mapping (EACCES), so it is never asked.
     using forPrograms = mmapable(sys, 8, 2, BPF_F_RDONLY_PROG);
     forPrograms.update(keyOf(0), new Uint8Array(8).fill(4));
-    using programsMemory = forPrograms.memory({ kernel: sys.kernel });
+    using programsMemory = forPrograms.memory();
     checkReadOnly(programsMemory, 4);
     // Asked for: a writable map mapped read-only stays writable through bpf().
     using writable = mmapable(sys, 8, 2);
-    using asked = writable.memory({ readOnly: true, kernel: sys.kernel });
+    using asked = writable.memory({ readOnly: true });
     checkReadOnly(asked, 0);
     writable.update(keyOf(0), new Uint8Array(8).fill(6));
     assert.equal(asked.readU8(0), 6);
     // A writable mapping keeps the map from being frozen, as the kernel has it.
-    using open = writable.memory({ kernel: sys.kernel });
+    using open = writable.memory();
     assert.throws(() => writable.freeze(), { name: "BpfError", code: "EBUSY" });
     open.close();
     writable.freeze();
@@ -154,21 +154,21 @@ transcriptTest("bad input is refused before any syscall", (sys) => {
   const closed = mmapable(sys, 8, 4);
   closed.close();
   using map = mmapable(sys, 12, 4);
-  const memory = map.memory({ kernel: sys.kernel });
+  const memory = map.memory();
   const { calls } = countingCalls(sys, () => {
-    assert.throws(() => hash.memory({ kernel: sys.kernel }), {
+    assert.throws(() => hash.memory(), {
       name: "TypeError",
       message: /is a hash map; only arrays can be mapped$/,
     });
-    assert.throws(() => plain.memory({ kernel: sys.kernel }), {
+    assert.throws(() => plain.memory(), {
       name: "TypeError",
       message: /was not created with BPF_F_MMAPABLE \(flags 0x0\)$/,
     });
-    assert.throws(() => perCpu.memory({ kernel: sys.kernel }), {
+    assert.throws(() => perCpu.memory(), {
       name: "TypeError",
       message: /is a percpu_array map: per-CPU memory cannot be mapped/,
     });
-    assert.throws(() => closed.memory({ kernel: sys.kernel }), {
+    assert.throws(() => closed.memory(), {
       name: "TypeError",
       message: /is closed$/,
     });
@@ -213,7 +213,7 @@ transcriptTest("bad input is refused before any syscall", (sys) => {
   });
   assert.deepEqual(calls, []);
   // The kernel keeps no BPF_F_RDONLY in the map's flags: its answer to the fd, with why.
-  assert.throws(() => forUser.memory({ kernel: sys.kernel }), {
+  assert.throws(() => forUser.memory(), {
     name: "BpfError",
     code: "EACCES",
     op: "mmap",
@@ -234,10 +234,10 @@ transcriptTest(
     using object = sys.loadObject(memoryObject(), { name: "map_memory" });
     const bump = object.programs.get("bump")!;
     const run = () => assert.equal(bump.testRun({ data: new Uint8Array(64) }).retval, XDP_PASS);
-    using bss = object.maps.get(".bss")!.memory({ kernel: sys.kernel });
-    using data = object.maps.get(".data")!.memory({ kernel: sys.kernel });
-    using rodata = object.maps.get(".rodata")!.memory({ kernel: sys.kernel });
-    using shared = object.maps.get("shared")!.memory({ kernel: sys.kernel });
+    using bss = object.maps.get(".bss")!.memory();
+    using data = object.maps.get(".data")!.memory();
+    using rodata = object.maps.get(".rodata")!.memory();
+    using shared = object.maps.get("shared")!.memory();
     assert.deepEqual([bss.writable, data.writable, rodata.writable], [true, true, false]);
     // Before any run: the object's initial values, through the mappings.
     const before = countingCalls(sys, () => ({
@@ -275,9 +275,9 @@ transcriptTest(
   (sys) => {
     using object = sys.loadObject(memoryObject(), { name: "map_memory" });
     const bump = object.programs.get("bump")!;
-    using bss = object.globals(".bss", { kernel: sys.kernel });
-    using data = object.globals(".data", { kernel: sys.kernel });
-    using rodata = object.globals(".rodata", { kernel: sys.kernel });
+    using bss = object.globals(".bss");
+    using data = object.globals(".data");
+    using rodata = object.globals(".rodata");
     assert.equal(bump.testRun({ data: new Uint8Array(64) }).retval, XDP_PASS);
     const read = countingCalls(sys, () => ({ ...bss, ...data, ...rodata }));
     assert.deepEqual(read.result, {
@@ -306,11 +306,11 @@ transcriptTest(
     });
     assert.equal(rodata.step, 3);
     assert.equal(bss.counter, 43n);
-    assert.throws(() => object.globals(".bss.missing", { kernel: sys.kernel }), {
+    assert.throws(() => object.globals(".bss.missing"), {
       name: "TypeError",
       message: "globals: the object has no map '.bss.missing' (global data: .data, .rodata, .bss)",
     });
-    assert.throws(() => globals(object.maps.get("shared")!, { kernel: sys.kernel }), {
+    assert.throws(() => globals(object.maps.get("shared")!), {
       name: "TypeError",
       message: /'s value is a typedef, not a DATASEC; use map.typed\(\) or map.memory\(\)$/,
     });
