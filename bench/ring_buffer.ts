@@ -72,7 +72,7 @@ function run<T>(side: Side, binary: string, object: string, args: string[]): T {
 export function benchRingBuffer(): void {
   const { object, binary } = build();
   // Sequence numbers 0 .. warm-up + RECORDS - 1 were written; the timed rounds' sum to check.
-  const warmup = 2 * 200_000;
+  const warmup = 10 * 200_000; // WARMUP rounds of both sides
   const expected = (warmup + RECORDS) * (warmup + RECORDS - 1) / 2 - warmup * (warmup - 1) / 2;
   const best = new Map<Side, Run>();
   for (let i = 0; i < RUNS; i++) {

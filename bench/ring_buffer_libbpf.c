@@ -20,7 +20,7 @@
 #define PER_RUN 500
 #define PER_ROUND 200000
 #define RING_SIZE (16u << 20)
-#define WARMUP 2 // rounds before the timed ones, as the TypeScript side warms its JIT
+#define WARMUP 10 // rounds before the timed ones, as the TypeScript side warms its JIT
 
 static double now(void)
 {
