@@ -68,8 +68,12 @@ export interface BtfLoadOptions {
  * ```
  */
 export class Btf {
-  /** The types, index 0 being `void`. */
-  readonly types: readonly BtfType[];
+  /** The types, index 0 being `void` (parsed on first use: a loader never asks). */
+  get types(): readonly BtfType[] {
+    return this.#types ??= Object.freeze(parseBtf(this.#blob));
+  }
+  #types: readonly BtfType[] | undefined;
+  readonly #blob: Uint8Array;
   /** The kernel-wide BTF id. */
   readonly id: number;
   /** The object's name (empty for BTF a program loaded; `"vmlinux"` for the kernel's). */
@@ -82,7 +86,7 @@ export class Btf {
     this.#fd = fd;
     this.id = info.id;
     this.name = info.name;
-    this.types = Object.freeze(parseBtf(info.blob));
+    this.#blob = info.blob;
   }
 
   /**

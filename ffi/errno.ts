@@ -230,6 +230,8 @@ export function errnoDescription(errno: number): string {
  * ```
  */
 export const EINTR = 4;
+/** Try again: the verifier's answer when a signal is pending during a load. */
+export const EAGAIN = 11;
 /** `EPERM`: not permitted: a capability missing, a frozen or read-only map. See {@linkcode EINTR}'s example. */
 export const EPERM = 1;
 /** `ENOENT`: no such element, or the end of a walk. See {@linkcode EINTR}'s example. */

@@ -8,8 +8,8 @@
 
 import { Attr } from "./attr.ts";
 import type { SyscallBackend } from "./backend.ts";
-import type { Command, Field } from "./commands.ts";
-import { EINTR } from "./errno.ts";
+import { BPF_PROG_LOAD, type Command, type Field } from "./commands.ts";
+import { EAGAIN, EINTR } from "./errno.ts";
 import { BpfError } from "./errors.ts";
 import { openLiveBackend } from "./live.ts";
 import { addressOf } from "./memory.ts";
@@ -92,6 +92,15 @@ export class Kernel {
   #issue(attr: Attr, count: Field | undefined, requested: number): number {
     let result = this.backend.bpf(attr);
     if (result === -EINTR) result = this.#retryInterrupted(attr, result, count, requested);
+    // The verifier gives up with EAGAIN when a signal is pending (a profiler's SIGPROF): libbpf's
+    // sys_bpf_prog_load asks again, 5 attempts in all (PROG_LOAD_ATTEMPTS).
+    for (
+      let tries = 1;
+      result === -EAGAIN && attr.command === BPF_PROG_LOAD && tries < 5;
+      tries++
+    ) {
+      result = this.backend.bpf(attr);
+    }
     return result;
   }
 

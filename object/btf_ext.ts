@@ -115,12 +115,18 @@ export function btfStrings(btf: Uint8Array): (offset: number) => string {
   if (start + length > btf.byteLength) throw new RangeError("BTF strings overrun the blob");
   const strings = btf.subarray(start, start + length);
   const decoder = new TextDecoder();
+  // Line info names one file in every record, and lines repeat: each string decoded once.
+  const decoded = new Map<number, string>();
   return (offset) => {
+    let text = decoded.get(offset);
+    if (text !== undefined) return text;
     if (offset >= strings.byteLength) {
       throw new RangeError(`string offset ${offset} is outside the ${length}-byte BTF strings`);
     }
     const end = strings.indexOf(0, offset);
-    return decoder.decode(strings.subarray(offset, end < 0 ? strings.byteLength : end));
+    text = decoder.decode(strings.subarray(offset, end < 0 ? strings.byteLength : end));
+    decoded.set(offset, text);
+    return text;
   };
 }
 
