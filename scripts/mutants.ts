@@ -339,6 +339,52 @@ const MUTATIONS: Mutation[] = [
     to: "const found = undefined;",
     tests: ["tests/core.test.ts"],
   },
+  {
+    name: "memory-stride-unrounded",
+    why:
+      "map.memory() puts element i at i * valueSize: a 12-byte value's element 1 reads element 0's tail",
+    file: "maps/memory.ts",
+    from: "return (valueSize + 7) & ~7;",
+    to: "return valueSize;",
+    tests: ["tests/map_memory.test.ts"],
+  },
+  {
+    name: "memory-frozen-mapped-writable",
+    why:
+      "a frozen map is mapped writable: the kernel refuses (EPERM) where a read-only mapping works",
+    file: "maps/memory.ts",
+    from: `&& kernel.backend.fdInfo(map.fd)["frozen"] !== "1";`,
+    to: ";",
+    tests: ["tests/map_memory.test.ts"],
+  },
+  {
+    name: "memory-read-not-observed",
+    why:
+      "reads of map memory are not observed: a replay reads zeros where the program wrote values",
+    file: "maps/memory.ts",
+    from: "    this.#region.observe(offset, size);\n",
+    to: "",
+    tests: ["tests/map_memory.test.ts"],
+    replay: true,
+  },
+  {
+    name: "memory-read-only-option-ignored",
+    why:
+      "memory({ readOnly: true }) maps writable: a stray write changes a map its caller only reads",
+    file: "maps/memory.ts",
+    from: "const writable = options.readOnly !== true && (map.flags",
+    to: "const writable = (map.flags",
+    tests: ["tests/map_memory.test.ts"],
+  },
+  {
+    name: "memory-write-not-reported",
+    why: "writes to map memory are not reported: a recording misses them and its replay diverges",
+    file: "maps/memory.ts",
+    from: "    this.#region.wrote(offset, size);\n",
+    to: "",
+    tests: ["tests/map_memory.test.ts"],
+    replay: true,
+  },
 ];
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
