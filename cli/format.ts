@@ -182,11 +182,13 @@ export function jsonEntry(
  * const shape = { type: 1, keySize: 4, valueSize: 8, cpus: 2 }; // a hash map
  * errorEntry(out, undefined, shape, new Uint8Array([1, 0, 0, 0]), 2); // ENOENT: deleted meanwhile
  * errorEntry(out, undefined, shape, new Uint8Array([2, 0, 0, 0]), 1); // EPERM
+ * errorEntry(out, undefined, shape, new Uint8Array([3, 0, 0, 0]), 524); // kernel-internal ENOTSUPP
  * out.flush();
  * closeSync(out.fd);
  * assert.equal(readFileSync(`${dir}/out`, "utf8"),
  *   "key: 01 00 00 00  value: <no entry>\n"
- *     + "key:\n02 00 00 00\nvalue:\nOperation not permitted\n",
+ *     + "key:\n02 00 00 00\nvalue:\nOperation not permitted\n"
+ *     + "key:\n03 00 00 00\nvalue:\nUnknown error 524\n",
  * );
  * rmSync(dir, { recursive: true });
  * ```
@@ -206,7 +208,7 @@ export function errorEntry(
     json.hexArray(key, 0, shape.keySize);
     json.name("value");
     json.startObject();
-    json.stringField("error", errnoDescription(errno));
+    json.stringField("error", strerror(errno));
     json.endObject();
     json.endObject();
     return;
@@ -215,12 +217,21 @@ export function errorEntry(
     ? "<no entry>"
     : errno === type.unreadableErrno
     ? "<cannot read>"
-    : errnoDescription(errno);
+    : strerror(errno);
   const breakNames = shape.keySize > 16 || message.length > 16;
   const singleLine = shape.keySize + message.length <= 24 && !breakNames;
   out.write(breakNames ? "key:\n" : "key: ");
   out.plainHex(key, 0, shape.keySize);
   out.write((singleLine ? "  " : "\n") + (breakNames ? "value:\n" : "value: ") + message + "\n");
+}
+
+/**
+ * An errno in glibc's `strerror` words, as bpftool prints it: the kernel's
+ * own errnos (512 and up, never meant to reach user space, such as
+ * `ENOTSUPP`, 524, from a perf_event_array's lookup) are `Unknown error N`.
+ */
+function strerror(errno: number): string {
+  return errno >= 512 ? `Unknown error ${errno}` : errnoDescription(errno);
 }
 
 /**

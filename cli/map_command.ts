@@ -228,7 +228,16 @@ function dump(ctx: CliContext, args: Args): void {
   });
   if (json && many) json.endArray();
   if (plainBtf) json!.finish();
+  // bpftool's walk fails at its first step on these (BPF_MAP_GET_NEXT_KEY: ENOTSUPP) and it
+  // exits with that failure (244, its -524 cut to a byte): a failure, in bpfmap's exit codes.
+  const unwalkable = maps.find((map) => RECORD_STREAMS.has(map.type));
+  if (unwalkable !== undefined) {
+    throw new AnsweredFailure(`map ${unwalkable.id} is a ${unwalkable.typeName}: no elements`);
+  }
 }
+
+/** Map types whose data are records, which no key walk reaches. */
+const RECORD_STREAMS: ReadonlySet<number> = new Set([MAP_TYPES.ringbuf, MAP_TYPES.user_ringbuf]);
 
 /**
  * Prints elements of a map with BTF through it (bpftool's `get_map_kv_btf`:
