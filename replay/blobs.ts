@@ -144,10 +144,17 @@ function readBlob(hash: string, stored: string, path: string): Uint8Array {
     throw new Error(`blobs.${hash}: ${file} is another blob's file`);
   }
   let gzipped: Uint8Array;
+  const at = join(dirname(resolve(path)), file);
   try {
-    gzipped = readFileSync(join(dirname(resolve(path)), file));
+    gzipped = readFileSync(at);
   } catch (error) {
-    throw new Error(`blobs.${hash}: cannot read ${file}: ${(error as Error).message}`);
+    // The store is a folder of its own: a copy of the transcript without it finds nothing.
+    const missing = (error as { code?: string }).code === "ENOENT";
+    throw new Error(
+      `blobs.${hash}: cannot read ${file} (${at}): ${
+        missing ? "no such file; the blob store goes with the transcript" : (error as Error).message
+      }`,
+    );
   }
   const bytes = gunzip(gzipped);
   if (bytes === undefined) throw new Error(`blobs.${hash}: ${file} is not gzip`);

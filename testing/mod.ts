@@ -9,6 +9,22 @@
  * kernel. `BPFMAP_TRANSCRIPT=verify` runs live and fails where the kernel now
  * answers otherwise; `BPFMAP_TRANSCRIPT=record` re-records every transcript.
  *
+ * Bytes over 4 KiB (the kernel's BTF, a program's instructions, a large
+ * batch) are kept gzip-compressed under their SHA-256, once per transcript.
+ * With `blobStore`, once for all of a suite's transcripts, the layout bpfmap's
+ * own fixtures use:
+ *
+ * ```text
+ * fixtures/
+ *   .blobs/<sha-256>.gz          each blob once (never rewritten: its name says what it holds)
+ *   maps.test.ts/<test name>.json   names it as "file:../.blobs/<sha-256>.gz"
+ * ```
+ *
+ * A recording writes the blobs it lacks into the store; commit the store with
+ * the transcripts (a transcript whose file is missing fails to open, naming
+ * the file). The store is append-only: a blob no transcript names any more
+ * stays until it is deleted.
+ *
  * @module
  */
 
@@ -42,7 +58,10 @@ export interface TranscriptTestsOptions {
    * A folder (path or `file:` URL) that keeps each blob of the transcripts
    * recorded (bytes over 4 KiB, such as the kernel's BTF) once for all of
    * them, shared by test files, instead of once per transcript (see
-   * `openSystem`'s `blobStore`). Default: in each transcript.
+   * `openSystem`'s `blobStore`), e.g. `new URL("./fixtures/.blobs/",
+   * import.meta.url)` beside `fixtures`. Default: in each transcript.
+   * Replays find the blobs through each transcript's own references, so
+   * only recording needs this.
    */
   blobStore?: string | URL | undefined;
 }

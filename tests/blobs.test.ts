@@ -3,9 +3,9 @@
 // tampered with is refused; a replay that reads another file diverges, named.
 
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import { test } from "node:test";
 import { gunzipSync } from "node:zlib";
 import { type KernelPrimitives, primitivesOf } from "../ffi/backend.ts";
@@ -19,7 +19,12 @@ import {
   TranscriptError,
 } from "../replay/transcript.ts";
 import { transcriptTests } from "../testing/mod.ts";
-import { fixturePath, FIXTURES, transcriptTests as fixtureTests } from "./helpers/transcript.ts";
+import {
+  BLOB_STORE,
+  fixturePath,
+  FIXTURES,
+  transcriptTests as fixtureTests,
+} from "./helpers/transcript.ts";
 
 const transcriptTest = fixtureTests(import.meta.url);
 
@@ -44,7 +49,7 @@ transcriptTest(VMLINUX_TEST, (system) => {
   assert.equal(new Set(reads.map((bytes) => bytes.buffer)).size, 3);
 });
 
-test("a fixture holds the kernel's BTF once, compressed, however many reads name it", () => {
+test("a fixture names the kernel's BTF once, in the suite's store, however many reads name it", () => {
   const path = fixturePath(import.meta.url, VMLINUX_TEST);
   const text = readFileSync(path, "utf8");
   const raw = JSON.parse(text) as { entries: { bytes?: string }[]; blobs: Record<string, string> };
@@ -52,11 +57,45 @@ test("a fixture holds the kernel's BTF once, compressed, however many reads name
   assert.equal(hashes.length, 1);
   const reads = raw.entries.filter((entry) => "readFile" in entry);
   assert.deepEqual(reads.map((entry) => entry.bytes), Array(3).fill(`blob:${hashes[0]}`));
-  // gzip: the fixture is far smaller than the 4/3 of the BTF that base64 alone would take.
+  assert.deepEqual(raw.blobs, { [hashes[0]!]: `file:../.blobs/${hashes[0]}.gz` });
+  // gzip: the store's file is far smaller than the BTF; the fixture holds none of it.
   const parsed = parseTranscript(text, path);
   const bytes = Buffer.from((parsed.entries[0] as { bytes: string }).bytes.slice(7), "base64");
   assert.equal(sha256(bytes), hashes[0]);
-  assert.ok(text.length < bytes.byteLength * 0.6, `${text.length} for ${bytes.byteLength}`);
+  const stored = readFileSync(join(BLOB_STORE, `${hashes[0]}.gz`));
+  assert.ok(stored.byteLength < bytes.byteLength * 0.6, `${stored.byteLength} for ${bytes.length}`);
+  assert.ok(text.length < 4096, `${text.length} bytes`);
+});
+
+/** Every transcript under fixtures/, by path, as its raw JSON. */
+function fixtureTranscripts(dir = FIXTURES): [string, { blobs?: Record<string, string> }][] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) return path === BLOB_STORE ? [] : fixtureTranscripts(path);
+    const text = entry.name.endsWith(".json") ? readFileSync(path, "utf8") : "";
+    return text.startsWith("{\"format\":\"bpfmap-transcript\"") ? [[path, JSON.parse(text)]] : [];
+  });
+}
+
+test("the suite's fixtures keep their blobs in one store, which holds only what they name", () => {
+  const named = new Set<string>();
+  const inline: string[] = [];
+  for (const [path, transcript] of fixtureTranscripts()) {
+    for (const [hash, ref] of Object.entries(transcript.blobs ?? {})) {
+      if (!ref.startsWith("file:")) {
+        inline.push(relative(FIXTURES, path));
+        continue;
+      }
+      const file = resolve(dirname(path), ref.slice("file:".length));
+      assert.equal(file, join(BLOB_STORE, `${hash}.gz`), path);
+      named.add(hash);
+    }
+  }
+  // The kernel's BTF, read by several tests, is then one file in the repository.
+  const hint = "run deno run -A scripts/fixtures_blobs.ts --prune";
+  assert.deepEqual([...new Set(inline)], [], `fixtures holding their own blobs: ${hint}`);
+  const orphans = readdirSync(BLOB_STORE).filter((file) => !named.has(file.replace(/\.gz$/, "")));
+  assert.deepEqual(orphans, [], `blobs no fixture names: ${hint}`);
 });
 
 test("a replay that reads another file diverges at that read, named", async () => {
@@ -151,7 +190,7 @@ test("a tampered, unknown or unnamed blob is refused, naming it", () => {
 });
 
 // A blob store shared by transcripts: each blob once, as <sha-256>.gz, for all of them.
-const STORE = join(FIXTURES, ".blobs");
+const STORE = BLOB_STORE;
 const storedTest = transcriptTests({
   fixtures: join(FIXTURES, "blobs.test.ts"),
   blobStore: STORE,
@@ -189,10 +228,20 @@ test("a store reference to another blob's file, to a file outside the store, or 
     );
   refused(text.replace(`/${hash}.gz`, `/${other}.gz`), /is another blob's file/);
   refused(text.replace(`../.blobs/${hash}.gz`, "../../../etc/passwd"), /file: and a <sha-256>\.gz/);
-  // The same text in another folder: the file it names is not there.
-  refused(
-    text,
-    /cannot read \.\.\/\.blobs\//,
-    join(mkdtempSync(join(tmpdir(), "bpfmap-")), "t.json"),
+});
+
+test("a replay whose store file is missing fails before any call, naming the file", async () => {
+  // A fixture copied without its store: the file it names is not there.
+  const path = fixturePath(import.meta.url, VMLINUX_TEST);
+  const copy = join(mkdtempSync(join(tmpdir(), "bpfmap-")), "t.json");
+  writeFileSync(copy, readFileSync(path));
+  const hash = /"([0-9a-f]{64})": "file:/.exec(readFileSync(path, "utf8"))![1]!;
+  const missing = join(dirname(copy), "..", ".blobs", `${hash}.gz`);
+  await assert.rejects(
+    openSystem({ transcript: copy, mode: "replay", modeFromEnvironment: false }),
+    (error) =>
+      error instanceof TranscriptError
+      && error.message === `${copy}: blobs.${hash}: cannot read ../.blobs/${hash}.gz (${missing}): `
+          + "no such file; the blob store goes with the transcript",
   );
 });

@@ -60,6 +60,14 @@ function machineWithCpus(cpus: number): SyscallBackend {
 /** The fixtures folder at the repository's root. */
 export const FIXTURES = join(dirname(dirname(dirname(fileURLToPath(import.meta.url)))), "fixtures");
 
+/**
+ * The suite's blob store: each blob of the fixtures (bytes over 4 KiB, such
+ * as the kernel's BTF) once, as `<sha-256>.gz`, named by every fixture that
+ * holds it (`scripts/fixtures_blobs.ts` moves the blobs of a transcript
+ * recorded without it).
+ */
+export const BLOB_STORE = join(FIXTURES, ".blobs");
+
 export { fixtureName };
 
 /** The transcript path of test `name` in the test file at `moduleUrl`. */
@@ -79,7 +87,7 @@ export interface TranscriptTestOptions {
 /**
  * The `transcriptTest` of one test file: the one `bpfmap/testing` ships
  * (so the project runs the helper its users get), on
- * `fixtures/<test file>/`.
+ * `fixtures/<test file>/`, its blobs in {@linkcode BLOB_STORE}.
  *
  * @example
  * ```ts ignore
@@ -94,7 +102,7 @@ export function transcriptTests(
   opts: TranscriptTestOptions = {},
 ): TranscriptTest {
   const fixtures = join(FIXTURES, basename(fileURLToPath(moduleUrl)));
-  return shippedTranscriptTests({ fixtures, paths: opts.paths });
+  return shippedTranscriptTests({ fixtures, paths: opts.paths, blobStore: BLOB_STORE });
 }
 
 /**
