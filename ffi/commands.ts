@@ -536,16 +536,32 @@ export const BPF_LINK_INFO_HEAD = defineLayout("bpf_link_info", 16, {
 });
 
 /**
+ * A 64-byte `struct bpf_link_info` layout: its head (`type`, `id`,
+ * `prog_id`), then the fields of one link type's union member.
+ */
+function linkInfoLayout<F extends string>(
+  union: { [K in F]: FieldShape },
+): Layout<"type" | "id" | "prog_id" | F> {
+  return defineLayout(
+    "bpf_link_info",
+    64,
+    {
+      type: u32(0),
+      id: id(4, "link"),
+      prog_id: id(8, "prog"),
+      ...union,
+    } as { [K in "type" | "id" | "prog_id" | F]: FieldShape },
+  );
+}
+
+/**
  * `struct bpf_link_info`: 64 bytes on Linux 6.18 (48 in older headers; the
  * kernel copies what both know). `ifindex` is the XDP member of the union
  * after `prog_id` (`xdp.ifindex`); a raw tracepoint's name is read with
  * {@linkcode BPF_LINK_INFO_RAW_TRACEPOINT}, whose pointer shares its bytes,
  * and the union of other link types with their own layouts (`_TCX`, ...).
  */
-export const BPF_LINK_INFO = defineLayout("bpf_link_info", 64, {
-  type: u32(0),
-  id: id(4, "link"),
-  prog_id: id(8, "prog"),
+export const BPF_LINK_INFO = linkInfoLayout({
   ifindex: u32(16),
 });
 
@@ -555,10 +571,7 @@ export const BPF_LINK_INFO = defineLayout("bpf_link_info", 64, {
  * `tp_name_len` (the room there; the kernel writes the length it needed,
  * NUL included).
  */
-export const BPF_LINK_INFO_RAW_TRACEPOINT = defineLayout("bpf_link_info", 64, {
-  type: u32(0),
-  id: id(4, "link"),
-  prog_id: id(8, "prog"),
+export const BPF_LINK_INFO_RAW_TRACEPOINT = linkInfoLayout({
   tp_name: pointer(16, "out", "name"),
   tp_name_len: u32(24, "inout"),
 });
@@ -569,10 +582,7 @@ export const BPF_LINK_INFO_RAW_TRACEPOINT = defineLayout("bpf_link_info", 64, {
  * device is gone or the link detached. Read from the bytes a
  * {@linkcode BPF_LINK_INFO} call fills.
  */
-export const BPF_LINK_INFO_TCX = defineLayout("bpf_link_info", 64, {
-  type: u32(0),
-  id: id(4, "link"),
-  prog_id: id(8, "prog"),
+export const BPF_LINK_INFO_TCX = linkInfoLayout({
   ifindex: u32(16),
   attach_type: u32(20),
 });
@@ -582,10 +592,7 @@ export const BPF_LINK_INFO_TCX = defineLayout("bpf_link_info", 64, {
  * (the cgroup directory's inode number; 0 once detached; a transcript
  * writes 0, as a new cgroup has a new one each run) and `cgroup.attach_type`.
  */
-export const BPF_LINK_INFO_CGROUP = defineLayout("bpf_link_info", 64, {
-  type: u32(0),
-  id: id(4, "link"),
-  prog_id: id(8, "prog"),
+export const BPF_LINK_INFO_CGROUP = linkInfoLayout({
   cgroup_id: varying(u64(16)),
   attach_type: u32(24),
 });
@@ -595,10 +602,7 @@ export const BPF_LINK_INFO_CGROUP = defineLayout("bpf_link_info", 64, {
  * tp_btf): the union's `tracing.attach_type`, `target_obj_id` (the BTF
  * object of the target, vmlinux's or a module's) and `target_btf_id`.
  */
-export const BPF_LINK_INFO_TRACING = defineLayout("bpf_link_info", 64, {
-  type: u32(0),
-  id: id(4, "link"),
-  prog_id: id(8, "prog"),
+export const BPF_LINK_INFO_TRACING = linkInfoLayout({
   attach_type: u32(16),
   target_obj_id: id(20, "btf"),
   target_btf_id: u32(24),
@@ -609,11 +613,34 @@ export const BPF_LINK_INFO_TRACING = defineLayout("bpf_link_info", 64, {
  * `perf_event.type` (`enum bpf_perf_event_type`: 1 uprobe, 2 uretprobe,
  * 3 kprobe, 4 kretprobe, 5 tracepoint, 6 event).
  */
-export const BPF_LINK_INFO_PERF_EVENT = defineLayout("bpf_link_info", 64, {
-  type: u32(0),
-  id: id(4, "link"),
-  prog_id: id(8, "prog"),
+export const BPF_LINK_INFO_PERF_EVENT = linkInfoLayout({
   perf_event_type: u32(16),
+});
+
+/**
+ * `struct bpf_link_info` of an iterator link: the union's `iter.target_name`
+ * (`name` here; where the kernel copies the iterator's name, `"bpf_map"`, `"task"`...),
+ * `target_name_len` (the room there; the kernel writes the length it needed,
+ * NUL included, and wants both 0 or both set) and `map.map_id` (the map an
+ * iterator over a map's elements walks; 0 for other iterators).
+ */
+export const BPF_LINK_INFO_ITER = linkInfoLayout({
+  // The kernel's `target_name`: named as BTF info's `name`, the nested pointer a transcript
+  // already knows (replay/transcript.ts's NESTED_POINTERS lists the info layouts it checks).
+  name: pointer(16, "out", "name"),
+  target_name_len: u32(24, "inout"),
+  map_id: id(28, "map"),
+});
+
+/**
+ * `struct bpf_link_info` of a network namespace link (flow dissector,
+ * sk_lookup): the union's `netns.netns_ino` (the namespace's inode number,
+ * as `/proc/PID/ns/net` shows it; 0 once the namespace is gone; a transcript
+ * writes 0, as a new namespace has a new one each run) and `attach_type`.
+ */
+export const BPF_LINK_INFO_NETNS = linkInfoLayout({
+  netns_ino: varying(u32(16)),
+  attach_type: u32(20),
 });
 
 /** `BPF_MAP_FREEZE` (22): 4 bytes. */

@@ -26,6 +26,8 @@ import {
   BPF_LINK_INFO,
   BPF_LINK_INFO_CGROUP,
   BPF_LINK_INFO_HEAD,
+  BPF_LINK_INFO_ITER,
+  BPF_LINK_INFO_NETNS,
   BPF_LINK_INFO_PERF_EVENT,
   BPF_LINK_INFO_RAW_TRACEPOINT,
   BPF_LINK_INFO_TCX,
@@ -33,6 +35,7 @@ import {
   BPF_LINK_UPDATE,
   BPF_OBJ_GET_INFO_BY_FD,
   BPF_RAW_TRACEPOINT_OPEN,
+  type Field,
   type Layout,
   readU32,
   readU64,
@@ -41,6 +44,7 @@ import { BpfError } from "../ffi/errors.ts";
 import { type Kernel, liveKernel } from "../ffi/kernel.ts";
 import {
   LINK_TYPE_CGROUP,
+  LINK_TYPE_ITER,
   LINK_TYPE_PERF_EVENT,
   LINK_TYPE_RAW_TRACEPOINT,
   LINK_TYPE_TCX,
@@ -55,6 +59,8 @@ import { checkInteger, describe } from "../ffi/validate.ts";
 
 /** `enum bpf_attach_type`'s `BPF_XDP`. */
 const ATTACH_XDP = 37;
+/** `BPF_LINK_TYPE_NETNS`: flow dissector and sk_lookup programs on a network namespace. */
+const LINK_TYPE_NETNS = 5;
 
 /** What the kernel says of a link (`struct bpf_link_info`). */
 export interface LinkInfo {
@@ -70,7 +76,10 @@ export interface LinkInfo {
   ifindex?: number;
   /** Raw tracepoint links: the tracepoint's name. */
   tracepoint?: string;
-  /** tcx, cgroup and tracing links: how the program is attached (`"tcx_ingress"`, ...). */
+  /**
+   * tcx, cgroup, tracing and netns links: how the program is attached
+   * (`"tcx_ingress"`, `"flow_dissector"`, ...).
+   */
   attachType?: string;
   /**
    * Cgroup links: the cgroup's id, its directory's inode number (0 once
@@ -83,6 +92,18 @@ export interface LinkInfo {
   targetBtfId?: number;
   /** `perf_event` links: what the event is (`"tracepoint"`, `"kprobe"`, `"uprobe"`, ...). */
   perfEventType?: string;
+  /** Iterator links: the iterator's name (`"bpf_map"`, `"bpf_map_elem"`, `"task"`, ...). */
+  targetName?: string;
+  /**
+   * Iterator links over a map's elements (`bpf_map_elem`, `bpf_sk_storage_map`,
+   * `sockmap`): the id of the map they walk. Left out for other iterators.
+   */
+  mapId?: number;
+  /**
+   * Network namespace links: the namespace's inode number (`/proc/PID/ns/net`'s;
+   * 0 once it is gone, and in a transcript: a new namespace has a new one each run).
+   */
+  netnsIno?: number;
 }
 
 /** `enum bpf_perf_event_type`, by number. */
@@ -448,6 +469,8 @@ const INFO_LAYOUTS: ReadonlyMap<number, Layout> = new Map<number, Layout>([
   [LINK_TYPE_CGROUP, BPF_LINK_INFO_CGROUP],
   [LINK_TYPE_TRACING, BPF_LINK_INFO_TRACING],
   [LINK_TYPE_PERF_EVENT, BPF_LINK_INFO_PERF_EVENT],
+  [LINK_TYPE_ITER, BPF_LINK_INFO_ITER],
+  [LINK_TYPE_NETNS, BPF_LINK_INFO_NETNS],
 ]);
 
 /**
@@ -473,9 +496,9 @@ function readLinkHead(kernel: Kernel, fd: number): LinkInfo {
 /**
  * Reads a link's info: its head, then the whole struct with the layout of
  * its type's union (so that what differs from run to run, a cgroup's id, is
- * marked so for transcripts); a raw tracepoint's name with a third call,
- * sized by the `tp_name_len` the second wrote (the kernel copies at most
- * the room given).
+ * marked so for transcripts); a raw tracepoint's or iterator's name with a
+ * third call, sized by the length the second wrote (the kernel copies at
+ * most the room given).
  *
  * @throws {BpfError} if the kernel refuses.
  */
@@ -484,11 +507,8 @@ export function readLinkInfo(kernel: Kernel, fd: number): LinkInfo {
   const type = out.type;
   const layout = INFO_LAYOUTS.get(type) ?? BPF_LINK_INFO;
   const info = offHeapBytes(layout.size);
-  const fail = (result: number) => {
-    throw new BpfError(BPF_OBJ_GET_INFO_BY_FD.name, -result, `link fd ${fd}`);
-  };
   const result = objGetInfoByFd(kernel, fd, info, layout);
-  if (result < 0) fail(result);
+  if (result < 0) throw new BpfError(BPF_OBJ_GET_INFO_BY_FD.name, -result, `link fd ${fd}`);
   out.programId = readU32(info, BPF_LINK_INFO.fields.prog_id);
   if (type === LINK_TYPE_XDP) out.ifindex = readU32(info, BPF_LINK_INFO.fields.ifindex);
   if (type === LINK_TYPE_TCX) {
@@ -510,21 +530,48 @@ export function readLinkInfo(kernel: Kernel, fd: number): LinkInfo {
     const number = readU32(info, BPF_LINK_INFO_PERF_EVENT.fields.perf_event_type);
     out.perfEventType = PERF_EVENT_TYPES[number] ?? `type ${number}`;
   }
+  if (type === LINK_TYPE_NETNS) {
+    const { netns_ino, attach_type } = BPF_LINK_INFO_NETNS.fields;
+    out.netnsIno = readU32(info, netns_ino);
+    out.attachType = attachTypeName(readU32(info, attach_type));
+  }
   if (type === LINK_TYPE_RAW_TRACEPOINT) {
     const { tp_name, tp_name_len } = BPF_LINK_INFO_RAW_TRACEPOINT.fields;
-    const length = readU32(info, tp_name_len);
-    const name = offHeapBytes(Math.max(length, 1));
-    info.fill(0);
-    new DataView(info.buffer, info.byteOffset).setUint32(tp_name_len.offset, name.byteLength, true);
-    const again = objGetInfoByFd(kernel, fd, info, BPF_LINK_INFO_RAW_TRACEPOINT, [[
-      tp_name,
-      name,
-    ]]);
-    if (again < 0) fail(again);
-    const end = name.indexOf(0);
-    out.tracepoint = decoder.decode(name.subarray(0, end === -1 ? name.byteLength : end));
+    out.tracepoint = readName(kernel, fd, info, BPF_LINK_INFO_RAW_TRACEPOINT, tp_name, tp_name_len);
+  }
+  if (type === LINK_TYPE_ITER) {
+    const { name, target_name_len, map_id } = BPF_LINK_INFO_ITER.fields;
+    out.targetName = readName(kernel, fd, info, BPF_LINK_INFO_ITER, name, target_name_len);
+    // Read from the call that also copied the name: the one a transcript marks the id in.
+    const mapId = readU32(info, map_id);
+    if (mapId !== 0) out.mapId = mapId;
   }
   return out;
+}
+
+/**
+ * A name `info` points at: asked for again with room for the `length` the
+ * last call wrote, through `layout`'s `pointer` into off-heap memory (the
+ * kernel writes it, the recorder records it). `info` then holds that call's
+ * struct.
+ *
+ * @throws {BpfError} if the kernel refuses.
+ */
+function readName(
+  kernel: Kernel,
+  fd: number,
+  info: Uint8Array,
+  layout: Layout,
+  pointer: Field,
+  length: Field,
+): string {
+  const name = offHeapBytes(Math.max(readU32(info, length), 1));
+  info.fill(0);
+  new DataView(info.buffer, info.byteOffset).setUint32(length.offset, name.byteLength, true);
+  const result = objGetInfoByFd(kernel, fd, info, layout, [[pointer, name]]);
+  if (result < 0) throw new BpfError(BPF_OBJ_GET_INFO_BY_FD.name, -result, `link fd ${fd}`);
+  const end = name.indexOf(0);
+  return decoder.decode(name.subarray(0, end === -1 ? name.byteLength : end));
 }
 
 const decoder = new TextDecoder();

@@ -11,6 +11,8 @@ import { join } from "node:path";
 import { after } from "node:test";
 import {
   BPF_LINK_INFO_CGROUP,
+  BPF_LINK_INFO_ITER,
+  BPF_LINK_INFO_NETNS,
   BPF_LINK_INFO_PERF_EVENT,
   BPF_LINK_INFO_TCX,
   BPF_LINK_INFO_TRACING,
@@ -218,6 +220,12 @@ const UNION_LAYOUTS: [Layout, string, Record<string, string>][] = [
     target_btf_id: "target_btf_id",
   }],
   [BPF_LINK_INFO_PERF_EVENT, "perf_event", { perf_event_type: "type" }],
+  [BPF_LINK_INFO_ITER, "iter", {
+    name: "target_name",
+    target_name_len: "target_name_len",
+    map_id: "map.map_id",
+  }],
+  [BPF_LINK_INFO_NETNS, "netns", { netns_ino: "netns_ino", attach_type: "attach_type" }],
 ];
 
 toolTest("the link info unions sit where this kernel's struct bpf_link_info puts them", {
