@@ -92,6 +92,20 @@ interface Resolution {
 /** The result of a calculation that found no kernel field: poison the instruction. */
 const POISONED = Symbol("poison");
 
+/**
+ * The size of what a load or store of field `id` moves: an array's innermost
+ * element, not the whole array (libbpf: "for arrays we care about individual
+ * element sizes"), so that a local `a[2]` read against a kernel `a[4]` is not
+ * taken for a size change and poisoned.
+ */
+function elementSize(types: readonly BtfType[], id: number): number {
+  let resolved = resolveType(types, id);
+  for (let type = typeAt(types, resolved); type.kind === "array"; type = typeAt(types, resolved)) {
+    resolved = resolveType(types, type.type);
+  }
+  return sizeOfType(types, resolved);
+}
+
 /** A field's relocated value, size and type id in one spec (libbpf's `bpf_core_calc_field_relo`). */
 function fieldValue(
   kind: CoreKind,
@@ -104,11 +118,13 @@ function fieldValue(
   const last = spec.accessors[spec.accessors.length - 1]!;
   if (last.name === undefined) {
     // An array element: its offset or size only.
-    const size = sizeOfType(spec.types, last.typeId);
     if (kind === "field_byte_offset") {
+      const size = elementSize(spec.types, last.typeId);
       return { value: BigInt(spec.bitOffset / 8), size, typeId: last.typeId, bitfield: false };
     }
     if (kind === "field_byte_size") {
+      // The whole element, an inner array included (libbpf's too): what sizeof says.
+      const size = sizeOfType(spec.types, last.typeId);
       return { value: BigInt(size), size: 0, typeId: 0, bitfield: false };
     }
     throw new Error(`a ${kind} relocation cannot be applied to an array element`);
@@ -136,9 +152,10 @@ function fieldValue(
     byteOffset = bitOffset / 8;
     bitSize = byteSize * 8;
   }
+  // field_byte_size is the whole array's size (libbpf's byte_sz); a load moves one element.
   const result = (value: number | boolean) => ({
     value: BigInt(value),
-    size: kind === "field_byte_offset" && !bitfield ? byteSize : 0,
+    size: kind === "field_byte_offset" && !bitfield ? elementSize(spec.types, typeId) : 0,
     typeId,
     bitfield,
   });
