@@ -243,25 +243,36 @@ export function kernelBtf(kernel: Kernel): TargetBtf {
   return btf;
 }
 
-/** The BTF of each loaded module that has one, by module name. */
-function moduleBlobs(kernel: Kernel): Record<string, Uint8Array> {
-  const backend = primitivesOf(kernel.backend);
-  let list: string;
+/**
+ * The file at `path`, or `undefined` if there is none (ENOENT). Any other
+ * failure (EACCES, EIO) is thrown, naming the path: skipped, it would leave
+ * a kernel type unfound and its relocations silently poisoned.
+ */
+function readIfPresent(kernel: Kernel, path: string): Uint8Array | undefined {
   try {
     // readFile, not readTextFile: a transcript keeps a failed readFile, and replays it.
-    list = new TextDecoder().decode(backend.readFile(MODULES_PATH));
-  } catch {
-    return {}; // no /proc/modules: a kernel without loadable modules
+    return primitivesOf(kernel.backend).readFile(path);
+  } catch (error) {
+    if ((error as { code?: unknown }).code === "ENOENT") return undefined;
+    const why = (error as Error).message;
+    throw new Error(`module BTF (for a type vmlinux lacks): ${path} unreadable: ${why}`, {
+      cause: error,
+    });
   }
+}
+
+/** The BTF of each loaded module that has one, by module name. */
+function moduleBlobs(kernel: Kernel): Record<string, Uint8Array> {
+  const list = readIfPresent(kernel, MODULES_PATH);
+  // No /proc/modules: a kernel without loadable modules.
+  if (list === undefined) return {};
   const blobs: Record<string, Uint8Array> = {};
-  for (const line of list.split("\n")) {
+  for (const line of new TextDecoder().decode(list).split("\n")) {
     const name = line.split(" ")[0];
     if (!name) continue;
-    try {
-      blobs[name] = backend.readFile(`/sys/kernel/btf/${name}`);
-    } catch {
-      // A module built without BTF has no file there.
-    }
+    // A module built without BTF has no file there.
+    const blob = readIfPresent(kernel, `/sys/kernel/btf/${name}`);
+    if (blob !== undefined) blobs[name] = blob;
   }
   return blobs;
 }

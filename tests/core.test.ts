@@ -10,8 +10,12 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
-import { TargetBtf } from "../btf/kernel_btf.ts";
+import { kernelBtf, MODULES_PATH, TargetBtf } from "../btf/kernel_btf.ts";
 import { type BtfType, encodeBtf, parseSplitBtf } from "../btf/types.ts";
+import { forwardingBackend } from "../ffi/backend.ts";
+import { errnoNumber } from "../ffi/errno.ts";
+import { Kernel } from "../ffi/kernel.ts";
+import { fileError } from "../ffi/libc.ts";
 import { readEnv } from "../ffi/live.ts";
 import { CORE_RELO_KINDS } from "../object/btf_ext.ts";
 import { applyCoreRelocations, CORE_POISON, CoreRelocationError } from "../object/core.ts";
@@ -511,6 +515,68 @@ liveTest("a socket filter reads the kernel's cb[0] through a local __sk_buff wit
   for (let i = 0; i < 5; i++) view.setUint32(48 + 4 * i, 0x1111 * (i + 1), true); // __sk_buff.cb
   const run = object.programs.get("first_cb")!.testRun({ data: new Uint8Array(64), ctx });
   assert.equal(run.retval, 0x1111);
+});
+
+/**
+ * A kernel whose vmlinux BTF holds one int, whose other files are the text
+ * of `files` or fail with its errno (ENOENT if not there), and which makes
+ * no other call; and the paths it was asked to read.
+ */
+function kernelWithFiles(files: Record<string, string | number>) {
+  const reads: string[] = [];
+  const vmlinux = encodeBtf([u32]);
+  const backend = Object.assign(
+    forwardingBackend(() => assert.fail("a call other than readFile")),
+    {
+      readFile(path: string): Uint8Array {
+        reads.push(path);
+        if (path === "/sys/kernel/btf/vmlinux") return vmlinux;
+        const file = files[path] ?? errnoNumber("ENOENT")!;
+        if (typeof file === "number") throw fileError("open", path, file);
+        return new TextEncoder().encode(file);
+      },
+    },
+  );
+  return { kernel: new Kernel(backend), reads };
+}
+
+test("module BTF: a missing file is skipped; one that cannot be read fails the relocation, named", () => {
+  // The object's types are not in this vmlinux: every relocation looks in the modules.
+  const object = parseObject(new Uint8Array(readFileSync(OBJECT_FIXTURE)));
+  const relocate = (files: Record<string, string | number>) => {
+    const { kernel, reads } = kernelWithFiles(files);
+    return { result: applyCoreRelocations(object, kernelBtf(kernel)), reads };
+  };
+  const refused = (files: Record<string, string | number>, message: RegExp) =>
+    assert.throws(() => relocate(files), (error) => {
+      assert.ok(error instanceof CoreRelocationError, String(error));
+      assert.match(error.message, message);
+      return true;
+    });
+  const conntrack = "nf_conntrack 180224 1 - Live 0x0000000000000000\n";
+  refused(
+    { [MODULES_PATH]: errnoNumber("EACCES")! },
+    /\/proc\/modules unreadable: bpfmap: cannot open \/proc\/modules: EACCES/,
+  );
+  refused(
+    { [MODULES_PATH]: conntrack, "/sys/kernel/btf/nf_conntrack": errnoNumber("EIO")! },
+    /\/sys\/kernel\/btf\/nf_conntrack unreadable: .* EIO/,
+  );
+
+  // Missing files: no modules, or a module without BTF. Nothing found, so poisoned, as libbpf.
+  const noBtf = relocate({ [MODULES_PATH]: conntrack });
+  assert.deepEqual(noBtf.reads, [
+    "/sys/kernel/btf/vmlinux",
+    MODULES_PATH,
+    "/sys/kernel/btf/nf_conntrack",
+  ]);
+  const index = object.programs.findIndex((p) => p.name === "read_skb");
+  const mark = object.programs[index]!.coreRelocations.find((r) =>
+    r.kindName === "field_byte_offset" && r.access === "0:0"
+  )!;
+  for (const { result } of [noBtf, relocate({})]) {
+    assert.deepEqual(instruction(result.programs[index]!, mark.insn), BAD_RELO_CALL);
+  }
 });
 
 transcriptTest("the programs load and read the kernel's fields only because they are relocated", (
