@@ -248,6 +248,36 @@ transcriptTest("a set waits for several rings at once, each with its callback", 
   assert.equal(rings.poll(0), 0);
 });
 
+transcriptTest("a second reader of the ring goes on where the first stopped", (sys) => {
+  const { run, events } = producer(sys);
+  const first = new RingBuffer(events, sys.kernel);
+  run(OUTPUT, 4, 8);
+  assert.equal(first.consume(() => {}, 3), 3);
+  first.close();
+  using second = new RingBuffer(events, sys.kernel);
+  assert.deepEqual(consumeAll(second).map((r) => seqOf(r.bytes)), [3]);
+});
+
+transcriptTest("typed records: a record shorter than the codec is refused, and consumed", (sys) => {
+  const { run, events } = producer(sys);
+  using ring = new RingBuffer(events, sys.kernel);
+  run(OUTPUT, 1, 4); // 4 bytes: its sequence number only
+  run(OUTPUT, 1, 16);
+  const typed = ring.typed(struct({ seq: u32, payload: u32, more: u64 }));
+  assert.throws(() => typed.consume(() => {}), {
+    name: "RangeError",
+    message: /^a record of 4 bytes is shorter than struct .* \(16 bytes\)$/,
+  });
+  const values: unknown[] = [];
+  assert.equal(typed.consume((value) => values.push(value)), 1);
+  const payload = new DataView(outputRecord(1, 16).buffer);
+  assert.deepEqual(values, [{
+    seq: 1,
+    payload: payload.getUint32(4, true),
+    more: payload.getBigUint64(8, true),
+  }]);
+});
+
 transcriptTest("bad input is refused before any syscall", (sys) => {
   const { events } = producer(sys);
   using hash = sys.createMap({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 1 });
