@@ -340,6 +340,24 @@ const MUTATIONS: Mutation[] = [
     tests: ["tests/core.test.ts"],
   },
   {
+    name: "core-array-load-whole-size",
+    why:
+      "a CO-RE load from an array field is sized as the whole array: a kernel array of another length poisons it",
+    file: "object/core.ts",
+    from: `type.kind === "array"; type = typeAt(types, resolved)`,
+    to: `false; type = typeAt(types, resolved)`,
+    tests: ["tests/core.test.ts"],
+  },
+  {
+    name: "kernel-btf-read-errors-skipped",
+    why:
+      "an unreadable /proc/modules or module BTF (EACCES, EIO) is skipped as missing: its types' relocations are silently poisoned",
+    file: "btf/kernel_btf.ts",
+    from: `if ((error as { code?: unknown }).code === "ENOENT") return undefined;`,
+    to: "if (error) return undefined;",
+    tests: ["tests/core.test.ts"],
+  },
+  {
     name: "memory-stride-unrounded",
     why:
       "map.memory() puts element i at i * valueSize: a 12-byte value's element 1 reads element 0's tail",
