@@ -95,12 +95,11 @@ export interface KernelPrimitives {
 export type PerfEventOpenArgs = Parameters<KernelPrimitives["perfEventOpen"]>;
 
 /**
- * A way to issue `bpf()` and the libc calls bpfmap needs beside it. The
- * {@linkcode KernelPrimitives} are optional in the type so that stand-ins
- * written before them still compile: the live, recording and replaying
- * backends have them all; reach them through {@linkcode primitivesOf}.
+ * A way to issue `bpf()` and the libc calls bpfmap needs beside it, the
+ * {@linkcode KernelPrimitives} included: a stand-in that changes a few calls
+ * starts from {@linkcode forwardingBackend}, which passes the rest on.
  */
-export interface SyscallBackend extends AddressSpace, Partial<KernelPrimitives> {
+export interface SyscallBackend extends AddressSpace, KernelPrimitives {
   /** Which runtime's FFI this is: `"deno"`, `"bun"`, or a stand-in's name. */
   readonly runtime: string;
   /**
@@ -135,18 +134,21 @@ const PRIMITIVES: readonly (keyof KernelPrimitives)[] = [
 
 /**
  * `backend` as {@linkcode KernelPrimitives}, or an `Error` naming what a
- * stand-in lacks (before any syscall).
+ * stand-in lacks (before any syscall). The type requires them all; this is
+ * for what the type does not see: a stand-in written in JavaScript, or one
+ * copied by spreading a backend, which leaves its getters (`pageSize`)
+ * behind.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { primitivesOf } from "./backend.ts";
+ * import { primitivesOf, type SyscallBackend } from "./backend.ts";
  * import { liveKernel } from "./kernel.ts";
  *
  * const backend = liveKernel().backend;
  * assert.equal(primitivesOf(backend).pageSize, 4096); // x86_64
  * const { mmap: _, ...withoutMmap } = backend;
- * assert.throws(() => primitivesOf(withoutMmap), {
+ * assert.throws(() => primitivesOf(withoutMmap as SyscallBackend), {
  *   message: "bpfmap: this deno backend has no mmap (a stand-in that does not forward it)",
  * });
  * ```

@@ -6,12 +6,7 @@
  */
 
 import type { Attr } from "../ffi/attr.ts";
-import {
-  type KernelPrimitives,
-  type PerfEventOpenArgs,
-  primitivesOf,
-  type SyscallBackend,
-} from "../ffi/backend.ts";
+import type { PerfEventOpenArgs, SyscallBackend } from "../ffi/backend.ts";
 import type { EpollOp, EpollResult } from "../ffi/epoll.ts";
 import { errnoName } from "../ffi/errno.ts";
 import { checkSpan, type MappedRegion, type MapProtection } from "../ffi/mmap.ts";
@@ -125,20 +120,16 @@ export class RecordingBackend implements SessionBackend {
     return result;
   }
 
-  get #primitives(): KernelPrimitives {
-    return primitivesOf(this.#live);
-  }
-
   /** The live page size; the transcript's host notes it once the code has asked. */
   get pageSize(): number {
-    this.#pageSize = this.#primitives.pageSize;
+    this.#pageSize = this.#live.pageSize;
     return this.#pageSize;
   }
 
   readFile(path: string): Uint8Array {
     let bytes: Uint8Array;
     try {
-      bytes = this.#primitives.readFile(path);
+      bytes = this.#live.readFile(path);
     } catch (error) {
       const { code, syscall } = error as { code?: unknown; syscall?: unknown };
       if (typeof code === "string" && (syscall === "open" || syscall === "read")) {
@@ -153,21 +144,21 @@ export class RecordingBackend implements SessionBackend {
   perfEventOpen(...args: PerfEventOpenArgs): number {
     checkArgs.perfEventOpen(...args); // before the entry is made of them
     const entry = perfEventEntry(this.#ids, ...args);
-    const result = this.#primitives.perfEventOpen(...args);
+    const result = this.#live.perfEventOpen(...args);
     this.#push(completeEntry(entry, args[0], result, this.#ids, (fd) => this.#ids.newHandle(fd)));
     return result;
   }
 
   ioctl(fd: number, request: number, arg: number): number {
     const ids = this.#ids;
-    const result = this.#primitives.ioctl(fd, request, arg);
+    const result = this.#live.ioctl(fd, request, arg);
     const entry = { ioctl: ids.handleOf(fd), request, arg: ioctlArgument(request, arg, ids) };
     this.#push(result < 0 ? { ...entry, errno: errnoName(-result) } : { ...entry, result });
     return result;
   }
 
   mmap(fd: number, length: number, prot: MapProtection, offset: number): MappedRegion | number {
-    const region = this.#primitives.mmap(fd, length, prot, offset);
+    const region = this.#live.mmap(fd, length, prot, offset);
     const entry = { mmap: this.#ids.handleOf(fd), length, prot, offset };
     if (typeof region === "number") {
       this.#push({ ...entry, errno: errnoName(-region) });
@@ -199,7 +190,7 @@ export class RecordingBackend implements SessionBackend {
   }
 
   epollCreate(): number {
-    const result = this.#primitives.epollCreate();
+    const result = this.#live.epollCreate();
     this.#push(
       result < 0
         ? { epoll: "create", errno: errnoName(-result) }
@@ -210,7 +201,7 @@ export class RecordingBackend implements SessionBackend {
 
   epollCtl(epfd: number, op: EpollOp, fd: number, events: number): number {
     const ids = this.#ids;
-    const result = this.#primitives.epollCtl(epfd, op, fd, events);
+    const result = this.#live.epollCtl(epfd, op, fd, events);
     const entry: EpollEntry = {
       epoll: "ctl",
       epfd: ids.handleOf(epfd),
@@ -223,7 +214,7 @@ export class RecordingBackend implements SessionBackend {
   }
 
   epollWait(epfd: number, maxEvents: number, timeoutMs: number): EpollResult {
-    const result = this.#primitives.epollWait(epfd, maxEvents, timeoutMs);
+    const result = this.#live.epollWait(epfd, maxEvents, timeoutMs);
     this.#push(
       this.#waited({ epoll: "wait", epfd: this.#ids.handleOf(epfd), maxEvents, timeoutMs }, result),
     );
@@ -231,7 +222,7 @@ export class RecordingBackend implements SessionBackend {
   }
 
   async epollWaitAsync(epfd: number, maxEvents: number, timeoutMs: number): Promise<EpollResult> {
-    const waiting = this.#primitives.epollWaitAsync(epfd, maxEvents, timeoutMs);
+    const waiting = this.#live.epollWaitAsync(epfd, maxEvents, timeoutMs);
     // Recorded where it was asked, in call order: calls made while it waits come after it.
     const entry: EpollEntry = {
       epoll: "waitAsync",

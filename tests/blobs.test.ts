@@ -8,7 +8,6 @@ import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { test } from "node:test";
 import { gunzipSync } from "node:zlib";
-import { type KernelPrimitives, primitivesOf } from "../ffi/backend.ts";
 import { type BpfSystem, openSystem, ReplayDivergenceError } from "../mod.ts";
 import { BLOB_THRESHOLD, sha256 } from "../replay/blobs.ts";
 import {
@@ -32,8 +31,8 @@ const VMLINUX = "/sys/kernel/btf/vmlinux";
 const BTF_MAGIC = 0xeb9f;
 
 function readThrice(system: BpfSystem, path: string): Uint8Array[] {
-  const kernel = primitivesOf(system.kernel.backend) as KernelPrimitives;
-  return [kernel.readFile(path), kernel.readFile(path), kernel.readFile(path)];
+  const backend = system.kernel.backend;
+  return [backend.readFile(path), backend.readFile(path), backend.readFile(path)];
 }
 
 const VMLINUX_TEST = "the kernel's BTF read three times is one blob";

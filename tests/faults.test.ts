@@ -10,7 +10,7 @@ import { readFileSync } from "node:fs";
 import { rmSync } from "node:fs";
 import { after, before, test } from "node:test";
 import type { Attr } from "../ffi/attr.ts";
-import type { SyscallBackend } from "../ffi/backend.ts";
+import { forwardingBackend } from "../ffi/backend.ts";
 import { BPF_MAP_GET_NEXT_ID } from "../ffi/commands.ts";
 import { Kernel, liveKernel } from "../ffi/kernel.ts";
 import { listMapIds } from "../maps/ids.ts";
@@ -375,20 +375,15 @@ function faultingKernel(fires: FaultAt, errno: number) {
   const live = liveKernel().backend;
   let calls = 0;
   let injected = 0;
-  const backend: SyscallBackend = {
-    runtime: live.runtime,
-    bpf: (attr) => {
+  const backend = Object.assign(forwardingBackend(() => live), {
+    bpf: (attr: Attr) => {
       if (injected === 0 && fires(calls++, attr)) {
         injected++;
         return -errno;
       }
       return live.bpf(attr);
     },
-    close: (fd) => live.close(fd),
-    baseAddress: (buffer) => live.baseAddress(buffer),
-    readTextFile: (path) => live.readTextFile(path),
-    fdInfo: (fd) => live.fdInfo(fd),
-  };
+  });
   return { kernel: new Kernel(backend, { closesLeakedFds: false }), injected: () => injected };
 }
 

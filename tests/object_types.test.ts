@@ -6,6 +6,7 @@
 // Recorded live, so it replays anywhere.
 
 import assert from "node:assert/strict";
+import { forwardingBackend } from "../ffi/backend.ts";
 import { BPF_OBJ_GET } from "../ffi/commands.ts";
 import { cString } from "../ffi/memory.ts";
 import { BpfMap, type BpfSystem, Kernel } from "../mod.ts";
@@ -18,17 +19,13 @@ const { clangTest, bpffs } = clangTests(import.meta.url, "bpfmap-object-types-")
 function closingKernel(system: BpfSystem): { kernel: Kernel; closed: number[] } {
   const backend = system.kernel.backend;
   const closed: number[] = [];
-  const kernel = new Kernel({
-    runtime: backend.runtime,
-    bpf: (attr) => backend.bpf(attr),
-    close: (fd) => {
+  const closing = Object.assign(forwardingBackend(() => backend), {
+    close: (fd: number) => {
       closed.push(fd);
       return backend.close(fd);
     },
-    baseAddress: (buffer) => backend.baseAddress(buffer),
-    fdInfo: (fd) => backend.fdInfo(fd),
-    readTextFile: (path) => backend.readTextFile(path),
-  }, { closesLeakedFds: false });
+  });
+  const kernel = new Kernel(closing, { closesLeakedFds: false });
   return { kernel, closed };
 }
 

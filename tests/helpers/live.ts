@@ -8,7 +8,8 @@
 
 import process from "node:process";
 import { test } from "node:test";
-import type { SyscallBackend } from "../../ffi/backend.ts";
+import type { Attr } from "../../ffi/attr.ts";
+import { forwardingBackend, type SyscallBackend } from "../../ffi/backend.ts";
 import { Kernel, liveKernel } from "../../ffi/kernel.ts";
 import { readEnv } from "../../ffi/live.ts";
 import { BpfError, BpfMap, TRANSCRIPT_ENV } from "../../mod.ts";
@@ -59,9 +60,8 @@ export function tallyingKernel(
 ): { kernel: Kernel; tally: Map<string, number>; calls(): number } {
   const tally = new Map<string, number>();
   let calls = 0;
-  const tallying: SyscallBackend = {
-    runtime: live.runtime,
-    bpf(attr) {
+  const tallying = Object.assign(forwardingBackend(() => live), {
+    bpf(attr: Attr) {
       calls++;
       const result = live.bpf(attr);
       const name = attr.command.name;
@@ -69,11 +69,7 @@ export function tallyingKernel(
       if (result < 0) tally.set(`${name} ${-result}`, (tally.get(`${name} ${-result}`) ?? 0) + 1);
       return result;
     },
-    close: (fd) => live.close(fd),
-    baseAddress: (buffer) => live.baseAddress(buffer),
-    readTextFile: (path) => live.readTextFile(path),
-    fdInfo: (fd) => live.fdInfo(fd),
-  };
+  });
   // Tests close their maps: a close chosen by the garbage collector would upset a transcript.
   return { kernel: new Kernel(tallying, { closesLeakedFds: false }), tally, calls: () => calls };
 }

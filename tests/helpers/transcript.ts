@@ -10,7 +10,7 @@
 
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { SyscallBackend } from "../../ffi/backend.ts";
+import { forwardingBackend, type SyscallBackend } from "../../ffi/backend.ts";
 import { Kernel, POSSIBLE_CPUS_PATH, setLiveKernel } from "../../ffi/kernel.ts";
 import { openLiveBackend, readEnv } from "../../ffi/live.ts";
 import type { PathPlaceholders } from "../../replay/identities.ts";
@@ -42,19 +42,12 @@ function machineWithCpus(cpus: number): SyscallBackend {
   }
   let real: SyscallBackend | undefined;
   const live = () => (real ??= openLiveBackend());
-  return {
-    get runtime() {
-      return live().runtime;
-    },
-    bpf: (attr) => live().bpf(attr),
-    close: (fd) => live().close(fd),
-    baseAddress: (buffer) => live().baseAddress(buffer),
-    fdInfo: (fd) => live().fdInfo(fd),
-    readTextFile: (path) =>
+  return Object.assign(forwardingBackend(live), {
+    readTextFile: (path: string) =>
       path === POSSIBLE_CPUS_PATH
         ? `0-${cpus - 1}\n`.replace(/^0-0/, "0")
         : live().readTextFile(path),
-  };
+  });
 }
 
 /** The fixtures folder at the repository's root. */
