@@ -31,12 +31,27 @@ declare module "../events/ring_buffer.ts" {
      * @example
      * ```ts
      * import assert from "node:assert/strict";
-     * import { BpfMap, RingBuffer, struct, u32 } from "../mod.ts";
+     * import { BpfMap, Program, RingBuffer, struct, u32 } from "../mod.ts";
      *
      * using map = BpfMap.create({ type: "ringbuf", keySize: 0, valueSize: 0, maxEntries: 4096 });
+     * // XDP: struct { u32 pid, uid } e = { 7, 1000 }; bpf_ringbuf_output(&map, &e, 8, 0); pass
+     * const fd = [...new Uint8Array(new Uint32Array([map.fd]).buffer)];
+     * // deno-fmt-ignore
+     * const instructions = new Uint8Array([
+     *   0x62, 0x0a, 0xf8, 0xff, 7, 0, 0, 0, // *(u32 *)(r10 - 8) = 7
+     *   0x62, 0x0a, 0xfc, 0xff, 0xe8, 3, 0, 0, // *(u32 *)(r10 - 4) = 1000
+     *   0x18, 0x11, 0, 0, ...fd, 0, 0, 0, 0, 0, 0, 0, 0, // r1 = the map
+     *   0xbf, 0xa2, 0, 0, 0, 0, 0, 0, 0x07, 0x02, 0, 0, 0xf8, 0xff, 0xff, 0xff, // r2 = r10 - 8
+     *   0xb7, 0x03, 0, 0, 8, 0, 0, 0, 0xb7, 0x04, 0, 0, 0, 0, 0, 0, // r3 = 8; r4 = 0
+     *   0x85, 0, 0, 0, 130, 0, 0, 0, // call bpf_ringbuf_output
+     *   0xb7, 0, 0, 0, 2, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0, // return XDP_PASS
+     * ]);
+     * using program = Program.load({ type: "xdp", instructions, license: "GPL" });
      * using ring = new RingBuffer(map);
-     * const events = ring.typed(struct({ pid: u32, uid: u32 }));
-     * assert.equal(events.consume((event) => console.log(event.pid)), 0); // none yet
+     * program.testRun({ data: new Uint8Array(64), repeat: 2 });
+     * const events: unknown[] = [];
+     * assert.equal(ring.typed(struct({ pid: u32, uid: u32 })).consume((e) => events.push(e)), 2);
+     * assert.deepEqual(events, [{ pid: 7, uid: 1000 }, { pid: 7, uid: 1000 }]);
      * ```
      */
     typed<T>(codec: Codec<T>): TypedRing<T>;
