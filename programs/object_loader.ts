@@ -188,8 +188,9 @@ export class BpfObject {
   }
 
   /**
-   * Loads the object: BTF, maps, then each program with `autoload` set. On
-   * any failure, what was created is closed and the error thrown (a
+   * Loads the object: BTF, maps (and the maps their `.values` name), then
+   * each program with `autoload` set (and the prog_array slots naming it).
+   * On any failure, what was created is closed and the error thrown (a
    * `VerifierError` with the verifier's log for a program it refuses).
    */
   load(): this {
@@ -199,11 +200,12 @@ export class BpfObject {
     this.#kernel ??= liveKernel();
     try {
       this.#loadBtf();
-      const created = this.spec.maps.filter((map) => {
+      const created: ObjectMap[] = [];
+      for (const map of this.spec.maps) {
         const [bpfMap, fresh] = this.#createMap(map);
         this.maps.set(map.name, bpfMap);
-        return fresh;
-      });
+        if (fresh) created.push(map);
+      }
       // As libbpf: a map of maps' slots once every map exists, and only in a map just created (a
       // pinned one keeps what it holds); a prog_array's once the programs are loaded.
       for (const map of created) {
