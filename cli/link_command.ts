@@ -53,6 +53,16 @@ const LIBBPF_PROG_TYPES = 32;
 const RAW_TRACEPOINT = 1;
 const TRACING = 2;
 const CGROUP = 3;
+const ITER = 4;
+const NETNS = 5;
+
+/**
+ * The iterators whose map bpftool 7.1 prints (its `is_iter_map_target`):
+ * not `sockmap`'s, which the kernel names all the same.
+ */
+const MAP_ITERATORS = ["bpf_map_elem", "bpf_sk_storage_map"];
+/** The links whose attach type bpftool 7.1 prints. */
+const ATTACHED = [TRACING, CGROUP, NETNS];
 
 /**
  * Runs `link SUBCOMMAND ...`.
@@ -171,6 +181,9 @@ function named(name: string, number: number, known: number): string | number {
  * const dir = mkdtempSync("/tmp/bpfmap-doc-");
  * const out = new Output(openSync(`${dir}/out`, "w"));
  * showLink(out, undefined, { info });
+ * // An iterator's target follows on the first line; a map's iterator names its map.
+ * const iter = { type: 4, typeName: "iter", id: 10, programId: 41, targetName: "bpf_map_elem" };
+ * showLink(out, undefined, { info: { ...iter, mapId: 7 } });
  * const json = new JsonWriter(out, false);
  * showLink(out, json, { info: { ...info, type: 11, typeName: "tcx", attachType: "tcx_ingress" } });
  * json.finish();
@@ -178,6 +191,7 @@ function named(name: string, number: number, known: number): string | number {
  * closeSync(out.fd);
  * assert.equal(readFileSync(`${dir}/out`, "utf8"),
  *   "9: cgroup  prog 40  \n\tcgroup_id 1234  attach_type cgroup_inet_ingress  \n"
+ *     + "10: iter  prog 41  target_name bpf_map_elem  map_id 7  \n"
  *     // bpftool 7.1 knows neither tcx links nor what they hold.
  *     + '{"id":9,"type":11,"prog_id":40}\n');
  * rmSync(dir, { recursive: true });
@@ -197,6 +211,7 @@ export function showLink(
       : attachTypeNumber(info.attachType),
     LIBBPF_ATTACH_TYPES,
   );
+  const mapIterator = info.type === ITER && MAP_ITERATORS.includes(info.targetName ?? "");
   const progType = view.progType === undefined
     ? undefined
     : named(progTypeName(view.progType), view.progType, LIBBPF_PROG_TYPES);
@@ -210,9 +225,12 @@ export function showLink(
     if (info.type === RAW_TRACEPOINT) json.stringField("tp_name", info.tracepoint ?? "");
     if (info.type === TRACING && progType !== undefined) field("prog_type", progType);
     if (info.type === CGROUP) json.rawField("cgroup_id", String(info.cgroupId ?? 0n));
-    if ((info.type === TRACING || info.type === CGROUP) && attach !== undefined) {
-      field("attach_type", attach);
+    if (info.type === ITER) {
+      json.stringField("target_name", info.targetName ?? "");
+      if (mapIterator) json.rawField("map_id", info.mapId ?? 0);
     }
+    if (info.type === NETNS) json.rawField("netns_ino", info.netnsIno ?? 0);
+    if (ATTACHED.includes(info.type) && attach !== undefined) field("attach_type", attach);
     json.endObject();
     return;
   }
@@ -222,8 +240,10 @@ export function showLink(
   if (info.type === RAW_TRACEPOINT) text += `\n\ttp '${info.tracepoint ?? ""}'  `;
   if (info.type === TRACING && progType !== undefined) text += `\n\tprog_type ${progType}  `;
   if (info.type === CGROUP) text += `\n\tcgroup_id ${info.cgroupId ?? 0n}  `;
-  if ((info.type === TRACING || info.type === CGROUP) && attach !== undefined) {
-    text += `attach_type ${attach}  `;
-  }
+  // An iterator's target follows on the first line, as bpftool prints it.
+  if (info.type === ITER) text += `target_name ${info.targetName ?? ""}  `;
+  if (mapIterator) text += `map_id ${info.mapId ?? 0}  `;
+  if (info.type === NETNS) text += `\n\tnetns_ino ${info.netnsIno ?? 0}  `;
+  if (ATTACHED.includes(info.type) && attach !== undefined) text += `attach_type ${attach}  `;
   out.write(`${text}\n`);
 }

@@ -1,19 +1,35 @@
 // `bpfmap link show|list` in a child process of the same runtime, against
 // links this file makes and pins (a raw tracepoint, XDP and tcx on loopback, a
-// cgroup of its own, and a tp_btf program's link): every output
+// cgroup of its own, a tp_btf program's link, iterators over every map and
+// over one map's elements, and a flow dissector on a network namespace of its
+// own): every output
 // compared with bpftool 7.1's byte for byte, plain, -j and -p (including what
 // its libbpf 1.1 does not know, which it prints by number); errors; and a
 // recorded `link show` replayed with no BPF.
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { after, describe } from "node:test";
 import { LINK_USAGE } from "../cli/link_command.ts";
+import { liveKernel } from "../ffi/kernel.ts";
+import { attachTypeNumber } from "../ffi/prog_types.ts";
 import { BpfMap, Program } from "../mod.ts";
+import { createLink } from "../programs/link.ts";
 import { bpffsForTests } from "./helpers/bpffs.ts";
 import {
   assertUsageErrors,
@@ -28,7 +44,7 @@ import { lockMachine } from "./helpers/machine_lock.ts";
 import { compileText } from "./helpers/object_build.ts";
 
 /** The links this file pins under `links/`, by name. */
-const LINKS = ["raw_tp", "xdp", "tcx", "cgroup", "tp_btf"];
+const LINKS = ["raw_tp", "xdp", "tcx", "cgroup", "tp_btf", "iter_map", "iter_elem", "netns"];
 /** Loopback's ifindex: 1 in every network namespace. */
 const LOOPBACK = 1;
 /** `r0 = imm; exit`. */
@@ -43,9 +59,20 @@ const TRACING_SOURCE = `#include <linux/bpf.h>
 SEC("tp_btf/sys_enter") int on_sys_enter(void *ctx) { return 0; }
 char LICENSE[] SEC("license") = "GPL";
 `;
+/** An iterator program over `target` (`bpf_map`, `bpf_map_elem`), for `bpftool iter pin`. */
+const iterSource = (target: string) =>
+  `#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+SEC("iter/${target}") int walk(void *ctx) { return 0; }
+char LICENSE[] SEC("license") = "GPL";
+`;
+/** The network namespace of this run, which `ip netns add` pins at /run/netns/NAME. */
+const NETNS = `bpfmap-cli-link-${process.pid}`;
+const NETNS_PATH = `/run/netns/${NETNS}`;
 
 let unlockLoopback: (() => void) | undefined;
 let cgroupMount: string | undefined;
+let netnsMade = false;
 
 const bpffs = bpffsForTests("bpfmap-cli-link-", (dir) => {
   if (!canUseBpftool) return;
@@ -96,20 +123,57 @@ function makeLinks(dir: string): void {
     expectedAttachType: "cgroup_inet_ingress",
   });
   pin("cgroup", skb.attachCgroup(cgroup, "cgroup_inet_ingress"));
+  withObject(TRACING_SOURCE, (object) => {
+    execFileSync("bpftool", ["prog", "loadall", object, join(dir, "tracing")]);
+  });
+  using tpBtf = Program.openPinned(join(dir, "tracing", "on_sys_enter"));
+  pin("tp_btf", tpBtf.attachTracing({ attachType: "trace_raw_tp" }));
+  // Iterators, pinned by bpftool: over every map, and over the elements of one (its map_id).
+  withObject(iterSource("bpf_map"), (object) => {
+    execFileSync("bpftool", ["iter", "pin", object, join(dir, "links", "iter_map")]);
+  });
+  using walked = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 1 });
+  walked.pin(join(dir, "walked"));
+  withObject(iterSource("bpf_map_elem"), (object) => {
+    const map = ["map", "pinned", join(dir, "walked")];
+    execFileSync("bpftool", ["iter", "pin", object, join(dir, "links", "iter_elem"), ...map]);
+  });
+  // A flow dissector on a namespace of this run's own: the machine's own dissection is untouched.
+  execFileSync("ip", ["netns", "add", NETNS]);
+  netnsMade = true;
+  using dissector = Program.load({
+    type: "flow_dissector",
+    instructions: returning(0), // BPF_OK
+    license: "GPL",
+  });
+  const netns = openSync(NETNS_PATH, constants.O_RDONLY);
+  try {
+    const target = { target: netns, attachType: attachTypeNumber("flow_dissector") };
+    pin("netns", createLink(liveKernel(), dissector.fd, target, "flow dissector"));
+  } finally {
+    closeSync(netns);
+  }
+}
+
+/** Compiles C `source` into an object file, which `use` is given, then removed. */
+function withObject(source: string, use: (object: string) => void): void {
   const arch = execFileSync("uname", ["-m"], { encoding: "utf8" }).trim();
   const object = join(tmpdir(), `bpfmap-cli-link-${process.pid}.o`);
-  writeFileSync(object, compileText(TRACING_SOURCE, [`-I/usr/include/${arch}-linux-gnu`]));
+  writeFileSync(object, compileText(source, [`-I/usr/include/${arch}-linux-gnu`]));
   try {
-    execFileSync("bpftool", ["prog", "loadall", object, join(dir, "tracing")]);
+    use(object);
   } finally {
     rmSync(object);
   }
-  using tpBtf = Program.openPinned(join(dir, "tracing", "on_sys_enter"));
-  pin("tp_btf", tpBtf.attachTracing({ attachType: "trace_raw_tp" }));
 }
 
-/** Removes the cgroup and its hierarchy's mount, and frees loopback, once the links are gone. */
+/**
+ * Removes the cgroup and its hierarchy's mount and the network namespace,
+ * and frees loopback, once the links are gone.
+ */
 function cleanUp(): void {
+  if (netnsMade) execFileSync("ip", ["netns", "delete", NETNS]);
+  netnsMade = false;
   if (cgroupMount !== undefined) {
     const cgroup = join(cgroupMount, `bpfmap-cli-link-${process.pid}`);
     if (existsSync(cgroup)) rmdirSync(cgroup);
@@ -171,6 +235,21 @@ describe("bpfmap link", () => {
       );
       using tpBtf = Program.openPinned(join(bpffs(), "tracing", "on_sys_enter"));
       assert.equal(shown("tp_btf").prog_id, tpBtf.id);
+      // Iterators: their target, and the map of one over a map's elements (bpftool 7.1 prints
+      // no map_id for bpf_map, which walks every map).
+      using walked = BpfMap.openPinned(join(bpffs(), "walked"));
+      assert.deepEqual(
+        [shown("iter_map").type, shown("iter_map").target_name, "map_id" in shown("iter_map")],
+        ["iter", "bpf_map", false],
+      );
+      assert.deepEqual(
+        [shown("iter_elem").target_name, shown("iter_elem").map_id],
+        ["bpf_map_elem", walked.id],
+      );
+      assert.deepEqual(
+        [shown("netns").type, shown("netns").netns_ino, shown("netns").attach_type],
+        ["netns", statSync(NETNS_PATH).ino, "flow_dissector"],
+      );
     },
   );
 
@@ -233,12 +312,17 @@ describe("bpfmap link", () => {
       ["show raw_tp plain", "link show pinned BPFFS/links/raw_tp"],
       ["show raw_tp json", "-j link show pinned BPFFS/links/raw_tp"],
       ["show tp_btf pretty", "-p link show pinned BPFFS/links/tp_btf"],
+      ["show iter_elem plain", "link show pinned BPFFS/links/iter_elem"],
+      ["show netns json", "-j link show pinned BPFFS/links/netns"],
     ],
     bpffs,
     liveTest: bpftoolTest,
     asRecorded: (stdout) =>
       stdout
         .replace(/^\d+(?=: )|(?<="id": ?)\d+/m, "1")
-        .replace(/(?<=prog |"prog_id": ?)\d+/, "1"),
+        .replace(/(?<=prog |"prog_id": ?)\d+/, "1")
+        .replace(/(?<=map_id )\d+/, "1")
+        // A transcript writes a namespace's inode as 0: a new namespace has a new one each run.
+        .replace(/(?<="netns_ino":)\d+/, "0"),
   });
 });
