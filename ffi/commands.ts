@@ -88,7 +88,8 @@ export interface Command<F extends string = string> {
 /** The kinds of kernel object ids (each kind has its own id space). */
 export type IdKind = "map" | "btf" | "prog" | "link";
 
-type FieldShape = Omit<Field, "name" | "slot">;
+/** A field as a command's table writes it: the name is its key, the slot is counted. */
+export type FieldShape = Omit<Field, "name" | "slot">;
 
 const u32 = (offset: number, direction: Direction = "in"): FieldShape => ({
   offset,
@@ -157,7 +158,25 @@ function defineLayout<F extends string>(
   return Object.freeze({ name, size: Math.max(size, end), fields, fieldList });
 }
 
-function defineCommand<F extends string>(
+/**
+ * A command (or a struct packed like one, such as `perf_event_attr`) from its
+ * fields' shapes: each field named by its key, pointers numbered in key
+ * order, the size the end of the last field, everything frozen.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { defineCommand } from "./commands.ts";
+ *
+ * const freeze = defineCommand("BPF_MAP_FREEZE", 22, "zero", {
+ *   map_fd: { offset: 0, size: 4, kind: "fd", direction: "in" },
+ * });
+ * assert.equal(freeze.size, 4);
+ * assert.equal(freeze.fields.map_fd.name, "map_fd");
+ * assert.ok(Object.isFrozen(freeze.fields.map_fd));
+ * ```
+ */
+export function defineCommand<F extends string>(
   name: string,
   number: number,
   result: "fd" | "zero",

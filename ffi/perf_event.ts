@@ -10,7 +10,7 @@
  */
 
 import { Attr } from "./attr.ts";
-import type { Command, Field, FieldKind } from "./commands.ts";
+import { type Command, defineCommand, type FieldKind, type FieldShape } from "./commands.ts";
 import type { AddressSpace } from "./memory.ts";
 
 /** `PERF_ATTR_SIZE_VER7`: the struct up to `sig_data` (Linux 5.13), what bpfmap passes. */
@@ -54,33 +54,6 @@ const SHAPES = {
 /** The names of `perf_event_attr`'s fields. */
 export type PerfEventField = keyof typeof SHAPES;
 
-function defineStruct(): Command<PerfEventField> {
-  const fields = {} as Record<PerfEventField, Field>;
-  let slot = 0;
-  for (
-    const [name, [offset, kind, pointee]] of Object.entries(SHAPES) as [PerfEventField, Shape][]
-  ) {
-    const size = kind === "u32" ? 4 : 8;
-    fields[name] = Object.freeze({
-      name,
-      offset,
-      size,
-      kind,
-      direction: "in",
-      ...(pointee === undefined ? {} : { pointee, slot: slot++ }),
-    });
-  }
-  return Object.freeze({
-    name: "perf_event_open",
-    // Not a bpf() command: perfEventOpen issues its own syscall with this struct.
-    number: -1,
-    size: PERF_ATTR_SIZE,
-    result: "fd",
-    fields: Object.freeze(fields),
-    fieldList: Object.freeze(Object.values(fields)),
-  });
-}
-
 /**
  * `struct perf_event_attr` as a command-like struct: `perfEventOpen`'s
  * argument is an {@linkcode Attr} of it (see {@linkcode perfEventAttr}).
@@ -95,7 +68,21 @@ function defineStruct(): Command<PerfEventField> {
  * assert.equal(PERF_EVENT_ATTR.fields.wakeup_events.offset, 48);
  * ```
  */
-export const PERF_EVENT_ATTR: Command<PerfEventField> = defineStruct();
+export const PERF_EVENT_ATTR: Command<PerfEventField> = defineCommand(
+  "perf_event_open",
+  // Not a bpf() command: perfEventOpen issues its own syscall with this struct.
+  -1,
+  "fd",
+  Object.fromEntries(
+    Object.entries(SHAPES).map(([name, [offset, kind, pointee]]: [string, Shape]) => [name, {
+      offset,
+      size: kind === "u32" ? 4 : 8,
+      kind,
+      direction: "in",
+      ...(pointee === undefined ? {} : { pointee }),
+    }]),
+  ) as Record<PerfEventField, FieldShape>,
+);
 
 /**
  * A zeroed `perf_event_attr` whose `size` says {@linkcode PERF_ATTR_SIZE}, off-heap in
