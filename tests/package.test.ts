@@ -17,7 +17,18 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const BUN = join(ROOT, "node_modules", "bun", "bin", "bun.exe");
 const DENO = join(ROOT, "node_modules", "deno", "deno");
 /** The folders a tarball ships: the library's layers and the testing helper, nothing else. */
-const SHIPPED = ["ffi", "btf", "maps", "object", "programs", "events", "codec", "replay", "testing", "cli"];
+const SHIPPED = [
+  "ffi",
+  "btf",
+  "maps",
+  "object",
+  "programs",
+  "events",
+  "codec",
+  "replay",
+  "testing",
+  "cli",
+];
 
 function run(command: string, args: string[], opts: SpawnSyncOptions = {}) {
   const result = spawnSync(command, args, { encoding: "utf8", ...opts });
