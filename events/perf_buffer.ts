@@ -13,8 +13,9 @@
  * body, 8-byte aligned, so a header never straddles the end of the data area
  * but a body may: such a record is copied out whole before it is handed on.
  *
- * Replay: every read of a ring is observed and every store of `data_tail`
- * reported to the backend, so a recorded stream replays as the reader saw
+ * Replay: what the kernel wrote is observed before it is read (the bytes
+ * the head moved over, each time it is read) and every store of `data_tail`
+ * is reported to the backend, so a recorded stream replays as the reader saw
  * it (records, lost counts, wake-ups, in order) with no FFI; a wait returns
  * at once with what the recording's wait returned. Time is not reproduced.
  *
@@ -148,6 +149,8 @@ interface CpuRing {
   /** The data area, in place. */
   readonly data: Uint8Array;
   readonly view: DataView;
+  /** The data area as u32s: a record's header words (8-byte aligned, little-endian). */
+  readonly dataWords: Uint32Array;
   /** `data`'s offset in the mapping (`data_offset`), for observe. */
   readonly dataOffset: number;
   /** `data_head` and `data_tail` as u32 words: `[head low, head high, tail low, tail high]`. */
@@ -197,6 +200,8 @@ export class PerfBuffer {
   readonly #record: PerfRecord;
   /** Where a sample that runs past the end of its ring is copied whole. */
   readonly #scratch = new Uint8Array(MAX_RECORD + 1);
+  readonly #scratchView = new DataView(this.#scratch.buffer);
+  readonly #scratchWords = new Uint32Array(this.#scratch.buffer);
   /** The ring of the sample handed out last, not consumed yet; and where it ends. */
   #pending: CpuRing | undefined;
   #pendingEnd = 0;
@@ -397,6 +402,7 @@ export class PerfBuffer {
       region,
       data,
       view: new DataView(data.buffer, data.byteOffset, data.byteLength),
+      dataWords: new Uint32Array(data.buffer, data.byteOffset, data.byteLength >>> 2),
       dataOffset,
       words,
       tail,
@@ -424,18 +430,18 @@ export class PerfBuffer {
     let count = 0;
     for (const ring of rings) {
       if (this.#closed) break;
+      const record = this.#record;
       try {
         // A callback may close the buffer: its rings are unmapped then.
         while (count < limit && !this.#closed && this.#next(ring)) {
           count++;
-          let more: unknown;
-          try {
-            more = onRecord(this.#record);
-          } finally {
-            this.#commit();
-          }
+          const more = onRecord(record);
+          this.#commit();
           if (more === false) return count;
         }
+      } catch (error) {
+        this.#commit(); // the sample whose callback threw (none if the ring was bad)
+        throw error;
       } finally {
         this.#store(ring);
       }
@@ -458,9 +464,9 @@ export class PerfBuffer {
         if (ring.head === ring.tail >>> 0) return false;
       }
       const offset = ring.tail % size;
-      ring.region.observe(ring.dataOffset + offset, HEADER_SIZE);
-      const type = ring.view.getUint32(offset, true);
-      const recordSize = ring.view.getUint16(offset + 6, true);
+      // Typed array words, not a DataView: Bun reads them several times faster.
+      const type = ring.dataWords[offset >>> 2]!;
+      const recordSize = ring.dataWords[(offset >>> 2) + 1]! >>> 16; // above the u16 misc
       if (recordSize < HEADER_SIZE || recordSize > ((ring.head - ring.tail) >>> 0)) {
         throw new Error(
           `bpfmap: ${this}: CPU ${ring.cpu}'s ring holds a record of ${recordSize} bytes at ${offset}, with ${
@@ -474,8 +480,8 @@ export class PerfBuffer {
         continue;
       }
       const record = this.#record;
+      let words = ring.dataWords;
       if (offset + recordSize <= size) {
-        ring.region.observe(ring.dataOffset + offset + HEADER_SIZE, recordSize - HEADER_SIZE);
         if (record.data !== ring.data) {
           record.data = ring.data;
           record.view = ring.view;
@@ -485,28 +491,27 @@ export class PerfBuffer {
       } else {
         // Runs past the end of the data area, mapped once: copied whole, in two parts.
         const first = size - offset;
-        ring.region.observe(ring.dataOffset + offset, first);
-        ring.region.observe(ring.dataOffset, recordSize - first);
         this.#scratch.set(ring.data.subarray(offset, size), 0);
         this.#scratch.set(ring.data.subarray(0, recordSize - first), first);
         if (record.data !== this.#scratch) {
           record.data = this.#scratch;
-          record.view = new DataView(this.#scratch.buffer);
+          record.view = this.#scratchView;
         }
+        words = this.#scratchWords;
         record.offset = 0;
         record.wrapped = true;
       }
       const at = record.offset;
       if (type === PERF_RECORD_LOST) {
         // struct { header; u64 id; u64 lost; }
-        const count = Number(record.view.getBigUint64(at + 16, true));
+        const count = words[(at >>> 2) + 5]! * TWO_TO_32 + words[(at >>> 2) + 4]!;
         ring.tail = end;
         this.#lost += count;
         this.#onLost?.(ring.cpu, count);
         continue;
       }
       // struct { header; u32 size; char data[size]; }
-      const rawSize = record.view.getUint32(at + HEADER_SIZE, true);
+      const rawSize = words[(at >>> 2) + 2]!;
       if (rawSize + 4 > recordSize - HEADER_SIZE) {
         throw new Error(
           `bpfmap: ${this}: CPU ${ring.cpu}'s sample says ${rawSize} raw bytes in a ${recordSize}-byte record`,
@@ -544,11 +549,27 @@ export class PerfBuffer {
     ring.region.wrote(PERF_MMAP_PAGE.data_tail, 8);
   }
 
-  /** Reads `data_head`'s low word (positions are compared by differences smaller than the ring). */
+  /**
+   * Reads `data_head`'s low word (positions are compared by differences
+   * smaller than the ring), and observes the bytes the kernel wrote since
+   * the head was read last: once for all the records they hold (an observe
+   * per record would cost as much as the rest of the walk), which stay as
+   * they are until the tail passes them.
+   */
   #readHead(ring: CpuRing): number {
+    const before = ring.head;
     ring.region.observe(PERF_MMAP_PAGE.data_head, 4);
     // Acquire: the records are read after the head that says they are there.
-    return ring.head = loadWord(ring.words, 0);
+    const head = ring.head = loadWord(ring.words, 0);
+    const written = (head - before) >>> 0;
+    if (written === 0) return head;
+    const size = ring.data.byteLength;
+    // Where the old head was: the tail, and what lay between them unconsumed.
+    const from = (ring.tail + ((before - ring.tail) >>> 0)) % size;
+    const first = Math.min(written, size - from);
+    ring.region.observe(ring.dataOffset + from, first);
+    if (first < written) ring.region.observe(ring.dataOffset, written - first);
+    return head;
   }
 
   /** The rings of the fds a wait reported, in CPU order. */
