@@ -248,6 +248,22 @@ transcriptTest(
   },
 );
 
+transcriptTest("wakeupEvents and wakeupBytes wake a waiting reader only that late", (sys) => {
+  const { run, events } = producer(sys);
+  using byEvents = new PerfBuffer(events, { kernel: sys.kernel, pages: 1, wakeupEvents: 3 });
+  onCpu(sys, 0, () => run(2, 12));
+  assert.equal(byEvents.poll(0, () => {}), 0); // two samples: no wake-up yet
+  onCpu(sys, 0, () => run(1, 12));
+  assert.equal(byEvents.poll(0, () => {}), 3); // the third woke it: all three are read
+  byEvents.close();
+  // 1,000 bytes: each 24-byte record (an 8-byte header, the size and 12 bytes) adds to them.
+  using byBytes = new PerfBuffer(events, { kernel: sys.kernel, pages: 1, wakeupBytes: 1000 });
+  onCpu(sys, 0, () => run(41, 12)); // 984 bytes
+  assert.equal(byBytes.poll(0, () => {}), 0);
+  onCpu(sys, 0, () => run(1, 12)); // 1,008
+  assert.equal(byBytes.poll(0, () => {}), 42);
+});
+
 transcriptTest(
   "for await waits without blocking the event loop: a timer sends what it waits for",
   async (sys) => {
