@@ -27,7 +27,7 @@ import type { KernelPrimitives } from "../ffi/backend.ts";
 import { EPOLLIN } from "../ffi/epoll.ts";
 import { EINTR } from "../ffi/errno.ts";
 import { BpfError } from "../ffi/errors.ts";
-import { type Kernel, liveKernel } from "../ffi/kernel.ts";
+import type { Kernel } from "../ffi/kernel.ts";
 import type { BpfMap } from "../maps/bpf_map.ts";
 import { EpollWaiter } from "./epoll_waiter.ts";
 import {
@@ -162,16 +162,18 @@ export class RingBuffer {
   #closed = false;
 
   /**
-   * Maps `map`'s ring (two `mmap` calls) on `kernel`, the kernel the map was
-   * created or opened on (a system's `kernel` for a map of that system). A
-   * map that is not an open `ringbuf` is refused before any syscall.
+   * Maps `map`'s ring (two `mmap` calls) on the kernel the map was made on
+   * (`map.kernel`: a system's, for a map of that system), or on `kernel`, a
+   * stand-in around it (one that cuts waits short, say). A map that is not
+   * an open `ringbuf` is refused before any syscall.
    *
    * @throws {TypeError} for a map that is closed or not a ringbuf.
    * @throws {BpfError} when the kernel refuses a mapping (`op` `"mmap"`).
    */
-  constructor(map: BpfMap, kernel: Kernel = liveKernel()) {
-    this.#primitives = checkRingMap("RingBuffer", map, "ringbuf", kernel);
-    this.#kernel = kernel;
+  constructor(map: BpfMap, kernel?: Kernel) {
+    const through = checkRingMap("RingBuffer", map, "ringbuf", kernel);
+    this.#primitives = through.primitives;
+    this.#kernel = through.kernel;
     this.map = map;
     this.size = map.maxEntries;
     this.#memory = mapRing(this.#primitives, map, "consumer");
@@ -179,7 +181,7 @@ export class RingBuffer {
     this.#consumer = readOwnPosition(this.#memory.consumer, this.#memory.consumerWords);
     this.#stored = this.#consumer;
     this.#producer = this.#consumer >>> 0;
-    releaseWhenDropped(this, kernel, this.#leftovers = { memory: this.#memory });
+    releaseWhenDropped(this, this.#kernel, this.#leftovers = { memory: this.#memory });
   }
 
   /** Whether {@linkcode RingBuffer.close} was called. */

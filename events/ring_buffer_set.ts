@@ -6,8 +6,8 @@
  * @module
  */
 
-import { type KernelPrimitives, primitivesOf } from "../ffi/backend.ts";
-import { type Kernel, liveKernel } from "../ffi/kernel.ts";
+import { primitivesOf } from "../ffi/backend.ts";
+import type { Kernel } from "../ffi/kernel.ts";
 import { BpfMap } from "../maps/bpf_map.ts";
 import { EpollWaiter } from "./epoll_waiter.ts";
 import { checkCallback, checkTimeout, type RecordCallback, RingBuffer } from "./ring_buffer.ts";
@@ -34,19 +34,22 @@ import { checkCallback, checkTimeout, type RecordCallback, RingBuffer } from "./
  * ```
  */
 export class RingBufferSet implements Disposable {
-  readonly #kernel: Kernel;
-  readonly #primitives: KernelPrimitives;
   /** The rings and their callbacks, by map fd: what a wait reports. */
   readonly #rings = new Map<number, { ring: RingBuffer; onRecord: RecordCallback }>();
-  readonly #waiter: EpollWaiter;
-  #closed = false;
+  /** The kernel the set's rings are reached through (the first map's, by default). */
+  #kernel: Kernel | undefined;
+  /** The set's epoll fd, made by the first add. */
+  #waiter: EpollWaiter | undefined;
 
-  /** A set on `kernel`, the kernel its maps were created or opened on; no syscall yet. */
-  constructor(kernel: Kernel = liveKernel()) {
+  /**
+   * An empty set; no syscall yet. Its rings are reached through `kernel`
+   * (a stand-in around their maps' kernel), or through the kernel the first
+   * map added was made on.
+   */
+  constructor(kernel?: Kernel) {
     this.#kernel = kernel;
-    this.#primitives = primitivesOf(kernel.backend);
-    this.#waiter = new EpollWaiter(kernel, this.#primitives);
   }
+  #closed = false;
 
   /** How many rings the set reads. */
   get size(): number {
@@ -63,11 +66,19 @@ export class RingBufferSet implements Disposable {
   add(map: BpfMap, onRecord: RecordCallback): RingBuffer {
     this.#checkOpen("add");
     checkCallback("add", onRecord);
-    if (map instanceof BpfMap && !map.closed && this.#rings.has(map.fd)) {
-      throw new TypeError(`add: ${map} is in this set already`);
+    if (map instanceof BpfMap && !map.closed) {
+      if (this.#rings.has(map.fd)) throw new TypeError(`add: ${map} is in this set already`);
+      if (this.#kernel === undefined && this.#rings.size > 0) {
+        const first = this.#rings.values().next().value!.ring.map;
+        if (map.kernel !== first.kernel) {
+          throw new TypeError(`add: ${map} is on another kernel (system) than ${first}`);
+        }
+      }
     }
     const ring = new RingBuffer(map, this.#kernel);
     try {
+      const kernel = this.#kernel ?? map.kernel;
+      this.#waiter ??= new EpollWaiter(kernel, primitivesOf(kernel.backend));
       this.#waiter.add(map.fd);
     } catch (error) {
       ring.close();
@@ -95,7 +106,7 @@ export class RingBufferSet implements Disposable {
     this.#checkOpen("poll");
     checkTimeout("poll", timeoutMs);
     if (this.#rings.size === 0) throw new TypeError(`poll: ${this} has no ring to wait for`);
-    return this.#consumeReady(this.#waiter.wait(this.#rings.size, timeoutMs));
+    return this.#consumeReady(this.#waiter!.wait(this.#rings.size, timeoutMs));
   }
 
   /** {@linkcode RingBufferSet.poll} without blocking the event loop. */
@@ -103,7 +114,7 @@ export class RingBufferSet implements Disposable {
     this.#checkOpen("pollAsync");
     checkTimeout("pollAsync", timeoutMs);
     if (this.#rings.size === 0) throw new TypeError(`pollAsync: ${this} has no ring to wait for`);
-    const ready = await this.#waiter.waitAsync(this.#rings.size, timeoutMs);
+    const ready = await this.#waiter!.waitAsync(this.#rings.size, timeoutMs);
     return this.#closed ? 0 : this.#consumeReady(ready);
   }
 
@@ -111,7 +122,7 @@ export class RingBufferSet implements Disposable {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#waiter.close();
+    this.#waiter?.close();
     for (const { ring } of this.#rings.values()) ring.close();
   }
 

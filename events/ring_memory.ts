@@ -122,14 +122,15 @@ export interface RingMemory {
 
 /**
  * Checks that `map` is an open map of the type `expected` names (before any
- * syscall), and the primitives its kernel must have.
+ * syscall); returns the kernel to reach it through (`kernel`, or the one the
+ * map was made on), with the primitives a ring needs of it.
  */
 export function checkRingMap(
   op: string,
   map: unknown,
   expected: "ringbuf" | "user_ringbuf",
-  kernel: Kernel,
-): KernelPrimitives {
+  kernel?: Kernel,
+): { kernel: Kernel; primitives: KernelPrimitives } {
   if (!(map instanceof BpfMap)) {
     throw new TypeError(`${op}: map must be a BpfMap, got ${describe(map)}`);
   }
@@ -142,7 +143,8 @@ export function checkRingMap(
       : "";
     throw new TypeError(`${op}: ${map} is a ${map.typeName} map, not a ${expected}${hint}`);
   }
-  return primitivesOf(kernel.backend);
+  const through = kernel ?? map.kernel;
+  return { kernel: through, primitives: primitivesOf(through.backend) };
 }
 
 /**

@@ -18,8 +18,7 @@
  * @module
  */
 
-import type { KernelPrimitives } from "../ffi/backend.ts";
-import { type Kernel, liveKernel } from "../ffi/kernel.ts";
+import type { Kernel } from "../ffi/kernel.ts";
 import type { BpfMap } from "../maps/bpf_map.ts";
 import {
   BPF_RINGBUF_BUSY_BIT,
@@ -69,25 +68,20 @@ export class UserRingBuffer implements Disposable {
   #closed = false;
 
   /**
-   * Maps `map`'s ring (two `mmap` calls) on `kernel`, the kernel the map was
-   * created or opened on. A map that is not an open `user_ringbuf` is
-   * refused before any syscall.
+   * Maps `map`'s ring (two `mmap` calls) on the kernel the map was made on
+   * (`map.kernel`), or on `kernel`, a stand-in around it. A map that is not
+   * an open `user_ringbuf` is refused before any syscall.
    *
    * @throws {TypeError} for a map that is closed or not a user_ringbuf.
    * @throws {BpfError} when the kernel refuses a mapping (`op` `"mmap"`).
    */
-  constructor(map: BpfMap, kernel: Kernel = liveKernel()) {
-    const primitives: KernelPrimitives = checkRingMap(
-      "UserRingBuffer",
-      map,
-      "user_ringbuf",
-      kernel,
-    );
+  constructor(map: BpfMap, kernel?: Kernel) {
+    const through = checkRingMap("UserRingBuffer", map, "user_ringbuf", kernel);
     this.map = map;
     this.size = map.maxEntries;
-    this.#memory = mapRing(primitives, map, "producer");
+    this.#memory = mapRing(through.primitives, map, "producer");
     this.#producer = readOwnPosition(this.#memory.producer, this.#memory.producerWords);
-    releaseWhenDropped(this, kernel, { memory: this.#memory });
+    releaseWhenDropped(this, through.kernel, { memory: this.#memory });
   }
 
   /** Whether {@linkcode UserRingBuffer.close} was called. */

@@ -89,7 +89,7 @@ object.spec.maps.find((map) => map.name.endsWith(".rodata"))!.data!.set(kernelOf
 object.load();
 
 const events = object.maps.get("events")!;
-using ring = new RingBuffer(events, system.kernel);
+using ring = new RingBuffer(events); // through the kernel the map was made on: the system's
 const column = (text: string | number, width: number) => String(text).padEnd(width);
 console.log(`${column("PID", 8)}${column("PPID", 8)}${column("COMM", 17)}FILENAME`);
 

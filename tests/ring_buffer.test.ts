@@ -102,7 +102,7 @@ const seqOf = (bytes: Uint8Array) =>
 
 transcriptTest("records come in the order written, byte for byte, each consumed once", (sys) => {
   const { run, events } = producer(sys);
-  using ring = new RingBuffer(events, sys.kernel);
+  using ring = new RingBuffer(events);
   run(OUTPUT, 5, 20);
   // 5 records of 20 bytes: each takes 8 + 20 rounded up to 32 bytes of the ring.
   assert.equal(ring.available(), 5 * 32);
@@ -117,7 +117,7 @@ transcriptTest("records come in the order written, byte for byte, each consumed 
 
 transcriptTest("discarded records are skipped, and the records after them read", (sys) => {
   const { run, events } = producer(sys);
-  using ring = new RingBuffer(events, sys.kernel);
+  using ring = new RingBuffer(events);
   run(RESERVE, 9); // indexes 2, 5 and 8 are discarded
   const record = struct({ seq: u32, index: u32, tag: u64 });
   const values: unknown[] = [];
@@ -131,7 +131,7 @@ transcriptTest("discarded records are skipped, and the records after them read",
 
 transcriptTest("records that run past the ring's end read whole, round after round", (sys) => {
   const { run, events } = producer(sys);
-  using ring = new RingBuffer(events, sys.kernel);
+  using ring = new RingBuffer(events);
   assert.equal(ring.size, 16384);
   const seen: { bytes: Uint8Array; offset: number }[] = [];
   // 5 rounds of 10 records of 1,000 bytes (1,008 in the ring): 50,400 bytes through 16,384.
@@ -147,7 +147,7 @@ transcriptTest("records that run past the ring's end read whole, round after rou
 
 transcriptTest("a full ring refuses what does not fit; the program counts it", (sys) => {
   const { run, small, failures } = producer(sys);
-  using ring = new RingBuffer(small, sys.kernel);
+  using ring = new RingBuffer(small);
   assert.equal(ring.size, 4096);
   // 1,008 bytes each: four fit in 4,096, the fifth and sixth do not.
   run(OUTPUT, 6, 1000, SMALL);
@@ -162,7 +162,7 @@ transcriptTest("a full ring refuses what does not fit; the program counts it", (
 
 transcriptTest("a record larger than a page reads whole", (sys) => {
   const { run, events } = producer(sys);
-  using ring = new RingBuffer(events, sys.kernel);
+  using ring = new RingBuffer(events);
   run(OUTPUT, 1, 12000);
   const seen = consumeAll(ring);
   run(OUTPUT, 1, 6000); // after 12,008 bytes: it runs past the end of the 16,384-byte ring
@@ -173,7 +173,7 @@ transcriptTest("a record larger than a page reads whole", (sys) => {
 
 transcriptTest("consume stops at its limit, at a callback's false, and at a throw", (sys) => {
   const { run, events } = producer(sys);
-  using ring = new RingBuffer(events, sys.kernel);
+  using ring = new RingBuffer(events);
   run(OUTPUT, 6, 8);
   const seqs: number[] = [];
   const onRecord = (record: { view: DataView; offset: number }) =>
@@ -191,7 +191,7 @@ transcriptTest(
   "poll returns what is ready, and 0 after its timeout when nothing is",
   async (sys) => {
     const { run, events } = producer(sys);
-    using ring = new RingBuffer(events, sys.kernel);
+    using ring = new RingBuffer(events);
     assert.equal(ring.poll(20, () => assert.fail("no record")), 0);
     assert.equal(await ring.pollAsync(20, () => assert.fail("no record")), 0);
     run(OUTPUT, 3, 8);
@@ -208,7 +208,7 @@ transcriptTest(
   "for await waits without blocking the event loop: a timer produces what it waits for",
   async (sys) => {
     const { run, events } = producer(sys);
-    using ring = new RingBuffer(events, sys.kernel);
+    using ring = new RingBuffer(events);
     let fired = false;
     // Nothing is in the ring: only this timer, firing while the loop waits, puts records in.
     const timer = setTimeout(() => {
@@ -233,7 +233,7 @@ transcriptTest(
 
 transcriptTest("a set waits for several rings at once, each with its callback", (sys) => {
   const { run, events, small } = producer(sys);
-  using rings = new RingBufferSet(sys.kernel);
+  using rings = new RingBufferSet();
   const seen: string[] = [];
   rings.add(events, (record) => seen.push(`events ${seqOf(record.bytes())}`));
   rings.add(small, (record) => seen.push(`small ${seqOf(record.bytes())}`));
@@ -250,17 +250,17 @@ transcriptTest("a set waits for several rings at once, each with its callback", 
 
 transcriptTest("a second reader of the ring goes on where the first stopped", (sys) => {
   const { run, events } = producer(sys);
-  const first = new RingBuffer(events, sys.kernel);
+  const first = new RingBuffer(events);
   run(OUTPUT, 4, 8);
   assert.equal(first.consume(() => {}, 3), 3);
   first.close();
-  using second = new RingBuffer(events, sys.kernel);
+  using second = new RingBuffer(events);
   assert.deepEqual(consumeAll(second).map((r) => seqOf(r.bytes)), [3]);
 });
 
 transcriptTest("typed records: a record shorter than the codec is refused, and consumed", (sys) => {
   const { run, events } = producer(sys);
-  using ring = new RingBuffer(events, sys.kernel);
+  using ring = new RingBuffer(events);
   run(OUTPUT, 1, 4); // 4 bytes: its sequence number only
   run(OUTPUT, 1, 16);
   const typed = ring.typed(struct({ seq: u32, payload: u32, more: u64 }));
@@ -277,6 +277,24 @@ transcriptTest("typed records: a record shorter than the codec is refused, and c
     more: payload.getBigUint64(8, true),
   }]);
 });
+
+transcriptTest(
+  "a set's rings are on one kernel: a map of another is refused before any mmap",
+  (sys) => {
+    const spec = { type: "ringbuf", keySize: 0, valueSize: 0, maxEntries: 4096 } as const;
+    using here = sys.createMap(spec);
+    const { kernel, mmaps } = countingMmaps(sys.kernel); // another Kernel, on the same backend
+    using there = BpfMap.create(spec, kernel);
+    using rings = new RingBufferSet();
+    rings.add(here, () => {});
+    assert.throws(() => rings.add(there, () => {}), {
+      name: "TypeError",
+      message: /is on another kernel \(system\) than ringbuf map/,
+    });
+    assert.equal(mmaps(), 0);
+    assert.equal(rings.size, 1);
+  },
+);
 
 transcriptTest("bad input is refused before any syscall", (sys) => {
   const { events } = producer(sys);
@@ -332,7 +350,7 @@ liveTest("producers on both CPUs at once: each CPU's records in its order, none 
   }).load();
   try {
     const program = object.programs.get("produce")!;
-    using ring = new RingBuffer(object.maps.get("events")!, liveKernel());
+    using ring = new RingBuffer(object.maps.get("events")!);
     const PER_CHILD = 40 * 500;
     // Each child test-runs the program on its own CPU (XDP test runs stay on the caller's CPU).
     const children = [0, 1].map((cpu) => runPinned(cpu, program.id, 40));

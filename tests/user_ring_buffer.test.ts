@@ -66,7 +66,7 @@ function send(ring: UserRingBuffer, size: number, tag: number): void {
 
 transcriptTest("requests reach the program in order and whole, one larger than a page", (sys) => {
   const { requests, drain } = drainer(sys);
-  using ring = new UserRingBuffer(requests, sys.kernel);
+  using ring = new UserRingBuffer(requests);
   send(ring, 16, 1);
   send(ring, 100, 2);
   send(ring, 5000, 3);
@@ -84,7 +84,7 @@ transcriptTest(
   "a discarded request is skipped; a reserved one holds back those after it",
   (sys) => {
     const { requests, drain } = drainer(sys);
-    using ring = new UserRingBuffer(requests, sys.kernel);
+    using ring = new UserRingBuffer(requests);
     const held = fill(ring.reserve(16)!, 1);
     send(ring, 16, 2);
     assert.equal(drain().count, 0); // request 1 is still being written: the kernel stops there
@@ -100,7 +100,7 @@ transcriptTest(
 
 transcriptTest("requests that run past the ring's end arrive whole, round after round", (sys) => {
   const { requests, drain } = drainer(sys);
-  using ring = new UserRingBuffer(requests, sys.kernel);
+  using ring = new UserRingBuffer(requests);
   assert.equal(ring.size, 16384);
   // 5 rounds of 10 requests of 1,000 bytes (1,008 in the ring): 50,400 bytes through 16,384.
   for (let round = 0; round < 5; round++) {
@@ -117,7 +117,7 @@ transcriptTest("requests that run past the ring's end arrive whole, round after 
 
 transcriptTest("a full ring reserves nothing until the kernel drains", (sys) => {
   const { requests, drain } = drainer(sys);
-  using ring = new UserRingBuffer(requests, sys.kernel);
+  using ring = new UserRingBuffer(requests);
   // 4,096 bytes each with the header: four fill the 16,384-byte ring.
   for (let tag = 0; tag < 4; tag++) send(ring, 4088, tag);
   assert.equal(ring.reserve(8), undefined);
@@ -130,11 +130,11 @@ transcriptTest("a full ring reserves nothing until the kernel drains", (sys) => 
 transcriptTest("bad input is refused before any syscall", (sys) => {
   const { requests } = drainer(sys);
   using events = sys.createMap({ type: "ringbuf", keySize: 0, valueSize: 0, maxEntries: 4096 });
-  assert.throws(() => new UserRingBuffer(events, sys.kernel), {
+  assert.throws(() => new UserRingBuffer(events), {
     name: "TypeError",
     message: /is a ringbuf map, not a user_ringbuf \(a ringbuf is read from user space/,
   });
-  using ring = new UserRingBuffer(requests, sys.kernel);
+  using ring = new UserRingBuffer(requests);
   for (const size of [-1, 1.5, 16377, Number.NaN]) {
     assert.throws(() => ring.reserve(size), {
       name: "RangeError",
