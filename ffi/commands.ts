@@ -83,6 +83,30 @@ export interface Command<F extends string = string> {
    * processed, failures included.
    */
   readonly batch?: { readonly count: Field };
+  /**
+   * A command the kernel reads in several shapes (`BPF_LINK_CREATE`, whose
+   * attr ends in a union): which shape this entry is (`"perf_event"`,
+   * `"tcx"`, `"iter"`), each with its own fields and size. Absent for the
+   * plain shape. Transcripts and tables look commands up by
+   * {@linkcode commandKey}.
+   */
+  readonly variant?: string;
+}
+
+/**
+ * The name a transcript and the tables give a command: its kernel name, and
+ * its variant after a colon (`BPF_LINK_CREATE:tcx`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BPF_LINK_CREATE, BPF_LINK_CREATE_TCX, commandKey } from "./commands.ts";
+ * assert.equal(commandKey(BPF_LINK_CREATE), "BPF_LINK_CREATE");
+ * assert.equal(commandKey(BPF_LINK_CREATE_TCX), "BPF_LINK_CREATE:tcx");
+ * ```
+ */
+export function commandKey(command: Pick<Command, "name" | "variant">): string {
+  return command.variant === undefined ? command.name : `${command.name}:${command.variant}`;
 }
 
 /** The kinds of kernel object ids (each kind has its own id space). */
@@ -511,6 +535,53 @@ export const BPF_LINK_CREATE = defineCommand("BPF_LINK_CREATE", 28, "fd", {
   target_btf_id: u32(16),
 });
 
+/** The fields every shape of `BPF_LINK_CREATE` starts with. */
+const LINK_CREATE_HEAD = {
+  prog_fd: fd(0),
+  target_ifindex: fd(4, true),
+  attach_type: u32(8),
+  flags: u32(12),
+};
+
+/** `BPF_LINK_CREATE` in one of its wider shapes: the plain head, then the union's member. */
+function linkCreateShape<F extends string>(variant: string, member: { [K in F]: FieldShape }) {
+  const command = defineCommand("BPF_LINK_CREATE", 28, "fd", { ...LINK_CREATE_HEAD, ...member });
+  return Object.freeze({ ...command, variant });
+}
+
+/**
+ * `BPF_LINK_CREATE` of a `perf_event` link with a BPF cookie: 24 bytes, up to
+ * `perf_event.bpf_cookie` (u64 at 16), which `bpf_get_attach_cookie()`
+ * returns to the program.
+ */
+export const BPF_LINK_CREATE_PERF_EVENT = linkCreateShape("perf_event", {
+  bpf_cookie: u64(16),
+});
+
+/**
+ * `BPF_LINK_CREATE` of a tcx link placed by another program or link: 32
+ * bytes, `tcx.relative_fd` (u32 at 16: a program's fd, or a link's with
+ * `BPF_F_LINK`; 0 with `BPF_F_BEFORE`/`BPF_F_AFTER` alone: first or last)
+ * and `tcx.expected_revision` (u64 at 24: refused with ESTALE unless the
+ * device's tcx programs are at that revision; 0: any).
+ */
+export const BPF_LINK_CREATE_TCX = linkCreateShape("tcx", {
+  relative_fd: fd(16, true),
+  expected_revision: u64(24),
+});
+
+/**
+ * `BPF_LINK_CREATE` of an iterator given what to iterate: 28 bytes,
+ * `iter_info` (a pointer at 16 to `union bpf_iter_link_info`, whose first
+ * u32 is `map.map_fd` for `iter/bpf_map_elem`) and `iter_info_len` (u32 at
+ * 24: the bytes the kernel reads there; bpfmap passes the 4 of `map_fd`, an
+ * fd the transcript writes as a handle).
+ */
+export const BPF_LINK_CREATE_ITER = linkCreateShape("iter", {
+  iter_info: pointer(16, "in", "fds"),
+  iter_info_len: u32(24),
+});
+
 /**
  * `BPF_LINK_UPDATE` (29): 16 bytes. Puts `new_prog_fd` in the place of the
  * link's program; with `BPF_F_REPLACE` in `flags`, only if that is `old_prog_fd`.
@@ -918,6 +989,28 @@ export const COMMANDS: ReadonlyMap<number, Command> = new Map<number, Command>(
     BPF_LINK_GET_NEXT_ID,
     BPF_LINK_DETACH,
   ].map((command): [number, Command] => [command.number, command as Command]),
+);
+
+/**
+ * Every shape of every command, by {@linkcode commandKey}: the plain ones of
+ * {@linkcode COMMANDS} and the wider shapes of `BPF_LINK_CREATE`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { COMMANDS_BY_KEY } from "./commands.ts";
+ * const shapes = [...COMMANDS_BY_KEY.values()].filter((c) => c.name === "BPF_LINK_CREATE");
+ * assert.deepEqual(shapes.map((c) => c.size), [20, 24, 32, 28]);
+ * assert.equal(COMMANDS_BY_KEY.get("BPF_LINK_CREATE:iter")?.fields.iter_info?.offset, 16);
+ * ```
+ */
+export const COMMANDS_BY_KEY: ReadonlyMap<string, Command> = new Map<string, Command>(
+  [
+    ...COMMANDS.values(),
+    BPF_LINK_CREATE_PERF_EVENT,
+    BPF_LINK_CREATE_TCX,
+    BPF_LINK_CREATE_ITER,
+  ].map((command): [string, Command] => [commandKey(command), command as Command]),
 );
 
 /**
