@@ -78,8 +78,11 @@ export function bpffsForTests(prefix: string, mounted?: (path: string) => void):
   let fresh: FreshBpffs | undefined;
   before(() => {
     if (replayRun || liveUnavailable !== undefined) return;
-    fresh = mountedBpffs(prefix, mounted);
-    path = fresh.path;
+    // The getter gives the folder from the start of `mounted` on, as `mounted`'s argument does.
+    fresh = mountedBpffs(prefix, (dir) => {
+      path = dir;
+      mounted?.(dir);
+    });
   });
   after(() => fresh?.unmount());
   return () => path;
