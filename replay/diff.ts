@@ -6,7 +6,7 @@
  * @module
  */
 
-import { COMMANDS, type Field } from "../ffi/commands.ts";
+import { commandKey, COMMANDS_BY_KEY, type Field } from "../ffi/commands.ts";
 import { PERF_EVENT_ATTR } from "../ffi/perf_event.ts";
 import {
   type CallEntry,
@@ -32,9 +32,9 @@ const SMALL_ELEMENT = 64;
 const MAX_ELEMENTS_LISTED = 5;
 
 const FIELDS_BY_COMMAND = new Map<string, Map<string, Field>>(
-  [...COMMANDS.values(), PERF_EVENT_ATTR].map((
+  [...COMMANDS_BY_KEY.values(), PERF_EVENT_ATTR].map((
     c,
-  ) => [c.name, new Map(c.fieldList.map((f) => [f.name, f]))]),
+  ) => [commandKey(c), new Map(c.fieldList.map((f) => [f.name, f]))]),
 );
 
 /**

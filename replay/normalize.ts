@@ -14,6 +14,7 @@ import {
   BPF_MAP_INFO,
   BPF_OBJ_GET_INFO_BY_FD,
   bytesWritten,
+  commandKey,
   countField,
   type Direction,
   type Field,
@@ -76,7 +77,7 @@ export function inputEntry(attr: Attr, ids: Identities): CallEntry {
   for (const field of command.fieldList) {
     record[field.name] = inputField(attr, field, ids, mapHandle);
   }
-  return { call: command.name, attr: record };
+  return { call: commandKey(command), attr: record };
 }
 
 function inputField(

@@ -28,7 +28,8 @@ import {
   BPF_MAP_INFO,
   BPF_PROG_INFO,
   bytesWritten,
-  COMMANDS,
+  commandKey,
+  COMMANDS_BY_KEY,
   type Field,
   writesOnFailure,
 } from "../ffi/commands.ts";
@@ -432,8 +433,9 @@ export function isCall(entry: Entry): entry is CallEntry {
   return "call" in entry;
 }
 
+/** Commands by the name a transcript's `call` gives them: a shape's key (`BPF_LINK_CREATE:tcx`). */
 const COMMANDS_BY_NAME = new Map(
-  [...COMMANDS.values(), PERF_EVENT_ATTR].map((command) => [command.name, command]),
+  [...COMMANDS_BY_KEY.values(), PERF_EVENT_ATTR].map((command) => [commandKey(command), command]),
 );
 const HEADER_KEYS = ["format", "version", "host", "files", "entries", "blobs"];
 /** The largest handle a transcript may name: the player gives handle h the fd 1000 + h. */

@@ -20,7 +20,9 @@ import {
   BPF_LINK_INFO_RAW_TRACEPOINT,
   BPF_MAP_INFO,
   BPF_PROG_INFO,
+  commandKey,
   COMMANDS,
+  COMMANDS_BY_KEY,
   type Field,
 } from "../ffi/commands.ts";
 import { MAP_INFO_SIZE } from "../maps/info.ts";
@@ -45,12 +47,22 @@ interface Checked {
   docPart: RegExp;
 }
 
-/** How a command's fields are reached in `union bpf_attr`. */
-function memberPath(command: string, field: string): string {
+/** Fields of a wider shape's union member (`BPF_LINK_CREATE:tcx`): their struct in the union. */
+const VARIANT_MEMBERS: Record<string, string> = {
+  "BPF_LINK_CREATE:perf_event.bpf_cookie": "perf_event.bpf_cookie",
+  "BPF_LINK_CREATE:tcx.relative_fd": "tcx.relative_fd",
+  "BPF_LINK_CREATE:tcx.expected_revision": "tcx.expected_revision",
+};
+
+/** How a command's fields are reached in `union bpf_attr` (`command`: its key). */
+function memberPath(key: string, field: string): string {
+  const command = key.replace(/:.*/, "");
+  if (command === "BPF_LINK_CREATE") {
+    return `link_create.${VARIANT_MEMBERS[`${key}.${field}`] ?? field}`;
+  }
   if (command.includes("BATCH")) return `batch.${field}`;
   if (command === "BPF_OBJ_GET_INFO_BY_FD") return `info.${field}`;
   if (command === "BPF_PROG_TEST_RUN") return `test.${field}`;
-  if (command === "BPF_LINK_CREATE") return `link_create.${field}`;
   if (command === "BPF_RAW_TRACEPOINT_OPEN") return `raw_tracepoint.${field}`;
   if (command === "BPF_LINK_UPDATE") return `link_update.${field}`;
   if (command === "BPF_LINK_DETACH") return `link_detach.${field}`;
@@ -85,12 +97,12 @@ const INFO_LAYOUTS = [
 ];
 
 const FIELDS: Checked[] = [
-  ...[...COMMANDS.values()].flatMap((command) =>
+  ...[...COMMANDS_BY_KEY.values()].flatMap((command) =>
     command.fieldList.map((field) => ({
-      name: `${command.name}.${field.name}`,
+      name: `${commandKey(command)}.${field.name}`,
       field,
       type: "union bpf_attr",
-      path: memberPath(command.name, field.name),
+      path: memberPath(commandKey(command), field.name),
       docPart: docPart(command.name),
     }))
   ),
@@ -194,8 +206,10 @@ toolTest("every attr and info field sits where the kernel's own layouts put it",
   assert.ok(inHeader.length >= 50, `${inHeader.length} fields checked by gcc`);
 });
 
-test("attr sizes: 56 for the batch commands, each command's own size for the rest", () => {
-  const sizes = Object.fromEntries([...COMMANDS.values()].map((c) => [c.name, c.size]));
+test("attr sizes: 56 for the batch commands, each command's own size for the rest, each shape's", () => {
+  const sizes = Object.fromEntries(
+    [...COMMANDS_BY_KEY.values()].map((c) => [commandKey(c), c.size]),
+  );
   assert.deepEqual(sizes, {
     BPF_MAP_CREATE: 80,
     BPF_MAP_LOOKUP_ELEM: 32,
@@ -221,6 +235,9 @@ test("attr sizes: 56 for the batch commands, each command's own size for the res
     BPF_MAP_DELETE_BATCH: 56,
     BPF_RAW_TRACEPOINT_OPEN: 12,
     BPF_LINK_CREATE: 20,
+    "BPF_LINK_CREATE:perf_event": 24,
+    "BPF_LINK_CREATE:tcx": 32,
+    "BPF_LINK_CREATE:iter": 28,
     BPF_LINK_UPDATE: 16,
     BPF_LINK_GET_FD_BY_ID: 12,
     BPF_LINK_GET_NEXT_ID: 12,
