@@ -35,6 +35,8 @@ export const LINK_TYPE_TRACING = 2;
 export const LINK_TYPE_CGROUP = 3;
 /** `BPF_LINK_TYPE_ITER`. */
 export const LINK_TYPE_ITER = 4;
+/** `BPF_LINK_TYPE_NETNS`: flow dissector and sk_lookup programs on a network namespace. */
+export const LINK_TYPE_NETNS = 5;
 /** `BPF_LINK_TYPE_XDP`. */
 export const LINK_TYPE_XDP = 6;
 /** `BPF_LINK_TYPE_PERF_EVENT`: tracepoints, kprobes and uprobes through a perf event. */

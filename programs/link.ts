@@ -45,6 +45,7 @@ import { type Kernel, liveKernel } from "../ffi/kernel.ts";
 import {
   LINK_TYPE_CGROUP,
   LINK_TYPE_ITER,
+  LINK_TYPE_NETNS,
   LINK_TYPE_PERF_EVENT,
   LINK_TYPE_RAW_TRACEPOINT,
   LINK_TYPE_TCX,
@@ -59,8 +60,6 @@ import { checkInteger, describe } from "../ffi/validate.ts";
 
 /** `enum bpf_attach_type`'s `BPF_XDP`. */
 const ATTACH_XDP = 37;
-/** `BPF_LINK_TYPE_NETNS`: flow dissector and sk_lookup programs on a network namespace. */
-const LINK_TYPE_NETNS = 5;
 
 /** What the kernel says of a link (`struct bpf_link_info`). */
 export interface LinkInfo {
