@@ -54,15 +54,19 @@ function assertChildRows(rows: string[][], pids: number[]): void {
 
 for (const runtime of RUNTIMES) {
   exampleTest(`execsnoop (${runtime}) prints the programs the test starts`, async () => {
+    // Stopped by Ctrl-C once both rows are out (the duration only bounds a failing run): a
+    // second-long run on a busy machine could end before the children exec.
     const run = new ExampleRun(runtime, "execsnoop.ts", [
       execsnoopObject(),
       "--duration",
-      "1",
+      "60",
       "--ppid",
       String(process.pid),
     ], {});
     await run.waitFor("Ctrl-C to stop");
     const pids = startChildren();
+    for (const pid of pids) await run.waitFor(`\n${pid} `);
+    run.interrupt();
     const { status, stdout, stderr } = await run.ended();
     assert.equal(status, 0, stderr);
     assert.match(stdout, /^PID {5}PPID {4}COMM {13}FILENAME$/m);
