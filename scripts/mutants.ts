@@ -297,6 +297,15 @@ const MUTATIONS: Mutation[] = [
     tests: ["tests/cli_link.test.ts"],
   },
   {
+    name: "link-iter-map-id-for-every-map-iterator",
+    why:
+      "`link show` prints map_id for iter/bpf_map, which bpftool 7.1 prints only for element iterators",
+    file: "cli/link_command.ts",
+    from: "const MAP_ITERATORS = [\"bpf_map_elem\", \"bpf_sk_storage_map\"];",
+    to: "const MAP_ITERATORS = [\"bpf_map\", \"bpf_map_elem\", \"bpf_sk_storage_map\"];",
+    tests: ["tests/cli_link.test.ts"],
+  },
+  {
     name: "loadall-map-pin-keeps-dots",
     why: "`prog loadall ... pinmaps` pins global data as loader.rodata, not libbpf's loader_rodata",
     file: "cli/prog_load.ts",
