@@ -176,6 +176,8 @@ export function programsOf(
         section.offset + symbol.value,
       );
     }
+    const own = byFunction.get(symbol)!;
+    unrelocatedCalls(bytes, section, symbol, own, text);
     return {
       name: symbol.name,
       section: section.name,
@@ -183,12 +185,48 @@ export function programsOf(
       sectionInsn: symbol.value / INSN,
       instructions: bytes.slice(symbol.value, symbol.value + symbol.size),
       global: symbol.binding !== STB_LOCAL,
-      relocations: byFunction.get(symbol)!,
+      relocations: own,
       funcInfo: [],
       lineInfo: [],
       coreRelocations: [],
     };
   });
+}
+
+/**
+ * Adds to `own` the calls of `fn` that have no relocation, in instruction
+ * order. clang resolves a call between two functions of one section itself,
+ * relative to the section (libbpf's `bpf_object__reloc_code` reads it as
+ * `sec_insn_off + insn + imm + 1`): only `.text` can hold such a pair, a
+ * program section's static functions being refused and calls to its global
+ * ones relocated. Elsewhere the call is refused here, where the kernel would
+ * only say "call to invalid destination".
+ */
+function unrelocatedCalls(
+  bytes: Uint8Array,
+  section: ElfSection,
+  fn: ElfSymbol,
+  own: ProgramRelocation[],
+  text: Functions | undefined,
+): void {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const relocated = new Set(own.map((r) => r.insn));
+  const before = own.length;
+  for (let insn = 0; insn < fn.size / INSN; insn++) {
+    const offset = fn.value + insn * INSN;
+    if (bytes[offset] !== CALL || bytes[offset + 1]! >>> 4 !== BPF_PSEUDO_CALL) continue;
+    if (relocated.has(insn)) continue;
+    const fail = (message: string): never => {
+      throw new ObjectFormatError(`${section.name}: ${message}`, section.offset + offset);
+    };
+    if (section.name !== ".text") {
+      fail(`instruction ${insn} of '${fn.name}' is a bpf-to-bpf call with no relocation`);
+    }
+    const targetInsn = fn.value / INSN + insn + view.getInt32(offset + 4, true) + 1;
+    own.push({ kind: "call", insn, ...callTarget(fn, targetInsn, text, fail) });
+  }
+  // The loader places subprograms in the order calls reach them, as libbpf walks instructions.
+  if (own.length > before) own.sort((a, b) => a.insn - b.insn);
 }
 
 /** One relocation, sorted as libbpf sorts it. */

@@ -429,29 +429,22 @@ export class BpfObject {
 
   /**
    * The program's instructions with the `.text` subprograms it calls
-   * appended (each once, in the order calls reach them, as libbpf does)
-   * and every relocation applied; with the func and line info of each
-   * part, moved to where it was placed (libbpf's `adjust_prog_btf_ext_info`),
-   * so ascending as the kernel wants them.
+   * appended (each once, depth first: a subprogram's own calls are placed
+   * before its caller's next one, as libbpf's `bpf_object__reloc_code`
+   * recurses, so the instructions are libbpf's) and every relocation
+   * applied; with the func and line info of each part, moved to where it
+   * was placed (libbpf's `adjust_prog_btf_ext_info`), so ascending as the
+   * kernel wants them.
    */
   #relocate(program: ObjectProgram, subprograms: readonly ObjectProgram[]): Linked {
-    const parts: { fn: ObjectProgram; at: number }[] = [{ fn: program, at: 0 }];
-    let length = program.instructions.byteLength / INSN;
+    const parts: { fn: ObjectProgram; at: number }[] = [];
+    let length = 0;
     const placed = new Map<string, number>();
-    const placeOf = (target: string): number => {
-      const known = placed.get(target);
-      if (known !== undefined) return known;
-      const fn = subprograms.find((s) => s.name === target);
-      if (fn === undefined) throw new TypeError(`no .text function '${target}'`);
-      placed.set(target, length);
-      parts.push({ fn, at: length });
-      length += fn.instructions.byteLength / INSN;
-      return placed.get(target)!;
-    };
-    // Walking `parts` as it grows reaches the subprograms' own calls too.
     const fixes: (() => void)[] = [];
-    for (let i = 0; i < parts.length; i++) {
-      const { fn, at } = parts[i]!;
+    const place = (fn: ObjectProgram): number => {
+      const at = length;
+      parts.push({ fn, at });
+      length += fn.instructions.byteLength / INSN;
       for (const r of fn.relocations) {
         const insn = at + r.insn;
         if (r.kind === "call" || r.kind === "functionAddress") {
@@ -471,7 +464,18 @@ export class BpfObject {
           fixes.push(this.#externFix(r.name, r.call, insn, () => [out, view]));
         }
       }
-    }
+      return at;
+    };
+    const placeOf = (target: string): number => {
+      const known = placed.get(target);
+      if (known !== undefined) return known;
+      const fn = subprograms.find((s) => s.name === target);
+      if (fn === undefined) throw new TypeError(`no .text function '${target}'`);
+      // Known before its calls are followed: a recursive call reaches this copy, not a new one.
+      placed.set(target, length);
+      return place(fn);
+    };
+    place(program);
     const out = new Uint8Array(length * INSN);
     const view = new DataView(out.buffer);
     for (const { fn, at } of parts) out.set(fn.instructions, at * INSN);
