@@ -423,8 +423,8 @@ function relocateProgram(program: ObjectProgram, types: readonly BtfType[], targ
  * ```ts
  * import assert from "node:assert/strict";
  * import { execFileSync } from "node:child_process";
- * import { readFileSync } from "node:fs";
- * import { TargetBtf } from "../btf/kernel_btf.ts";
+ * import { kernelBtf } from "../btf/kernel_btf.ts";
+ * import { liveKernel } from "../ffi/kernel.ts";
  * import { applyCoreRelocations } from "./core.ts";
  * import { parseObject } from "./object.ts";
  *
@@ -435,7 +435,7 @@ function relocateProgram(program: ObjectProgram, types: readonly BtfType[], targ
  *   int probe(struct task_struct *task) { return task->pid; }`;
  * const args = ["-g", "-O2", "-target", "bpf", "-c", "-x", "c", "-", "-o", "-"];
  * const object = parseObject(new Uint8Array(execFileSync("clang", args, { input: source })));
- * const kernel = TargetBtf.fromBlobs(new Uint8Array(readFileSync("/sys/kernel/btf/vmlinux")));
+ * const kernel = kernelBtf(liveKernel()); // read through the kernel's backend, as a loader reads it
  * const relocated = applyCoreRelocations(object, kernel);
  *
  * const load = (insns: Uint8Array) => new DataView(insns.buffer, insns.byteOffset).getInt16(2, true);
