@@ -12,7 +12,15 @@ import { EINTR } from "../ffi/errno.ts";
 import { BpfError } from "../ffi/errors.ts";
 import type { Kernel } from "../ffi/kernel.ts";
 
-/** An epoll fd watching some fds for `EPOLLIN` (a ring with data to read). */
+/**
+ * `EPOLLOUT`: writable (a user ring buffer has room). Kept here until
+ * ffi/epoll.ts, where the other epoll bits are, has it.
+ */
+export const EPOLLOUT = 0x004;
+/** `EPOLLET`: report a readiness once per wake-up, not for as long as it lasts. */
+export const EPOLLET = 0x80000000;
+
+/** An epoll fd watching some fds (for `EPOLLIN` by default: a ring with data to read). */
 export class EpollWaiter {
   readonly #kernel: Kernel;
   readonly #primitives: KernelPrimitives;
@@ -26,17 +34,17 @@ export class EpollWaiter {
   }
 
   /**
-   * Watches `fd` (the epoll fd is made on the first call).
+   * Watches `fd` for `events` (the epoll fd is made on the first call).
    *
    * @throws {BpfError} (`op` `"epoll_create1"` or `"epoll_ctl"`) when the kernel refuses.
    */
-  add(fd: number): void {
+  add(fd: number, events: number = EPOLLIN): void {
     if (this.#fd < 0) {
       const epollFd = this.#primitives.epollCreate();
       if (epollFd < 0) throw new BpfError("epoll_create1", -epollFd);
       this.#fd = epollFd;
     }
-    const result = this.#primitives.epollCtl(this.#fd, "add", fd, EPOLLIN);
+    const result = this.#primitives.epollCtl(this.#fd, "add", fd, events);
     if (result < 0) throw new BpfError("epoll_ctl", -result, `fd ${fd}`);
   }
 

@@ -18,8 +18,11 @@
  * @module
  */
 
+import type { KernelPrimitives } from "../ffi/backend.ts";
 import type { Kernel } from "../ffi/kernel.ts";
 import type { BpfMap } from "../maps/bpf_map.ts";
+import { EPOLLET, EPOLLOUT, EpollWaiter } from "./epoll_waiter.ts";
+import { checkTimeout } from "./ring_buffer.ts";
 import {
   BPF_RINGBUF_BUSY_BIT,
   BPF_RINGBUF_DISCARD_BIT,
@@ -31,6 +34,7 @@ import {
   readPeerPosition,
   recordSpan,
   releaseWhenDropped,
+  type RingLeftovers,
   type RingMemory,
   storeI32,
   unmapRing,
@@ -65,6 +69,10 @@ export class UserRingBuffer implements Disposable {
   #producer: number;
   /** Records reserved, not yet submitted or discarded: view -> its header's offset in the data. */
   readonly #reserved = new Map<Uint8Array, number>();
+  readonly #through: { kernel: Kernel; primitives: KernelPrimitives };
+  /** What reserveAsync waits on, made on its first wait. */
+  #waiter: EpollWaiter | undefined;
+  readonly #leftovers: RingLeftovers;
   #closed = false;
 
   /**
@@ -77,11 +85,12 @@ export class UserRingBuffer implements Disposable {
    */
   constructor(map: BpfMap, kernel?: Kernel) {
     const through = checkRingMap("UserRingBuffer", map, "user_ringbuf", kernel);
+    this.#through = through;
     this.map = map;
     this.size = map.maxEntries;
     this.#memory = mapRing(through.primitives, map, "producer");
     this.#producer = readOwnPosition(this.#memory.producer, this.#memory.producerWords);
-    releaseWhenDropped(this, through.kernel, { memory: this.#memory });
+    releaseWhenDropped(this, through.kernel, this.#leftovers = { memory: this.#memory });
   }
 
   /** Whether {@linkcode UserRingBuffer.close} was called. */
@@ -133,6 +142,30 @@ export class UserRingBuffer implements Disposable {
     return record;
   }
 
+  /**
+   * {@linkcode UserRingBuffer.reserve}, waiting without blocking the event
+   * loop while the ring has no room: each time a program drains some, the
+   * reservation is tried again (libbpf's `user_ring_buffer__reserve_blocking`).
+   * Each wait lasts up to `timeoutMs` (-1: no limit); the time is not summed
+   * over several waits, so that a replay, where waits take no time, makes
+   * the same calls.
+   *
+   * @returns the record, or `undefined` when a wait timed out (or the ring
+   * was closed) with still no room for it.
+   */
+  async reserveAsync(size: number, timeoutMs = -1): Promise<Uint8Array | undefined> {
+    checkTimeout("reserveAsync", timeoutMs);
+    for (;;) {
+      const record = this.reserve(size); // checks the ring is open and the size
+      if (record !== undefined) return record;
+      // Edge-triggered: the kernel says "room" for any room at all, so a level-triggered
+      // wait would return at once while there is too little, for ever.
+      const ready = await this.#waiting().waitAsync(1, timeoutMs);
+      if (this.#closed) return undefined;
+      if (ready.length === 0) return this.reserve(size);
+    }
+  }
+
   /** Hands the kernel a reserved record: `bpf_user_ringbuf_drain` now reads it. */
   submit(record: Uint8Array): void {
     this.#commit("submit", record, 0);
@@ -148,6 +181,7 @@ export class UserRingBuffer implements Disposable {
     if (this.#closed) return;
     this.#closed = true;
     closedByOwner(this);
+    this.#waiter?.close();
     this.#reserved.clear();
     unmapRing(this.#memory);
   }
@@ -173,6 +207,14 @@ export class UserRingBuffer implements Disposable {
     // Release: the record's bytes are visible before the header says it is committed.
     storeI32(memory.dataWords, header >>> 2, length | discard);
     memory.producer.wrote(memory.pageSize + header, 4);
+  }
+
+  /** What waits for room, made on first use: EPOLLOUT, edge-triggered. */
+  #waiting(): EpollWaiter {
+    if (this.#waiter !== undefined) return this.#waiter;
+    const waiter = new EpollWaiter(this.#through.kernel, this.#through.primitives);
+    waiter.add(this.map.fd, (EPOLLOUT | EPOLLET) >>> 0); // | makes an i32: the top bit is negative
+    return this.#leftovers.waiter = this.#waiter = waiter;
   }
 
   #checkOpen(op: string): void {

@@ -127,7 +127,32 @@ transcriptTest("a full ring reserves nothing until the kernel drains", (sys) => 
   assert.deepEqual(drain().requests.map(([tag]) => tag), [0, 1, 2, 3, 4]);
 });
 
-transcriptTest("bad input is refused before any syscall", (sys) => {
+transcriptTest(
+  "reserveAsync waits, without blocking the event loop, for a drain to make room",
+  async (sys) => {
+    const { requests, drain } = drainer(sys);
+    using ring = new UserRingBuffer(requests);
+    for (let tag = 0; tag < 4; tag++) send(ring, 4088, tag); // full
+    assert.equal(await ring.reserveAsync(4088, 0), undefined); // no room, and no wait
+    let drained = false;
+    // Only this timer, firing while reserveAsync waits, makes room.
+    const timer = setTimeout(() => {
+      drained = true;
+      assert.equal(drain().lastDrain, 4n);
+    }, 0);
+    let record: Uint8Array | undefined;
+    try {
+      record = await ring.reserveAsync(4088);
+    } finally {
+      clearTimeout(timer);
+    }
+    assert.ok(drained && record !== undefined);
+    ring.submit(fill(record, 4));
+    assert.deepEqual(drain().requests.map(([tag]) => tag), [0, 1, 2, 3, 4]);
+  },
+);
+
+transcriptTest("bad input is refused before any syscall", async (sys) => {
   const { requests } = drainer(sys);
   using events = sys.createMap({ type: "ringbuf", keySize: 0, valueSize: 0, maxEntries: 4096 });
   assert.throws(() => new UserRingBuffer(events), {
@@ -145,6 +170,7 @@ transcriptTest("bad input is refused before any syscall", (sys) => {
   assert.throws(() => ring.submit(new Uint8Array(8)), /not a record reserved on/);
   ring.submit(record);
   assert.throws(() => ring.discard(record), /not a record reserved on/); // committed already
+  await assert.rejects(ring.reserveAsync(8, -2), RangeError);
   ring.close();
   assert.throws(() => ring.reserve(8), /is closed/);
 });
