@@ -81,7 +81,23 @@ export function decodeRecords<T>(codec: Codec<T>, onValue: ValueCallback<T>): Re
   return (record) => onValue(decodeRecord(codec, record));
 }
 
-/** Records of a ring, decoded. */
+/**
+ * Records of a ring, decoded: what `ring.typed(codec)` returns.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BpfMap, RingBuffer, TypedRing, u32 } from "../mod.ts";
+ *
+ * using map = BpfMap.create({ type: "ringbuf", keySize: 0, valueSize: 0, maxEntries: 4096 });
+ * using ring = new RingBuffer(map);
+ * const typed = ring.typed(u32);
+ * assert.ok(typed instanceof TypedRing);
+ * assert.equal(typed.ring, ring);
+ * assert.equal(typed.poll(0, (value) => console.log(value)), 0); // nothing written
+ * assert.throws(() => new TypedRing(ring, {} as never), /codec must be a codec/);
+ * ```
+ */
 export class TypedRing<T> {
   /** The raw ring. */
   readonly ring: RingBuffer;

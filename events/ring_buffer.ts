@@ -69,6 +69,21 @@ const STORE_EVERY = 64;
  * nothing; its bytes are the kernel's and are valid until the next record
  * is consumed (the callback returns, or the loop asks for the next one):
  * {@linkcode RingRecord.copy} keeps them.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { RingRecord } from "../mod.ts";
+ *
+ * // A ring's reader makes one and points it at each record; here, by hand.
+ * const record = new RingRecord(new Uint8Array([0, 0, 1, 2, 3, 0]));
+ * record.offset = 2;
+ * record.length = 3;
+ * assert.deepEqual(record.bytes(), new Uint8Array([1, 2, 3]));
+ * assert.equal(record.bytes().buffer, record.data.buffer); // a view of the ring
+ * assert.notEqual(record.copy().buffer, record.data.buffer); // bytes of its own
+ * assert.equal(record.view.getUint16(record.offset, true), 0x0201);
+ * ```
  */
 export class RingRecord {
   /** The ring's data area, mapped twice in a row: a record that wraps is contiguous here. */

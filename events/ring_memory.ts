@@ -25,7 +25,23 @@ import type { MappedRegion } from "../ffi/mmap.ts";
 import { describe } from "../ffi/validate.ts";
 import { BpfMap } from "../maps/bpf_map.ts";
 
-/** The length word's top bit: the producer has reserved the record and not yet committed it. */
+/**
+ * The length word's top bit: the producer has reserved the record and not
+ * yet committed it (`BPF_RINGBUF_BUSY_BIT` in linux/bpf.h).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BPF_RINGBUF_BUSY_BIT, BPF_RINGBUF_DISCARD_BIT, BPF_RINGBUF_HDR_SZ } from "../mod.ts";
+ *
+ * // A header's first word: a discarded record of 16 bytes, its 8-byte header before it.
+ * const word = BPF_RINGBUF_DISCARD_BIT | 16;
+ * assert.equal(word & BPF_RINGBUF_BUSY_BIT, 0); // committed
+ * assert.notEqual(word & BPF_RINGBUF_DISCARD_BIT, 0); // and discarded: readers skip it
+ * assert.equal(word & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT), 16);
+ * assert.equal(BPF_RINGBUF_HDR_SZ, 8);
+ * ```
+ */
 export const BPF_RINGBUF_BUSY_BIT = 0x80000000;
 /** The length word's next bit: the record was discarded; the consumer skips it. */
 export const BPF_RINGBUF_DISCARD_BIT = 0x40000000;
