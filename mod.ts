@@ -131,6 +131,7 @@ export { attachBtfIdOf } from "./programs/attach_tracing.ts";
 export type { TracingAttachOptions, TracingAttachType } from "./programs/attach_tracing.ts";
 export { Link, listLinkIds } from "./programs/link.ts";
 export type { LinkInfo } from "./programs/link.ts";
+export { ifindex } from "./programs/netdev.ts";
 export { BpfObject, kernelVersionCode, ObjectProgramHandle } from "./programs/object_loader.ts";
 export type { BpfObjectOptions, MapOverride } from "./programs/object_loader.ts";
 export { listProgramIds, Program, VerifierError } from "./programs/program.ts";

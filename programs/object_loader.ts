@@ -135,7 +135,7 @@ export class BpfObject {
   #kernel: Kernel | undefined;
   readonly #options: BpfObjectOptions;
   readonly #handles: Map<string, ObjectProgramHandle>;
-  #loaded = false;
+  #isLoaded = false;
   /** The `.ksyms` externs resolved, by name; the kallsyms read for them. */
   readonly #ksyms = new Map<string, number | bigint>();
   #symbols: Map<string, bigint> | undefined;
@@ -188,14 +188,72 @@ export class BpfObject {
   }
 
   /**
+   * A map of the loaded object, by name (the variable's, or the data
+   * section's: `.data`, `.rodata`), as libbpf's `bpf_object__find_map_by_name`
+   * and cilium/ebpf's `Collection.Maps[name]` find it; unlike `maps.get`, a
+   * name it lacks is an error naming those it has.
+   *
+   * @throws {TypeError} before `load()`, or for a name the object has no map of.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { execFileSync } from "node:child_process";
+   * import { BpfObject } from "./object_loader.ts";
+   *
+   * const source = `
+   *   int hits = 7;
+   *   __attribute__((section("xdp"), used)) int pass(void *ctx) { return hits; }
+   *   char LICENSE[] __attribute__((section("license"), used)) = "GPL";`;
+   * const args = ["-g", "-O2", "-target", "bpf", "-c", "-x", "c", "-", "-o", "-"];
+   * const bytes = new Uint8Array(execFileSync("clang", args, { input: source }));
+   * using object = BpfObject.open(bytes, { name: "demo" });
+   * assert.throws(() => object.map(".data"), { message: "map '.data': the object is not loaded yet" });
+   * object.load();
+   * assert.deepEqual(object.map(".data").lookup(new Uint8Array(4)), new Uint8Array([7, 0, 0, 0]));
+   * assert.equal(object.loadedProgram("pass").testRun({ data: new Uint8Array(64) }).retval, 7);
+   * assert.throws(() => object.map("hit"), { message: "the object has no map 'hit' (it has: .data)" });
+   * ```
+   */
+  map(name: string): BpfMap {
+    return this.#loaded("map", name, this.maps, this.spec.maps.map((m) => m.name));
+  }
+
+  /**
+   * A program of the loaded object, by function name: the `Program` in the
+   * kernel, where {@linkcode BpfObject.program} is its handle before the load
+   * (`autoload`). A program left out of the load is named as such. See
+   * {@linkcode BpfObject.map}'s example.
+   *
+   * @throws {TypeError} before `load()`, for a program not loaded, or for a name the object has
+   *   no program of.
+   */
+  loadedProgram(name: string): Program {
+    return this.#loaded("program", name, this.programs, [...this.#handles.keys()]);
+  }
+
+  #loaded<T>(kind: string, name: string, loaded: Map<string, T>, declared: string[]): T {
+    const found = loaded.get(name);
+    if (found !== undefined) return found;
+    if (!declared.includes(name)) {
+      throw new TypeError(
+        `the object has no ${kind} '${name}' (it has: ${declared.join(", ") || "none"})`,
+      );
+    }
+    if (!this.#isLoaded) throw new TypeError(`${kind} '${name}': the object is not loaded yet`);
+    const why = this.#handles.get(name)?.autoload === false ? " (its autoload is false)" : "";
+    throw new TypeError(`${kind} '${name}' was not loaded${why}`);
+  }
+
+  /**
    * Loads the object: BTF, maps (and the maps their `.values` name), then
    * each program with `autoload` set (and the prog_array slots naming it).
    * On any failure, what was created is closed and the error thrown (a
    * `VerifierError` with the verifier's log for a program it refuses).
    */
   load(): this {
-    if (this.#loaded) throw new Error("the object is already loaded");
-    this.#loaded = true;
+    if (this.#isLoaded) throw new Error("the object is already loaded");
+    this.#isLoaded = true;
     // The live kernel only now: opening (parsing, checking) needs none.
     this.#kernel ??= liveKernel();
     try {

@@ -59,6 +59,7 @@ import {
   attachXdpLink,
   type Link,
 } from "./link.ts";
+import { ifindex as indexOf } from "./netdev.ts";
 
 /** The first log buffer of a load that failed: most verifier logs fit. */
 export const FIRST_LOG_SIZE = 64 * 1024;
@@ -461,13 +462,14 @@ export class Program {
   }
 
   /**
-   * Attaches this XDP program to the device with index `ifindex` through a
-   * link (`BPF_LINK_CREATE`): it runs on every packet the device receives
-   * until the link's last fd is closed (or {@linkcode Link.detach}). A
-   * program of another type, or an ifindex that is not a positive integer,
-   * is refused before any call.
+   * Attaches this XDP program to a network device, named (`"eth0"`, looked
+   * up with `ifindex()`) or by index, through a link (`BPF_LINK_CREATE`): it
+   * runs on every packet the device receives until the link's last fd is
+   * closed (or {@linkcode Link.detach}). A program of another type, or an
+   * index that is not a positive integer, is refused before any call.
    *
-   * @throws {BpfError} when the kernel refuses (EBUSY: the device has an XDP program already).
+   * @throws {BpfError} when the kernel refuses (EBUSY: the device has an XDP program already),
+   *   or `ENODEV` (op `if_nametoindex`) when no device has the name.
    *
    * @example
    * ```ts
@@ -477,21 +479,22 @@ export class Program {
    * // r0 = 2 (XDP_PASS); exit
    * const instructions = new Uint8Array([0xb7, 0, 0, 0, 2, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]);
    * using program = Program.load({ type: "xdp", instructions, license: "GPL" });
-   * using link = program.attachXdp(1); // loopback: generic XDP
+   * using link = program.attachXdp("lo"); // loopback, by name: generic XDP
    * assert.deepEqual([link.info().programId, link.info().ifindex], [program.id, 1]);
    * assert.throws(() => program.attachXdp(0), RangeError);
    * ```
    */
-  attachXdp(ifindex: number, opts: XdpAttachOptions = {}): Link {
+  attachXdp(device: string | number, opts: XdpAttachOptions = {}): Link {
     const fd = this.#openFd("attachXdp");
     if (this.type !== progTypeNumber("xdp")) {
       throw new TypeError(`attachXdp: ${this.#describe()} is not an xdp program`);
     }
-    checkInteger(ifindex, "ifindex", 1, 0x7fff_ffff);
+    if (typeof device !== "string") checkInteger(device, "ifindex", 1, 0x7fff_ffff);
     if (opts === null || typeof opts !== "object") {
       throw new TypeError(`opts must be an object, got ${describe(opts)}`);
     }
     const flags = checkInteger(opts.flags ?? 0, "opts.flags");
+    const ifindex = typeof device === "string" ? indexOf(device, this.#kernel) : device;
     return attachXdpLink(
       this.#kernel,
       fd,
