@@ -378,7 +378,8 @@ export class RingBuffer {
     if (this.#pendingEnd < 0) return;
     const end = this.#pendingEnd;
     this.#pendingEnd = -1;
-    this.#storeAt(end);
+    // Forward only: a consume() run while the loop held this record has gone past it already.
+    if (end > this.#consumer) this.#storeAt(end);
   }
 
   /** Moves the consumer position to `position`; stores it if it moved since last stored. */
