@@ -7,7 +7,6 @@
 
 import assert from "node:assert/strict";
 import test from "node:test";
-import test from "node:test";
 import { BpfObject, ObjectFormatError } from "../mod.ts";
 import { ElfFile, SHT_REL } from "../object/elf.ts";
 import { parseObject } from "../object/object.ts";
