@@ -10,7 +10,9 @@
  */
 
 import { kernelArch } from "../ffi/arch.ts";
+import type { Attr } from "../ffi/attr.ts";
 import { primitivesOf } from "../ffi/backend.ts";
+import { BPF_LINK_CREATE_PERF_EVENT, type Command } from "../ffi/commands.ts";
 import { BpfError } from "../ffi/errors.ts";
 import type { Kernel } from "../ffi/kernel.ts";
 import { currentPlatform } from "../ffi/live.ts";
@@ -31,14 +33,29 @@ import {
   checkOptions,
   createLink,
   expectProgramType,
-  type Link,
+  Link,
+  type LinkTarget,
 } from "./link.ts";
 
 /** Where tracefs lists each tracepoint's id (`<category>/<name>/id`), mounted or automounted. */
 export const TRACEFS_EVENTS = ["/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events"];
 
+/** Options of every perf event link: `attachTracepoint`, `attachKprobe`, `attachUprobe`. */
+export interface PerfLinkOptions {
+  /**
+   * A BPF cookie: a u64 the link hands the program, which
+   * `bpf_get_attach_cookie(ctx)` returns, so one program attached at many
+   * places tells them apart (`BPF_LINK_CREATE`'s `perf_event.bpf_cookie`).
+   * Default: none (0).
+   */
+  cookie?: bigint | number;
+}
+
+/** Options of `Program.attachTracepoint`. */
+export type TracepointAttachOptions = PerfLinkOptions;
+
 /** Options of `Program.attachKprobe` and `attachKsyscall`. */
-export interface KprobeAttachOptions {
+export interface KprobeAttachOptions extends PerfLinkOptions {
   /** A kretprobe: the program runs when the function returns. */
   retprobe?: boolean;
   /** Bytes into the function (`kprobe/fn+0x10`), for a kprobe. */
@@ -46,7 +63,7 @@ export interface KprobeAttachOptions {
 }
 
 /** Options of `Program.attachUprobe`. */
-export interface UprobeAttachOptions {
+export interface UprobeAttachOptions extends PerfLinkOptions {
   /** An uretprobe: the program runs when the function returns. */
   retprobe?: boolean;
   /** Only in this process (default: every process that runs the file). */
@@ -95,16 +112,65 @@ function probePmu(kernel: Kernel, path: string, what: string): { type: number; r
   return { type: Number(type.trim()), retprobe: Number(bit?.[1] ?? 0) };
 }
 
+/** The plain head of every `BPF_LINK_CREATE` shape. */
+type LinkCreateHead = "prog_fd" | "target_ifindex" | "attach_type" | "flags";
+
+/**
+ * Attaches `progFd` with `BPF_LINK_CREATE` in one of its wider shapes
+ * (`shape`: `BPF_LINK_CREATE_PERF_EVENT`, `_TCX`, `_ITER`), `fill` writing
+ * the fields past the plain head, and takes the new link's fd over as
+ * `Link.fromFd` does. A call that needs none of those fields makes the plain
+ * `createLink`, whose 20 bytes every kernel since 5.7 reads.
+ *
+ * @throws {BpfError} when the kernel refuses, named by `what`.
+ */
+export function createShapedLink<F extends string>(
+  kernel: Kernel,
+  progFd: number,
+  shape: Command<F | LinkCreateHead>,
+  link: LinkTarget,
+  fill: (attr: Attr<F | LinkCreateHead>) => void,
+  what: string,
+): Link {
+  const { fields } = shape;
+  const attr = kernel.attr(shape);
+  attr.clear();
+  attr.setU32(fields.prog_fd, progFd);
+  attr.setU32(fields.target_ifindex, link.target);
+  attr.setU32(fields.attach_type, link.attachType);
+  attr.setU32(fields.flags, link.flags ?? 0);
+  fill(attr);
+  const fd = kernel.call(attr);
+  if (fd < 0) throw new BpfError(shape.name, -fd, what);
+  return Link.fromFd(fd, kernel);
+}
+
+/** `opts.cookie` as a u64, or `undefined` for none (checked before any call). */
+function checkCookie(cookie: unknown): bigint | undefined {
+  if (cookie === undefined) return undefined;
+  const value = typeof cookie === "number" && Number.isSafeInteger(cookie)
+    ? BigInt(cookie)
+    : cookie;
+  if (typeof value !== "bigint" || value < 0n || value >= 1n << 64n) {
+    throw new RangeError(
+      `opts.cookie: expected a u64 (a bigint or safe integer), got ${describe(cookie)}`,
+    );
+  }
+  return value;
+}
+
 /**
  * Opens a perf event with the attr `fill` writes (pid -1 and CPU 0 for a
  * tracepoint or probe: the program runs on every CPU all the same), attaches
- * the program to it with a link, and closes the event's fd (the link holds it).
+ * the program to it with a link (with `cookie`, the wider shape that carries
+ * it), and closes the event's fd (the link holds it).
  */
 function attachToPerfEvent(
   program: AttachingProgram,
   fill: (attr: ReturnType<typeof perfEventAttr>) => void,
   pid: number,
   what: string,
+  cookie: bigint | undefined,
 ): Link {
   const { kernel } = program;
   const primitives = primitivesOf(kernel.backend);
@@ -115,9 +181,11 @@ function attachToPerfEvent(
   attr.release();
   if (event < 0) throw new BpfError("perf_event_open", -event, what);
   try {
-    return createLink(kernel, program.fd, {
-      target: event,
-      attachType: attachTypeNumber("perf_event"),
+    const link = { target: event, attachType: attachTypeNumber("perf_event") };
+    if (cookie === undefined) return createLink(kernel, program.fd, link, what);
+    const { bpf_cookie } = BPF_LINK_CREATE_PERF_EVENT.fields;
+    return createShapedLink(kernel, program.fd, BPF_LINK_CREATE_PERF_EVENT, link, (attr) => {
+      attr.setBigU64(bpf_cookie, cookie);
     }, what);
   } finally {
     kernel.close(event);
@@ -144,10 +212,16 @@ function attachToPerfEvent(
  * assert.throws(() => program.attachTracepoint("syscalls", "../../x"), TypeError);
  * ```
  */
-export function attachTracepoint(program: AttachingProgram, category: string, name: string): Link {
+export function attachTracepoint(
+  program: AttachingProgram,
+  category: string,
+  name: string,
+  opts?: TracepointAttachOptions,
+): Link {
   expectProgramType(program, ["tracepoint"]);
   checkName(category, "category");
   checkName(name, "name");
+  const cookie = checkCookie(checkOptions(opts).cookie);
   const what = `${program.description} on tracepoint ${category}/${name}`;
   let id: string | undefined;
   for (const events of TRACEFS_EVENTS) {
@@ -168,6 +242,7 @@ export function attachTracepoint(program: AttachingProgram, category: string, na
     },
     -1,
     what,
+    cookie,
   );
 }
 
@@ -210,8 +285,9 @@ export function attachKprobe(
 ): Link {
   expectProgramType(program, ["kprobe"]);
   checkName(fn, "fn");
-  const { retprobe: asked, offset = 0 } = checkOptions(opts);
+  const { retprobe: asked, offset = 0, cookie: given } = checkOptions(opts);
   const retprobe = checkFlag(asked, "opts.retprobe");
+  const cookie = checkCookie(given);
   checkInteger(offset, "opts.offset", 0, 0xffff_ffff);
   // The kernel takes a kretprobe at a function's entry only (it would refuse at the attach).
   if (retprobe && offset > 0) {
@@ -230,6 +306,7 @@ export function attachKprobe(
     },
     -1,
     what,
+    cookie,
   );
 }
 
@@ -292,8 +369,9 @@ export function attachUprobe(
   if (typeof path !== "string" || !path.startsWith("/") || path.includes("\0")) {
     throw new TypeError(`path: expected an absolute path to an ELF file, got ${describe(path)}`);
   }
-  const { retprobe, pid = -1 } = checkOptions(opts);
+  const { retprobe, pid = -1, cookie: given } = checkOptions(opts);
   checkFlag(retprobe, "opts.retprobe");
+  const cookie = checkCookie(given);
   if (pid !== -1) checkInteger(pid, "opts.pid", 1, 0x7fff_ffff);
   if (typeof symbol === "number") checkInteger(symbol, "symbol", 0, Number.MAX_SAFE_INTEGER);
   else checkName(symbol, "symbol");
@@ -312,6 +390,7 @@ export function attachUprobe(
     },
     pid,
     what,
+    cookie,
   );
 }
 

@@ -10,9 +10,12 @@
 
 import { kernelBtf } from "../btf/kernel_btf.ts";
 import type { BtfKind } from "../btf/types.ts";
+import { BPF_LINK_CREATE_ITER } from "../ffi/commands.ts";
 import { type Kernel, liveKernel } from "../ffi/kernel.ts";
+import { offHeapBytes } from "../ffi/memory.ts";
 import { type AttachTypeName, attachTypeName, attachTypeNumber } from "../ffi/prog_types.ts";
 import { describe } from "../ffi/validate.ts";
+import { createShapedLink } from "./attach_perf_link.ts";
 import {
   type AttachingProgram,
   checkOptions,
@@ -45,6 +48,13 @@ export interface TracingAttachOptions {
    * fd), whose attach type the kernel does not tell.
    */
   attachType?: TracingAttachType | number;
+  /**
+   * For an `iter/bpf_map_elem` iterator (attach type `trace_iter`): the map
+   * whose elements it walks, one run per element (`BPF_LINK_CREATE`'s
+   * `iter_info`, a `bpf_iter_link_info` naming the map's fd). Any open map,
+   * or an object with its fd.
+   */
+  iterMap?: { readonly fd: number };
 }
 
 /**
@@ -62,7 +72,11 @@ export function attachTracing(
   opts?: TracingAttachOptions,
 ): Link {
   expectProgramType(program, ["tracing", "lsm"]);
-  const { attachType } = checkOptions(opts);
+  const { attachType, iterMap } = checkOptions(opts);
+  const mapFd = iterMap === undefined ? undefined : (iterMap as { fd?: unknown } | null)?.fd;
+  if (iterMap !== undefined && !(typeof mapFd === "number" && mapFd > 0)) {
+    throw new TypeError(`opts.iterMap: expected an open map, got ${describe(iterMap)}`);
+  }
   const type = attachType === undefined
     ? expectedAttachType
     : attachTypeNumber(attachType, "opts.attachType");
@@ -80,12 +94,20 @@ export function attachTracing(
     );
   }
   expectProgramType(program, [wanted]);
-  return createLink(
-    program.kernel,
-    program.fd,
-    { target: 0, attachType: type },
-    `${program.description} (${attachTypeName(type)})`,
-  );
+  const what = `${program.description} (${attachTypeName(type)})`;
+  const link = { target: 0, attachType: type };
+  if (mapFd === undefined) return createLink(program.kernel, program.fd, link, what);
+  if (attachTypeName(type) !== "trace_iter") {
+    throw new TypeError(`opts.iterMap: ${what} is no iterator`);
+  }
+  // union bpf_iter_link_info: map.map_fd is its first u32, all the kernel needs to read.
+  const info = offHeapBytes(4);
+  new DataView(info.buffer, info.byteOffset, 4).setUint32(0, mapFd as number, true);
+  const { iter_info, iter_info_len } = BPF_LINK_CREATE_ITER.fields;
+  return createShapedLink(program.kernel, program.fd, BPF_LINK_CREATE_ITER, link, (attr) => {
+    attr.setPointer(iter_info, info);
+    attr.setU32(iter_info_len, info.byteLength);
+  }, what);
 }
 
 /** How a tracing target is named in the kernel's BTF, by attach type: a prefix and a kind. */

@@ -13,9 +13,11 @@ import { join } from "node:path";
 import { after, before } from "node:test";
 import { LINK_TYPE_PERF_EVENT } from "../ffi/link_types.ts";
 import { type BpfSystem, type Link } from "../mod.ts";
+import { attachTracepoint } from "../programs/attach_perf_link.ts";
 import { rememberSection } from "../programs/attach_section.ts";
 import { bpffsForTests } from "./helpers/bpffs.ts";
 import {
+  assemble,
   counted,
   counterMap,
   counting,
@@ -23,7 +25,20 @@ import {
   NO_PID,
   talliedPrograms,
 } from "./helpers/counting.ts";
-import { BPF_W, jneImm, ldxMem } from "./helpers/insns.ts";
+import {
+  add64Imm,
+  BPF_DW,
+  BPF_FUNC_map_lookup_elem,
+  BPF_W,
+  call,
+  jeqImm,
+  jneImm,
+  ldMapFd,
+  ldxMem,
+  mov64Reg,
+  stMem,
+  stxMem,
+} from "./helpers/insns.ts";
 import { replayRun, thrown } from "./helpers/live.ts";
 import { lockMachine } from "./helpers/machine_lock.ts";
 import { buildObject } from "./helpers/object_build.ts";
@@ -295,4 +310,69 @@ transcriptTest("object programs attach where their sections say, as bpf_program_
     license: "GPL",
   });
   assert.throws(() => plain.attach(), /was not loaded from an object file/);
+});
+
+/** `bpf_get_attach_cookie(ctx)`: the cookie of the link the program runs through. */
+const BPF_FUNC_get_attach_cookie = 174;
+
+/** A program writing the cookie of the link it runs through into its map's one u64. */
+function cookieWriter(sys: BpfSystem, type: "tracepoint" | "kprobe", name: string) {
+  const map = counterMap(sys);
+  const instructions = assemble([
+    call(BPF_FUNC_get_attach_cookie), // r1 is the context
+    mov64Reg(6, 0),
+    stMem(BPF_W, 10, -4, 0), // key = 0, on the stack
+    mov64Reg(2, 10),
+    add64Imm(2, -4),
+    ldMapFd(1, map.fd),
+    call(BPF_FUNC_map_lookup_elem),
+    (off) => jeqImm(0, 0, off),
+    stxMem(BPF_DW, 0, 6, 0),
+  ], 0);
+  return { map, program: sys.loadProgram({ type, instructions, license: "GPL", name }) };
+}
+
+/** A cookie past 2^53 and with both halves set: all 64 bits must reach the program. */
+const COOKIE = 0xfeed_c0de_1234_5678n;
+
+transcriptTest(
+  "a perf event link's cookie reaches its program: a tracepoint's and an uprobe's",
+  (sys) => {
+    const tracepoint = cookieWriter(sys, "tracepoint", "tp_cookie");
+    const { program } = tracepoint;
+    // Program.attachTracepoint takes no options yet: the attach function itself does.
+    const attaching = {
+      kernel: sys.kernel,
+      fd: program.fd,
+      type: program.type,
+      description: String(program),
+      operation: "attachTracepoint",
+    };
+    const link = attachTracepoint(attaching, "syscalls", "sys_enter_kill", { cookie: COOKIE });
+    killNoPid(1);
+    assert.equal(counted(tracepoint.map), COOKIE);
+    assert.deepEqual(link.info(), perfInfo(link, program.id, "tracepoint"));
+    link.close();
+    const uprobe = cookieWriter(sys, "kprobe", "uprobe_cookie");
+    const probe = uprobe.program.attachUprobe(TARGET, PROBED, { cookie: 7 });
+    callProbed(1);
+    assert.equal(counted(uprobe.map), 7n);
+    probe.close();
+  },
+);
+
+transcriptTest("a cookie that is no u64 is refused before any call", (sys) => {
+  const { kernel, programs: [tp, probe], calls } = talliedPrograms(sys, [
+    { type: "tracepoint", name: "tp" },
+    { type: "kprobe", name: "probe" },
+  ]);
+  const before = calls();
+  const message = /^RangeError: opts\.cookie: expected a u64 \(a bigint or safe integer\), got /;
+  for (const cookie of [-1, 2n ** 64n, 1.5, 2 ** 53, "7"]) {
+    assert.throws(() => probe.attachUprobe(TARGET, PROBED, { cookie: cookie as never }), message);
+    assert.throws(() => probe.attachKprobe("do_sys_openat2", { cookie: cookie as never }), message);
+  }
+  const attaching = { kernel, fd: tp.fd, type: tp.type, description: "tp", operation: "t" };
+  assert.throws(() => attachTracepoint(attaching, "syscalls", "x", { cookie: -1 }), message);
+  assert.equal(calls(), before);
 });

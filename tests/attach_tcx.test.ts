@@ -8,10 +8,17 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { rmSync } from "node:fs";
 import { LINK_TYPE_TCX } from "../ffi/link_types.ts";
-import { type BpfMap, type BpfSystem, Link, listLinkIds, Program } from "../mod.ts";
+import { BpfError, type BpfMap, type BpfSystem, Link, listLinkIds, Program } from "../mod.ts";
 import { TCX_NEXT } from "../programs/attach_tcx.ts";
 import { bpffsForTests } from "./helpers/bpffs.ts";
-import { counted, counterMap, datagramCounter, talliedPrograms } from "./helpers/counting.ts";
+import {
+  counted,
+  counterMap,
+  countsDatagrams,
+  datagramCounter,
+  talliedPrograms,
+  TC_CONTEXT,
+} from "./helpers/counting.ts";
 import { exchangeDatagrams } from "./helpers/datagrams.ts";
 import { exit, mov64Imm, program } from "./helpers/insns.ts";
 import { liveTest, replayRun } from "./helpers/live.ts";
@@ -164,3 +171,71 @@ liveTest("bpftool and listLinkIds see a tcx link while it lives, and not after",
     /Command failed/,
   );
 });
+
+type Counter = ReturnType<typeof datagramCounter>;
+
+/** A sched_cls program counting the test's datagrams into a map of its own, ending tcx's chain. */
+const tcxEnd = (sys: BpfSystem, name: string) => {
+  const map = counterMap(sys);
+  const instructions = countsDatagrams(map.fd, 0, TC_CONTEXT); // TCX_PASS: no program after it
+  return {
+    map,
+    program: sys.loadProgram({ type: "sched_cls", instructions, license: "GPL", name }),
+  };
+};
+
+transcriptTest(
+  "tcx links placed after a link or before a program run there; a stale revision is refused",
+  (sys) => {
+    // Counters pass packets on; end ends the chain: what is placed after it sees nothing.
+    const [p, m, z, l] = ["p_tcx", "m_tcx", "z_tcx", "l_tcx"].map((name) =>
+      datagramCounter(sys, "sched_cls", name)
+    ) as [Counter, Counter, Counter, Counter];
+    const end = tcxEnd(sys, "end_tcx");
+    const counts = () => [p, m, end, z, l].map(({ map }) => counted(map));
+    const pLink = p.program.attachTcx(VETH_IFINDEX, "ingress");
+    const endLink = end.program.attachTcx(VETH_IFINDEX, "ingress");
+    const lLink = l.program.attachTcx(VETH_IFINDEX, "ingress"); // last: behind end
+    exchangeDatagrams(3, FROM_PEER);
+    assert.deepEqual(counts(), [3n, 0n, 3n, 0n, 0n]);
+    // After p's link, so before end: m counts (placed last, it would not).
+    const mLink = m.program.attachTcx(VETH_IFINDEX, "ingress", { after: pLink });
+    exchangeDatagrams(2, FROM_PEER);
+    assert.deepEqual(counts(), [5n, 2n, 5n, 0n, 0n]);
+    // Before l's program, so behind end: z counts nothing (placed first, it would).
+    const zLink = z.program.attachTcx(VETH_IFINDEX, "ingress", { before: l.program });
+    exchangeDatagrams(1, FROM_PEER);
+    assert.deepEqual(counts(), [6n, 3n, 6n, 0n, 0n]);
+    // Five links made since the hook was empty: its revision is past 1, so 1 is stale.
+    const stale = datagramCounter(sys, "sched_cls", "stale_tcx");
+    assert.throws(
+      () => stale.program.attachTcx(VETH_IFINDEX, "ingress", { expectedRevision: 1 }),
+      (error) => error instanceof BpfError && error.code === "ESTALE",
+    );
+    // end's link gone, the chain goes on: p, m, z, l.
+    endLink.close();
+    exchangeDatagrams(1, FROM_PEER);
+    assert.deepEqual(counts(), [7n, 4n, 6n, 1n, 1n]);
+    for (const link of [pLink, mLink, zLink, lLink]) link.close();
+  },
+);
+
+transcriptTest(
+  "tcx placement is checked before any call: one of position, before, after",
+  (sys) => {
+    const { programs: [tc], calls } = talliedPrograms(sys, [{ type: "sched_cls", name: "placed" }]);
+    const before = calls();
+    const cases: [object, RegExp][] = [
+      [{ position: "first", before: tc }, /position, before and after each place the link/],
+      [{ before: tc, after: tc }, /position, before and after each place the link/],
+      [{ before: { fd: -1 } }, /^TypeError: opts\.before: expected an open Program or Link/],
+      [{ after: 3 }, /^TypeError: opts\.after: expected an open Program or Link, got number 3$/],
+      [{ expectedRevision: 0 }, /^RangeError: opts\.expectedRevision: expected a u64 from 1/],
+      [{ expectedRevision: 2n ** 64n }, /^RangeError: opts\.expectedRevision/],
+    ];
+    for (const [opts, message] of cases) {
+      assert.throws(() => tc.attachTcx(VETH_IFINDEX, "ingress", opts), message);
+    }
+    assert.equal(calls(), before);
+  },
+);

@@ -160,6 +160,72 @@ transcriptTest("iter/bpf_map prints the test's marked maps, read through its lin
   if (!replayRun) execFileSync("rm", [path]);
 });
 
+/**
+ * iter/bpf_map_elem: writes each element's 4-byte key, then its 4-byte value, to the iterator's
+ * output. The context is `{ meta, map, key, value }`, the key NULL at the end.
+ */
+function printsElements(): Uint8Array {
+  return assemble([
+    mov64Reg(6, 1),
+    ldxMem(BPF_DW, 7, 6, 16), // ctx->key
+    (off) => jeqImm(7, 0, off),
+    ldxMem(BPF_DW, 8, 6, 24), // ctx->value
+    (off) => jeqImm(8, 0, off),
+    ldxMem(BPF_DW, 9, 6, 0), // ctx->meta
+    ldxMem(BPF_DW, 1, 9, 0), // meta->seq
+    mov64Reg(2, 7),
+    mov64Imm(3, 4),
+    call(BPF_FUNC_seq_write),
+    ldxMem(BPF_DW, 1, 9, 0),
+    mov64Reg(2, 8),
+    mov64Imm(3, 4),
+    call(BPF_FUNC_seq_write),
+  ], 0);
+}
+
+transcriptTest("iter/bpf_map_elem over one map prints its elements, and no other map's", (sys) => {
+  const u32s = (...values: number[]) => new Uint8Array(new Uint32Array(values).buffer);
+  // Arrays: elements in index order on every run (a hash's order follows its random seed).
+  const spec = { type: "array", keySize: 4, valueSize: 4, maxEntries: 3 } as const;
+  const map = sys.createMap(spec);
+  const other = sys.createMap(spec);
+  for (const [key, value] of [[0, 10], [1, 20], [2, 30]] as const) {
+    map.update(u32s(key), u32s(value));
+  }
+  other.update(u32s(0), u32s(90));
+  const iter = sys.loadProgram({
+    type: "tracing",
+    expectedAttachType: "trace_iter",
+    attachBtfId: attachBtfIdOf("trace_iter", "bpf_map_elem", sys.kernel),
+    instructions: printsElements(),
+    license: "GPL",
+    name: "print_elems",
+  });
+  assert.throws(
+    () => iter.attachTracing({ iterMap: {} as never }),
+    /^TypeError: opts\.iterMap: expected an open map, got /,
+  );
+  // The kernel's own refusal without a map: bpf_map_elem walks one map, named at the attach.
+  const none = thrown(() => iter.attachTracing());
+  assert.ok(none instanceof BpfError && none.op === "BPF_LINK_CREATE", String(none));
+  assert.equal(none.code, "EBADF"); // map_fd 0: no map
+  const link = iter.attachTracing({ iterMap: map });
+  const path = `${ITER_BPFFS}/elements`;
+  link.pin(path);
+  // Each read of the pin walks the map afresh: key and value, u32 each.
+  const read = () => {
+    const bytes = primitivesOf(sys.kernel.backend).readFile(path);
+    const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+    return Array.from({ length: words.length / 2 }, (_, i) => [words[2 * i], words[2 * i + 1]]);
+  };
+  assert.deepEqual(read(), [[0, 10], [1, 20], [2, 30]]);
+  map.update(u32s(1), u32s(21));
+  other.update(u32s(2), u32s(80));
+  assert.deepEqual(read(), [[0, 10], [1, 21], [2, 30]]);
+  link.close();
+  if (!replayRun) execFileSync("rm", [path]);
+});
+
 /** The trampoline attach types, each with a target this kernel's BTF has. */
 const TRAMPOLINES: [TracingAttachType, string, "tracing" | "lsm"][] = [
   ["trace_fentry", "do_sys_openat2", "tracing"],
