@@ -46,6 +46,7 @@ export function perCpu<V>(value: Codec<V>, cpus: number): Codec<V[]> {
   const size = slots.size;
   return Object.freeze({
     element: value,
+    cpus,
     name: `percpu<${value.name}>[${cpus}]`,
     size,
     align: 8,
@@ -59,6 +60,14 @@ export function perCpu<V>(value: Codec<V>, cpus: number): Codec<V[]> {
 
 const viewOf = (bytes: Uint8Array) =>
   new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+
+/**
+ * The typed array over a batch's keys or values of type `T`: 64-bit for
+ * bigints, the other widths for numbers (a per-CPU value's element decides).
+ */
+export type ArrayOf<T> = [T] extends [bigint | readonly bigint[]] ? BigUint64Array | BigInt64Array
+  : [T] extends [number | readonly number[]] ? Exclude<NumberArray, BigUint64Array | BigInt64Array>
+  : NumberArray;
 
 /**
  * One lookup batch of a typed map: zero-copy, valid until the next batch replaces it.
@@ -108,16 +117,58 @@ export class TypedBatch<K, V> {
   }
 
   /** The keys as a typed array over the kernel's buffer (fixed-width little-endian key codecs). */
-  keyArray(): NumberArray {
-    return arrayView(this.#spec.key, this.keyBytes, "key");
+  keyArray(): ArrayOf<K> {
+    return arrayView(this.#spec.key, this.keyBytes, "key") as ArrayOf<K>;
   }
 
   /**
-   * The values as a typed array over the kernel's buffer. For per-CPU maps,
-   * the slots of every CPU, element after element (see `sumPerCpu`).
+   * The values as a typed array over the kernel's buffer: a `BigUint64Array`
+   * (or `BigInt64Array`) for `u64` (`i64`) values, typed so. For per-CPU
+   * maps, the slots of every CPU, element after element (see
+   * {@linkcode TypedBatch.sumPerCpu}).
    */
-  valueArray(): NumberArray {
-    return arrayView(this.#spec.value, this.valueBytes, "value");
+  valueArray(): ArrayOf<V> {
+    return this.#values ??= arrayView(this.#spec.value, this.valueBytes, "value") as ArrayOf<V>;
+  }
+
+  #values: ArrayOf<V> | undefined;
+
+  /**
+   * The sum of element `i`'s per-CPU values, in a batch of a per-CPU map
+   * seen through `typedPerCpu` with a numeric value codec: what
+   * `sumPerCpu(batch.valueArray(), i, cpus, valueSize)` computes, allocating
+   * nothing.
+   *
+   * @throws {TypeError} for a batch whose values are not per-CPU numbers.
+   * @throws {RangeError} for an `i` outside `0..count-1`.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { BpfMap, possibleCpus } from "../mod.ts";
+   * import { u32, u64 } from "./codec.ts";
+   *
+   * using map = BpfMap.create({ type: "percpu_array", keySize: 4, valueSize: 8, maxEntries: 2 });
+   * const counters = map.typedPerCpu({ key: u32, value: u64 });
+   * const cpus = possibleCpus();
+   * counters.set(1, Array.from({ length: cpus }, (_, cpu) => BigInt(cpu + 1)));
+   * const [batch] = [...counters.batches()];
+   * assert.equal(batch!.sumPerCpu(0), 0n);
+   * assert.equal(batch!.sumPerCpu(1), BigInt((cpus * (cpus + 1)) / 2)); // 1 + 2 + ... + cpus
+   * assert.throws(() => batch!.sumPerCpu(2), RangeError);
+   * ```
+   */
+  sumPerCpu(i: number): [V] extends [readonly bigint[]] ? bigint : number {
+    const codec = this.#spec.value as Codec<V> & { element?: Codec<unknown>; cpus?: number };
+    if (codec.cpus === undefined || codec.element!.array === undefined) {
+      throw new TypeError(
+        `sumPerCpu: the values (${codec.name}) are not per-CPU numbers: see typedPerCpu`,
+      );
+    }
+    if (!Number.isInteger(i) || i < 0 || i >= this.count) {
+      throw new RangeError(`sumPerCpu: element ${i} is not in this batch of ${this.count}`);
+    }
+    return sumPerCpu(this.valueArray(), i, codec.cpus, codec.element!.size) as never;
   }
 }
 
@@ -351,7 +402,7 @@ export class TypedMap<K, V> {
    * typed.setMany(Array.from({ length: 1000 }, (_, i): [number, bigint] => [i, BigInt(i)]));
    * let sum = 0n;
    * for (const batch of typed.batches({ size: 256 })) {
-   *   for (const value of batch.valueArray() as BigUint64Array) sum += value;
+   *   for (const value of batch.valueArray()) sum += value; // a BigUint64Array: u64 values
    * }
    * assert.equal(sum, 499500n);
    * ```
