@@ -301,6 +301,7 @@ export class RingBuffer {
    * `ringbuf_process_ring`; each is consumed once its callback returns.
    */
   #walk(onRecord: RecordCallback, limit: number): number {
+    this.#commit(); // a record an async loop holds: consumed, so it is not handed out again
     // #next and #commit by hand, on locals: no field is read or written per record.
     const { producer, producerWords, dataWords, mask, pageSize } = this.#memory;
     const record = this.#record;

@@ -231,6 +231,20 @@ transcriptTest(
   },
 );
 
+transcriptTest("consume inside a for await loop goes on after the loop's record", async (sys) => {
+  const { run, events } = producer(sys);
+  using ring = new RingBuffer(events);
+  run(OUTPUT, 3, 8);
+  const seen: number[] = [];
+  for await (const record of ring) {
+    seen.push(seqOf(record.bytes()));
+    ring.consume((next) => seen.push(seqOf(next.bytes())));
+    break;
+  }
+  assert.deepEqual(seen, [0, 1, 2]); // each once
+  assert.equal(ring.available(), 0);
+});
+
 transcriptTest("a set waits for several rings at once, each with its callback", (sys) => {
   const { run, events, small } = producer(sys);
   using rings = new RingBufferSet();
