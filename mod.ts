@@ -122,11 +122,16 @@ export type { ObjectProgram, ProgramRelocation } from "./object/programs.ts";
 export { programSection, SECTION_DEFS } from "./object/sections.ts";
 export type { AttachTarget, ProgramSection, SectionDef } from "./object/sections.ts";
 export type { CgroupAttachType } from "./programs/attach_cgroup.ts";
-export type { KprobeAttachOptions, UprobeAttachOptions } from "./programs/attach_perf_link.ts";
+export type {
+  KprobeAttachOptions,
+  PerfLinkOptions,
+  TracepointAttachOptions,
+  UprobeAttachOptions,
+} from "./programs/attach_perf_link.ts";
 export { attachBySection, rememberSection } from "./programs/attach_section.ts";
 export type { SectionAttachable } from "./programs/attach_section.ts";
-export { BPF_F_AFTER, BPF_F_BEFORE, TCX_NEXT } from "./programs/attach_tcx.ts";
-export type { TcxAttachOptions, TcxDirection } from "./programs/attach_tcx.ts";
+export { BPF_F_AFTER, BPF_F_BEFORE, BPF_F_LINK, TCX_NEXT } from "./programs/attach_tcx.ts";
+export type { TcxAttachOptions, TcxDirection, TcxRelative } from "./programs/attach_tcx.ts";
 export { attachBtfIdOf } from "./programs/attach_tracing.ts";
 export type { TracingAttachOptions, TracingAttachType } from "./programs/attach_tracing.ts";
 export { Link, listLinkIds } from "./programs/link.ts";
