@@ -123,6 +123,27 @@ type LinkCreateHead = "prog_fd" | "target_ifindex" | "attach_type" | "flags";
  * `createLink`, whose 20 bytes every kernel since 5.7 reads.
  *
  * @throws {BpfError} when the kernel refuses, named by `what`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BPF_LINK_CREATE_TCX } from "../ffi/commands.ts";
+ * import { liveKernel } from "../ffi/kernel.ts";
+ * import { attachTypeNumber } from "../ffi/prog_types.ts";
+ * import { Program } from "../mod.ts";
+ * import { createShapedLink } from "./attach_perf_link.ts";
+ *
+ * // r0 = TCX_NEXT; exit, on loopback's tcx ingress, last (BPF_F_AFTER), at any revision.
+ * const instructions = new Uint8Array([0xb7, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x95, 0, 0, 0, 0, 0, 0, 0]);
+ * using program = Program.load({ type: "sched_cls", instructions, license: "GPL" });
+ * const target = { target: 1, attachType: attachTypeNumber("tcx_ingress"), flags: 1 << 4 };
+ * const { relative_fd, expected_revision } = BPF_LINK_CREATE_TCX.fields;
+ * using link = createShapedLink(liveKernel(), program.fd, BPF_LINK_CREATE_TCX, target, (attr) => {
+ *   attr.setU32(relative_fd, 0);
+ *   attr.setBigU64(expected_revision, 0n);
+ * }, "pass on lo");
+ * assert.equal(link.info().attachType, "tcx_ingress");
+ * ```
  */
 export function createShapedLink<F extends string>(
   kernel: Kernel,

@@ -17,6 +17,7 @@ import {
   expectProgramType,
   Link,
 } from "./link.ts";
+import { ifindex as indexOf } from "./netdev.ts";
 
 /** Which way the packets a tcx program sees go. */
 export type TcxDirection = "ingress" | "egress";
@@ -58,12 +59,14 @@ export interface TcxAttachOptions {
 export const TCX_NEXT = -1;
 
 /**
- * Attaches a `sched_cls` program to device `ifindex`'s `direction` with a
- * tcx link (`BPF_LINK_CREATE`, attach type `tcx_ingress`/`tcx_egress`).
- * A program of another type, an ifindex that is not a positive integer,
- * a direction or position that is neither, are refused before any call.
+ * Attaches a `sched_cls` program to a network device's `direction` (the
+ * device named, as `ifindex()` finds it, or by index) with a tcx link
+ * (`BPF_LINK_CREATE`, attach type `tcx_ingress`/`tcx_egress`). A program of
+ * another type, an ifindex that is not a positive integer, a direction or
+ * position that is neither, are refused before any call.
  *
- * @throws {BpfError} when the kernel refuses (ENODEV: no such device).
+ * @throws {BpfError} when the kernel refuses (ENODEV: no such device; op `if_nametoindex` for a
+ *   name no device has).
  *
  * @example
  * ```ts
@@ -74,19 +77,25 @@ export const TCX_NEXT = -1;
  * const instructions = new Uint8Array([0xb7, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x95, 0, 0, 0, 0, 0, 0, 0]);
  * using program = Program.load({ type: "sched_cls", instructions, license: "GPL" });
  * assert.equal(TCX_NEXT, -1);
- * using link = program.attachTcx(1, "ingress"); // loopback
+ * using link = program.attachTcx("lo", "ingress"); // loopback, by name
  * assert.deepEqual([link.info().ifindex, link.info().attachType], [1, "tcx_ingress"]);
  * assert.throws(() => program.attachTcx(1, "inbound" as never), TypeError);
+ * // Another program, placed just before that link; the hook has changed since revision 1.
+ * using other = Program.load({ type: "sched_cls", instructions, license: "GPL" });
+ * using before = other.attachTcx(1, "ingress", { before: link });
+ * assert.equal(before.info().attachType, "tcx_ingress");
+ * before.close();
+ * assert.throws(() => other.attachTcx(1, "ingress", { expectedRevision: 1 }), { code: "ESTALE" });
  * ```
  */
 export function attachTcx(
   program: AttachingProgram,
-  ifindex: number,
+  device: string | number,
   direction: TcxDirection,
   opts?: TcxAttachOptions,
 ): Link {
   expectProgramType(program, ["sched_cls"]);
-  checkInteger(ifindex, "ifindex", 1, 0x7fff_ffff);
+  if (typeof device !== "string") checkInteger(device, "ifindex", 1, 0x7fff_ffff);
   if (direction !== "ingress" && direction !== "egress") {
     throw new TypeError(`direction: expected "ingress" or "egress", got ${describe(direction)}`);
   }
@@ -103,6 +112,7 @@ export function attachTcx(
     ? 0
     : relativeFdOf(relative, before ? "before" : "after");
   const revision = expectedRevision === undefined ? 0n : checkRevision(expectedRevision);
+  const ifindex = typeof device === "string" ? indexOf(device, program.kernel) : device;
   const link = {
     target: ifindex,
     attachType: attachTypeNumber(`tcx_${direction}`),
