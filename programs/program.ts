@@ -532,11 +532,11 @@ export class Program {
   }
 
   /**
-   * Attaches this `sched_cls` program to device `ifindex`'s ingress or
-   * egress through a tcx link (see `attachTcx` in `attach_tcx.ts`).
+   * Attaches this `sched_cls` program to a network device's ingress or
+   * egress (named, or by index) through a tcx link (see `attachTcx` in `attach_tcx.ts`).
    */
-  attachTcx(ifindex: number, direction: TcxDirection, opts?: TcxAttachOptions): Link {
-    return attachTcx(this.#attaching("attachTcx"), ifindex, direction, opts);
+  attachTcx(device: string | number, direction: TcxDirection, opts?: TcxAttachOptions): Link {
+    return attachTcx(this.#attaching("attachTcx"), device, direction, opts);
   }
 
   /**
