@@ -218,8 +218,9 @@ export class RingBuffer {
    * Calls `onRecord` for each record committed now, in order, up to `limit`
    * records, skipping discarded ones and stopping at the first record still
    * being written (its producer has not committed it: later records wait for
-   * it). Each record is consumed once its callback returns: its space goes
-   * back to the producers.
+   * it). A record is consumed when its callback is called (one that throws
+   * leaves it consumed) and stays in place until the callback returns; the
+   * space goes back to the producers every 64 records and when the walk ends.
    *
    * @returns how many records `onRecord` was called with.
    */
