@@ -132,7 +132,9 @@ transcriptTest("attachTcx refuses bad input before any syscall", (sys) => {
     name: "RangeError",
     message: "ifindex must be between 1 and 2147483647, got 0",
   });
-  assert.throws(() => tc.attachTcx("4242" as never, "ingress"), /ifindex must be an integer/);
+  assert.throws(() => tc.attachTcx(1.5, "ingress"), /ifindex must be an integer/);
+  // A device's name is read from sysfs: one that is no name is refused before that read.
+  assert.throws(() => tc.attachTcx("../lo", "ingress"), /^TypeError: name: expected a network/);
   assert.throws(() => tc.attachTcx(VETH_IFINDEX, "sideways" as never), {
     name: "TypeError",
     message: "direction: expected \"ingress\" or \"egress\", got \"sideways\"",
