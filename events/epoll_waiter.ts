@@ -7,18 +7,10 @@
  */
 
 import type { KernelPrimitives } from "../ffi/backend.ts";
-import { EPOLLIN, type EpollReady } from "../ffi/epoll.ts";
+import { EPOLLET, EPOLLIN, EPOLLOUT, type EpollReady } from "../ffi/epoll.ts";
 import { EINTR } from "../ffi/errno.ts";
 import { BpfError } from "../ffi/errors.ts";
 import type { Kernel } from "../ffi/kernel.ts";
-
-/**
- * `EPOLLOUT`: writable (a user ring buffer has room). Kept here until
- * ffi/epoll.ts, where the other epoll bits are, has it.
- */
-export const EPOLLOUT = 0x004;
-/** `EPOLLET`: report a readiness once per wake-up, not for as long as it lasts. */
-export const EPOLLET = 0x80000000;
 
 /** An epoll fd watching some fds (for `EPOLLIN` by default: a ring with data to read). */
 export class EpollWaiter {
@@ -46,6 +38,15 @@ export class EpollWaiter {
     }
     const result = this.#primitives.epollCtl(this.#fd, "add", fd, events);
     if (result < 0) throw new BpfError("epoll_ctl", -result, `fd ${fd}`);
+  }
+
+  /**
+   * Watches `fd` for room to write, edge-triggered (`EPOLLOUT | EPOLLET`): a
+   * user ring buffer reports any room at all as writable, so a level-triggered
+   * wait would return at once for as long as any byte is free.
+   */
+  addWritable(fd: number): void {
+    this.add(fd, (EPOLLOUT | EPOLLET) >>> 0); // | makes an i32: the top bit is negative
   }
 
   /** Waits, blocking the thread, up to `timeoutMs`; the ready fds (none after a timeout). */

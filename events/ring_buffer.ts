@@ -24,7 +24,6 @@
  */
 
 import type { KernelPrimitives } from "../ffi/backend.ts";
-import { EPOLLIN } from "../ffi/epoll.ts";
 import { EINTR } from "../ffi/errno.ts";
 import { BpfError } from "../ffi/errors.ts";
 import type { Kernel } from "../ffi/kernel.ts";

@@ -21,7 +21,7 @@
 import type { KernelPrimitives } from "../ffi/backend.ts";
 import type { Kernel } from "../ffi/kernel.ts";
 import type { BpfMap } from "../maps/bpf_map.ts";
-import { EPOLLET, EPOLLOUT, EpollWaiter } from "./epoll_waiter.ts";
+import { EpollWaiter } from "./epoll_waiter.ts";
 import { checkTimeout } from "./ring_buffer.ts";
 import {
   BPF_RINGBUF_BUSY_BIT,
@@ -213,7 +213,7 @@ export class UserRingBuffer implements Disposable {
   #waiting(): EpollWaiter {
     if (this.#waiter !== undefined) return this.#waiter;
     const waiter = new EpollWaiter(this.#through.kernel, this.#through.primitives);
-    waiter.add(this.map.fd, (EPOLLOUT | EPOLLET) >>> 0); // | makes an i32: the top bit is negative
+    waiter.addWritable(this.map.fd);
     return this.#leftovers.waiter = this.#waiter = waiter;
   }
 

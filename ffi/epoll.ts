@@ -9,10 +9,26 @@
 
 /** `EPOLLIN`: readable (a perf or ring buffer has data, an eventfd a count). */
 export const EPOLLIN = 0x001;
+/** `EPOLLOUT`: writable (a user ring buffer has room). */
+export const EPOLLOUT = 0x004;
 /** `EPOLLERR`. */
 export const EPOLLERR = 0x008;
 /** `EPOLLHUP`. */
 export const EPOLLHUP = 0x010;
+/**
+ * `EPOLLET`: edge-triggered, a readiness reported once per change, not for
+ * as long as it lasts. Its bit is the sign bit of an i32: `EPOLLOUT | EPOLLET`
+ * is negative, so a mask with it is passed through `>>> 0`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { EPOLLET, EPOLLOUT } from "./epoll.ts";
+ * assert.equal(EPOLLOUT | EPOLLET, -2147483644); // what `|` makes of it
+ * assert.equal((EPOLLOUT | EPOLLET) >>> 0, 0x80000004); // the mask epoll_ctl takes
+ * ```
+ */
+export const EPOLLET = 0x80000000;
 /** `EPOLL_CTL_ADD`. */
 export const EPOLL_CTL_ADD = 1;
 /** `EPOLL_CTL_DEL`. */
