@@ -49,7 +49,7 @@ const key = struct({ tgid: u32, nr: u32 });
 const value = struct({ count: u64, last: u64, comm: chars(16) });
 
 using object = BpfObject.open(path).load();
-const counts = object.maps.get("counts")!.typed({ key, value });
+const counts = object.map("counts").typed({ key, value });
 
 /**
  * System call names by number, from the kernel's headers where they are installed (Debian's
@@ -105,7 +105,7 @@ function report(): void {
 
 {
   // Attached for this block: leaving it, by Ctrl-C, the duration or an error, detaches.
-  using link = object.programs.get("count_syscalls")!.attachRawTracepoint("sys_enter");
+  using link = object.loadedProgram("count_syscalls").attachRawTracepoint("sys_enter");
   // Until Ctrl-C or the end of the duration; Ctrl-C is taken before the user is told of it.
   const ticks = setInterval(report, interval);
   let stop = () => {};

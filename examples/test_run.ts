@@ -127,7 +127,7 @@ const cases: { name: string; packet: Uint8Array; verdict: number; out?: Uint8Arr
 await using system = await openSystem({ transcript });
 console.log(`mode: ${system.mode}${transcript === undefined ? "" : ` (${transcript})`}`);
 const object = system.loadObject(path);
-const pongProgram = object.programs.get("pong")!;
+const pongProgram = object.loadedProgram("pong");
 
 console.log(`${"PACKET".padEnd(18)} ${"BYTES".padStart(5)}  ${"VERDICT".padEnd(12)} CHANGED`);
 for (const { name, packet, verdict, out } of cases) {
@@ -143,7 +143,7 @@ for (const { name, packet, verdict, out } of cases) {
 assert.equal(checksum(pong.subarray(34)), 0, "the reply's ICMP checksum");
 
 // The program counted each verdict in its map, as it would on a device.
-const counted = new Map(object.maps.get("verdicts")!.typed({ key: u32, value: u64 }).entries());
+const counted = new Map(object.map("verdicts").typed({ key: u32, value: u64 }).entries());
 console.log(
   `verdicts counted: ${VERDICTS.map((v, i) => `${v} ${counted.get(i)}`).join(", ")}`,
 );

@@ -9,16 +9,15 @@
 //     [--interface lo] [--interval 1] [--duration 10]
 //   bun examples/xdp_protocols.ts xdp_protocols.bpf.o --interface eth0
 //
-// A device is named, or given by its index (`ip link`); Deno finds a name other than lo's in /sys,
-// which it opens with --allow-all only.
+// A device is named (ifindex() finds its index, as if_nametoindex does), or given by its index
+// (`ip link`).
 //
 // As root, or with CAP_BPF and CAP_NET_ADMIN. Generic XDP (any device; loopback has no other)
 // unless the driver has its own; one XDP program a device, so a busy one answers EBUSY.
 
-import { readFileSync } from "node:fs";
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { BpfObject, possibleCpus, sumPerCpu, u32, u64 } from "../mod.ts";
+import { BpfObject, ifindex, u32, u64 } from "../mod.ts";
 
 /** Seconds, as milliseconds; anything but a positive number is NaN. */
 const seconds = (text: string | undefined) => Number(text) > 0 ? Number(text) * 1000 : NaN;
@@ -50,16 +49,13 @@ function commandLine() {
 }
 const { object: path, device, interval, duration } = commandLine();
 
-/** The device's index: loopback's is 1 in every network namespace; others as `ip link` shows. */
-function ifindex(name: string): number {
-  if (/^\d+$/.test(name)) return Number(name);
-  if (name === "lo") return 1;
+/** The device's index, given or looked up by its name; else the reason, and exit status 1. */
+function deviceIndex(device: string): number {
+  if (/^\d+$/.test(device)) return Number(device);
   try {
-    return Number(readFileSync(`/sys/class/net/${name}/ifindex`, "utf8"));
+    return ifindex(device);
   } catch (error) {
-    // Deno reads /sys with --allow-all only, whatever --allow-read says.
-    const deno = (error as Error).name === "NotCapable" ? " (Deno: run with --allow-all)" : "";
-    console.error(`cannot find network device '${name}'${deno}: give its index (ip link)`);
+    console.error(`cannot find network device '${device}': ${(error as Error).message}`);
     process.exit(1);
   }
 }
@@ -72,10 +68,8 @@ const NOT_IP = FAMILIES.length * PROTOCOLS.length;
 /** Prints each protocol's packets per family, each count summed over the CPUs. */
 function report(): void {
   const totals = new Array<bigint>(NOT_IP + 1).fill(0n);
-  const cpus = possibleCpus();
   for (const batch of packets.batches()) {
-    const values = batch.valueArray() as BigUint64Array; // u64: the codec says so, the type not
-    for (let i = 0; i < batch.count; i++) totals[batch.key(i)] = sumPerCpu(values, i, cpus, 8);
+    for (let i = 0; i < batch.count; i++) totals[batch.key(i)] = batch.sumPerCpu(i);
   }
   const time = new Date().toISOString().slice(11, 19);
   console.log(`\n${time}  ${device}: ${totals.reduce((a, b) => a + b)} packets`);
@@ -87,12 +81,12 @@ function report(): void {
   console.log(`${"not IP".padEnd(8)} ${String(totals[NOT_IP]).padStart(10)}`);
 }
 
-const index = ifindex(device); // a device that is not there is said before anything is loaded
+const index = deviceIndex(device); // a device that is not there is said before anything is loaded
 using object = BpfObject.open(path).load();
-const packets = object.maps.get("packets")!.typedPerCpu({ key: u32, value: u64 });
+const packets = object.map("packets").typedPerCpu({ key: u32, value: u64 });
 {
   // Attached for this block: leaving it, by Ctrl-C, the duration or an error, detaches.
-  using link = object.programs.get("count_protocols")!.attachXdp(index);
+  using link = object.loadedProgram("count_protocols").attachXdp(index);
   // Until Ctrl-C or the end of the duration; Ctrl-C is taken before the user is told of it.
   const ticks = setInterval(report, interval);
   let stop = () => {};
