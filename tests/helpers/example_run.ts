@@ -6,13 +6,13 @@
  * @module
  */
 
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { TRANSCRIPT_ENV } from "../../mod.ts";
 import { liveTest, liveUnavailable, replayRun } from "./live.ts";
-import { CLANG_NEEDS } from "./object_build.ts";
+import { buildObject, CLANG_NEEDS } from "./object_build.ts";
 import { toolTest } from "./tools.ts";
 
 /** The repository's root folder. */
@@ -28,23 +28,7 @@ export type Runtime = (typeof RUNTIMES)[number];
  * from any checkout, so that the object is the same everywhere.
  */
 export function buildExample(name: string, folder: string): string {
-  const source = join(ROOT, "examples", "bpf", `${name}.bpf.c`);
-  const object = join(folder, `${name}.bpf.o`);
-  const arch = execFileSync("uname", ["-m"], { encoding: "utf8" }).trim();
-  execFileSync("clang", [
-    "-O2",
-    "-g",
-    "-target",
-    "bpf",
-    `-I/usr/include/${arch}-linux-gnu`,
-    "-fdebug-compilation-dir=.",
-    `-fdebug-prefix-map=${join(ROOT, "examples", "bpf")}=examples/bpf`,
-    "-c",
-    source,
-    "-o",
-    object,
-  ]);
-  return object;
+  return buildObject(join(ROOT, "examples", "bpf", `${name}.bpf.c`), folder);
 }
 
 /** How an example reaches BPF: live (FFI), or not at all (a replay on a machine without BPF). */

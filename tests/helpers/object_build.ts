@@ -9,7 +9,7 @@
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, isAbsolute, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** What an object test needs from the machine (see `toolTest`). */
@@ -18,13 +18,17 @@ export const CLANG_NEEDS = {
   paths: ["/usr/include/bpf/bpf_helpers.h"],
 } as const;
 
+/** The repository's root folder. */
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
 /** `tests/bpf/<name>`'s path. */
 export function bpfSource(name: string): string {
   return fileURLToPath(new URL(`../bpf/${name}`, import.meta.url));
 }
 
 /**
- * Compiles `tests/bpf/<source>` with `clang -O2 -g -target bpf` (and
+ * Compiles `source` (a name in `tests/bpf/`, or an absolute path in the
+ * repository: `examples/bpf/...`) with `clang -O2 -g -target bpf` (and
  * `-D<define>` for each of `defines`) into `<folder>/<stem>.bpf.o` and
  * returns the path; the caller removes `folder`.
  */
@@ -33,11 +37,13 @@ export function buildObject(
   folder: string,
   defines: readonly string[] = [],
 ): string {
-  const path = bpfSource(source);
-  const object = join(folder, source.replace(/\.c$/, ".o"));
+  const path = isAbsolute(source) ? source : bpfSource(source);
+  const object = join(folder, basename(path).replace(/\.c$/, ".o"));
   const arch = execFileSync("uname", ["-m"], { encoding: "utf8" }).trim();
-  // The line info names the source as tests/bpf/... from any checkout.
-  const paths = ["-fdebug-compilation-dir=.", `-fdebug-prefix-map=${dirname(path)}=tests/bpf`];
+  // The line info names the source from the repository's root (tests/bpf/..., examples/bpf/...),
+  // so that the object is the same from any checkout.
+  const under = relative(ROOT, dirname(path));
+  const paths = ["-fdebug-compilation-dir=.", `-fdebug-prefix-map=${dirname(path)}=${under}`];
   const includes = [`-I/usr/include/${arch}-linux-gnu`];
   clang([...includes, ...paths, ...defines.map((define) => `-D${define}`), "-c", path], object);
   return object;
