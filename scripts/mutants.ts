@@ -412,6 +412,16 @@ const MUTATIONS: Mutation[] = [
     tests: ["tests/map_memory.test.ts"],
     replay: true,
   },
+  {
+    name: "text-calls-without-relocation-ignored",
+    why:
+      "a call between .text functions that clang left unrelocated is not read: the callee is never appended and the kernel refuses the program",
+    file: "object/programs.ts",
+    from: "    unrelocatedCalls(bytes, section, symbol, own, text);\n",
+    to: "",
+    tests: ["tests/loader_calls.test.ts"],
+    replay: true,
+  },
 ];
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
