@@ -715,9 +715,7 @@ export const BPF_LINK_INFO_PERF_EVENT = linkInfoLayout({
  * iterator over a map's elements walks; 0 for other iterators).
  */
 export const BPF_LINK_INFO_ITER = linkInfoLayout({
-  // The kernel's `target_name`: named as BTF info's `name`, the nested pointer a transcript
-  // already knows (replay/transcript.ts's NESTED_POINTERS lists the info layouts it checks).
-  name: pointer(16, "out", "name"),
+  target_name: pointer(16, "out", "name"),
   target_name_len: u32(24, "inout"),
   map_id: id(28, "map"),
 });

@@ -168,17 +168,13 @@ export function liveKernel(): Kernel {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { forwardingBackend } from "./backend.ts";
  * import { Kernel, liveKernel, POSSIBLE_CPUS_PATH, setLiveKernel } from "./kernel.ts";
  *
  * const real = liveKernel().backend;
- * setLiveKernel(new Kernel({
- *   runtime: real.runtime,
- *   bpf: (attr) => real.bpf(attr),
- *   close: (fd) => real.close(fd),
- *   baseAddress: (buffer) => real.baseAddress(buffer),
- *   fdInfo: (fd) => real.fdInfo(fd),
- *   readTextFile: (path) => path === POSSIBLE_CPUS_PATH ? "0-7\n" : real.readTextFile(path),
- * }));
+ * setLiveKernel(new Kernel(Object.assign(forwardingBackend(() => real), {
+ *   readTextFile: (path: string) => path === POSSIBLE_CPUS_PATH ? "0-7\n" : real.readTextFile(path),
+ * })));
  * assert.equal(liveKernel().possibleCpus(), 8);
  * setLiveKernel(undefined);
  * assert.notEqual(liveKernel().backend, undefined);

@@ -539,8 +539,8 @@ export function readLinkInfo(kernel: Kernel, fd: number): LinkInfo {
     out.tracepoint = readName(kernel, fd, info, BPF_LINK_INFO_RAW_TRACEPOINT, tp_name, tp_name_len);
   }
   if (type === LINK_TYPE_ITER) {
-    const { name, target_name_len, map_id } = BPF_LINK_INFO_ITER.fields;
-    out.targetName = readName(kernel, fd, info, BPF_LINK_INFO_ITER, name, target_name_len);
+    const { target_name, target_name_len, map_id } = BPF_LINK_INFO_ITER.fields;
+    out.targetName = readName(kernel, fd, info, BPF_LINK_INFO_ITER, target_name, target_name_len);
     // Read from the call that also copied the name: the one a transcript marks the id in.
     const mapId = readU32(info, map_id);
     if (mapId !== 0) out.mapId = mapId;

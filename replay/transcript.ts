@@ -24,6 +24,7 @@
 
 import {
   BPF_BTF_INFO,
+  BPF_LINK_INFO_ITER,
   BPF_LINK_INFO_RAW_TRACEPOINT,
   BPF_MAP_INFO,
   BPF_PROG_INFO,
@@ -448,7 +449,7 @@ const MAX_CPUS = 8192;
 const MAX_ERRNO = 4095;
 /** Pointers inside the structs an info call leads to: the only nested regions there are. */
 const NESTED_POINTERS = new Set(
-  [BPF_MAP_INFO, BPF_PROG_INFO, BPF_BTF_INFO, BPF_LINK_INFO_RAW_TRACEPOINT]
+  [BPF_MAP_INFO, BPF_PROG_INFO, BPF_BTF_INFO, BPF_LINK_INFO_RAW_TRACEPOINT, BPF_LINK_INFO_ITER]
     .flatMap((layout) => layout.fieldList.filter((field) => field.kind === "pointer"))
     .map((field) => field.name),
 );

@@ -221,7 +221,7 @@ const UNION_LAYOUTS: [Layout, string, Record<string, string>][] = [
   }],
   [BPF_LINK_INFO_PERF_EVENT, "perf_event", { perf_event_type: "type" }],
   [BPF_LINK_INFO_ITER, "iter", {
-    name: "target_name",
+    target_name: "target_name",
     target_name_len: "target_name_len",
     map_id: "map.map_id",
   }],

@@ -22,10 +22,12 @@ import { Attr } from "../ffi/attr.ts";
 import {
   BPF_BTF_INFO,
   BPF_LINK_INFO,
+  BPF_LINK_INFO_ITER,
   BPF_LINK_INFO_RAW_TRACEPOINT,
   BPF_MAP_INFO,
   BPF_PROG_INFO,
-  COMMANDS,
+  commandKey,
+  COMMANDS_BY_KEY,
   type Field,
   type Layout,
 } from "../ffi/commands.ts";
@@ -62,8 +64,9 @@ const GUARD_BYTE = 0xa5;
 const UNWRITTEN = 0x5a;
 /** An fd the player never handed out: `"foreign"` in a transcript. */
 const FOREIGN_FD = 3;
-const COMMANDS_BY_NAME = new Map(
-  [...COMMANDS.values(), PERF_EVENT_ATTR].map((c) => [c.name, c]),
+/** By the name a transcript's entries give: the command's, with its union shape after a colon. */
+const COMMANDS_BY_ENTRY_NAME = new Map(
+  [...COMMANDS_BY_KEY.values(), PERF_EVENT_ATTR].map((c) => [commandKey(c), c]),
 );
 
 /** A buffer the caller passes, inside guard bytes that no write may reach. */
@@ -104,7 +107,7 @@ interface Bound {
  * would pack it, each buffer guarded.
  */
 function pack(entry: CallEntry, player: ReplayBackend): { attr: Attr; bound: Bound[] } {
-  const command = COMMANDS_BY_NAME.get(entry.call)!;
+  const command = COMMANDS_BY_ENTRY_NAME.get(entry.call)!;
   const attr = new Attr(command, player);
   const bound: Bound[] = [];
   for (const field of command.fieldList) {
@@ -137,6 +140,7 @@ function pack(entry: CallEntry, player: ReplayBackend): { attr: Attr; bound: Bou
  */
 function infoLayout(region: RegionRecord): Layout {
   if (region.pointers?.tp_name !== undefined) return BPF_LINK_INFO_RAW_TRACEPOINT;
+  if (region.pointers?.target_name !== undefined) return BPF_LINK_INFO_ITER;
   const bySize = [BPF_MAP_INFO, BPF_BTF_INFO, BPF_PROG_INFO, BPF_LINK_INFO]
     .find((layout) => layout.size === region.size);
   return bySize ?? (region.in === undefined ? BPF_MAP_INFO : BPF_BTF_INFO);
