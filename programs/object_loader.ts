@@ -98,7 +98,8 @@ export class ObjectProgramHandle {
 
 /**
  * An object file opened (parsed, nothing in the kernel yet), then loaded:
- * `maps` and `programs` by name. Closing it closes them all.
+ * `maps` and `programs` by name (`map(name)` and `loadedProgram(name)` say
+ * what exists when a name is not there). Closing it closes them all.
  *
  * @example
  * ```ts
@@ -114,8 +115,8 @@ export class ObjectProgramHandle {
  * const args = ["-g", "-O2", "-target", "bpf", "-c", "-x", "c", "-", "-o", "-"];
  * const bytes = new Uint8Array(execFileSync("clang", args, { input: source }));
  * using object = BpfObject.open(bytes, { name: "demo" }).load();
- * assert.equal(object.programs.get("pass")!.testRun({ data: new Uint8Array(64) }).retval, 2);
- * assert.deepEqual(object.maps.get(".data")!.lookup(new Uint8Array(4)), new Uint8Array([7, 0, 0, 0]));
+ * assert.equal(object.loadedProgram("pass").testRun({ data: new Uint8Array(64) }).retval, 2);
+ * assert.deepEqual(object.map(".data").lookup(new Uint8Array(4)), new Uint8Array([7, 0, 0, 0]));
  * ```
  */
 export class BpfObject {
