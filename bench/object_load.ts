@@ -9,7 +9,7 @@
 
 import process from "node:process";
 import type { Attr } from "../ffi/attr.ts";
-import type { SyscallBackend } from "../ffi/backend.ts";
+import { forwardingBackend, type SyscallBackend } from "../ffi/backend.ts";
 import { BPF_PROG_LOAD } from "../ffi/commands.ts";
 import { Kernel, liveKernel } from "../ffi/kernel.ts";
 import { BpfObject } from "../mod.ts";
@@ -71,8 +71,8 @@ function timedKernel() {
     stats: undefined as Record<string, VerifierStats> | undefined,
   };
   const log = new Uint8Array(new ArrayBuffer(LOG_SIZE));
-  const backend: SyscallBackend = {
-    ...live,
+  // forwardingBackend, not a spread: a spread drops the backend's getters (pageSize) and methods.
+  const backend: SyscallBackend = Object.assign(forwardingBackend(() => live), {
     bpf(attr: Attr): number {
       const isProgLoad = attr.command === BPF_PROG_LOAD && state.programs.has(progName(attr));
       if (isProgLoad && state.stats !== undefined) return loadWithStats(attr);
@@ -87,7 +87,7 @@ function timedKernel() {
       }
       return result;
     },
-  };
+  });
   const loadWithStats = (attr: Attr): number => {
     log.fill(0);
     attr.setU32(fields.log_level, BPF_LOG_STATS);
