@@ -34,8 +34,9 @@ const INSN = 8;
  * - `map`: `ld_imm64` of a `.maps` map: `src_reg = BPF_PSEUDO_MAP_FD`, `imm` = the map's fd.
  * - `data`: `ld_imm64` of a global variable: `src_reg = BPF_PSEUDO_MAP_VALUE`, `imm` = the data
  *   map's fd, the second instruction's `imm` = `offset`.
- * - `call`: a bpf-to-bpf call of `target` (a `.text` function at `targetInsn` of `.text`): the
- *   loader appends the subprogram and sets `imm` to the distance to it, less one.
+ * - `call`: a bpf-to-bpf call of `target` (a `.text` function at `targetInsn` of `.text`), by an
+ *   ELF relocation or, between two `.text` functions, by the call's own `imm`: the loader appends
+ *   the subprogram and sets `imm` to the distance to it, less one.
  * - `functionAddress`: `ld_imm64` of a function's address (a callback, as `bpf_loop` takes):
  *   `src_reg = BPF_PSEUDO_FUNC`, `imm` as for a call.
  * - `extern`: `ld_imm64` of a `.kconfig` variable (a load from the kconfig map) or a `.ksyms`
