@@ -156,16 +156,19 @@ export async function main(argv: string[]): Promise<number> {
   const err = new Output(2);
   let json: JsonWriter | undefined;
   let code: number;
+  // Whether the command ended every line it printed (`map watch -j`): nothing to add.
+  let linesEnded = false;
   try {
     const { options, words } = takeOptions(argv);
     json = options.json ? new JsonWriter(out, options.pretty) : undefined;
-    code = await run(options, words, out, err, json);
+    code = await run(options, words, out, err, json, () => (linesEnded = true));
   } catch (error) {
     code = exitCodeOf(error);
+    linesEnded = false; // an error took the document's place: it ends with the writer's newline
     report(error, out, err, json);
   }
   try {
-    json?.finish();
+    if (!linesEnded) json?.finish();
     out.flush();
   } catch (error) {
     // Output buffered to the end fails only now (a short dump to a full disk).
@@ -205,6 +208,7 @@ async function run(
   out: Output,
   err: Output,
   json: JsonWriter | undefined,
+  onLinesEnded: () => void,
 ): Promise<number> {
   if (options.version) {
     // As bpftool's `-j version`: an object.
@@ -232,7 +236,7 @@ async function run(
   try {
     if (prog) runProgCommand(ctx, args);
     else if (link) runLinkCommand(ctx, args);
-    else runMapCommand(ctx, args);
+    else await runMapCommand(ctx, args);
   } catch (error) {
     // The cause is found while the system is open: the map's state is part of it.
     const reason = error instanceof BpfError
@@ -244,6 +248,7 @@ async function run(
     throw reason;
   }
   await system.close();
+  if (ctx.linesEnded) onLinesEnded();
   return 0;
 }
 
@@ -449,5 +454,7 @@ function readHost(): { caps?: bigint | undefined; mounts?: string | undefined } 
 }
 
 if (import.meta.main) {
-  process.exitCode = await main(process.argv.slice(2));
+  // Exits at once, not when the event loop empties: a watch ended by a signal leaves its
+  // wait for ever pending on another thread, which would keep the process alive.
+  process.exit(await main(process.argv.slice(2)));
 }

@@ -5,12 +5,16 @@
  * @module
  */
 
+import process from "node:process";
 import { isatty } from "node:tty";
 import { PerfBuffer, type PerfRecord } from "../events/perf_buffer.ts";
 import { RingBuffer, type RingRecord } from "../events/ring_buffer.ts";
+import { forwardingBackend, primitivesOf } from "../ffi/backend.ts";
 import { BPF_ANY, BPF_EXIST, BPF_NOEXIST } from "../ffi/commands.ts";
-import { ENOENT, errnoDescription } from "../ffi/errno.ts";
+import type { EpollResult } from "../ffi/epoll.ts";
+import { EINTR, ENOENT, errnoDescription } from "../ffi/errno.ts";
 import { BpfError } from "../ffi/errors.ts";
+import { Kernel } from "../ffi/kernel.ts";
 import { isPerCpu, MAP_TYPES, mapType, mapTypeNumber } from "../ffi/map_types.ts";
 import { joinPerCpu } from "../ffi/percpu.ts";
 import { type BpfMap, findMapsByName } from "../maps/bpf_map.ts";
@@ -50,6 +54,11 @@ export interface CliContext {
   json?: JsonWriter | undefined;
   /** Elements per lookup batch of a dump. */
   batchSize: number;
+  /**
+   * Set by a command that ends every line it prints itself (`map watch -j`:
+   * JSON lines, each complete when flushed): nothing is added at the end.
+   */
+  linesEnded?: boolean;
 }
 
 /**
@@ -110,9 +119,9 @@ export const MAP_USAGE = `Usage: bpfmap [OPTIONS] map { show | list }   [MAP]
  * const out = new Output(openSync(`${dir}/out`, "w"));
  * const json = new JsonWriter(out, false);
  * const ctx = { system, out, err: out, batchSize: 8192 };
- * runMapCommand({ ...ctx, json }, new Args(["dump", "id", `${map.id}`]));
+ * await runMapCommand({ ...ctx, json }, new Args(["dump", "id", `${map.id}`]));
  * json.finish();
- * assert.throws(() => runMapCommand(ctx, new Args(["frob"])), {
+ * await assert.rejects(runMapCommand(ctx, new Args(["frob"])), {
  *   name: "UsageError",
  *   message: `unknown map command 'frob'\n\n${MAP_USAGE}`,
  * });
@@ -125,9 +134,9 @@ export const MAP_USAGE = `Usage: bpfmap [OPTIONS] map { show | list }   [MAP]
  * rmSync(dir, { recursive: true });
  * ```
  */
-export function runMapCommand(ctx: CliContext, args: Args): void {
+export async function runMapCommand(ctx: CliContext, args: Args): Promise<void> {
   const command = args.take("a map command (show, dump, lookup, update, ...)");
-  const table: [string, (ctx: CliContext, args: Args) => void][] = [
+  const table: [string, (ctx: CliContext, args: Args) => void | Promise<void>][] = [
     ["show", show],
     ["list", show],
     ["dump", dump],
@@ -143,7 +152,7 @@ export function runMapCommand(ctx: CliContext, args: Args): void {
   ];
   const found = table.find(([name]) => isPrefix(command, name));
   if (found === undefined) throw new UsageError(`unknown map command '${command}'\n\n${MAP_USAGE}`);
-  found[1](ctx, args);
+  await found[1](ctx, args);
 }
 
 function help(ctx: CliContext, args: Args): void {
@@ -532,9 +541,16 @@ function noteStream(ctx: CliContext, map: BpfMap): void {
  * RingBuffer reads them) or a perf_event_array's samples (PerfBuffer: one
  * perf event per online CPU, its fd put in the map's slot) printed as they
  * come, as hex, or one JSON object per line with `-j`, flushed after each
- * wake-up, until the process is interrupted or N records are printed.
+ * wake-up, until N records are printed or SIGINT or SIGTERM comes.
+ *
+ * It waits without blocking the event loop, for ever each time, so a signal
+ * is handled at once: what was printed is flushed, the reader closed, a
+ * `--record`ing written, and the command exits 0, as `bpftool map
+ * event_pipe` does on Ctrl-C. The wait the signal cut short is recorded as
+ * a wait for ever that found nothing, which no live wait returns: its
+ * replay ends there too, with no signal.
  */
-function watch(ctx: CliContext, args: Args): void {
+async function watch(ctx: CliContext, args: Args): Promise<void> {
   using map = openOne(ctx, args);
   let count = Infinity;
   if (args.left > 0) {
@@ -544,24 +560,85 @@ function watch(ctx: CliContext, args: Args): void {
     if (count === 0) throw new UsageError("count must be at least 1");
   }
   args.end();
-  const kernel = ctx.system.kernel;
-  const printer = new RecordPrinter(ctx, count);
-  if (map.type === MAP_TYPES.ringbuf) {
-    using ring = new RingBuffer(map, kernel);
-    const onRecord = (record: RingRecord) => printer.record(record, undefined);
-    while (!printer.done) printer.flushAfter(ring.poll(-1, onRecord));
-  } else if (map.type === MAP_TYPES.perf_event_array) {
-    const onLost = (cpu: number, lost: number) => printer.lost(cpu, lost);
-    using perf = new PerfBuffer(map, { kernel, onLost });
-    const onRecord = (record: PerfRecord) => printer.record(record, record.cpu);
-    while (!printer.done) printer.flushAfter(perf.poll(-1, onRecord));
-  } else {
+  if (map.type !== MAP_TYPES.ringbuf && map.type !== MAP_TYPES.perf_event_array) {
     throw new CommandError(
       `map ${map.id} (${map.typeName}) has no records to watch: watch reads ringbuf and `
         + `perf_event_array maps`
         + (map.type === MAP_TYPES.user_ringbuf ? " (a user_ringbuf's are read by programs)" : ""),
     );
   }
+  using stop = new Interruption();
+  const kernel = interruptible(ctx.system.kernel, stop);
+  const printer = new RecordPrinter(ctx, count);
+  ctx.linesEnded = true;
+  if (map.type === MAP_TYPES.ringbuf) {
+    using ring = new RingBuffer(map, kernel);
+    const onRecord = (record: RingRecord) => printer.record(record, undefined);
+    await printer.watch(stop, () => ring.pollAsync(-1, onRecord));
+  } else {
+    const onLost = (cpu: number, lost: number) => printer.lost(cpu, lost);
+    using perf = new PerfBuffer(map, { kernel, onLost });
+    const onRecord = (record: PerfRecord) => printer.record(record, record.cpu);
+    await printer.watch(stop, () => perf.pollAsync(-1, onRecord));
+  }
+}
+
+/** The signals that end a watch, as they end `bpftool map event_pipe`. */
+const STOP_SIGNALS = ["SIGINT", "SIGTERM"] as const;
+
+/** SIGINT or SIGTERM, caught while a watch runs (`using`: let go after it). */
+class Interruption implements Disposable {
+  /** Answers `-EINTR` once a signal comes: what the wait it cuts short returns. */
+  readonly signalled: Promise<number>;
+  #interrupted = false;
+  readonly #onSignal: () => void;
+
+  constructor() {
+    let resolve!: (errno: number) => void;
+    this.signalled = new Promise((r) => (resolve = r));
+    this.#onSignal = () => {
+      this.#interrupted = true;
+      resolve(-EINTR);
+    };
+    for (const signal of STOP_SIGNALS) process.on(signal, this.#onSignal);
+  }
+
+  /** Whether the watch is to end: a signal came, or a wait found it had come. */
+  get interrupted(): boolean {
+    return this.#interrupted;
+  }
+
+  /** A wait ended as only an interrupted one does. */
+  mark(): void {
+    this.#interrupted = true;
+  }
+
+  [Symbol.dispose](): void {
+    for (const signal of STOP_SIGNALS) process.off(signal, this.#onSignal);
+  }
+}
+
+/**
+ * `kernel`, but an async wait ends with `-EINTR` as soon as `stop` has a
+ * signal: the ring then closes as after any wait, and the recording's wait
+ * stays as it was asked, unanswered (`ready: []`). A wait for ever that ends
+ * with no fd marks `stop`: a signal on the waiting thread (EINTR), or a
+ * replay reaching the wait the recording's signal cut short.
+ */
+function interruptible(kernel: Kernel, stop: Interruption): Kernel {
+  const backend = kernel.backend;
+  const waits = Object.assign(forwardingBackend(() => backend), {
+    epollWaitAsync: async (epfd: number, maxEvents: number, timeoutMs: number) => {
+      const result: EpollResult = stop.interrupted ? -EINTR : await Promise.race([
+        primitivesOf(backend).epollWaitAsync(epfd, maxEvents, timeoutMs),
+        stop.signalled,
+      ]);
+      const empty = typeof result === "number" ? result === -EINTR : result.length === 0;
+      if (empty && timeoutMs < 0) stop.mark();
+      return result;
+    },
+  });
+  return new Kernel(waits, { closesLeakedFds: false });
 }
 
 /** Prints the records of `map watch`: numbered from 1, hex or JSON lines. */
@@ -589,8 +666,8 @@ class RecordPrinter {
         `{"record":${number},${cpu === undefined ? "" : `"cpu":${cpu},`}"size":${length},"data":[`,
       );
       out.jsonHex(data, offset, offset + length);
-      // The last line's newline is the one the JSON writer ends stdout with.
-      out.write(this.done ? "]}" : "]}\n");
+      // Each line ends here, so each is whole when flushed (ctx.linesEnded).
+      out.write("]}\n");
     } else {
       out.write(`record ${number}: ${cpu === undefined ? "" : `cpu ${cpu}, `}${length} bytes\n`);
       if (length > 0) {
@@ -607,9 +684,16 @@ class RecordPrinter {
     out.write(json ? `{"lost":${lost},"cpu":${cpu}}\n` : `lost ${lost} samples on cpu ${cpu}\n`);
   }
 
-  /** After a wake-up: what it printed reaches the reader now, not at exit. */
-  flushAfter(_records: number): void {
-    this.#ctx.out.flush();
+  /**
+   * Waits (`wait`: one wake-up, its records printed) until `count` are
+   * printed or `stop` comes; what a wake-up printed reaches the reader at
+   * once, not at exit.
+   */
+  async watch(stop: Interruption, wait: () => Promise<number>): Promise<void> {
+    while (!this.done && !stop.interrupted) {
+      await wait();
+      this.#ctx.out.flush();
+    }
   }
 }
 

@@ -18,6 +18,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import process from "node:process";
 import { test } from "node:test";
 import { readEnv } from "../ffi/live.ts";
 import { BpfMap, BpfObject, TRANSCRIPT_ENV } from "../mod.ts";
@@ -33,7 +34,17 @@ const watchObject = () =>
 const XDP_PASS = 2;
 /** A recorded `-j map watch ... count 4`, and its command line and output, replayed in every pass. */
 const RECORDED = join(FIXTURES, "cli_watch.test.ts", "watch_ringbuf.json");
-const RECORDED_RUN = RECORDED.replace(/\.json$/, ".run.json");
+/** A recorded `map watch ...` with no count, ended by SIGINT, replayed in every pass. */
+const INTERRUPTED = join(FIXTURES, "cli_watch.test.ts", "watch_interrupted.json");
+const runOf = (transcript: string) => transcript.replace(/\.json$/, ".run.json");
+
+/** Keeps a live run's transcript and command line as fixtures (recording, or when missing). */
+function keepFixture(transcript: string, fixture: string, args: string[], stdout: string): void {
+  if (readEnv(TRANSCRIPT_ENV) !== "record" && existsSync(fixture)) return;
+  mkdirSync(dirname(fixture), { recursive: true });
+  copyFileSync(transcript, fixture);
+  writeFileSync(runOf(fixture), JSON.stringify({ args, stdout }, null, 2) + "\n");
+}
 
 /** The object loaded, and `emit` run `runs` times (3 records per run into each map). */
 function emitter(runs: number): { object: BpfObject; emit(): void } & Disposable {
@@ -68,15 +79,18 @@ function plainRecord(number: number, bytes: Uint8Array): string {
   return `record ${number}: ${bytes.byteLength} bytes\n${rows.join("\n")}\n`;
 }
 
-const jsonBytes = (bytes: Uint8Array) =>
-  [...bytes].map((b) => `0x${b.toString(16).padStart(2, "0")}`);
-
-liveTest("map watch prints a ringbuf's records as they come, until interrupted", async () => {
-  using loaded = emitter(1);
-  const { object, emit } = loaded;
-  const id = object.maps.get("events")!.id;
+/**
+ * Runs `bpfmap ARGS` until it has printed `expected` (or ended: no timing check), then sends
+ * it SIGINT; how it ended (code, signal) and what it printed. By pid: Deno's
+ * `ChildProcess.kill()` reports the signal it sent as the cause of the child's exit, whatever
+ * the child did with it.
+ */
+async function interrupted(
+  args: string[],
+  expected: string,
+): Promise<{ status: [number | null, string | null]; stdout: string; stderr: string }> {
   const [command, ...prefix] = bpfmapCommand();
-  const child = spawn(command, [...prefix, "map", "watch", "id", `${id}`], { env: childEnv() });
+  const child = spawn(command, [...prefix, ...args], { env: childEnv() });
   let stdout = "";
   let stderr = "";
   child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
@@ -84,21 +98,63 @@ liveTest("map watch prints a ringbuf's records as they come, until interrupted",
   const exited = new Promise<[number | null, string | null]>((resolve) =>
     child.on("exit", (code, signal) => resolve([code, signal]))
   );
-  const expected = [1, 2].flatMap((seq) => recordsOf(seq))
-    .map((bytes, i) => plainRecord(i + 1, bytes)).join("");
-  // The first run's records wait in the ring for the child; the second's wake it.
-  emit();
-  // Until all six are printed (flushed at each wake-up), or the child ends: not a timing check.
   for (let waited = 0; stdout.length < expected.length && child.exitCode === null; waited++) {
     if (waited > 600) break;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  child.kill("SIGINT");
-  const [code, signal] = await exited;
+  process.kill(child.pid!, "SIGINT");
+  const status = await exited;
+  return { status, stdout, stderr };
+}
+
+const jsonBytes = (bytes: Uint8Array) =>
+  [...bytes].map((b) => `0x${b.toString(16).padStart(2, "0")}`);
+
+liveTest("map watch prints records until SIGINT, exits 0, and its recording replays", async () => {
+  using loaded = emitter(1);
+  const { object, emit } = loaded;
+  const id = object.maps.get("events")!.id;
+  const folder = mkdtempSync(join(tmpdir(), "bpfmap-watch-"));
+  try {
+    const transcript = join(folder, "watch.json");
+    const args = ["map", "watch", "id", `${id}`];
+    const expected = [1, 2].flatMap((seq) => recordsOf(seq))
+      .map((bytes, i) => plainRecord(i + 1, bytes)).join("");
+    // The first run's records wait in the ring for the child; the second's wake it. All six
+    // printed (flushed at each wake-up), the child waits for more until SIGINT.
+    emit();
+    const { status, stdout, stderr } = await interrupted(
+      ["--record", transcript, ...args],
+      expected,
+    );
+    // Handled, not fatal: the watch stops waiting, flushes, writes its recording and exits 0.
+    assert.equal(stderr, "");
+    assert.deepEqual(status, [0, null]);
+    assert.equal(stdout, expected);
+    // The wait the signal cut short ends the replay where it ended the recording.
+    const replayed = bpfmap(["--replay", transcript, ...args], { ffi: false });
+    assert.deepEqual([replayed.stdout, replayed.stderr, replayed.status], [expected, "", 0]);
+    keepFixture(transcript, INTERRUPTED, args, stdout);
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
+});
+
+liveTest("map watch -j ends at SIGINT with whole lines and no empty one", async () => {
+  using loaded = emitter(1);
+  const { object } = loaded;
+  const id = object.maps.get("events")!.id;
+  const expected = recordsOf(1).map((bytes, i) =>
+    JSON.stringify({ record: i + 1, size: bytes.byteLength, data: jsonBytes(bytes) }) + "\n"
+  ).join("");
+  // The run's three records, each line whole as flushed; then the watch waits for more.
+  const { status, stdout, stderr } = await interrupted(
+    ["-j", "map", "watch", "id", `${id}`],
+    expected,
+  );
   assert.equal(stderr, "");
+  assert.deepEqual(status, [0, null]);
   assert.equal(stdout, expected);
-  // Interrupted, as it waits for ever otherwise.
-  assert.ok(signal === "SIGINT" || code === 130, `exit ${code} ${signal}`);
 });
 
 liveTest("map watch -j prints JSON lines, count N ends it, and a recorded watch replays", () => {
@@ -141,23 +197,25 @@ liveTest("map watch -j prints JSON lines, count N ends it, and a recorded watch 
     );
     assert.deepEqual([replayed.stderr, replayed.status], ["", 0]);
     assert.equal(replayed.stdout, live.stdout);
-    if (readEnv(TRANSCRIPT_ENV) === "record" || !existsSync(RECORDED)) {
-      mkdirSync(dirname(RECORDED), { recursive: true });
-      copyFileSync(transcript, RECORDED);
-      const args = ["-j", "map", "watch", "id", `${id}`, "count", "4"];
-      writeFileSync(RECORDED_RUN, JSON.stringify({ args, stdout: live.stdout }, null, 2) + "\n");
-    }
+    keepFixture(
+      transcript,
+      RECORDED,
+      ["-j", "map", "watch", "id", `${id}`, "count", "4"],
+      live.stdout,
+    );
   } finally {
     rmSync(folder, { recursive: true, force: true });
   }
 });
 
-test("a recorded map watch replays with no BPF, record for record", () => {
-  const { args, stdout } = JSON.parse(readFileSync(RECORDED_RUN, "utf8"));
-  const replayed = bpfmap(["--replay", RECORDED, ...args], { ffi: false });
-  assert.deepEqual([replayed.stderr, replayed.status], ["", 0]);
-  assert.equal(replayed.stdout, stdout);
-  assert.equal(stdout.split("\n").filter((line: string) => line !== "").length, 4);
+test("recorded map watches replay with no BPF, record for record: counted and interrupted", () => {
+  for (const [fixture, lines] of [[RECORDED, 4], [INTERRUPTED, 12]] as const) {
+    const { args, stdout } = JSON.parse(readFileSync(runOf(fixture), "utf8"));
+    const replayed = bpfmap(["--replay", fixture, ...args], { ffi: false });
+    assert.deepEqual([replayed.stderr, replayed.status], ["", 0]);
+    assert.equal(replayed.stdout, stdout);
+    assert.equal(stdout.split("\n").filter((line: string) => line !== "").length, lines);
+  }
 });
 
 liveTest("map watch prints a perf_event_array's samples with their CPU", async () => {
