@@ -413,6 +413,15 @@ const MUTATIONS: Mutation[] = [
     replay: true,
   },
   {
+    name: "watch-replay-misses-interruption",
+    why: "a recorded map watch ended by Ctrl-C never ends in replay: it waits past the recording",
+    file: "cli/map_command.ts",
+    from: "if (empty && timeoutMs < 0) stop.mark();",
+    to: "",
+    tests: ["tests/cli_watch.test.ts"],
+    replay: true,
+  },
+  {
     name: "text-calls-without-relocation-ignored",
     why:
       "a call between .text functions that clang left unrelocated is not read: the callee is never appended and the kernel refuses the program",
