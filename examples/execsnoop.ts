@@ -17,11 +17,12 @@
 // table: a replay reproduces what the reader saw, in order, not when. Stop the recording with
 // --count (a replay stops at the same record); one stopped by the clock (--duration, Ctrl-C)
 // replays up to where the clock stopped it only by chance. The program reads the kernel's structs
-// at offsets this script takes from /sys/kernel/btf/vmlinux, which the transcript keeps too.
+// by CO-RE: load() points each access at the running kernel's layout, read from
+// /sys/kernel/btf/vmlinux through the system, so the transcript keeps that BTF too.
 
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { type BtfType, chars, openSystem, parseBtf, RingBuffer, struct, u32 } from "../mod.ts";
+import { chars, openSystem, RingBuffer, struct, u32 } from "../mod.ts";
 
 const USAGE =
   "usage: execsnoop.ts OBJECT [--duration SECONDS] [--count N] [--ppid PID] [--transcript FILE]";
@@ -58,43 +59,17 @@ const { object: path, duration, count, ppid, transcript } = commandLine();
 /** The record the program sends (struct event), as clang lays it out. */
 const event = struct({ pid: u32, ppid: u32, comm: chars(16), filename: chars(128) });
 
-/**
- * Byte offsets of the kernel's struct members the program reads, from the kernel's BTF, read
- * through the system: a recording keeps it, so a replay finds the same offsets anywhere.
- */
-function kernelOffsets(btf: Uint8Array): Uint8Array {
-  const types = parseBtf(btf);
-  const offsetOf = (structName: string, member: string): number => {
-    const found = types.find((type): type is Extract<BtfType, { members: unknown }> =>
-      type.kind === "struct" && type.name === structName
-    );
-    const bits = found?.members.find((m) => m.name === member)?.bitOffset;
-    if (bits === undefined) throw new Error(`the kernel's BTF has no ${structName}.${member}`);
-    return bits / 8;
-  };
-  return new Uint8Array(
-    new Uint32Array([
-      offsetOf("task_struct", "real_parent"),
-      offsetOf("task_struct", "tgid"),
-      offsetOf("linux_binprm", "filename"),
-    ]).buffer,
-  );
-}
-
 await using system = await openSystem(transcript === undefined ? {} : { transcript });
 const object = system.openObject(path, { name: "execsnoop" });
-// The offsets, where the program reads them: .rodata (struct offsets), before load freezes it.
-const btf = system.kernel.backend.readFile!("/sys/kernel/btf/vmlinux");
-object.spec.maps.find((map) => map.name.endsWith(".rodata"))!.data!.set(kernelOffsets(btf));
-object.load();
+object.load(); // with the program's CO-RE relocations applied against this kernel's BTF
 
-const events = object.maps.get("events")!;
+const events = object.map("events");
 using ring = new RingBuffer(events); // through the kernel the map was made on: the system's
 const column = (text: string | number, width: number) => String(text).padEnd(width);
 console.log(`${column("PID", 8)}${column("PPID", 8)}${column("COMM", 17)}FILENAME`);
 
 {
-  using link = object.programs.get("on_exec")!.attachRawTracepoint("sched_process_exec");
+  using link = object.loadedProgram("on_exec").attachRawTracepoint("sched_process_exec");
   console.log(`attached on_exec to sched_process_exec (link id ${link.id}); Ctrl-C to stop`);
   // Ctrl-C and the duration close the ring: the loop below ends at its next wait.
   const stop = () => ring.close();

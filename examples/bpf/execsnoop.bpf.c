@@ -4,15 +4,30 @@
 // has its new name) it sends one record through a ring buffer: the process,
 // its parent, its new name and the file it executed.
 //
-// The kernel's structs are read at offsets user space finds in the kernel's
-// BTF and sets in .rodata before loading (the example does it), as a CO-RE
-// relocation would: no vmlinux.h, and the same object runs on any kernel.
+// The kernel's structs are read by CO-RE, as libbpf-tools' execsnoop reads
+// them: the local definitions below hold only the members read, and
+// preserve_access_index makes clang record each access as a relocation that
+// the loader (BpfObject.load) points at the running kernel's layout, from its
+// BTF. No vmlinux.h, and the same object runs on any kernel with BTF.
 
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
 
 #define TASK_COMM_LEN 16
 #define FILENAME_LEN 128
+
+// The kernel's own types, cut down to what is read: member names and types
+// must match the kernel's, order and offsets need not.
+struct task_struct {
+	int tgid;
+	struct task_struct *real_parent;
+	char comm[TASK_COMM_LEN];
+} __attribute__((preserve_access_index));
+
+struct linux_binprm {
+	const char *filename;
+} __attribute__((preserve_access_index));
 
 struct event {
 	__u32 pid; // the process (its thread group id)
@@ -26,14 +41,6 @@ struct {
 	__uint(max_entries, 256 * 1024);
 } events SEC(".maps");
 
-// Byte offsets in the running kernel's structs, set before load (the only
-// variable of .rodata, so it starts the section).
-const volatile struct offsets {
-	__u32 task_real_parent; // struct task_struct, real_parent
-	__u32 task_tgid; // struct task_struct, tgid
-	__u32 binprm_filename; // struct linux_binprm, filename
-} offsets = {};
-
 // Execs the ring had no room for: user space fell behind.
 __u64 lost = 0;
 
@@ -41,10 +48,9 @@ SEC("raw_tracepoint/sched_process_exec")
 int on_exec(struct bpf_raw_tracepoint_args *ctx)
 {
 	// TP_PROTO(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
-	void *task = (void *)ctx->args[0];
-	void *bprm = (void *)ctx->args[2];
-	void *parent = 0;
-	const char *filename = 0;
+	struct task_struct *task = (struct task_struct *)ctx->args[0];
+	struct linux_binprm *bprm = (struct linux_binprm *)ctx->args[2];
+	const char *filename;
 	struct event *event;
 
 	event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
@@ -52,13 +58,11 @@ int on_exec(struct bpf_raw_tracepoint_args *ctx)
 		__sync_fetch_and_add(&lost, 1);
 		return 0;
 	}
-	event->pid = bpf_get_current_pid_tgid() >> 32;
-	event->ppid = 0;
-	bpf_probe_read_kernel(&parent, sizeof(parent), task + offsets.task_real_parent);
-	if (parent)
-		bpf_probe_read_kernel(&event->ppid, sizeof(event->ppid), parent + offsets.task_tgid);
-	bpf_get_current_comm(event->comm, sizeof(event->comm));
-	bpf_probe_read_kernel(&filename, sizeof(filename), bprm + offsets.binprm_filename);
+	event->pid = BPF_CORE_READ(task, tgid);
+	event->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	if (BPF_CORE_READ_STR_INTO(&event->comm, task, comm) < 0)
+		event->comm[0] = 0;
+	filename = BPF_CORE_READ(bprm, filename);
 	if (bpf_probe_read_kernel_str(event->filename, sizeof(event->filename), filename) < 0)
 		event->filename[0] = 0;
 	bpf_ringbuf_submit(event, 0);
