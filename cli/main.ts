@@ -9,9 +9,9 @@
  *   bpfmap --path BPFFS=/tmp/run1 --record t.json map dump pinned /tmp/run1/m
  *   bpfmap --path BPFFS=/tmp/run2 --replay t.json map dump pinned /tmp/run2/m
  *
- * Exit codes: 0 ok (also when the reader of stdout went away: `| head`), 1 the
- * operation failed, 2 bad usage; they follow the error's class (see
- * {@linkcode UsageError}).
+ * Exit codes: 0 ok (also when the reader of stdout went away: `| head`, and
+ * when SIGINT or SIGTERM ends a `map watch`), 1 the operation failed, 2 bad
+ * usage; they follow the error's class (see {@linkcode UsageError}).
  *
  * @module
  */

@@ -229,17 +229,21 @@ function dump(ctx: CliContext, args: Args): void {
   const json = ctx.json ?? (plainBtf ? new JsonWriter(out, true) : undefined);
   const many = maps.length > 1;
   if (json && many) json.startArray();
-  maps.forEach((map, i) => {
-    dumpMap({ ...ctx, json }, map, many, plainBtf);
-    if (!json && many && i !== maps.length - 1) out.write("\n");
-    noteStream(ctx, map);
+  // bpftool's walk fails at its first step on a ring (BPF_MAP_GET_NEXT_KEY: ENOTSUPP): it
+  // stops there, the maps after it left out, and exits with that failure (244, its -524 cut
+  // to a byte): a failure, in bpfmap's exit codes.
+  let unwalkable: BpfMap | undefined;
+  for (const [i, map] of maps.entries()) {
+    if (unwalkable === undefined) {
+      dumpMap({ ...ctx, json }, map, many, plainBtf);
+      if (!json && many && i !== maps.length - 1) out.write("\n");
+      noteStream(ctx, map);
+      if (RECORD_STREAMS.has(map.type)) unwalkable = map;
+    }
     map.close();
-  });
+  }
   if (json && many) json.endArray();
   if (plainBtf) json!.finish();
-  // bpftool's walk fails at its first step on these (BPF_MAP_GET_NEXT_KEY: ENOTSUPP) and it
-  // exits with that failure (244, its -524 cut to a byte): a failure, in bpfmap's exit codes.
-  const unwalkable = maps.find((map) => RECORD_STREAMS.has(map.type));
   if (unwalkable !== undefined) {
     throw new AnsweredFailure(`map ${unwalkable.id} is a ${unwalkable.typeName}: no elements`);
   }

@@ -285,6 +285,20 @@ liveTest(
         assert.deepEqual([theirs.status, ours.status], walked ? [0, 0] : [244, 1]);
       }
     }
+    // Two maps of one name, the ring first (ids grow): bpftool's dump stops at the ring.
+    const name = `wdup${process.pid}`.slice(0, 15);
+    const spec = { keySize: 0, valueSize: 0, maxEntries: 4096, name } as const;
+    using ring = BpfMap.create({ type: "ringbuf", ...spec });
+    using hash = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 4, name });
+    hash.update(new Uint8Array(4), new Uint8Array(4));
+    for (const json of [[], ["-j"]]) {
+      const args = [...json, "map", "dump", "name", name];
+      const [ours, theirs] = [bpfmap(args), bpftool(args)];
+      assert.match(theirs.stdout, new RegExp(`\\b${ring.id}\\b`));
+      assert.doesNotMatch(theirs.stdout, new RegExp(`\\b${hash.id}\\b`));
+      assert.equal(ours.stdout, theirs.stdout);
+      assert.deepEqual([theirs.status, ours.status], [244, 1]);
+    }
   },
 );
 
