@@ -377,6 +377,13 @@ export const BPF_BTF_GET_FD_BY_ID = defineCommand("BPF_BTF_GET_FD_BY_ID", 19, "f
   open_flags: u32(8),
 });
 
+/** `BPF_BTF_GET_NEXT_ID` (23): 12 bytes; the kernel writes `next_id`. */
+export const BPF_BTF_GET_NEXT_ID = defineCommand("BPF_BTF_GET_NEXT_ID", 23, "zero", {
+  start_id: id(0, "btf"),
+  next_id: id(4, "btf", "out"),
+  open_flags: u32(8),
+});
+
 /**
  * `BPF_PROG_LOAD` (5): 148 bytes, up to `prog_token_fd`. Returns the
  * program's fd. The kernel reads `insns` (`insn_cnt` 8-byte instructions)
@@ -943,6 +950,7 @@ export type BatchCommand = typeof BPF_MAP_LOOKUP_BATCH;
  *   "BPF_BTF_GET_FD_BY_ID 19 12",
  *   "BPF_MAP_LOOKUP_AND_DELETE_ELEM 21 32",
  *   "BPF_MAP_FREEZE 22 4",
+ *   "BPF_BTF_GET_NEXT_ID 23 12",
  *   "BPF_MAP_LOOKUP_BATCH 24 56",
  *   "BPF_MAP_LOOKUP_AND_DELETE_BATCH 25 56",
  *   "BPF_MAP_UPDATE_BATCH 26 56",
@@ -977,6 +985,7 @@ export const COMMANDS: ReadonlyMap<number, Command> = new Map<number, Command>(
     BPF_BTF_GET_FD_BY_ID,
     BPF_MAP_LOOKUP_AND_DELETE_ELEM,
     BPF_MAP_FREEZE,
+    BPF_BTF_GET_NEXT_ID,
     BPF_MAP_LOOKUP_BATCH,
     BPF_MAP_LOOKUP_AND_DELETE_BATCH,
     BPF_MAP_UPDATE_BATCH,

@@ -229,6 +229,7 @@ test("attr sizes: 56 for the batch commands, each command's own size for the res
     BPF_BTF_GET_FD_BY_ID: 12,
     BPF_MAP_LOOKUP_AND_DELETE_ELEM: 32,
     BPF_MAP_FREEZE: 4,
+    BPF_BTF_GET_NEXT_ID: 12,
     BPF_MAP_LOOKUP_BATCH: 56,
     BPF_MAP_LOOKUP_AND_DELETE_BATCH: 56,
     BPF_MAP_UPDATE_BATCH: 56,
