@@ -8,7 +8,7 @@
 
 import { BPF_LINK_CREATE_TCX } from "../ffi/commands.ts";
 import { attachTypeNumber } from "../ffi/prog_types.ts";
-import { checkInteger, describe } from "../ffi/validate.ts";
+import { describe } from "../ffi/validate.ts";
 import { createShapedLink } from "./attach_perf_link.ts";
 import {
   type AttachingProgram,
@@ -17,7 +17,7 @@ import {
   expectProgramType,
   Link,
 } from "./link.ts";
-import { ifindex as indexOf } from "./netdev.ts";
+import { checkDevice, ifindex as indexOf } from "./netdev.ts";
 
 /** Which way the packets a tcx program sees go. */
 export type TcxDirection = "ingress" | "egress";
@@ -95,7 +95,7 @@ export function attachTcx(
   opts?: TcxAttachOptions,
 ): Link {
   expectProgramType(program, ["sched_cls"]);
-  if (typeof device !== "string") checkInteger(device, "ifindex", 1, 0x7fff_ffff);
+  checkDevice(device);
   if (direction !== "ingress" && direction !== "egress") {
     throw new TypeError(`direction: expected "ingress" or "egress", got ${describe(direction)}`);
   }

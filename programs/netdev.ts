@@ -9,7 +9,7 @@
 import { primitivesOf } from "../ffi/backend.ts";
 import { BpfError } from "../ffi/errors.ts";
 import { type Kernel, liveKernel } from "../ffi/kernel.ts";
-import { describe } from "../ffi/validate.ts";
+import { checkInteger, describe } from "../ffi/validate.ts";
 
 /** `ENODEV`: `if_nametoindex`'s errno for a name no device has. */
 const ENODEV = 19;
@@ -65,4 +65,27 @@ export function ifindex(name: string, kernel: Kernel = liveKernel()): number {
     throw new Error(`${path}: expected a positive ifindex, got ${JSON.stringify(text)}`);
   }
   return index;
+}
+
+/**
+ * An attach call's device, checked before any call: a name, or an ifindex
+ * (a positive integer). A name of digits only is refused as an index given
+ * as text (`"2"` from a command line): a number says which is meant.
+ *
+ * @throws {TypeError} for an index that is not an integer, or a string of digits.
+ * @throws {RangeError} for an index below 1 or above 2^31 - 1.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkDevice } from "./netdev.ts";
+ *
+ * assert.equal(checkDevice("eth0"), "eth0");
+ * assert.equal(checkDevice(2), 2);
+ * assert.throws(() => checkDevice("2"), { message: 'ifindex must be an integer, got "2"' });
+ * ```
+ */
+export function checkDevice(device: string | number): string | number {
+  if (typeof device === "string" && !/^[0-9]+$/.test(device)) return device;
+  return checkInteger(device, "ifindex", 1, 0x7fff_ffff);
 }

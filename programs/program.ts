@@ -59,7 +59,7 @@ import {
   attachXdpLink,
   type Link,
 } from "./link.ts";
-import { ifindex as indexOf } from "./netdev.ts";
+import { checkDevice, ifindex as indexOf } from "./netdev.ts";
 
 /** The first log buffer of a load that failed: most verifier logs fit. */
 export const FIRST_LOG_SIZE = 64 * 1024;
@@ -489,7 +489,7 @@ export class Program {
     if (this.type !== progTypeNumber("xdp")) {
       throw new TypeError(`attachXdp: ${this.#describe()} is not an xdp program`);
     }
-    if (typeof device !== "string") checkInteger(device, "ifindex", 1, 0x7fff_ffff);
+    checkDevice(device);
     if (opts === null || typeof opts !== "object") {
       throw new TypeError(`opts must be an object, got ${describe(opts)}`);
     }

@@ -87,6 +87,13 @@ transcriptTest("attachXdp and attachTcx take a device's name: they count the vet
   assert.deepEqual([counted(xdp.map), counted(tcx.map)], [3n, 3n]);
   assert.throws(() => xdp.program.attachXdp(NO_DEVICE), { code: "ENODEV" });
   assert.throws(() => tcx.program.attachTcx(NO_DEVICE, "egress"), { code: "ENODEV" });
+  // An index given as text is not taken for a name: a number says which is meant.
+  const asText = {
+    name: "TypeError",
+    message: `ifindex must be an integer, got "${VETH_IFINDEX}"`,
+  };
+  assert.throws(() => xdp.program.attachXdp(String(VETH_IFINDEX)), asText);
+  assert.throws(() => tcx.program.attachTcx(String(VETH_IFINDEX), "ingress"), asText);
 });
 
 transcriptTest("a loaded object's maps and programs by name, or an error saying what exists", (
