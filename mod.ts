@@ -22,8 +22,8 @@
  * @module
  */
 
-export { Btf, BTF_LOG_SIZE } from "./btf/btf.ts";
-export type { BtfInfo, BtfLoadOptions } from "./btf/btf.ts";
+export { Btf, BTF_LOG_SIZE, listBtfIds, readBtfObjectInfo } from "./btf/btf.ts";
+export type { BtfInfo, BtfLoadOptions, BtfObjectInfo } from "./btf/btf.ts";
 export {
   essentialName,
   IndexedBtf,

@@ -1,14 +1,20 @@
 /**
  * BTF objects in the kernel: loading types (`BPF_BTF_LOAD`), opening the BTF
  * of a map another program created (`BPF_BTF_GET_FD_BY_ID`) and reading its
- * types back (`BPF_OBJ_GET_INFO_BY_FD` with a `struct bpf_btf_info`).
+ * types back (`BPF_OBJ_GET_INFO_BY_FD` with a `struct bpf_btf_info`); as
+ * kernel objects, listed (`BPF_BTF_GET_NEXT_ID`) and opened by id or fd, as
+ * maps, programs and links are. Unlike them, a BTF object cannot be pinned:
+ * the kernel's `BPF_OBJ_PIN` takes maps, programs and links only (EINVAL), so
+ * there is no `pin()` or `openPinned()`; a map or program that holds it keeps
+ * it alive.
  *
  * @module
  */
 
-import { objGetInfoByFd } from "../ffi/bpf.ts";
+import { btfGetFdById, listObjectIds, objGetInfoByFd } from "../ffi/bpf.ts";
 import {
   BPF_BTF_GET_FD_BY_ID,
+  BPF_BTF_GET_NEXT_ID,
   BPF_BTF_INFO,
   BPF_BTF_LOAD,
   BPF_OBJ_GET_INFO_BY_FD,
@@ -17,6 +23,7 @@ import {
 import { BpfError } from "../ffi/errors.ts";
 import { type Kernel, liveKernel } from "../ffi/kernel.ts";
 import { offHeapBytes } from "../ffi/memory.ts";
+import { expectObjectKind } from "../ffi/objects.ts";
 import { checkInteger, describe } from "../ffi/validate.ts";
 import { type BtfKind, type BtfType, encodeBtf, parseBtf } from "./types.ts";
 
@@ -124,14 +131,43 @@ export class Btf {
    */
   static fromId(id: number, kernel: Kernel = liveKernel()): Btf {
     checkInteger(id, "id", 1);
-    const { fields } = BPF_BTF_GET_FD_BY_ID;
-    const attr = kernel.attr(BPF_BTF_GET_FD_BY_ID);
-    attr.clear();
-    attr.setU32(fields.btf_id, id);
-    return Btf.#adopt(kernel, kernel.callOrThrow(attr, `BTF id ${id}`));
+    const fd = btfGetFdById(kernel, id);
+    if (fd < 0) throw new BpfError(BPF_BTF_GET_FD_BY_ID.name, -fd, `BTF id ${id}`);
+    return Btf.#adopt(kernel, fd);
   }
 
-  static #adopt(kernel: Kernel, fd: number): Btf {
+  /**
+   * A BTF object from an fd this process has, which it then owns (and
+   * closes), as `Program.fromFd`. An fd of another kind (a map, a program, a
+   * link) is refused with a `TypeError` naming it, and closed all the same.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { BpfMap, Btf } from "../mod.ts";
+   *
+   * using btf = Btf.load([{ kind: "float", name: "float", size: 4 }]);
+   * using again = Btf.fromFd(Btf.fromId(btf.id).fd); // the second object takes the fd over
+   * assert.equal(again.id, btf.id);
+   * using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });
+   * assert.throws(() => Btf.fromFd(map.fd), {
+   *   name: "TypeError",
+   *   message: `fd ${map.fd}: incorrect object type: map, not a BTF object`,
+   * });
+   * ```
+   */
+  static fromFd(fd: number, kernel: Kernel = liveKernel()): Btf {
+    checkInteger(fd, "fd", 0, 0x7fff_ffff);
+    return Btf.#adopt(kernel, fd, `fd ${fd}`);
+  }
+
+  /**
+   * A BTF object of `fd`, which it then owns. `source` (a path, "fd N") is
+   * where an fd of any kind may have come from: its fdinfo says its kind
+   * first. Any failure closes the fd.
+   */
+  static #adopt(kernel: Kernel, fd: number, source?: string): Btf {
+    if (source !== undefined) expectObjectKind(kernel, fd, source, "btf");
     try {
       return new Btf(kernel, fd, readBtfInfo(kernel, fd));
     } catch (error) {
@@ -142,6 +178,34 @@ export class Btf {
 
   /** The BTF object's file descriptor; -1 once closed. */
   get fd(): number {
+    return this.#fd;
+  }
+
+  /**
+   * What `bpftool btf show` prints of the object: its id, name, size in
+   * bytes and whether it is the kernel's (`BPF_OBJ_GET_INFO_BY_FD`).
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Btf } from "../mod.ts";
+   *
+   * using btf = Btf.load([{ kind: "float", name: "double", size: 8 }]);
+   * // A 24-byte header, one 12-byte type, and the string table "\0double\0".
+   * assert.deepEqual(btf.info(), { id: btf.id, name: "", size: 44, kernelBtf: false });
+   * ```
+   */
+  info(): BtfObjectInfo {
+    return readBtfObjectInfo(this.#kernel, this.#openFd("info"));
+  }
+
+  /** The object as messages name it: `BTF object "vmlinux" (id 1)`. */
+  toString(): string {
+    return `BTF object${this.name ? ` "${this.name}"` : ""} (id ${this.id})`;
+  }
+
+  #openFd(operation: string): number {
+    if (this.#fd < 0) throw new TypeError(`${operation}: ${this} is closed`);
     return this.#fd;
   }
 
@@ -263,4 +327,71 @@ export function readBtfInfo(kernel: Kernel, fd: number): BtfInfo {
     kernelBtf: view.getUint32(kernel_btf.offset, true) !== 0,
     blob,
   };
+}
+
+/** What `struct bpf_btf_info` says of a BTF object, without its blob: what `bpftool btf show` prints. */
+export interface BtfObjectInfo {
+  id: number;
+  /** `"vmlinux"` or a module's name for the kernel's BTF; empty for BTF a program loaded. */
+  name: string;
+  /** The raw BTF's size in bytes. */
+  size: number;
+  /** Whether this is the kernel's own BTF (vmlinux or a module). */
+  kernelBtf: boolean;
+}
+
+/**
+ * Reads a BTF object's id, name, size and kind in one call, the blob left
+ * in the kernel (the kernel's is megabytes): what `bpfmap btf show` prints.
+ *
+ * @throws {BpfError} if the kernel refuses (an fd that is no BTF object: EINVAL).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { liveKernel } from "../ffi/kernel.ts";
+ * import { Btf, readBtfObjectInfo } from "./btf.ts";
+ *
+ * using vmlinux = Btf.fromId(1); // the kernel's BTF is the first BTF object
+ * const info = readBtfObjectInfo(liveKernel(), vmlinux.fd);
+ * assert.deepEqual([info.id, info.name, info.kernelBtf], [1, "vmlinux", true]);
+ * assert.ok(info.size > 1 << 20);
+ * ```
+ */
+export function readBtfObjectInfo(kernel: Kernel, fd: number): BtfObjectInfo {
+  const info = offHeapBytes(BPF_BTF_INFO.size);
+  const name = offHeapBytes(NAME_SIZE);
+  const { fields } = BPF_BTF_INFO;
+  new DataView(info.buffer).setUint32(fields.name_len.offset, name.byteLength, true);
+  const result = objGetInfoByFd(kernel, fd, info, BPF_BTF_INFO, [[fields.name, name]]);
+  if (result < 0) throw new BpfError(BPF_OBJ_GET_INFO_BY_FD.name, -result, `BTF info of fd ${fd}`);
+  const view = new DataView(info.buffer);
+  const nameEnd = name.indexOf(0);
+  return {
+    id: view.getUint32(fields.id.offset, true),
+    name: decoder.decode(name.subarray(0, nameEnd === -1 ? name.byteLength : nameEnd)),
+    size: view.getUint32(fields.btf_size.offset, true),
+    kernelBtf: view.getUint32(fields.kernel_btf.offset, true) !== 0,
+  };
+}
+
+/**
+ * The ids of every BTF object on the system, ascending (`BPF_BTF_GET_NEXT_ID`):
+ * the kernel's (vmlinux, modules) and those programs and maps loaded. Needs
+ * CAP_SYS_ADMIN.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Btf, listBtfIds } from "../mod.ts";
+ *
+ * using btf = Btf.load([{ kind: "float", name: "double", size: 8 }]);
+ * const ids = listBtfIds();
+ * assert.ok(ids.includes(btf.id));
+ * assert.equal(ids[0], 1); // vmlinux
+ * assert.deepEqual(ids, ids.toSorted((a, b) => a - b));
+ * ```
+ */
+export function listBtfIds(kernel: Kernel = liveKernel()): number[] {
+  return listObjectIds(kernel, BPF_BTF_GET_NEXT_ID);
 }

@@ -26,6 +26,8 @@
 import { Attr } from "./attr.ts";
 import {
   type BatchCommand,
+  BPF_BTF_GET_FD_BY_ID,
+  BPF_BTF_GET_NEXT_ID,
   BPF_LINK_CREATE,
   BPF_LINK_DETACH,
   BPF_LINK_GET_FD_BY_ID,
@@ -43,6 +45,7 @@ import {
   BPF_PROG_LOAD,
   BPF_PROG_TEST_RUN,
   BPF_RAW_TRACEPOINT_OPEN,
+  type Command,
   type Direction,
   type ElementCommand,
   type Field,
@@ -554,11 +557,27 @@ export function progTestRun(kernel: Kernel, fd: number, call: TestRunCall): numb
  * program, or `-errno`. See {@linkcode objGetNextId}.
  */
 export function progGetFdById(kernel: Kernel, id: number, openFlags = 0): number {
-  const { fields } = BPF_PROG_GET_FD_BY_ID;
-  const attr = kernel.attr(BPF_PROG_GET_FD_BY_ID);
+  return getFdById(
+    kernel,
+    BPF_PROG_GET_FD_BY_ID,
+    BPF_PROG_GET_FD_BY_ID.fields.prog_id,
+    id,
+    openFlags,
+  );
+}
+
+/** One `*_GET_FD_BY_ID` call: the id in `idField`, the open flags; the fd or `-errno`. */
+function getFdById<F extends string>(
+  kernel: Kernel,
+  command: Command<F | "open_flags">,
+  idField: Field,
+  id: number,
+  openFlags: number,
+): number {
+  const attr = kernel.attr(command);
   attr.clear();
-  attr.setU32(fields.prog_id, id);
-  attr.setU32(fields.open_flags, openFlags);
+  attr.setU32(idField, id);
+  attr.setU32(command.fields.open_flags, openFlags);
   return kernel.call(attr);
 }
 
@@ -720,30 +739,43 @@ export function linkDetach(kernel: Kernel, linkFd: number): number {
  * link, or `-errno`. See {@linkcode linkGetNextId}.
  */
 export function linkGetFdById(kernel: Kernel, id: number, openFlags = 0): number {
-  const { fields } = BPF_LINK_GET_FD_BY_ID;
-  const attr = kernel.attr(BPF_LINK_GET_FD_BY_ID);
-  attr.clear();
-  attr.setU32(fields.link_id, id);
-  attr.setU32(fields.open_flags, openFlags);
-  return kernel.call(attr);
+  return getFdById(
+    kernel,
+    BPF_LINK_GET_FD_BY_ID,
+    BPF_LINK_GET_FD_BY_ID.fields.link_id,
+    id,
+    openFlags,
+  );
 }
 
-/** The `*_GET_NEXT_ID` commands: one layout (start_id, next_id, open_flags) for maps, programs and links. */
+/**
+ * `BPF_BTF_GET_FD_BY_ID` (`bpf_btf_get_fd_by_id_opts`): a new fd for the BTF
+ * object, or `-errno`. See {@linkcode objGetNextId}.
+ */
+export function btfGetFdById(kernel: Kernel, id: number, openFlags = 0): number {
+  return getFdById(kernel, BPF_BTF_GET_FD_BY_ID, BPF_BTF_GET_FD_BY_ID.fields.btf_id, id, openFlags);
+}
+
+/**
+ * The `*_GET_NEXT_ID` commands: one layout (start_id, next_id, open_flags)
+ * for maps, programs, links and BTF objects.
+ */
 export type NextIdCommand =
   | typeof BPF_MAP_GET_NEXT_ID
   | typeof BPF_PROG_GET_NEXT_ID
-  | typeof BPF_LINK_GET_NEXT_ID;
+  | typeof BPF_LINK_GET_NEXT_ID
+  | typeof BPF_BTF_GET_NEXT_ID;
 
 /**
- * `BPF_MAP_GET_NEXT_ID`, `BPF_PROG_GET_NEXT_ID` or `BPF_LINK_GET_NEXT_ID`
- * (libbpf's `bpf_obj_get_next_id`): the id of the first object after
+ * `BPF_MAP_GET_NEXT_ID`, `BPF_PROG_GET_NEXT_ID`, `BPF_LINK_GET_NEXT_ID` or
+ * `BPF_BTF_GET_NEXT_ID` (libbpf's `bpf_obj_get_next_id`): the id of the first object after
  * `startId` (ids start at 1), or `-errno` (`-ENOENT` past the last).
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { linkGetFdById, objGetNextId, progGetFdById } from "./bpf.ts";
- * import { BPF_LINK_GET_NEXT_ID, BPF_PROG_GET_NEXT_ID } from "./commands.ts";
+ * import { btfGetFdById, linkGetFdById, objGetNextId, progGetFdById } from "./bpf.ts";
+ * import { BPF_BTF_GET_NEXT_ID, BPF_LINK_GET_NEXT_ID, BPF_PROG_GET_NEXT_ID } from "./commands.ts";
  * import { ENOENT } from "./errno.ts";
  * import { liveKernel } from "./kernel.ts";
  *
@@ -752,6 +784,8 @@ export type NextIdCommand =
  * assert.equal(progGetFdById(kernel, 0x7fff_fff0), -ENOENT);
  * assert.equal(objGetNextId(kernel, BPF_LINK_GET_NEXT_ID, 0x7fff_fff0), -ENOENT);
  * assert.equal(linkGetFdById(kernel, 0x7fff_fff0), -ENOENT);
+ * assert.equal(objGetNextId(kernel, BPF_BTF_GET_NEXT_ID, 0x7fff_fff0), -ENOENT);
+ * assert.equal(btfGetFdById(kernel, 0x7fff_fff0), -ENOENT);
  * ```
  */
 export function objGetNextId(kernel: Kernel, command: NextIdCommand, startId: number): number {
@@ -763,8 +797,8 @@ export function objGetNextId(kernel: Kernel, command: NextIdCommand, startId: nu
 }
 
 /**
- * Every id `command` walks (maps, programs or links), ascending: what
- * `listMapIds`, `listProgramIds` and `listLinkIds` return.
+ * Every id `command` walks (maps, programs, links or BTF objects), ascending:
+ * what `listMapIds`, `listProgramIds`, `listLinkIds` and `listBtfIds` return.
  *
  * @throws {BpfError} if the kernel refuses a step (EPERM without CAP_SYS_ADMIN).
  *
