@@ -92,6 +92,44 @@ export interface PerfBufferOptions {
  * `length` is the kernel's raw size: the program's bytes, then the zeros the
  * kernel adds so that the 4-byte size and the bytes fill whole 8-byte words
  * (as libbpf and cilium/ebpf hand them out).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BpfMap, PerfBuffer, possibleCpus, Program } from "../mod.ts";
+ *
+ * using events = BpfMap.create({
+ *   type: "perf_event_array",
+ *   keySize: 4,
+ *   valueSize: 4,
+ *   maxEntries: possibleCpus(),
+ * });
+ * using perf = new PerfBuffer(events, { pages: 1 });
+ * // XDP: u64 value = 42; bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, &value, 8)
+ * const fd = new Uint8Array(new Uint32Array([events.fd]).buffer);
+ * const instructions = new Uint8Array([
+ *   0xbf, 0x16, 0, 0, 0, 0, 0, 0, // r6 = r1 (ctx)
+ *   0x7a, 0x0a, 0xf8, 0xff, 42, 0, 0, 0, // *(u64 *)(r10 - 8) = 42
+ *   0xbf, 0x61, 0, 0, 0, 0, 0, 0, // r1 = r6
+ *   0x18, 0x12, 0, 0, ...fd, 0, 0, 0, 0, 0, 0, 0, 0, // r2 = &events (its fd)
+ *   0xb4, 0x03, 0, 0, 0xff, 0xff, 0xff, 0xff, // w3 = BPF_F_CURRENT_CPU
+ *   0xbf, 0xa4, 0, 0, 0, 0, 0, 0, // r4 = r10
+ *   0x07, 0x04, 0, 0, 0xf8, 0xff, 0xff, 0xff, // r4 += -8
+ *   0xb7, 0x05, 0, 0, 8, 0, 0, 0, // r5 = 8
+ *   0x85, 0, 0, 0, 25, 0, 0, 0, // call bpf_perf_event_output
+ *   0xb7, 0, 0, 0, 2, 0, 0, 0, // r0 = XDP_PASS
+ *   0x95, 0, 0, 0, 0, 0, 0, 0, // exit
+ * ]);
+ * using program = Program.load({ type: "xdp", instructions, license: "GPL" });
+ * program.testRun({ data: new Uint8Array(64) });
+ * const values: bigint[] = [];
+ * perf.consume((record) => {
+ *   assert.ok(perf.cpus.includes(record.cpu)); // the CPU the program ran on
+ *   assert.equal(record.length, 12); // 8 bytes, and 4 of the kernel's padding
+ *   values.push(record.view.getBigUint64(record.offset, true));
+ * });
+ * assert.deepEqual(values, [42n]);
+ * ```
  */
 export class PerfRecord {
   /** The CPU whose ring held the sample: the CPU the program ran on. */
