@@ -166,21 +166,39 @@ export class RecordingBackend implements SessionBackend {
     }
     const mapping = ++this.#mappings;
     this.#push({ ...entry, result: { mapping } });
+    // The code reads and writes a private copy, never the live pages: a producer (the kernel,
+    // a program) may write between an observe and the read it is for, and the transcript must
+    // hold what the code acted on. observe copies a span in, wrote copies it out. The copy is
+    // the mapping's size, so offsets are the same; a span of a ring's double-mapped data is
+    // copied as the one contiguous span the code reads, as the replay's region serves it.
+    const live = region.bytes;
+    const copy = new Uint8Array(length);
     const note = (kind: "observe" | "wrote", offset: number, size: number) => {
-      checkSpan(kind, region.bytes, offset, size);
-      const bytes = encodeBytes(region.bytes.subarray(offset, offset + size));
-      this.#push({ [kind]: mapping, offset, size, bytes } as unknown as MemoryEntry);
+      checkSpan(kind, copy, offset, size);
+      const span = copy.subarray(offset, offset + size);
+      if (kind === "observe") {
+        region.observe(offset, size);
+        span.set(live.subarray(offset, offset + size));
+      } else {
+        live.set(span, offset);
+        region.wrote(offset, size);
+      }
+      this.#push(
+        { [kind]: mapping, offset, size, bytes: encodeBytes(span) } as unknown as MemoryEntry,
+      );
     };
     let unmapped = false;
     return {
       length,
-      bytes: region.bytes,
+      bytes: copy,
       observe: (offset, size) => note("observe", offset, size),
       wrote: (offset, size) => note("wrote", offset, size),
       unmap: () => {
         if (unmapped) return 0;
         unmapped = true;
         const result = region.unmap();
+        // As a replay's: views of the mapping read as empty once it is gone.
+        if (!copy.buffer.detached) copy.buffer.transfer(0);
         this.#push(
           result < 0 ? { munmap: mapping, errno: errnoName(-result) } : { munmap: mapping },
         );
