@@ -431,6 +431,32 @@ const MUTATIONS: Mutation[] = [
     tests: ["tests/loader_calls.test.ts"],
     replay: true,
   },
+  {
+    name: "perf-link-cookie-cut-to-32-bits",
+    why: "a BPF cookie loses its high 32 bits: bpf_get_attach_cookie reads another value",
+    file: "programs/attach_perf_link.ts",
+    from: "attr.setBigU64(bpf_cookie, cookie);",
+    to: "attr.setBigU64(bpf_cookie, cookie & 0xffff_ffffn);",
+    tests: ["tests/attach_perf.test.ts"],
+  },
+  {
+    name: "tcx-relative-fd-dropped",
+    why: "a tcx link asked to go before or after a program or link is placed at the chain's end",
+    file: "programs/attach_tcx.ts",
+    from: "attr.setU32(relative_fd, relativeFd);",
+    to: "attr.setU32(relative_fd, 0);",
+    tests: ["tests/attach_tcx.test.ts"],
+  },
+  {
+    name: "recorder-without-private-copy",
+    why:
+      "a recording hands the code the live mapping: a producer writing after an observe leaves a transcript the code never acted on, and its replay diverges",
+    file: "replay/recorder.ts",
+    from: "    const copy = new Uint8Array(length);\n",
+    to: "    const copy = live;\n",
+    tests: ["tests/replay_observe.test.ts"],
+    replay: true,
+  },
 ];
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
