@@ -1,7 +1,7 @@
 #!/usr/bin/env -S deno run --allow-ffi --allow-read --allow-write
 /**
- * `bpfmap`: bpftool's map commands, batch-powered, `prog show|list|dump xlated|load|loadall`
- * and `link show|list`, with record and replay.
+ * `bpfmap`: bpftool's map commands, batch-powered, `prog show|list|dump xlated|load|loadall`,
+ * `link show|list` and `btf show|list`, with record and replay.
  *
  *   deno run --allow-ffi cli/main.ts map list
  *   bun cli/main.ts -j map dump pinned /sys/fs/bpf/my_map
@@ -46,6 +46,7 @@ import {
   takeMapRef,
   UsageError,
 } from "./args.ts";
+import { runBtfCommand } from "./btf_command.ts";
 import { JsonWriter } from "./json_writer.ts";
 import { runLinkCommand } from "./link_command.ts";
 import { type CliContext, MAP_USAGE, runMapCommand } from "./map_command.ts";
@@ -228,14 +229,18 @@ async function run(
   const object = args.take("an object");
   const prog = isPrefix(object, "prog");
   const link = isPrefix(object, "link");
-  if (!prog && !link && !isPrefix(object, "map")) {
-    throw new UsageError(`unknown object '${object}': bpfmap knows 'map', 'prog' and 'link'`);
+  const btf = isPrefix(object, "btf");
+  if (!prog && !link && !btf && !isPrefix(object, "map")) {
+    throw new UsageError(
+      `unknown object '${object}': bpfmap knows 'map', 'prog', 'link' and 'btf'`,
+    );
   }
   const system = await openCliSystem(options);
   const ctx: CliContext = { system, out, err, json, batchSize: options.batch };
   try {
     if (prog) runProgCommand(ctx, args);
     else if (link) runLinkCommand(ctx, args);
+    else if (btf) runBtfCommand(ctx, args);
     else await runMapCommand(ctx, args);
   } catch (error) {
     // The cause is found while the system is open: the map's state is part of it.

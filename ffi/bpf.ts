@@ -34,6 +34,7 @@ import {
   BPF_LINK_GET_NEXT_ID,
   BPF_LINK_UPDATE,
   BPF_MAP_DELETE_ELEM,
+  BPF_MAP_GET_FD_BY_ID,
   BPF_MAP_GET_NEXT_ID,
   BPF_MAP_GET_NEXT_KEY,
   BPF_MAP_LOOKUP_AND_DELETE_ELEM,
@@ -749,6 +750,15 @@ export function linkGetFdById(kernel: Kernel, id: number, openFlags = 0): number
 }
 
 /**
+ * `BPF_MAP_GET_FD_BY_ID` (`bpf_map_get_fd_by_id_opts`): a new fd for the
+ * map, or `-errno`: what a walk of every map opens by (`BpfMap.fromId` reads
+ * the map's info too). See {@linkcode objGetNextId}.
+ */
+export function mapGetFdById(kernel: Kernel, id: number, openFlags = 0): number {
+  return getFdById(kernel, BPF_MAP_GET_FD_BY_ID, BPF_MAP_GET_FD_BY_ID.fields.map_id, id, openFlags);
+}
+
+/**
  * `BPF_BTF_GET_FD_BY_ID` (`bpf_btf_get_fd_by_id_opts`): a new fd for the BTF
  * object, or `-errno`. See {@linkcode objGetNextId}.
  */
@@ -774,7 +784,7 @@ export type NextIdCommand =
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { btfGetFdById, linkGetFdById, objGetNextId, progGetFdById } from "./bpf.ts";
+ * import { btfGetFdById, linkGetFdById, mapGetFdById, objGetNextId, progGetFdById } from "./bpf.ts";
  * import { BPF_BTF_GET_NEXT_ID, BPF_LINK_GET_NEXT_ID, BPF_PROG_GET_NEXT_ID } from "./commands.ts";
  * import { ENOENT } from "./errno.ts";
  * import { liveKernel } from "./kernel.ts";
@@ -786,6 +796,7 @@ export type NextIdCommand =
  * assert.equal(linkGetFdById(kernel, 0x7fff_fff0), -ENOENT);
  * assert.equal(objGetNextId(kernel, BPF_BTF_GET_NEXT_ID, 0x7fff_fff0), -ENOENT);
  * assert.equal(btfGetFdById(kernel, 0x7fff_fff0), -ENOENT);
+ * assert.equal(mapGetFdById(kernel, 0x7fff_fff0), -ENOENT);
  * ```
  */
 export function objGetNextId(kernel: Kernel, command: NextIdCommand, startId: number): number {

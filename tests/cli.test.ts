@@ -408,7 +408,7 @@ describe("bpfmap map", () => {
       [
         ["frob", "show"],
         2,
-        "Error: unknown object 'frob': bpfmap knows 'map', 'prog' and 'link'\n",
+        "Error: unknown object 'frob': bpfmap knows 'map', 'prog', 'link' and 'btf'\n",
       ],
       [["--frob", "map", "list"], 2, /^Error: unknown option --frob\n$/],
       [["map", "lookup", "pinned", `${BPFFS}/hash`, "key", "77", "0", "0", "0"], 1, ""],
