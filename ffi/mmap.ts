@@ -74,7 +74,11 @@ export interface MappedRegion {
  * let unmapped = 0;
  * const region = liveRegion(new ArrayBuffer(8), () => (unmapped++, 0));
  * region.bytes[0] = 1;
+ * region.observe(0, 8); // live: checks the span, nothing else
+ * assert.throws(() => region.observe(4, 8), { name: "RangeError" }); // past the end
+ * assert.throws(() => region.wrote(0.5, 1), { name: "RangeError" }); // not a byte's offset
  * assert.equal(region.unmap(), 0);
+ * assert.throws(() => region.observe(0, 8), { name: "TypeError" }); // unmapped
  * assert.equal(region.unmap(), 0); // idempotent
  * assert.equal(unmapped, 1);
  * assert.equal(region.bytes.byteLength, 0); // detached: no read reaches the old mapping
@@ -84,14 +88,23 @@ export function liveRegion(buffer: ArrayBuffer, munmap: () => number): MappedReg
   const length = buffer.byteLength;
   const bytes = new Uint8Array(buffer);
   let unmapped = false;
+  // A reader calls these once or twice a record: against the captured length and flag they cost
+  // a few compares, where asking the buffer its length (checkSpan) costs more than the read.
+  const check = (what: string, offset: number, size: number) => {
+    const inside = Number.isInteger(offset) && Number.isInteger(size) && offset >= 0 && size > 0
+      && offset + size <= length;
+    if (unmapped || !inside) {
+      checkSpan(what, bytes, offset, size); // the TypeError or RangeError, worded once
+    }
+  };
   return {
     length,
     bytes,
     observe(offset: number, size: number) {
-      checkSpan("observe", bytes, offset, size);
+      check("observe", offset, size);
     },
     wrote(offset: number, size: number) {
-      checkSpan("wrote", bytes, offset, size);
+      check("wrote", offset, size);
     },
     unmap(): number {
       if (unmapped) return 0;
