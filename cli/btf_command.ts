@@ -6,7 +6,7 @@
  * @module
  */
 
-import { listBtfIds, readBtfObjectInfo } from "../btf/btf.ts";
+import { type BtfObjectInfo, listBtfIds, readBtfObjectInfo } from "../btf/btf.ts";
 import { btfGetFdById, mapGetFdById, progGetFdById } from "../ffi/bpf.ts";
 import { BPF_OBJ_GET_INFO_BY_FD } from "../ffi/commands.ts";
 import { ENOENT } from "../ffi/errno.ts";
@@ -76,8 +76,9 @@ export function runBtfCommand(ctx: CliContext, args: Args): void {
 
 function show(ctx: CliContext, args: Args): void {
   const kernel = ctx.system.kernel;
-  // One object: opened first, as bpftool does, before the walks that find its users.
-  let one: number | undefined;
+  // One object: opened first, as bpftool does, before the walks that find its users; its info
+  // read at once too, so that a replay numbers it first (vmlinux, id 1, stays 1).
+  let one: BtfObjectInfo | undefined;
   if (args.left > 0) {
     const word = args.take("id");
     if (!isPrefix(word, "id")) throw new UsageError(`expected 'id', got: '${word}'`);
@@ -85,29 +86,30 @@ function show(ctx: CliContext, args: Args): void {
     const id = parseUnsigned(text, "BTF id");
     if (id === 0) throw new UsageError(`invalid BTF id: ${text}`);
     args.end();
-    one = openById(kernel, id);
-    if (one < 0) throw new CommandError(`id ${id}: no such BTF object`);
-  }
-  try {
-    const users = btfUsers(kernel, ctx.system.listProgramIds(), ctx.system.listMapIds());
-    if (one !== undefined) {
-      printOne(ctx, kernel, one, users);
-      return;
+    const fd = openById(kernel, id);
+    if (fd < 0) throw new CommandError(`id ${id}: no such BTF object`);
+    try {
+      one = readBtfObjectInfo(kernel, fd);
+    } finally {
+      kernel.close(fd);
     }
-    ctx.json?.startArray();
-    for (const id of listBtfIds(kernel)) {
-      const fd = openById(kernel, id);
-      if (fd < 0) continue; // gone since it was listed
-      try {
-        printOne(ctx, kernel, fd, users);
-      } finally {
-        kernel.close(fd);
-      }
-    }
-    ctx.json?.endArray();
-  } finally {
-    if (one !== undefined) kernel.close(one);
   }
+  const users = btfUsers(kernel, ctx.system.listProgramIds(), ctx.system.listMapIds());
+  if (one !== undefined) {
+    printOne(ctx, one, users);
+    return;
+  }
+  ctx.json?.startArray();
+  for (const id of listBtfIds(kernel)) {
+    const fd = openById(kernel, id);
+    if (fd < 0) continue; // gone since it was listed
+    try {
+      printOne(ctx, readBtfObjectInfo(kernel, fd), users);
+    } finally {
+      kernel.close(fd);
+    }
+  }
+  ctx.json?.endArray();
 }
 
 /** An fd for the BTF object `id`, or -ENOENT if there is none; other failures throw. */
@@ -196,9 +198,8 @@ export function holders(ids: number[], btfIdOf: (id: number) => number): Map<num
   return byBtf;
 }
 
-/** Prints the BTF object of `fd`, as bpftool 7.1's `show_btf_plain` / `show_btf_json`. */
-function printOne(ctx: CliContext, kernel: Kernel, fd: number, users: BtfUsers): void {
-  const info = readBtfObjectInfo(kernel, fd);
+/** Prints a BTF object, as bpftool 7.1's `show_btf_plain` / `show_btf_json`. */
+function printOne(ctx: CliContext, info: BtfObjectInfo, users: BtfUsers): void {
   const programs = users.programs.get(info.id) ?? [];
   const maps = users.maps.get(info.id) ?? [];
   const { json } = ctx;
