@@ -87,18 +87,24 @@ export abstract class Identities {
     this.#mapTypes.set(handle, type);
   }
 
-  /** Whether the map behind a handle stores inner maps (fds in, ids out). */
-  holdsMaps(handle: number | "foreign"): boolean {
-    return this.#holds(handle) === "maps";
+  /**
+   * Whether the map behind a handle takes fds as values: inner maps (a map
+   * of maps), programs (a prog array), perf events (a perf event array),
+   * sockets, cgroups.
+   */
+  holdsFds(handle: number | "foreign"): boolean {
+    const holds = this.#holds(handle);
+    return holds !== undefined && holds !== "bytes";
   }
 
   /**
-   * Whether the map behind a handle takes other fds as values: programs (a
-   * prog array), perf events (a perf event array), sockets, cgroups.
+   * The kind of id the kernel answers a lookup of the map behind a handle
+   * with, in place of the fd stored: a map of maps' inner map ids, a prog
+   * array's program ids. `undefined` for values that are no ids.
    */
-  holdsOtherFds(handle: number | "foreign"): boolean {
+  valueIds(handle: number | "foreign"): IdKind | undefined {
     const holds = this.#holds(handle);
-    return holds !== undefined && holds !== "maps" && holds !== "bytes";
+    return holds === "maps" ? "map" : holds === "programs" ? "prog" : undefined;
   }
 
   #holds(handle: number | "foreign"): string | undefined {

@@ -62,8 +62,12 @@ export function pointerBinding(attr: Attr, field: Field): PointerBinding {
     nested: attr.nested[slot] ?? [],
   };
 }
-/** Fields whose regions hold map values (fds in, ids out, for map-in-map types). */
-const VALUE_FIELDS = new Set(["value", "values"]);
+/**
+ * What regions holding map values point to: of maps holding fds, fds in, and
+ * ids out where a lookup answers with ids (inner maps, programs). By pointee,
+ * not by name: `BPF_MAP_GET_NEXT_KEY`'s `value` is the next key.
+ */
+const VALUE_POINTEES = new Set(["value", "values"]);
 
 /**
  * What the code asks of the kernel: every field as it goes in (scalars,
@@ -113,18 +117,11 @@ function inputField(
       const region: RegionRecord = { size: bytes.byteLength };
       if (direction !== "out") {
         let input = bytes;
-        if (VALUE_FIELDS.has(field.name) && ids.holdsMaps(mapHandle)) {
-          input = mapU32s(bytes, (fd) => {
-            const handle = ids.handleOf(fd);
-            return handle === "foreign" ? 0xffff_ffff : handle;
-          });
-        } else if (VALUE_FIELDS.has(field.name) && ids.holdsOtherFds(mapHandle)) {
-          // Program and perf event fds become handles; an fd bpfmap never got from the kernel
-          // (a socket or cgroup the code opened, a constant) stays as it is.
-          input = mapU32s(bytes, (fd) => {
-            const handle = ids.handleOf(fd);
-            return handle === "foreign" ? fd : handle;
-          });
+        if (VALUE_POINTEES.has(field.pointee!) && ids.holdsFds(mapHandle)) {
+          // Map, program and perf event fds become handles; an fd bpfmap never got from the
+          // kernel (a socket or cgroup the code opened, a constant) is all ones, never a raw
+          // number a handle could equal: a stray fd that happens to match one would pass.
+          input = mapU32s(bytes, (fd) => handleIn(ids, fd));
         }
         if (layout !== null) input = renameStruct(input, layout, (id, kind) => ids.idIn(id, kind));
         // Fds the code hands the kernel inside memory: map references in instructions, fd arrays.
@@ -185,9 +182,9 @@ export function completeEntry(
     if (direction === "in" || (result < 0 && !writesOnFailure(attr.command, field))) continue;
     // Recorded (not null) means the call had a buffer there.
     let written = bytes!.subarray(0, writtenExtent(attr, field, entry, result, bytes!.byteLength));
-    if (VALUE_FIELDS.has(field.name) && ids.holdsMaps(mapHandle)) {
-      written = mapU32s(written, (id) => ids.idOut(id, "map"));
-    }
+    // A lookup answers with the ids of what the slots hold: they differ from run to run.
+    const valueIds = VALUE_POINTEES.has(field.pointee!) ? ids.valueIds(mapHandle) : undefined;
+    if (valueIds !== undefined) written = mapU32s(written, (id) => ids.idOut(id, valueIds));
     if (layout !== null) written = renameStruct(written, layout, (id, kind) => ids.idOut(id, kind));
     const region = recorded as RegionRecord;
     region.out = encodeBytes(written);
