@@ -457,6 +457,26 @@ const MUTATIONS: Mutation[] = [
     tests: ["tests/replay_observe.test.ts"],
     replay: true,
   },
+  {
+    name: "foreign-fd-value-kept-raw",
+    why:
+      "an fd bpfmap never got, stored in a prog_array, is written as its number: a replay storing a stray fd equal to a handle passes",
+    file: "replay/normalize.ts",
+    from: "input = mapU32s(bytes, (fd) => handleIn(ids, fd));",
+    to:
+      "input = mapU32s(bytes, (fd) => ids.handleOf(fd) === \"foreign\" ? fd : handleIn(ids, fd));",
+    tests: ["tests/replay_ids.test.ts"],
+    replay: true,
+  },
+  {
+    name: "prog-array-ids-not-virtualized",
+    why: "a prog_array lookup's program id is recorded as the kernel's: it differs next run",
+    file: "replay/identities.ts",
+    from: "holds === \"programs\" ? \"prog\" : undefined",
+    to: "undefined",
+    tests: ["tests/replay_ids.test.ts"],
+    replay: true,
+  },
 ];
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
