@@ -24,7 +24,7 @@
 
 import { type KernelPrimitives, primitivesOf } from "../ffi/backend.ts";
 import { BpfError } from "../ffi/errors.ts";
-import { type Kernel, liveKernel } from "../ffi/kernel.ts";
+import type { Kernel } from "../ffi/kernel.ts";
 import { MAP_TYPES } from "../ffi/map_types.ts";
 import type { MappedRegion } from "../ffi/mmap.ts";
 import {
@@ -45,7 +45,7 @@ import { describe } from "../ffi/validate.ts";
 import { BpfMap } from "../maps/bpf_map.ts";
 import { EpollWaiter } from "./epoll_waiter.ts";
 import { checkCallback, checkTimeout, WAIT_SLICE_MS } from "./ring_buffer.ts";
-import { loadWord, storeWord } from "./ring_memory.ts";
+import { loadI32, storeI32 } from "./ring_memory.ts";
 
 /** Where the kernel lists the CPUs that are online now (libbpf opens rings on those only). */
 export const ONLINE_CPUS_PATH = "/sys/devices/system/cpu/online";
@@ -59,7 +59,7 @@ const TWO_TO_32 = 4294967296;
 
 /** Options of {@linkcode PerfBuffer}. */
 export interface PerfBufferOptions {
-  /** The kernel the map was created or opened on (a system's `kernel`); the live one by default. */
+  /** The kernel to reach the map through: the one it was created or opened on by default. */
   kernel?: Kernel | undefined;
   /** Data pages per CPU: a power of 2 (default 8, libbpf's examples' size). */
   pages?: number | undefined;
@@ -187,12 +187,14 @@ interface CpuRing {
   /** The data area, in place. */
   readonly data: Uint8Array;
   readonly view: DataView;
-  /** The data area as u32s: a record's header words (8-byte aligned, little-endian). */
-  readonly dataWords: Uint32Array;
+  /** The data area as i32s: a record's header words (8-byte aligned, little-endian). */
+  readonly dataWords: Int32Array;
+  /** The data area's size less one (a power of 2): a position's offset in it. */
+  readonly mask: number;
   /** `data`'s offset in the mapping (`data_offset`), for observe. */
   readonly dataOffset: number;
-  /** `data_head` and `data_tail` as u32 words: `[head low, head high, tail low, tail high]`. */
-  readonly words: Uint32Array;
+  /** `data_head` and `data_tail` as i32 words: `[head low, head high, tail low, tail high]`. */
+  readonly words: Int32Array;
   /** The reader's position (only this reader writes it). */
   tail: number;
   /** The tail as last stored. */
@@ -239,7 +241,7 @@ export class PerfBuffer {
   /** Where a sample that runs past the end of its ring is copied whole. */
   readonly #scratch = new Uint8Array(MAX_RECORD + 1);
   readonly #scratchView = new DataView(this.#scratch.buffer);
-  readonly #scratchWords = new Uint32Array(this.#scratch.buffer);
+  readonly #scratchWords = new Int32Array(this.#scratch.buffer);
   /** The ring of the sample handed out last, not consumed yet; and where it ends. */
   #pending: CpuRing | undefined;
   #pendingEnd = 0;
@@ -257,8 +259,10 @@ export class PerfBuffer {
    * `"ioctl"`, `"map_update_elem"`); what was opened before is closed.
    */
   constructor(map: BpfMap, options: PerfBufferOptions = {}) {
-    const { kernel = liveKernel(), pages = 8, wakeupEvents = 1, wakeupBytes, onLost } =
-      checkOptions(map, options);
+    const { kernel = map.kernel, pages = 8, wakeupEvents = 1, wakeupBytes, onLost } = checkOptions(
+      map,
+      options,
+    );
     this.#kernel = kernel;
     this.#primitives = primitivesOf(kernel.backend);
     this.map = map;
@@ -430,9 +434,9 @@ export class PerfBuffer {
     region.observe(PERF_MMAP_PAGE.data_offset, 16);
     const dataOffset = Number(meta.getBigUint64(PERF_MMAP_PAGE.data_offset, true)) || pageSize;
     const dataSize = Number(meta.getBigUint64(PERF_MMAP_PAGE.data_size, true)) || pages * pageSize;
-    const words = new Uint32Array(bytes.buffer, bytes.byteOffset + PERF_MMAP_PAGE.data_head, 4);
+    const words = new Int32Array(bytes.buffer, bytes.byteOffset + PERF_MMAP_PAGE.data_head, 4);
     region.observe(PERF_MMAP_PAGE.data_tail, 8);
-    const tail = loadWord(words, 3) * TWO_TO_32 + loadWord(words, 2);
+    const tail = (loadI32(words, 3) >>> 0) * TWO_TO_32 + (loadI32(words, 2) >>> 0);
     const data = bytes.subarray(dataOffset, dataOffset + dataSize);
     const ring: CpuRing = {
       cpu,
@@ -440,7 +444,8 @@ export class PerfBuffer {
       region,
       data,
       view: new DataView(data.buffer, data.byteOffset, data.byteLength),
-      dataWords: new Uint32Array(data.buffer, data.byteOffset, data.byteLength >>> 2),
+      dataWords: new Int32Array(data.buffer, data.byteOffset, data.byteLength >>> 2),
+      mask: dataSize - 1,
       dataOffset,
       words,
       tail,
@@ -462,106 +467,160 @@ export class PerfBuffer {
 
   /**
    * Hands `onRecord` up to `limit` samples of `rings`, ring after ring, as
-   * libbpf's `perf_buffer__consume`; each is consumed once its callback returns.
+   * libbpf's `perf_buffer__consume`: reads a ring's head, walks every record
+   * up to it, and reads it again once there until it has not moved. Each
+   * sample is consumed once its callback returns (or throws); the ring's
+   * tail is stored once, when the walk leaves the ring, as libbpf's
+   * `perf_event_read_simple` stores it, so a callback's sample stays in place
+   * while it runs and a walk reports one `wrote` a ring.
    */
   #walk(rings: CpuRing[], onRecord: PerfRecordCallback, limit: number): number {
+    const record = this.#record;
+    // An int to compare the count with (a double limit costs a conversion a sample).
+    const last = limit < 0x7fffffff ? Math.ceil(limit) : -1;
     let count = 0;
+    let stopped = false;
     for (const ring of rings) {
       if (this.#closed) break;
-      const record = this.#record;
+      const { data, view, dataWords, mask } = ring;
+      const size = mask + 1;
+      // The walk's place: `walked` bytes on from the tail it found, at `offset` in the data area.
+      let walked = 0;
       try {
-        // A callback may close the buffer: its rings are unmapped then.
-        while (count < limit && !this.#closed && this.#next(ring)) {
-          count++;
-          const more = onRecord(record);
-          this.#commit();
-          if (more === false) return count;
+        for (;;) {
+          const low = (ring.tail + walked) >>> 0;
+          // The head is read when the walk has caught up with it, as last read.
+          const available = ((ring.head === low ? this.#readHead(ring) : ring.head) - low) >>> 0;
+          if (available === 0) break;
+          const end = walked + available;
+          let offset = low & mask;
+          while (walked < end) {
+            const at = offset >>> 2;
+            const recordSize = dataWords[at + 1]! >>> 16; // above the u16 misc
+            let span = recordSize;
+            if (dataWords[at] === PERF_RECORD_SAMPLE && offset + recordSize <= size) {
+              // The common case, inline: a sample in place.
+              // struct { header; u32 size; char data[size]; }
+              const rawSize = dataWords[at + 2]!;
+              if (recordSize > end - walked || rawSize < 0 || rawSize + 12 > recordSize) {
+                this.#badRecord(ring, offset, recordSize, end - walked);
+              }
+              if (record.data !== data) {
+                record.data = data;
+                record.view = view;
+                record.wrapped = false;
+              }
+              record.cpu = ring.cpu;
+              record.offset = offset + HEADER_SIZE + 4;
+              record.length = rawSize;
+            } else {
+              span = this.#other(ring, offset, end - walked);
+            }
+            // Consumed before its callback runs, so that one that throws leaves it consumed.
+            walked += recordSize;
+            offset = (offset + recordSize) & mask;
+            if (span < 0) continue; // lost counts and other records: passed
+            count++;
+            if (onRecord(record) === false || count === last || this.#closed) {
+              stopped = true;
+              break;
+            }
+          }
+          if (stopped) break;
         }
-      } catch (error) {
-        this.#commit(); // the sample whose callback threw (none if the ring was bad)
-        throw error;
       } finally {
+        if (walked > 0) ring.tail += walked;
         this.#store(ring);
       }
-      if (count >= limit) break;
+      if (stopped) break;
     }
     return count;
   }
 
   /**
    * Finds `ring`'s next sample and points the record at it (not consumed
-   * yet: {@linkcode PerfBuffer.#commit} does that), reporting and passing
-   * lost counts and records of other types on the way. False when the ring
-   * is empty.
+   * yet: {@linkcode PerfBuffer.#commit} does that), passing lost counts and
+   * records of other types on the way. False when the ring is empty.
    */
   #next(ring: CpuRing): boolean {
-    const size = ring.data.byteLength;
     for (;;) {
       if (ring.head === ring.tail >>> 0) {
         this.#readHead(ring);
         if (ring.head === ring.tail >>> 0) return false;
       }
-      const offset = ring.tail % size;
-      // Typed array words, not a DataView: Bun reads them several times faster.
-      const type = ring.dataWords[offset >>> 2]!;
-      const recordSize = ring.dataWords[(offset >>> 2) + 1]! >>> 16; // above the u16 misc
-      if (recordSize < HEADER_SIZE || recordSize > ((ring.head - ring.tail) >>> 0)) {
-        throw new Error(
-          `bpfmap: ${this}: CPU ${ring.cpu}'s ring holds a record of ${recordSize} bytes at ${offset}, with ${
-            (ring.head - ring.tail) >>> 0
-          } written: not a perf ring`,
-        );
-      }
-      const end = ring.tail + recordSize;
-      if (type !== PERF_RECORD_SAMPLE && type !== PERF_RECORD_LOST) {
-        ring.tail = end; // mmap, comm, ... records: none for a BPF output event; skipped
+      const span = this.#other(ring, ring.tail & ring.mask, (ring.head - ring.tail) >>> 0);
+      if (span < 0) {
+        ring.tail -= span;
         continue;
       }
-      const record = this.#record;
-      let words = ring.dataWords;
-      if (offset + recordSize <= size) {
-        if (record.data !== ring.data) {
-          record.data = ring.data;
-          record.view = ring.view;
-        }
-        record.offset = offset;
-        record.wrapped = false;
-      } else {
-        // Runs past the end of the data area, mapped once: copied whole, in two parts.
-        const first = size - offset;
-        this.#scratch.set(ring.data.subarray(offset, size), 0);
-        this.#scratch.set(ring.data.subarray(0, recordSize - first), first);
-        if (record.data !== this.#scratch) {
-          record.data = this.#scratch;
-          record.view = this.#scratchView;
-        }
-        words = this.#scratchWords;
-        record.offset = 0;
-        record.wrapped = true;
-      }
-      const at = record.offset;
-      if (type === PERF_RECORD_LOST) {
-        // struct { header; u64 id; u64 lost; }
-        const count = words[(at >>> 2) + 5]! * TWO_TO_32 + words[(at >>> 2) + 4]!;
-        ring.tail = end;
-        this.#lost += count;
-        this.#onLost?.(ring.cpu, count);
-        continue;
-      }
-      // struct { header; u32 size; char data[size]; }
-      const rawSize = words[(at >>> 2) + 2]!;
-      if (rawSize + 4 > recordSize - HEADER_SIZE) {
-        throw new Error(
-          `bpfmap: ${this}: CPU ${ring.cpu}'s sample says ${rawSize} raw bytes in a ${recordSize}-byte record`,
-        );
-      }
-      record.cpu = ring.cpu;
-      record.offset = at + HEADER_SIZE + 4;
-      record.length = rawSize;
       this.#pending = ring;
-      this.#pendingEnd = end;
+      this.#pendingEnd = ring.tail + span;
       return true;
     }
+  }
+
+  /**
+   * Reads the record at `offset` of `ring`, with `available` bytes written
+   * from there: a sample (its size returned) points the record at it, copied
+   * whole if it runs past the end of the data area; a lost count (reported)
+   * or a record of another type returns its size negated, to be passed.
+   */
+  #other(ring: CpuRing, offset: number, available: number): number {
+    const size = ring.mask + 1;
+    const type = ring.dataWords[offset >>> 2]!;
+    const recordSize = ring.dataWords[(offset >>> 2) + 1]! >>> 16;
+    if (recordSize < HEADER_SIZE || recordSize > available) {
+      this.#badRecord(ring, offset, recordSize, available);
+    }
+    if (type !== PERF_RECORD_SAMPLE && type !== PERF_RECORD_LOST) {
+      return -recordSize; // mmap, comm, ... records: none for a BPF output event; skipped
+    }
+    const record = this.#record;
+    let words = ring.dataWords;
+    if (offset + recordSize <= size) {
+      if (record.data !== ring.data) {
+        record.data = ring.data;
+        record.view = ring.view;
+      }
+      record.offset = offset;
+      record.wrapped = false;
+    } else {
+      // Runs past the end of the data area, mapped once: copied whole, in two parts.
+      const first = size - offset;
+      this.#scratch.set(ring.data.subarray(offset, size), 0);
+      this.#scratch.set(ring.data.subarray(0, recordSize - first), first);
+      if (record.data !== this.#scratch) {
+        record.data = this.#scratch;
+        record.view = this.#scratchView;
+      }
+      words = this.#scratchWords;
+      record.offset = 0;
+      record.wrapped = true;
+    }
+    const at = record.offset >>> 2;
+    if (type === PERF_RECORD_LOST) {
+      // struct { header; u64 id; u64 lost; }
+      const count = (words[at + 5]! >>> 0) * TWO_TO_32 + (words[at + 4]! >>> 0);
+      this.#lost += count;
+      this.#onLost?.(ring.cpu, count);
+      return -recordSize;
+    }
+    // struct { header; u32 size; char data[size]; }
+    const rawSize = words[at + 2]! >>> 0;
+    if (rawSize + 4 > recordSize - HEADER_SIZE) {
+      this.#badRecord(ring, offset, recordSize, available);
+    }
+    record.cpu = ring.cpu;
+    record.offset += HEADER_SIZE + 4;
+    record.length = rawSize;
+    return recordSize;
+  }
+
+  /** Throws for a record whose header cannot be one of a perf ring's. */
+  #badRecord(ring: CpuRing, offset: number, recordSize: number, available: number): never {
+    throw new Error(
+      `bpfmap: ${this}: CPU ${ring.cpu}'s ring holds a record of ${recordSize} bytes at ${offset}, with ${available} written: not a perf ring`,
+    );
   }
 
   /** Consumes the sample {@linkcode PerfBuffer.#next} found (its ring's tail is stored later). */
@@ -582,8 +641,8 @@ export class PerfBuffer {
     if (ring.stored === ring.tail || this.#closed) return;
     ring.stored = ring.tail;
     const low = ring.tail >>> 0;
-    storeWord(ring.words, 2, low);
-    storeWord(ring.words, 3, (ring.tail - low) / TWO_TO_32);
+    storeI32(ring.words, 2, low | 0);
+    storeI32(ring.words, 3, ((ring.tail - low) / TWO_TO_32) | 0);
     ring.region.wrote(PERF_MMAP_PAGE.data_tail, 8);
   }
 
@@ -598,12 +657,12 @@ export class PerfBuffer {
     const before = ring.head;
     ring.region.observe(PERF_MMAP_PAGE.data_head, 4);
     // Acquire: the records are read after the head that says they are there.
-    const head = ring.head = loadWord(ring.words, 0);
+    const head = ring.head = loadI32(ring.words, 0) >>> 0;
     const written = (head - before) >>> 0;
     if (written === 0) return head;
-    const size = ring.data.byteLength;
-    // Where the old head was: the tail, and what lay between them unconsumed.
-    const from = (ring.tail + ((before - ring.tail) >>> 0)) % size;
+    const size = ring.mask + 1;
+    // Where the old head was (the size divides 2^32: the low word's offset is the position's).
+    const from = before & ring.mask;
     const first = Math.min(written, size - from);
     ring.region.observe(ring.dataOffset + from, first);
     if (first < written) ring.region.observe(ring.dataOffset, written - first);

@@ -84,7 +84,6 @@ object.spec.maps.find((map) => map.name.endsWith(".rodata"))!.data!.set(
 object.load();
 
 using perf = new PerfBuffer(object.maps.get("events")!, {
-  kernel: system.kernel,
   onLost: (cpu, lost) => console.error(`lost ${lost} samples on CPU ${cpu}`),
 });
 const column = (text: string | number, width: number) => String(text).padEnd(width);

@@ -112,7 +112,7 @@ const seqOf = (bytes: Uint8Array) =>
 
 transcriptTest("samples come in the order sent, byte for byte, each consumed once", (sys) => {
   const { run, events } = producer(sys);
-  using perf = new PerfBuffer(events, { kernel: sys.kernel, pages: 1 });
+  using perf = new PerfBuffer(events, { pages: 1 });
   onCpu(sys, 0, () => run(5, 20));
   // A record: an 8-byte header, the u32 size, then the 20 bytes (24: whole 8-byte words).
   assert.equal(perf.available(), 5 * 32);
@@ -131,7 +131,7 @@ transcriptTest(
   "samples that run past the end of a CPU's ring read whole, round after round",
   (sys) => {
     const { run, events } = producer(sys);
-    using perf = new PerfBuffer(events, { kernel: sys.kernel, pages: 1 });
+    using perf = new PerfBuffer(events, { pages: 1 });
     assert.equal(perf.size, 4096);
     // 6 rounds of 3 samples of 1,004 bytes (1,016 in the ring): 18,288 bytes through 4,096.
     const seen: Seen[] = [];
@@ -151,7 +151,6 @@ transcriptTest("a full ring loses samples: the kernel counts them, onLost report
   const { run, events, failures } = producer(sys);
   const lost: [number, number][] = [];
   using perf = new PerfBuffer(events, {
-    kernel: sys.kernel,
     pages: 1,
     onLost: (cpu, count) => lost.push([cpu, count]),
   });
@@ -174,7 +173,7 @@ transcriptTest("a full ring loses samples: the kernel counts them, onLost report
 
 transcriptTest("a sample larger than a page reads whole, across the end too", (sys) => {
   const { run, events } = producer(sys);
-  using perf = new PerfBuffer(events, { kernel: sys.kernel, pages: 4 });
+  using perf = new PerfBuffer(events, { pages: 4 });
   onCpu(sys, 0, () => run(1, 12004));
   const seen = consumeAll(perf);
   onCpu(sys, 0, () => run(1, 6004)); // after 12,016 bytes: it runs past the end of 16,384
@@ -185,7 +184,7 @@ transcriptTest("a sample larger than a page reads whole, across the end too", (s
 
 transcriptTest("each CPU's samples come from its own ring, in its order", (sys) => {
   const { run, events } = producer(sys);
-  using perf = new PerfBuffer(events, { kernel: sys.kernel, pages: 1 });
+  using perf = new PerfBuffer(events, { pages: 1 });
   assert.deepEqual(perf.cpus, [0, 1]);
   onCpu(sys, 1, () => run(2, 8));
   onCpu(sys, 0, () => run(2, 8));
@@ -202,7 +201,7 @@ transcriptTest("each CPU's samples come from its own ring, in its order", (sys) 
 
 transcriptTest("consume stops at its limit, at a callback's false, and at a throw", (sys) => {
   const { run, events } = producer(sys);
-  using perf = new PerfBuffer(events, { kernel: sys.kernel, pages: 1 });
+  using perf = new PerfBuffer(events, { pages: 1 });
   onCpu(sys, 0, () => run(6, 8));
   const seqs: number[] = [];
   const onRecord = (record: PerfRecord) => seqs.push(record.view.getUint32(record.offset, true));
@@ -217,7 +216,7 @@ transcriptTest("consume stops at its limit, at a callback's false, and at a thro
 
 transcriptTest("typed samples decode through a codec, with their CPU", (sys) => {
   const { run, events } = producer(sys);
-  using perf = new PerfBuffer(events, { kernel: sys.kernel, pages: 1 });
+  using perf = new PerfBuffer(events, { pages: 1 });
   onCpu(sys, 1, () => run(2, 8));
   const values: unknown[] = [];
   const typed = perf.typed(struct({ seq: u32, byte4: u32 }));
@@ -235,7 +234,7 @@ transcriptTest(
   "poll returns what is ready, and 0 after its timeout when nothing is",
   async (sys) => {
     const { run, events } = producer(sys);
-    using perf = new PerfBuffer(events, { kernel: sys.kernel, pages: 1 });
+    using perf = new PerfBuffer(events, { pages: 1 });
     assert.equal(perf.poll(20, () => assert.fail("no sample")), 0);
     assert.equal(await perf.pollAsync(20, () => assert.fail("no sample")), 0);
     onCpu(sys, 0, () => run(3, 8));
@@ -250,14 +249,14 @@ transcriptTest(
 
 transcriptTest("wakeupEvents and wakeupBytes wake a waiting reader only that late", (sys) => {
   const { run, events } = producer(sys);
-  using byEvents = new PerfBuffer(events, { kernel: sys.kernel, pages: 1, wakeupEvents: 3 });
+  using byEvents = new PerfBuffer(events, { pages: 1, wakeupEvents: 3 });
   onCpu(sys, 0, () => run(2, 12));
   assert.equal(byEvents.poll(0, () => {}), 0); // two samples: no wake-up yet
   onCpu(sys, 0, () => run(1, 12));
   assert.equal(byEvents.poll(0, () => {}), 3); // the third woke it: all three are read
   byEvents.close();
   // 1,000 bytes: each 24-byte record (an 8-byte header, the size and 12 bytes) adds to them.
-  using byBytes = new PerfBuffer(events, { kernel: sys.kernel, pages: 1, wakeupBytes: 1000 });
+  using byBytes = new PerfBuffer(events, { pages: 1, wakeupBytes: 1000 });
   onCpu(sys, 0, () => run(41, 12)); // 984 bytes
   assert.equal(byBytes.poll(0, () => {}), 0);
   onCpu(sys, 0, () => run(1, 12)); // 1,008
@@ -268,7 +267,7 @@ transcriptTest(
   "for await waits without blocking the event loop: a timer sends what it waits for",
   async (sys) => {
     const { run, events } = producer(sys);
-    using perf = new PerfBuffer(events, { kernel: sys.kernel, pages: 1 });
+    using perf = new PerfBuffer(events, { pages: 1 });
     let fired = false;
     // Nothing is in the rings: only this timer, firing while the loop waits, sends samples.
     const timer = setTimeout(() => {
