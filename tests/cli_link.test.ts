@@ -298,7 +298,10 @@ describe("bpfmap link", () => {
       [["link", "show", "id", "0"], /^Error: invalid link id: 0\n$/],
       [["link", "show", "id", "1", "2"], /^Error: unexpected argument: 2\n$/],
       [["link", "frob"], /^Error: unknown link command 'frob'\n\nUsage: bpfmap \[OPTIONS\] link /],
-      [["frob", "show"], /^Error: unknown object 'frob': bpfmap knows 'map', 'prog' and 'link'\n$/],
+      [
+        ["frob", "show"],
+        /^Error: unknown object 'frob': bpfmap knows 'map', 'prog', 'link' and 'btf'\n$/,
+      ],
     ];
     assertUsageErrors(cases);
     assert.deepEqual(bpfmap(["link", "help"]), { stdout: LINK_USAGE, stderr: "", status: 0 });

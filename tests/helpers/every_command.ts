@@ -6,6 +6,7 @@ import {
   BpfMap,
   Btf,
   Link,
+  listBtfIds,
   listLinkIds,
   listMapIds,
   listProgramIds,
@@ -50,6 +51,7 @@ const u32 = (...values: number[]) => new Uint8Array(new Uint32Array(values).buff
   );
   using btf = locked.btf()!;
   Btf.fromId(btf.id).close();
+  listBtfIds();
 }
 {
   // PROG_LOAD, TEST_RUN, the program ids and fds; a raw tracepoint; an XDP link on loopback
