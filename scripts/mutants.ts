@@ -413,6 +413,26 @@ const MUTATIONS: Mutation[] = [
     replay: true,
   },
   {
+    name: "perf-wrap-second-part-dropped",
+    why:
+      "a sample that runs past the end of a CPU's ring keeps only its first part: its tail reads as the scratch's old bytes",
+    file: "events/perf_buffer.ts",
+    from: "      this.#scratch.set(ring.data.subarray(0, recordSize - first), first);\n",
+    to: "",
+    tests: ["tests/perf_buffer.test.ts"],
+    replay: true,
+  },
+  {
+    name: "perf-data-tail-not-stored",
+    why:
+      "the reader's data_tail never reaches the kernel: a CPU's ring fills once and every later sample is lost",
+    file: "events/perf_buffer.ts",
+    from: "    storeI32(ring.words, 2, low | 0);\n",
+    to: "",
+    tests: ["tests/perf_buffer.test.ts"],
+    replay: true,
+  },
+  {
     name: "watch-replay-misses-interruption",
     why: "a recorded map watch ended by Ctrl-C never ends in replay: it waits past the recording",
     file: "cli/map_command.ts",
