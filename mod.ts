@@ -59,6 +59,7 @@ export { decodeRecords, TypedRing } from "./codec/typed_ring.ts";
 export type { ValueCallback } from "./codec/typed_ring.ts";
 export { ONLINE_CPUS_PATH, PerfBuffer, PerfRecord, TypedPerfBuffer } from "./events/perf_buffer.ts";
 export type { PerfBufferOptions, PerfDecoder, PerfRecordCallback } from "./events/perf_buffer.ts";
+export { RecordBytes } from "./events/record_bytes.ts";
 export { RingBuffer, RingRecord, WAIT_SLICE_MS } from "./events/ring_buffer.ts";
 export type { RecordCallback } from "./events/ring_buffer.ts";
 export { RingBufferSet } from "./events/ring_buffer_set.ts";

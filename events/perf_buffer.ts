@@ -44,6 +44,7 @@ import {
 import { describe } from "../ffi/validate.ts";
 import { BpfMap } from "../maps/bpf_map.ts";
 import { EpollWaiter } from "./epoll_waiter.ts";
+import { RecordBytes } from "./record_bytes.ts";
 import { checkCallback, checkTimeout, WAIT_SLICE_MS } from "./ring_buffer.ts";
 import { loadI32, storeI32 } from "./ring_memory.ts";
 
@@ -131,38 +132,15 @@ export interface PerfBufferOptions {
  * assert.deepEqual(values, [42n]);
  * ```
  */
-export class PerfRecord {
+export class PerfRecord extends RecordBytes {
   /** The CPU whose ring held the sample: the CPU the program ran on. */
   cpu = 0;
-  /** The bytes the sample is in: a CPU's data area, or the scratch copy of a wrapped sample. */
-  data: Uint8Array;
-  /** A DataView of {@linkcode PerfRecord.data} (codecs read through it at `offset`). */
-  view: DataView;
-  /** Where this sample's bytes start in `data` and `view`. */
-  offset = 0;
-  /** This sample's length in bytes (see the class's note on padding). */
-  length = 0;
   /**
    * Whether the sample ran past the end of its CPU's data area (mapped
-   * once, unlike a ring buffer's): `data` is then a copy of it, made whole.
+   * once, unlike a ring buffer's): `data` is then a copy of it, made whole
+   * in a scratch buffer, not the CPU's data area.
    */
   wrapped = false;
-
-  /** @internal */
-  constructor(data: Uint8Array) {
-    this.data = data;
-    this.view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  }
-
-  /** A view of this sample's bytes (one small allocation, no copy), valid as the record is. */
-  bytes(): Uint8Array {
-    return new Uint8Array(this.data.buffer, this.data.byteOffset + this.offset, this.length);
-  }
-
-  /** A copy of this sample's bytes in an `ArrayBuffer` of its own. */
-  copy(): Uint8Array {
-    return this.data.slice(this.offset, this.offset + this.length);
-  }
 }
 
 /**
