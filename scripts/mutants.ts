@@ -497,6 +497,33 @@ const MUTATIONS: Mutation[] = [
     tests: ["tests/replay_ids.test.ts"],
     replay: true,
   },
+  {
+    name: "ring-discard-bit-ignored",
+    why: "consume hands out records their programs discarded, as if they had been submitted",
+    file: "events/ring_buffer.ts",
+    from: "if ((header & discardBit) === 0) {",
+    to: "if (header >= 0) {",
+    tests: ["tests/ring_buffer.test.ts"],
+  },
+  {
+    name: "ring-span-observe-skipped",
+    why:
+      "consume reads records it did not observe: a recording lacks them and its replay reads zeros",
+    file: "events/ring_buffer.ts",
+    from: "        producer.observe(pageSize + start, available);\n",
+    to: "",
+    tests: ["tests/ring_buffer.test.ts"],
+    replay: true,
+  },
+  {
+    name: "ring-position-write-unreported",
+    why: "a ring's consumer position is stored but not reported: a recording misses the move",
+    file: "events/ring_memory.ts",
+    from: "  region.wrote(0, 8);\n",
+    to: "",
+    tests: ["tests/ring_buffer.test.ts"],
+    replay: true,
+  },
 ];
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
