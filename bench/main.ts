@@ -4,10 +4,12 @@
 // target per phase, and the peak RSS of both processes; then the replay of a
 // recorded dump against the live one; then the bpfmap command's JSON dump
 // against bpftool's (bench/cli_dump.ts); then opening and loading an object
-// against libbpf's bpf_object__open + __load (bench/object_bench.ts).
+// against libbpf's bpf_object__open + __load (bench/object_bench.ts); then, from
+// Deno, ring buffer consumption against libbpf's in C, Deno and Bun (bench/ring_buffer.ts).
 //
 //   deno task bench      bun run bench      (root or CAP_BPF; Linux)
 //   BPFMAP_BENCH_SECTION=object deno task bench     (the object section alone)
+//   BPFMAP_BENCH_SECTION=ring deno task bench       (the ring buffer section alone)
 
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
@@ -23,6 +25,7 @@ import { detectRuntime } from "../ffi/live.ts";
 import { BpfMap, type BpfSystem, openSystem, u32, u64 } from "../mod.ts";
 import { benchCliDump } from "./cli_dump.ts";
 import { benchObjectLoad } from "./object_bench.ts";
+import { benchRingBuffer } from "./ring_buffer.ts";
 
 const ENTRIES = Number(process.env.BPFMAP_BENCH_ENTRIES ?? 1_000_000);
 const BATCH = 4096;
@@ -355,6 +358,10 @@ if (process.env.BPFMAP_BENCH_SECTION === "object") {
   benchObjectLoad(runtime);
   process.exit(0);
 }
+if (process.env.BPFMAP_BENCH_SECTION === "ring") {
+  benchRingBuffer();
+  process.exit(0);
+}
 const binary = buildC();
 console.log(
   `bpfmap bench: ${ENTRIES} entries, hash u32 -> u64, best of ${RUNS} runs, `
@@ -422,3 +429,6 @@ console.log(
 
 benchCliDump(ENTRIES);
 benchObjectLoad(runtime);
+// It runs C, Deno and Bun as children itself: once, from the Deno bench (`deno task bench`).
+if (runtime === "deno") benchRingBuffer();
+else console.log("ring buffer: see deno task bench (it runs C, Deno and Bun)");
