@@ -69,7 +69,11 @@ transcriptTest("a prog_array holds the program its .values name, once the progra
     [0, 1, 2, 3].map((key) => jump.testRun({ data: packet(key) }).retval),
     [NO_PROGRAM, TAIL_ONE, NO_PROGRAM, NO_PROGRAM],
   );
-  // (A lookup would give tail_one's id: transcripts do not virtualize a prog_array's ids yet.)
+  // A lookup from user space gives the id of the program the slot holds.
+  assert.deepEqual(
+    object.maps.get("jumps")!.lookup(u32(1)),
+    u32(object.programs.get("tail_one")!.info().id),
+  );
 });
 
 transcriptTest("a prog_array slot whose program is not loaded fails the load, naming it", (sys) => {
