@@ -358,9 +358,10 @@ export class MapMemory {
 
   /**
    * The memory itself, `[offset, offset + length)`, for loops that cannot
-   * pay a call per read: a view of the kernel's pages (programs' writes show
-   * at once; on a read-only mapping a write through it kills the process,
-   * so only read it there). For replay it is observed once, when taken:
+   * pay a call per read: live, a view of the kernel's pages (programs' writes
+   * show at once; on a read-only mapping a write through it kills the
+   * process, so only read it there); recording, a view of the recorder's
+   * copy as observed when taken. For replay it is observed once, when taken:
    * what a recording's later reads through it saw is not kept, nor are
    * writes through it, so a replayed run must not depend on them. Valid
    * until {@linkcode MapMemory.close}, after which it is empty.
