@@ -275,7 +275,10 @@ export class RecordingBackend implements SessionBackend {
     const stable: Record<string, string> = {};
     for (const key of STABLE_FDINFO_FIELDS) {
       const value = fields[key];
-      if (value !== undefined) stable[key] = value;
+      if (value === undefined) continue;
+      // A BTF object's id differs from run to run: written as the virtual id its
+      // other calls (Btf.fromFd's info, listBtfIds) give it, so a replay hands out the same.
+      stable[key] = key === "btf_id" ? String(this.#ids.idOut(Number(value), "btf")) : value;
     }
     this.#push({ fdinfo: this.#ids.handleOf(fd), fields: stable });
     return stable;

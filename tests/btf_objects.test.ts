@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { readBtfInfo } from "../btf/btf.ts";
 import { forwardingBackend, type SyscallBackend } from "../ffi/backend.ts";
 import { btfGetFdById } from "../ffi/bpf.ts";
-import { Kernel, liveKernel } from "../ffi/kernel.ts";
+import { Kernel } from "../ffi/kernel.ts";
 import { checkPath, pinFd } from "../ffi/objects.ts";
 import {
   BpfMap,
@@ -35,10 +35,8 @@ const TYPES: BtfType[] = [
   { kind: "float", name: "double", size: 8 },
 ];
 
-/** A kernel on `backend` (the live one by default), recording every fd it closes. */
-function closingKernel(
-  backend: SyscallBackend = liveKernel().backend,
-): { kernel: Kernel; closed: number[] } {
+/** A kernel on `backend`, recording every fd it closes. */
+function closingKernel(backend: SyscallBackend): { kernel: Kernel; closed: number[] } {
   const closed: number[] = [];
   const closing = Object.assign(forwardingBackend(() => backend), {
     close: (fd: number) => {
@@ -70,10 +68,10 @@ liveTest(
   },
 );
 
-// Live only, as every test that reads a BTF fd's fdinfo: a transcript keeps its btf_id as the
-// kernel gave it, so a second run differs (replay/recorder.ts would have to number it).
-liveTest("fromFd takes a BTF fd over: the same object and types, closed by it", () => {
-  const { kernel, closed } = closingKernel();
+// Reads a BTF fd's fdinfo (fromFd's kind check): a transcript writes its btf_id as the virtual
+// id, so the test verifies and replays like any other.
+transcriptTest("fromFd takes a BTF fd over: the same object and types, closed by it", (sys) => {
+  const { kernel, closed } = closingKernel(sys.kernel.backend);
   using loaded = Btf.load(TYPES, {}, kernel);
   const fd = btfGetFdById(kernel, loaded.id);
   assert.ok(fd >= 0, `BPF_BTF_GET_FD_BY_ID: ${fd}`);
