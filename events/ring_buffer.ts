@@ -60,6 +60,8 @@ export const WAIT_SLICE_MS = 1000;
 
 /** 2^32: a position's high word counts these. */
 const TWO_TO_32 = 4294967296;
+/** Where a walk stores the position's low word record by record when it must not (a wrap). */
+const NOWHERE = new Int32Array(2);
 
 /**
  * One record, in place in the ring: `data[offset .. offset + length)`. The
@@ -336,10 +338,11 @@ export class RingBuffer {
         start = offset = base & mask;
         const end = start + available;
         producer.observe(pageSize + start, available);
-        // The position's high word changes once every 4 GiB: stored once the low one wraps
-        // (an int threshold, past the span when it does not wrap in it).
-        const wrapsAt = Math.min(TWO_TO_32 - low, available + 1);
-        const high = ((base - low) / TWO_TO_32 + 1) | 0;
+        // Record by record only the low word is stored: in the one span in 4 GiB where it wraps,
+        // a producer would read a position 4 GiB behind (a full ring) until the walk's end
+        // stores both words, so those stores go nowhere and the space goes back at the end.
+        // (Testing for the wrap at each record cost Deno 0.7 ns a record.)
+        const positionWords = TWO_TO_32 - low > available ? consumerWords : NOWHERE;
         let stopped = false;
         // A callback that closes the ring detaches the mapping: the length check (the bounds
         // check the header's read needs anyway) then ends the walk.
@@ -366,13 +369,13 @@ export class RingBuffer {
             offset = next;
           }
           const walked = offset - start;
-          store(consumerWords, 0, (low + walked) | 0);
-          if (walked >= wrapsAt) store(consumerWords, 1, high);
+          store(positionWords, 0, (low + walked) | 0);
           if (stopped) break;
         }
         base += offset - start;
         start = offset = 0;
-        if (stopped || this.#closed) break;
+        // After a wrap the memory's high word is behind: the walk ends, storing both.
+        if (stopped || this.#closed || positionWords === NOWHERE) break;
       }
     } finally {
       // Stored already as the walk went (but for a record whose callback threw): reported.

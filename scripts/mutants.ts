@@ -516,6 +516,15 @@ const MUTATIONS: Mutation[] = [
     replay: true,
   },
   {
+    name: "ring-wrap-stores-low-word",
+    why:
+      "the walk whose position passes 4 GiB stores its wrapped low word under the old high one: producers see a full ring",
+    file: "events/ring_buffer.ts",
+    from: "TWO_TO_32 - low > available ? consumerWords : NOWHERE",
+    to: "consumerWords",
+    tests: ["tests/ring_walk.test.ts"],
+  },
+  {
     name: "ring-position-write-unreported",
     why: "a ring's consumer position is stored but not reported: a recording misses the move",
     file: "events/ring_memory.ts",
