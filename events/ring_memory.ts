@@ -60,7 +60,7 @@ export const RECORD_LENGTH_MASK = 0x3fffffff;
  * so there the kernel's own acquire and release are compiler barriers only,
  * and the engines keep typed-array accesses in program order; and `Atomics`
  * cost there: Deno 2.9 takes 40-60 ns a record more with them on mapped
- * memory (12 ns without, bench/ring_buffer.ts's loop). Plain in Bun on every
+ * memory (3.3 ns a record without, bench/ring_buffer.ts). Plain in Bun on every
  * CPU: Bun 1.4's JIT crashes (SIGSEGV) on `Atomics.load` of a typed array over
  * memory `toArrayBuffer` wraps, once the loop is compiled (on arm64 that
  * leaves Bun's reads unordered: a known gap).
