@@ -31,6 +31,9 @@ const MEMORY = Symbol("bpfmap.globalsMemory");
 
 declare module "../programs/object_loader.ts" {
   interface BpfObject {
+    // Restated, as codec/typed_methods.ts restates BpfMap's: with this augmentation, Deno 2.9's
+    // checker loses the class's computed [Symbol.dispose] member, and `using` refuses the object.
+    [Symbol.dispose](): void;
     /**
      * The variables of one of the object's global data sections (`".bss"`,
      * `".data"`, `".rodata"`, `".data.NAME"`), read and written in place:

@@ -77,13 +77,6 @@ export interface BpfObjectOptions {
   pinFolder?: string;
 }
 
-/**
- * `BpfObject` is `Disposable` (`using`) whatever other modules add to it:
- * an interface that augments the class (`codec/datasec_memory.ts`'s
- * `globals`) otherwise hides its `[Symbol.dispose]` from Deno's checker.
- */
-export interface BpfObject extends Disposable {}
-
 /** One program of an opened object: what `load()` will do with it. */
 export class ObjectProgramHandle {
   /** Load it with the object (libbpf's `bpf_program__set_autoload`). */
