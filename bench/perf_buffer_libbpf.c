@@ -1,8 +1,9 @@
 // bench/perf_buffer.ts's C side: libbpf's perf_buffer__consume on the samples
 // tests/bpf/perfbuf.bpf.c's program sends when test-run (PER_RUN samples of
 // 64 bytes a run, `repeat` runs a call, on the CPU the run is on), rounds of
-// PER_ROUND samples after WARMUP rounds, only the consumption timed. Each
-// sample's sequence number (counted on from the warm-up's) is summed, so both
+// PER_ROUND samples after SMALL_ROUNDS rounds of one run and WARMUP rounds,
+// only the consumption timed. Each sample's sequence number (counted on from
+// the warm-up's) is summed mod 2^32, as the TypeScript side sums, so both
 // sides prove they read every sample. Prints one JSON line.
 //
 //   cc -O2 -o perf_buffer_libbpf bench/perf_buffer_libbpf.c -lbpf
@@ -19,10 +20,11 @@
 #define PER_RUN 500
 #define PER_ROUND 200000
 #define PAGES 4096 // 16 MiB a CPU: a round's 200,000 records of 80 bytes fit in one CPU's ring
-#define WARMUP 2 // rounds before the timed ones, as the TypeScript side warms its JIT
+#define WARMUP 10 // rounds before the timed ones, as the TypeScript side warms its JIT
+#define SMALL_ROUNDS 1000 // before those, rounds of one run, as the TypeScript side has
 
 struct totals {
-	uint64_t sum;
+	uint32_t sum; // mod 2^32, as the TypeScript side sums
 	long samples;
 	long lost;
 };
@@ -68,6 +70,15 @@ int main(int argc, char **argv)
 		return perror("perf_buffer__new"), 1;
 	// struct command: PER_RUN samples of 64 bytes.
 	uint32_t command[16] = { PER_RUN, 64 };
+	for (int round = 0; round < SMALL_ROUNDS; round++) {
+		LIBBPF_OPTS(bpf_test_run_opts, run, .data_in = command, .data_size_in = sizeof(command));
+		if (bpf_prog_test_run_opts(program, &run))
+			return perror("test run"), 1;
+		long before = totals.samples;
+		if (perf_buffer__consume(perf) || totals.samples - before != PER_RUN || totals.lost)
+			return fprintf(stderr, "a small round lost samples\n"), 1;
+	}
+	totals.sum = 0;
 	double seconds = 0;
 	long consumed = 0;
 	for (int round = -WARMUP; consumed < records; round++) {
@@ -93,8 +104,8 @@ int main(int argc, char **argv)
 	}
 	struct rusage usage;
 	getrusage(RUSAGE_SELF, &usage);
-	printf("{\"seconds\": %.6f, \"records\": %ld, \"checksum\": %llu, \"peakRssKiB\": %ld}\n",
-	       seconds, consumed, (unsigned long long)totals.sum, usage.ru_maxrss);
+	printf("{\"seconds\": %.6f, \"records\": %ld, \"checksum\": %u, \"peakRssKiB\": %ld}\n",
+	       seconds, consumed, totals.sum, usage.ru_maxrss);
 	perf_buffer__free(perf);
 	bpf_object__close(object);
 	return 0;
