@@ -11,6 +11,9 @@
  * deno run -A scripts/mutants.ts --list     # the table, checked against the source, nothing run
  * ```
  *
+ * A test run that dies of SIGSEGV or SIGBUS kills its mutant: the bug let
+ * the code touch memory it must not (a write to read-only pages).
+ *
  * Exit status: 0 all killed, 1 a mutant survived (or could not be judged),
  * 2 bad usage or a mutation that no longer applies.
  *
@@ -314,6 +317,15 @@ const MUTATIONS: Mutation[] = [
     tests: ["tests/cli_loadall.test.ts"],
   },
   {
+    name: "btf-show-ids-in-hashmap-order",
+    why:
+      "`btf show` lists prog_ids/map_ids in insertion order, not bpftool's hashmap order (reversed as it grows)",
+    file: "cli/btf_command.ts",
+    from: "for (const entries of byBtf.values()) entries.reverse();",
+    to: "",
+    tests: ["tests/cli_btf.test.ts"],
+  },
+  {
     name: "core-bitfield-lshift-off-by-one",
     why: "a CO-RE bitfield read keeps one bit too many of the kernel's neighbouring field",
     file: "object/core.ts",
@@ -411,6 +423,15 @@ const MUTATIONS: Mutation[] = [
     to: "",
     tests: ["tests/map_memory.test.ts"],
     replay: true,
+  },
+  {
+    name: "memory-read-only-write-allowed",
+    why:
+      "a write to read-only map memory is not refused: the process dies of SIGSEGV on the kernel's read-only pages",
+    file: "maps/memory.ts",
+    from: "if (!this.writable) {",
+    to: "if (false) {",
+    tests: ["tests/map_memory.test.ts"],
   },
   {
     name: "perf-wrap-second-part-dropped",
@@ -572,6 +593,7 @@ type Outcome =
   | { kind: "passed" }
   | { kind: "failed"; failures: string[] }
   | { kind: "timeout" }
+  | { kind: "crashed"; signal: string }
   | { kind: "broken"; detail: string };
 
 /** Where `from` occurs in `text`, to check that it occurs exactly once. */
@@ -656,14 +678,17 @@ function runPass(dir: string, pass: Pass, tests: string[], log: string): Promise
       timedOut = true;
       Deno.kill(-child.pid!, "SIGKILL");
     }, TIMEOUT_SECONDS * 1000);
-    child.on("close", (code: number | null) => {
+    child.on("close", (code: number | null, signal: string | null) => {
       clearTimeout(timer);
       const text = Buffer.concat(chunks).toString("utf8");
       writeFileSync(log, text);
       if (timedOut) return done({ kind: "timeout" });
+      // A memory fault ends the process before any summary: the mutant's own doing, as the
+      // baseline passed (a load error or a failed assertion exits with a code instead).
+      if (signal === "SIGSEGV" || signal === "SIGBUS") return done({ kind: "crashed", signal });
       if (code === 0) return done({ kind: "passed" });
       // "FAILED | 3 passed | 1 failed": tests ran and one failed. Anything else (a module
-      // that does not load, a crash before the summary) is not a test killing the mutant.
+      // that does not load, another crash before the summary) is not a test killing the mutant.
       const summary = /^FAILED \| \d+ passed(?: \(\d+ steps?\))? \| (\d+) failed/m.exec(text);
       if (summary !== null && Number(summary[1]) > 0) {
         return done({ kind: "failed", failures: failedTests(text) });
@@ -803,6 +828,8 @@ async function main(): Promise<number> {
         verdict = "killed";
         detail = outcome.kind === "timeout"
           ? `${pass.name}: timed out after ${TIMEOUT_SECONDS}s`
+          : outcome.kind === "crashed"
+          ? `${pass.name}: the tests died of ${outcome.signal}`
           : `${pass.name}: ${outcome.failures.slice(0, 2).join("; ")}${
             outcome.failures.length > 2 ? ` (+${outcome.failures.length - 2} more)` : ""
           }`;
