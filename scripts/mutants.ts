@@ -499,6 +499,15 @@ const MUTATIONS: Mutation[] = [
     replay: true,
   },
   {
+    name: "recorder-fdinfo-btf-id-raw",
+    why:
+      "a BTF fd's fdinfo btf_id is recorded as the kernel's id: the recording fails verify on the next run",
+    file: "replay/recorder.ts",
+    from: "key === \"btf_id\" ? String(this.#ids.idOut(Number(value), \"btf\")) : value;",
+    to: "value;",
+    tests: ["tests/btf_objects.test.ts"],
+  },
+  {
     name: "foreign-fd-value-kept-raw",
     why:
       "an fd bpfmap never got, stored in a prog_array, is written as its number: a replay storing a stray fd equal to a handle passes",
