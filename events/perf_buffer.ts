@@ -454,13 +454,15 @@ export class PerfBuffer {
    */
   #walk(rings: CpuRing[], onRecord: PerfRecordCallback, limit: number): number {
     const record = this.#record;
+    // Module constants in locals: V8 would load them (from their cells) sample by sample.
+    const sampleType = PERF_RECORD_SAMPLE, sampleStart = HEADER_SIZE + 4; // header, u32 size
     // An int to compare the count with (a double limit costs a conversion a sample).
     const last = limit < 0x7fffffff ? Math.ceil(limit) : -1;
     let count = 0;
     let stopped = false;
     for (const ring of rings) {
       if (this.#closed) break;
-      const { data, view, dataWords, mask } = ring;
+      const { cpu, data, view, dataWords, mask } = ring;
       const size = mask + 1;
       // The walk's place: `walked` bytes on from the tail it found, at `offset` in the data area.
       let walked = 0;
@@ -476,11 +478,11 @@ export class PerfBuffer {
             const at = offset >>> 2;
             const recordSize = dataWords[at + 1]! >>> 16; // above the u16 misc
             let span = recordSize;
-            if (dataWords[at] === PERF_RECORD_SAMPLE && offset + recordSize <= size) {
+            if (dataWords[at] === sampleType && offset + recordSize <= size) {
               // The common case, inline: a sample in place.
               // struct { header; u32 size; char data[size]; }
               const rawSize = dataWords[at + 2]!;
-              if (recordSize > end - walked || rawSize < 0 || rawSize + 12 > recordSize) {
+              if (recordSize > end - walked || rawSize < 0 || rawSize + sampleStart > recordSize) {
                 this.#badRecord(ring, offset, recordSize, end - walked);
               }
               if (record.data !== data) {
@@ -488,8 +490,8 @@ export class PerfBuffer {
                 record.view = view;
                 record.wrapped = false;
               }
-              record.cpu = ring.cpu;
-              record.offset = offset + HEADER_SIZE + 4;
+              record.cpu = cpu;
+              record.offset = offset + sampleStart;
               record.length = rawSize;
             } else {
               span = this.#other(ring, offset, end - walked);
