@@ -136,10 +136,14 @@ for (const runtime of RUNTIMES) {
   exampleTest(`opensnoop (${runtime}) prints the file the test's process opens`, async () => {
     const path = join(scratch(), `opened-${runtime}`);
     const shell = opener(path);
+    // Ended by its one row, not by the clock: a second could run out, on a loaded machine,
+    // before the shell's open reached it. The duration only bounds a run that sees nothing.
     const run = new ExampleRun(runtime, "opensnoop.ts", [
       opensnoopObject(),
-      "--duration",
+      "--count",
       "1",
+      "--duration",
+      "60",
       "--pid",
       String(shell.pid),
     ], {});
