@@ -226,6 +226,8 @@ export class PerfBuffer {
   #lost = 0;
   #waiter: EpollWaiter | undefined;
   #closed = false;
+  /** A walk is handing samples out: a callback may not start another. */
+  #walking = false;
 
   /**
    * Opens one `PERF_COUNT_SW_BPF_OUTPUT` event per online CPU (those below
@@ -280,12 +282,15 @@ export class PerfBuffer {
   /**
    * Calls `onRecord` for each sample in the rings now, CPU by CPU (each
    * CPU's in order), up to `limit` samples; lost counts on the way go to
-   * `onLost`. Each sample is consumed once its callback returns.
+   * `onLost`. Each sample is consumed once its callback returns. Inside a
+   * `for await` loop over this buffer, the loop's sample is consumed first.
    *
    * @returns how many samples `onRecord` was called with.
+   * @throws {TypeError} when called from one of this buffer's callbacks (so is `poll`).
    */
   consume(onRecord: PerfRecordCallback, limit = Infinity): number {
     this.#checkOpen("consume");
+    this.#checkNotWalking("consume");
     checkCallback("consume", onRecord);
     if (!(limit > 0)) throw new RangeError(`consume: limit must be positive, got ${limit}`);
     return this.#walk(this.#rings, onRecord, limit);
@@ -301,6 +306,7 @@ export class PerfBuffer {
    */
   poll(timeoutMs: number, onRecord: PerfRecordCallback): number {
     this.#checkOpen("poll");
+    this.#checkNotWalking("poll");
     checkTimeout("poll", timeoutMs);
     checkCallback("poll", onRecord);
     const ready = this.#waiting().wait(this.#rings.length, timeoutMs);
@@ -453,6 +459,17 @@ export class PerfBuffer {
    * while it runs and a walk reports one `wrote` a ring.
    */
   #walk(rings: CpuRing[], onRecord: PerfRecordCallback, limit: number): number {
+    this.#commit(); // the sample a for await loop holds: consumed, so it is not handed out again
+    this.#walking = true;
+    try {
+      return this.#walkRings(rings, onRecord, limit);
+    } finally {
+      this.#walking = false;
+    }
+  }
+
+  /** {@linkcode PerfBuffer.#walk}'s loop: a ring's tail is local to it until it leaves the ring. */
+  #walkRings(rings: CpuRing[], onRecord: PerfRecordCallback, limit: number): number {
     const record = this.#record;
     // Module constants in locals: V8 would load them (from their cells) sample by sample.
     const sampleType = PERF_RECORD_SAMPLE, sampleStart = HEADER_SIZE + 4; // header, u32 size
@@ -691,6 +708,19 @@ export class PerfBuffer {
 
   #checkOpen(op: string): void {
     if (this.#closed) throw new TypeError(`${op}: ${this} is closed`);
+  }
+
+  /**
+   * Refuses a walk started from a callback of a walk: the outer one keeps
+   * its rings' tails to itself until it leaves them, so the inner one would
+   * hand the same samples out again.
+   */
+  #checkNotWalking(op: string): void {
+    if (this.#walking) {
+      throw new TypeError(
+        `${op}: called from a callback of ${this}: return false to stop its walk, then call ${op}`,
+      );
+    }
   }
 }
 

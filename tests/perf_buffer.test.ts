@@ -214,6 +214,33 @@ transcriptTest("consume stops at its limit, at a callback's false, and at a thro
   assert.deepEqual(seqs, [0, 1, 2, 4, 5]);
 });
 
+transcriptTest(
+  "consume from a callback is refused; inside a for await loop it goes on after the loop's sample",
+  async (sys) => {
+    const { run, events } = producer(sys);
+    using perf = new PerfBuffer(events, { pages: 1 });
+    onCpu(sys, 0, () => run(4, 8));
+    const seq = (record: PerfRecord) => record.view.getUint32(record.offset, true);
+    // Each refusal is thrown out of a callback: that sample (0, then 1) is consumed.
+    assert.throws(() => perf.consume(() => perf.consume(() => {})), {
+      name: "TypeError",
+      message: /^consume: called from a callback of perf buffer of /,
+    });
+    assert.throws(() => perf.consume(() => perf.poll(0, () => {})), {
+      name: "TypeError",
+      message: /^poll: called from a callback of perf buffer of /,
+    });
+    const seqs: number[] = [];
+    for await (const record of perf) {
+      seqs.push(seq(record));
+      assert.equal(perf.consume((inner) => void seqs.push(seq(inner))), 1);
+      break;
+    }
+    assert.deepEqual(seqs, [2, 3]);
+    assert.equal(perf.available(), 0);
+  },
+);
+
 transcriptTest("typed samples decode through a codec, with their CPU", (sys) => {
   const { run, events } = producer(sys);
   using perf = new PerfBuffer(events, { pages: 1 });
