@@ -322,7 +322,8 @@ export class Program {
     } of ${insns.byteLength / 8} instruction(s)`;
     const first = loadLogged(kernel, call, checked.logLevel);
     if (first.fd >= 0) {
-      const program = Program.#adopt(kernel, first.fd, undefined, first.log);
+      // The program keeps its id, type and name: its map ids wait for info() or maps().
+      const program = Program.#adopt(kernel, first.fd, undefined, first.log, false);
       program.#expectedAttachType = checked.expectedAttachType;
       return program;
     }
@@ -370,12 +371,18 @@ export class Program {
    * where an fd of any kind may have come from: its fdinfo says its kind
    * first. Any failure closes the fd.
    */
-  static #adopt(kernel: Kernel, fd: number, source: string | undefined, log: string): Program {
+  static #adopt(
+    kernel: Kernel,
+    fd: number,
+    source: string | undefined,
+    log: string,
+    withMapIds = true,
+  ): Program {
     if (source !== undefined) {
       expectObjectKind(kernel, fd, source, "prog");
     }
     try {
-      return new Program(kernel, fd, readProgramInfo(kernel, fd), log);
+      return new Program(kernel, fd, readProgramInfo(kernel, fd, withMapIds), log);
     } catch (error) {
       kernel.close(fd);
       throw error;
@@ -660,11 +667,12 @@ export function listProgramIds(kernel: Kernel = liveKernel()): number[] {
 
 /**
  * Reads a program's info, then its map ids with a second call sized by
- * `nr_map_ids` (the kernel copies at most the room it is given).
+ * `nr_map_ids` (the kernel copies at most the room it is given); with
+ * `withMapIds` false, the first call only, and `mapIds` empty.
  *
  * @throws {BpfError} if the kernel refuses.
  */
-export function readProgramInfo(kernel: Kernel, fd: number): ProgramInfo {
+export function readProgramInfo(kernel: Kernel, fd: number, withMapIds = true): ProgramInfo {
   const info = offHeapBytes(BPF_PROG_INFO.size);
   const fail = (result: number) => {
     throw new BpfError(BPF_OBJ_GET_INFO_BY_FD.name, -result, `program fd ${fd}`);
@@ -674,7 +682,7 @@ export function readProgramInfo(kernel: Kernel, fd: number): ProgramInfo {
   const { nr_map_ids, map_ids } = BPF_PROG_INFO.fields;
   const count = readU32(info, nr_map_ids);
   let mapIds: number[] = [];
-  if (count > 0) {
+  if (count > 0 && withMapIds) {
     const ids = offHeapBytes(count * 4);
     info.fill(0);
     new DataView(info.buffer, info.byteOffset).setUint32(nr_map_ids.offset, count, true);

@@ -8,11 +8,12 @@
 import assert from "node:assert/strict";
 import test from "node:test";
 import { forwardingBackend } from "../ffi/backend.ts";
+import { BPF_OBJ_GET_INFO_BY_FD } from "../ffi/commands.ts";
 import { Kernel } from "../ffi/kernel.ts";
-import { BpfError, ifindex, sumPerCpu, u32, u64 } from "../mod.ts";
+import { BpfError, ifindex, Program, sumPerCpu, u32, u64 } from "../mod.ts";
 import { counted, datagramCounter } from "./helpers/counting.ts";
 import { exchangeDatagrams } from "./helpers/datagrams.ts";
-import { thrown } from "./helpers/live.ts";
+import { tallyingKernel, thrown } from "./helpers/live.ts";
 import { objectFixture } from "./helpers/loader_object.ts";
 import { transcriptTests } from "./helpers/transcript.ts";
 import { FROM_PEER, VETH, VETH_IFINDEX, vethForTests } from "./helpers/veth.ts";
@@ -155,3 +156,25 @@ transcriptTest("TypedBatch.sumPerCpu sums an element's values over every CPU", (
     message: "sumPerCpu: the values (u64) are not per-CPU numbers: see typedPerCpu",
   });
 });
+
+transcriptTest(
+  "a load reads the program's info once; info() and maps() read its map ids",
+  (sys) => {
+    using map = sys.createMap({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });
+    const { kernel, tally } = tallyingKernel(sys.kernel.backend);
+    const infos = () => tally.get(BPF_OBJ_GET_INFO_BY_FD.name) ?? 0;
+    // r1 = map (ld_imm64, BPF_PSEUDO_MAP_FD); r0 = 0; exit
+    const instructions = new Uint8Array(32);
+    instructions.set([0x18, 0x11, 0, 0]);
+    new DataView(instructions.buffer).setInt32(4, map.fd, true);
+    instructions.set([0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95], 16);
+    using program = Program.load({ type: "socket_filter", instructions, license: "GPL" }, kernel);
+    // The program keeps its id, type and name: one call, not a second for the map ids it uses.
+    assert.equal(infos(), 1);
+    assert.deepEqual(program.info().mapIds, [map.id]);
+    assert.equal(infos(), 3); // the info, then the map ids sized by it
+    const [used] = program.maps();
+    assert.equal(used?.id, map.id);
+    used?.close();
+  },
+);
