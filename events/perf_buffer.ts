@@ -491,7 +491,9 @@ export class PerfBuffer {
           if (available === 0) break;
           const end = walked + available;
           let offset = low & mask;
-          while (walked < end) {
+          // A callback that closes the buffer unmaps the rings: their words are detached then
+          // (length 0), which ends the loop with no field read a sample.
+          while (walked < end && offset >>> 2 < dataWords.length) {
             const at = offset >>> 2;
             const recordSize = dataWords[at + 1]! >>> 16; // above the u16 misc
             let span = recordSize;
@@ -518,12 +520,12 @@ export class PerfBuffer {
             offset = (offset + recordSize) & mask;
             if (span < 0) continue; // lost counts and other records: passed
             count++;
-            if (onRecord(record) === false || count === last || this.#closed) {
+            if (onRecord(record) === false || count === last) {
               stopped = true;
               break;
             }
           }
-          if (stopped) break;
+          if (stopped || this.#closed) break;
         }
       } finally {
         if (walked > 0) ring.tail += walked;

@@ -241,6 +241,22 @@ transcriptTest(
   },
 );
 
+transcriptTest("a callback that closes the buffer ends the walk there", (sys) => {
+  const { run, events } = producer(sys);
+  const perf = new PerfBuffer(events, { pages: 1 });
+  onCpu(sys, 0, () => run(3, 8));
+  onCpu(sys, 1, () => run(2, 8));
+  const seqs: number[] = [];
+  const count = perf.consume((record) => {
+    seqs.push(record.view.getUint32(record.offset, true));
+    if (seqs.length === 2) perf.close(); // its rings unmapped: no sample read after it
+  });
+  assert.equal(count, 2);
+  assert.deepEqual(seqs, [0, 1]);
+  assert.equal(perf.closed, true);
+  assert.throws(() => perf.consume(() => {}), /consume: perf buffer of .* is closed/);
+});
+
 transcriptTest("typed samples decode through a codec, with their CPU", (sys) => {
   const { run, events } = producer(sys);
   using perf = new PerfBuffer(events, { pages: 1 });
