@@ -11,6 +11,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { TRANSCRIPT_ENV } from "../../mod.ts";
+import { FIXTURE_LOG_ENV } from "../../replay/system.ts";
 import { liveTest, liveUnavailable, replayRun } from "./live.ts";
 import { buildObject, CLANG_NEEDS } from "./object_build.ts";
 import { toolTest } from "./tools.ts";
@@ -55,10 +56,13 @@ function exampleCommand(
   if (!ffi) env.BPFMAP_FORBID_LIVE = "1";
   const command = join(ROOT, "node_modules", ".bin", runtime);
   if (runtime === "bun") return { command, argv: [path, ...args], env };
+  // An example that reads the suite's mode also notes its transcript in the suite's fixture log
+  // (openSystem does): that file alone is writable where nothing else is.
+  const log = opts.transcriptMode ? env[FIXTURE_LOG_ENV] : undefined;
   const permissions = [
     ffi ? "--allow-ffi" : "--deny-ffi",
     "--allow-read",
-    ...(opts.write ? ["--allow-write"] : []),
+    ...(opts.write ? ["--allow-write"] : log ? [`--allow-write=${log}`] : []),
     ...(opts.transcriptMode ? ["--allow-env"] : []),
   ];
   return { command, argv: ["run", ...permissions, path, ...args], env };
