@@ -18,6 +18,7 @@ import type { BtfType } from "../btf/types.ts";
 import { primitivesOf } from "../ffi/backend.ts";
 import { BpfError } from "../ffi/errors.ts";
 import { type Kernel, liveKernel } from "../ffi/kernel.ts";
+import { MAP_TYPES, mapTypeNumber } from "../ffi/map_types.ts";
 import { describe } from "../ffi/validate.ts";
 import { BpfMap, type MapSpec } from "../maps/bpf_map.ts";
 import type { FuncInfo, LineInfo } from "../object/btf_ext.ts";
@@ -329,6 +330,10 @@ export class BpfObject {
     const override = this.#options.maps?.[map.name] ?? {};
     let spec: MapSpec = { ...map.spec };
     if (override.maxEntries !== undefined) spec.maxEntries = override.maxEntries;
+    // A perf_event_array declared without max_entries gets a slot per possible CPU, as libbpf
+    // gives it (map_set_def_max_entries): a perf buffer puts each CPU's event in its slot.
+    const perfEvents = mapTypeNumber(spec.type) === MAP_TYPES.perf_event_array;
+    if (spec.maxEntries === 0 && perfEvents) spec.maxEntries = this.#kernel!.possibleCpus();
     if (map.kind === "kconfig") spec.contents = [[new Uint8Array(4), this.#kconfig(map)]];
     if (this.btf !== undefined && map.btfValueTypeId > 0) {
       spec = {
