@@ -45,6 +45,7 @@ import {
   BPF_PROG_GET_NEXT_ID,
   BPF_PROG_LOAD,
   BPF_PROG_TEST_RUN,
+  BPF_PROG_TEST_RUN_SYSCALL,
   BPF_RAW_TRACEPOINT_OPEN,
   type Command,
   type Direction,
@@ -515,6 +516,8 @@ export interface TestRunCall {
   dataOut?: Uint8Array | null;
   ctxIn?: Uint8Array | null;
   ctxOut?: Uint8Array | null;
+  /** A `syscall` program's run: the kernel writes the context back into `ctxIn`. */
+  contextWrittenIn?: boolean;
   repeat?: number;
   flags?: number;
   cpu?: number;
@@ -527,8 +530,9 @@ export interface TestRunCall {
 
 /** `BPF_PROG_TEST_RUN` (`bpf_prog_test_run_opts`): 0 or `-errno`. See {@linkcode progLoad}. */
 export function progTestRun(kernel: Kernel, fd: number, call: TestRunCall): number {
-  const { fields } = BPF_PROG_TEST_RUN;
-  const attr = kernel.attr(BPF_PROG_TEST_RUN);
+  const command = call.contextWrittenIn ? BPF_PROG_TEST_RUN_SYSCALL : BPF_PROG_TEST_RUN;
+  const { fields } = command;
+  const attr = kernel.attr(command);
   attr.clear();
   const [dataIn, dataOut] = [call.dataIn ?? null, call.dataOut ?? null];
   const [ctxIn, ctxOut] = [call.ctxIn ?? null, call.ctxOut ?? null];

@@ -421,14 +421,8 @@ export const BPF_PROG_LOAD = defineCommand("BPF_PROG_LOAD", 5, "fd", {
   prog_token_fd: fd(144, true),
 });
 
-/**
- * `BPF_PROG_TEST_RUN` (10): 76 bytes, up to `batch_size`. The kernel runs
- * the program `repeat` times on `data_in` (and `ctx_in`), and writes back
- * the return value, the average `duration` in ns, and the packet (context)
- * as the program left it: `data_size_out` bytes, of which at most the room
- * the caller gave are copied (ENOSPC then, with the rest written all the same).
- */
-export const BPF_PROG_TEST_RUN = defineCommand("BPF_PROG_TEST_RUN", 10, "zero", {
+/** The fields of `BPF_PROG_TEST_RUN`, shared by its shapes. */
+const TEST_RUN_FIELDS = {
   prog_fd: fd(0),
   retval: u32(4, "out"),
   data_size_in: u32(8),
@@ -444,6 +438,36 @@ export const BPF_PROG_TEST_RUN = defineCommand("BPF_PROG_TEST_RUN", 10, "zero", 
   flags: u32(64),
   cpu: u32(68),
   batch_size: u32(72),
+};
+
+/**
+ * `BPF_PROG_TEST_RUN` (10): 76 bytes, up to `batch_size`. The kernel runs
+ * the program `repeat` times on `data_in` (and `ctx_in`), and writes back
+ * the return value, the average `duration` in ns, and the packet (context)
+ * as the program left it: `data_size_out` bytes, of which at most the room
+ * the caller gave are copied (ENOSPC then, with the rest written all the same).
+ */
+export const BPF_PROG_TEST_RUN = defineCommand("BPF_PROG_TEST_RUN", 10, "zero", TEST_RUN_FIELDS);
+
+/**
+ * `BPF_PROG_TEST_RUN` of a `syscall` program: the kernel refuses `ctx_out`
+ * and writes the context the program left back into `ctx_in` itself, so
+ * that region is read back (and recorded) after the call.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BPF_PROG_TEST_RUN_SYSCALL, commandKey } from "./commands.ts";
+ * assert.equal(commandKey(BPF_PROG_TEST_RUN_SYSCALL), "BPF_PROG_TEST_RUN:syscall");
+ * assert.equal(BPF_PROG_TEST_RUN_SYSCALL.fields.ctx_in.direction, "inout");
+ * ```
+ */
+export const BPF_PROG_TEST_RUN_SYSCALL = Object.freeze({
+  ...defineCommand("BPF_PROG_TEST_RUN", 10, "zero", {
+    ...TEST_RUN_FIELDS,
+    ctx_in: pointer(48, "inout", "ctx"),
+  }),
+  variant: "syscall",
 });
 
 /** `BPF_PROG_GET_NEXT_ID` (11): 12 bytes; the kernel writes `next_id`. */
@@ -1017,6 +1041,7 @@ export const COMMANDS_BY_KEY: ReadonlyMap<string, Command> = new Map<string, Com
     BPF_LINK_CREATE_PERF_EVENT,
     BPF_LINK_CREATE_TCX,
     BPF_LINK_CREATE_ITER,
+    BPF_PROG_TEST_RUN_SYSCALL,
   ].map((command): [string, Command] => [commandKey(command), command as Command]),
 );
 

@@ -73,6 +73,9 @@ const MAX_INSNS = 1_000_000;
 export const DATA_OUT_SLACK = 256;
 
 const decoder = new TextDecoder();
+/** The program types whose test run takes a context but no `ctx_out` (see `testRun`). */
+const RAW_TRACEPOINT = progTypeNumber("raw_tracepoint");
+const SYSCALL = progTypeNumber("syscall");
 
 /** What to load: the instructions and how the kernel should take them. */
 export interface ProgramSpec {
@@ -444,14 +447,17 @@ export class Program {
   testRun(opts: TestRunOptions = {}): TestRunResult {
     const fd = this.#openFd("testRun");
     const { data, ctx, dataOutSize, repeat, flags, cpu } = checkRun(opts);
-    const call: TestRunCall = { repeat, flags, cpu };
+    const call: TestRunCall = { repeat, flags, cpu, contextWrittenIn: this.type === SYSCALL };
     if (data !== undefined) {
       call.dataIn = offHeapCopy(data);
       call.dataOut = offHeapBytes(dataOutSize ?? data.byteLength + DATA_OUT_SLACK);
     }
+    // Raw tracepoint and syscall programs take a context but refuse ctx_out (EINVAL): a raw
+    // tracepoint's is not given back, a syscall program's is written back into ctx_in itself.
+    const contextWrittenBack = this.type !== RAW_TRACEPOINT && this.type !== SYSCALL;
     if (ctx !== undefined) {
       call.ctxIn = offHeapCopy(ctx);
-      call.ctxOut = offHeapBytes(ctx.byteLength);
+      if (contextWrittenBack) call.ctxOut = offHeapBytes(ctx.byteLength);
     }
     const result = progTestRun(this.#kernel, fd, call);
     if (result < 0) {
@@ -465,6 +471,7 @@ export class Program {
       duration: call.duration!,
     };
     if (call.ctxOut) out.ctx = call.ctxOut.slice(0, call.ctxSizeOut);
+    else if (call.ctxIn && this.type === SYSCALL) out.ctx = call.ctxIn.slice();
     return out;
   }
 

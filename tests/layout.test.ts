@@ -238,6 +238,7 @@ test("attr sizes: 56 for the batch commands, each command's own size for the res
     BPF_LINK_CREATE: 20,
     "BPF_LINK_CREATE:perf_event": 24,
     "BPF_LINK_CREATE:tcx": 32,
+    "BPF_PROG_TEST_RUN:syscall": 76,
     "BPF_LINK_CREATE:iter": 28,
     BPF_LINK_UPDATE: 16,
     BPF_LINK_GET_FD_BY_ID: 12,
