@@ -31,6 +31,7 @@ import { BpfError } from "../ffi/errors.ts";
 import type { Kernel } from "../ffi/kernel.ts";
 import type { BpfMap } from "../maps/bpf_map.ts";
 import { EpollWaiter } from "./epoll_waiter.ts";
+import { RecordBytes } from "./record_bytes.ts";
 import {
   BPF_RINGBUF_BUSY_BIT,
   BPF_RINGBUF_DISCARD_BIT,
@@ -85,31 +86,11 @@ const NOWHERE = new Int32Array(2);
  * assert.equal(record.view.getUint16(record.offset, true), 0x0201);
  * ```
  */
-export class RingRecord {
+export class RingRecord extends RecordBytes {
   /** The ring's data area, mapped twice in a row: a record that wraps is contiguous here. */
-  readonly data: Uint8Array;
+  declare readonly data: Uint8Array;
   /** A DataView of {@linkcode RingRecord.data} (codecs read through it at `offset`). */
-  readonly view: DataView;
-  /** Where this record's bytes start in `data` and `view`. */
-  offset = 0;
-  /** This record's length in bytes, as the program wrote it. */
-  length = 0;
-
-  /** @internal */
-  constructor(data: Uint8Array) {
-    this.data = data;
-    this.view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  }
-
-  /** A view of this record's bytes (one small allocation, no copy), valid as the record is. */
-  bytes(): Uint8Array {
-    return new Uint8Array(this.data.buffer, this.data.byteOffset + this.offset, this.length);
-  }
-
-  /** A copy of this record's bytes in an `ArrayBuffer` of its own. */
-  copy(): Uint8Array {
-    return this.data.slice(this.offset, this.offset + this.length);
-  }
+  declare readonly view: DataView;
 }
 
 /**
