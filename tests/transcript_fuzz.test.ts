@@ -7,7 +7,7 @@
  * answers within bounds: no byte outside a region written, no byte handed
  * back that the transcript did not hold, no count beyond what was asked.
  *
- * `BPFMAP_TRANSCRIPT_FUZZ_CASES` sets the number of cases (default 10,000)
+ * `BPFMAP_TRANSCRIPT_FUZZ_CASES` sets the number of cases (default 4,000: it runs in all four passes of npm test)
  * and `BPFMAP_TRANSCRIPT_FUZZ_SEED` the seed (default fixed): a failure
  * prints the seed and case that found it.
  *
@@ -54,7 +54,7 @@ import {
 import { random } from "./helpers/fuzzer.ts";
 import { FIXTURES } from "./helpers/transcript.ts";
 
-const CASES = Number(readEnv("BPFMAP_TRANSCRIPT_FUZZ_CASES") || 10_000);
+const CASES = Number(readEnv("BPFMAP_TRANSCRIPT_FUZZ_CASES") || 4_000);
 const SEED = Number(readEnv("BPFMAP_TRANSCRIPT_FUZZ_SEED") || 0x5eed);
 /** Fixtures up to this size are fuzzed: small ones replay fast, and cover every command. */
 const MAX_FIXTURE_BYTES = 24_000;
