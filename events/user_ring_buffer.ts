@@ -203,7 +203,8 @@ export class UserRingBuffer implements Disposable {
     this.#reserved.delete(record);
     const memory = this.#memory;
     const length = memory.dataWords[header >>> 2]! & ~BPF_RINGBUF_BUSY_BIT;
-    memory.producer.wrote(memory.pageSize + header + BPF_RINGBUF_HDR_SZ, length);
+    // A record of 0 bytes has no body to report (a span of 0 would be refused, the header left busy).
+    if (length > 0) memory.producer.wrote(memory.pageSize + header + BPF_RINGBUF_HDR_SZ, length);
     // Release: the record's bytes are visible before the header says it is committed.
     storeI32(memory.dataWords, header >>> 2, length | discard);
     memory.producer.wrote(memory.pageSize + header, 4);

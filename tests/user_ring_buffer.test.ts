@@ -98,6 +98,19 @@ transcriptTest(
   },
 );
 
+transcriptTest("a request of 0 bytes is handed over and holds back none after it", (sys) => {
+  const { requests, drain } = drainer(sys);
+  using ring = new UserRingBuffer(requests);
+  ring.submit(ring.reserve(0)!);
+  send(ring, 16, 5);
+  assert.equal(ring.pending(), 8 + 24); // a header alone, then the request
+  const first = drain();
+  assert.deepEqual([first.lastDrain, first.count], [1n, 0]); // too short: the program stops at it
+  const second = drain();
+  assert.deepEqual(second.requests.map(([tag]) => tag), [5]);
+  assert.equal(ring.pending(), 0);
+});
+
 transcriptTest("requests that run past the ring's end arrive whole, round after round", (sys) => {
   const { requests, drain } = drainer(sys);
   using ring = new UserRingBuffer(requests);
