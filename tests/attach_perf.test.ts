@@ -7,7 +7,15 @@
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before } from "node:test";
@@ -199,20 +207,30 @@ transcriptTest(
 );
 
 transcriptTest("kprobes and ksyscalls: this kernel has no kprobe PMU, or they attach", (sys) => {
-  const { program } = runCounter(sys, "kprobe");
-  for (
-    const attach of [
-      () => program.attachKprobe("do_sys_openat2"),
-      () => program.attachKsyscall("openat", { retprobe: true }),
-    ]
-  ) {
-    const refusal = thrown(attach);
-    if (refusal === undefined) continue; // a kernel with CONFIG_KPROBES: attached, closed with the system
-    assert.ok(refusal instanceof Error);
-    assert.match(
-      refusal.message,
-      /this kernel has no kprobe PMU \(\/sys\/bus\/event_source\/devices\/kprobe\/type is missing: a kernel built without CONFIG_KPROBES\)$/,
-    );
+  const { program, map } = runCounter(sys, "kprobe");
+  const cases: [() => Link, string][] = [
+    [() => program.attachKprobe("do_sys_openat2"), "kprobe"],
+    [() => program.attachKsyscall("openat", { retprobe: true }), "kretprobe"],
+  ];
+  for (const [attach, perfEventType] of cases) {
+    let link: Link;
+    try {
+      link = attach();
+    } catch (refusal) {
+      // This machine's kernel: built without CONFIG_KPROBES.
+      assert.ok(refusal instanceof Error);
+      assert.match(
+        refusal.message,
+        /this kernel has no kprobe PMU \(\/sys\/bus\/event_source\/devices\/kprobe\/type is missing: a kernel built without CONFIG_KPROBES\)$/,
+      );
+      continue;
+    }
+    // A kernel with kprobes: the link is a perf event link of that kind, and it counts opens.
+    assert.equal(link.info().perfEventType, perfEventType);
+    const before = counted(map);
+    closeSync(openSync("/dev/null", "r"));
+    assert.ok(counted(map) > before, "the probe counted the test's open");
+    link.close();
   }
 });
 
