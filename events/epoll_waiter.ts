@@ -49,7 +49,13 @@ export class EpollWaiter {
     this.add(fd, (EPOLLOUT | EPOLLET) >>> 0); // | makes an i32: the top bit is negative
   }
 
-  /** Waits, blocking the thread, up to `timeoutMs`; the ready fds (none after a timeout). */
+  /**
+   * Waits, blocking the thread, up to `timeoutMs`; the ready fds (none after a timeout).
+   *
+   * @throws {BpfError} (`op` `"epoll_wait"`) when the wait fails, EINTR (a signal) included, as
+   * libbpf's `ring_buffer__poll` returns it; {@linkcode EpollWaiter.waitAsync} answers none then,
+   * as a cut-short wait (`bpfmap map watch`'s Ctrl-C) is how an async reader is stopped.
+   */
   wait(maxEvents: number, timeoutMs: number): EpollReady[] {
     return ready(this.#primitives.epollWait(this.#fd, maxEvents, timeoutMs));
   }

@@ -26,8 +26,6 @@
  */
 
 import type { KernelPrimitives } from "../ffi/backend.ts";
-import { EINTR } from "../ffi/errno.ts";
-import { BpfError } from "../ffi/errors.ts";
 import type { Kernel } from "../ffi/kernel.ts";
 import type { BpfMap } from "../maps/bpf_map.ts";
 import { EpollWaiter } from "./epoll_waiter.ts";
