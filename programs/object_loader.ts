@@ -413,16 +413,17 @@ export class BpfObject {
     let text: string;
     try {
       text = decoder.decode(files.readFile(`/boot/config-${release}`));
-    } catch {
+    } catch (bootError) {
       try {
         text = decoder.decode(gunzipSync(files.readFile(PROC_CONFIG_PATH)));
-      } catch (error) {
+      } catch (procError) {
+        // Both reasons: an unreadable /boot file (EACCES) is not the same fix as a missing one.
         throw new TypeError(
           `the kernel's config is in neither /boot/config-${release} nor ${PROC_CONFIG_PATH} `
             + `(CONFIG_IKCONFIG_PROC), for the object's CONFIG_* externs: ${
-              (error as Error).message
-            }`,
-          { cause: error },
+              (bootError as Error).message
+            }; ${(procError as Error).message}`,
+          { cause: new AggregateError([bootError, procError]) },
         );
       }
     }

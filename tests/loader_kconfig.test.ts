@@ -6,8 +6,10 @@
 
 import assert from "node:assert/strict";
 import { gunzipSync } from "node:zlib";
-import { primitivesOf } from "../ffi/backend.ts";
+import { forwardingBackend, primitivesOf } from "../ffi/backend.ts";
+import { Kernel, liveKernel } from "../ffi/kernel.ts";
 import { BpfObject } from "../mod.ts";
+import { liveTest } from "./helpers/live.ts";
 import { kernelToolTest, objectFixture } from "./helpers/loader_object.ts";
 import { compileText } from "./helpers/object_build.ts";
 import { transcriptTests } from "./helpers/transcript.ts";
@@ -83,4 +85,27 @@ kernelToolTest("a CONFIG_* extern the config does not set, or cannot fit, fails 
       char LICENSE[] __attribute__((section("license"), used)) = "GPL";`));
     assert.throws(() => object.load(), message, declaration);
   }
+});
+
+liveTest("a kernel config that cannot be read fails the load with both files' reasons", () => {
+  // A backend whose /boot config is unreadable (EACCES) and that has no /proc/config.gz: the
+  // error names both, since the fixes differ (permissions; CONFIG_IKCONFIG_PROC).
+  const live = liveKernel().backend;
+  const refuse = (path: string, code: string) =>
+    Object.assign(new Error(`bpfmap: cannot open ${path}: ${code}`), { code });
+  const backend = Object.assign(forwardingBackend(() => live), {
+    readTextFile: (path: string) =>
+      path === "/proc/sys/kernel/osrelease" ? "6.1.0-test\n" : live.readTextFile(path),
+    readFile(path: string): Uint8Array {
+      if (path === "/boot/config-6.1.0-test") throw refuse(path, "EACCES");
+      if (path === "/proc/config.gz") throw refuse(path, "ENOENT");
+      return live.readFile(path);
+    },
+  });
+  const object = BpfObject.open(kconfigObject(), { name: "kconfig", kernel: new Kernel(backend) });
+  assert.throws(() => object.load(), {
+    name: "TypeError",
+    message:
+      /neither \/boot\/config-6\.1\.0-test nor \/proc\/config\.gz .*: bpfmap: cannot open \/boot\/config-6\.1\.0-test: EACCES; bpfmap: cannot open \/proc\/config\.gz: ENOENT$/,
+  });
 });
