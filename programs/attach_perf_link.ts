@@ -112,6 +112,26 @@ function probePmu(kernel: Kernel, path: string, what: string): { type: number; r
   return { type: Number(type.trim()), retprobe: Number(bit?.[1] ?? 0) };
 }
 
+/**
+ * What a dynamic probe PMU (kprobe, uprobe) is opened with: its type, the
+ * retprobe bit of its config, the function's name or the binary's path
+ * (config1, a pointer) and the offset into it (config2), as libbpf's
+ * `perf_event_open_probe` fills them.
+ */
+function probeAttr(
+  pmu: { type: number; retprobe: number },
+  retprobe: boolean | undefined,
+  target: string,
+  offset: number,
+): (attr: ReturnType<typeof perfEventAttr>) => void {
+  return (attr) => {
+    attr.setU32(PERF_EVENT_ATTR.fields.type, pmu.type);
+    attr.setU64(PERF_EVENT_ATTR.fields.config, retprobe ? 2 ** pmu.retprobe : 0);
+    attr.setPointer(PERF_EVENT_ATTR.fields.config1, cString(target));
+    attr.setU64(PERF_EVENT_ATTR.fields.config2, offset);
+  };
+}
+
 /** The plain head of every `BPF_LINK_CREATE` shape. */
 type LinkCreateHead = "prog_fd" | "target_ifindex" | "attach_type" | "flags";
 
@@ -318,13 +338,7 @@ export function attachKprobe(
   const pmu = probePmu(program.kernel, KPROBE_TYPE_PATH, what);
   return attachToPerfEvent(
     program,
-    (attr) => {
-      attr.setU32(PERF_EVENT_ATTR.fields.type, pmu.type);
-      attr.setU64(PERF_EVENT_ATTR.fields.config, retprobe ? 2 ** pmu.retprobe : 0);
-      attr.setPointer(PERF_EVENT_ATTR.fields.config1, cString(fn));
-      // probe_offset: the kprobe PMU reads the offset into the function from config2.
-      attr.setU64(PERF_EVENT_ATTR.fields.config2, offset);
-    },
+    probeAttr(pmu, retprobe, fn, offset),
     -1,
     what,
     cookie,
@@ -403,12 +417,7 @@ export function attachUprobe(
     : uprobeOffset(primitivesOf(program.kernel.backend).readFile(path), symbol, path);
   return attachToPerfEvent(
     program,
-    (attr) => {
-      attr.setU32(PERF_EVENT_ATTR.fields.type, pmu.type);
-      attr.setU64(PERF_EVENT_ATTR.fields.config, retprobe ? 2 ** pmu.retprobe : 0);
-      attr.setPointer(PERF_EVENT_ATTR.fields.config1, cString(path));
-      attr.setU64(PERF_EVENT_ATTR.fields.config2, offset);
-    },
+    probeAttr(pmu, retprobe, path, offset),
     pid,
     what,
     cookie,
