@@ -25,6 +25,7 @@ import { detectRuntime } from "../ffi/live.ts";
 import { BpfMap, type BpfSystem, openSystem, u32, u64 } from "../mod.ts";
 import { benchCliDump } from "./cli_dump.ts";
 import { benchObjectLoad } from "./object_bench.ts";
+import { statusKiB } from "./process_status.ts";
 import { benchRingBuffer } from "./ring_buffer.ts";
 
 const ENTRIES = Number(process.env.BPFMAP_BENCH_ENTRIES ?? 1_000_000);
@@ -348,10 +349,8 @@ function printBreakdown(): void {
   }
 }
 
-function peakRssKiB(): number {
-  const status = liveKernel().backend.readTextFile("/proc/self/status");
-  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN);
-}
+/** VmHWM of this process, in KiB. */
+const peakRssKiB = () => statusKiB("VmHWM");
 
 const runtime = detectRuntime();
 if (process.env.BPFMAP_BENCH_SECTION === "object") {

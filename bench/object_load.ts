@@ -13,6 +13,7 @@ import { forwardingBackend, type SyscallBackend } from "../ffi/backend.ts";
 import { BPF_PROG_LOAD } from "../ffi/commands.ts";
 import { Kernel, liveKernel } from "../ffi/kernel.ts";
 import { BpfObject } from "../mod.ts";
+import { statusKiB } from "./process_status.ts";
 
 /** One open + load + close: seconds of each step, and of the bpf() calls within. */
 export interface Iteration {
@@ -124,12 +125,6 @@ function iteration(path: string, timed: ReturnType<typeof timedKernel>): Iterati
     close: (closed - loaded) / 1000,
     ...timed.calls,
   };
-}
-
-/** VmRSS or VmHWM of this process, in KiB. */
-function statusKiB(field: string): number {
-  const status = liveKernel().backend.readTextFile("/proc/self/status");
-  return Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN);
 }
 
 /** One side's whole run, as the C side's. */

@@ -9,8 +9,8 @@
 //   bun bench/perf_buffer_side.ts perfbuf.bpf.o latency
 
 import process from "node:process";
-import { liveKernel } from "../ffi/kernel.ts";
 import { BpfObject, PerfBuffer, type PerfRecord, possibleCpus } from "../mod.ts";
+import { statusKiB } from "./process_status.ts";
 
 const PER_RUN = 500;
 const PER_ROUND = 200_000;
@@ -47,10 +47,7 @@ function command(count: number): Uint8Array {
 }
 
 /** VmHWM of this process, in KiB. */
-function peakRssKiB(): number {
-  const status = liveKernel().backend.readTextFile("/proc/self/status");
-  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1]);
-}
+const peakRssKiB = () => statusKiB("VmHWM");
 
 if (what === "latency") {
   const data = command(1);
