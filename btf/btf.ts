@@ -23,7 +23,7 @@ import {
 import { BpfError } from "../ffi/errors.ts";
 import { type Kernel, liveKernel } from "../ffi/kernel.ts";
 import { offHeapBytes } from "../ffi/memory.ts";
-import { expectObjectKind } from "../ffi/objects.ts";
+import { adoptFd } from "../ffi/objects.ts";
 import { checkInteger, describe } from "../ffi/validate.ts";
 import { type BtfKind, type BtfType, encodeBtf, parseBtf } from "./types.ts";
 
@@ -167,13 +167,7 @@ export class Btf {
    * first. Any failure closes the fd.
    */
   static #adopt(kernel: Kernel, fd: number, source?: string): Btf {
-    if (source !== undefined) expectObjectKind(kernel, fd, source, "btf");
-    try {
-      return new Btf(kernel, fd, readBtfInfo(kernel, fd));
-    } catch (error) {
-      kernel.close(fd);
-      throw error;
-    }
+    return adoptFd(kernel, fd, source, "btf", () => new Btf(kernel, fd, readBtfInfo(kernel, fd)));
   }
 
   /** The BTF object's file descriptor; -1 once closed. */

@@ -89,6 +89,46 @@ export function expectObjectKind(
 }
 
 /**
+ * Takes `fd` over as an object of kind `want`: its kind checked first when
+ * the fd came from the caller (`source` names where: {@linkcode expectObjectKind}),
+ * then the object built by `make`. Either failing closes the fd, so an fd
+ * handed over is never left open.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BpfMap } from "../mod.ts";
+ * import { mapGetFdById } from "./bpf.ts";
+ * import { liveKernel } from "./kernel.ts";
+ * import { adoptFd } from "./objects.ts";
+ *
+ * const kernel = liveKernel();
+ * using map = BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });
+ * assert.equal(adoptFd(kernel, map.fd, undefined, "map", () => "made"), "made");
+ * const fd = mapGetFdById(kernel, map.id); // a second fd of the map, handed over below
+ * assert.throws(() => adoptFd(kernel, fd, "fd", "prog", () => "never"), {
+ *   message: "fd: incorrect object type: map, not a program",
+ * });
+ * assert.equal(kernel.close(fd), -9); // EBADF: adoptFd closed it
+ * ```
+ */
+export function adoptFd<T>(
+  kernel: Kernel,
+  fd: number,
+  source: string | undefined,
+  want: ObjectKind,
+  make: () => T,
+): T {
+  if (source !== undefined) expectObjectKind(kernel, fd, source, want);
+  try {
+    return make();
+  } catch (error) {
+    kernel.close(fd);
+    throw error;
+  }
+}
+
+/**
  * A bpffs path as the kernel takes it (a NUL-terminated copy, off the heap),
  * refused before any syscall if it is no path.
  *

@@ -54,7 +54,7 @@ import {
   linkTypeName,
 } from "../ffi/link_types.ts";
 import { cString, offHeapBytes } from "../ffi/memory.ts";
-import { checkPath, expectObjectKind, openPinnedFd, pinFd } from "../ffi/objects.ts";
+import { adoptFd, checkPath, openPinnedFd, pinFd } from "../ffi/objects.ts";
 import { attachTypeName, progTypeName } from "../ffi/prog_types.ts";
 import { checkInteger, describe } from "../ffi/validate.ts";
 
@@ -223,15 +223,13 @@ export class Link {
    * Any failure closes the fd.
    */
   static #adopt(kernel: Kernel, fd: number, source: string | undefined): Link {
-    if (source !== undefined) {
-      expectObjectKind(kernel, fd, source, "link");
-    }
-    try {
-      return new Link(kernel, fd, readLinkHead(kernel, fd));
-    } catch (error) {
-      kernel.close(fd);
-      throw error;
-    }
+    return adoptFd(
+      kernel,
+      fd,
+      source,
+      "link",
+      () => new Link(kernel, fd, readLinkHead(kernel, fd)),
+    );
   }
 
   /** The link's file descriptor; -1 once closed. */

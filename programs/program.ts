@@ -31,7 +31,7 @@ import { ENOSPC } from "../ffi/errno.ts";
 import { BpfError } from "../ffi/errors.ts";
 import { type Kernel, liveKernel } from "../ffi/kernel.ts";
 import { byteLengthOf, cString, offHeapBytes } from "../ffi/memory.ts";
-import { checkPath, expectObjectKind, openPinnedFd, pinFd } from "../ffi/objects.ts";
+import { adoptFd, checkPath, openPinnedFd, pinFd } from "../ffi/objects.ts";
 import {
   type AttachTypeName,
   attachTypeNumber,
@@ -381,15 +381,13 @@ export class Program {
     log: string,
     withMapIds = true,
   ): Program {
-    if (source !== undefined) {
-      expectObjectKind(kernel, fd, source, "prog");
-    }
-    try {
-      return new Program(kernel, fd, readProgramInfo(kernel, fd, withMapIds), log);
-    } catch (error) {
-      kernel.close(fd);
-      throw error;
-    }
+    return adoptFd(
+      kernel,
+      fd,
+      source,
+      "prog",
+      () => new Program(kernel, fd, readProgramInfo(kernel, fd, withMapIds), log),
+    );
   }
 
   /** The program's file descriptor; -1 once closed. */
